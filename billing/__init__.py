@@ -1,0 +1,3 @@
+"""Usage-based billing and pricing engine."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,36 @@
+"""The FastAPI application: routers, error handlers, pages, the catalogue in app state."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from billing import __version__
+from billing.api import errors
+from billing.api.routes import health, pricing
+from billing.catalog import Catalog, load_catalog
+from billing.settings import Settings, get_settings
+from billing.web import pages
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "web" / "static"
+
+
+def create_app(settings: Settings | None = None, catalog: Catalog | None = None) -> FastAPI:
+    """Build the app; raises CatalogError when the tier directory is invalid."""
+    settings = settings or get_settings()
+    catalog = catalog or load_catalog(settings.tiers_dir)
+    app = FastAPI(
+        title="Billing",
+        version=__version__,
+        description="Usage-based billing and pricing engine. Money is sent as strings.",
+    )
+    app.state.catalog = catalog
+    app.state.settings = settings
+    errors.install(app)
+    app.include_router(health.router)
+    app.include_router(pricing.router)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app

@@ -1,0 +1,88 @@
+"""The one place errors become HTTP: status codes and the {"code", "message", "field"} body."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from billing.errors import BillingError, CatalogError, InputError
+
+STATUS_BY_ERROR: list[tuple[type[BillingError], int]] = [
+    (InputError, 422),
+    (CatalogError, 500),
+]
+
+_CODE_BY_PYDANTIC_TYPE = {
+    "extra_forbidden": "unknown_field",
+    "missing": "missing_field",
+    "json_invalid": "invalid_json",
+    "model_attributes_type": "invalid_type",
+    "dict_type": "invalid_type",
+    "too_long": "too_many_items",
+}
+
+
+def error_body(code: str, message: str, field: str | None, **extra: Any) -> dict[str, Any]:
+    """The error body every 4xx and 5xx of this API carries."""
+    return {"code": code, "message": message, "field": field, **extra}
+
+
+def install(app: FastAPI) -> None:
+    """Register the error handlers on an app."""
+    app.add_exception_handler(BillingError, _billing_error)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
+
+
+async def _billing_error(request: Request, error: BillingError) -> JSONResponse:
+    status = next((s for kind, s in STATUS_BY_ERROR if isinstance(error, kind)), 400)
+    return JSONResponse(error_body(error.code, error.message, error.field), status_code=status)
+
+
+async def _validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
+    problems = [_problem(item) for item in error.errors()]
+    first = problems[0]
+    return JSONResponse(
+        error_body(first["code"], first["message"], first["field"], errors=problems),
+        status_code=422,
+    )
+
+
+async def _http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+    code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(
+        error.status_code, "http_error"
+    )
+    return JSONResponse(
+        error_body(code, str(error.detail), None),
+        status_code=error.status_code,
+        headers=getattr(error, "headers", None),
+    )
+
+
+def _problem(item: Any) -> dict[str, str | None]:
+    loc = [part for part in item["loc"] if part != "body"]
+    kind = item["type"]
+    if kind == "json_invalid":
+        reason = item.get("ctx", {}).get("error", "malformed JSON")
+        position = loc[0] if loc else "?"
+        return {
+            "code": "invalid_json",
+            "message": f"the body is not valid JSON: {reason} (at character {position})",
+            "field": "body",
+        }
+    field = ".".join(str(part) for part in loc) or "body"
+    message = str(item["msg"])
+    if kind == "extra_forbidden":
+        message = f"unknown field {loc[-1]!r}"
+    elif kind == "missing":
+        message = f"{loc[-1]!r} is required"
+    elif kind in ("model_attributes_type", "dict_type") and not loc:
+        message = "the body must be a JSON object"
+    code = _CODE_BY_PYDANTIC_TYPE.get(kind, "invalid")
+    if kind not in _CODE_BY_PYDANTIC_TYPE:
+        message = f"{field}: {message}"
+    return {"code": code, "message": message, "field": field}

@@ -1,0 +1,47 @@
+"""JSON bodies parsed exactly: fractional numbers become Decimal, never float.
+
+FastAPI's default parser turns 0.1 into a float before any validator sees it. Routes of
+this API use `ExactJSONRoute`, whose request parses numbers with a fraction or exponent
+as `JSONNumber` (a Decimal), so "quantity": 1.1 is exactly 1.1. Amounts of money are still
+refused as JSON numbers by their validators: money travels as strings.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Coroutine
+from decimal import Decimal
+from typing import Any
+
+from fastapi import Request, Response
+from fastapi.routing import APIRoute
+
+MAX_INT_DIGITS = 40
+
+
+class JSONNumber(Decimal):
+    """A number that was written in JSON with a fraction or exponent (or NaN/Infinity)."""
+
+
+def _parse_int(text: str) -> int | Decimal:
+    return int(text) if len(text) <= MAX_INT_DIGITS else JSONNumber(text)
+
+
+class ExactJSONRequest(Request):
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            body = await self.body()
+            self._json = json.loads(
+                body, parse_float=JSONNumber, parse_int=_parse_int, parse_constant=JSONNumber
+            )
+        return self._json
+
+
+class ExactJSONRoute(APIRoute):
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def exact_handler(request: Request) -> Response:
+            return await handler(ExactJSONRequest(request.scope, request.receive))
+
+        return exact_handler

@@ -1,0 +1,131 @@
+"""Request field types with exact parsing and messages that name the problem."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, WithJsonSchema
+from pydantic_core import PydanticCustomError
+
+from billing.api.exact_json import JSONNumber
+from billing.money import fraction_digits
+
+MAX_QUANTITY = Decimal(10) ** 15
+MAX_DECIMALS = 12
+MAX_AMOUNT = Decimal(10) ** 12
+
+
+def _number(value: Any, what: str) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, int | str | Decimal):
+        raise PydanticCustomError(
+            "invalid_type",
+            "{what} must be a number or a decimal string, got {kind}",
+            {"what": what, "kind": type(value).__name__},
+        )
+    try:
+        number = Decimal(value.strip() if isinstance(value, str) else value)
+    except InvalidOperation:
+        raise PydanticCustomError(
+            "not_a_number", "{what} must be a number, got {value!r}", {"what": what, "value": value}
+        ) from None
+    if not number.is_finite():
+        raise PydanticCustomError(
+            "not_finite", "{what} must be a finite number, got {value}", {"what": what, "value": value}
+        )
+    if number < 0:
+        raise PydanticCustomError(
+            "negative",
+            "{what} must be a non-negative number, got {value}",
+            {"what": what, "value": value},
+        )
+    return number
+
+
+def parse_quantity(value: Any) -> Decimal:
+    """A usage quantity: non-negative, finite, at most 10^15, at most 12 decimal places."""
+    number = _number(value, "quantity")
+    if number > MAX_QUANTITY:
+        raise PydanticCustomError(
+            "too_large", "quantity must be at most 10^15, got {value}", {"value": value}
+        )
+    if fraction_digits(number) > MAX_DECIMALS:
+        raise PydanticCustomError(
+            "too_many_decimals",
+            "quantity has {digits} decimal places; at most 12 are allowed",
+            {"digits": fraction_digits(number)},
+        )
+    return number + 0  # drop a negative zero's sign
+
+
+def parse_amount(value: Any) -> Decimal:
+    """An amount of money: a decimal string (or whole number), at most 3 decimals."""
+    if isinstance(value, JSONNumber) and value.is_finite():
+        raise PydanticCustomError(
+            "money_as_number",
+            "amounts of money are sent as strings, like \"{value}\", so they stay exact",
+            {"value": str(value)},
+        )
+    number = _number(value, "an amount")
+    if number > MAX_AMOUNT:
+        raise PydanticCustomError(
+            "too_large", "an amount must be at most 10^12, got {value}", {"value": value}
+        )
+    return number
+
+
+def parse_percent(value: Any) -> Decimal:
+    """A percentage between 0 and 100 with at most 4 decimal places."""
+    number = _number(value, "a percentage")
+    if number > 100:
+        raise PydanticCustomError(
+            "out_of_range", "a percentage must be between 0 and 100, got {value}", {"value": value}
+        )
+    if fraction_digits(number) > 4:
+        raise PydanticCustomError(
+            "too_many_decimals", "a percentage has at most 4 decimal places, got {value}",
+            {"value": value},
+        )
+    return number
+
+
+def parse_date(value: Any) -> dt.date:
+    """An ISO date string, YYYY-MM-DD."""
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value) if len(value) == 10 else _bad_date(value)
+        except ValueError:
+            pass
+    return _bad_date(value)
+
+
+def _bad_date(value: Any) -> dt.date:
+    raise PydanticCustomError(
+        "invalid_date", "must be a date like 2026-11-01, got {value!r}", {"value": value}
+    )
+
+
+def parse_years(value: Any) -> int:
+    """A whole number of years, 1 to 10."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 10:
+        raise PydanticCustomError(
+            "invalid_years", "years must be a whole number from 1 to 10, got {value!r}",
+            {"value": value},
+        )
+    return value
+
+
+_NUMBER_OR_STRING = {"anyOf": [{"type": "number"}, {"type": "string", "pattern": r"^\d+(\.\d+)?$"}]}
+
+Quantity = Annotated[Decimal, BeforeValidator(parse_quantity), WithJsonSchema(_NUMBER_OR_STRING)]
+Amount = Annotated[
+    Decimal,
+    BeforeValidator(parse_amount),
+    WithJsonSchema({"type": "string", "pattern": r"^\d+(\.\d{1,3})?$", "examples": ["100.00"]}),
+]
+Percent = Annotated[Decimal, BeforeValidator(parse_percent), WithJsonSchema(_NUMBER_OR_STRING)]
+IsoDate = Annotated[
+    dt.date, BeforeValidator(parse_date), WithJsonSchema({"type": "string", "format": "date"})
+]
+Years = Annotated[int, BeforeValidator(parse_years), WithJsonSchema({"type": "integer"})]

@@ -1,0 +1,59 @@
+"""Public pricing calculator: the catalogue in force and quotes. No key needed."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
+
+from billing import quotes
+from billing.api.deps import CatalogDep
+from billing.api.exact_json import ExactJSONRoute
+from billing.api.fields import parse_date
+from billing.api.schemas import CatalogOut, ErrorOut, QuoteOut, QuoteRequest
+from billing.catalog.public import catalog_json
+from billing.errors import InputError
+
+router = APIRouter(prefix="/v1", tags=["pricing"], route_class=ExactJSONRoute)
+ERRORS: dict[int | str, dict[str, object]] = {422: {"model": ErrorOut}}
+
+
+def _today() -> dt.date:
+    return dt.datetime.now(dt.UTC).date()
+
+
+@router.get("/products", response_model=CatalogOut, responses=ERRORS)
+def list_products(
+    catalog: CatalogDep,
+    at: Annotated[str | None, Query(description="date, YYYY-MM-DD (default today)")] = None,
+) -> JSONResponse:
+    """The catalogue in force: products, units, models, tier tables, commitment brackets."""
+    day = _today() if at is None else _query_date(at)
+    return JSONResponse(catalog_json(catalog, day))
+
+
+@router.post("/quote", response_model=QuoteOut, responses=ERRORS)
+def create_quote(body: QuoteRequest, catalog: CatalogDep) -> JSONResponse:
+    """Price a month of usage, with optional caps, discount and commitment."""
+    at = body.at or _today()
+    commitment = (body.commitment.credit, body.commitment.years) if body.commitment else None
+    result = quotes.quote(
+        catalog=catalog,
+        usage=body.usage,
+        at=at,
+        discount_percent=body.discount_percent or Decimal(0),
+        spend_caps=body.spend_caps,
+        commitment=commitment,
+        include_options=body.include_commitment_options,
+    )
+    return JSONResponse(quotes.quote_json(result, catalog=catalog, at=at))
+
+
+def _query_date(value: str) -> dt.date:
+    try:
+        return parse_date(value)
+    except ValueError:
+        raise InputError(f"at must be a date like 2026-11-01, got {value!r}", field="at") from None

@@ -1,0 +1,153 @@
+"""Request and response bodies of the public pricing API (shapes of DESIGN.md §3)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
+
+from billing.api.fields import Amount, IsoDate, Percent, Quantity, Years
+
+STRICT = ConfigDict(extra="forbid")
+
+
+class CommitmentChoice(BaseModel):
+    model_config = STRICT
+    credit: Amount = Field(description="annual credit amount, as a string")
+    years: Years = Field(description="term length in years")
+
+
+class QuoteRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "usage": {"product_analytics": 3000000, "session_replay": 10000},
+                    "discount_percent": "20",
+                    "spend_caps": {"session_replay": "100.00"},
+                    "commitment": {"credit": "30000", "years": 1},
+                    "at": "2026-11-01",
+                }
+            ]
+        },
+    )
+    usage: dict[str, Quantity] = Field(
+        max_length=100, description="quantity per product key for one month"
+    )
+    discount_percent: Percent | None = Field(None, description="percentage off every line")
+    spend_caps: dict[str, Amount] | None = Field(
+        None, max_length=100, description="cap per product on the line total after discount"
+    )
+    commitment: CommitmentChoice | None = None
+    at: IsoDate | None = Field(None, description="date whose tier versions apply (default today)")
+    include_commitment_options: StrictBool = Field(
+        False, description="also price every commitment bracket for this usage"
+    )
+
+
+class TierPart(BaseModel):
+    from_: str = Field(alias="from")
+    up_to: str
+    quantity: str
+    unit_price: str
+    flat_fee: str
+    amount: str
+
+
+class QuoteLineOut(BaseModel):
+    product: str
+    name: str
+    unit: str
+    model: str
+    quantity: str
+    billable_quantity: str
+    capped: bool
+    spend_cap: str | None
+    max_quantity: str | None
+    packages: str | None
+    tiers: list[TierPart]
+    amount: str = Field(description="exact, unrounded charge")
+    subtotal: str
+    discount: str
+    total: str
+
+
+class BracketOut(BaseModel):
+    years: int
+    min_credit: str
+    discount_percent: str
+
+
+class CommitmentOut(BaseModel):
+    credit: str
+    years: int
+    discount_percent: str
+    bracket: BracketOut
+    price_per_year: str
+    monthly_credit: str
+    monthly_usage: str
+    monthly_overage: str
+    annual_usage: str
+    annual_overage: str
+    annual_cost_with_commitment: str
+    annual_cost_without_commitment: str
+    saving: str
+    term_saving: str
+
+
+class CommitmentOptionOut(CommitmentOut):
+    recommended: bool
+
+
+class QuoteOut(BaseModel):
+    at: str
+    currency: str
+    discount_percent: str
+    lines: list[QuoteLineOut]
+    subtotal: str
+    discount: str
+    total: str
+    commitment: CommitmentOut | None
+    commitment_options: list[CommitmentOptionOut] | None
+
+
+class CatalogTier(BaseModel):
+    from_: str = Field(alias="from")
+    up_to: str
+    unit_price: str
+    flat_fee: str
+
+
+class CatalogProduct(BaseModel):
+    key: str
+    name: str
+    unit: str
+    currency: str
+    model: str
+    package_size: int | None
+    effective_from: str
+    next_version_from: str | None
+    free_allowance: str
+    tiers: list[CatalogTier]
+
+
+class CommitmentScheduleOut(BaseModel):
+    currency: str
+    min_purchase: str
+    release: str
+    rollover_percent: str
+    topup_months: int
+    brackets: list[BracketOut]
+
+
+class CatalogOut(BaseModel):
+    at: str
+    currency: str
+    products: list[CatalogProduct]
+    commitments: CommitmentScheduleOut | None
+
+
+class ErrorOut(BaseModel):
+    code: str = Field(description="machine-readable error code")
+    message: str
+    field: str | None = Field(description="dotted path of the input at fault, if one is")
+    errors: list[dict[str, str | None]] | None = None

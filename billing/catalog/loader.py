@@ -1,0 +1,216 @@
+"""Load a tier directory as a whole: parse, validate everything, build the catalogue.
+
+`load_catalog` either returns a complete `Catalog` or raises `CatalogError` listing every
+problem with its file, key path and reason. Nothing is half-loaded.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Iterable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, TypeVar, get_args
+
+from pydantic import BaseModel, ValidationError
+
+from billing.catalog.models import Catalog, Product, ProductVersion
+from billing.catalog.rules import discounts_rules, product_rules
+from billing.catalog.schema import DiscountsFile, ProductFile
+from billing.errors import CatalogError, Problem
+from billing.pricing.commitments import Bracket, CommitmentSchedule
+from billing.pricing.plan import PricePlan, Tier
+
+DISCOUNTS_FILE = "discounts.toml"
+M = TypeVar("M", bound=BaseModel)
+_TOML_POSITION = re.compile(r"\(at line (\d+), column (\d+)\)")
+
+
+def load_catalog(directory: Path | str) -> Catalog:
+    """Load and validate a tier directory; raise CatalogError with every problem."""
+    directory = Path(directory)
+    problems, products, discounts = _read(directory)
+    if problems:
+        raise CatalogError(problems)
+    return _build(directory, products, discounts)
+
+
+def validate_directory(directory: Path | str) -> list[Problem]:
+    """Every problem in a tier directory (empty when it is valid)."""
+    return _read(Path(directory))[0]
+
+
+def _read(
+    directory: Path,
+) -> tuple[list[Problem], list[ProductFile], DiscountsFile | None]:
+    problems: list[Problem] = []
+    if not directory.is_dir():
+        return [Problem(str(directory), "", "tier directory not found")], [], None
+    files = sorted(p for p in directory.glob("*.toml") if not p.name.startswith("."))
+    products: list[ProductFile] = []
+    discounts: DiscountsFile | None = None
+    raw_products: list[tuple[str, dict[str, Any]]] = []
+    raw_discounts: dict[str, Any] | None = None
+    for path in files:
+        raw = _parse(path, problems)
+        if raw is None:
+            continue
+        if path.name == DISCOUNTS_FILE:
+            raw_discounts = raw
+            discounts = _validate(DiscountsFile, raw, path.name, problems)
+            problems.extend(Problem(path.name, p, m) for p, m in discounts_rules(raw))
+        else:
+            raw_products.append((path.name, raw))
+            product = _validate(ProductFile, raw, path.name, problems)
+            problems.extend(Problem(path.name, p, m) for p, m in product_rules(raw, path.stem))
+            if product is not None:
+                products.append(product)
+    if not any(p.name != DISCOUNTS_FILE for p in files):
+        problems.append(Problem(str(directory), "", "no product files (*.toml) in the directory"))
+    problems.extend(_directory_rules(raw_products, raw_discounts))
+    return _unique(problems), products, discounts
+
+
+def _parse(path: Path, problems: list[Problem]) -> dict[str, Any] | None:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except tomllib.TOMLDecodeError as error:
+        message = str(error)
+        position = _TOML_POSITION.search(message)
+        reason = _TOML_POSITION.sub("", message).strip()
+        where = f"line {position[1]}, column {position[2]}" if position else ""
+        problems.append(Problem(path.name, where, f"not valid TOML: {reason}"))
+    except (OSError, UnicodeDecodeError) as error:
+        problems.append(Problem(path.name, "", f"cannot read the file: {error}"))
+    return None
+
+
+def _validate(
+    model: type[M], raw: dict[str, Any], file: str, problems: list[Problem]
+) -> M | None:
+    try:
+        return model.model_validate(raw)
+    except ValidationError as error:
+        for item in error.errors():
+            loc = item["loc"]
+            problems.append(Problem(file, _path(loc), _message(model, item)))
+        return None
+
+
+def _path(loc: Iterable[int | str]) -> str:
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path
+
+
+def _message(model: type[BaseModel], item: Any) -> str:
+    kind = item["type"]
+    loc = item["loc"]
+    if kind == "extra_forbidden":
+        allowed = ", ".join(_model_at(model, loc[:-1]).model_fields)
+        return f"unknown key {loc[-1]!r}; allowed keys here: {allowed}"
+    if kind == "missing":
+        return f"missing required key {loc[-1]!r}"
+    return str(item["msg"])
+
+
+def _model_at(model: type[BaseModel], loc: Iterable[int | str]) -> type[BaseModel]:
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        annotation = model.model_fields[str(part)].annotation
+        model = next(a for a in _flatten(annotation) if _is_model(a))
+    return model
+
+
+def _flatten(annotation: Any) -> Iterable[Any]:
+    yield annotation
+    for arg in get_args(annotation):
+        yield from _flatten(arg)
+
+
+def _is_model(candidate: Any) -> bool:
+    return isinstance(candidate, type) and issubclass(candidate, BaseModel)
+
+
+def _directory_rules(
+    raw_products: list[tuple[str, dict[str, Any]]], raw_discounts: dict[str, Any] | None
+) -> Iterable[Problem]:
+    seen: dict[str, str] = {}
+    currencies: dict[str, str] = {}
+    for file, raw in raw_products:
+        key = raw.get("key")
+        if isinstance(key, str):
+            if key in seen:
+                yield Problem(file, "key", f"duplicate product key {key!r}: also in {seen[key]}")
+            else:
+                seen[key] = file
+        if isinstance(raw.get("currency"), str):
+            currencies[file] = raw["currency"]
+    if raw_discounts is not None and isinstance(raw_discounts.get("currency"), str):
+        currencies[DISCOUNTS_FILE] = raw_discounts["currency"]
+    if len(set(currencies.values())) > 1:
+        first_file, first = next(iter(currencies.items()))
+        for file, currency in currencies.items():
+            if currency != first:
+                yield Problem(
+                    file,
+                    "currency",
+                    f"a catalogue prices in one currency: {currency} here, {first} in {first_file}",
+                )
+
+
+def _unique(problems: list[Problem]) -> list[Problem]:
+    return list(dict.fromkeys(problems))
+
+
+def _build(
+    directory: Path, files: list[ProductFile], discounts: DiscountsFile | None
+) -> Catalog:
+    products = {}
+    for spec in files:
+        versions = tuple(
+            ProductVersion(
+                effective_from=version.effective_from,
+                plan=PricePlan(
+                    model=spec.model,
+                    tiers=tuple(
+                        Tier(
+                            up_to=None if t.up_to == "inf" else Decimal(t.up_to),
+                            unit_price=t.unit_price,
+                            flat_fee=t.flat_fee or Decimal(0),
+                        )
+                        for t in version.tiers
+                    ),
+                    currency=spec.currency,
+                    package_size=spec.package_size,
+                ),
+            )
+            for version in spec.versions
+        )
+        products[spec.key] = Product(
+            key=spec.key,
+            name=spec.name,
+            unit=spec.unit,
+            currency=spec.currency,
+            model=spec.model,
+            package_size=spec.package_size,
+            versions=versions,
+        )
+    schedule = None
+    if discounts is not None:
+        schedule = CommitmentSchedule(
+            currency=discounts.currency,
+            min_purchase=discounts.min_purchase,
+            release=discounts.release,
+            rollover_percent=discounts.rollover_percent,
+            topup_months=discounts.topup_months,
+            brackets=tuple(
+                Bracket(b.years, b.min_credit, b.discount_percent) for b in discounts.brackets
+            ),
+        )
+    currency = next(iter(products.values())).currency
+    return Catalog(str(directory), currency, products, schedule)

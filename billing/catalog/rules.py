@@ -1,0 +1,121 @@
+"""Rules that relate several values of the tier files, checked on the raw TOML data.
+
+They run even when `schema.py` rejected some values, and skip what they cannot read,
+so every independent mistake in a directory is reported at once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from billing.money import MINOR_UNITS, fraction_digits
+
+Found = tuple[str, str]  # (key path, message)
+
+
+def product_rules(raw: dict[str, Any], stem: str) -> Iterator[Found]:
+    """Cross-value rules of one product file."""
+    key = raw.get("key")
+    if isinstance(key, str) and key != stem:
+        yield "key", f"key {key!r} must equal the file name {stem!r} (file {stem}.toml)"
+    model = raw.get("model")
+    if model == "package" and "package_size" not in raw:
+        yield "package_size", "model \"package\" needs package_size (units per package)"
+    if model in ("graduated", "volume") and "package_size" in raw:
+        yield "package_size", f"package_size only applies to model \"package\", not {model!r}"
+    versions = raw.get("versions")
+    if not isinstance(versions, list):
+        return
+    previous_date: dt.date | None = None
+    for i, version in enumerate(versions):
+        if not isinstance(version, dict):
+            continue
+        date = version.get("effective_from")
+        if isinstance(date, dt.date) and not isinstance(date, dt.datetime):
+            if previous_date is not None and date <= previous_date:
+                yield (
+                    f"versions[{i}].effective_from",
+                    f"versions must be in strictly increasing date order: {date} does not "
+                    f"come after {previous_date}",
+                )
+            previous_date = date
+        tiers = version.get("tiers")
+        if isinstance(tiers, list):
+            yield from _tier_rules(tiers, f"versions[{i}].tiers")
+
+
+def _tier_rules(tiers: list[Any], path: str) -> Iterator[Found]:
+    previous: int | None = None
+    last = len(tiers) - 1
+    for j, tier in enumerate(tiers):
+        up_to = tier.get("up_to") if isinstance(tier, dict) else None
+        where = f"{path}[{j}].up_to"
+        if up_to == "inf":
+            if j != last:
+                yield where, "only the last tier may have up_to = \"inf\""
+            continue
+        if isinstance(up_to, bool) or not isinstance(up_to, int):
+            continue
+        if j == last:
+            yield where, f"the last tier must have up_to = \"inf\", got {up_to}"
+        if previous is not None and up_to <= previous:
+            yield where, f"up_to must be strictly increasing: {up_to} is not above {previous}"
+        previous = up_to
+
+
+def discounts_rules(raw: dict[str, Any]) -> Iterator[Found]:
+    """Cross-value rules of discounts.toml."""
+    currency = raw.get("currency")
+    digits = MINOR_UNITS.get(currency) if isinstance(currency, str) else None
+    min_purchase = _decimal(raw.get("min_purchase"))
+    if digits is not None and min_purchase is not None and fraction_digits(min_purchase) > digits:
+        yield "min_purchase", f"{currency} amounts have at most {digits} decimal places"
+    brackets = raw.get("brackets")
+    if not isinstance(brackets, list):
+        return
+    by_term: dict[int, list[tuple[Decimal, Decimal, int]]] = {}
+    for i, bracket in enumerate(brackets):
+        if not isinstance(bracket, dict):
+            continue
+        years, credit = bracket.get("years"), _decimal(bracket.get("min_credit"))
+        percent = _decimal(bracket.get("discount_percent"))
+        if digits is not None and credit is not None and fraction_digits(credit) > digits:
+            yield f"brackets[{i}].min_credit", f"{currency} amounts have at most {digits} decimals"
+        if isinstance(years, int) and not isinstance(years, bool) and credit is not None:
+            by_term.setdefault(years, []).append((credit, percent or Decimal(0), i))
+    for years, entries in sorted(by_term.items()):
+        entries.sort()
+        for (credit_a, percent_a, _), (credit_b, percent_b, j) in zip(
+            entries, entries[1:], strict=False
+        ):
+            if credit_a == credit_b:
+                yield (
+                    f"brackets[{j}].min_credit",
+                    f"two {years}-year brackets start at the same min_credit {credit_b}",
+                )
+            elif percent_b < percent_a:
+                yield (
+                    f"brackets[{j}].discount_percent",
+                    f"a larger commitment must not get a smaller discount: {years}-year from "
+                    f"{credit_b} gives {percent_b}% but from {credit_a} gives {percent_a}%",
+                )
+        lowest, _, index = entries[0]
+        if min_purchase is not None and lowest > min_purchase:
+            yield (
+                f"brackets[{index}].min_credit",
+                f"the smallest {years}-year bracket starts at {lowest}, above min_purchase "
+                f"{min_purchase}: a purchase in between would have no bracket",
+            )
+
+
+def _decimal(value: Any) -> Decimal | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        number = Decimal(value)
+    except InvalidOperation:
+        return None
+    return number if number.is_finite() else None

@@ -1,0 +1,215 @@
+"""The shape of tier files, as frozen pydantic models (and the JSON Schema editors use).
+
+These models check each value (types, formats, unknown keys); rules that relate several
+values (order of tiers, last tier unbounded, file name) are in `rules.py`, so that a file
+with several mistakes reports all of them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic_core import PydanticCustomError
+
+from billing.money import MINOR_UNITS, fraction_digits
+from billing.pricing.commitments import Release
+from billing.pricing.plan import Model
+
+MAX_PRICE_DECIMALS = 12
+SLUG_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
+DECIMAL_PATTERN = r"^[0-9]+(\.[0-9]{1,12})?$"
+
+
+def _decimal_string(value: Any, *, what: str, max_decimals: int = MAX_PRICE_DECIMALS) -> Decimal:
+    if isinstance(value, float):
+        raise PydanticCustomError(
+            "float_price",
+            "{what} must be a decimal string such as \"{example}\", not a TOML float ({value}): "
+            "floats cannot hold prices exactly",
+            {"what": what, "example": _plain(value), "value": value},
+        )
+    if not isinstance(value, str) or isinstance(value, bool):
+        raise PydanticCustomError(
+            "not_decimal_string",
+            "{what} must be a decimal string such as \"0.00005\", got {value!r}",
+            {"what": what, "value": value},
+        )
+    try:
+        number = Decimal(value.strip())
+    except ArithmeticError:
+        raise PydanticCustomError(
+            "not_decimal_string",
+            "{what} must be a decimal string such as \"0.00005\", got \"{value}\"",
+            {"what": what, "value": value},
+        ) from None
+    if not number.is_finite():
+        raise PydanticCustomError(
+            "not_finite", "{what} must be a finite number, got \"{value}\"", {"what": what, "value": value}
+        )
+    if number < 0:
+        raise PydanticCustomError(
+            "negative", "{what} must not be negative, got \"{value}\"", {"what": what, "value": value}
+        )
+    if fraction_digits(number) > max_decimals:
+        raise PydanticCustomError(
+            "too_many_decimals",
+            "{what} has {digits} decimal places; at most {max} are allowed (\"{value}\")",
+            {"what": what, "digits": fraction_digits(number), "max": max_decimals, "value": value},
+        )
+    return number
+
+
+def _plain(value: float) -> str:
+    return format(Decimal(repr(value)), "f")
+
+
+def _price(value: Any) -> Decimal:
+    return _decimal_string(value, what="a price")
+
+
+def _amount(value: Any) -> Decimal:
+    return _decimal_string(value, what="an amount", max_decimals=3)
+
+
+def _percent(value: Any) -> Decimal:
+    number = _decimal_string(value, what="a percentage", max_decimals=4)
+    if number >= 100:
+        raise PydanticCustomError(
+            "percent_range", "a percentage must be below 100, got \"{value}\"", {"value": value}
+        )
+    return number
+
+
+def _up_to(value: Any) -> int | Literal["inf"]:
+    if value == "inf" and isinstance(value, str):
+        return "inf"
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise PydanticCustomError(
+            "up_to_type",
+            "up_to must be a whole number of units (like 1_000_000) or \"inf\", got {value!r}",
+            {"value": value},
+        )
+    if value <= 0:
+        raise PydanticCustomError(
+            "up_to_positive", "up_to must be positive, got {value}", {"value": value}
+        )
+    return value
+
+
+def _date(value: Any) -> dt.date:
+    if isinstance(value, dt.datetime) or not isinstance(value, dt.date):
+        raise PydanticCustomError(
+            "not_toml_date",
+            "effective_from must be a bare TOML date like 2024-01-01 (no quotes, no time), "
+            "got {value!r}",
+            {"value": value},
+        )
+    return value
+
+
+def _currency(value: Any) -> str:
+    if not isinstance(value, str) or value not in MINOR_UNITS:
+        raise PydanticCustomError(
+            "unknown_currency",
+            "unknown currency {value!r}; use an ISO 4217 code such as \"USD\", \"EUR\", \"JPY\"",
+            {"value": value},
+        )
+    return value
+
+
+def _whole(minimum: int) -> Any:
+    def check(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise PydanticCustomError(
+                "whole_number",
+                "must be a whole number of at least {minimum}, got {value!r}",
+                {"minimum": minimum, "value": value},
+            )
+        return value
+
+    return check
+
+
+def _decimal_schema(description: str) -> WithJsonSchema:
+    return WithJsonSchema({"type": "string", "pattern": DECIMAL_PATTERN, "description": description})
+
+
+Price = Annotated[Decimal, BeforeValidator(_price), _decimal_schema("decimal string, <= 12 places")]
+Amount = Annotated[Decimal, BeforeValidator(_amount), _decimal_schema("decimal string amount")]
+Percent = Annotated[Decimal, BeforeValidator(_percent), _decimal_schema("percentage, below 100")]
+UpTo = Annotated[
+    int | Literal["inf"],
+    BeforeValidator(_up_to),
+    WithJsonSchema(
+        {"anyOf": [{"type": "integer", "exclusiveMinimum": 0}, {"const": "inf"}]},
+    ),
+]
+EffectiveDate = Annotated[
+    dt.date, BeforeValidator(_date), WithJsonSchema({"type": "string", "format": "date"})
+]
+Currency = Annotated[
+    str, BeforeValidator(_currency), WithJsonSchema({"enum": sorted(MINOR_UNITS)})
+]
+Years = Annotated[int, BeforeValidator(_whole(1)), WithJsonSchema({"type": "integer", "minimum": 1})]
+Months = Annotated[int, BeforeValidator(_whole(0)), WithJsonSchema({"type": "integer", "minimum": 0})]
+PackageSize = Annotated[
+    int, BeforeValidator(_whole(1)), WithJsonSchema({"type": "integer", "minimum": 1})
+]
+
+FROZEN = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+
+class TierSpec(BaseModel):
+    """One tier: units up to `up_to` (inclusive, cumulative) at `unit_price` each."""
+
+    model_config = FROZEN
+    up_to: UpTo
+    unit_price: Price
+    flat_fee: Price | None = None
+
+
+class VersionSpec(BaseModel):
+    """A tier table and the date from which it is in force."""
+
+    model_config = FROZEN
+    effective_from: EffectiveDate
+    tiers: tuple[TierSpec, ...] = Field(min_length=1)
+
+
+class ProductFile(BaseModel):
+    """pricing_tiers/<key>.toml: one product's pricing, all its versions."""
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, title="Product tier file", json_schema_extra={"$id": "product"}
+    )
+    key: str = Field(pattern=SLUG_PATTERN, description="slug; equals the file stem")
+    name: str = Field(min_length=1)
+    unit: str = Field(min_length=1, description="singular display unit, e.g. event")
+    currency: Currency
+    model: Model
+    package_size: PackageSize | None = None
+    versions: tuple[VersionSpec, ...] = Field(min_length=1)
+
+
+class BracketSpec(BaseModel):
+    """From `min_credit` of annual credit on a `years` term, `discount_percent` off."""
+
+    model_config = FROZEN
+    years: Years
+    min_credit: Amount
+    discount_percent: Percent
+
+
+class DiscountsFile(BaseModel):
+    """pricing_tiers/discounts.toml: the self-serve commitment schedule."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, title="Commitment discounts file")
+    currency: Currency
+    min_purchase: Amount
+    release: Release = Release.MONTHLY
+    rollover_percent: Percent = Decimal(0)
+    topup_months: Months = 0
+    brackets: tuple[BracketSpec, ...] = Field(min_length=1)

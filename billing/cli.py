@@ -1,0 +1,216 @@
+"""The `billing` command line: serve the API, check tier files, quote prices."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import sys
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import TypeAdapter
+from pydantic_core import PydanticCustomError
+
+from billing import quotes
+from billing.api.fields import parse_amount, parse_date, parse_percent, parse_quantity, parse_years
+from billing.catalog import Catalog, load_catalog, validate_directory
+from billing.catalog.schema import DiscountsFile, ProductFile
+from billing.errors import BillingError, CatalogError
+from billing.settings import get_settings
+
+app = typer.Typer(help="Usage-based billing and pricing engine.", no_args_is_help=True)
+tiers_app = typer.Typer(help="Tier files: validate them, print their JSON Schema.")
+app.add_typer(tiers_app, name="tiers")
+
+TiersOption = Annotated[
+    Path | None,
+    typer.Option("--tiers", help="tier directory (default: BILLING_TIERS_DIR or ./pricing_tiers)"),
+]
+
+
+def main() -> None:
+    """Entry point of the `billing` console script."""
+    app()
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def _catalog(tiers: Path | None) -> Catalog:
+    try:
+        return load_catalog(tiers or get_settings().tiers_dir)
+    except CatalogError as error:
+        typer.echo(error.message, err=True)
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    workers: Annotated[int, typer.Option(help="worker processes")] = 1,
+    tiers: TiersOption = None,
+) -> None:
+    """Start the HTTP API (refuses to start on an invalid tier directory)."""
+    import uvicorn
+
+    if tiers is not None:
+        os.environ["BILLING_TIERS_DIR"] = str(tiers)
+        get_settings.cache_clear()
+    _catalog(tiers)
+    uvicorn.run(
+        "billing.api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=get_settings().log_level,
+    )
+
+
+@tiers_app.command("validate")
+def tiers_validate(
+    directory: Annotated[Path | None, typer.Argument(help="tier directory")] = None,
+) -> None:
+    """Report every problem in a tier directory (file, key path, reason); exit 1 if any."""
+    directory = directory or get_settings().tiers_dir
+    problems = validate_directory(directory)
+    if problems:
+        for problem in problems:
+            typer.echo(str(problem), err=True)
+        typer.echo(f"{len(problems)} problem(s) in {directory}", err=True)
+        raise typer.Exit(1)
+    catalog = load_catalog(directory)
+    brackets = len(catalog.schedule.brackets) if catalog.schedule else 0
+    typer.echo(f"ok: {len(catalog.products)} products, {brackets} commitment brackets")
+
+
+@tiers_app.command("schema")
+def tiers_schema(
+    kind: Annotated[str, typer.Argument(help="product or discounts")] = "product",
+) -> None:
+    """Print the JSON Schema of a product file or of discounts.toml."""
+    models: dict[str, Any] = {"product": ProductFile, "discounts": DiscountsFile}
+    if kind not in models:
+        raise _fail(f"kind must be 'product' or 'discounts', got {kind!r}")
+    typer.echo(json.dumps(TypeAdapter(models[kind]).json_schema(), indent=2))
+
+
+@app.command()
+def quote(
+    usage: Annotated[list[str], typer.Argument(help="PRODUCT=QUANTITY pairs", metavar="USAGE...")],
+    discount: Annotated[str | None, typer.Option(help="percentage discount, e.g. 20")] = None,
+    cap: Annotated[list[str] | None, typer.Option(help="PRODUCT=AMOUNT spend cap")] = None,
+    credit: Annotated[str | None, typer.Option(help="annual commitment credit")] = None,
+    years: Annotated[int | None, typer.Option(help="commitment term in years")] = None,
+    tiers: TiersOption = None,
+    at: Annotated[str | None, typer.Option(help="price date YYYY-MM-DD (default today)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the API's JSON")] = False,
+    options: Annotated[bool, typer.Option("--options", help="price every bracket")] = False,
+) -> None:
+    """Price a month of usage, exactly as POST /v1/quote does."""
+    catalog = _catalog(tiers)
+    try:
+        parsed_usage = _pairs(usage, "usage", parse_quantity)
+        caps = _pairs(cap or [], "spend_caps", parse_amount)
+        percent = _field("discount_percent", parse_percent, discount) if discount else Decimal(0)
+        day = _field("at", parse_date, at) if at else dt.datetime.now(dt.UTC).date()
+        commitment = None
+        if (credit is None) != (years is None):
+            raise _fail("--credit and --years go together")
+        if credit is not None and years is not None:
+            commitment = (
+                _field("commitment.credit", parse_amount, credit),
+                _field("commitment.years", parse_years, years),
+            )
+        result = quotes.quote(
+            catalog=catalog,
+            usage=parsed_usage,
+            at=day,
+            discount_percent=percent,
+            spend_caps=caps,
+            commitment=commitment,
+            include_options=options,
+        )
+    except BillingError as error:
+        raise _fail(f"{error.field}: {error.message}" if error.field else error.message) from None
+    document = quotes.quote_json(result, catalog=catalog, at=day)
+    if as_json:
+        typer.echo(json.dumps(document, indent=2))
+    else:
+        typer.echo(render_quote(document))
+
+
+def _field(name: str, parse: Any, value: Any) -> Any:
+    try:
+        return parse(value)
+    except PydanticCustomError as error:
+        raise _fail(f"{name}: {error.message()}") from None
+
+
+def _pairs(items: list[str], name: str, parse: Any) -> dict[str, Decimal]:
+    parsed: dict[str, Decimal] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise _fail(f"{name}: expected PRODUCT=VALUE, got {item!r}")
+        parsed[key.strip()] = _field(f"{name}.{key.strip()}", parse, value.strip().replace("_", ""))
+    return parsed
+
+
+def render_quote(q: dict[str, Any]) -> str:
+    """A quote as a readable text table."""
+    cur = q["currency"]
+    out = [f"Quote at {q['at']} ({cur})", ""]
+    for line in q["lines"]:
+        capped = f"  capped at {_n(line['billable_quantity'])}" if line["capped"] else ""
+        out.append(f"{line['name']}: {_n(line['quantity'])} {line['unit']}s{capped}")
+        for t in line["tiers"]:
+            span = f"{_n(t['from'])} – {_n(t['up_to'])}"
+            fee = f" + {t['flat_fee']}" if Decimal(t["flat_fee"]) else ""
+            out.append(
+                f"  {span:<28} {_n(t['quantity']):>16} × {t['unit_price']:<14}{fee} "
+                f"= {t['amount']:>14}"
+            )
+        out.append(
+            f"  subtotal {line['subtotal']}  discount {line['discount']}  total {line['total']}"
+        )
+        out.append("")
+    out.append(f"Subtotal {q['subtotal']:>14} {cur}")
+    out.append(f"Discount {q['discount']:>14} {cur}")
+    out.append(f"Total    {q['total']:>14} {cur}")
+    c = q.get("commitment")
+    if c:
+        out += [
+            "",
+            f"Commitment: {c['credit']} {cur} a year for {c['years']} year(s), "
+            f"{c['discount_percent']}% off",
+            f"  price per year {c['price_per_year']}, monthly credit {c['monthly_credit']}, "
+            f"monthly overage {c['monthly_overage']}",
+            f"  a year paying as you go {c['annual_cost_without_commitment']}, "
+            f"committed {c['annual_cost_with_commitment']}, saving {c['saving']}",
+        ]
+    for o in q.get("commitment_options") or []:
+        mark = "  ← recommended" if o["recommended"] else ""
+        out.append(
+            f"  {o['years']} yr from {o['bracket']['min_credit']:>10} {o['discount_percent']:>3}% "
+            f"credit {o['credit']:>12} saves {o['saving']:>12} a year{mark}"
+        )
+    return "\n".join(out)
+
+
+def _n(text: str) -> str:
+    if text == "inf":
+        return "∞"
+    whole, _, fraction = text.partition(".")
+    grouped = f"{int(whole):,}"
+    return f"{grouped}.{fraction}" if fraction else grouped
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

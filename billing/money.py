@@ -1,0 +1,158 @@
+"""Exact money: Decimal amounts, ISO 4217 minor units, one rounding rule.
+
+Every amount in the engine is a `Decimal` built from a string or an int. Floats are
+refused at the boundary (`to_decimal`), and rounding happens in exactly one place,
+`round_to_minor`, half-up to the currency's minor unit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import (
+    ROUND_HALF_UP,
+    Context,
+    Decimal,
+    DivisionByZero,
+    Inexact,
+    InvalidOperation,
+    Overflow,
+)
+
+# ISO 4217 minor-unit digits. A currency missing here is refused by the catalog.
+MINOR_UNITS: dict[str, int] = {
+    **dict.fromkeys(
+        "AED ARS AUD BDT BGN BRL CAD CHF CNY COP CZK DKK EGP EUR GBP GEL HKD HUF IDR ILS INR "
+        "KES KZT MAD MXN MYR NGN NOK NZD PEN PHP PKR PLN QAR RON RSD SAR SEK SGD THB TRY TWD "
+        "UAH USD UYU ZAR".split(),
+        2,
+    ),
+    **dict.fromkeys("CLP ISK JPY KRW PYG UGX VND XAF XOF".split(), 0),
+    **dict.fromkeys("BHD IQD JOD KWD LYD OMR TND".split(), 3),
+}
+
+# Arithmetic context for exact work: enough digits for 10^15 units at 12-decimal prices,
+# and any rounding at all raises (Inexact) instead of passing silently.
+EXACT = Context(
+    prec=80,
+    rounding=ROUND_HALF_UP,
+    traps=[InvalidOperation, DivisionByZero, Overflow, Inexact],
+)
+# The one context that is allowed to round: half-up, used by round_to_minor and divide.
+ROUNDING = Context(
+    prec=80,
+    rounding=ROUND_HALF_UP,
+    traps=[InvalidOperation, DivisionByZero, Overflow],
+)
+
+ZERO = Decimal(0)
+HUNDRED = Decimal(100)
+
+
+class MoneyTypeError(TypeError):
+    """A float (or another non-exact type) reached a place that takes exact amounts."""
+
+
+def to_decimal(value: object) -> Decimal:
+    """Convert a str, int or Decimal to Decimal exactly; refuse floats and booleans."""
+    if isinstance(value, Decimal):
+        return value
+    if isinstance(value, bool) or isinstance(value, float):
+        raise MoneyTypeError(f"exact amounts are built from strings, not {type(value).__name__}")
+    if isinstance(value, int):
+        return Decimal(value)
+    if isinstance(value, str):
+        return Decimal(value.strip())
+    raise MoneyTypeError(f"cannot make an exact amount from {type(value).__name__}")
+
+
+def minor_digits(currency: str) -> int:
+    """Number of minor-unit digits of an ISO 4217 currency (USD 2, JPY 0, KWD 3)."""
+    try:
+        return MINOR_UNITS[currency]
+    except KeyError:
+        raise ValueError(f"unknown currency {currency!r}") from None
+
+
+def minor_unit(currency: str) -> Decimal:
+    """The smallest amount of a currency: Decimal('0.01') for USD, Decimal('1') for JPY."""
+    return Decimal(1).scaleb(-minor_digits(currency))
+
+
+def round_to_minor(amount: Decimal, currency: str) -> Decimal:
+    """Round an exact amount once, half-up, to the currency's minor unit."""
+    return amount.quantize(minor_unit(currency), rounding=ROUND_HALF_UP, context=ROUNDING)
+
+
+def divide_to_minor(amount: Decimal, divisor: int, currency: str) -> Decimal:
+    """amount / divisor rounded once, half-up, to the minor unit (e.g. a monthly twelfth)."""
+    # NOTE: 80 significant digits before the final quantize cannot move a half-up decision
+    # for amounts in minor units divided by small integers.
+    return round_to_minor(ROUNDING.divide(amount, Decimal(divisor)), currency)
+
+
+def to_minor_units(amount: Decimal, currency: str) -> int:
+    """Integer minor units of an already-rounded amount (never truncates: rounds first)."""
+    rounded = round_to_minor(amount, currency)
+    return int(rounded.scaleb(minor_digits(currency), context=EXACT))
+
+
+def fraction_digits(value: Decimal) -> int:
+    """How many digits a finite Decimal has after the point, ignoring trailing zeros."""
+    exponent = value.normalize(context=EXACT).as_tuple().exponent
+    assert isinstance(exponent, int)
+    return max(0, -exponent)
+
+
+@dataclass(frozen=True, slots=True)
+class Money:
+    """An exact amount in one currency; arithmetic refuses to mix currencies."""
+
+    amount: Decimal
+    currency: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.amount, Decimal):
+            raise MoneyTypeError(f"Money.amount must be Decimal, got {type(self.amount).__name__}")
+        minor_digits(self.currency)
+
+    @classmethod
+    def of(cls, value: object, currency: str) -> Money:
+        """Build Money from a str, int or Decimal."""
+        return cls(to_decimal(value), currency)
+
+    def _same(self, other: Money) -> None:
+        if not isinstance(other, Money):
+            raise MoneyTypeError(f"cannot combine Money with {type(other).__name__}")
+        if other.currency != self.currency:
+            raise ValueError(f"cannot combine {self.currency} with {other.currency}")
+
+    def __add__(self, other: Money) -> Money:
+        self._same(other)
+        return Money(EXACT.add(self.amount, other.amount), self.currency)
+
+    def __sub__(self, other: Money) -> Money:
+        self._same(other)
+        return Money(EXACT.subtract(self.amount, other.amount), self.currency)
+
+    def rounded(self) -> Money:
+        """This amount rounded half-up to the minor unit."""
+        return Money(round_to_minor(self.amount, self.currency), self.currency)
+
+    def __str__(self) -> str:
+        return f"{self.amount} {self.currency}"
+
+
+def format_amount(amount: Decimal, currency: str) -> str:
+    """Render a rounded amount with exactly the currency's minor digits ("84.30")."""
+    return str(round_to_minor(amount, currency))
+
+
+def format_exact(amount: Decimal, currency: str) -> str:
+    """An exact amount as plain text, trailing zeros trimmed to the minor digits ("0.0000343")."""
+    digits = max(minor_digits(currency), fraction_digits(amount))
+    return f"{amount:.{digits}f}"
+
+
+def format_quantity(quantity: Decimal) -> str:
+    """A quantity as plain text without exponent or trailing zeros ("3000000", "1.5")."""
+    return f"{quantity:.{fraction_digits(quantity)}f}"

@@ -1,0 +1,33 @@
+"""Percentage discounts and the rounded figures of one line.
+
+A line subtotal is the exact charge rounded once; the discount is rounded once from the
+rounded subtotal; the total is their difference. Every sum above a line adds these.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from billing.money import EXACT, HUNDRED, ZERO, round_to_minor
+
+
+@dataclass(frozen=True, slots=True)
+class LineFigures:
+    subtotal: Decimal
+    discount: Decimal
+    total: Decimal
+
+
+def discount_amount(subtotal: Decimal, percent: Decimal, currency: str) -> Decimal:
+    """round_half_up(subtotal * percent / 100) to the currency's minor unit."""
+    if not percent:
+        return ZERO
+    return round_to_minor(EXACT.divide(EXACT.multiply(subtotal, percent), HUNDRED), currency)
+
+
+def line_figures(exact_amount: Decimal, percent: Decimal, currency: str) -> LineFigures:
+    """Subtotal, discount and total of a line from its exact charge."""
+    subtotal = round_to_minor(exact_amount, currency)
+    discount = discount_amount(subtotal, percent, currency)
+    return LineFigures(subtotal, discount, subtotal - discount)

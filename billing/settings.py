@@ -1,0 +1,27 @@
+"""Settings from the environment, every one prefixed BILLING_."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BILLING_", extra="ignore")
+
+    database_url: str = Field(
+        "sqlite:///./billing.db", description="SQLAlchemy URL; PostgreSQL via postgresql+psycopg"
+    )
+    tiers_dir: Path = Field(Path("pricing_tiers"), description="directory of tier files")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log_level: str = "info"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process settings, read once."""
+    return Settings()

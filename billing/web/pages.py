@@ -1,0 +1,59 @@
+"""Public pages. `/pricing` works without JavaScript (a GET form priced on the server)
+and, with it, re-prices live through `POST /v1/quote` as the visitor types or drags."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+from pydantic_core import PydanticCustomError
+
+from billing import quotes
+from billing.api.deps import CatalogDep
+from billing.api.fields import parse_quantity
+from billing.catalog.public import catalog_json
+from billing.errors import BillingError
+
+TEMPLATES = Jinja2Templates(directory=Path(__file__).resolve().parent / "templates")
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/pricing", response_class=HTMLResponse)
+def pricing_page(request: Request, catalog: CatalogDep) -> HTMLResponse:
+    """The pricing calculator; query parameters `<product>=<quantity>` price on the server."""
+    today = dt.datetime.now(dt.UTC).date()
+    products = catalog_json(catalog, today)
+    usage: dict[str, Decimal] = {}
+    errors: dict[str, str] = {}
+    for product in products["products"]:
+        raw = request.query_params.get(product["key"], "").strip().replace(",", "").replace("_", "")
+        if not raw:
+            continue
+        try:
+            usage[product["key"]] = parse_quantity(raw)
+        except PydanticCustomError as error:
+            errors[product["key"]] = error.message()
+    quote: dict[str, Any] | None = None
+    if usage and not errors:
+        try:
+            result = quotes.quote(
+                catalog=catalog, usage=usage, at=today, include_options=catalog.schedule is not None
+            )
+            quote = quotes.quote_json(result, catalog=catalog, at=today)
+        except BillingError as error:
+            errors[(error.field or "").rsplit(".", 1)[-1]] = error.message
+    return TEMPLATES.TemplateResponse(
+        request,
+        "pricing.html",
+        {
+            "catalog": products,
+            "values": {key: request.query_params.get(key, "") for key in catalog.products},
+            "errors": errors,
+            "quote": quote,
+        },
+    )
