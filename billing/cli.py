@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import sys
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
@@ -213,4 +212,4 @@ def _n(text: str) -> str:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

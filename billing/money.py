@@ -19,15 +19,15 @@ from decimal import (
 )
 
 # ISO 4217 minor-unit digits. A currency missing here is refused by the catalog.
+_TWO = """AED ARS AUD BDT BGN BRL CAD CHF CNY COP CZK DKK EGP EUR GBP GEL HKD HUF IDR ILS INR
+KES KZT MAD MXN MYR NGN NOK NZD PEN PHP PKR PLN QAR RON RSD SAR SEK SGD THB TRY TWD UAH
+USD UYU ZAR"""
+_ZERO = "CLP ISK JPY KRW PYG UGX VND XAF XOF"
+_THREE = "BHD IQD JOD KWD LYD OMR TND"
 MINOR_UNITS: dict[str, int] = {
-    **dict.fromkeys(
-        "AED ARS AUD BDT BGN BRL CAD CHF CNY COP CZK DKK EGP EUR GBP GEL HKD HUF IDR ILS INR "
-        "KES KZT MAD MXN MYR NGN NOK NZD PEN PHP PKR PLN QAR RON RSD SAR SEK SGD THB TRY TWD "
-        "UAH USD UYU ZAR".split(),
-        2,
-    ),
-    **dict.fromkeys("CLP ISK JPY KRW PYG UGX VND XAF XOF".split(), 0),
-    **dict.fromkeys("BHD IQD JOD KWD LYD OMR TND".split(), 3),
+    **dict.fromkeys(_TWO.split(), 2),
+    **dict.fromkeys(_ZERO.split(), 0),
+    **dict.fromkeys(_THREE.split(), 3),
 }
 
 # Arithmetic context for exact work: enough digits for 10^15 units at 12-decimal prices,
@@ -56,7 +56,7 @@ def to_decimal(value: object) -> Decimal:
     """Convert a str, int or Decimal to Decimal exactly; refuse floats and booleans."""
     if isinstance(value, Decimal):
         return value
-    if isinstance(value, bool) or isinstance(value, float):
+    if isinstance(value, (bool, float)):
         raise MoneyTypeError(f"exact amounts are built from strings, not {type(value).__name__}")
     if isinstance(value, int):
         return Decimal(value)

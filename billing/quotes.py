@@ -12,8 +12,8 @@ from decimal import Decimal
 from typing import Any
 
 from billing.catalog import Catalog
-from billing.errors import NoPriceInForce, UnknownProduct
-from billing.money import ZERO, format_exact, format_quantity
+from billing.errors import InvalidAmount, NoPriceInForce, UnknownProduct
+from billing.money import ZERO, format_exact, format_quantity, fraction_digits, minor_digits
 from billing.pricing import CommitmentQuote, PricePlan, Quote, build_quote
 
 
@@ -29,6 +29,11 @@ def quote(
 ) -> Quote:
     """Price a month of usage with the versions in force on `at`."""
     caps = spend_caps or {}
+    currency = catalog.currency
+    for key, amount in caps.items():
+        _check_minor(amount, currency, f"spend_caps.{key}")
+    if commitment is not None:
+        _check_minor(commitment[0], currency, "commitment.credit")
     plans: dict[str, PricePlan] = {}
     for name, products in (("usage", usage), ("spend_caps", caps)):
         for key in products:
@@ -43,6 +48,15 @@ def quote(
         schedule=catalog.schedule,
         include_options=include_options,
     )
+
+
+def _check_minor(amount: Decimal, currency: str, field: str) -> None:
+    if fraction_digits(amount) > minor_digits(currency):
+        raise InvalidAmount(
+            f"{field}: {currency} amounts have at most {minor_digits(currency)} decimal places, "
+            f"got {amount}",
+            field=field,
+        )
 
 
 def _plan(catalog: Catalog, key: str, at: dt.date, *, field: str) -> PricePlan:

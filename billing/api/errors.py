@@ -47,7 +47,7 @@ async def _validation_error(request: Request, error: RequestValidationError) -> 
     problems = [_problem(item) for item in error.errors()]
     first = problems[0]
     return JSONResponse(
-        error_body(first["code"], first["message"], first["field"], errors=problems),
+        error_body(str(first["code"]), str(first["message"]), first["field"], errors=problems),
         status_code=422,
     )
 
@@ -82,7 +82,10 @@ def _problem(item: Any) -> dict[str, str | None]:
         message = f"{loc[-1]!r} is required"
     elif kind in ("model_attributes_type", "dict_type") and not loc:
         message = "the body must be a JSON object"
-    code = _CODE_BY_PYDANTIC_TYPE.get(kind, "invalid")
-    if kind not in _CODE_BY_PYDANTIC_TYPE:
+    if kind in _CODE_BY_PYDANTIC_TYPE:
+        code = _CODE_BY_PYDANTIC_TYPE[kind]
+    else:
+        # Our field parsers raise with a specific code (invalid_quantity, invalid_amount...).
+        code = kind if kind.startswith("invalid_") else "invalid"
         message = f"{field}: {message}"
     return {"code": code, "message": message, "field": field}

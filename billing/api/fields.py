@@ -17,10 +17,10 @@ MAX_DECIMALS = 12
 MAX_AMOUNT = Decimal(10) ** 12
 
 
-def _number(value: Any, what: str) -> Decimal:
+def _number(value: Any, what: str, code: str) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, int | str | Decimal):
         raise PydanticCustomError(
-            "invalid_type",
+            code,
             "{what} must be a number or a decimal string, got {kind}",
             {"what": what, "kind": type(value).__name__},
         )
@@ -28,15 +28,15 @@ def _number(value: Any, what: str) -> Decimal:
         number = Decimal(value.strip() if isinstance(value, str) else value)
     except InvalidOperation:
         raise PydanticCustomError(
-            "not_a_number", "{what} must be a number, got {value!r}", {"what": what, "value": value}
+            code, "{what} must be a number, got {value!r}", {"what": what, "value": value}
         ) from None
     if not number.is_finite():
         raise PydanticCustomError(
-            "not_finite", "{what} must be a finite number, got {value}", {"what": what, "value": value}
+            code, "{what} must be a finite number, got {value}", {"what": what, "value": value}
         )
     if number < 0:
         raise PydanticCustomError(
-            "negative",
+            code,
             "{what} must be a non-negative number, got {value}",
             {"what": what, "value": value},
         )
@@ -45,14 +45,14 @@ def _number(value: Any, what: str) -> Decimal:
 
 def parse_quantity(value: Any) -> Decimal:
     """A usage quantity: non-negative, finite, at most 10^15, at most 12 decimal places."""
-    number = _number(value, "quantity")
+    number = _number(value, "quantity", "invalid_quantity")
     if number > MAX_QUANTITY:
         raise PydanticCustomError(
-            "too_large", "quantity must be at most 10^15, got {value}", {"value": value}
+            "invalid_quantity", "quantity must be at most 10^15, got {value}", {"value": value}
         )
     if fraction_digits(number) > MAX_DECIMALS:
         raise PydanticCustomError(
-            "too_many_decimals",
+            "invalid_quantity",
             "quantity has {digits} decimal places; at most 12 are allowed",
             {"digits": fraction_digits(number)},
         )
@@ -63,28 +63,31 @@ def parse_amount(value: Any) -> Decimal:
     """An amount of money: a decimal string (or whole number), at most 3 decimals."""
     if isinstance(value, JSONNumber) and value.is_finite():
         raise PydanticCustomError(
-            "money_as_number",
-            "amounts of money are sent as strings, like \"{value}\", so they stay exact",
+            "invalid_amount",
+            'amounts of money are sent as strings, like "{value}", so they stay exact',
             {"value": str(value)},
         )
-    number = _number(value, "an amount")
+    number = _number(value, "an amount", "invalid_amount")
     if number > MAX_AMOUNT:
         raise PydanticCustomError(
-            "too_large", "an amount must be at most 10^12, got {value}", {"value": value}
+            "invalid_amount", "an amount must be at most 10^12, got {value}", {"value": value}
         )
     return number
 
 
 def parse_percent(value: Any) -> Decimal:
     """A percentage between 0 and 100 with at most 4 decimal places."""
-    number = _number(value, "a percentage")
+    number = _number(value, "a percentage", "invalid_percent")
     if number > 100:
         raise PydanticCustomError(
-            "out_of_range", "a percentage must be between 0 and 100, got {value}", {"value": value}
+            "invalid_percent",
+            "a percentage must be between 0 and 100, got {value}",
+            {"value": value},
         )
     if fraction_digits(number) > 4:
         raise PydanticCustomError(
-            "too_many_decimals", "a percentage has at most 4 decimal places, got {value}",
+            "invalid_percent",
+            "a percentage has at most 4 decimal places, got {value}",
             {"value": value},
         )
     return number
@@ -110,7 +113,8 @@ def parse_years(value: Any) -> int:
     """A whole number of years, 1 to 10."""
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 10:
         raise PydanticCustomError(
-            "invalid_years", "years must be a whole number from 1 to 10, got {value!r}",
+            "invalid_years",
+            "years must be a whole number from 1 to 10, got {value!r}",
             {"value": value},
         )
     return value

@@ -87,9 +87,7 @@ def _parse(path: Path, problems: list[Problem]) -> dict[str, Any] | None:
     return None
 
 
-def _validate(
-    model: type[M], raw: dict[str, Any], file: str, problems: list[Problem]
-) -> M | None:
+def _validate(model: type[M], raw: dict[str, Any], file: str, problems: list[Problem]) -> M | None:
     try:
         return model.model_validate(raw)
     except ValidationError as error:
@@ -167,9 +165,7 @@ def _unique(problems: list[Problem]) -> list[Problem]:
     return list(dict.fromkeys(problems))
 
 
-def _build(
-    directory: Path, files: list[ProductFile], discounts: DiscountsFile | None
-) -> Catalog:
+def _build(directory: Path, files: list[ProductFile], discounts: DiscountsFile | None) -> Catalog:
     products = {}
     for spec in files:
         versions = tuple(

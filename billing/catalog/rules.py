@@ -7,6 +7,7 @@ so every independent mistake in a directory is reported at once.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from collections.abc import Iterator
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -23,9 +24,9 @@ def product_rules(raw: dict[str, Any], stem: str) -> Iterator[Found]:
         yield "key", f"key {key!r} must equal the file name {stem!r} (file {stem}.toml)"
     model = raw.get("model")
     if model == "package" and "package_size" not in raw:
-        yield "package_size", "model \"package\" needs package_size (units per package)"
+        yield "package_size", 'model "package" needs package_size (units per package)'
     if model in ("graduated", "volume") and "package_size" in raw:
-        yield "package_size", f"package_size only applies to model \"package\", not {model!r}"
+        yield "package_size", f'package_size only applies to model "package", not {model!r}'
     versions = raw.get("versions")
     if not isinstance(versions, list):
         return
@@ -55,12 +56,12 @@ def _tier_rules(tiers: list[Any], path: str) -> Iterator[Found]:
         where = f"{path}[{j}].up_to"
         if up_to == "inf":
             if j != last:
-                yield where, "only the last tier may have up_to = \"inf\""
+                yield where, 'only the last tier may have up_to = "inf"'
             continue
         if isinstance(up_to, bool) or not isinstance(up_to, int):
             continue
         if j == last:
-            yield where, f"the last tier must have up_to = \"inf\", got {up_to}"
+            yield where, f'the last tier must have up_to = "inf", got {up_to}'
         if previous is not None and up_to <= previous:
             yield where, f"up_to must be strictly increasing: {up_to} is not above {previous}"
         previous = up_to
@@ -88,9 +89,7 @@ def discounts_rules(raw: dict[str, Any]) -> Iterator[Found]:
             by_term.setdefault(years, []).append((credit, percent or Decimal(0), i))
     for years, entries in sorted(by_term.items()):
         entries.sort()
-        for (credit_a, percent_a, _), (credit_b, percent_b, j) in zip(
-            entries, entries[1:], strict=False
-        ):
+        for (credit_a, percent_a, _), (credit_b, percent_b, j) in itertools.pairwise(entries):
             if credit_a == credit_b:
                 yield (
                     f"brackets[{j}].min_credit",

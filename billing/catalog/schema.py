@@ -27,14 +27,14 @@ def _decimal_string(value: Any, *, what: str, max_decimals: int = MAX_PRICE_DECI
     if isinstance(value, float):
         raise PydanticCustomError(
             "float_price",
-            "{what} must be a decimal string such as \"{example}\", not a TOML float ({value}): "
+            '{what} must be a decimal string such as "{example}", not a TOML float ({value}): '
             "floats cannot hold prices exactly",
             {"what": what, "example": _plain(value), "value": value},
         )
     if not isinstance(value, str) or isinstance(value, bool):
         raise PydanticCustomError(
             "not_decimal_string",
-            "{what} must be a decimal string such as \"0.00005\", got {value!r}",
+            '{what} must be a decimal string such as "0.00005", got {value!r}',
             {"what": what, "value": value},
         )
     try:
@@ -42,21 +42,23 @@ def _decimal_string(value: Any, *, what: str, max_decimals: int = MAX_PRICE_DECI
     except ArithmeticError:
         raise PydanticCustomError(
             "not_decimal_string",
-            "{what} must be a decimal string such as \"0.00005\", got \"{value}\"",
+            '{what} must be a decimal string such as "0.00005", got "{value}"',
             {"what": what, "value": value},
         ) from None
     if not number.is_finite():
         raise PydanticCustomError(
-            "not_finite", "{what} must be a finite number, got \"{value}\"", {"what": what, "value": value}
+            "not_finite",
+            '{what} must be a finite number, got "{value}"',
+            {"what": what, "value": value},
         )
     if number < 0:
         raise PydanticCustomError(
-            "negative", "{what} must not be negative, got \"{value}\"", {"what": what, "value": value}
+            "negative", '{what} must not be negative, got "{value}"', {"what": what, "value": value}
         )
     if fraction_digits(number) > max_decimals:
         raise PydanticCustomError(
             "too_many_decimals",
-            "{what} has {digits} decimal places; at most {max} are allowed (\"{value}\")",
+            '{what} has {digits} decimal places; at most {max} are allowed ("{value}")',
             {"what": what, "digits": fraction_digits(number), "max": max_decimals, "value": value},
         )
     return number
@@ -78,7 +80,7 @@ def _percent(value: Any) -> Decimal:
     number = _decimal_string(value, what="a percentage", max_decimals=4)
     if number >= 100:
         raise PydanticCustomError(
-            "percent_range", "a percentage must be below 100, got \"{value}\"", {"value": value}
+            "percent_range", 'a percentage must be below 100, got "{value}"', {"value": value}
         )
     return number
 
@@ -89,7 +91,7 @@ def _up_to(value: Any) -> int | Literal["inf"]:
     if isinstance(value, bool) or not isinstance(value, int):
         raise PydanticCustomError(
             "up_to_type",
-            "up_to must be a whole number of units (like 1_000_000) or \"inf\", got {value!r}",
+            'up_to must be a whole number of units (like 1_000_000) or "inf", got {value!r}',
             {"value": value},
         )
     if value <= 0:
@@ -114,7 +116,7 @@ def _currency(value: Any) -> str:
     if not isinstance(value, str) or value not in MINOR_UNITS:
         raise PydanticCustomError(
             "unknown_currency",
-            "unknown currency {value!r}; use an ISO 4217 code such as \"USD\", \"EUR\", \"JPY\"",
+            'unknown currency {value!r}; use an ISO 4217 code such as "USD", "EUR", "JPY"',
             {"value": value},
         )
     return value
@@ -134,7 +136,9 @@ def _whole(minimum: int) -> Any:
 
 
 def _decimal_schema(description: str) -> WithJsonSchema:
-    return WithJsonSchema({"type": "string", "pattern": DECIMAL_PATTERN, "description": description})
+    return WithJsonSchema(
+        {"type": "string", "pattern": DECIMAL_PATTERN, "description": description}
+    )
 
 
 Price = Annotated[Decimal, BeforeValidator(_price), _decimal_schema("decimal string, <= 12 places")]
@@ -150,11 +154,13 @@ UpTo = Annotated[
 EffectiveDate = Annotated[
     dt.date, BeforeValidator(_date), WithJsonSchema({"type": "string", "format": "date"})
 ]
-Currency = Annotated[
-    str, BeforeValidator(_currency), WithJsonSchema({"enum": sorted(MINOR_UNITS)})
+Currency = Annotated[str, BeforeValidator(_currency), WithJsonSchema({"enum": sorted(MINOR_UNITS)})]
+Years = Annotated[
+    int, BeforeValidator(_whole(1)), WithJsonSchema({"type": "integer", "minimum": 1})
 ]
-Years = Annotated[int, BeforeValidator(_whole(1)), WithJsonSchema({"type": "integer", "minimum": 1})]
-Months = Annotated[int, BeforeValidator(_whole(0)), WithJsonSchema({"type": "integer", "minimum": 0})]
+Months = Annotated[
+    int, BeforeValidator(_whole(0)), WithJsonSchema({"type": "integer", "minimum": 0})
+]
 PackageSize = Annotated[
     int, BeforeValidator(_whole(1)), WithJsonSchema({"type": "integer", "minimum": 1})
 ]

@@ -1,8 +1,8 @@
 """The three charge models behind one function, each returning its working.
 
-    graduated  each unit priced by the tier it falls in, plus the flat fee of every tier reached
-    volume     every unit priced at the tier that contains the whole quantity, plus its flat fee
-    package    ceil(quantity / package_size) packages, priced graduated
+graduated  each unit priced by the tier it falls in, plus the flat fee of every tier reached
+volume     every unit priced at the tier that contains the whole quantity, plus its flat fee
+package    ceil(quantity / package_size) packages, priced graduated
 """
 
 from __future__ import annotations
