@@ -28,7 +28,7 @@ def _number(value: Any, what: str, code: str) -> Decimal:
         number = Decimal(value.strip() if isinstance(value, str) else value)
     except InvalidOperation:
         raise PydanticCustomError(
-            code, "{what} must be a number, got {value!r}", {"what": what, "value": value}
+            code, "{what} must be a number, got {value}", {"what": what, "value": repr(value)}
         ) from None
     if not number.is_finite():
         raise PydanticCustomError(
@@ -105,7 +105,7 @@ def parse_date(value: Any) -> dt.date:
 
 def _bad_date(value: Any) -> dt.date:
     raise PydanticCustomError(
-        "invalid_date", "must be a date like 2026-11-01, got {value!r}", {"value": value}
+        "invalid_date", "must be a date like 2026-11-01, got {value}", {"value": repr(value)}
     )
 
 
@@ -114,8 +114,8 @@ def parse_years(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 10:
         raise PydanticCustomError(
             "invalid_years",
-            "years must be a whole number from 1 to 10, got {value!r}",
-            {"value": value},
+            "years must be a whole number from 1 to 10, got {value}",
+            {"value": repr(value)},
         )
     return value
 

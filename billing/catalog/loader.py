@@ -6,6 +6,7 @@ problem with its file, key path and reason. Nothing is half-loaded.
 
 from __future__ import annotations
 
+import difflib
 import re
 import tomllib
 from collections.abc import Iterable
@@ -108,8 +109,10 @@ def _message(model: type[BaseModel], item: Any) -> str:
     kind = item["type"]
     loc = item["loc"]
     if kind == "extra_forbidden":
-        allowed = ", ".join(_model_at(model, loc[:-1]).model_fields)
-        return f"unknown key {loc[-1]!r}; allowed keys here: {allowed}"
+        allowed = list(_model_at(model, loc[:-1]).model_fields)
+        guess = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
+        hint = f" (did you mean {guess[0]!r}?)" if guess else ""
+        return f"unknown key {loc[-1]!r}{hint}; allowed keys here: {', '.join(allowed)}"
     if kind == "missing":
         return f"missing required key {loc[-1]!r}"
     return str(item["msg"])

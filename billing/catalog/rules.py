@@ -28,6 +28,8 @@ def product_rules(raw: dict[str, Any], stem: str) -> Iterator[Found]:
     if model in ("graduated", "volume") and "package_size" in raw:
         yield "package_size", f'package_size only applies to model "package", not {model!r}'
     versions = raw.get("versions")
+    if isinstance(versions, list) and not versions:
+        yield "versions", "at least one [[versions]] table is needed"
     if not isinstance(versions, list):
         return
     previous_date: dt.date | None = None
@@ -44,7 +46,9 @@ def product_rules(raw: dict[str, Any], stem: str) -> Iterator[Found]:
                 )
             previous_date = date
         tiers = version.get("tiers")
-        if isinstance(tiers, list):
+        if isinstance(tiers, list) and not tiers:
+            yield f"versions[{i}].tiers", 'a version needs at least one tier (the last is "inf")'
+        elif isinstance(tiers, list):
             yield from _tier_rules(tiers, f"versions[{i}].tiers")
 
 
@@ -75,6 +79,8 @@ def discounts_rules(raw: dict[str, Any]) -> Iterator[Found]:
     if digits is not None and min_purchase is not None and fraction_digits(min_purchase) > digits:
         yield "min_purchase", f"{currency} amounts have at most {digits} decimal places"
     brackets = raw.get("brackets")
+    if isinstance(brackets, list) and not brackets:
+        yield "brackets", "at least one bracket is needed"
     if not isinstance(brackets, list):
         return
     by_term: dict[int, list[tuple[Decimal, Decimal, int]]] = {}

@@ -34,8 +34,8 @@ def _decimal_string(value: Any, *, what: str, max_decimals: int = MAX_PRICE_DECI
     if not isinstance(value, str) or isinstance(value, bool):
         raise PydanticCustomError(
             "not_decimal_string",
-            '{what} must be a decimal string such as "0.00005", got {value!r}',
-            {"what": what, "value": value},
+            '{what} must be a decimal string such as "0.00005", got {value}',
+            {"what": what, "value": repr(value)},
         )
     try:
         number = Decimal(value.strip())
@@ -91,8 +91,8 @@ def _up_to(value: Any) -> int | Literal["inf"]:
     if isinstance(value, bool) or not isinstance(value, int):
         raise PydanticCustomError(
             "up_to_type",
-            'up_to must be a whole number of units (like 1_000_000) or "inf", got {value!r}',
-            {"value": value},
+            'up_to must be a whole number of units (like 1_000_000) or "inf", got {value}',
+            {"value": repr(value)},
         )
     if value <= 0:
         raise PydanticCustomError(
@@ -106,8 +106,8 @@ def _date(value: Any) -> dt.date:
         raise PydanticCustomError(
             "not_toml_date",
             "effective_from must be a bare TOML date like 2024-01-01 (no quotes, no time), "
-            "got {value!r}",
-            {"value": value},
+            "got {value}",
+            {"value": repr(value)},
         )
     return value
 
@@ -116,8 +116,8 @@ def _currency(value: Any) -> str:
     if not isinstance(value, str) or value not in MINOR_UNITS:
         raise PydanticCustomError(
             "unknown_currency",
-            'unknown currency {value!r}; use an ISO 4217 code such as "USD", "EUR", "JPY"',
-            {"value": value},
+            'unknown currency {value}; use an ISO 4217 code such as "USD", "EUR", "JPY"',
+            {"value": repr(value)},
         )
     return value
 
@@ -127,8 +127,8 @@ def _whole(minimum: int) -> Any:
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             raise PydanticCustomError(
                 "whole_number",
-                "must be a whole number of at least {minimum}, got {value!r}",
-                {"minimum": minimum, "value": value},
+                "must be a whole number of at least {minimum}, got {value}",
+                {"minimum": minimum, "value": repr(value)},
             )
         return value
 
@@ -182,22 +182,20 @@ class VersionSpec(BaseModel):
 
     model_config = FROZEN
     effective_from: EffectiveDate
-    tiers: tuple[TierSpec, ...] = Field(min_length=1)
+    tiers: tuple[TierSpec, ...]
 
 
 class ProductFile(BaseModel):
     """pricing_tiers/<key>.toml: one product's pricing, all its versions."""
 
-    model_config = ConfigDict(
-        extra="forbid", frozen=True, title="Product tier file", json_schema_extra={"$id": "product"}
-    )
+    model_config = ConfigDict(extra="forbid", frozen=True, title="Product tier file")
     key: str = Field(pattern=SLUG_PATTERN, description="slug; equals the file stem")
     name: str = Field(min_length=1)
     unit: str = Field(min_length=1, description="singular display unit, e.g. event")
     currency: Currency
     model: Model
     package_size: PackageSize | None = None
-    versions: tuple[VersionSpec, ...] = Field(min_length=1)
+    versions: tuple[VersionSpec, ...]
 
 
 class BracketSpec(BaseModel):
@@ -218,4 +216,4 @@ class DiscountsFile(BaseModel):
     release: Release = Release.MONTHLY
     rollover_percent: Percent = Decimal(0)
     topup_months: Months = 0
-    brackets: tuple[BracketSpec, ...] = Field(min_length=1)
+    brackets: tuple[BracketSpec, ...]

@@ -11,9 +11,7 @@ from tests.pricing.plans import ANALYTICS, GRADUATED, PACKAGE, VOLUME
 from tests.pricing.strategies import line_total, plans
 
 caps = st.integers(0, 10**6).map(lambda cents: D(cents).scaleb(-2))
-percents = st.one_of(
-    st.just(D(0)), st.integers(0, 9999).map(lambda bp: D(bp).scaleb(-2))
-)
+percents = st.one_of(st.just(D(0)), st.integers(0, 9999).map(lambda bp: D(bp).scaleb(-2)))
 
 
 def within(plan: PricePlan, quantity: D, cap: D, percent: D) -> bool:

@@ -1,0 +1,119 @@
+"""Tier directories: valid ones load into price plans, invalid ones report every problem."""
+
+import datetime as dt
+import json
+from decimal import Decimal as D
+from pathlib import Path
+
+import pytest
+from pydantic import TypeAdapter
+
+from billing.catalog import load_catalog, validate_directory
+from billing.catalog.schema import DiscountsFile, ProductFile
+from billing.errors import CatalogError
+from billing.pricing import Model, charge
+from tests.conftest import TIERS
+
+FIXTURES = Path(__file__).parent / "fixtures"
+INVALID = FIXTURES / "invalid"
+
+
+def problems_of(name):
+    return [(p.file, p.path, p.message) for p in validate_directory(INVALID / name)]
+
+
+def test_the_shipped_tiers_are_valid_and_cover_six_products():
+    catalog = load_catalog(TIERS)
+    assert set(catalog.products) >= {
+        "product_analytics",
+        "session_replay",
+        "feature_flags",
+        "surveys",
+        "data_warehouse",
+        "error_tracking",
+    }
+    for product in catalog.products.values():
+        plan = product.versions[-1].plan
+        assert plan.model is Model.GRADUATED
+        assert 4 <= len(plan.tiers) <= 7
+        assert plan.free_allowance and plan.free_allowance > 0
+    assert catalog.schedule is not None
+    assert catalog.schedule.terms == (1, 2, 3)
+
+
+def test_the_valid_fixture_loads_every_model_and_versions_by_date():
+    catalog = load_catalog(FIXTURES / "valid")
+    assert {p.model for p in catalog.products.values()} == set(Model)
+    widget = catalog.products["graduated_widget"]
+    assert widget.version_at(dt.date(2023, 12, 31)) is None
+    assert widget.version_at(dt.date(2024, 1, 1)).effective_from == dt.date(2024, 1, 1)
+    assert widget.version_at(dt.date(2026, 5, 31)).effective_from == dt.date(2024, 1, 1)
+    assert widget.version_at(dt.date(2026, 6, 1)).effective_from == dt.date(2026, 6, 1)
+    package = catalog.products["package_widget"].versions[0].plan
+    assert package.package_size == 1000
+    assert charge(package, D(1001)).amount == D(2)
+
+
+@pytest.mark.parametrize(
+    ("fixture", "path", "fragment"),
+    [
+        ("non_increasing_up_to", "versions[0].tiers[1].up_to", "strictly increasing: 100"),
+        (
+            "missing_inf_last_tier",
+            "versions[0].tiers[1].up_to",
+            'last tier must have up_to = "inf"',
+        ),
+        ("float_price", "versions[0].tiers[1].unit_price", "not a TOML float (0.05)"),
+        ("negative_price", "versions[0].tiers[1].unit_price", 'must not be negative, got "-0.05"'),
+        ("too_many_decimals", "versions[0].tiers[1].unit_price", "13 decimal places; at most 12"),
+        ("unknown_key", "versions[0].tiers[1].unit_prise", "did you mean 'unit_price'?"),
+        ("key_not_matching_stem", "key", "key 'other_thing' must equal the file name 'thing'"),
+        ("duplicate_product_key", "key", "duplicate product key 'thing': also in thing.toml"),
+        ("versions_out_of_order", "versions[1].effective_from", "2023-06-01 does not come after"),
+        ("unknown_currency", "currency", "unknown currency 'USX'"),
+        ("package_without_size", "package_size", 'model "package" needs package_size'),
+        ("unparseable_toml", "line 3, column 15", "not valid TOML"),
+        ("mixed_currencies", "currency", "one currency"),
+    ],
+)
+def test_each_invalid_fixture_reports_its_file_key_path_and_reason(fixture, path, fragment):
+    found = problems_of(fixture)
+    matching = [p for p in found if p[1] == path and fragment in p[2]]
+    assert matching, found
+    assert all(file.endswith(".toml") for file, _, _ in found)
+
+
+def test_every_mistake_in_a_file_is_reported_not_just_the_first():
+    found = problems_of("three_mistakes")
+    assert len(found) == 3, found
+    paths = {path for _, path, _ in found}
+    assert paths == {"colour", "versions[0].tiers[1].up_to", "versions[0].tiers[2].unit_price"}
+
+
+def test_discount_schedule_rules():
+    found = problems_of("bad_discounts")
+    messages = " | ".join(m for _, _, m in found)
+    assert "'monthly' or 'upfront'" in messages
+    assert "must not get a smaller discount" in messages
+    assert "above min_purchase 3000" in messages
+
+
+def test_loading_an_invalid_directory_raises_with_every_problem():
+    with pytest.raises(CatalogError) as error:
+        load_catalog(INVALID / "three_mistakes")
+    assert len(error.value.problems) == 3
+    assert "thing.toml: colour: unknown key" in error.value.message
+
+
+def test_a_missing_directory_and_an_empty_one_are_problems(tmp_path):
+    assert "not found" in validate_directory(tmp_path / "nope")[0].message
+    assert "no product files" in validate_directory(tmp_path)[0].message
+
+
+@pytest.mark.parametrize(
+    ("model", "file"),
+    [(ProductFile, "product.schema.json"), (DiscountsFile, "discounts.schema.json")],
+)
+def test_the_published_json_schema_is_the_one_the_models_generate(model, file):
+    published = json.loads((TIERS / "schema" / file).read_text())
+    assert published == TypeAdapter(model).json_schema()
