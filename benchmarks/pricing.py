@@ -33,11 +33,12 @@ from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, localcontext
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 from billing.catalog import Catalog, load_catalog
 from billing.money import EXACT, ZERO
-from billing.pricing.plan import Model, PricePlan
+from billing.pricing import Quote
+from billing.pricing.plan import Model, PricePlan, Tier
 from billing.quotes import quote, quote_json
 
 try:
@@ -48,6 +49,7 @@ except ImportError:  # pragma: no cover - uvicorn[standard] normally brings it
 REPO = Path(__file__).resolve().parent.parent
 TIERS_DIR = REPO / "pricing_tiers"
 HOST = "127.0.0.1"
+T = TypeVar("T")
 
 USAGE: dict[str, Decimal] = {
     "product_analytics": Decimal(3_000_000),
@@ -83,7 +85,9 @@ WORKER_COUNTS = (1, 2)
 # --- in-process ---------------------------------------------------------------------------
 
 
-def per_second(work: Callable[[], object], seconds: float, max_iterations: int) -> float:  # float-ok
+def per_second(
+    work: Callable[[], object], seconds: float, max_iterations: int
+) -> float:  # float-ok
     """Calls of `work` per second, single thread, over `seconds` or `max_iterations`."""
     batch = 50
     iterations = 0
@@ -99,13 +103,12 @@ def per_second(work: Callable[[], object], seconds: float, max_iterations: int) 
 def measure_in_process(catalog: Catalog, day: dt.date) -> tuple[float, float]:  # float-ok
     """(quotes/s, quotes + quote_json/s) for USAGE priced on `day`."""
 
-    def price() -> object:
+    def price() -> Quote:
         return quote(catalog=catalog, usage=USAGE, at=day)
 
     def price_and_render() -> object:
-        return quote_json(price_only(), catalog=catalog, at=day)
+        return quote_json(price(), catalog=catalog, at=day)
 
-    price_only = price
     per_second(price_and_render, IN_PROCESS_WARMUP_SECONDS, IN_PROCESS_MAX_ITERATIONS)
     quotes = per_second(price, IN_PROCESS_SECONDS, IN_PROCESS_MAX_ITERATIONS)
     rendered = per_second(price_and_render, IN_PROCESS_SECONDS, IN_PROCESS_MAX_ITERATIONS)
@@ -145,7 +148,7 @@ def naive_charge(plan: PricePlan, quantity: Decimal) -> Decimal:
     return total
 
 
-def _tier_of(plan: PricePlan, unit: int) -> tuple[Decimal, Any]:
+def _tier_of(plan: PricePlan, unit: int) -> tuple[Decimal, Tier]:
     """The (lower bound, tier) that unit number `unit` falls in: lower < unit <= up_to."""
     for lower, tier in zip(plan.lowers, plan.tiers, strict=True):
         if tier.up_to is None or unit <= tier.up_to:
@@ -363,7 +366,9 @@ async def connection(port: int, request: bytes, load: Load) -> None:
             writer.close()
 
 
-async def drive(port: int, request: bytes, seconds: float, max_requests: int) -> tuple[Load, float]:  # float-ok
+async def drive(
+    port: int, request: bytes, seconds: float, max_requests: int
+) -> tuple[Load, float]:  # float-ok
     """Run CONNECTIONS connections for `seconds`; return what they saw and the elapsed time."""
     start = time.perf_counter()
     load = Load(deadline=start + seconds, max_requests=max_requests)
@@ -414,7 +419,7 @@ def percentiles(latencies: list[float]) -> tuple[float, float]:  # float-ok
     return cuts[49], cuts[98]
 
 
-def run_async[T](coroutine: Coroutine[Any, Any, T]) -> T:
+def run_async(coroutine: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine on uvloop when it is installed (a faster load generator)."""
     factory = uvloop.new_event_loop if uvloop is not None else None
     with asyncio.Runner(loop_factory=factory) as runner:
@@ -466,7 +471,9 @@ def main() -> None:
     print(f"3. POST /v1/quote over HTTP on {HOST}, {CONNECTIONS} keep-alive connections,")
     print(f"   {HTTP_WARMUP_SECONDS:.0f} s warm-up + {HTTP_SECONDS:.0f} s measured, ", end="")
     print(f"cap {HTTP_MAX_REQUESTS:,} requests, client on {'uvloop' if uvloop else 'asyncio'}")
-    print(f"   note: the load generator shares the machine's {os.cpu_count()} CPU(s) with the server")
+    print(
+        f"   note: the load generator shares the machine's {os.cpu_count()} CPU(s) with the server"
+    )
     results = []
     for workers in WORKER_COUNTS:
         result = measure_http(workers)
@@ -483,7 +490,9 @@ def main() -> None:
     print("summary")
     print(f"   in-process quotes/s: {quotes_per_second:,.0f} (goal >= {GOAL_QUOTES_PER_SECOND:,})")
     print(f"   in-process quotes+json/s: {rendered_per_second:,.0f}")
-    print(f"   engine vs naive per-unit loop: {ratio:,.0f}x (agree: {'yes' if base.agree else 'no'})")
+    print(
+        f"   engine vs naive per-unit loop: {ratio:,.0f}x (agree: {'yes' if base.agree else 'no'})"
+    )
     for result in results:
         print(
             f"   HTTP req/s, workers={result.workers}: {result.requests_per_second:,.0f} "

@@ -36,7 +36,8 @@ def test_the_shipped_tiers_are_valid_and_cover_six_products():
         plan = product.versions[-1].plan
         assert plan.model is Model.GRADUATED
         assert 4 <= len(plan.tiers) <= 7
-        assert plan.free_allowance and plan.free_allowance > 0
+        assert plan.free_allowance
+        assert plan.free_allowance > 0
     assert catalog.schedule is not None
     assert catalog.schedule.terms == (1, 2, 3)
 

@@ -98,8 +98,10 @@ def test_volume_cap_stops_at_the_first_quantity_over_it_even_if_later_ones_are_c
     assert max_quantity_within_cap(VOLUME, D(80)) == 80
 
 
-@pytest.mark.parametrize("bad", [("-1", "0"), ("10", "-1"), ("10", "101")])
-def test_bad_caps_and_discounts_are_refused(bad):
-    cap, percent = bad
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize(
+    ("cap", "percent", "reason"),
+    [("-1", "0", "non-negative"), ("10", "-1", "between 0 and 100"), ("10", "101", "between")],
+)
+def test_bad_caps_and_discounts_are_refused(cap, percent, reason):
+    with pytest.raises(ValueError, match=reason):
         max_quantity_within_cap(ANALYTICS, D(cap), D(percent))

@@ -127,7 +127,7 @@ def test_negative_quantity_is_refused():
     ],
 )
 def test_price_plans_refuse_broken_tables(tiers):
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"tier|up_to|non-negative"):
         PricePlan(Model.GRADUATED, tiers, "USD")
 
 
