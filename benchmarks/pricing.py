@@ -66,34 +66,32 @@ GOAL_QUOTES_PER_SECOND = 20_000
 GOAL_REQUESTS_PER_SECOND = 1_500
 
 # Bounds: in-process loops stop at whichever comes first, the time or the iteration count.
-IN_PROCESS_SECONDS = 3.0  # float-ok
-IN_PROCESS_WARMUP_SECONDS = 0.5  # float-ok
+IN_PROCESS_SECONDS = 3.0
+IN_PROCESS_WARMUP_SECONDS = 0.5
 IN_PROCESS_MAX_ITERATIONS = 500_000
 NAIVE_ROUNDS = 3
 
 # HTTP load: C keep-alive connections, a warm-up, a fixed measured window, a request cap.
 CONNECTIONS = 32
-HTTP_WARMUP_SECONDS = 1.0  # float-ok
-HTTP_SECONDS = 8.0  # float-ok
+HTTP_WARMUP_SECONDS = 1.0
+HTTP_SECONDS = 8.0
 HTTP_MAX_REQUESTS = 200_000
-HTTP_GRACE_SECONDS = 5.0  # float-ok
-SERVER_START_TIMEOUT = 30.0  # float-ok
-SERVER_STOP_TIMEOUT = 10.0  # float-ok
+HTTP_GRACE_SECONDS = 5.0
+SERVER_START_TIMEOUT = 30.0
+SERVER_STOP_TIMEOUT = 10.0
 WORKER_COUNTS = (1, 2)
 
 
 # --- in-process ---------------------------------------------------------------------------
 
 
-def per_second(
-    work: Callable[[], object], seconds: float, max_iterations: int
-) -> float:  # float-ok
-    """Calls of `work` per second, single thread, over `seconds` or `max_iterations`."""
+def per_second(work: Callable[[], object], seconds: float, limit: int) -> float:  # float-ok
+    """Calls of `work` per second, single thread, for `seconds` or `limit` calls at most."""
     batch = 50
     iterations = 0
     start = time.perf_counter()
     deadline = start + seconds
-    while iterations < max_iterations and time.perf_counter() < deadline:
+    while iterations < limit and time.perf_counter() < deadline:
         for _ in range(batch):
             work()
         iterations += batch
@@ -366,14 +364,12 @@ async def connection(port: int, request: bytes, load: Load) -> None:
             writer.close()
 
 
-async def drive(
-    port: int, request: bytes, seconds: float, max_requests: int
-) -> tuple[Load, float]:  # float-ok
-    """Run CONNECTIONS connections for `seconds`; return what they saw and the elapsed time."""
+async def drive(port: int, request: bytes, span: float, cap: int) -> tuple[Load, float]:  # float-ok
+    """Run CONNECTIONS connections for `span` seconds; return what they saw and the time taken."""
     start = time.perf_counter()
-    load = Load(deadline=start + seconds, max_requests=max_requests)
+    load = Load(deadline=start + span, max_requests=cap)
     tasks = [asyncio.create_task(connection(port, request, load)) for _ in range(CONNECTIONS)]
-    _, pending = await asyncio.wait(tasks, timeout=seconds + HTTP_GRACE_SECONDS)
+    _, pending = await asyncio.wait(tasks, timeout=span + HTTP_GRACE_SECONDS)
     for task in pending:  # stuck on a server that stopped answering
         task.cancel()
         load.errors += 1

@@ -79,9 +79,9 @@ def _problem(item: Any) -> dict[str, str | None]:
     if kind == "extra_forbidden":
         message = f"unknown field {loc[-1]!r}"
     elif kind == "missing":
-        message = f"{loc[-1]!r} is required"
-    elif kind in ("model_attributes_type", "dict_type") and not loc:
-        message = "the body must be a JSON object"
+        message = f"{loc[-1]!r} is required" if loc else "a JSON body is required"
+    elif kind in ("model_attributes_type", "dict_type"):
+        message = f"{field} must be a JSON object" if loc else "the body must be a JSON object"
     if kind in _CODE_BY_PYDANTIC_TYPE:
         code = _CODE_BY_PYDANTIC_TYPE[kind]
     else:
