@@ -43,7 +43,7 @@ from billing.quotes import quote, quote_json
 
 try:
     import uvloop
-except ImportError:  # pragma: no cover - uvicorn[standard] normally brings it
+except ImportError:  # uvicorn[standard] normally brings it
     uvloop = None
 
 REPO = Path(__file__).resolve().parent.parent
@@ -134,7 +134,7 @@ def naive_charge(plan: PricePlan, quantity: Decimal) -> Decimal:
         if plan.model is Model.VOLUME:
             if units == 0:
                 return total
-            lower, tier = _tier_of(plan, units)
+            _, tier = _tier_of(plan, units)
             for _ in range(units):
                 total += tier.unit_price
             return total + tier.flat_fee
@@ -457,7 +457,8 @@ def main() -> None:
     print(f"   naive loop: {base.naive_per_second:>10,.1f} quotes/s (best of {NAIVE_ROUNDS})")
     print(f"   engine:     {base.engine_per_second:>10,.0f} quotes/s")
     print(f"   engine / naive: {ratio:,.0f}x")
-    print(f"   agree: {'yes' if base.agree else 'no'} (exact total {base.amount})")
+    free = "; every scaled quantity is inside its free allowance" if not base.amount else ""
+    print(f"   agree: {'yes' if base.agree else 'no'} (exact total {base.amount}{free})")
     print(
         f"   full-scale check ({', '.join(base.check_products)}): "
         f"agree: {'yes' if base.check_agree else 'no'} (exact total {base.check_amount})"
@@ -487,7 +488,9 @@ def main() -> None:
     print(f"   in-process quotes/s: {quotes_per_second:,.0f} (goal >= {GOAL_QUOTES_PER_SECOND:,})")
     print(f"   in-process quotes+json/s: {rendered_per_second:,.0f}")
     print(
-        f"   engine vs naive per-unit loop: {ratio:,.0f}x (agree: {'yes' if base.agree else 'no'})"
+        f"   engine vs naive per-unit loop: {ratio:,.0f}x "
+        f"(agree: {'yes' if base.agree else 'no'}, "
+        f"full-scale check: {'yes' if base.check_agree else 'no'})"
     )
     for result in results:
         print(

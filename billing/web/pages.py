@@ -20,6 +20,18 @@ from billing.catalog.public import catalog_json
 from billing.errors import BillingError
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).resolve().parent / "templates")
+
+
+def group_digits(text: str) -> str:
+    """Display only: "1000000.50" -> "1,000,000.50", "inf" -> "∞"."""
+    if text == "inf":
+        return "∞"
+    whole, dot, fraction = str(text).partition(".")
+    sign = "-" if whole.startswith("-") else ""
+    return f"{sign}{int(whole.lstrip('-') or 0):,}{dot}{fraction}"
+
+
+TEMPLATES.env.filters["group"] = group_digits
 router = APIRouter(include_in_schema=False)
 
 

@@ -16,7 +16,9 @@ def test_three_million_events_cost_84_30_with_the_tier_breakdown(client):
     (line,) = data["lines"]
     assert line["product"] == "product_analytics"
     assert line["quantity"] == line["billable_quantity"] == "3000000"
-    assert [(t["from"], t["up_to"], t["quantity"], t["unit_price"], t["amount"]) for t in line["tiers"]] == [
+    assert [
+        (t["from"], t["up_to"], t["quantity"], t["unit_price"], t["amount"]) for t in line["tiers"]
+    ] == [
         ("0", "1000000", "1000000", "0", "0.00"),
         ("1000000", "2000000", "1000000", "0.00005", "50.00"),
         ("2000000", "15000000", "1000000", "0.0000343", "34.30"),
@@ -54,7 +56,11 @@ def test_discount_caps_and_commitment_together(client):
     # A 100.00 cap with 20 % off buys 125.00 of list usage: 10,000 at 0.005 + 18,750 at 0.004.
     assert replay["capped"] is True
     assert replay["billable_quantity"] == replay["max_quantity"] == "33750"
-    assert (replay["subtotal"], replay["discount"], replay["total"]) == ("125.00", "25.00", "100.00")
+    assert (replay["subtotal"], replay["discount"], replay["total"]) == (
+        "125.00",
+        "25.00",
+        "100.00",
+    )
     assert data["total"] == "167.44"
     commitment = data["commitment"]
     assert commitment["discount_percent"] == "20"
@@ -122,7 +128,12 @@ def test_products_lists_the_catalogue_in_force_with_brackets(client):
     assert replay["effective_from"] == "2024-01-01"
     assert replay["next_version_from"] == "2026-01-01"
     assert replay["free_allowance"] == "5000"
-    assert replay["tiers"][0] == {"from": "0", "up_to": "5000", "unit_price": "0", "flat_fee": "0.00"}
+    assert replay["tiers"][0] == {
+        "from": "0",
+        "up_to": "5000",
+        "unit_price": "0",
+        "flat_fee": "0.00",
+    }
     assert replay["tiers"][-1]["up_to"] == "inf"
     brackets = data["commitments"]["brackets"]
     assert {"years": 1, "min_credit": "20000.00", "discount_percent": "20"} in brackets
@@ -144,11 +155,19 @@ BAD_QUOTES = [
     ({"usage": {"product_analytics": None}}, "invalid_quantity", "usage.product_analytics"),
     ({"usage": {"product_analytics": {}}}, "invalid_quantity", "usage.product_analytics"),
     ({"usage": {"product_analytics": 10**15 + 1}}, "invalid_quantity", "usage.product_analytics"),
-    ({"usage": {"product_analytics": "1.0000000000001"}}, "invalid_quantity", "usage.product_analytics"),
+    (
+        {"usage": {"product_analytics": "1.0000000000001"}},
+        "invalid_quantity",
+        "usage.product_analytics",
+    ),
     ({"usage": []}, "invalid_type", "usage"),
     ({}, "missing_field", "usage"),
     ({"usage": {}, "colour": "blue"}, "unknown_field", "colour"),
-    ({"usage": {}, "commitment": {"credit": "3000", "years": 1, "x": 1}}, "unknown_field", "commitment.x"),
+    (
+        {"usage": {}, "commitment": {"credit": "3000", "years": 1, "x": 1}},
+        "unknown_field",
+        "commitment.x",
+    ),
     ({"usage": {}, "at": "2026-13-01"}, "invalid_date", "at"),
     ({"usage": {}, "at": 20261101}, "invalid_date", "at"),
     ({"usage": {"product_analytics": 1}, "at": "2020-01-01"}, "no_price_in_force", "at"),
@@ -156,9 +175,21 @@ BAD_QUOTES = [
     ({"usage": {}, "discount_percent": "-1"}, "invalid_percent", "discount_percent"),
     ({"usage": {}, "spend_caps": {"nope": "1"}}, "unknown_product", "spend_caps.nope"),
     ({"usage": {}, "spend_caps": {"surveys": "1.005"}}, "invalid_amount", "spend_caps.surveys"),
-    ({"usage": {}, "commitment": {"credit": "2999.99", "years": 1}}, "below_min_purchase", "commitment.credit"),
-    ({"usage": {}, "commitment": {"credit": "3000", "years": 4}}, "unknown_term", "commitment.years"),
-    ({"usage": {}, "commitment": {"credit": "3000", "years": 1.5}}, "invalid_years", "commitment.years"),
+    (
+        {"usage": {}, "commitment": {"credit": "2999.99", "years": 1}},
+        "below_min_purchase",
+        "commitment.credit",
+    ),
+    (
+        {"usage": {}, "commitment": {"credit": "3000", "years": 4}},
+        "unknown_term",
+        "commitment.years",
+    ),
+    (
+        {"usage": {}, "commitment": {"credit": "3000", "years": 1.5}},
+        "invalid_years",
+        "commitment.years",
+    ),
     ({"usage": {}, "include_commitment_options": "yes"}, "invalid", "include_commitment_options"),
 ]
 
@@ -176,11 +207,27 @@ def test_bad_input_is_a_422_naming_the_field(client, body, code, field):
     ("raw", "code", "field"),
     [
         ('{"usage": {"product_analytics": NaN}}', "invalid_quantity", "usage.product_analytics"),
-        ('{"usage": {"product_analytics": Infinity}}', "invalid_quantity", "usage.product_analytics"),
-        ('{"usage": {"product_analytics": -Infinity}}', "invalid_quantity", "usage.product_analytics"),
+        (
+            '{"usage": {"product_analytics": Infinity}}',
+            "invalid_quantity",
+            "usage.product_analytics",
+        ),
+        (
+            '{"usage": {"product_analytics": -Infinity}}',
+            "invalid_quantity",
+            "usage.product_analytics",
+        ),
         ('{"usage": {"product_analytics": 1e400}}', "invalid_quantity", "usage.product_analytics"),
-        ('{"usage": {"product_analytics": 1.00000000000001}}', "invalid_quantity", "usage.product_analytics"),
-        ('{"usage": {"product_analytics": ' + "9" * 5000 + "}}", "invalid_quantity", "usage.product_analytics"),
+        (
+            '{"usage": {"product_analytics": 1.00000000000001}}',
+            "invalid_quantity",
+            "usage.product_analytics",
+        ),
+        (
+            '{"usage": {"product_analytics": ' + "9" * 5000 + "}}",
+            "invalid_quantity",
+            "usage.product_analytics",
+        ),
         ('{"usage": {}, "spend_caps": {"surveys": 10.5}}', "invalid_amount", "spend_caps.surveys"),
         ('{"usage": {"product_analytics": 1}', "invalid_json", "body"),
         ("[1, 2]", "invalid_type", "body"),

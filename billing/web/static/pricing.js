@@ -10,6 +10,13 @@
   let timer = null;
 
   const clean = (text) => text.replace(/[,_\s]/g, "");
+  // Display only: "1000000.5" -> "1,000,000.5", "inf" -> "∞". Strings in, strings out.
+  const group = (text) => {
+    if (text === "inf") return "∞";
+    const [whole, fraction] = String(text).split(".");
+    const grouped = whole.replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+    return fraction === undefined ? grouped : grouped + "." + fraction;
+  };
   const cell = (text, cls) => {
     const td = document.createElement("td");
     td.textContent = text;
@@ -56,9 +63,9 @@
   }
 
   function render(quote) {
-    document.getElementById("total").textContent = quote.total;
+    document.getElementById("total").textContent = group(quote.total);
     document.getElementById("total-detail").textContent =
-      "list " + quote.subtotal + ", discount " + quote.discount;
+      "list " + group(quote.subtotal) + ", discount " + group(quote.discount);
     for (const section of products) {
       section.querySelector(".line").textContent = "";
     }
@@ -69,19 +76,19 @@
       if (holder) {
         const p = document.createElement("p");
         p.className = "line-total";
-        p.textContent = line.total + " " + quote.currency;
+        p.textContent = group(line.total) + " " + quote.currency;
         if (line.capped) {
           const note = document.createElement("span");
           note.className = "capped";
-          note.textContent = " · capped at " + line.billable_quantity + " units";
+          note.textContent = " · capped at " + group(line.billable_quantity) + " " + line.unit + "s";
           p.appendChild(note);
         }
         holder.appendChild(p);
       }
       for (const t of line.tiers) {
         const tr = document.createElement("tr");
-        tr.append(cell(line.name), cell(t.from + " – " + t.up_to), cell(t.quantity, "num"),
-          cell(t.unit_price, "num"), cell(t.amount, "num"));
+        tr.append(cell(line.name), cell(group(t.from) + " – " + group(t.up_to)),
+          cell(group(t.quantity), "num"), cell(t.unit_price, "num"), cell(group(t.amount), "num"));
         tbody.appendChild(tr);
       }
     }
@@ -91,10 +98,10 @@
       for (const o of quote.commitment_options) {
         const tr = document.createElement("tr");
         if (o.recommended) tr.className = "recommended";
-        tr.append(cell(o.years + " yr"), cell(o.bracket.min_credit, "num"),
-          cell(o.discount_percent + "%", "num"), cell(o.credit, "num"),
-          cell(o.price_per_year, "num"), cell(o.annual_cost_without_commitment, "num"),
-          cell(o.annual_cost_with_commitment, "num"), cell(o.saving, "num"));
+        tr.append(cell(o.years + " yr"), cell(group(o.bracket.min_credit), "num"),
+          cell(o.discount_percent + "%", "num"), cell(group(o.credit), "num"),
+          cell(group(o.price_per_year), "num"), cell(group(o.annual_cost_without_commitment), "num"),
+          cell(group(o.annual_cost_with_commitment), "num"), cell(group(o.saving), "num"));
         options.appendChild(tr);
       }
     }

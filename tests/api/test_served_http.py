@@ -1,0 +1,35 @@
+"""The installed `billing serve`, quoted over real HTTP on a free port."""
+
+import subprocess
+
+import pytest
+
+from tests.catalog.test_loader import INVALID
+from tests.servers import BILLING, post_json, running_server
+
+pytestmark = pytest.mark.slow
+
+
+def test_billing_serve_quotes_over_real_http():
+    with running_server() as base:
+        status, data = post_json(
+            f"{base}/v1/quote", {"usage": {"product_analytics": 3000000}, "at": "2026-11-01"}
+        )
+        assert status == 200
+        assert data["total"] == "84.30"
+        status, error = post_json(f"{base}/v1/quote", {"usage": {"product_analytics": -1}})
+        assert status == 422
+        assert error["field"] == "usage.product_analytics"
+
+
+def test_the_service_refuses_to_start_on_an_invalid_tier_directory():
+    result = subprocess.run(
+        [str(BILLING), "serve", "--port", "1", "--tiers", str(INVALID / "three_mistakes")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 1
+    assert "3 problem(s)" in result.stderr
+    assert "thing.toml: colour: unknown key 'colour'" in result.stderr
+    assert "versions[0].tiers[1].up_to: up_to must be strictly increasing" in result.stderr
