@@ -11,6 +11,7 @@ import shutil
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from fastapi.testclient import TestClient
@@ -22,6 +23,11 @@ from billing.settings import Settings
 REPO = Path(__file__).resolve().parent.parent
 TIERS = REPO / "pricing_tiers"
 CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
+POSTGRES_URL = os.environ.get(
+    "BILLING_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+
+pytest_plugins = ["pytester"]
 
 
 def require_or_skip(switch: str, reason: str) -> None:
@@ -53,6 +59,22 @@ def chromium_path() -> str:
         return found
     require_or_skip("BILLING_REQUIRE_BROWSER", "no Chromium found (apt-get install -y chromium)")
     raise AssertionError("unreachable")
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """URL of a reachable PostgreSQL server; skip (or fail when required) without one."""
+    url = urlsplit(POSTGRES_URL)
+    host, port = url.hostname or "127.0.0.1", url.port or 5432
+    try:
+        socket.create_connection((host, port), timeout=2).close()
+    except OSError as error:
+        require_or_skip(
+            "BILLING_REQUIRE_POSTGRES",
+            f"PostgreSQL is not reachable at {host}:{port} ({error}); "
+            "set BILLING_TEST_POSTGRES_URL or start it",
+        )
+    return POSTGRES_URL
 
 
 def free_port() -> int:
