@@ -73,9 +73,15 @@ def minor_digits(currency: str) -> int:
         raise ValueError(f"unknown currency {currency!r}") from None
 
 
+_MINOR_UNIT = {code: Decimal(1).scaleb(-digits) for code, digits in MINOR_UNITS.items()}
+
+
 def minor_unit(currency: str) -> Decimal:
     """The smallest amount of a currency: Decimal('0.01') for USD, Decimal('1') for JPY."""
-    return Decimal(1).scaleb(-minor_digits(currency))
+    try:
+        return _MINOR_UNIT[currency]
+    except KeyError:
+        raise ValueError(f"unknown currency {currency!r}") from None
 
 
 def round_to_minor(amount: Decimal, currency: str) -> Decimal:
@@ -147,12 +153,21 @@ def format_amount(amount: Decimal, currency: str) -> str:
     return str(round_to_minor(amount, currency))
 
 
-def format_exact(amount: Decimal, currency: str) -> str:
-    """An exact amount as plain text, trailing zeros trimmed to the minor digits ("0.0000343")."""
-    digits = max(minor_digits(currency), fraction_digits(amount))
-    return f"{amount:.{digits}f}"
-
-
 def format_quantity(quantity: Decimal) -> str:
     """A quantity as plain text without exponent or trailing zeros ("3000000", "1.5")."""
-    return f"{quantity:.{fraction_digits(quantity)}f}"
+    text = str(quantity)
+    if "E" in text:
+        text = format(quantity, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text == "-0" else text
+
+
+def format_exact(amount: Decimal, currency: str) -> str:
+    """An exact amount as plain text, trailing zeros trimmed to the minor digits ("0.0000343")."""
+    text = format_quantity(amount)
+    digits = minor_digits(currency)
+    whole, _, fraction = text.partition(".")
+    if len(fraction) >= digits:
+        return text
+    return f"{whole}.{fraction.ljust(digits, '0')}" if digits else whole

@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 from billing.catalog import Catalog
 
 
-def get_catalog(request: Request) -> Catalog:
+async def get_catalog(request: Request) -> Catalog:
     """The catalogue loaded at start-up."""
     catalog: Catalog = request.app.state.catalog
     return catalog

@@ -5,7 +5,7 @@ numbers and returns numbers (with the working shown), so it can be tested with t
 """
 
 from billing.pricing.caps import max_quantity_within_cap
-from billing.pricing.charge import ChargeResult, TierCharge, charge
+from billing.pricing.charge import ChargeResult, charge
 from billing.pricing.commitments import (
     Bracket,
     CommitmentOption,
@@ -15,7 +15,7 @@ from billing.pricing.commitments import (
     quote_commitment,
 )
 from billing.pricing.discounts import LineFigures, line_figures
-from billing.pricing.plan import Model, PricePlan, Tier
+from billing.pricing.plan import Model, PricePlan, Tier, TierCharge
 from billing.pricing.quote import Quote, QuoteLine, build_quote
 
 __all__ = [

@@ -9,22 +9,10 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from dataclasses import dataclass
-from decimal import Decimal, localcontext
+from decimal import Decimal
 
 from billing.money import EXACT, ZERO
-from billing.pricing.plan import Model, PricePlan
-
-
-@dataclass(frozen=True, slots=True)
-class TierCharge:
-    """The part of a charge that fell in one tier: (lower, up_to] x unit_price + flat_fee."""
-
-    lower: Decimal
-    up_to: Decimal | None
-    quantity: Decimal
-    unit_price: Decimal
-    flat_fee: Decimal
-    amount: Decimal
+from billing.pricing.plan import Model, PricePlan, TierCharge
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,30 +30,33 @@ def charge(plan: PricePlan, quantity: Decimal) -> ChargeResult:
     """Price `quantity` units with `plan`, exactly, showing every tier used."""
     if quantity < 0:
         raise ValueError(f"quantity must be non-negative, got {quantity}")
-    with localcontext(EXACT):
-        if plan.model is Model.VOLUME:
-            return _volume(plan, quantity)
-        if plan.model is Model.PACKAGE:
-            assert plan.package_size is not None
-            packages, remainder = divmod(quantity, plan.package_size)
-            if remainder:
-                packages += 1
-            return _graduated(plan, quantity, packages)
-        return _graduated(plan, quantity, quantity)
+    # NOTE: arithmetic goes through the EXACT context's methods, so a charge can never be
+    # rounded silently, whatever context the caller's thread has.
+    if plan.model is Model.VOLUME:
+        return _volume(plan, quantity)
+    if plan.model is Model.PACKAGE:
+        assert plan.package_size is not None
+        packages, remainder = EXACT.divmod(quantity, plan.package_size)
+        if remainder:
+            packages = EXACT.add(packages, 1)
+        return _graduated(plan, quantity, packages)
+    return _graduated(plan, quantity, quantity)
 
 
 def _graduated(plan: PricePlan, quantity: Decimal, priced: Decimal) -> ChargeResult:
-    parts = []
-    total = ZERO
-    for lower, tier in zip(plan.lowers, plan.tiers, strict=True):
-        if priced <= lower:
-            break
-        top = priced if tier.up_to is None or priced < tier.up_to else tier.up_to
-        units = top - lower
-        amount = tier.unit_price * units + tier.flat_fee
-        total += amount
-        parts.append(TierCharge(lower, tier.up_to, units, tier.unit_price, tier.flat_fee, amount))
-    return ChargeResult(plan.model, quantity, priced, tuple(parts), total)
+    if not priced:
+        return ChargeResult(plan.model, quantity, priced, (), ZERO)
+    # Tiers below the one containing `priced` are used in full: their parts and their
+    # cumulative cost (segment base) were computed once, when the plan was built.
+    index = bisect_left(plan.lowers, priced) - 1
+    lower, tier = plan.lowers[index], plan.tiers[index]
+    units = EXACT.subtract(priced, lower)
+    used = EXACT.multiply(tier.unit_price, units)
+    last = TierCharge(
+        lower, tier.up_to, units, tier.unit_price, tier.flat_fee, EXACT.add(used, tier.flat_fee)
+    )
+    amount = EXACT.add(plan.segments[index].base, used)
+    return ChargeResult(plan.model, quantity, priced, (*plan.full_parts[:index], last), amount)
 
 
 def _volume(plan: PricePlan, quantity: Decimal) -> ChargeResult:
@@ -74,7 +65,7 @@ def _volume(plan: PricePlan, quantity: Decimal) -> ChargeResult:
     # tiers[k] contains quantity when lowers[k] < quantity <= up_to[k].
     index = bisect_left(plan.lowers, quantity) - 1
     tier = plan.tiers[index]
-    amount = tier.unit_price * quantity + tier.flat_fee
+    amount = EXACT.add(EXACT.multiply(tier.unit_price, quantity), tier.flat_fee)
     lower = plan.lowers[index]
     part = TierCharge(lower, tier.up_to, quantity, tier.unit_price, tier.flat_fee, amount)
     return ChargeResult(plan.model, quantity, quantity, (part,), amount)

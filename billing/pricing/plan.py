@@ -29,6 +29,18 @@ class Tier:
 
 
 @dataclass(frozen=True, slots=True)
+class TierCharge:
+    """The part of a charge that fell in one tier: (lower, up_to] x unit_price + flat_fee."""
+
+    lower: Decimal
+    up_to: Decimal | None
+    quantity: Decimal
+    unit_price: Decimal
+    flat_fee: Decimal
+    amount: Decimal
+
+
+@dataclass(frozen=True, slots=True)
 class Segment:
     """cost(lower + n) = base + unit_price * n for whole n in 1..(upper - lower)."""
 
@@ -48,6 +60,7 @@ class PricePlan:
     package_size: int | None = None
     lowers: tuple[Decimal, ...] = field(init=False, repr=False, compare=False)
     segments: tuple[Segment, ...] = field(init=False, repr=False, compare=False)
+    full_parts: tuple[TierCharge, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         _check(self)
@@ -58,6 +71,7 @@ class PricePlan:
             previous = tier.up_to if tier.up_to is not None else previous
         object.__setattr__(self, "lowers", tuple(lowers))
         object.__setattr__(self, "segments", tuple(_segments(self)))
+        object.__setattr__(self, "full_parts", tuple(_full_parts(self)))
 
     @property
     def free_allowance(self) -> Decimal | None:
@@ -108,3 +122,15 @@ def _segments(plan: PricePlan) -> list[Segment]:
             width = EXACT.subtract(tier.up_to, lower)
             cumulative = EXACT.add(base, EXACT.multiply(tier.unit_price, width))
     return segments
+
+
+def _full_parts(plan: PricePlan) -> list[TierCharge]:
+    """Each bounded tier fully used, as a graduated charge would show it."""
+    parts = []
+    for lower, tier in zip(plan.lowers, plan.tiers, strict=True):
+        if tier.up_to is None:
+            break
+        width = EXACT.subtract(tier.up_to, lower)
+        amount = EXACT.add(EXACT.multiply(tier.unit_price, width), tier.flat_fee)
+        parts.append(TierCharge(lower, tier.up_to, width, tier.unit_price, tier.flat_fee, amount))
+    return parts

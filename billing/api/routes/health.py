@@ -13,7 +13,7 @@ router = APIRouter(tags=["operations"])
 
 
 @router.get("/healthz")
-def healthz(catalog: CatalogDep) -> dict[str, Any]:
+async def healthz(catalog: CatalogDep) -> dict[str, Any]:
     """The service is up and its catalogue loaded."""
     return {
         "status": "ok",

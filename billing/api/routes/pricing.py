@@ -26,7 +26,7 @@ def _today() -> dt.date:
 
 
 @router.get("/products", response_model=CatalogOut, responses=ERRORS)
-def list_products(
+async def list_products(
     catalog: CatalogDep,
     at: Annotated[str | None, Query(description="date, YYYY-MM-DD (default today)")] = None,
 ) -> JSONResponse:
@@ -36,7 +36,7 @@ def list_products(
 
 
 @router.post("/quote", response_model=QuoteOut, responses=ERRORS)
-def create_quote(body: QuoteRequest, catalog: CatalogDep) -> JSONResponse:
+async def create_quote(body: QuoteRequest, catalog: CatalogDep) -> JSONResponse:
     """Price a month of usage, with optional caps, discount and commitment."""
     at = body.at or _today()
     commitment = (body.commitment.credit, body.commitment.years) if body.commitment else None
