@@ -11,7 +11,7 @@ import pytest
 from tests.conftest import REPO
 from tests.servers import BILLING
 
-DOCS = sorted((REPO / "docs").glob("*.md")) + [REPO / "README.md"]
+DOCS = [*sorted((REPO / "docs").glob("*.md")), REPO / "README.md"]
 FENCE = re.compile(r"```(\w*)\n(.*?)```", re.DOTALL)
 
 
