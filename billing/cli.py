@@ -14,10 +14,10 @@ from pydantic import TypeAdapter
 from pydantic_core import PydanticCustomError
 
 from billing import quotes
-from billing.api.fields import parse_amount, parse_date, parse_percent, parse_quantity, parse_years
 from billing.catalog import Catalog, load_catalog, validate_directory
 from billing.catalog.schema import DiscountsFile, ProductFile
 from billing.errors import BillingError, CatalogError
+from billing.parsing import parse_amount, parse_date, parse_percent, parse_quantity, parse_years
 from billing.settings import get_settings
 
 app = typer.Typer(help="Usage-based billing and pricing engine.", no_args_is_help=True)

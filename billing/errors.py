@@ -9,6 +9,12 @@
     │   ├── UnknownTerm               unknown_term
     │   ├── BelowMinimumPurchase      below_min_purchase
     │   └── NoCommitmentSchedule      no_commitment_schedule
+    ├── NotFound                      not_found     404
+    ├── Conflict                      conflict      409
+    ├── Unauthorized                  unauthorized  401
+    ├── Forbidden                     forbidden     403
+    ├── PayloadTooLarge               too_large     413
+    ├── UnsupportedMediaType          unsupported_media_type 415
     └── CatalogError                  invalid_catalog  (the service refuses to start)
 
 Each error carries a machine `code`, a message written for the person who will read it,
@@ -63,6 +69,30 @@ class BelowMinimumPurchase(InputError):
 
 class NoCommitmentSchedule(InputError):
     code = "no_commitment_schedule"
+
+
+class NotFound(BillingError):
+    code = "not_found"
+
+
+class Conflict(BillingError):
+    code = "conflict"
+
+
+class Unauthorized(BillingError):
+    code = "unauthorized"
+
+
+class Forbidden(BillingError):
+    code = "forbidden"
+
+
+class PayloadTooLarge(BillingError):
+    code = "too_large"
+
+
+class UnsupportedMediaType(BillingError):
+    code = "unsupported_media_type"
 
 
 @dataclass(frozen=True, slots=True)

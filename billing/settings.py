@@ -19,6 +19,10 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "info"
+    migrate_on_start: bool = Field(
+        True, description="`billing serve` applies migrations before starting (off in production)"
+    )
+    demo_data: bool = Field(True, description="`billing demo --if-empty` seeds an empty database")
 
 
 @lru_cache

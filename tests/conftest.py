@@ -15,6 +15,8 @@ from urllib.parse import urlsplit
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+from sqlmodel import Session
 
 from billing.api.app import create_app
 from billing.catalog import Catalog, load_catalog
@@ -44,7 +46,7 @@ def catalog() -> Catalog:
 
 @pytest.fixture(scope="session")
 def client(catalog: Catalog) -> Iterator[TestClient]:
-    app = create_app(Settings(tiers_dir=TIERS), catalog)
+    app = create_app(Settings(tiers_dir=TIERS, database_url="sqlite://"), catalog)
     with TestClient(app) as test_client:
         yield test_client
 
@@ -82,3 +84,91 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+# --- databases -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated once; each test gets a copy."""
+    from billing.db import upgrade
+
+    path = tmp_path_factory.mktemp("template") / "billing.db"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A freshly migrated database: a SQLite file, or a PostgreSQL schema of its own."""
+    if request.param == "sqlite":
+        template: Path = request.getfixturevalue("sqlite_template")
+        path = tmp_path / "billing.db"
+        shutil.copy(template, path)
+        yield f"sqlite:///{path}"
+        return
+    yield from _postgres_schema(request.getfixturevalue("postgres_url"))
+
+
+def _postgres_schema(base_url: str) -> Iterator[str]:
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    from billing.db import upgrade
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(base_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    separator = "&" if "?" in base_url else "?"
+    url = f"{base_url}{separator}options=-csearch_path%3D{schema}"
+    try:
+        upgrade(url)
+        yield url
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    from billing.db import make_engine
+
+    engine = make_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def session(engine: Engine) -> Iterator[Session]:
+    with Session(engine, expire_on_commit=False) as session:
+        yield session
+
+
+@pytest.fixture
+def api(engine: Engine, catalog: Catalog, database_url: str) -> Iterator[TestClient]:
+    """The app on a fresh database, through TestClient."""
+    settings = Settings(tiers_dir=TIERS, database_url=database_url)
+    with TestClient(create_app(settings, catalog, engine)) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def keys(engine: Engine) -> dict[str, str]:
+    """One key of each staff role, in clear, for Authorization headers."""
+    from billing.auth.models import Role
+    from billing.auth.service import create_key
+
+    made = {}
+    with Session(engine) as session:
+        for role in (Role.ADMIN, Role.FINANCE, Role.INGEST):
+            made[role.value], _ = create_key(session=session, role=role, name=f"test {role}")
+        session.commit()
+    return made
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}

@@ -6,21 +6,26 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy import Engine
 
 from billing import __version__
 from billing.api import errors
-from billing.api.routes import health, pricing
+from billing.api.routes import customers, events, health, pricing
 from billing.catalog import Catalog, load_catalog
+from billing.db import make_engine
 from billing.settings import Settings, get_settings
 from billing.web import pages
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "web" / "static"
 
 
-def create_app(settings: Settings | None = None, catalog: Catalog | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, catalog: Catalog | None = None, engine: Engine | None = None
+) -> FastAPI:
     """Build the app; raises CatalogError when the tier directory is invalid."""
     settings = settings or get_settings()
     catalog = catalog or load_catalog(settings.tiers_dir)
+    engine = engine or make_engine(settings.database_url)
     app = FastAPI(
         title="Billing",
         version=__version__,
@@ -28,9 +33,12 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     )
     app.state.catalog = catalog
     app.state.settings = settings
+    app.state.engine = engine
     errors.install(app)
     app.include_router(health.router)
     app.include_router(pricing.router)
+    app.include_router(customers.router)
+    app.include_router(events.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -1,12 +1,22 @@
-"""FastAPI dependencies, as Annotated aliases."""
+"""FastAPI dependencies, as Annotated aliases: catalogue, database session, caller and roles."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import Engine
+from sqlmodel import Session
 
+from billing.auth import service as auth_service
+from billing.auth.models import Role
+from billing.auth.service import Principal
 from billing.catalog import Catalog
+from billing.errors import Forbidden, Unauthorized
+
+_bearer = HTTPBearer(auto_error=False, description="an API key: Authorization: Bearer bk_...")
 
 
 async def get_catalog(request: Request) -> Catalog:
@@ -15,4 +25,64 @@ async def get_catalog(request: Request) -> Catalog:
     return catalog
 
 
+def get_engine(request: Request) -> Engine:
+    """The database engine of this process."""
+    engine: Engine = request.app.state.engine
+    return engine
+
+
+def get_session(engine: Annotated[Engine, Depends(get_engine)]) -> Iterator[Session]:
+    """A session per request, committed when the route returns without error."""
+    with Session(engine, expire_on_commit=False) as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+
 CatalogDep = Annotated[Catalog, Depends(get_catalog)]
+EngineDep = Annotated[Engine, Depends(get_engine)]
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def get_principal(
+    engine: EngineDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """The caller, from its bearer key; 401 without a live key."""
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Unauthorized("an API key is required: Authorization: Bearer <key>")
+    with Session(engine) as session:
+        principal = auth_service.authenticate(session=session, key=credentials.credentials)
+    if principal is None:
+        raise Unauthorized("this API key is not valid or has been revoked")
+    return principal
+
+
+CurrentKey = Annotated[Principal, Depends(get_principal)]
+
+
+def require(*roles: Role) -> Callable[[Principal], Principal]:
+    """A dependency that admits only keys with one of `roles`."""
+    allowed = ", ".join(r.value for r in roles)
+
+    def check(principal: CurrentKey) -> Principal:
+        if principal.role not in roles:
+            raise Forbidden(f"this needs a key with role {allowed}; yours is {principal.role}")
+        return principal
+
+    return check
+
+
+AdminKey = Annotated[Principal, Depends(require(Role.ADMIN))]
+IngestKey = Annotated[Principal, Depends(require(Role.INGEST, Role.ADMIN))]
+ReaderKey = Annotated[Principal, Depends(require(Role.ADMIN, Role.FINANCE, Role.CUSTOMER))]
+StaffKey = Annotated[Principal, Depends(require(Role.ADMIN, Role.FINANCE))]
+
+
+def ensure_customer_access(principal: Principal, customer_id: str) -> None:
+    """A customer key reads and changes only its own customer."""
+    if principal.role is Role.CUSTOMER and principal.customer_id != customer_id:
+        raise Forbidden("this key belongs to another customer", field="customer")

@@ -9,10 +9,26 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from billing.errors import BillingError, CatalogError, InputError
+from billing.errors import (
+    BillingError,
+    CatalogError,
+    Conflict,
+    Forbidden,
+    InputError,
+    NotFound,
+    PayloadTooLarge,
+    Unauthorized,
+    UnsupportedMediaType,
+)
 
 STATUS_BY_ERROR: list[tuple[type[BillingError], int]] = [
     (InputError, 422),
+    (NotFound, 404),
+    (Conflict, 409),
+    (Unauthorized, 401),
+    (Forbidden, 403),
+    (PayloadTooLarge, 413),
+    (UnsupportedMediaType, 415),
     (CatalogError, 500),
 ]
 
@@ -40,7 +56,10 @@ def install(app: FastAPI) -> None:
 
 async def _billing_error(request: Request, error: BillingError) -> JSONResponse:
     status = next((s for kind, s in STATUS_BY_ERROR if isinstance(error, kind)), 400)
-    return JSONResponse(error_body(error.code, error.message, error.field), status_code=status)
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(
+        error_body(error.code, error.message, error.field), status_code=status, headers=headers
+    )
 
 
 async def _validation_error(request: Request, error: RequestValidationError) -> JSONResponse:

@@ -16,24 +16,25 @@ from typing import Any
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
 
+from billing.parsing import JSONNumber
+
 MAX_INT_DIGITS = 40
-
-
-class JSONNumber(Decimal):
-    """A number that was written in JSON with a fraction or exponent (or NaN/Infinity)."""
 
 
 def _parse_int(text: str) -> int | Decimal:
     return int(text) if len(text) <= MAX_INT_DIGITS else JSONNumber(text)
 
 
+def loads(body: bytes | str) -> Any:
+    """Parse JSON with fractional numbers as JSONNumber (exact), never float."""
+    return json.loads(body, parse_float=JSONNumber, parse_int=_parse_int, parse_constant=JSONNumber)
+
+
 class ExactJSONRequest(Request):
     async def json(self) -> Any:
         if not hasattr(self, "_json"):
             body = await self.body()
-            self._json = json.loads(
-                body, parse_float=JSONNumber, parse_int=_parse_int, parse_constant=JSONNumber
-            )
+            self._json = loads(body)
         return self._json
 
 

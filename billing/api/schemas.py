@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
-from billing.api.fields import Amount, IsoDate, Percent, Quantity, Years
+from billing.parsing import Amount, IsoDate, Percent, Quantity, Years
 
 STRICT = ConfigDict(extra="forbid")
 
@@ -151,3 +151,33 @@ class ErrorOut(BaseModel):
     message: str
     field: str | None = Field(description="dotted path of the input at fault, if one is")
     errors: list[dict[str, str | None]] | None = None
+
+
+class EventIn(BaseModel):
+    """One usage event (validated per event by the service, so one bad event spoils nothing)."""
+
+    id: str = Field(max_length=200, description="unique id; a retry must reuse it")
+    customer: str
+    product: str
+    quantity: str | int | float = Field(1, description="non-negative; default 1")
+    timestamp: str = Field(description="ISO 8601 with a zone, e.g. 2026-11-24T10:00:00Z")
+
+
+class EventBatchIn(BaseModel):
+    events: list[EventIn] = Field(max_length=10_000)
+
+
+class RejectedOut(BaseModel):
+    index: int
+    id: str | None
+    error: str = Field(
+        description="unknown_customer | unknown_product | period_closed | timestamp_in_future"
+        " | conflict | invalid: <field>: <reason>"
+    )
+
+
+class IngestOut(BaseModel):
+    accepted: int
+    duplicates: int
+    over_limit: list[str]
+    rejected: list[RejectedOut]

@@ -15,9 +15,9 @@ from pydantic_core import PydanticCustomError
 
 from billing import quotes
 from billing.api.deps import CatalogDep
-from billing.api.fields import parse_quantity
 from billing.catalog.public import catalog_json
 from billing.errors import BillingError
+from billing.parsing import parse_quantity
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).resolve().parent / "templates")
 

@@ -12,10 +12,10 @@ from fastapi.responses import JSONResponse
 from billing import quotes
 from billing.api.deps import CatalogDep
 from billing.api.exact_json import ExactJSONRoute
-from billing.api.fields import parse_date
 from billing.api.schemas import CatalogOut, ErrorOut, QuoteOut, QuoteRequest
 from billing.catalog.public import catalog_json
 from billing.errors import InputError
+from billing.parsing import parse_date
 
 router = APIRouter(prefix="/v1", tags=["pricing"], route_class=ExactJSONRoute)
 ERRORS: dict[int | str, dict[str, object]] = {422: {"model": ErrorOut}}

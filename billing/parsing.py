@@ -1,4 +1,5 @@
-"""Request field types with exact parsing and messages that name the problem."""
+"""Exact parsing of request values (quantities, amounts, percentages, dates), with messages
+that name the problem. Used by the API, the CLI, the pages and metering alike."""
 
 from __future__ import annotations
 
@@ -9,8 +10,12 @@ from typing import Annotated, Any
 from pydantic import BeforeValidator, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
-from billing.api.exact_json import JSONNumber
 from billing.money import fraction_digits
+
+
+class JSONNumber(Decimal):
+    """A number that was written in JSON with a fraction or exponent (or NaN/Infinity)."""
+
 
 MAX_QUANTITY = Decimal(10) ** 15
 MAX_DECIMALS = 12

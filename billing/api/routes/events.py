@@ -1,0 +1,93 @@
+"""POST /v1/events: batched, idempotent ingestion. The answer is sent after the commit."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from billing.api import exact_json
+from billing.api.deps import CatalogDep, EngineDep, IngestKey
+from billing.api.schemas import ErrorOut, EventBatchIn, IngestOut
+from billing.catalog import Catalog
+from billing.errors import InputError, PayloadTooLarge, UnsupportedMediaType
+from billing.metering import service as metering_service
+
+router = APIRouter(prefix="/v1", tags=["metering"])
+MAX_EVENTS = 10_000
+MAX_BYTES = 5 * 1024 * 1024
+LIMITS = f"at most {MAX_EVENTS:,} events and {MAX_BYTES // (1024 * 1024)} MB per request"
+
+
+@router.post(
+    "/events",
+    response_model=IngestOut,
+    responses={code: {"model": ErrorOut} for code in (401, 403, 413, 415, 422)},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": EventBatchIn.model_json_schema()}},
+        }
+    },
+)
+async def ingest_events(
+    request: Request, catalog: CatalogDep, engine: EngineDep, _: IngestKey
+) -> JSONResponse:
+    """Ingest a batch: each event accepted, a duplicate, over its cap, or rejected with a reason."""
+    events = _events(await _body(request))
+    result = await run_in_threadpool(_ingest, engine, catalog, events)
+    return JSONResponse(result)
+
+
+async def _body(request: Request) -> bytes:
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media != "application/json":
+        raise UnsupportedMediaType(
+            f"send events as application/json, not {media or 'no content type'}",
+            field="content-type",
+        )
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > MAX_BYTES:
+        raise PayloadTooLarge(f"the body is {int(declared):,} bytes; {LIMITS}", field="body")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BYTES:
+            raise PayloadTooLarge(f"the body is over 5 MB; {LIMITS}", field="body")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _events(body: bytes) -> list[Any]:
+    try:
+        document = exact_json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as error:
+        raise InputError(f"the body is not valid JSON: {error}", field="body") from None
+    if not isinstance(document, dict):
+        raise InputError('the body must be a JSON object {"events": [...]}', field="body")
+    unknown = sorted(set(document) - {"events"})
+    if unknown:
+        raise InputError(f"unknown field {unknown[0]!r}", field=unknown[0])
+    events = document.get("events")
+    if not isinstance(events, list):
+        raise InputError("events must be a list of events", field="events")
+    if not events:
+        raise InputError("the batch is empty: send at least one event", field="events")
+    if len(events) > MAX_EVENTS:
+        raise PayloadTooLarge(f"the batch has {len(events):,} events; {LIMITS}", field="events")
+    return events
+
+
+def _ingest(engine: Engine, catalog: Catalog, events: list[Any]) -> dict[str, Any]:
+    with Session(engine, expire_on_commit=False) as session:
+        result = metering_service.ingest(
+            session=session, catalog=catalog, raw_events=events, now=dt.datetime.now(dt.UTC)
+        )
+        session.commit()
+    return result.as_json()

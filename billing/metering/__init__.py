@@ -1,0 +1,1 @@
+"""Metering: events in, idempotently; running usage per customer, product and period."""

@@ -1,0 +1,90 @@
+"""Per-event validation of an ingestion batch. Pure: raw JSON values in, events or reasons out.
+
+Reasons are the strings of DESIGN.md §4: `invalid: <field>: <reason>` for malformed events.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from pydantic_core import PydanticCustomError
+
+from billing.parsing import parse_quantity
+
+MAX_ID_LENGTH = 200
+FIELDS = ("id", "customer", "product", "quantity", "timestamp")
+_ONE = Decimal(1)
+
+
+@dataclass(frozen=True, slots=True)
+class EventIn:
+    index: int
+    id: str
+    customer: str
+    product: str
+    quantity: Decimal
+    timestamp: dt.datetime  # aware, UTC
+
+    def same_content(self, customer: str, product: str, quantity: Decimal, at: dt.datetime) -> bool:
+        """True when a stored event with this id says the same thing (a retry)."""
+        return (
+            self.customer == customer
+            and self.product == product
+            and self.quantity == quantity
+            and self.timestamp == at
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    index: int
+    id: str | None
+    error: str
+
+
+def parse_event(raw: Any, index: int) -> EventIn | Rejection:
+    """One event of a batch, or the reason it is refused."""
+    if not isinstance(raw, dict):
+        return Rejection(index, None, "invalid: event: must be a JSON object")
+    raw_id = raw.get("id")
+    event_id = raw_id if isinstance(raw_id, str) else None
+    for key in raw:
+        if key not in FIELDS:
+            return Rejection(index, event_id, f"invalid: {key}: unknown field")
+    if raw_id is None:
+        return Rejection(index, None, "invalid: id: is required")
+    if not isinstance(raw_id, str) or not raw_id.strip():
+        return Rejection(index, None, "invalid: id: must be a non-empty string")
+    if len(raw_id) > MAX_ID_LENGTH:
+        return Rejection(index, raw_id[:MAX_ID_LENGTH], "invalid: id: longer than 200 characters")
+    for name in ("customer", "product"):
+        value = raw.get(name)
+        if not isinstance(value, str) or not value:
+            return Rejection(index, raw_id, f"invalid: {name}: must be a non-empty string")
+    quantity = _ONE
+    if "quantity" in raw:
+        try:
+            quantity = parse_quantity(raw["quantity"])
+        except PydanticCustomError as error:
+            return Rejection(index, raw_id, f"invalid: quantity: {error.message()}")
+    timestamp = _timestamp(raw.get("timestamp"))
+    if isinstance(timestamp, str):
+        return Rejection(index, raw_id, f"invalid: timestamp: {timestamp}")
+    return EventIn(index, raw_id, raw["customer"], raw["product"], quantity, timestamp)
+
+
+def _timestamp(value: Any) -> dt.datetime | str:
+    if value is None:
+        return "is required (ISO 8601 with a time zone, e.g. 2026-11-24T10:00:00Z)"
+    if not isinstance(value, str):
+        return "must be an ISO 8601 string such as 2026-11-24T10:00:00Z"
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return f"not an ISO 8601 date-time: {value!r}"
+    if parsed.tzinfo is None or parsed.utcoffset() is None:
+        return f"needs a time zone (Z or +00:00): {value!r}"
+    return parsed.astimezone(dt.UTC)
