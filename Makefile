@@ -15,6 +15,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: install
+	$(BIN)/billing db upgrade
+	$(BIN)/billing demo --if-empty
 	$(BIN)/billing serve --host 127.0.0.1 --port 8000
 
 lint: install
@@ -27,6 +29,7 @@ test: lint
 
 bench: install
 	$(BIN)/python benchmarks/pricing.py
+	$(BIN)/python benchmarks/ingest.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -5,24 +5,41 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from pydantic import TypeAdapter
+from pydantic import TypeAdapter, ValidationError
 from pydantic_core import PydanticCustomError
+from sqlmodel import Session
 
 from billing import quotes
+from billing.auth import service as auth_service
+from billing.auth.models import Role
 from billing.catalog import Catalog, load_catalog, validate_directory
 from billing.catalog.schema import DiscountsFile, ProductFile
+from billing.customers import service as customers_service
+from billing.customers.models import CustomerCreate
+from billing.customers.periods import period_for, period_from_label
+from billing.db import alembic_config, current_revision, make_engine, session_scope, upgrade
 from billing.errors import BillingError, CatalogError
+from billing.metering import service as metering_service
+from billing.money import format_quantity
 from billing.parsing import parse_amount, parse_date, parse_percent, parse_quantity, parse_years
 from billing.settings import get_settings
 
 app = typer.Typer(help="Usage-based billing and pricing engine.", no_args_is_help=True)
 tiers_app = typer.Typer(help="Tier files: validate them, print their JSON Schema.")
+db_app = typer.Typer(help="The database: apply migrations.")
+keys_app = typer.Typer(help="API keys: create (printed once), list, revoke.")
+customers_app = typer.Typer(help="Customers: create, list.")
 app.add_typer(tiers_app, name="tiers")
+app.add_typer(db_app, name="db")
+app.add_typer(keys_app, name="keys")
+app.add_typer(customers_app, name="customers")
 
 TiersOption = Annotated[
     Path | None,
@@ -62,6 +79,11 @@ def serve(
         os.environ["BILLING_TIERS_DIR"] = str(tiers)
         get_settings.cache_clear()
     _catalog(tiers)
+    settings = get_settings()
+    if settings.migrate_on_start:
+        upgrade(settings.database_url)
+    else:
+        _check_schema(settings.database_url)
     uvicorn.run(
         "billing.api.app:create_app",
         factory=True,
@@ -70,6 +92,155 @@ def serve(
         workers=workers,
         log_level=get_settings().log_level,
     )
+
+
+def _check_schema(url: str) -> None:
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+    engine = make_engine(url)
+    try:
+        current = current_revision(engine)
+    finally:
+        engine.dispose()
+    if current != head:
+        typer.echo(
+            f"error: the database is at revision {current}, not {head}: run `billing db upgrade` "
+            "(BILLING_MIGRATE_ON_START=0 is set, so serve does not migrate by itself)",
+            err=True,
+        )
+        raise typer.Exit(1)
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument(help="target revision")] = "head") -> None:
+    """Apply database migrations (BILLING_DATABASE_URL)."""
+    settings = get_settings()
+    upgrade(settings.database_url, revision)
+    engine = make_engine(settings.database_url)
+    try:
+        typer.echo(f"database at revision {current_revision(engine)}")
+    finally:
+        engine.dispose()
+
+
+@contextmanager
+def _session() -> Iterator[Session]:
+    engine = make_engine(get_settings().database_url)
+    try:
+        with session_scope(engine) as session:
+            yield session
+    except BillingError as error:
+        raise _fail(f"{error.field}: {error.message}" if error.field else error.message) from None
+    finally:
+        engine.dispose()
+
+
+@keys_app.command("create")
+def keys_create(
+    role: Annotated[Role, typer.Option(help="admin, finance, ingest or customer")],
+    customer: Annotated[str | None, typer.Option(help="the customer a customer key is for")] = None,
+    name: Annotated[str, typer.Option(help="a label, e.g. who uses it")] = "",
+) -> None:
+    """Create an API key and print it once; only its digest is stored."""
+    with _session() as session:
+        key, row = auth_service.create_key(
+            session=session, role=role, customer_id=customer, name=name
+        )
+    typer.echo(key)
+    typer.echo(f"({row.role} key {row.prefix}…: shown once, store it now)", err=True)
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """List keys by prefix (keys themselves are never stored)."""
+    with _session() as session:
+        for row in auth_service.list_keys(session=session):
+            state = "revoked" if row.revoked_at else "active"
+            owner = f" customer={row.customer_id}" if row.customer_id else ""
+            typer.echo(f"{row.id}\t{row.prefix}…\t{row.role}{owner}\t{state}\t{row.name}")
+
+
+@keys_app.command("revoke")
+def keys_revoke(key: Annotated[str, typer.Argument(help="key id or prefix")]) -> None:
+    """Revoke a key at once."""
+    with _session() as session:
+        row = auth_service.revoke_key(session=session, prefix_or_id=key)
+    typer.echo(f"revoked {row.prefix}…")
+
+
+@customers_app.command("create")
+def customers_create(
+    customer_id: Annotated[str, typer.Argument(help="customer id")],
+    name: Annotated[str, typer.Option(help="display name")],
+    email: Annotated[str | None, typer.Option()] = None,
+    anchor_day: Annotated[int, typer.Option(help="billing anchor day, 1-28")] = 1,
+) -> None:
+    """Create a customer."""
+    catalog = _catalog(None)
+    try:
+        data = CustomerCreate(id=customer_id, name=name, email=email, billing_anchor_day=anchor_day)
+    except ValidationError as error:
+        first = error.errors()[0]
+        raise _fail(f"{first['loc'][0]}: {first['msg']}") from None
+    with _session() as session:
+        customers_service.create_customer(session=session, data=data, currency=catalog.currency)
+    typer.echo(f"created customer {customer_id}")
+
+
+@app.command()
+def usage(
+    customer: Annotated[str, typer.Argument(help="customer id")],
+    period: Annotated[str | None, typer.Option(help="YYYY-MM (default: current)")] = None,
+) -> None:
+    """Print a customer's usage per product in one period."""
+    with _session() as session:
+        found = customers_service.get_customer(session=session, customer_id=customer)
+        try:
+            chosen = (
+                period_from_label(period, found.billing_anchor_day)
+                if period
+                else period_for(found.billing_anchor_day, dt.datetime.now(dt.UTC))
+            )
+        except ValueError as error:
+            raise _fail(f"period: {error}") from None
+        rows = metering_service.usage_for(session=session, customer=found, period=chosen)
+    typer.echo(f"{customer} {chosen.label} ({chosen.start:%Y-%m-%d} .. {chosen.end:%Y-%m-%d})")
+    if not rows:
+        typer.echo("  no usage")
+    for row in rows:
+        typer.echo(
+            f"  {row.product:<20} {_n(format_quantity(row.quantity)):>20}  "
+            f"{row.events} events, {row.duplicates} duplicates, {row.rejected} rejected"
+        )
+
+
+@app.command()
+def demo(
+    if_empty: Annotated[
+        bool, typer.Option("--if-empty", help="only into an empty database")
+    ] = False,
+) -> None:
+    """Seed demo customers with this month's usage (BILLING_DEMO_DATA=0 turns --if-empty off)."""
+    from billing import demo as demo_data
+
+    settings = get_settings()
+    if if_empty and not settings.demo_data:
+        typer.echo("demo data is off (BILLING_DEMO_DATA=0)")
+        return
+    catalog = _catalog(None)
+    engine = make_engine(settings.database_url)
+    try:
+        if if_empty and not demo_data.is_empty(engine):
+            typer.echo("the database has customers already: no demo data added")
+            return
+        sent = demo_data.seed(engine=engine, catalog=catalog, now=dt.datetime.now(dt.UTC))
+    except BillingError as error:
+        raise _fail(error.message) from None
+    finally:
+        engine.dispose()
+    ids = ", ".join(c[0] for c in demo_data.DEMO_CUSTOMERS)
+    typer.echo(f"demo data: customers {ids}; {sent:,} events")
 
 
 @tiers_app.command("validate")

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -19,53 +21,85 @@ from tests.conftest import TIERS, free_port
 BILLING = Path(sys.executable).parent / "billing"
 
 
-@contextmanager
-def running_server(tiers: Path = TIERS, timeout: float = 20.0) -> Iterator[str]:  # float-ok
-    """Yield the base URL of a served app; stop it afterwards."""
-    port = free_port()
-    env = {**os.environ, "BILLING_TIERS_DIR": str(tiers)}
-    process = subprocess.Popen(
-        [str(BILLING), "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
+class Server:
+    """`billing serve` as a real process on a fixed port: start, kill -9, restart, stop."""
+
+    def __init__(self, tiers: Path = TIERS, database_url: str = "sqlite://") -> None:
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.env = {
+            **os.environ,
+            "BILLING_TIERS_DIR": str(tiers),
+            "BILLING_DATABASE_URL": database_url,
+            "BILLING_LOG_LEVEL": "warning",
+        }
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115 (closed in stop())
+
+    def start(self, timeout: float = 30.0) -> None:  # float-ok
+        self.process = subprocess.Popen(
+            [str(BILLING), "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
         deadline = time.monotonic() + timeout
         while True:
-            if process.poll() is not None:
-                output = process.stdout.read().decode() if process.stdout else ""
-                raise RuntimeError(f"server exited with {process.returncode}:\n{output}")
+            if self.process.poll() is not None:
+                self.log.seek(0)
+                output = self.log.read().decode()
+                raise RuntimeError(f"server exited with {self.process.returncode}:\n{output}")
             try:
-                with urllib.request.urlopen(f"{base}/healthz", timeout=1):
-                    break
+                with urllib.request.urlopen(f"{self.base}/healthz", timeout=1):
+                    return
             except OSError:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.1)
-        yield base
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no flush, as a crash."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log.close()
+
+
+@contextmanager
+def running_server(tiers: Path = TIERS, database_url: str = "sqlite://") -> Iterator[str]:
+    """Yield the base URL of a served app; stop it afterwards."""
+    server = Server(tiers, database_url)
+    try:
+        server.start()
+        yield server.base
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        if process.stdout:
-            process.stdout.close()
+        server.stop()
 
 
-def post_json(url: str, body: Any) -> tuple[int, Any]:
+def post_json(
+    url: str,
+    body: Any,
+    key: str | None = None,
+    timeout: float = 10,  # float-ok
+) -> tuple[int, Any]:
     """POST a JSON body; return the status and the decoded JSON answer."""
+    headers = {"Content-Type": "application/json"}
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
     request = urllib.request.Request(
-        url,
-        data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
+        url, data=json.dumps(body).encode(), headers=headers, method="POST"
     )
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read())

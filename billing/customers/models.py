@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
-from pydantic import ConfigDict
+from pydantic import ConfigDict, field_validator
 from sqlmodel import Field, SQLModel
 
 from billing.db import UTCDateTime
@@ -14,14 +15,30 @@ ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
 
 class CustomerBase(SQLModel):
     name: str = Field(min_length=1, max_length=200)
-    email: str | None = Field(default=None, max_length=320, regex=r"^[^@\s]+@[^@\s]+$")
+    email: str | None = Field(default=None, max_length=320)
     billing_anchor_day: int = Field(default=1, ge=1, le=28)
     currency: str | None = Field(default=None, min_length=3, max_length=3)
 
 
 class CustomerCreate(CustomerBase):
     model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
-    id: str = Field(max_length=64, regex=ID_PATTERN)
+    id: str = Field(max_length=64)
+
+    @field_validator("id")
+    @classmethod
+    def _id_shape(cls, value: str) -> str:
+        if not re.fullmatch(ID_PATTERN, value):
+            raise ValueError(
+                "an id is 1-64 letters, digits and _ . : - (starting with a letter or digit)"
+            )
+        return value
+
+    @field_validator("email")
+    @classmethod
+    def _email_shape(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", value):
+            raise ValueError(f"not an email address: {value!r}")
+        return value
 
 
 class Customer(CustomerBase, table=True):

@@ -111,6 +111,9 @@ def ingest(
             candidates.append(event)
 
     fresh = _settle_seen(session, candidates, result, tallies, key_of, reject)
+    # NOTE: rows are written in one global order (event ids, then usage keys, both sorted),
+    # so concurrent batches with shared ids wait for each other instead of deadlocking.
+    fresh.sort(key=_by_id)
     inserted = _insert(session, fresh, key_of, now)
     raced = [e for e in fresh if e.id not in inserted]
     if raced:  # stored by a concurrent batch between our read and our insert
@@ -123,6 +126,10 @@ def ingest(
             result.accepted += 1
     _apply_tallies(session, tallies, now)
     return result
+
+
+def _by_id(event: EventIn) -> str:
+    return event.id
 
 
 def _customers(session: Session, ids: set[str]) -> dict[str, Customer]:

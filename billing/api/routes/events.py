@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 from billing.api import exact_json
@@ -22,6 +24,8 @@ from billing.metering import service as metering_service
 router = APIRouter(prefix="/v1", tags=["metering"])
 MAX_EVENTS = 10_000
 MAX_BYTES = 5 * 1024 * 1024
+RETRIES = 5
+RETRYABLE = {"40P01", "40001"}  # deadlock detected, serialization failure
 LIMITS = f"at most {MAX_EVENTS:,} events and {MAX_BYTES // (1024 * 1024)} MB per request"
 
 
@@ -85,9 +89,19 @@ def _events(body: bytes) -> list[Any]:
 
 
 def _ingest(engine: Engine, catalog: Catalog, events: list[Any]) -> dict[str, Any]:
-    with Session(engine, expire_on_commit=False) as session:
-        result = metering_service.ingest(
-            session=session, catalog=catalog, raw_events=events, now=dt.datetime.now(dt.UTC)
-        )
-        session.commit()
-    return result.as_json()
+    for attempt in range(1, RETRIES + 1):
+        try:
+            with Session(engine, expire_on_commit=False) as session:
+                result = metering_service.ingest(
+                    session=session, catalog=catalog, raw_events=events, now=dt.datetime.now(dt.UTC)
+                )
+                session.commit()
+            return result.as_json()
+        except OperationalError as error:
+            # NOTE: PostgreSQL may abort a transaction to break a lock cycle; the batch is
+            # idempotent, so running it again is safe and the client never sees the abort.
+            code = getattr(error.orig, "sqlstate", None)
+            if code not in RETRYABLE or attempt == RETRIES:
+                raise
+            time.sleep(0.01 * attempt)
+    raise AssertionError("unreachable")

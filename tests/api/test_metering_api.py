@@ -1,0 +1,197 @@
+"""Customers, events and usage over the API, on SQLite and PostgreSQL, with access control."""
+
+import json
+
+import pytest
+
+from tests.conftest import bearer
+
+
+def make_customer(api, keys, customer_id="cust_1", **extra):
+    body = {"id": customer_id, "name": "Customer One", **extra}
+    response = api.post("/v1/customers", json=body, headers=bearer(keys["admin"]))
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def send(api, key, events, **kwargs):
+    return api.post("/v1/events", json={"events": events}, headers=bearer(key), **kwargs)
+
+
+def ev(event_id, quantity=1, product="product_analytics", customer="cust_1", at=None):
+    import datetime as dt
+
+    at = at or (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)).isoformat()
+    return {
+        "id": event_id,
+        "customer": customer,
+        "product": product,
+        "quantity": quantity,
+        "timestamp": at,
+    }
+
+
+def test_customers_are_created_read_and_listed(api, keys):
+    created = make_customer(api, keys, email="ops@example.com", billing_anchor_day=15)
+    assert created["billing_anchor_day"] == 15
+    assert created["currency"] == "USD"
+    assert created["created_at"]
+    got = api.get("/v1/customers/cust_1", headers=bearer(keys["finance"])).json()
+    assert got["email"] == "ops@example.com"
+    listed = api.get("/v1/customers", headers=bearer(keys["finance"])).json()
+    assert [c["id"] for c in listed] == ["cust_1"]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "field"),
+    [
+        ({"id": "cust_1", "name": "Again"}, 409, "id"),
+        ({"id": "c2", "name": "X", "billing_anchor_day": 29}, 422, "billing_anchor_day"),
+        ({"id": "c2", "name": "X", "billing_anchor_day": 0}, 422, "billing_anchor_day"),
+        ({"id": "c 2", "name": "X"}, 422, "id"),
+        ({"id": "c2", "name": ""}, 422, "name"),
+        ({"id": "c2", "name": "X", "currency": "EUR"}, 422, "currency"),
+        ({"id": "c2", "name": "X", "plan": "gold"}, 422, "plan"),
+    ],
+)
+def test_bad_customers_are_refused_naming_the_field(api, keys, body, status, field):
+    make_customer(api, keys)
+    response = api.post("/v1/customers", json=body, headers=bearer(keys["admin"]))
+    assert response.status_code == status, response.text
+    assert response.json()["field"] == field
+
+
+def test_ingestion_answers_after_commit_and_usage_reads_the_totals(api, keys):
+    make_customer(api, keys)
+    events = [ev("e1", 5), ev("e2", "2.5"), ev("e3", product="session_replay"), ev("bad", -1)]
+    response = send(api, keys["ingest"], events)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["accepted"] == 3
+    assert body["duplicates"] == 0
+    assert body["over_limit"] == []
+    assert body["rejected"] == [
+        {
+            "index": 3,
+            "id": "bad",
+            "error": "invalid: quantity: quantity must be a non-negative number, got -1",
+        }
+    ]
+    retry = send(api, keys["ingest"], events).json()
+    assert (retry["accepted"], retry["duplicates"]) == (0, 3)
+    usage = api.get("/v1/customers/cust_1/usage", headers=bearer(keys["finance"])).json()
+    assert usage["products"] == [
+        {
+            "product": "product_analytics",
+            "quantity": "7.5",
+            "events": 2,
+            "duplicates": 2,
+            "rejected": 0,
+        },
+        {"product": "session_replay", "quantity": "1", "events": 1, "duplicates": 1, "rejected": 0},
+    ]
+
+
+def test_usage_of_a_named_period(api, keys):
+    make_customer(api, keys, billing_anchor_day=10)
+    response = api.get("/v1/customers/cust_1/usage?period=2026-10", headers=bearer(keys["admin"]))
+    body = response.json()
+    assert (body["period"], body["start"], body["end"], body["products"]) == (
+        "2026-10",
+        "2026-10-10T00:00:00+00:00",
+        "2026-11-10T00:00:00+00:00",
+        [],
+    )
+    bad = api.get("/v1/customers/cust_1/usage?period=2026-13", headers=bearer(keys["admin"]))
+    assert (bad.status_code, bad.json()["field"]) == (422, "period")
+
+
+@pytest.mark.parametrize(
+    ("raw", "headers", "status", "code"),
+    [
+        (b"not json", {"content-type": "application/json"}, 422, "invalid"),
+        (json.dumps({"events": []}).encode(), {"content-type": "application/json"}, 422, "invalid"),
+        (json.dumps({"events": {}}).encode(), {"content-type": "application/json"}, 422, "invalid"),
+        (json.dumps([1]).encode(), {"content-type": "application/json"}, 422, "invalid"),
+        (
+            json.dumps({"events": [], "x": 1}).encode(),
+            {"content-type": "application/json"},
+            422,
+            "invalid",
+        ),
+        (
+            json.dumps({"events": [{}]}).encode(),
+            {"content-type": "text/plain"},
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            json.dumps({"events": [{"id": str(i)} for i in range(10_001)]}).encode(),
+            {"content-type": "application/json"},
+            413,
+            "too_large",
+        ),
+        (
+            b'{"events": ["' + b"x" * (5 * 1024 * 1024) + b'"]}',
+            {"content-type": "application/json"},
+            413,
+            "too_large",
+        ),
+    ],
+)
+def test_bad_batches_are_refused_whole_with_a_clear_status(api, keys, raw, headers, status, code):
+    response = api.post("/v1/events", content=raw, headers={**headers, **bearer(keys["ingest"])})
+    assert response.status_code == status, response.text
+    error = response.json()
+    assert error["code"] == code
+    assert error["message"]
+    if status == 413:
+        assert "10,000 events and 5 MB" in error["message"]
+
+
+def test_keys_are_required_and_roles_are_checked(api, keys):
+    make_customer(api, keys)
+    assert send(api, "bk_nope", [ev("e1")]).status_code == 401
+    unauthenticated = api.post("/v1/events", json={"events": [ev("e1")]})
+    assert unauthenticated.status_code == 401
+    assert unauthenticated.json()["code"] == "unauthorized"
+    assert send(api, keys["finance"], [ev("e1")]).status_code == 403
+    assert (
+        api.post(
+            "/v1/customers", json={"id": "x", "name": "X"}, headers=bearer(keys["ingest"])
+        ).status_code
+        == 403
+    )
+    assert api.get("/v1/customers/cust_1", headers=bearer(keys["ingest"])).status_code == 403
+
+
+def test_a_customer_key_reads_only_its_own_customer(api, keys, engine):
+    from sqlmodel import Session
+
+    from billing.auth.models import Role
+    from billing.auth.service import create_key, revoke_key
+
+    make_customer(api, keys, "alice")
+    make_customer(api, keys, "bob")
+    with Session(engine, expire_on_commit=False) as session:
+        alice_key, row = create_key(session=session, role=Role.CUSTOMER, customer_id="alice")
+        session.commit()
+    assert api.get("/v1/customers/alice/usage", headers=bearer(alice_key)).status_code == 200
+    assert api.get("/v1/customers/bob/usage", headers=bearer(alice_key)).status_code == 403
+    assert api.get("/v1/customers/bob", headers=bearer(alice_key)).status_code == 403
+    assert api.get("/v1/customers", headers=bearer(alice_key)).status_code == 403
+    with Session(engine) as session:
+        revoke_key(session=session, prefix_or_id=row.prefix)
+        session.commit()
+    assert api.get("/v1/customers/alice", headers=bearer(alice_key)).status_code == 401
+
+
+def test_keys_are_stored_only_as_digests(keys, engine):
+    from sqlalchemy import text
+
+    with engine.connect() as connection:
+        stored = " ".join(
+            str(v) for row in connection.execute(text("SELECT * FROM api_key")) for v in row
+        )
+    for key in keys.values():
+        assert key not in stored
