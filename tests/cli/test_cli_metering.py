@@ -1,0 +1,65 @@
+"""The installed `billing` command against a real SQLite file: db, keys, customers, usage, demo."""
+
+import os
+import subprocess
+
+from tests.conftest import TIERS
+from tests.servers import BILLING
+
+
+def run(tmp_path, *args, **env):
+    environment = {
+        **os.environ,
+        "BILLING_DATABASE_URL": f"sqlite:///{tmp_path / 'b.db'}",
+        "BILLING_TIERS_DIR": str(TIERS),
+        **env,
+    }
+    return subprocess.run(
+        [str(BILLING), *args], capture_output=True, text=True, timeout=120, env=environment
+    )
+
+
+def test_db_upgrade_keys_customers_and_usage(tmp_path):
+    assert run(tmp_path, "db", "upgrade").stdout.strip() == "database at revision 0001"
+    assert run(tmp_path, "customers", "create", "acme", "--name", "Acme").returncode == 0
+    created = run(tmp_path, "keys", "create", "--role", "customer", "--customer", "acme")
+    key = created.stdout.strip()
+    assert key.startswith("bk_")
+    assert "shown once" in created.stderr
+    listed = run(tmp_path, "keys", "list").stdout
+    assert key[:12] in listed
+    assert key not in listed
+    assert "customer=acme" in listed
+    assert "active" in listed
+    assert run(tmp_path, "keys", "revoke", key[:12]).returncode == 0
+    assert "revoked" in run(tmp_path, "keys", "list").stdout
+    usage = run(tmp_path, "usage", "acme", "--period", "2026-11")
+    assert usage.stdout.splitlines() == ["acme 2026-11 (2026-11-01 .. 2026-12-01)", "  no usage"]
+
+
+def test_bad_cli_input_names_the_field(tmp_path):
+    run(tmp_path, "db", "upgrade")
+    assert "customer: no customer 'ghost'" in run(tmp_path, "usage", "ghost").stderr
+    assert (
+        "customer: a customer key needs --customer"
+        in run(tmp_path, "keys", "create", "--role", "customer").stderr
+    )
+    anchor = run(tmp_path, "customers", "create", "x", "--name", "X", "--anchor-day", "31")
+    assert anchor.returncode == 2
+    assert "billing_anchor_day" in anchor.stderr
+
+
+def test_demo_seeds_an_empty_database_once(tmp_path):
+    run(tmp_path, "db", "upgrade")
+    first = run(tmp_path, "demo", "--if-empty")
+    assert "demo data: customers acme, globex, initech, hooli" in first.stdout
+    assert "no demo data added" in run(tmp_path, "demo", "--if-empty").stdout
+    assert "events" in run(tmp_path, "usage", "acme").stdout
+    off = run(tmp_path, "demo", "--if-empty", BILLING_DEMO_DATA="0")
+    assert "demo data is off" in off.stdout
+
+
+def test_serve_refuses_an_unmigrated_database_when_told_not_to_migrate(tmp_path):
+    result = run(tmp_path, "serve", "--port", "1", BILLING_MIGRATE_ON_START="0")
+    assert result.returncode == 1
+    assert "run `billing db upgrade`" in result.stderr
