@@ -2,6 +2,7 @@
 the doc shows, and each `$ curl ...` block must be answered with the JSON block after it."""
 
 import json
+import os
 import re
 import shlex
 import subprocess
@@ -39,11 +40,12 @@ def test_the_docs_have_runnable_examples():
 
 
 @pytest.mark.parametrize(("doc", "command", "expected"), ALL)
-def test_doc_example_output_is_what_the_code_prints(doc, command, expected, client):
+def test_doc_example_output_is_what_the_code_prints(doc, command, expected, client, tmp_path):
     args = shlex.split(command)
     if args[0] == "billing":
+        env = {**os.environ, "BILLING_DATABASE_URL": f"sqlite:///{tmp_path / 'docs.db'}"}
         result = subprocess.run(
-            [str(BILLING), *args[1:]], capture_output=True, text=True, cwd=REPO, timeout=60
+            [str(BILLING), *args[1:]], capture_output=True, text=True, cwd=REPO, timeout=60, env=env
         )
         assert (result.stdout + result.stderr).strip() == expected
         return
