@@ -6,6 +6,7 @@
     │   ├── NoPriceInForce            no_price_in_force
     │   ├── InvalidQuantity           invalid_quantity
     │   ├── InvalidAmount             invalid_amount
+    │   ├── InvalidDate               invalid_date
     │   ├── UnknownTerm               unknown_term
     │   ├── BelowMinimumPurchase      below_min_purchase
     │   └── NoCommitmentSchedule      no_commitment_schedule
@@ -57,6 +58,10 @@ class InvalidQuantity(InputError):
 
 class InvalidAmount(InputError):
     code = "invalid_amount"
+
+
+class InvalidDate(InputError):
+    code = "invalid_date"
 
 
 class UnknownTerm(InputError):

@@ -104,9 +104,16 @@ def to_minor_units(amount: Decimal, currency: str) -> int:
 
 def fraction_digits(value: Decimal) -> int:
     """How many digits a finite Decimal has after the point, ignoring trailing zeros."""
-    exponent = value.normalize(context=EXACT).as_tuple().exponent
-    assert isinstance(exponent, int)
-    return max(0, -exponent)
+    # NOTE: read from the digit tuple, not via normalize(): no context, so no value
+    # (however many digits, however small its exponent) can trap or round here.
+    _sign, digits, exponent = value.as_tuple()
+    if not isinstance(exponent, int):
+        raise ValueError(f"{value} is not a finite number")
+    end = len(digits)
+    while end > 1 and digits[end - 1] == 0:
+        end -= 1
+        exponent += 1
+    return 0 if digits == (0,) else max(0, -exponent)
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,8 @@ that name the problem. Used by the API, the CLI, the pages and metering alike.""
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal, InvalidOperation
+import re
+from decimal import Decimal
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator, WithJsonSchema
@@ -20,6 +21,18 @@ class JSONNumber(Decimal):
 MAX_QUANTITY = Decimal(10) ** 15
 MAX_DECIMALS = 12
 MAX_AMOUNT = Decimal(10) ** 12
+MAX_AMOUNT_DECIMALS = 3
+
+
+_NUMBER_TEXT = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d{1,6})?", re.ASCII)
+_NON_FINITE = re.compile(r"[-+]?(?:nan|snan|inf|infinity)", re.IGNORECASE)
+MAX_TEXT = 64
+
+
+def show(value: Any) -> str:
+    """A value as a message shows it: short, plain, never a Python repr of Decimal."""
+    text = str(value) if isinstance(value, Decimal | int) else repr(value)
+    return text if len(text) <= MAX_TEXT else f"{text[:MAX_TEXT]}… ({len(text)} characters)"
 
 
 def _number(value: Any, what: str, code: str) -> Decimal:
@@ -29,21 +42,31 @@ def _number(value: Any, what: str, code: str) -> Decimal:
             "{what} must be a number or a decimal string, got {kind}",
             {"what": what, "kind": type(value).__name__},
         )
+    if isinstance(value, str):
+        text = value.strip()
+        if _NON_FINITE.fullmatch(text):
+            value = Decimal(text)
+        elif len(text) > 2 * MAX_TEXT or not _NUMBER_TEXT.fullmatch(text):
+            raise PydanticCustomError(
+                code, "{what} must be a number, got {value}", {"what": what, "value": show(value)}
+            )
     try:
         number = Decimal(value.strip() if isinstance(value, str) else value)
-    except InvalidOperation:
+    except ArithmeticError:
         raise PydanticCustomError(
-            code, "{what} must be a number, got {value}", {"what": what, "value": repr(value)}
+            code, "{what} must be a number, got {value}", {"what": what, "value": show(value)}
         ) from None
     if not number.is_finite():
         raise PydanticCustomError(
-            code, "{what} must be a finite number, got {value}", {"what": what, "value": value}
+            code,
+            "{what} must be a finite number, got {value}",
+            {"what": what, "value": show(value)},
         )
     if number < 0:
         raise PydanticCustomError(
             code,
             "{what} must be a non-negative number, got {value}",
-            {"what": what, "value": value},
+            {"what": what, "value": show(value)},
         )
     return number
 
@@ -53,7 +76,9 @@ def parse_quantity(value: Any) -> Decimal:
     number = _number(value, "quantity", "invalid_quantity")
     if number > MAX_QUANTITY:
         raise PydanticCustomError(
-            "invalid_quantity", "quantity must be at most 10^15, got {value}", {"value": value}
+            "invalid_quantity",
+            "quantity must be at most 10^15, got {value}",
+            {"value": show(value)},
         )
     if fraction_digits(number) > MAX_DECIMALS:
         raise PydanticCustomError(
@@ -61,7 +86,7 @@ def parse_quantity(value: Any) -> Decimal:
             "quantity has {digits} decimal places; at most 12 are allowed",
             {"digits": fraction_digits(number)},
         )
-    return number + 0  # drop a negative zero's sign
+    return number if number else number.copy_abs()  # no negative zero
 
 
 def parse_amount(value: Any) -> Decimal:
@@ -70,12 +95,18 @@ def parse_amount(value: Any) -> Decimal:
         raise PydanticCustomError(
             "invalid_amount",
             'amounts of money are sent as strings, like "{value}", so they stay exact',
-            {"value": str(value)},
+            {"value": show(value)},
         )
     number = _number(value, "an amount", "invalid_amount")
     if number > MAX_AMOUNT:
         raise PydanticCustomError(
-            "invalid_amount", "an amount must be at most 10^12, got {value}", {"value": value}
+            "invalid_amount", "an amount must be at most 10^12, got {value}", {"value": show(value)}
+        )
+    if fraction_digits(number) > MAX_AMOUNT_DECIMALS:
+        raise PydanticCustomError(
+            "invalid_amount",
+            "an amount has at most 3 decimal places (the currency's minor unit), got {value}",
+            {"value": show(value)},
         )
     return number
 
@@ -87,13 +118,13 @@ def parse_percent(value: Any) -> Decimal:
         raise PydanticCustomError(
             "invalid_percent",
             "a percentage must be between 0 and 100, got {value}",
-            {"value": value},
+            {"value": show(value)},
         )
     if fraction_digits(number) > 4:
         raise PydanticCustomError(
             "invalid_percent",
             "a percentage has at most 4 decimal places, got {value}",
-            {"value": value},
+            {"value": show(value)},
         )
     return number
 
@@ -110,7 +141,7 @@ def parse_date(value: Any) -> dt.date:
 
 def _bad_date(value: Any) -> dt.date:
     raise PydanticCustomError(
-        "invalid_date", "must be a date like 2026-11-01, got {value}", {"value": repr(value)}
+        "invalid_date", "must be a date like 2026-11-01, got {value}", {"value": show(value)}
     )
 
 
@@ -120,7 +151,7 @@ def parse_years(value: Any) -> int:
         raise PydanticCustomError(
             "invalid_years",
             "years must be a whole number from 1 to 10, got {value}",
-            {"value": repr(value)},
+            {"value": show(value)},
         )
     return value
 

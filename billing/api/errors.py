@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -20,6 +21,8 @@ from billing.errors import (
     Unauthorized,
     UnsupportedMediaType,
 )
+
+logger = logging.getLogger(__name__)
 
 STATUS_BY_ERROR: list[tuple[type[BillingError], int]] = [
     (InputError, 422),
@@ -52,6 +55,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(BillingError, _billing_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(Exception, _unexpected)
 
 
 async def _billing_error(request: Request, error: BillingError) -> JSONResponse:
@@ -79,6 +83,14 @@ async def _http_error(request: Request, error: StarletteHTTPException) -> JSONRe
         error_body(code, str(error.detail), None),
         status_code=error.status_code,
         headers=getattr(error, "headers", None),
+    )
+
+
+async def _unexpected(request: Request, error: Exception) -> JSONResponse:
+    logger.exception("unexpected error on %s %s", request.method, request.url.path)
+    return JSONResponse(
+        error_body("internal_error", "an unexpected error occurred; it has been logged", None),
+        status_code=500,
     )
 
 

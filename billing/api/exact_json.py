@@ -25,9 +25,24 @@ def _parse_int(text: str) -> int | Decimal:
     return int(text) if len(text) <= MAX_INT_DIGITS else JSONNumber(text)
 
 
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise json.JSONDecodeError(f"duplicate key {key!r}", "", 0)
+        seen.add(key)
+    return dict(pairs)
+
+
 def loads(body: bytes | str) -> Any:
-    """Parse JSON with fractional numbers as JSONNumber (exact), never float."""
-    return json.loads(body, parse_float=JSONNumber, parse_int=_parse_int, parse_constant=JSONNumber)
+    """Parse JSON with fractional numbers as JSONNumber (exact), never float; no repeated keys."""
+    return json.loads(
+        body,
+        parse_float=JSONNumber,
+        parse_int=_parse_int,
+        parse_constant=JSONNumber,
+        object_pairs_hook=_unique_keys,
+    )
 
 
 class ExactJSONRequest(Request):

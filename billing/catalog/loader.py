@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import re
 import tomllib
+from collections import Counter
 from collections.abc import Iterable
 from decimal import Decimal
 from pathlib import Path
@@ -20,6 +21,7 @@ from billing.catalog.models import Catalog, Product, ProductVersion
 from billing.catalog.rules import discounts_rules, product_rules
 from billing.catalog.schema import DiscountsFile, ProductFile
 from billing.errors import CatalogError, Problem
+from billing.money import MINOR_UNITS
 from billing.pricing.commitments import Bracket, CommitmentSchedule
 from billing.pricing.plan import PricePlan, Tier
 
@@ -48,7 +50,10 @@ def _read(
     problems: list[Problem] = []
     if not directory.is_dir():
         return [Problem(str(directory), "", "tier directory not found")], [], None
-    files = sorted(p for p in directory.glob("*.toml") if not p.name.startswith("."))
+    every = [p for p in directory.iterdir() if p.is_file() and not p.name.startswith(".")]
+    files = sorted(p for p in every if p.suffix == ".toml")
+    for odd in sorted(p for p in every if p.suffix.lower() == ".toml" and p.suffix != ".toml"):
+        problems.append(Problem(odd.name, "", "tier files end in lowercase .toml: rename it"))
     products: list[ProductFile] = []
     discounts: DiscountsFile | None = None
     raw_products: list[tuple[str, dict[str, Any]]] = []
@@ -75,8 +80,9 @@ def _read(
 
 def _parse(path: Path, problems: list[Problem]) -> dict[str, Any] | None:
     try:
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
+        text = path.read_bytes().decode("utf-8")
+        # NOTE: some editors save a byte-order mark; it is not TOML, but harmless to drop.
+        return tomllib.loads(text.removeprefix("\ufeff"))
     except tomllib.TOMLDecodeError as error:
         message = str(error)
         position = _TOML_POSITION.search(message)
@@ -105,9 +111,25 @@ def _path(loc: Iterable[int | str]) -> str:
     return path
 
 
+_FRIENDLY = {
+    "model_type": 'must be a table, like { up_to = 100, unit_price = "0.5" }',
+    "model_attributes_type": "must be a table of keys and values",
+    "tuple_type": "must be an array ([...] or [[...]] tables)",
+    "string_type": "must be a string in quotes",
+    "enum": None,
+}
+
+
 def _message(model: type[BaseModel], item: Any) -> str:
     kind = item["type"]
     loc = item["loc"]
+    if kind == "string_pattern_mismatch" and loc and loc[-1] == "key":
+        return (
+            f"key must be a slug: lowercase letters, digits and _, starting with a letter; "
+            f"got {item['input']!r}"
+        )
+    if _FRIENDLY.get(kind):
+        return f"{_FRIENDLY[kind]}; got {type(item['input']).__name__} {_short(item['input'])}"
     if kind == "extra_forbidden":
         allowed = list(_model_at(model, loc[:-1]).model_fields)
         guess = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
@@ -116,6 +138,11 @@ def _message(model: type[BaseModel], item: Any) -> str:
     if kind == "missing":
         return f"missing required key {loc[-1]!r}"
     return str(item["msg"])
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:60] + "…"
 
 
 def _model_at(model: type[BaseModel], loc: Iterable[int | str]) -> type[BaseModel]:
@@ -153,14 +180,19 @@ def _directory_rules(
             currencies[file] = raw["currency"]
     if raw_discounts is not None and isinstance(raw_discounts.get("currency"), str):
         currencies[DISCOUNTS_FILE] = raw_discounts["currency"]
-    if len(set(currencies.values())) > 1:
-        first_file, first = next(iter(currencies.items()))
-        for file, currency in currencies.items():
-            if currency != first:
+    known = {file: c for file, c in currencies.items() if c in MINOR_UNITS}
+    if len(set(known.values())) > 1:
+        # The catalogue's currency is discounts.toml's, else the one most files use; only
+        # the files that differ from it are at fault.
+        counts = Counter(known.values())
+        reference = known.get(DISCOUNTS_FILE) or max(sorted(counts), key=counts.__getitem__)
+        for file, currency in known.items():
+            if currency != reference:
                 yield Problem(
                     file,
                     "currency",
-                    f"a catalogue prices in one currency: {currency} here, {first} in {first_file}",
+                    f"a catalogue prices in one currency: {currency} here, {reference} in "
+                    f"{counts[reference]} other file(s)",
                 )
 
 

@@ -108,6 +108,15 @@ def discounts_rules(raw: dict[str, Any]) -> Iterator[Found]:
                     f"{credit_b} gives {percent_b}% but from {credit_a} gives {percent_a}%",
                 )
         lowest, _, index = entries[0]
+        reachable_floor = [e for e in entries if min_purchase is not None and e[0] <= min_purchase]
+        if len(reachable_floor) > 1:
+            shadowed = reachable_floor[-2]
+            yield (
+                f"brackets[{shadowed[2]}].min_credit",
+                f"the {years}-year bracket from {shadowed[0]} can never be chosen: purchases "
+                f"start at min_purchase {min_purchase}, which already reaches the bracket from "
+                f"{reachable_floor[-1][0]}",
+            )
         if min_purchase is not None and lowest > min_purchase:
             yield (
                 f"brackets[{index}].min_credit",

@@ -8,6 +8,7 @@ with several mistakes reports all of them.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -19,11 +20,20 @@ from billing.pricing.commitments import Release
 from billing.pricing.plan import Model
 
 MAX_PRICE_DECIMALS = 12
+MAX_PRICE = Decimal(10) ** 9
+MAX_AMOUNT = Decimal(10) ** 12
+_PLAIN_DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]+)?", re.ASCII)
 SLUG_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
 DECIMAL_PATTERN = r"^[0-9]+(\.[0-9]{1,12})?$"
 
 
-def _decimal_string(value: Any, *, what: str, max_decimals: int = MAX_PRICE_DECIMALS) -> Decimal:
+def _decimal_string(
+    value: Any,
+    *,
+    what: str,
+    max_decimals: int = MAX_PRICE_DECIMALS,
+    maximum: Decimal = MAX_PRICE,
+) -> Decimal:
     if isinstance(value, float):
         raise PydanticCustomError(
             "float_price",
@@ -36,6 +46,12 @@ def _decimal_string(value: Any, *, what: str, max_decimals: int = MAX_PRICE_DECI
             "not_decimal_string",
             '{what} must be a decimal string such as "0.00005", got {value}',
             {"what": what, "value": repr(value)},
+        )
+    if not _PLAIN_DECIMAL.fullmatch(value.strip()) and not value.strip().startswith("-"):
+        raise PydanticCustomError(
+            "not_decimal_string",
+            '{what} must be written with digits and one point, like "0.00005", got {value}',
+            {"what": what, "value": repr(value[:40])},
         )
     try:
         number = Decimal(value.strip())
@@ -55,6 +71,12 @@ def _decimal_string(value: Any, *, what: str, max_decimals: int = MAX_PRICE_DECI
         raise PydanticCustomError(
             "negative", '{what} must not be negative, got "{value}"', {"what": what, "value": value}
         )
+    if number > maximum:
+        raise PydanticCustomError(
+            "too_large",
+            '{what} must be at most {maximum}, got "{value}"',
+            {"what": what, "maximum": maximum, "value": value[:40]},
+        )
     if fraction_digits(number) > max_decimals:
         raise PydanticCustomError(
             "too_many_decimals",
@@ -73,16 +95,20 @@ def _price(value: Any) -> Decimal:
 
 
 def _amount(value: Any) -> Decimal:
-    return _decimal_string(value, what="an amount", max_decimals=3)
+    return _decimal_string(value, what="an amount", max_decimals=3, maximum=MAX_AMOUNT)
 
 
 def _percent(value: Any) -> Decimal:
-    number = _decimal_string(value, what="a percentage", max_decimals=4)
+    number = _decimal_string(value, what="a percentage", max_decimals=4, maximum=Decimal(100))
     if number >= 100:
         raise PydanticCustomError(
-            "percent_range", 'a percentage must be below 100, got "{value}"', {"value": value}
+            "percent_range", 'a discount must be below 100 %, got "{value}"', {"value": value}
         )
     return number
+
+
+def _share(value: Any) -> Decimal:
+    return _decimal_string(value, what="a percentage", max_decimals=4, maximum=Decimal(100))
 
 
 def _up_to(value: Any) -> int | Literal["inf"]:
@@ -144,6 +170,7 @@ def _decimal_schema(description: str) -> WithJsonSchema:
 Price = Annotated[Decimal, BeforeValidator(_price), _decimal_schema("decimal string, <= 12 places")]
 Amount = Annotated[Decimal, BeforeValidator(_amount), _decimal_schema("decimal string amount")]
 Percent = Annotated[Decimal, BeforeValidator(_percent), _decimal_schema("percentage, below 100")]
+Share = Annotated[Decimal, BeforeValidator(_share), _decimal_schema("percentage, 0 to 100")]
 UpTo = Annotated[
     int | Literal["inf"],
     BeforeValidator(_up_to),
@@ -214,6 +241,6 @@ class DiscountsFile(BaseModel):
     currency: Currency
     min_purchase: Amount
     release: Release = Release.MONTHLY
-    rollover_percent: Percent = Decimal(0)
+    rollover_percent: Share = Decimal(0)
     topup_months: Months = 0
     brackets: tuple[BracketSpec, ...]

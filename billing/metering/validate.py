@@ -70,6 +70,8 @@ def parse_event(raw: Any, index: int) -> EventIn | Rejection:
             quantity = parse_quantity(raw["quantity"])
         except PydanticCustomError as error:
             return Rejection(index, raw_id, f"invalid: quantity: {error.message()}")
+        except ArithmeticError:
+            return Rejection(index, raw_id, "invalid: quantity: not a usable number")
     timestamp = _timestamp(raw.get("timestamp"))
     if isinstance(timestamp, str):
         return Rejection(index, raw_id, f"invalid: timestamp: {timestamp}")

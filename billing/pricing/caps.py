@@ -52,16 +52,21 @@ def _line_total(plan: PricePlan, quantity: Decimal, percent: Decimal) -> Decimal
 
 
 def _largest_rounded_subtotal(cap: Decimal, percent: Decimal, currency: str) -> Decimal:
-    """The largest rounded subtotal whose discounted total is within the cap."""
+    """The largest rounded subtotal whose discounted total is within the cap, in closed form.
+
+    With s = k minor units, c = cap in minor units and keep = 100 - percent:
+    s - round_half_up(s * percent / 100) <= cap  <=>  k - floor(k * percent / 100 + 1/2) <= c
+    <=>  k * percent / 100 + 1/2 >= k - c (k - c is whole)  <=>  k <= (c + 1/2) * 100 / keep.
+    """
     step = minor_unit(currency)
     keep = HUNDRED - percent
-    subtotal = (cap * HUNDRED // (keep * step)) * step
+    units = ((cap / step) * 2 + 1) * HUNDRED // (keep * 2)
+    subtotal = units * step
 
     def total(s: Decimal) -> Decimal:
         return s - discount_amount(s, percent, currency)
 
-    while total(subtotal + step) <= cap:
-        subtotal += step
+    # NOTE: a guard, not a search: the closed form is exact, so this never iterates.
     while subtotal > 0 and total(subtotal) > cap:
         subtotal -= step
     return subtotal

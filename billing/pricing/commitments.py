@@ -9,7 +9,7 @@ credit * (1 - discount / 100), rounded once. Usage is drawn from credit at list 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from enum import StrEnum
 
 from billing.errors import BelowMinimumPurchase, UnknownTerm
@@ -111,6 +111,13 @@ def quote_commitment(
     schedule: CommitmentSchedule, credit: Decimal, years: int, monthly_usage: Decimal
 ) -> CommitmentQuote:
     """Price a commitment of `credit` a year for `years`, against a steady monthly usage."""
+    with localcontext(EXACT):
+        return _quote_commitment(schedule, credit, years, monthly_usage)
+
+
+def _quote_commitment(
+    schedule: CommitmentSchedule, credit: Decimal, years: int, monthly_usage: Decimal
+) -> CommitmentQuote:
     currency = schedule.currency
     bracket = schedule.bracket_for(credit, years)
     price = price_per_year(credit, bracket, currency)
@@ -150,6 +157,13 @@ def commitment_options(
     schedule: CommitmentSchedule, monthly_usage: Decimal
 ) -> tuple[CommitmentOption, ...]:
     """Every bracket priced at its best credit for this usage; the largest saver recommended."""
+    with localcontext(EXACT):
+        return _commitment_options(schedule, monthly_usage)
+
+
+def _commitment_options(
+    schedule: CommitmentSchedule, monthly_usage: Decimal
+) -> tuple[CommitmentOption, ...]:
     quotes = []
     step = minor_unit(schedule.currency)
     annual = monthly_usage * MONTHS_PER_YEAR

@@ -30,4 +30,4 @@ def line_figures(exact_amount: Decimal, percent: Decimal, currency: str) -> Line
     """Subtotal, discount and total of a line from its exact charge."""
     subtotal = round_to_minor(exact_amount, currency)
     discount = discount_amount(subtotal, percent, currency)
-    return LineFigures(subtotal, discount, subtotal - discount)
+    return LineFigures(subtotal, discount, EXACT.subtract(subtotal, discount))

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, localcontext
 
 from billing.errors import InvalidAmount, NoCommitmentSchedule, UnknownProduct
-from billing.money import HUNDRED, ZERO
+from billing.money import EXACT, HUNDRED, ZERO
 from billing.pricing.caps import max_quantity_within_cap
 from billing.pricing.charge import ChargeResult, charge
 from billing.pricing.commitments import (
@@ -92,6 +92,31 @@ def build_quote(
     include_options: bool = False,
 ) -> Quote:
     """Price a month of usage; optionally a commitment and every commitment option."""
+    # NOTE: every sum below runs in the EXACT context: a total is never rounded silently.
+    with localcontext(EXACT):
+        return _build_quote(
+            plans=plans,
+            currency=currency,
+            usage=usage,
+            discount_percent=discount_percent,
+            spend_caps=spend_caps,
+            commitment=commitment,
+            schedule=schedule,
+            include_options=include_options,
+        )
+
+
+def _build_quote(
+    *,
+    plans: Mapping[str, PricePlan],
+    currency: str,
+    usage: Mapping[str, Decimal],
+    discount_percent: Decimal,
+    spend_caps: Mapping[str, Decimal] | None,
+    commitment: tuple[Decimal, int] | None,
+    schedule: CommitmentSchedule | None,
+    include_options: bool,
+) -> Quote:
     caps = spend_caps or {}
     if not ZERO <= discount_percent <= HUNDRED:
         raise InvalidAmount(

@@ -50,6 +50,8 @@ def pricing_page(request: Request, catalog: CatalogDep) -> HTMLResponse:
             usage[product["key"]] = parse_quantity(raw)
         except PydanticCustomError as error:
             errors[product["key"]] = error.message()
+        except ArithmeticError:
+            errors[product["key"]] = "quantity must be a number"
     quote: dict[str, Any] | None = None
     if usage and not errors:
         try:

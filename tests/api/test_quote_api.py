@@ -229,6 +229,32 @@ def test_bad_input_is_a_422_naming_the_field(client, body, code, field):
             "usage.product_analytics",
         ),
         ('{"usage": {}, "spend_caps": {"surveys": 10.5}}', "invalid_amount", "spend_caps.surveys"),
+        (
+            '{"usage": {"product_analytics": "1E-9999999"}}',
+            "invalid_quantity",
+            "usage.product_analytics",
+        ),
+        (
+            '{"usage": {"product_analytics": "1.' + "1" * 100 + '"}}',
+            "invalid_quantity",
+            "usage.product_analytics",
+        ),
+        (
+            '{"usage": {"product_analytics": "\u0661\u0662"}}',
+            "invalid_quantity",
+            "usage.product_analytics",
+        ),
+        (
+            '{"usage": {}, "discount_percent": "1E-99999999999"}',
+            "invalid_percent",
+            "discount_percent",
+        ),
+        (
+            '{"usage": {}, "commitment": {"credit": "1.' + "0" * 100 + '1", "years": 1}}',
+            "invalid_amount",
+            "commitment.credit",
+        ),
+        ('{"usage": {"surveys": 1, "surveys": 2}}', "invalid_json", "body"),
         ('{"usage": {"product_analytics": 1}', "invalid_json", "body"),
         ("[1, 2]", "invalid_type", "body"),
         ("", "missing_field", "body"),
@@ -242,9 +268,21 @@ def test_raw_bodies_that_json_cannot_carry_exactly_are_422(client, raw, code, fi
 
 
 def test_a_bad_date_on_products_is_422(client):
-    response = client.get("/v1/products", params={"at": "yesterday"})
+    response = client.get("/v1/products", params={"at": "2026-02-30"})
     assert response.status_code == 422
-    assert response.json()["field"] == "at"
+    assert (response.json()["code"], response.json()["field"]) == ("invalid_date", "at")
+
+
+def test_long_values_are_not_echoed_back_in_full(client):
+    response = client.post("/v1/quote", json={"usage": {"surveys": "9" * 5000}})
+    assert response.status_code == 422
+    assert len(response.json()["message"]) < 300
+
+
+def test_the_pricing_page_answers_a_bad_quantity_in_words(client):
+    response = client.get("/pricing", params={"product_analytics": "1E-9999999"})
+    assert response.status_code == 200
+    assert "quantity" in response.text
 
 
 def test_unknown_routes_answer_in_the_error_shape(client):

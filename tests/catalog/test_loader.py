@@ -118,3 +118,25 @@ def test_a_missing_directory_and_an_empty_one_are_problems(tmp_path):
 def test_the_published_json_schema_is_the_one_the_models_generate(model, file):
     published = json.loads((TIERS / "schema" / file).read_text())
     assert published == TypeAdapter(model).json_schema()
+
+
+def test_only_the_file_in_another_currency_is_blamed():
+    found = problems_of("one_file_in_another_currency")
+    assert [(f, p) for f, p, _ in found] == [("a_odd.toml", "currency")]
+
+
+def test_a_bracket_that_min_purchase_skips_over_is_refused_and_full_rollover_is_allowed():
+    found = problems_of("unreachable_bracket")
+    assert len(found) == 1
+    assert "can never be chosen" in found[0][2]
+
+
+def test_odd_values_are_reported_readably_and_a_bom_is_harmless():
+    found = problems_of("odd_values")
+    text = "\n".join(f"{f}: {p}: {m}" for f, p, m in found)
+    assert "shouting.TOML: : tier files end in lowercase .toml" in text
+    assert "unit_price: a price must be written with digits and one point" in text
+    assert "flat_fee: a price must be at most 1000000000" in text
+    assert 'tiers[2]: must be a table, like { up_to = 100, unit_price = "0.5" }' in text
+    assert "bom_widget" not in text
+    assert "instance of" not in text

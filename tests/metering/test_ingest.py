@@ -139,3 +139,10 @@ def test_ids_are_global_and_forever(session, catalog):
         session, catalog, [event("shared", customer="b", at="2026-12-30T00:00:00Z")], now=later
     )
     assert [r.error for r in result.rejected] == ["conflict"]
+
+
+def test_an_absurd_quantity_is_one_rejection_not_a_failed_batch(session, catalog):
+    add_customer(session)
+    result = ingest(session, catalog, [event("bad", "1E-9999999"), event("good")])
+    assert result.accepted == 1
+    assert [(r.index, r.error.split(":")[1].strip()) for r in result.rejected] == [(0, "quantity")]

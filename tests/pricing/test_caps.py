@@ -105,3 +105,29 @@ def test_volume_cap_stops_at_the_first_quantity_over_it_even_if_later_ones_are_c
 def test_bad_caps_and_discounts_are_refused(cap, percent, reason):
     with pytest.raises(ValueError, match=reason):
         max_quantity_within_cap(ANALYTICS, D(cap), D(percent))
+
+
+@given(
+    st.integers(0, 10**9).map(lambda c: D(c).scaleb(-2)),
+    st.integers(0, 1_000_000).map(lambda bp: D(bp).scaleb(-4)),
+)
+def test_the_closed_form_rounded_limit_is_the_largest_cent_within_the_cap(cap, percent):
+    from billing.pricing.caps import _largest_rounded_subtotal
+    from billing.pricing.discounts import discount_amount
+
+    if percent >= 100:
+        return
+    subtotal = _largest_rounded_subtotal(cap, percent, "USD")
+
+    def total(s):
+        return s - discount_amount(s, percent, "USD")
+
+    assert total(subtotal) <= cap
+    assert total(subtotal + D("0.01")) > cap
+
+
+def test_a_near_total_discount_with_tiny_caps_is_answered_at_once():
+    # Once a public request could make the server step one cent at a time (~4 s).
+    plan = PricePlan(Model.GRADUATED, (Tier(None, D("0.000001")),), "USD")
+    # The exact discounted charge q x 0.000001 x 0.000001 reaches the 0.01 cap at 10^10.
+    assert max_quantity_within_cap(plan, D("0.01"), D("99.9999")) == 10_000_000_000

@@ -136,3 +136,24 @@ def test_free_allowance_is_the_zero_priced_start():
     assert VOLUME.free_allowance == 0
     assert PACKAGE.free_allowance == 1000
     assert PricePlan(Model.GRADUATED, (Tier(None, D(0)),), "USD").free_allowance is None
+
+
+def test_the_largest_prices_and_quantities_allowed_are_summed_without_rounding():
+    from billing.pricing import build_quote
+
+    price = D("999999999.999999999999")  # the catalogue's largest price, 12 decimals
+    plan = PricePlan(Model.GRADUATED, (Tier(None, price),), "USD")
+    quantity = D("999999999999999.999999999999")
+    quote = build_quote(
+        plans={"a": plan, "b": plan, "c": plan},
+        currency="USD",
+        usage={"a": quantity, "b": quantity, "c": quantity},
+        discount_percent=D("12.3456"),
+    )
+    exact = price * quantity  # Python's context is irrelevant: compare with exact Fractions
+    from fractions import Fraction
+
+    assert Fraction(quote.lines[0].charge.amount) == Fraction(price) * Fraction(quantity)
+    assert quote.total == sum(line.total for line in quote.lines)
+    assert quote.subtotal == 3 * quote.lines[0].subtotal
+    assert exact

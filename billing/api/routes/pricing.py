@@ -14,7 +14,7 @@ from billing.api.deps import CatalogDep
 from billing.api.exact_json import ExactJSONRoute
 from billing.api.schemas import CatalogOut, ErrorOut, QuoteOut, QuoteRequest
 from billing.catalog.public import catalog_json
-from billing.errors import InputError
+from billing.errors import InvalidDate
 from billing.parsing import parse_date
 
 router = APIRouter(prefix="/v1", tags=["pricing"], route_class=ExactJSONRoute)
@@ -56,4 +56,4 @@ def _query_date(value: str) -> dt.date:
     try:
         return parse_date(value)
     except ValueError:
-        raise InputError(f"at must be a date like 2026-11-01, got {value!r}", field="at") from None
+        raise InvalidDate(f"at must be a date like 2026-11-01, got {value!r}", field="at") from None
