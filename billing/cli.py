@@ -329,6 +329,8 @@ def _pairs(items: list[str], name: str, parse: Any) -> dict[str, Decimal]:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise _fail(f"{name}: expected PRODUCT=VALUE, got {item!r}")
+        if key.strip() in parsed:
+            raise _fail(f"{name}.{key.strip()}: given twice")
         parsed[key.strip()] = _field(f"{name}.{key.strip()}", parse, value.strip().replace("_", ""))
     return parsed
 

@@ -52,6 +52,7 @@ def test_quote_prints_a_readable_breakdown():
         (["product_analytics=1", "--credit", "30000"], "--credit and --years go together"),
         (["product_analytics=1", "--credit", "30000", "--years", "9"], "commitment.years"),
         (["product_analytics=1", "--cap", "surveys=1.001"], "spend_caps.surveys"),
+        (["surveys=1", "surveys=2"], "usage.surveys: given twice"),
     ],
 )
 def test_bad_quote_input_exits_2_naming_the_field(args, fragment):
