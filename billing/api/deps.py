@@ -14,6 +14,7 @@ from billing.auth import service as auth_service
 from billing.auth.models import Role
 from billing.auth.service import Principal
 from billing.catalog import Catalog
+from billing.db import session_scope
 from billing.errors import Forbidden, Unauthorized
 
 _bearer = HTTPBearer(auto_error=False, description="an API key: Authorization: Bearer bk_...")
@@ -33,13 +34,8 @@ def get_engine(request: Request) -> Engine:
 
 def get_session(engine: Annotated[Engine, Depends(get_engine)]) -> Iterator[Session]:
     """A session per request, committed when the route returns without error."""
-    with Session(engine, expire_on_commit=False) as session:
-        try:
-            yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
+    with session_scope(engine) as session:
+        yield session
 
 
 CatalogDep = Annotated[Catalog, Depends(get_catalog)]

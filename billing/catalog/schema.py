@@ -86,7 +86,7 @@ def _decimal_string(
     return number
 
 
-def _plain(value: float) -> str:
+def _plain(value: float) -> str:  # float-ok: shows a refused TOML float
     return format(Decimal(repr(value)), "f")
 
 
