@@ -93,7 +93,10 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # NOTE: IMMEDIATE takes the write lock at once, so a writer never fails halfway
+        # on an upgrade; read-only work asks for DEFERRED (see read_only()).
+        mode = connection.get_execution_options().get("sqlite_begin", "IMMEDIATE")
+        connection.exec_driver_sql(f"BEGIN {mode}")
 
 
 @contextmanager
@@ -106,6 +109,15 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+@contextmanager
+def read_only(engine: Engine) -> Iterator[Session]:
+    """A session for reads: on SQLite it does not take the write lock."""
+    with engine.connect() as connection:
+        connection = connection.execution_options(sqlite_begin="DEFERRED")
+        with Session(bind=connection) as session:
+            yield session
 
 
 def alembic_config(url: str) -> Any:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import Annotated
+from collections.abc import Callable, Coroutine, Iterator
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -14,7 +14,7 @@ from billing.auth import service as auth_service
 from billing.auth.models import Role
 from billing.auth.service import Principal
 from billing.catalog import Catalog
-from billing.db import session_scope
+from billing.db import read_only, session_scope
 from billing.errors import Forbidden, Unauthorized
 
 _bearer = HTTPBearer(auto_error=False, description="an API key: Authorization: Bearer bk_...")
@@ -26,7 +26,7 @@ async def get_catalog(request: Request) -> Catalog:
     return catalog
 
 
-def get_engine(request: Request) -> Engine:
+async def get_engine(request: Request) -> Engine:
     """The database engine of this process."""
     engine: Engine = request.app.state.engine
     return engine
@@ -50,7 +50,7 @@ def get_principal(
     """The caller, from its bearer key; 401 without a live key."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("an API key is required: Authorization: Bearer <key>")
-    with Session(engine) as session:
+    with read_only(engine) as session:
         principal = auth_service.authenticate(session=session, key=credentials.credentials)
     if principal is None:
         raise Unauthorized("this API key is not valid or has been revoked")
@@ -60,11 +60,11 @@ def get_principal(
 CurrentKey = Annotated[Principal, Depends(get_principal)]
 
 
-def require(*roles: Role) -> Callable[[Principal], Principal]:
+def require(*roles: Role) -> Callable[[Principal], Coroutine[Any, Any, Principal]]:
     """A dependency that admits only keys with one of `roles`."""
     allowed = ", ".join(r.value for r in roles)
 
-    def check(principal: CurrentKey) -> Principal:
+    async def check(principal: CurrentKey) -> Principal:
         if principal.role not in roles:
             raise Forbidden(f"this needs a key with role {allowed}; yours is {principal.role}")
         return principal

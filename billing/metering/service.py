@@ -21,7 +21,8 @@ from sqlmodel import Session
 from billing.catalog import Catalog
 from billing.customers.models import Customer
 from billing.customers.periods import Period, period_for
-from billing.metering.models import Event, Usage
+from billing.metering import store
+from billing.metering.models import Usage
 from billing.metering.validate import EventIn, Rejection, parse_event
 
 FUTURE_TOLERANCE = dt.timedelta(minutes=5)
@@ -64,8 +65,9 @@ def ingest(
     """Validate, deduplicate and store a batch; update running usage. The caller commits."""
     result = IngestResult()
     parsed: list[EventIn] = []
+    seen_times: dict[str, dt.datetime] = {}
     for index, raw in enumerate(raw_events):
-        item = parse_event(raw, index)
+        item = parse_event(raw, index, seen_times)
         if isinstance(item, Rejection):
             result.rejected.append(item)
         else:
@@ -149,14 +151,7 @@ def _settle_seen(
     reject: Any,
 ) -> list[EventIn]:
     """Mark events whose id is already stored as duplicates or conflicts; return the rest."""
-    table = Event.__table__  # type: ignore[attr-defined]
-    stored: dict[str, tuple[str, str, Decimal, dt.datetime]] = {}
-    for chunk in _chunks([e.id for e in events]):
-        query = select(
-            table.c.id, table.c.customer_id, table.c.product, table.c.quantity, table.c.timestamp
-        ).where(table.c.id.in_(chunk))
-        for row in session.execute(query):
-            stored[row[0]] = (row[1], row[2], row[3], row[4])
+    stored = store.read_stored(session.connection(), [e.id for e in events])
     fresh = []
     for event in events:
         previous = stored.get(event.id)
@@ -172,29 +167,8 @@ def _settle_seen(
 
 def _insert(session: Session, events: list[EventIn], key_of: Any, now: dt.datetime) -> set[str]:
     """Insert events, skipping ids stored meanwhile; return the ids actually inserted."""
-    if not events:
-        return set()
-    table = Event.__table__  # type: ignore[attr-defined]
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    inserted: set[str] = set()
-    for chunk in _chunks(events):
-        rows = [
-            {
-                "id": e.id,
-                "customer_id": e.customer,
-                "product": e.product,
-                "quantity": e.quantity,
-                "timestamp": e.timestamp,
-                "period_start": key_of(e)[2],
-                "status": "accepted",
-                "received_at": now,
-            }
-            for e in chunk
-        ]
-        statement = insert(table).on_conflict_do_nothing(index_elements=["id"])
-        inserted.update(session.execute(statement.returning(table.c.id), rows).scalars())
-    return inserted
+    rows = [(e.id, e.customer, e.product, e.quantity, e.timestamp, key_of(e)[2]) for e in events]
+    return store.insert_events(session.connection(), rows, now)
 
 
 def _apply_tallies(session: Session, tallies: dict[UsageKey, _Tally], now: dt.datetime) -> None:

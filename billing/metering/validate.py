@@ -15,8 +15,9 @@ from pydantic_core import PydanticCustomError
 from billing.parsing import parse_quantity
 
 MAX_ID_LENGTH = 200
-FIELDS = ("id", "customer", "product", "quantity", "timestamp")
+FIELDS = frozenset(("id", "customer", "product", "quantity", "timestamp"))
 _ONE = Decimal(1)
+_MAX_WHOLE = 10**15
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,15 +46,20 @@ class Rejection:
     error: str
 
 
-def parse_event(raw: Any, index: int) -> EventIn | Rejection:
-    """One event of a batch, or the reason it is refused."""
+def parse_event(
+    raw: Any, index: int, seen_times: dict[str, dt.datetime] | None = None
+) -> EventIn | Rejection:
+    """One event of a batch, or the reason it is refused.
+
+    `seen_times` caches parsed timestamps within a batch (events often share them).
+    """
     if not isinstance(raw, dict):
         return Rejection(index, None, "invalid: event: must be a JSON object")
     raw_id = raw.get("id")
     event_id = raw_id if isinstance(raw_id, str) else None
-    for key in raw:
-        if key not in FIELDS:
-            return Rejection(index, event_id, f"invalid: {key}: unknown field")
+    if not raw.keys() <= FIELDS:
+        key = next(k for k in raw if k not in FIELDS)
+        return Rejection(index, event_id, f"invalid: {key}: unknown field")
     if raw_id is None:
         return Rejection(index, None, "invalid: id: is required")
     if not isinstance(raw_id, str) or not raw_id.strip():
@@ -65,17 +71,32 @@ def parse_event(raw: Any, index: int) -> EventIn | Rejection:
         if not isinstance(value, str) or not value:
             return Rejection(index, raw_id, f"invalid: {name}: must be a non-empty string")
     quantity = _ONE
-    if "quantity" in raw:
+    raw_quantity = raw.get("quantity", _ONE)
+    if type(raw_quantity) is int and 0 <= raw_quantity <= _MAX_WHOLE:
+        quantity = Decimal(raw_quantity)  # the common case: a plain whole count
+    elif raw_quantity is not _ONE:
         try:
-            quantity = parse_quantity(raw["quantity"])
+            quantity = parse_quantity(raw_quantity)
         except PydanticCustomError as error:
             return Rejection(index, raw_id, f"invalid: quantity: {error.message()}")
         except ArithmeticError:
             return Rejection(index, raw_id, "invalid: quantity: not a usable number")
-    timestamp = _timestamp(raw.get("timestamp"))
+    timestamp = _cached_timestamp(raw.get("timestamp"), seen_times)
     if isinstance(timestamp, str):
         return Rejection(index, raw_id, f"invalid: timestamp: {timestamp}")
     return EventIn(index, raw_id, raw["customer"], raw["product"], quantity, timestamp)
+
+
+def _cached_timestamp(value: Any, seen: dict[str, dt.datetime] | None) -> dt.datetime | str:
+    if seen is None or not isinstance(value, str):
+        return _timestamp(value)
+    known = seen.get(value)
+    if known is None:
+        parsed = _timestamp(value)
+        if isinstance(parsed, str):
+            return parsed
+        known = seen[value] = parsed
+    return known
 
 
 def _timestamp(value: Any) -> dt.datetime | str:
