@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -13,6 +15,7 @@ from billing.api import errors
 from billing.api.routes import customers, events, health, pricing
 from billing.catalog import Catalog, load_catalog
 from billing.db import make_engine
+from billing.metering.writer import IngestWriter
 from billing.settings import Settings, get_settings
 from billing.web import pages
 
@@ -26,7 +29,15 @@ def create_app(
     settings = settings or get_settings()
     catalog = catalog or load_catalog(settings.tiers_dir)
     engine = engine or make_engine(settings.database_url)
+    writer = IngestWriter(engine, catalog)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        writer.stop()  # answer what is queued before the process exits
+
     app = FastAPI(
+        lifespan=lifespan,
         title="Billing",
         version=__version__,
         description="Usage-based billing and pricing engine. Money is sent as strings.",
@@ -34,6 +45,7 @@ def create_app(
     app.state.catalog = catalog
     app.state.settings = settings
     app.state.engine = engine
+    app.state.ingest_writer = writer
     errors.install(app)
     app.include_router(health.router)
     app.include_router(pricing.router)

@@ -8,14 +8,16 @@ other content a conflict), and moves the running totals in the same transaction.
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from sqlalchemy import bindparam, select, tuple_, update
+from sqlalchemy import Engine, bindparam, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 from billing.catalog import Catalog
@@ -33,10 +35,37 @@ T = TypeVar("T")
 
 @dataclass(slots=True)
 class IngestResult:
+    """What became of each event of a batch, by its index."""
+
     accepted: int = 0
     duplicates: int = 0
     over_limit: list[str] = field(default_factory=list)
     rejected: list[Rejection] = field(default_factory=list)
+    outcomes: dict[int, str] = field(default_factory=dict)  # index -> accepted | duplicate
+
+    def accept(self, event: EventIn) -> None:
+        self.accepted += 1
+        self.outcomes[event.index] = "accepted"
+
+    def duplicate(self, event: EventIn) -> None:
+        self.duplicates += 1
+        self.outcomes[event.index] = "duplicate"
+
+    def part(self, start: int, stop: int) -> IngestResult:
+        """The result of events start..stop-1, re-indexed from 0 (one request of a group)."""
+        part = IngestResult()
+        for index in range(start, stop):
+            outcome = self.outcomes.get(index)
+            if outcome == "accepted":
+                part.accepted += 1
+            elif outcome == "duplicate":
+                part.duplicates += 1
+        part.rejected = [
+            Rejection(r.index - start, r.id, r.error)
+            for r in self.rejected
+            if start <= r.index < stop
+        ]
+        return part
 
     def as_json(self) -> dict[str, Any]:
         """The answer of POST /v1/events (DESIGN.md §4)."""
@@ -57,6 +86,32 @@ class _Tally:
     events: int = 0
     duplicates: int = 0
     rejected: int = 0
+
+
+RETRIES = 5
+RETRYABLE = {"40P01", "40001"}  # PostgreSQL: deadlock detected, serialization failure
+
+
+def ingest_batch(*, engine: Engine, catalog: Catalog, raw_events: Sequence[Any]) -> IngestResult:
+    """Ingest a batch in a transaction of its own, committed before this returns."""
+    for attempt in range(1, RETRIES + 1):
+        try:
+            with Session(engine, expire_on_commit=False) as session:
+                result = ingest(
+                    session=session,
+                    catalog=catalog,
+                    raw_events=raw_events,
+                    now=dt.datetime.now(dt.UTC),
+                )
+                session.commit()
+            return result
+        except OperationalError as error:
+            # NOTE: PostgreSQL may abort a transaction to break a lock cycle; a batch is
+            # idempotent, so running it again is safe and the client never sees the abort.
+            if getattr(error.orig, "sqlstate", None) not in RETRYABLE or attempt == RETRIES:
+                raise
+            time.sleep(0.01 * attempt)
+    raise AssertionError("unreachable")
 
 
 def ingest(
@@ -104,7 +159,7 @@ def ingest(
             reject(event, "period_closed", count=True)
         elif (earlier := first_seen.get(event.id)) is not None:
             if earlier.same_content(event.customer, event.product, event.quantity, event.timestamp):
-                result.duplicates += 1
+                result.duplicate(event)
                 tallies[key_of(event)].duplicates += 1
             else:
                 reject(event, "conflict", count=True)
@@ -125,7 +180,7 @@ def ingest(
             tally = tallies[key_of(event)]
             tally.quantity += event.quantity
             tally.events += 1
-            result.accepted += 1
+            result.accept(event)
     _apply_tallies(session, tallies, now)
     return result
 
@@ -158,7 +213,7 @@ def _settle_seen(
         if previous is None:
             fresh.append(event)
         elif event.same_content(*previous):
-            result.duplicates += 1
+            result.duplicate(event)
             tallies[key_of(event)].duplicates += 1
         else:
             reject(event, "conflict", count=True)

@@ -2,30 +2,22 @@
 
 from __future__ import annotations
 
-import datetime as dt
+import asyncio
 import json
-import time
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from sqlalchemy import Engine
-from sqlalchemy.exc import OperationalError
-from sqlmodel import Session
 
 from billing.api import exact_json
-from billing.api.deps import CatalogDep, EngineDep, IngestKey
+from billing.api.deps import IngestKey
 from billing.api.schemas import ErrorOut, EventBatchIn, IngestOut
-from billing.catalog import Catalog
 from billing.errors import InputError, PayloadTooLarge, UnsupportedMediaType
-from billing.metering import service as metering_service
+from billing.metering.writer import IngestWriter
 
 router = APIRouter(prefix="/v1", tags=["metering"])
 MAX_EVENTS = 10_000
 MAX_BYTES = 5 * 1024 * 1024
-RETRIES = 5
-RETRYABLE = {"40P01", "40001"}  # deadlock detected, serialization failure
 LIMITS = f"at most {MAX_EVENTS:,} events and {MAX_BYTES // (1024 * 1024)} MB per request"
 
 
@@ -40,13 +32,11 @@ LIMITS = f"at most {MAX_EVENTS:,} events and {MAX_BYTES // (1024 * 1024)} MB per
         }
     },
 )
-async def ingest_events(
-    request: Request, catalog: CatalogDep, engine: EngineDep, _: IngestKey
-) -> JSONResponse:
+async def ingest_events(request: Request, _: IngestKey) -> JSONResponse:
     """Ingest a batch: each event accepted, a duplicate, over its cap, or rejected with a reason."""
     events = _events(await _body(request))
-    result = await run_in_threadpool(_ingest, engine, catalog, events)
-    return JSONResponse(result)
+    writer: IngestWriter = request.app.state.ingest_writer
+    return JSONResponse(await asyncio.wrap_future(writer.submit(events)))
 
 
 async def _body(request: Request) -> bytes:
@@ -86,22 +76,3 @@ def _events(body: bytes) -> list[Any]:
     if len(events) > MAX_EVENTS:
         raise PayloadTooLarge(f"the batch has {len(events):,} events; {LIMITS}", field="events")
     return events
-
-
-def _ingest(engine: Engine, catalog: Catalog, events: list[Any]) -> dict[str, Any]:
-    for attempt in range(1, RETRIES + 1):
-        try:
-            with Session(engine, expire_on_commit=False) as session:
-                result = metering_service.ingest(
-                    session=session, catalog=catalog, raw_events=events, now=dt.datetime.now(dt.UTC)
-                )
-                session.commit()
-            return result.as_json()
-        except OperationalError as error:
-            # NOTE: PostgreSQL may abort a transaction to break a lock cycle; the batch is
-            # idempotent, so running it again is safe and the client never sees the abort.
-            code = getattr(error.orig, "sqlstate", None)
-            if code not in RETRYABLE or attempt == RETRIES:
-                raise
-            time.sleep(0.01 * attempt)
-    raise AssertionError("unreachable")
