@@ -9,6 +9,7 @@ refused as JSON numbers by their validators: money travels as strings.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Callable, Coroutine
 from decimal import Decimal
 from typing import Any
@@ -26,12 +27,12 @@ def _parse_int(text: str) -> int | Decimal:
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    seen: set[str] = set()
-    for key, _ in pairs:
-        if key in seen:
-            raise json.JSONDecodeError(f"duplicate key {key!r}", "", 0)
-        seen.add(key)
-    return dict(pairs)
+    document = dict(pairs)
+    if len(document) != len(pairs):
+        counts = Counter(key for key, _ in pairs)
+        twice = next(key for key, count in counts.items() if count > 1)
+        raise json.JSONDecodeError(f"duplicate key {twice!r}", "", 0)
+    return document
 
 
 def loads(body: bytes | str) -> Any:

@@ -26,6 +26,7 @@ from billing.customers.periods import Period, period_for
 from billing.metering import store
 from billing.metering.models import Usage
 from billing.metering.validate import EventIn, Rejection, parse_event
+from billing.money import EXACT
 
 FUTURE_TOLERANCE = dt.timedelta(minutes=5)
 CHUNK = 5000
@@ -171,14 +172,16 @@ def ingest(
     # NOTE: rows are written in one global order (event ids, then usage keys, both sorted),
     # so concurrent batches with shared ids wait for each other instead of deadlocking.
     fresh.sort(key=_by_id)
-    inserted = _insert(session, fresh, key_of, now)
+    fresh_keys = [key_of(e) for e in fresh]
+    inserted = _insert(session, fresh, fresh_keys, now)
     raced = [e for e in fresh if e.id not in inserted]
     if raced:  # stored by a concurrent batch between our read and our insert
         _settle_seen(session, raced, result, tallies, key_of, reject)
-    for event in fresh:
+    add = EXACT.add  # NOTE: sums of 10^15-sized quantities need more than 28 digits
+    for event, key in zip(fresh, fresh_keys, strict=True):
         if event.id in inserted:
-            tally = tallies[key_of(event)]
-            tally.quantity += event.quantity
+            tally = tallies[key]
+            tally.quantity = add(tally.quantity, event.quantity)
             tally.events += 1
             result.accept(event)
     _apply_tallies(session, tallies, now)
@@ -220,9 +223,14 @@ def _settle_seen(
     return fresh
 
 
-def _insert(session: Session, events: list[EventIn], key_of: Any, now: dt.datetime) -> set[str]:
+def _insert(
+    session: Session, events: list[EventIn], keys: list[UsageKey], now: dt.datetime
+) -> set[str]:
     """Insert events, skipping ids stored meanwhile; return the ids actually inserted."""
-    rows = [(e.id, e.customer, e.product, e.quantity, e.timestamp, key_of(e)[2]) for e in events]
+    rows = [
+        (e.id, e.customer, e.product, e.quantity, e.timestamp, key[2])
+        for e, key in zip(events, keys, strict=True)
+    ]
     return store.insert_events(session.connection(), rows, now)
 
 
@@ -261,7 +269,7 @@ def _apply_tallies(session: Session, tallies: dict[UsageKey, _Tally], now: dt.da
                 "k_customer": key[0],
                 "k_product": key[1],
                 "k_start": key[2],
-                "quantity": row.quantity + tally.quantity,
+                "quantity": EXACT.add(row.quantity, tally.quantity),
                 "events": row.events + tally.events,
                 "duplicates": row.duplicates + tally.duplicates,
                 "rejected": row.rejected + tally.rejected,

@@ -82,7 +82,10 @@ def test_a_crash_mid_stream_loses_nothing_acknowledged_and_counts_nothing_twice(
 
         client = threading.Thread(target=stream)
         client.start()
+        deadline = time.monotonic() + 120
         while len(acknowledged) < 8:
+            assert not done.is_set(), "the stream ended before 8 batches were acknowledged"
+            assert time.monotonic() < deadline, "no 8 batches acknowledged within 2 minutes"
             time.sleep(0.01)
         server.kill()
         client.join(timeout=120)

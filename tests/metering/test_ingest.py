@@ -146,3 +146,11 @@ def test_an_absurd_quantity_is_one_rejection_not_a_failed_batch(session, catalog
     result = ingest(session, catalog, [event("bad", "1E-9999999"), event("good")])
     assert result.accepted == 1
     assert [(r.index, r.error.split(":")[1].strip()) for r in result.rejected] == [(0, "quantity")]
+
+
+def test_running_totals_of_huge_quantities_are_exact(session, catalog):
+    customer = add_customer(session)
+    big = "999999999999999.999999999999"
+    ingest(session, catalog, [event(f"h{i}", big) for i in range(3)])
+    ingest(session, catalog, [event(f"k{i}", big) for i in range(3)])
+    assert usage(session, customer)["product_analytics"][0] == D(big) * 6
