@@ -22,6 +22,12 @@ class Settings(BaseSettings):
     migrate_on_start: bool = Field(
         True, description="`billing serve` applies migrations before starting (off in production)"
     )
+    key_cache_seconds: float = Field(  # float-ok: seconds
+        2.0,
+        ge=0,
+        description="how long a verified API key is trusted without asking the database; "
+        "a revoked key stops working within this time (0: check every request)",
+    )
     demo_data: bool = Field(True, description="`billing demo --if-empty` seeds an empty database")
 
 

@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 from billing import __version__
 from billing.api import errors
 from billing.api.routes import customers, events, health, pricing
+from billing.auth.cache import KeyCache
 from billing.catalog import Catalog, load_catalog
 from billing.db import make_engine
 from billing.metering.writer import IngestWriter
@@ -46,6 +47,7 @@ def create_app(
     app.state.settings = settings
     app.state.engine = engine
     app.state.ingest_writer = writer
+    app.state.key_cache = KeyCache(settings.key_cache_seconds)
     errors.install(app)
     app.include_router(health.router)
     app.include_router(pricing.router)

@@ -6,11 +6,13 @@ from collections.abc import Callable, Coroutine, Iterator
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
 from sqlmodel import Session
 
 from billing.auth import service as auth_service
+from billing.auth.cache import KeyCache
 from billing.auth.models import Role
 from billing.auth.service import Principal
 from billing.catalog import Catalog
@@ -43,18 +45,30 @@ EngineDep = Annotated[Engine, Depends(get_engine)]
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-def get_principal(
-    engine: EngineDep,
+async def get_principal(
+    request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     """The caller, from its bearer key; 401 without a live key."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("an API key is required: Authorization: Bearer <key>")
-    with read_only(engine) as session:
-        principal = auth_service.authenticate(session=session, key=credentials.credentials)
+    engine: Engine = request.app.state.engine
+    cache: KeyCache = request.app.state.key_cache
+    key = credentials.credentials
+
+    principal = cache.remembered(key)
+    if principal is None:
+        principal = await run_in_threadpool(_authenticate, engine, key)
+        if principal is not None:
+            cache.remember(key, principal)
     if principal is None:
         raise Unauthorized("this API key is not valid or has been revoked")
     return principal
+
+
+def _authenticate(engine: Engine, key: str) -> Principal | None:
+    with read_only(engine) as session:
+        return auth_service.authenticate(session=session, key=key)
 
 
 CurrentKey = Annotated[Principal, Depends(get_principal)]

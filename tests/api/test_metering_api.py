@@ -183,6 +183,9 @@ def test_a_customer_key_reads_only_its_own_customer(api, keys, engine):
     with Session(engine) as session:
         revoke_key(session=session, prefix_or_id=row.prefix)
         session.commit()
+    # Verified keys are trusted for key_cache_seconds (2 s by default): still in, then out.
+    assert api.get("/v1/customers/alice", headers=bearer(alice_key)).status_code == 200
+    api.app.state.key_cache.ttl = 0
     assert api.get("/v1/customers/alice", headers=bearer(alice_key)).status_code == 401
 
 
