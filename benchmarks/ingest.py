@@ -350,8 +350,8 @@ class Server:
 
 
 @contextmanager
-def running_server(url: str) -> Iterator[Server]:
-    """`billing serve` (one worker) on `url`, healthy; stopped on the way out."""
+def running_server(url: str, workers: int = 1) -> Iterator[Server]:
+    """`billing serve` (`workers` processes) on `url`, healthy; stopped on the way out."""
     port = free_port()
     env = {
         **os.environ,
@@ -360,6 +360,7 @@ def running_server(url: str) -> Iterator[Server]:
         "BILLING_LOG_LEVEL": "warning",
     }
     command = [*billing_command(), "serve", "--host", HOST, "--port", str(port)]
+    command += ["--workers", str(workers)]
     with tempfile.TemporaryFile() as log:
         process = subprocess.Popen(
             command,
@@ -728,6 +729,7 @@ class EngineResult:
     batches: BatchResult
     raw_per_second: float  # float-ok
     single: SingleResult
+    single_two_workers: SingleResult
 
     @property
     def ratio(self) -> float:  # float-ok
@@ -765,8 +767,22 @@ def run_engine(name: str, url: str, raw: Any) -> EngineResult:
             f"{single.per_second:>7,.0f} requests/s  p50 {single.p50_ms:.1f} ms  "
             f"p99 {single.p99_ms:.1f} ms  mismatches {single.problems}"
         )
+    with running_server(url, workers=2) as server:
+        single_two = measure_single(server, key, source)
+        say(
+            f"   single events, 2 server workers, {SINGLE_CONNECTIONS} connections, "
+            f"{SINGLE_SECONDS:.0f} s: {single_two.per_second:>7,.0f} requests/s  "
+            f"p50 {single_two.p50_ms:.1f} ms  p99 {single_two.p99_ms:.1f} ms  "
+            f"mismatches {single_two.problems}"
+        )
     say()
-    return EngineResult(name=name, batches=batch, raw_per_second=raw_rate, single=single)
+    return EngineResult(
+        name=name,
+        batches=batch,
+        raw_per_second=raw_rate,
+        single=single,
+        single_two_workers=single_two,
+    )
 
 
 def run_sqlite(workdir: Path) -> EngineResult:
@@ -805,9 +821,15 @@ def summary(results: list[EngineResult], skipped: str | None, memory: MemoryResu
             f"      single events {r.single.per_second:,.0f} requests/s "
             f"(p50 {r.single.p50_ms:.1f} ms, p99 {r.single.p99_ms:.1f} ms): "
             f"goal >= {GOAL_SINGLE_PER_SECOND:,}/s: "
-            f"{met(r.single.per_second >= GOAL_SINGLE_PER_SECOND)}"
+            f"{met(r.single.per_second >= GOAL_SINGLE_PER_SECOND)} with 1 worker"
         )
-        if r.batches.problems or r.single.problems:
+        two = r.single_two_workers
+        say(
+            f"      single events, 2 workers {two.per_second:,.0f} requests/s "
+            f"(p50 {two.p50_ms:.1f} ms, p99 {two.p99_ms:.1f} ms): "
+            f"goal >= {GOAL_SINGLE_PER_SECOND:,}/s: {met(two.per_second >= GOAL_SINGLE_PER_SECOND)}"
+        )
+        if r.batches.problems or r.single.problems or two.problems:
             say(f"      MISMATCHES: {r.batches.problems} batch, {r.single.problems} single")
     if skipped:
         say(f"   PostgreSQL: skipped: {skipped}")
