@@ -1,10 +1,12 @@
 """Customers, events and usage over the API, on SQLite and PostgreSQL, with access control."""
 
+import datetime as dt
 import json
 
 import pytest
 
 from tests.conftest import bearer
+from tests.metering.helpers import event
 
 
 def make_customer(api, keys, customer_id="cust_1", **extra):
@@ -18,17 +20,10 @@ def send(api, key, events, **kwargs):
     return api.post("/v1/events", json={"events": events}, headers=bearer(key), **kwargs)
 
 
-def ev(event_id, quantity=1, product="product_analytics", customer="cust_1", at=None):
-    import datetime as dt
-
-    at = at or (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)).isoformat()
-    return {
-        "id": event_id,
-        "customer": customer,
-        "product": product,
-        "quantity": quantity,
-        "timestamp": at,
-    }
+def ev(event_id, quantity=1, product="product_analytics"):
+    """An event a minute ago (the API checks timestamps against the real clock)."""
+    at = (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)).isoformat()
+    return event(event_id, quantity, product, at=at)
 
 
 def test_customers_are_created_read_and_listed(api, keys):
