@@ -33,28 +33,31 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-import math
 import os
 import random
-import signal
-import socket
 import sqlite3
-import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
-from collections.abc import Coroutine, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import Any
 
 import psycopg
+from harness import (
+    HOST,
+    free_port,
+    percentiles,
+    run_async,
+    start_server,
+    stop_server,
+    uvloop,
+    wait_healthy,
+)
 from sqlmodel import Session
 
 from billing.auth.models import Role
@@ -64,18 +67,9 @@ from billing.customers.models import CustomerCreate
 from billing.customers.periods import period_for
 from billing.db import make_engine, upgrade
 
-try:
-    import uvloop
-except ImportError:  # uvicorn[standard] normally brings it
-    uvloop = None
-
-REPO = Path(__file__).resolve().parent.parent
-TIERS_DIR = REPO / "pricing_tiers"
-HOST = "127.0.0.1"
 POSTGRES_URL = os.environ.get(
     "BILLING_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
-T = TypeVar("T")
 
 CUSTOMERS = 20
 PRODUCTS = ("product_analytics", "session_replay", "feature_flags")
@@ -104,8 +98,6 @@ TOTAL_SECONDS = 400.0
 RSS_INTERVAL = 0.05
 
 GRACE_SECONDS = 60.0  # for requests in flight when a phase's window closes
-SERVER_START_TIMEOUT = 30.0
-SERVER_STOP_TIMEOUT = 10.0
 
 GOAL_RATIO = {"SQLite": 0.25, "PostgreSQL": 0.15}
 GOAL_SINGLE_PER_SECOND = 1_000
@@ -329,20 +321,6 @@ def raw_postgres(rows: list[tuple[Any, ...]], url: str, schema: str) -> float:  
 # --- server -------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def billing_command() -> list[str]:
-    """The `billing` console script next to this interpreter (or `python -m billing`)."""
-    script = Path(sys.executable).with_name("billing")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "billing"]
-
-
 @dataclass(frozen=True)
 class Server:
     port: int
@@ -353,64 +331,14 @@ class Server:
 def running_server(url: str, workers: int = 1) -> Iterator[Server]:
     """`billing serve` (`workers` processes) on `url`, healthy; stopped on the way out."""
     port = free_port()
-    env = {
-        **os.environ,
-        "BILLING_DATABASE_URL": url,
-        "BILLING_TIERS_DIR": str(TIERS_DIR),
-        "BILLING_LOG_LEVEL": "warning",
-    }
-    command = [*billing_command(), "serve", "--host", HOST, "--port", str(port)]
-    command += ["--workers", str(workers)]
+    env = {"BILLING_DATABASE_URL": url, "BILLING_LOG_LEVEL": "warning"}
     with tempfile.TemporaryFile() as log:
-        process = subprocess.Popen(
-            command,
-            cwd=REPO,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-            start_new_session=True,
-        )
+        process = start_server(port, workers, log, env)
         try:
             wait_healthy(process, port, log)
             yield Server(port=port, pid=process.pid)
         finally:
             stop_server(process)
-
-
-def wait_healthy(process: subprocess.Popen[bytes], port: int, log: IO[bytes]) -> None:
-    """Poll GET /healthz until it answers 200; raise if the server dies or is too slow."""
-    url = f"http://{HOST}:{port}/healthz"
-    deadline = time.perf_counter() + SERVER_START_TIMEOUT
-    while time.perf_counter() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}:\n{_tail(log)}")
-        try:
-            with urllib.request.urlopen(url, timeout=1) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"no 200 from {url} after {SERVER_START_TIMEOUT:.0f} s:\n{_tail(log)}")
-
-
-def stop_server(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the server; SIGKILL its process group if it has not stopped in time."""
-    if process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout=SERVER_STOP_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)  # the group holds only this server
-        process.wait(timeout=SERVER_STOP_TIMEOUT)
-
-
-def _tail(log: IO[bytes], lines: int = 20) -> str:
-    log.flush()
-    log.seek(0)
-    return "\n".join(log.read().decode(errors="replace").splitlines()[-lines:])
 
 
 # --- HTTP load generator ------------------------------------------------------------------
@@ -522,20 +450,6 @@ def run_load(port: int, load: Load, connections: int) -> float:  # float-ok
     return run_async(drive(port, load, connections))
 
 
-def run_async(coroutine: Coroutine[Any, Any, T]) -> T:
-    factory = uvloop.new_event_loop if uvloop is not None else None
-    with asyncio.Runner(loop_factory=factory) as runner:
-        return runner.run(coroutine)
-
-
-def percentiles(latencies: list[float]) -> tuple[float, float]:  # float-ok
-    """(p50, p99) in milliseconds; NaN when there are too few."""
-    if len(latencies) < 2:
-        return math.nan, math.nan
-    cuts = statistics.quantiles(latencies, n=100, method="inclusive")
-    return cuts[49] * 1000, cuts[98] * 1000
-
-
 def report_problems(load: Load, indent: str = "   ") -> None:
     if not load.problems:
         return
@@ -571,7 +485,7 @@ def measure_batches(
     load = Load(iter(requests), BATCH, time.perf_counter() + BATCH_SECONDS)
     seconds = run_load(server.port, load, BATCH_CONNECTIONS)
     report_problems(load)
-    p50, p99 = percentiles(load.latencies)
+    p50, p99 = (seconds * 1000 for seconds in percentiles(load.latencies))
     result = BatchResult(
         batches=load.sent,
         events=load.accepted,
@@ -607,7 +521,7 @@ def measure_single(server: Server, key: str, source: EventSource) -> SingleResul
     load = Load(capped, 1, time.perf_counter() + SINGLE_SECONDS)
     seconds = run_load(server.port, load, SINGLE_CONNECTIONS)
     report_problems(load)
-    p50, p99 = percentiles(load.latencies)
+    p50, p99 = (seconds * 1000 for seconds in percentiles(load.latencies))
     return SingleResult(
         requests=load.ok,
         per_second=load.ok / seconds,

@@ -20,36 +20,30 @@ import asyncio
 import datetime as dt
 import json
 import os
-import signal
-import socket
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, localcontext
-from pathlib import Path
-from typing import IO, Any, TypeVar
+
+from harness import (
+    HOST,
+    TIERS_DIR,
+    free_port,
+    percentiles,
+    run_async,
+    start_server,
+    stop_server,
+    uvloop,
+    wait_healthy,
+)
 
 from billing.catalog import Catalog, load_catalog
 from billing.money import EXACT, ZERO
 from billing.pricing import Quote
 from billing.pricing.plan import Model, PricePlan, Tier
 from billing.quotes import quote, quote_json
-
-try:
-    import uvloop
-except ImportError:  # uvicorn[standard] normally brings it
-    uvloop = None
-
-REPO = Path(__file__).resolve().parent.parent
-TIERS_DIR = REPO / "pricing_tiers"
-HOST = "127.0.0.1"
-T = TypeVar("T")
 
 USAGE: dict[str, Decimal] = {
     "product_analytics": Decimal(3_000_000),
@@ -86,8 +80,6 @@ HTTP_WARMUP_SECONDS = 1.0
 HTTP_SECONDS = 8.0
 HTTP_MAX_REQUESTS = 200_000
 HTTP_GRACE_SECONDS = 5.0
-SERVER_START_TIMEOUT = 30.0
-SERVER_STOP_TIMEOUT = 10.0
 WORKER_COUNTS = (1, 2)
 
 
@@ -216,79 +208,6 @@ def measure_baseline(catalog: Catalog, day: dt.date) -> Baseline:
 # --- HTTP: server -------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def billing_command() -> list[str]:
-    """The `billing` console script next to this interpreter (or `python -m billing`)."""
-    script = Path(sys.executable).with_name("billing")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "billing"]
-
-
-def start_server(port: int, workers: int, log: IO[bytes]) -> subprocess.Popen[bytes]:
-    """`billing serve` on 127.0.0.1:port in its own process group; stderr goes to `log`."""
-    env = {**os.environ, "BILLING_TIERS_DIR": str(TIERS_DIR)}
-    command = [
-        *billing_command(),
-        "serve",
-        "--host",
-        HOST,
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-    ]
-    return subprocess.Popen(
-        command,
-        cwd=REPO,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,  # uvicorn's access log
-        stderr=log,
-        start_new_session=True,
-    )
-
-
-def wait_healthy(server: subprocess.Popen[bytes], port: int, log: IO[bytes]) -> None:
-    """Poll GET /healthz until it answers 200; raise if the server dies or is too slow."""
-    url = f"http://{HOST}:{port}/healthz"
-    deadline = time.perf_counter() + SERVER_START_TIMEOUT
-    while time.perf_counter() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"server exited with {server.returncode}:\n{_tail(log)}")
-        try:
-            with urllib.request.urlopen(url, timeout=1) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"no 200 from {url} after {SERVER_START_TIMEOUT:.0f} s:\n{_tail(log)}")
-
-
-def stop_server(server: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the server; SIGKILL its process group if it has not stopped in time."""
-    if server.poll() is not None:
-        return
-    server.terminate()
-    try:
-        server.wait(timeout=SERVER_STOP_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        os.killpg(server.pid, signal.SIGKILL)  # the group holds only this server and its workers
-        server.wait(timeout=SERVER_STOP_TIMEOUT)
-
-
-def _tail(log: IO[bytes], lines: int = 20) -> str:
-    log.flush()
-    log.seek(0)
-    return "\n".join(log.read().decode(errors="replace").splitlines()[-lines:])
-
-
 # --- HTTP: load generator -----------------------------------------------------------------
 
 
@@ -403,21 +322,6 @@ async def load_test(port: int, workers: int) -> HttpResult:
         errors=load.errors,
         client_cpu=cpu / elapsed,
     )
-
-
-def percentiles(latencies: list[float]) -> tuple[float, float]:  # float-ok
-    """(p50, p99) of the latencies, in seconds; NaN when there are too few."""
-    if len(latencies) < 2:
-        return float("nan"), float("nan")  # float-ok
-    cuts = statistics.quantiles(latencies, n=100, method="inclusive")
-    return cuts[49], cuts[98]
-
-
-def run_async(coroutine: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine on uvloop when it is installed (a faster load generator)."""
-    factory = uvloop.new_event_loop if uvloop is not None else None
-    with asyncio.Runner(loop_factory=factory) as runner:
-        return runner.run(coroutine)
 
 
 def measure_http(workers: int) -> HttpResult:
