@@ -68,13 +68,12 @@ def seed(*, engine: Engine, catalog: Catalog, now: dt.datetime, seed_value: int 
                     }
                 )
         for offset in range(0, len(events), BATCH):
-            with Session(engine) as session:
+            with engine.begin() as connection:
                 metering_service.ingest(
-                    session=session,
+                    connection=connection,
                     catalog=catalog,
                     raw_events=events[offset : offset + BATCH],
                     now=now,
                 )
-                session.commit()
         sent += len(events)
     return sent

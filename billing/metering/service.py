@@ -1,4 +1,4 @@
-"""Ingestion and usage reads: the only metering code that touches a Session.
+"""Ingestion and usage reads: the only metering code that touches the database.
 
 `ingest` takes a batch, refuses what it must with a reason per event, stores the rest once
 (an event id is a promise: the same id with the same content is a duplicate forever, with
@@ -10,13 +10,12 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any
 
-from sqlalchemy import Engine, bindparam, select, tuple_, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, Engine, Row, select
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
@@ -30,8 +29,7 @@ from billing.money import EXACT
 
 FUTURE_TOLERANCE = dt.timedelta(minutes=5)
 CHUNK = 5000
-UsageKey = tuple[str, str, dt.datetime]  # customer, product, period start
-T = TypeVar("T")
+UsageKey = store.UsageKey
 
 
 @dataclass(slots=True)
@@ -97,15 +95,13 @@ def ingest_batch(*, engine: Engine, catalog: Catalog, raw_events: Sequence[Any])
     """Ingest a batch in a transaction of its own, committed before this returns."""
     for attempt in range(1, RETRIES + 1):
         try:
-            with Session(engine, expire_on_commit=False) as session:
-                result = ingest(
-                    session=session,
+            with engine.begin() as connection:
+                return ingest(
+                    connection=connection,
                     catalog=catalog,
                     raw_events=raw_events,
                     now=dt.datetime.now(dt.UTC),
                 )
-                session.commit()
-            return result
         except OperationalError as error:
             # NOTE: PostgreSQL may abort a transaction to break a lock cycle; a batch is
             # idempotent, so running it again is safe and the client never sees the abort.
@@ -116,9 +112,13 @@ def ingest_batch(*, engine: Engine, catalog: Catalog, raw_events: Sequence[Any])
 
 
 def ingest(
-    *, session: Session, catalog: Catalog, raw_events: Sequence[Any], now: dt.datetime
+    *, connection: Connection, catalog: Catalog, raw_events: Sequence[Any], now: dt.datetime
 ) -> IngestResult:
-    """Validate, deduplicate and store a batch; update running usage. The caller commits."""
+    """Validate, deduplicate and store a batch; update running usage. The caller commits.
+
+    Steps, each one statement whatever the batch size (store.py): read the customers, lock
+    the running totals the batch touches, insert the new events, write the totals.
+    """
     result = IngestResult()
     parsed: list[EventIn] = []
     seen_times: dict[str, dt.datetime] = {}
@@ -128,16 +128,16 @@ def ingest(
             result.rejected.append(item)
         else:
             parsed.append(item)
-    customers = _customers(session, {e.customer for e in parsed})
+    customers = _customers(connection, {e.customer for e in parsed})
     tallies: dict[UsageKey, _Tally] = defaultdict(_Tally)
     periods: dict[tuple[str, dt.datetime], Period] = {}
 
     def key_of(event: EventIn) -> UsageKey:
-        customer = customers[event.customer]
         cache_key = (event.customer, event.timestamp)
         period = periods.get(cache_key)
         if period is None:
-            period = periods[cache_key] = period_for(customer.billing_anchor_day, event.timestamp)
+            anchor = customers[event.customer].billing_anchor_day
+            period = periods[cache_key] = period_for(anchor, event.timestamp)
         return (event.customer, event.product, period.start)
 
     def reject(event: EventIn, error: str, *, count: bool = False) -> None:
@@ -168,133 +168,58 @@ def ingest(
             first_seen[event.id] = event
             candidates.append(event)
 
-    fresh = _settle_seen(session, candidates, result, tallies, key_of, reject)
-    # NOTE: rows are written in one global order (event ids, then usage keys, both sorted),
-    # so concurrent batches with shared ids wait for each other instead of deadlocking.
-    fresh.sort(key=_by_id)
-    fresh_keys = [key_of(e) for e in fresh]
-    inserted = _insert(session, fresh, fresh_keys, now)
-    raced = [e for e in fresh if e.id not in inserted]
-    if raced:  # stored by a concurrent batch between our read and our insert
-        _settle_seen(session, raced, result, tallies, key_of, reject)
+    # NOTE: rows are locked and written in one global order (usage keys, then event ids,
+    # both sorted), so concurrent batches with shared keys or ids wait for each other
+    # instead of deadlocking.
+    candidate_keys = [key_of(e) for e in candidates]
+    running = store.lock_usage(connection, sorted({*tallies, *candidate_keys}), now)
+    order = sorted(range(len(candidates)), key=lambda i: candidates[i].id)
+    rows = [
+        (e.id, e.customer, e.product, e.quantity, e.timestamp, k[2])
+        for e, k in ((candidates[i], candidate_keys[i]) for i in order)
+    ]
+    inserted = store.insert_events(connection, rows, now)
+    stored: dict[str, store.Stored] = {}
+    if len(inserted) < len(candidates):  # stored before: by an earlier batch or a racing one
+        stored = store.read_stored(connection, [e.id for e in candidates if e.id not in inserted])
     add = EXACT.add  # NOTE: sums of 10^15-sized quantities need more than 28 digits
-    for event, key in zip(fresh, fresh_keys, strict=True):
+    for event, key in zip(candidates, candidate_keys, strict=True):
         if event.id in inserted:
             tally = tallies[key]
             tally.quantity = add(tally.quantity, event.quantity)
             tally.events += 1
             result.accept(event)
-    _apply_tallies(session, tallies, now)
+        elif event.same_content(*stored[event.id]):
+            result.duplicate(event)
+            tallies[key].duplicates += 1
+        else:
+            reject(event, "conflict", count=True)
+    store.write_usage(
+        connection,
+        {
+            key: (
+                add(running[key][0], tally.quantity),
+                running[key][1] + tally.events,
+                running[key][2] + tally.duplicates,
+                running[key][3] + tally.rejected,
+            )
+            for key, tally in tallies.items()
+        },
+        now,
+    )
     return result
 
 
-def _by_id(event: EventIn) -> str:
-    return event.id
-
-
-def _customers(session: Session, ids: set[str]) -> dict[str, Customer]:
-    found: dict[str, Customer] = {}
-    for chunk in _chunks(sorted(ids)):
-        query = select(Customer).where(Customer.id.in_(chunk))  # type: ignore[attr-defined]
-        found.update((c.id, c) for c in session.scalars(query))
+def _customers(connection: Connection, ids: set[str]) -> dict[str, Row[Any]]:
+    """id, billing anchor day and closed_through of the customers among `ids`."""
+    table = Customer.__table__  # type: ignore[attr-defined]
+    columns = (table.c.id, table.c.billing_anchor_day, table.c.closed_through)
+    found: dict[str, Row[Any]] = {}
+    ordered = sorted(ids)
+    for start in range(0, len(ordered), CHUNK):
+        query = select(*columns).where(table.c.id.in_(ordered[start : start + CHUNK]))
+        found.update((row.id, row) for row in connection.execute(query))
     return found
-
-
-def _settle_seen(
-    session: Session,
-    events: list[EventIn],
-    result: IngestResult,
-    tallies: dict[UsageKey, _Tally],
-    key_of: Any,
-    reject: Any,
-) -> list[EventIn]:
-    """Mark events whose id is already stored as duplicates or conflicts; return the rest."""
-    stored = store.read_stored(session.connection(), [e.id for e in events])
-    fresh = []
-    for event in events:
-        previous = stored.get(event.id)
-        if previous is None:
-            fresh.append(event)
-        elif event.same_content(*previous):
-            result.duplicate(event)
-            tallies[key_of(event)].duplicates += 1
-        else:
-            reject(event, "conflict", count=True)
-    return fresh
-
-
-def _insert(
-    session: Session, events: list[EventIn], keys: list[UsageKey], now: dt.datetime
-) -> set[str]:
-    """Insert events, skipping ids stored meanwhile; return the ids actually inserted."""
-    rows = [
-        (e.id, e.customer, e.product, e.quantity, e.timestamp, key[2])
-        for e, key in zip(events, keys, strict=True)
-    ]
-    return store.insert_events(session.connection(), rows, now)
-
-
-def _apply_tallies(session: Session, tallies: dict[UsageKey, _Tally], now: dt.datetime) -> None:
-    """Add the batch's tallies to the running totals, rows locked in a fixed order."""
-    if not tallies:
-        return
-    table = Usage.__table__  # type: ignore[attr-defined]
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    keys = sorted(tallies)
-    blank = [
-        {
-            "customer_id": c,
-            "product": p,
-            "period_start": start,
-            "quantity": Decimal(0),
-            "events": 0,
-            "duplicates": 0,
-            "rejected": 0,
-            "updated_at": now,
-        }
-        for c, p, start in keys
-    ]
-    session.execute(insert(table).on_conflict_do_nothing(), blank)
-    key_columns = tuple_(table.c.customer_id, table.c.product, table.c.period_start)
-    query = select(table).where(key_columns.in_(keys)).order_by(*table.primary_key.columns)
-    if dialect == "postgresql":
-        query = query.with_for_update()
-    current = {(r.customer_id, r.product, r.period_start): r for r in session.execute(query)}
-    updates = []
-    for key in keys:
-        row, tally = current[key], tallies[key]
-        updates.append(
-            {
-                "k_customer": key[0],
-                "k_product": key[1],
-                "k_start": key[2],
-                "quantity": EXACT.add(row.quantity, tally.quantity),
-                "events": row.events + tally.events,
-                "duplicates": row.duplicates + tally.duplicates,
-                "rejected": row.rejected + tally.rejected,
-                "updated_at": now,
-            }
-        )
-    statement = (
-        update(table)
-        .where(table.c.customer_id == bindparam("k_customer"))
-        .where(table.c.product == bindparam("k_product"))
-        .where(table.c.period_start == bindparam("k_start"))
-        .values(
-            quantity=bindparam("quantity"),
-            events=bindparam("events"),
-            duplicates=bindparam("duplicates"),
-            rejected=bindparam("rejected"),
-            updated_at=bindparam("updated_at"),
-        )
-    )
-    session.connection().execute(statement, updates)
-
-
-def _chunks(items: Sequence[T]) -> Iterable[Sequence[T]]:
-    for start in range(0, len(items), CHUNK):
-        yield items[start : start + CHUNK]
 
 
 def usage_for(*, session: Session, customer: Customer, period: Period) -> list[Usage]:

@@ -1,15 +1,20 @@
-"""Bulk reads and writes of raw events, at the driver level, per database.
+"""Bulk reads and writes of raw events and running totals, at the driver level, per database.
 
 Ingestion moves 10,000 events per request; going through the ORM's per-row type processing
-costs more than the database itself. These two functions speak each driver's own fastest
-form and produce exactly what the `Event` model's column types would store:
+costs more than the database itself. These functions speak each driver's own fastest form
+and produce exactly what the `Event` and `Usage` models' column types would store:
 
-    SQLite      executemany with pre-formatted values; the transaction began with
-                BEGIN IMMEDIATE (db.py), so no other writer can insert between our read
-                and our write, and a plain INSERT cannot meet a duplicate id.
-    PostgreSQL  one statement per batch with array parameters (unnest / = ANY), so psycopg
+    SQLite      executemany with pre-formatted values. The transaction began with BEGIN
+                IMMEDIATE (db.py), so no other writer runs between our statements; a batch
+                is inserted in one try inside a savepoint, and only when an id is already
+                stored (a retry) are the stored ids read and the rest inserted.
+    PostgreSQL  one statement per step with array parameters (unnest / = ANY), so psycopg
                 does not re-parse thousands of placeholders; ON CONFLICT DO NOTHING ...
                 RETURNING tells which ids a concurrent request stored first.
+
+Round trips are what single-event requests pay for, so a batch costs the same few
+statements whatever its size: read customers, lock the running totals (one upsert that
+creates missing rows and returns the others, locked), insert events, write the totals.
 """
 
 from __future__ import annotations
@@ -20,12 +25,17 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Connection
+from sqlalchemy.exc import IntegrityError
 
 Stored = tuple[str, str, Decimal, dt.datetime]  # customer, product, quantity, timestamp
 Row = tuple[str, str, str, Decimal, dt.datetime, dt.datetime]  # id .. period_start
+UsageKey = tuple[str, str, dt.datetime]  # customer, product, period start
+Totals = tuple[Decimal, int, int, int]  # quantity, events, duplicates, rejected
 CHUNK = 5000
+USAGE_CHUNK = 500  # rows per multi-row VALUES on SQLite (8 parameters each)
 _READ = "id, customer_id, product, quantity, timestamp"
 _COLUMNS = "id, customer_id, product, quantity, timestamp, period_start, status, received_at"
+_USAGE_RETURNING = "customer_id, product, period_start, quantity, events, duplicates, rejected"
 
 
 def _pg_binary(connection: Connection, sql: str, params: tuple[Any, ...]) -> list[Any]:
@@ -43,6 +53,19 @@ def _pg_binary(connection: Connection, sql: str, params: tuple[Any, ...]) -> lis
 def sqlite_datetime(value: dt.datetime) -> str:
     """An aware datetime as UTCDateTime stores it on SQLite."""
     return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+class _SqliteTimes:
+    """Formats datetimes for SQLite once each (a batch shares few distinct instants)."""
+
+    def __init__(self) -> None:
+        self._known: dict[dt.datetime, str] = {}
+
+    def __call__(self, value: dt.datetime) -> str:
+        found = self._known.get(value)
+        if found is None:
+            found = self._known[value] = sqlite_datetime(value)
+        return found
 
 
 def read_stored(connection: Connection, ids: Sequence[str]) -> dict[str, Stored]:
@@ -70,7 +93,7 @@ def read_stored(connection: Connection, ids: Sequence[str]) -> dict[str, Stored]
 def insert_events(
     connection: Connection, rows: Sequence[Row], received_at: dt.datetime
 ) -> set[str]:
-    """Insert accepted events; return the ids this call stored."""
+    """Insert events not stored yet; return the ids this call stored."""
     if not rows:
         return set()
     if connection.dialect.name == "postgresql":
@@ -85,15 +108,22 @@ def insert_events(
             (received_at, *(list(column) for column in columns)),
         )
         return {row[0] for row in inserted}
-    received = sqlite_datetime(received_at)
-    formatted: dict[dt.datetime, str] = {}
+    try:
+        with connection.begin_nested():
+            _sqlite_insert(connection, rows, received_at)
+        return {row[0] for row in rows}
+    except IntegrityError:
+        pass  # some ids are stored already (a retried batch): insert only the others
+    stored = read_stored(connection, [row[0] for row in rows])
+    new = [row for row in rows if row[0] not in stored]
+    _sqlite_insert(connection, new, received_at)
+    return {row[0] for row in new}
 
-    def text(value: dt.datetime) -> str:
-        found = formatted.get(value)
-        if found is None:
-            found = formatted[value] = sqlite_datetime(value)
-        return found
 
+def _sqlite_insert(connection: Connection, rows: Sequence[Row], received_at: dt.datetime) -> None:
+    if not rows:
+        return
+    received, text = sqlite_datetime(received_at), _SqliteTimes()
     connection.exec_driver_sql(
         f"INSERT INTO event ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, 'accepted', ?)",
         [
@@ -101,4 +131,78 @@ def insert_events(
             for event_id, customer, product, quantity, at, start in rows
         ],
     )
-    return {row[0] for row in rows}
+
+
+def lock_usage(
+    connection: Connection, keys: Sequence[UsageKey], now: dt.datetime
+) -> dict[UsageKey, Totals]:
+    """Create the running totals of `keys` that are missing and lock all of them.
+
+    `keys` must be sorted: every transaction locks in the same order, so concurrent batches
+    wait for each other instead of deadlocking. Returns the totals as they stand, locked
+    until the transaction ends (PostgreSQL row locks; SQLite's single writer).
+    """
+    if not keys:
+        return {}
+    if connection.dialect.name == "postgresql":
+        customers, products, starts = (list(column) for column in zip(*keys, strict=True))
+        rows = _pg_binary(
+            connection,
+            "INSERT INTO usage (customer_id, product, period_start, quantity, events, "
+            "duplicates, rejected, updated_at) "
+            "SELECT k.c, k.p, k.s, 0, 0, 0, 0, %s "
+            "FROM unnest(%s::varchar[], %s::varchar[], %s::timestamptz[]) AS k(c, p, s) "
+            "ON CONFLICT (customer_id, product, period_start) "
+            f"DO UPDATE SET updated_at = EXCLUDED.updated_at RETURNING {_USAGE_RETURNING}",
+            (now, customers, products, starts),
+        )
+        return {(r[0], r[1], r[2].astimezone(dt.UTC)): (r[3], r[4], r[5], r[6]) for r in rows}
+    text = _SqliteTimes()
+    by_text = {(c, p, text(start)): (c, p, start) for c, p, start in keys}
+    updated = sqlite_datetime(now)
+    found: dict[UsageKey, Totals] = {}
+    for begin in range(0, len(keys), USAGE_CHUNK):
+        chunk = keys[begin : begin + USAGE_CHUNK]
+        values = ",".join(["(?, ?, ?, '0', 0, 0, 0, ?)"] * len(chunk))
+        params = [value for c, p, s in chunk for value in (c, p, text(s), updated)]
+        returned = connection.exec_driver_sql(
+            "INSERT INTO usage (customer_id, product, period_start, quantity, events, "
+            f"duplicates, rejected, updated_at) VALUES {values} "
+            "ON CONFLICT (customer_id, product, period_start) "
+            f"DO UPDATE SET updated_at = excluded.updated_at RETURNING {_USAGE_RETURNING}",
+            tuple(params),
+        )
+        for r in returned:
+            found[by_text[(r[0], r[1], r[2])]] = (Decimal(r[3]), r[4], r[5], r[6])
+    return found
+
+
+def write_usage(connection: Connection, totals: dict[UsageKey, Totals], now: dt.datetime) -> None:
+    """Store new running totals for rows this transaction locked with `lock_usage`."""
+    if not totals:
+        return
+    keys = sorted(totals)
+    if connection.dialect.name == "postgresql":
+        customers, products, starts = (list(column) for column in zip(*keys, strict=True))
+        quantity, events, duplicates, rejected = (
+            list(column) for column in zip(*(totals[key] for key in keys), strict=True)
+        )
+        _pg_binary(
+            connection,
+            "UPDATE usage AS u SET quantity = v.q, events = v.e, duplicates = v.d, "
+            "rejected = v.r, updated_at = %s FROM unnest(%s::varchar[], %s::varchar[], "
+            "%s::timestamptz[], %s::numeric[], %s::int8[], %s::int8[], %s::int8[]) "
+            "AS v(c, p, s, q, e, d, r) "
+            "WHERE u.customer_id = v.c AND u.product = v.p AND u.period_start = v.s",
+            (now, customers, products, starts, quantity, events, duplicates, rejected),
+        )
+        return
+    text, updated = _SqliteTimes(), sqlite_datetime(now)
+    connection.exec_driver_sql(
+        "UPDATE usage SET quantity = ?, events = ?, duplicates = ?, rejected = ?, "
+        "updated_at = ? WHERE customer_id = ? AND product = ? AND period_start = ?",
+        [
+            (format(q, "f"), e, d, r, updated, c, p, text(s))
+            for (c, p, s), (q, e, d, r) in ((key, totals[key]) for key in keys)
+        ],
+    )

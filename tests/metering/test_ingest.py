@@ -9,7 +9,9 @@ from tests.metering.helpers import NOW, add_customer, event
 
 
 def ingest(session, catalog, events, now=NOW):
-    result = metering_service.ingest(session=session, catalog=catalog, raw_events=events, now=now)
+    result = metering_service.ingest(
+        connection=session.connection(), catalog=catalog, raw_events=events, now=now
+    )
     session.commit()
     return result
 
