@@ -5,14 +5,13 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from sqlalchemy import Index
 from sqlmodel import Field, SQLModel
 
 from billing.db import ExactDecimal, UTCDateTime
 
 
 class Event(SQLModel, table=True):
-    __table_args__ = (Index("ix_event_usage", "customer_id", "product", "period_start"),)
+    """A raw event, kept for audit and re-aggregation; keyed by id for deduplication only."""
 
     id: str = Field(primary_key=True, max_length=200)
     customer_id: str = Field(foreign_key="customer.id", max_length=64)

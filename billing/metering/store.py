@@ -55,17 +55,12 @@ def sqlite_datetime(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
-class _SqliteTimes:
-    """Formats datetimes for SQLite once each (a batch shares few distinct instants)."""
+class _SqliteTimes(dict[dt.datetime, str]):
+    """Datetimes formatted for SQLite, each once (a batch shares few distinct instants)."""
 
-    def __init__(self) -> None:
-        self._known: dict[dt.datetime, str] = {}
-
-    def __call__(self, value: dt.datetime) -> str:
-        found = self._known.get(value)
-        if found is None:
-            found = self._known[value] = sqlite_datetime(value)
-        return found
+    def __missing__(self, value: dt.datetime) -> str:
+        text = self[value] = sqlite_datetime(value)
+        return text
 
 
 def read_stored(connection: Connection, ids: Sequence[str]) -> dict[str, Stored]:
@@ -127,7 +122,7 @@ def _sqlite_insert(connection: Connection, rows: Sequence[Row], received_at: dt.
     connection.exec_driver_sql(
         f"INSERT INTO event ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, 'accepted', ?)",
         [
-            (event_id, customer, product, format(quantity, "f"), text(at), text(start), received)
+            (event_id, customer, product, format(quantity, "f"), text[at], text[start], received)
             for event_id, customer, product, quantity, at, start in rows
         ],
     )
@@ -158,13 +153,13 @@ def lock_usage(
         )
         return {(r[0], r[1], r[2].astimezone(dt.UTC)): (r[3], r[4], r[5], r[6]) for r in rows}
     text = _SqliteTimes()
-    by_text = {(c, p, text(start)): (c, p, start) for c, p, start in keys}
+    by_text = {(c, p, text[start]): (c, p, start) for c, p, start in keys}
     updated = sqlite_datetime(now)
     found: dict[UsageKey, Totals] = {}
     for begin in range(0, len(keys), USAGE_CHUNK):
         chunk = keys[begin : begin + USAGE_CHUNK]
         values = ",".join(["(?, ?, ?, '0', 0, 0, 0, ?)"] * len(chunk))
-        params = [value for c, p, s in chunk for value in (c, p, text(s), updated)]
+        params = [value for c, p, s in chunk for value in (c, p, text[s], updated)]
         returned = connection.exec_driver_sql(
             "INSERT INTO usage (customer_id, product, period_start, quantity, events, "
             f"duplicates, rejected, updated_at) VALUES {values} "
@@ -202,7 +197,7 @@ def write_usage(connection: Connection, totals: dict[UsageKey, Totals], now: dt.
         "UPDATE usage SET quantity = ?, events = ?, duplicates = ?, rejected = ?, "
         "updated_at = ? WHERE customer_id = ? AND product = ? AND period_start = ?",
         [
-            (format(q, "f"), e, d, r, updated, c, p, text(s))
+            (format(q, "f"), e, d, r, updated, c, p, text[s])
             for (c, p, s), (q, e, d, r) in ((key, totals[key]) for key in keys)
         ],
     )

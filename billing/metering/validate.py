@@ -20,8 +20,10 @@ _ONE = Decimal(1)
 _MAX_WHOLE = 10**15
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # NOTE: not frozen: a frozen __init__ costs a batch ~10 ms
 class EventIn:
+    """A well-formed event of a batch."""
+
     index: int
     id: str
     customer: str
@@ -53,6 +55,10 @@ def parse_event(
 
     `seen_times` caches parsed timestamps within a batch (events often share them).
     """
+    if type(raw) is dict and len(raw) == 5 and seen_times is not None:
+        event = _well_formed(raw, index, seen_times)
+        if event is not None:
+            return event
     if not isinstance(raw, dict):
         return Rejection(index, None, "invalid: event: must be a JSON object")
     raw_id = raw.get("id")
@@ -85,6 +91,32 @@ def parse_event(
     if isinstance(timestamp, str):
         return Rejection(index, raw_id, f"invalid: timestamp: {timestamp}")
     return EventIn(index, raw_id, raw["customer"], raw["product"], quantity, timestamp)
+
+
+def _well_formed(
+    raw: dict[str, Any], index: int, seen_times: dict[str, dt.datetime]
+) -> EventIn | None:
+    """The common case in one pass: every field present, plain types, a known timestamp.
+
+    None sends the event through the full checks of `parse_event` (which also explain).
+    """
+    event_id, customer, product = raw.get("id"), raw.get("customer"), raw.get("product")
+    quantity, stamp = raw.get("quantity"), raw.get("timestamp")
+    at = seen_times.get(stamp) if type(stamp) is str else None
+    if (
+        at is not None
+        and type(event_id) is str
+        and 0 < len(event_id) <= MAX_ID_LENGTH
+        and not event_id.isspace()
+        and type(customer) is str
+        and customer
+        and type(product) is str
+        and product
+        and type(quantity) is int
+        and 0 <= quantity <= _MAX_WHOLE
+    ):
+        return EventIn(index, event_id, customer, product, Decimal(quantity), at)
+    return None
 
 
 def _cached_timestamp(value: Any, seen: dict[str, dt.datetime] | None) -> dt.datetime | str:
