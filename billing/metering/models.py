@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
+from sqlalchemy import Index, text
 from sqlmodel import Field, SQLModel
 
 from billing.db import ExactDecimal, UTCDateTime
@@ -24,7 +25,20 @@ class Event(SQLModel, table=True):
 
 
 class Usage(SQLModel, table=True):
-    """Running totals per customer, product and period, updated in the ingesting transaction."""
+    """Running totals per customer, product and period, updated in the ingesting transaction.
+
+    The row also carries the period's quota state (DESIGN.md §5): the cap and discount its
+    `limit_quantity` was computed from, the over-limit tallies, and the alerts fired.
+    """
+
+    __table_args__ = (
+        Index(
+            "ix_usage_limited",
+            "period_end",
+            sqlite_where=text("limited"),
+            postgresql_where=text("limited"),
+        ),
+    )
 
     customer_id: str = Field(primary_key=True, foreign_key="customer.id", max_length=64)
     product: str = Field(primary_key=True, max_length=64)
@@ -34,3 +48,11 @@ class Usage(SQLModel, table=True):
     duplicates: int = 0
     rejected: int = 0
     updated_at: dt.datetime = Field(sa_type=UTCDateTime)
+    period_end: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    cap_amount: Decimal | None = Field(default=None, sa_type=ExactDecimal)
+    cap_discount: Decimal | None = Field(default=None, sa_type=ExactDecimal)
+    limit_quantity: Decimal | None = Field(default=None, sa_type=ExactDecimal)
+    limited: bool = False  # limit_quantity is set and accepted quantity reached it
+    over_limit_events: int = 0
+    over_limit_quantity: Decimal = Field(default=Decimal(0), sa_type=ExactDecimal)
+    alerts_fired: str = Field(default="", max_length=200)  # kinds, comma-separated

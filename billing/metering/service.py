@@ -15,10 +15,13 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, select
+from sqlalchemy import Connection, Engine, select
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
+from billing.alerts.service import fire_due_alerts
+from billing.caps.accounts import quota_of, read_accounts, sync_limit
+from billing.caps.limits import admits
 from billing.catalog import Catalog
 from billing.customers.models import Customer
 from billing.customers.periods import Period, period_for
@@ -38,9 +41,14 @@ class IngestResult:
 
     accepted: int = 0
     duplicates: int = 0
-    over_limit: list[str] = field(default_factory=list)
+    over_limit_ids: dict[int, str] = field(default_factory=dict)  # index -> event id
     rejected: list[Rejection] = field(default_factory=list)
     outcomes: dict[int, str] = field(default_factory=dict)  # index -> accepted | duplicate
+
+    @property
+    def over_limit(self) -> list[str]:
+        """Ids stored as over their period's limit, in batch order."""
+        return [self.over_limit_ids[index] for index in sorted(self.over_limit_ids)]
 
     def accept(self, event: EventIn) -> None:
         self.accepted += 1
@@ -49,6 +57,9 @@ class IngestResult:
     def duplicate(self, event: EventIn) -> None:
         self.duplicates += 1
         self.outcomes[event.index] = "duplicate"
+
+    def refuse_over_limit(self, event: EventIn) -> None:
+        self.over_limit_ids[event.index] = event.id
 
     def part(self, start: int, stop: int) -> IngestResult:
         """The result of events start..stop-1, re-indexed from 0 (one request of a group)."""
@@ -59,6 +70,11 @@ class IngestResult:
                 part.accepted += 1
             elif outcome == "duplicate":
                 part.duplicates += 1
+        part.over_limit_ids = {
+            index - start: event_id
+            for index, event_id in self.over_limit_ids.items()
+            if start <= index < stop
+        }
         part.rejected = [
             Rejection(r.index - start, r.id, r.error)
             for r in self.rejected
@@ -116,8 +132,9 @@ def ingest(
 ) -> IngestResult:
     """Validate, deduplicate and store a batch; update running usage. The caller commits.
 
-    Steps, each one statement whatever the batch size (store.py): read the customers, lock
-    the running totals the batch touches, insert the new events, write the totals.
+    Steps, each one statement whatever the batch size (store.py): read the customers and
+    their caps, lock the running totals the batch touches, insert the new events, write
+    the totals. Spend caps are decided between the insert and the write, on locked rows.
     """
     result = IngestResult()
     parsed: list[EventIn] = []
@@ -128,7 +145,7 @@ def ingest(
             result.rejected.append(item)
         else:
             parsed.append(item)
-    customers = _customers(connection, {e.customer for e in parsed})
+    customers = read_accounts(connection, {e.customer for e in parsed})
     tallies: dict[UsageKey, _Tally] = defaultdict(_Tally)
     periods: dict[tuple[str, dt.datetime], Period] = {}
 
@@ -136,7 +153,7 @@ def ingest(
         cache_key = (event.customer, event.timestamp)
         period = periods.get(cache_key)
         if period is None:
-            anchor = customers[event.customer].billing_anchor_day
+            anchor = customers[event.customer].anchor_day
             period = periods[cache_key] = period_for(anchor, event.timestamp)
         return (event.customer, event.product, period.start)
 
@@ -182,44 +199,39 @@ def ingest(
     stored: dict[str, store.Stored] = {}
     if len(inserted) < len(candidates):  # stored before: by an earlier batch or a racing one
         stored = store.read_stored(connection, [e.id for e in candidates if e.id not in inserted])
+    quotas = {key: quota_of(catalog, customers[key[0]], key) for key in running}
+    for key, state in running.items():
+        sync_limit(quotas[key], state)
     add = EXACT.add  # NOTE: sums of 10^15-sized quantities need more than 28 digits
+    over: list[str] = []
     for event, key in zip(candidates, candidate_keys, strict=True):
         if event.id in inserted:
-            tally = tallies[key]
-            tally.quantity = add(tally.quantity, event.quantity)
-            tally.events += 1
-            result.accept(event)
+            state = running[key]
+            if admits(state.quantity, state.limit_quantity):
+                state.quantity = add(state.quantity, event.quantity)
+                state.events += 1
+                result.accept(event)
+            else:
+                state.over_limit_events += 1
+                state.over_limit_quantity = add(state.over_limit_quantity, event.quantity)
+                result.refuse_over_limit(event)
+                over.append(event.id)
         elif event.same_content(*stored[event.id]):
             result.duplicate(event)
             tallies[key].duplicates += 1
         else:
             reject(event, "conflict", count=True)
-    store.write_usage(
-        connection,
-        {
-            key: (
-                add(running[key][0], tally.quantity),
-                running[key][1] + tally.events,
-                running[key][2] + tally.duplicates,
-                running[key][3] + tally.rejected,
-            )
-            for key, tally in tallies.items()
-        },
-        now,
-    )
+    store.mark_over_limit(connection, over)
+    for key, tally in tallies.items():
+        state = running[key]
+        state.duplicates += tally.duplicates
+        state.rejected += tally.rejected
+    for key, state in running.items():
+        account = customers[key[0]]
+        state.period_end = period_for(account.anchor_day, key[2]).end
+        fire_due_alerts(connection, account, key, state, quotas[key], now)
+    store.write_usage(connection, running, now)
     return result
-
-
-def _customers(connection: Connection, ids: set[str]) -> dict[str, Row[Any]]:
-    """id, billing anchor day and closed_through of the customers among `ids`."""
-    table = Customer.__table__  # type: ignore[attr-defined]
-    columns = (table.c.id, table.c.billing_anchor_day, table.c.closed_through)
-    found: dict[str, Row[Any]] = {}
-    ordered = sorted(ids)
-    for start in range(0, len(ordered), CHUNK):
-        query = select(*columns).where(table.c.id.in_(ordered[start : start + CHUNK]))
-        found.update((row.id, row) for row in connection.execute(query))
-    return found
 
 
 def usage_for(*, session: Session, customer: Customer, period: Period) -> list[Usage]:

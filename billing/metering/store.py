@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -30,12 +31,10 @@ from sqlalchemy.exc import IntegrityError
 Stored = tuple[str, str, Decimal, dt.datetime]  # customer, product, quantity, timestamp
 Row = tuple[str, str, str, Decimal, dt.datetime, dt.datetime]  # id .. period_start
 UsageKey = tuple[str, str, dt.datetime]  # customer, product, period start
-Totals = tuple[Decimal, int, int, int]  # quantity, events, duplicates, rejected
 CHUNK = 5000
 USAGE_CHUNK = 500  # rows per multi-row VALUES on SQLite (8 parameters each)
 _READ = "id, customer_id, product, quantity, timestamp"
 _COLUMNS = "id, customer_id, product, quantity, timestamp, period_start, status, received_at"
-_USAGE_RETURNING = "customer_id, product, period_start, quantity, events, duplicates, rejected"
 
 
 def _pg_binary(connection: Connection, sql: str, params: tuple[Any, ...]) -> list[Any]:
@@ -128,13 +127,44 @@ def _sqlite_insert(connection: Connection, rows: Sequence[Row], received_at: dt.
     )
 
 
+@dataclass(slots=True)
+class UsageState:
+    """A running-totals row as locked by `lock_usage`; changed in place, then written."""
+
+    quantity: Decimal
+    events: int
+    duplicates: int
+    rejected: int
+    cap_amount: Decimal | None
+    cap_discount: Decimal | None
+    limit_quantity: Decimal | None
+    over_limit_events: int
+    over_limit_quantity: Decimal
+    alerts_fired: str
+    period_end: dt.datetime | None = None
+
+    @property
+    def limited(self) -> bool:
+        return self.limit_quantity is not None and self.quantity >= self.limit_quantity
+
+
+_STATE = (
+    "customer_id, product, period_start, quantity, events, duplicates, rejected, cap_amount, "
+    "cap_discount, limit_quantity, over_limit_events, over_limit_quantity, alerts_fired"
+)
+
+
+def _decimal(value: Any) -> Decimal | None:
+    return None if value is None else Decimal(value)
+
+
 def lock_usage(
     connection: Connection, keys: Sequence[UsageKey], now: dt.datetime
-) -> dict[UsageKey, Totals]:
+) -> dict[UsageKey, UsageState]:
     """Create the running totals of `keys` that are missing and lock all of them.
 
     `keys` must be sorted: every transaction locks in the same order, so concurrent batches
-    wait for each other instead of deadlocking. Returns the totals as they stand, locked
+    wait for each other instead of deadlocking. Returns the rows as they stand, locked
     until the transaction ends (PostgreSQL row locks; SQLite's single writer).
     """
     if not keys:
@@ -144,60 +174,143 @@ def lock_usage(
         rows = _pg_binary(
             connection,
             "INSERT INTO usage (customer_id, product, period_start, quantity, events, "
-            "duplicates, rejected, updated_at) "
-            "SELECT k.c, k.p, k.s, 0, 0, 0, 0, %s "
+            "duplicates, rejected, updated_at, limited, over_limit_events, "
+            "over_limit_quantity, alerts_fired) "
+            "SELECT k.c, k.p, k.s, 0, 0, 0, 0, %s, false, 0, 0, '' "
             "FROM unnest(%s::varchar[], %s::varchar[], %s::timestamptz[]) AS k(c, p, s) "
             "ON CONFLICT (customer_id, product, period_start) "
-            f"DO UPDATE SET updated_at = EXCLUDED.updated_at RETURNING {_USAGE_RETURNING}",
+            f"DO UPDATE SET updated_at = EXCLUDED.updated_at RETURNING {_STATE}",
             (now, customers, products, starts),
         )
-        return {(r[0], r[1], r[2].astimezone(dt.UTC)): (r[3], r[4], r[5], r[6]) for r in rows}
+        return {(r[0], r[1], r[2].astimezone(dt.UTC)): UsageState(*r[3:]) for r in rows}
     text = _SqliteTimes()
     by_text = {(c, p, text[start]): (c, p, start) for c, p, start in keys}
     updated = sqlite_datetime(now)
-    found: dict[UsageKey, Totals] = {}
+    found: dict[UsageKey, UsageState] = {}
     for begin in range(0, len(keys), USAGE_CHUNK):
         chunk = keys[begin : begin + USAGE_CHUNK]
-        values = ",".join(["(?, ?, ?, '0', 0, 0, 0, ?)"] * len(chunk))
+        values = ",".join(["(?, ?, ?, '0', 0, 0, 0, ?, 0, 0, '0', '')"] * len(chunk))
         params = [value for c, p, s in chunk for value in (c, p, text[s], updated)]
         returned = connection.exec_driver_sql(
             "INSERT INTO usage (customer_id, product, period_start, quantity, events, "
-            f"duplicates, rejected, updated_at) VALUES {values} "
+            "duplicates, rejected, updated_at, limited, over_limit_events, "
+            f"over_limit_quantity, alerts_fired) VALUES {values} "
             "ON CONFLICT (customer_id, product, period_start) "
-            f"DO UPDATE SET updated_at = excluded.updated_at RETURNING {_USAGE_RETURNING}",
+            f"DO UPDATE SET updated_at = excluded.updated_at RETURNING {_STATE}",
             tuple(params),
         )
         for r in returned:
-            found[by_text[(r[0], r[1], r[2])]] = (Decimal(r[3]), r[4], r[5], r[6])
+            found[by_text[(r[0], r[1], r[2])]] = UsageState(
+                Decimal(r[3]),
+                r[4],
+                r[5],
+                r[6],
+                _decimal(r[7]),
+                _decimal(r[8]),
+                _decimal(r[9]),
+                r[10],
+                Decimal(r[11]),
+                r[12],
+            )
     return found
 
 
-def write_usage(connection: Connection, totals: dict[UsageKey, Totals], now: dt.datetime) -> None:
-    """Store new running totals for rows this transaction locked with `lock_usage`."""
-    if not totals:
+def write_usage(
+    connection: Connection, states: dict[UsageKey, UsageState], now: dt.datetime
+) -> None:
+    """Store the rows this transaction locked with `lock_usage` and changed."""
+    if not states:
         return
-    keys = sorted(totals)
+    keys = sorted(states)
+    rows = [(key, states[key]) for key in keys]
     if connection.dialect.name == "postgresql":
-        customers, products, starts = (list(column) for column in zip(*keys, strict=True))
-        quantity, events, duplicates, rejected = (
-            list(column) for column in zip(*(totals[key] for key in keys), strict=True)
+        columns = list(
+            zip(
+                *(
+                    (
+                        c,
+                        p,
+                        s,
+                        u.quantity,
+                        u.events,
+                        u.duplicates,
+                        u.rejected,
+                        u.period_end,
+                        u.cap_amount,
+                        u.cap_discount,
+                        u.limit_quantity,
+                        u.limited,
+                        u.over_limit_events,
+                        u.over_limit_quantity,
+                        u.alerts_fired,
+                    )
+                    for (c, p, s), u in rows
+                ),
+                strict=True,
+            )
         )
         _pg_binary(
             connection,
             "UPDATE usage AS u SET quantity = v.q, events = v.e, duplicates = v.d, "
-            "rejected = v.r, updated_at = %s FROM unnest(%s::varchar[], %s::varchar[], "
-            "%s::timestamptz[], %s::numeric[], %s::int8[], %s::int8[], %s::int8[]) "
-            "AS v(c, p, s, q, e, d, r) "
+            "rejected = v.r, period_end = v.pe, cap_amount = v.ca, cap_discount = v.cd, "
+            "limit_quantity = v.lq, limited = v.l, over_limit_events = v.oe, "
+            "over_limit_quantity = v.oq, alerts_fired = v.af, updated_at = %s "
+            "FROM unnest(%s::varchar[], %s::varchar[], %s::timestamptz[], %s::numeric[], "
+            "%s::int8[], %s::int8[], %s::int8[], %s::timestamptz[], %s::numeric[], "
+            "%s::numeric[], %s::numeric[], %s::bool[], %s::int8[], %s::numeric[], "
+            "%s::varchar[]) AS v(c, p, s, q, e, d, r, pe, ca, cd, lq, l, oe, oq, af) "
             "WHERE u.customer_id = v.c AND u.product = v.p AND u.period_start = v.s",
-            (now, customers, products, starts, quantity, events, duplicates, rejected),
+            (now, *(list(column) for column in columns)),
         )
         return
     text, updated = _SqliteTimes(), sqlite_datetime(now)
+
+    def exact(value: Decimal | None) -> str | None:
+        return None if value is None else format(value, "f")
+
     connection.exec_driver_sql(
         "UPDATE usage SET quantity = ?, events = ?, duplicates = ?, rejected = ?, "
-        "updated_at = ? WHERE customer_id = ? AND product = ? AND period_start = ?",
+        "period_end = ?, cap_amount = ?, cap_discount = ?, limit_quantity = ?, limited = ?, "
+        "over_limit_events = ?, over_limit_quantity = ?, alerts_fired = ?, updated_at = ? "
+        "WHERE customer_id = ? AND product = ? AND period_start = ?",
         [
-            (format(q, "f"), e, d, r, updated, c, p, text[s])
-            for (c, p, s), (q, e, d, r) in ((key, totals[key]) for key in keys)
+            (
+                format(u.quantity, "f"),
+                u.events,
+                u.duplicates,
+                u.rejected,
+                None if u.period_end is None else text[u.period_end],
+                exact(u.cap_amount),
+                exact(u.cap_discount),
+                exact(u.limit_quantity),
+                u.limited,
+                u.over_limit_events,
+                format(u.over_limit_quantity, "f"),
+                u.alerts_fired,
+                updated,
+                c,
+                p,
+                text[s],
+            )
+            for (c, p, s), u in rows
         ],
     )
+
+
+def mark_over_limit(connection: Connection, ids: Sequence[str]) -> None:
+    """Record that these just-inserted events were over their period's limit."""
+    if not ids:
+        return
+    if connection.dialect.name == "postgresql":
+        _pg_binary(
+            connection,
+            "UPDATE event SET status = 'over_limit' WHERE id = ANY(%s::varchar[])",
+            (list(ids),),
+        )
+        return
+    for start in range(0, len(ids), CHUNK):
+        chunk = ids[start : start + CHUNK]
+        marks = ",".join("?" * len(chunk))
+        connection.exec_driver_sql(
+            f"UPDATE event SET status = 'over_limit' WHERE id IN ({marks})", tuple(chunk)
+        )

@@ -6,6 +6,7 @@ rounded subtotal; the total is their difference. Every sum above a line adds the
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -31,3 +32,15 @@ def line_figures(exact_amount: Decimal, percent: Decimal, currency: str) -> Line
     subtotal = round_to_minor(exact_amount, currency)
     discount = discount_amount(subtotal, percent, currency)
     return LineFigures(subtotal, discount, EXACT.subtract(subtotal, discount))
+
+
+def percent_in_force(
+    percent: Decimal | None, until: dt.date | None, period_start: dt.date
+) -> Decimal:
+    """A customer's percentage discount for the period starting on `period_start`.
+
+    A discount applies to every period that starts on or before its `until` date.
+    """
+    if percent is None or (until is not None and period_start > until):
+        return ZERO
+    return percent

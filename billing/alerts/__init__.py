@@ -1,0 +1,1 @@
+"""Usage alerts: thresholds of a cap and used-up free allowances, delivered through an outbox."""

@@ -1,0 +1,140 @@
+"""Firing alerts inside the ingesting transaction, and reading them back.
+
+An alert is a row of its own (once per customer, product, period and kind, enforced by a
+unique constraint) and, when the customer has a webhook URL, an outbox row written in the
+same transaction: the webhook is sent later by `billing.alerts.delivery`, so an alert is
+never lost to a crash and never delivered for usage that was rolled back.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+from sqlalchemy import Connection, insert, select
+
+from billing.alerts.models import Alert, Outbox
+from billing.caps.accounts import Account, Quota
+from billing.caps.limits import alerts_due, billed_quantity
+from billing.metering.store import UsageKey, UsageState
+
+
+def fire_due_alerts(
+    connection: Connection,
+    account: Account,
+    key: UsageKey,
+    state: UsageState,
+    quota: Quota,
+    now: dt.datetime,
+) -> int:
+    """Record the alerts the row's state has reached since it last fired; how many fired."""
+    fired = frozenset(state.alerts_fired.split(",")) if state.alerts_fired else frozenset()
+    due = alerts_due(
+        plan=quota.plan,
+        product_name=quota.product_name,
+        cap=quota.cap,
+        discount_percent=quota.discount_percent,
+        accepted=state.quantity,
+        limit=state.limit_quantity,
+        thresholds=account.thresholds,
+        free_allowance_alert=account.free_allowance_alert,
+        fired=fired,
+    )
+    if not due:
+        return 0
+    alert_table = Alert.__table__  # type: ignore[attr-defined]
+    outbox_table = Outbox.__table__  # type: ignore[attr-defined]
+    customer, product, start = key
+    for item in due:
+        alert_id = connection.execute(
+            insert(alert_table)
+            .values(
+                customer_id=customer,
+                product=product,
+                period_start=start,
+                kind=item.kind,
+                message=item.message,
+                fired_at=now,
+                delivery="pending" if account.webhook_url else "none",
+            )
+            .returning(alert_table.c.id)
+        ).scalar_one()
+        if account.webhook_url:
+            body = webhook_body(alert_id, key, item.kind, item.message, now, state, quota)
+            connection.execute(
+                insert(outbox_table).values(
+                    alert_id=alert_id,
+                    url=account.webhook_url,
+                    body=body,
+                    status="pending",
+                    attempts=0,
+                    next_attempt_at=now,
+                    created_at=now,
+                )
+            )
+    state.alerts_fired = ",".join(sorted(fired | {item.kind for item in due}))
+    return len(due)
+
+
+def webhook_body(
+    alert_id: int,
+    key: UsageKey,
+    kind: str,
+    message: str,
+    now: dt.datetime,
+    state: UsageState,
+    quota: Quota,
+) -> str:
+    """The JSON a webhook carries (docs/spend-caps.md), fixed when the alert fires."""
+    customer, product, start = key
+    document = {
+        "type": "usage.alert",
+        "alert": {
+            "id": alert_id,
+            "customer": customer,
+            "product": product,
+            "period_start": _iso(start),
+            "kind": kind,
+            "message": message,
+            "fired_at": _iso(now),
+        },
+        "quota": {
+            "cap": None if quota.cap is None else format(quota.cap, "f"),
+            "limit_quantity": _text(state.limit_quantity),
+            "accepted_quantity": format(state.quantity, "f"),
+            "billed_quantity": format(billed_quantity(state.quantity, state.limit_quantity), "f"),
+        },
+    }
+    return json.dumps(document, separators=(",", ":"))
+
+
+def _iso(at: dt.datetime) -> str:
+    return at.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else format(value, "f")
+
+
+def list_alerts(
+    connection: Connection, customer_id: str, period_start: dt.datetime | None = None
+) -> list[Any]:
+    """A customer's alerts, newest first, with their delivery state."""
+    alert_table = Alert.__table__  # type: ignore[attr-defined]
+    outbox_table = Outbox.__table__  # type: ignore[attr-defined]
+    joined = alert_table.outerjoin(outbox_table, outbox_table.c.alert_id == alert_table.c.id)
+    query = (
+        select(
+            alert_table,
+            outbox_table.c.attempts,
+            outbox_table.c.last_error,
+            outbox_table.c.delivered_at,
+        )
+        .select_from(joined)
+        .where(alert_table.c.customer_id == customer_id)
+        .order_by(alert_table.c.fired_at.desc(), alert_table.c.id.desc())
+    )
+    if period_start is not None:
+        query = query.where(alert_table.c.period_start == period_start)
+    return list(connection.execute(query))
