@@ -29,6 +29,21 @@ class Settings(BaseSettings):
         "a revoked key stops working within this time (0: check every request)",
     )
     demo_data: bool = Field(True, description="`billing demo --if-empty` seeds an empty database")
+    quota_cache_seconds: float = Field(  # float-ok: seconds
+        1.0,
+        ge=0,
+        description="GET /v1/quota/limited answers from memory for at most this long before "
+        "re-reading limits changed by other processes (changes made by this process show at "
+        "once)",
+    )
+    webhook_allow_private: bool = Field(
+        False,
+        description="allow alert webhooks to loopback and private addresses (development and "
+        "tests; keep off in production)",
+    )
+    webhook_timeout_seconds: float = Field(  # float-ok: seconds
+        5.0, gt=0, description="how long a webhook delivery waits for an answer"
+    )
 
 
 @lru_cache

@@ -12,8 +12,9 @@ from sqlalchemy import Engine
 
 from billing import __version__
 from billing.api import errors
-from billing.api.routes import customers, events, health, pricing
+from billing.api.routes import caps, customers, events, health, pricing
 from billing.auth.cache import KeyCache
+from billing.caps.limited import LimitedList
 from billing.catalog import Catalog, load_catalog
 from billing.db import make_engine
 from billing.metering.writer import IngestWriter
@@ -48,11 +49,13 @@ def create_app(
     app.state.engine = engine
     app.state.ingest_writer = writer
     app.state.key_cache = KeyCache(settings.key_cache_seconds)
+    app.state.limited_list = LimitedList(engine, settings.quota_cache_seconds)
     errors.install(app)
     app.include_router(health.router)
     app.include_router(pricing.router)
     app.include_router(customers.router)
     app.include_router(events.router)
+    app.include_router(caps.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

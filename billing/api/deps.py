@@ -89,6 +89,13 @@ AdminKey = Annotated[Principal, Depends(require(Role.ADMIN))]
 IngestKey = Annotated[Principal, Depends(require(Role.INGEST, Role.ADMIN))]
 ReaderKey = Annotated[Principal, Depends(require(Role.ADMIN, Role.FINANCE, Role.CUSTOMER))]
 StaffKey = Annotated[Principal, Depends(require(Role.ADMIN, Role.FINANCE))]
+OwnerKey = Annotated[Principal, Depends(require(Role.ADMIN, Role.CUSTOMER))]
+PipelineKey = Annotated[Principal, Depends(require(Role.ADMIN, Role.FINANCE, Role.INGEST))]
+
+
+def actor(principal: Principal) -> str:
+    """How an audit trail names the caller: "admin key 3"."""
+    return f"{principal.role.value} key {principal.key_id}"
 
 
 def ensure_customer_access(principal: Principal, customer_id: str) -> None:

@@ -181,3 +181,12 @@ class IngestOut(BaseModel):
     duplicates: int
     over_limit: list[str]
     rejected: list[RejectedOut]
+
+
+class SpendCapIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    amount: Amount | None = Field(
+        description='the cap as a string ("250.00"); null removes it; "0" keeps only the '
+        "free allowance"
+    )

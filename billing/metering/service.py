@@ -20,6 +20,7 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 from billing.alerts.service import fire_due_alerts
+from billing.caps import limited as limited_list
 from billing.caps.accounts import quota_of, read_accounts, sync_limit
 from billing.caps.limits import admits
 from billing.catalog import Catalog
@@ -44,6 +45,7 @@ class IngestResult:
     over_limit_ids: dict[int, str] = field(default_factory=dict)  # index -> event id
     rejected: list[Rejection] = field(default_factory=list)
     outcomes: dict[int, str] = field(default_factory=dict)  # index -> accepted | duplicate
+    limits_changed: bool = False  # a product became limited (or stopped being) this batch
 
     @property
     def over_limit(self) -> list[str]:
@@ -112,12 +114,15 @@ def ingest_batch(*, engine: Engine, catalog: Catalog, raw_events: Sequence[Any])
     for attempt in range(1, RETRIES + 1):
         try:
             with engine.begin() as connection:
-                return ingest(
+                result = ingest(
                     connection=connection,
                     catalog=catalog,
                     raw_events=raw_events,
                     now=dt.datetime.now(dt.UTC),
                 )
+            if result.limits_changed:
+                limited_list.changed()  # committed: GET /v1/quota/limited re-reads
+            return result
         except OperationalError as error:
             # NOTE: PostgreSQL may abort a transaction to break a lock cycle; a batch is
             # idempotent, so running it again is safe and the client never sees the abort.
@@ -200,6 +205,7 @@ def ingest(
     if len(inserted) < len(candidates):  # stored before: by an earlier batch or a racing one
         stored = store.read_stored(connection, [e.id for e in candidates if e.id not in inserted])
     quotas = {key: quota_of(catalog, customers[key[0]], key) for key in running}
+    was_limited = {key: state.limited for key, state in running.items()}
     for key, state in running.items():
         sync_limit(quotas[key], state)
     add = EXACT.add  # NOTE: sums of 10^15-sized quantities need more than 28 digits
@@ -231,6 +237,7 @@ def ingest(
         state.period_end = period_for(account.anchor_day, key[2]).end
         fire_due_alerts(connection, account, key, state, quotas[key], now)
     store.write_usage(connection, running, now)
+    result.limits_changed = any(s.limited != was_limited[k] for k, s in running.items())
     return result
 
 

@@ -28,6 +28,8 @@ from typing import Any
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
+from billing.metering.models import Usage
+
 Stored = tuple[str, str, Decimal, dt.datetime]  # customer, product, quantity, timestamp
 Row = tuple[str, str, str, Decimal, dt.datetime, dt.datetime]  # id .. period_start
 UsageKey = tuple[str, str, dt.datetime]  # customer, product, period start
@@ -314,3 +316,25 @@ def mark_over_limit(connection: Connection, ids: Sequence[str]) -> None:
         connection.exec_driver_sql(
             f"UPDATE event SET status = 'over_limit' WHERE id IN ({marks})", tuple(chunk)
         )
+
+
+def usage_table() -> Any:
+    """The running-totals table, for plain reads."""
+    return Usage.__table__  # type: ignore[attr-defined]
+
+
+def state_of(row: Any) -> UsageState:
+    """A running-totals row read through the table's column types."""
+    return UsageState(
+        row.quantity,
+        row.events,
+        row.duplicates,
+        row.rejected,
+        row.cap_amount,
+        row.cap_discount,
+        row.limit_quantity,
+        row.over_limit_events,
+        row.over_limit_quantity,
+        row.alerts_fired,
+        row.period_end,
+    )
