@@ -27,7 +27,7 @@ from billing.customers.periods import period_for, period_from_label
 from billing.db import alembic_config, current_revision, make_engine, session_scope, upgrade
 from billing.errors import BillingError, CatalogError
 from billing.metering import service as metering_service
-from billing.money import format_quantity
+from billing.money import format_amount, format_quantity
 from billing.parsing import parse_amount, parse_date, parse_percent, parse_quantity, parse_years
 from billing.settings import get_settings
 
@@ -40,6 +40,10 @@ app.add_typer(tiers_app, name="tiers")
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 app.add_typer(customers_app, name="customers")
+alerts_app = typer.Typer(help="Alerts: deliver the webhook outbox.")
+caps_app = typer.Typer(help="Spend caps: set, remove, show.")
+app.add_typer(alerts_app, name="alerts")
+app.add_typer(caps_app, name="caps")
 
 TiersOption = Annotated[
     Path | None,
@@ -386,3 +390,87 @@ def _n(text: str) -> str:
 
 if __name__ == "__main__":  # pragma: no cover
     main()
+
+
+def _as_of(value: str | None) -> dt.datetime | None:
+    if value is None:
+        return None
+    try:
+        at = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise _fail(f"--as-of: not an ISO 8601 date-time: {value!r}") from None
+    if at.tzinfo is None:
+        raise _fail(f"--as-of: needs a time zone (Z or +00:00): {value!r}")
+    return at.astimezone(dt.UTC)
+
+
+@alerts_app.command("deliver")
+def alerts_deliver(
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="deliver what is due at this instant (replays)")
+    ] = None,
+) -> None:
+    """Send the alert webhooks that are due (the scheduler runs this every 30 s)."""
+    from billing.alerts.delivery import deliver_due
+
+    settings = get_settings()
+    engine = make_engine(settings.database_url)
+    try:
+        report = deliver_due(
+            engine,
+            now=_as_of(as_of),
+            timeout=settings.webhook_timeout_seconds,
+            allow_private=settings.webhook_allow_private,
+        )
+    finally:
+        engine.dispose()
+    typer.echo(f"webhooks: {report}")
+
+
+@caps_app.command("set")
+def caps_set(
+    customer: Annotated[str, typer.Argument(help="customer id")],
+    product: Annotated[str, typer.Argument(help="product key")],
+    amount: Annotated[str, typer.Argument(help='the cap, e.g. 250.00; "none" removes it')],
+    tiers: TiersOption = None,
+) -> None:
+    """Set or remove a spend cap (as an admin would); prints what it does this period."""
+    from billing.caps import service as caps_service
+
+    catalog = _catalog(tiers)
+    value = None if amount.lower() == "none" else _field("amount", parse_amount, amount)
+    with _session() as session:
+        change = caps_service.set_cap(
+            connection=session.connection(),
+            catalog=catalog,
+            customer_id=customer,
+            product=product,
+            amount=value,
+            actor="cli",
+            now=dt.datetime.now(dt.UTC),
+        )
+    typer.echo(change.effect)
+
+
+@caps_app.command("show")
+def caps_show(
+    customer: Annotated[str, typer.Argument(help="customer id")],
+    tiers: TiersOption = None,
+) -> None:
+    """Each product's cap, limit, accepted quantity and status this period."""
+    from billing.caps import service as caps_service
+
+    catalog = _catalog(tiers)
+    with _session() as session:
+        views = caps_service.quotas(
+            session.connection(), catalog, customer, dt.datetime.now(dt.UTC)
+        )
+    typer.echo(f"{customer}, period {views[0].period.label} ({catalog.currency})")
+    for view in views:
+        cap = "-" if view.cap is None else format_amount(view.cap, catalog.currency)
+        limit = "-" if view.limit_quantity is None else f"{view.limit_quantity:,f}"
+        accrued = format_amount(view.accrued, catalog.currency)
+        typer.echo(
+            f"  {view.product:<20} cap {cap:>10}  limit {limit:>16}  "
+            f"accepted {view.accepted:>16,f}  accrued {accrued:>10}  {view.status}"
+        )

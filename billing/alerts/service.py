@@ -138,3 +138,19 @@ def list_alerts(
     if period_start is not None:
         query = query.where(alert_table.c.period_start == period_start)
     return list(connection.execute(query))
+
+
+def alert_json(row: Any) -> dict[str, Any]:
+    """One alert as GET /v1/customers/{id}/alerts shows it."""
+    return {
+        "id": row.id,
+        "product": row.product,
+        "period_start": _iso(row.period_start),
+        "kind": row.kind,
+        "message": row.message,
+        "fired_at": _iso(row.fired_at),
+        "delivery": row.delivery,
+        "attempts": row.attempts or 0,
+        "last_error": row.last_error,
+        "delivered_at": None if row.delivered_at is None else _iso(row.delivered_at),
+    }

@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 
 from billing import __version__
 from billing.api import errors
-from billing.api.routes import caps, customers, events, health, pricing
+from billing.api.routes import alerts, caps, customers, events, health, pricing
 from billing.auth.cache import KeyCache
 from billing.caps.limited import LimitedList
 from billing.catalog import Catalog, load_catalog
@@ -56,6 +56,7 @@ def create_app(
     app.include_router(customers.router)
     app.include_router(events.router)
     app.include_router(caps.router)
+    app.include_router(alerts.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -190,3 +190,20 @@ class SpendCapIn(BaseModel):
         description='the cap as a string ("250.00"); null removes it; "0" keeps only the '
         "free allowance"
     )
+
+
+class AlertSettingsIn(BaseModel):
+    """Fields you leave out keep their value."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    thresholds: list[Percent] | None = Field(
+        None, description='percentages of a cap that fire an alert, e.g. ["50", "80", "100"]'
+    )
+    free_allowance: StrictBool | None = Field(
+        None, description="alert when a product's free allowance is used up"
+    )
+    webhook_url: str | None = Field(
+        None, description="http(s) URL alerts are POSTed to, signed; null removes it"
+    )
+    rotate_secret: StrictBool = Field(False, description="issue a new signing secret")

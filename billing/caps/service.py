@@ -8,10 +8,10 @@ committed change already moved. Every change is audited (who, when, old -> new, 
 from __future__ import annotations
 
 import copy
-from functools import partial
 import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 from sqlalchemy import Connection, delete, insert, select

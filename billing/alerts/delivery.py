@@ -1,0 +1,161 @@
+"""Sending the outbox: signed webhook POSTs with exponential backoff.
+
+Each due message is first claimed (its next attempt moved a lease ahead, in a short
+transaction of its own), then sent outside any transaction, then recorded. Two delivery
+runs at once therefore never send the same message at the same time; a run that dies
+after sending but before recording leaves the message to be sent again when its lease
+ends. Delivery is at least once: receivers deduplicate by the alert id (docs/spend-caps.md).
+
+A 2xx answer delivers. Anything else (an error status, a timeout, a refused connection)
+schedules another attempt after BACKOFF[attempts - 1]; after the last one the message and
+its alert are marked `failed`, with the last error, visible at GET /v1/customers/{id}/alerts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, select, update
+
+from billing import __version__
+from billing.alerts.models import Alert, Outbox
+from billing.alerts.signing import HEADER, signature
+from billing.alerts.webhooks import resolved_problem
+from billing.customers.models import Customer
+from billing.db import session_scope
+
+logger = logging.getLogger(__name__)
+BACKOFF = tuple(
+    dt.timedelta(seconds=s) for s in (30, 60, 120, 300, 600, 1800, 3600)
+)  # then give up: 8 attempts over about 1 h 50 min
+MAX_ATTEMPTS = len(BACKOFF) + 1
+LEASE = dt.timedelta(minutes=2)
+BATCH = 100
+
+
+@dataclass
+class DeliveryReport:
+    delivered: int = 0
+    retrying: int = 0
+    failed: int = 0
+
+    def __str__(self) -> str:
+        return f"{self.delivered} delivered, {self.retrying} to retry, {self.failed} failed"
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None  # a redirect is an answer like any other non-2xx: retried later
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
+
+
+def post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> str | None:  # float-ok
+    """POST once; None when answered 2xx, else what went wrong."""
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    try:
+        with _OPENER.open(request, timeout=timeout) as response:
+            status = response.status
+    except urllib.error.HTTPError as error:
+        return f"HTTP {error.code}"
+    except (urllib.error.URLError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        return f"no answer: {reason}"
+    return None if 200 <= status < 300 else f"HTTP {status}"
+
+
+def _claim(engine: Engine, now: dt.datetime) -> list[Any]:
+    outbox = Outbox.__table__  # type: ignore[attr-defined]
+    customer = Customer.__table__  # type: ignore[attr-defined]
+    alert = Alert.__table__  # type: ignore[attr-defined]
+    query = (
+        select(outbox, customer.c.webhook_secret)
+        .join(alert, alert.c.id == outbox.c.alert_id)
+        .join(customer, customer.c.id == alert.c.customer_id)
+        .where(outbox.c.status == "pending", outbox.c.next_attempt_at <= now)
+        .order_by(outbox.c.next_attempt_at, outbox.c.id)
+        .limit(BATCH)
+    )
+    claimed = []
+    with session_scope(engine) as session:
+        connection = session.connection()
+        for row in connection.execute(query).all():
+            moved = connection.execute(
+                update(outbox)
+                .where(outbox.c.id == row.id, outbox.c.next_attempt_at == row.next_attempt_at)
+                .where(outbox.c.status == "pending")
+                .values(next_attempt_at=now + LEASE)
+            )
+            if moved.rowcount == 1:
+                claimed.append(row)
+    return claimed
+
+
+def _record(engine: Engine, row: Any, error: str | None, now: dt.datetime) -> str:
+    outbox = Outbox.__table__  # type: ignore[attr-defined]
+    alert = Alert.__table__  # type: ignore[attr-defined]
+    attempts = row.attempts + 1
+    values: dict[str, Any]
+    if error is None:
+        status, values = "delivered", {"delivered_at": now, "last_error": None}
+    elif attempts >= MAX_ATTEMPTS:
+        status, values = "failed", {"last_error": error[:500]}
+    else:
+        status = "pending"
+        values = {"last_error": error[:500], "next_attempt_at": now + BACKOFF[attempts - 1]}
+    with session_scope(engine) as session:
+        connection = session.connection()
+        connection.execute(
+            update(outbox)
+            .where(outbox.c.id == row.id)
+            .values(status=status, attempts=attempts, **values)
+        )
+        if status != "pending":
+            connection.execute(
+                update(alert).where(alert.c.id == row.alert_id).values(delivery=status)
+            )
+    return status
+
+
+def deliver_due(
+    engine: Engine,
+    *,
+    now: dt.datetime | None = None,
+    timeout: float = 5.0,  # float-ok: seconds
+    allow_private: bool = False,
+) -> DeliveryReport:
+    """Send every message due at `now` (default: the clock); report what became of them."""
+    report = DeliveryReport()
+    while True:
+        at = now or dt.datetime.now(dt.UTC)
+        claimed = _claim(engine, at)
+        if not claimed:
+            return report
+        for row in claimed:
+            body = row.body.encode()
+            sent_at = dt.datetime.now(dt.UTC) if now is None else now
+            error = resolved_problem(row.url, allow_private)
+            if error is None:
+                headers = {
+                    "Content-Type": "application/json",
+                    "User-Agent": f"billing-webhooks/{__version__}",
+                    "Billing-Alert-Id": str(row.alert_id),
+                    HEADER: signature(row.webhook_secret or "", int(sent_at.timestamp()), body),
+                }
+                error = post(row.url, body, headers, timeout)
+            status = _record(engine, row, error, at)
+            if status == "delivered":
+                report.delivered += 1
+            elif status == "failed":
+                report.failed += 1
+                logger.warning("webhook %s failed for good: %s", row.id, error)
+            else:
+                report.retrying += 1
+        if now is not None and len(claimed) < BATCH:
+            return report

@@ -1,0 +1,63 @@
+"""A customer's alert settings: thresholds, the free-allowance alert, the webhook and its secret."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from sqlmodel import Session
+
+from billing.alerts.signing import new_secret
+from billing.alerts.webhooks import check_url
+from billing.caps.accounts import parse_thresholds
+from billing.customers.models import Customer
+from billing.errors import InputError, NotFound
+
+MAX_THRESHOLDS = 10
+
+
+def settings_json(customer: Customer) -> dict[str, Any]:
+    return {
+        "customer": customer.id,
+        "thresholds": [f"{t.normalize():f}" for t in parse_thresholds(customer.alert_thresholds)],
+        "free_allowance": customer.alert_free_allowance,
+        "webhook_url": customer.alert_webhook_url,
+        "signing_secret": customer.webhook_secret,
+    }
+
+
+def update_settings(
+    *,
+    session: Session,
+    customer_id: str,
+    changes: dict[str, Any],
+    allow_private: bool,
+) -> Customer:
+    """Apply the fields present in `changes`; a first webhook URL gets a signing secret."""
+    customer = session.get(Customer, customer_id)
+    if customer is None:
+        raise NotFound(f"no customer {customer_id!r}", field="customer")
+    if "thresholds" in changes:
+        thresholds: list[Decimal] = changes["thresholds"]
+        if len(thresholds) > MAX_THRESHOLDS:
+            raise InputError(f"at most {MAX_THRESHOLDS} thresholds", field="thresholds")
+        for index, value in enumerate(thresholds):
+            if not 0 < value <= 100:
+                raise InputError(
+                    f"a threshold is a percentage of the cap above 0 and at most 100, "
+                    f"got {value:f}",
+                    field=f"thresholds.{index}",
+                )
+        customer.alert_thresholds = ",".join(f"{t.normalize():f}" for t in sorted(set(thresholds)))
+    if "free_allowance" in changes:
+        customer.alert_free_allowance = changes["free_allowance"]
+    if "webhook_url" in changes:
+        url = changes["webhook_url"]
+        customer.alert_webhook_url = None if url is None else check_url(url, allow_private)
+        if url is not None and customer.webhook_secret is None:
+            customer.webhook_secret = new_secret()
+    if changes.get("rotate_secret"):
+        customer.webhook_secret = new_secret()
+    session.add(customer)
+    session.flush()
+    return customer
