@@ -54,7 +54,7 @@ def check_url(url: str, allow_private: bool) -> str:
     try:
         parts.port  # noqa: B018 - raises on a bad port
     except ValueError as error:
-        raise refuse(str(error)) from None
+        raise refuse(f"bad port: {error}") from None
     return url
 
 

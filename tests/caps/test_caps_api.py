@@ -19,7 +19,9 @@ def customer_keys(engine, api, keys):
     made = {}
     with Session(engine) as session:
         for customer in ("cust_1", "cust_2"):
-            made[customer], _ = create_key(session=session, role=Role.CUSTOMER, customer_id=customer)
+            made[customer], _ = create_key(
+                session=session, role=Role.CUSTOMER, customer_id=customer
+            )
         session.commit()
     return made
 
@@ -119,6 +121,9 @@ def test_cap_changes_are_listed_with_who_and_what(api, keys, customer_keys):
     changes = api.get(
         "/v1/customers/cust_1/spend-caps/changes", headers=bearer(keys["finance"])
     ).json()["changes"]
-    assert [(c["old_amount"], c["new_amount"]) for c in changes] == [("10.00", None), (None, "10.00")]
+    assert [(c["old_amount"], c["new_amount"]) for c in changes] == [
+        ("10.00", None),
+        (None, "10.00"),
+    ]
     assert changes[0]["changed_by"].startswith("admin key")
     assert changes[1]["changed_by"].startswith("customer key")

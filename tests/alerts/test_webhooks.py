@@ -1,0 +1,203 @@
+"""Alert webhooks against a real HTTP receiver: signed, retried with backoff on 500s and
+timeouts, marked failed after the last attempt; URLs checked before they are stored."""
+
+import datetime as dt
+import http.server
+import threading
+import time
+from decimal import Decimal as D
+
+import pytest
+
+from billing.alerts import service as alerts_service
+from billing.alerts.delivery import BACKOFF, MAX_ATTEMPTS, deliver_due
+from billing.alerts.settings import update_settings
+from billing.alerts.signing import HEADER, verify
+from billing.alerts.webhooks import check_url
+from billing.caps import service as caps_service
+from billing.errors import InputError
+from billing.metering import service as metering_service
+from tests.metering.helpers import NOW, add_customer, event
+
+
+class Receiver:
+    """A webhook endpoint on 127.0.0.1 that records requests and answers as told."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[dict[str, str], bytes]] = []
+        self.status = 200
+        self.delay = 0.0
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.requests.append((dict(self.headers), body))
+                time.sleep(receiver.delay)
+                self.send_response(receiver.status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/billing"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver():
+    made = Receiver()
+    yield made
+    made.close()
+
+
+def fire_cap_50(session, catalog, receiver):
+    add_customer(session)
+    customer = update_settings(
+        session=session,
+        customer_id="cust_1",
+        changes={"webhook_url": receiver.url, "free_allowance": False},
+        allow_private=True,
+    )
+    secret = customer.webhook_secret
+    session.commit()
+    caps_service.set_cap(
+        connection=session.connection(),
+        catalog=catalog,
+        customer_id="cust_1",
+        product="product_analytics",
+        amount=D(10),
+        actor="test",
+        now=NOW,
+    )
+    metering_service.ingest(
+        connection=session.connection(),
+        catalog=catalog,
+        raw_events=[event("e1", 1_100_000)],  # $5.00 of a $10 cap
+        now=NOW,
+    )
+    session.commit()
+    return secret
+
+
+def alerts(session):
+    rows = alerts_service.list_alerts(session.connection(), "cust_1")
+    session.rollback()  # end the read: SQLite's next writer must not wait for this session
+    return [alerts_service.alert_json(r) for r in rows]
+
+
+def test_a_fired_alert_is_delivered_once_signed(engine, session, catalog, receiver):
+    secret = fire_cap_50(session, catalog, receiver)
+    assert secret.startswith("whsec_")
+    [alert] = alerts(session)
+    assert (alert["kind"], alert["delivery"]) == ("cap_50", "pending")
+    report = deliver_due(engine, now=NOW, allow_private=True)
+    assert (report.delivered, report.retrying, report.failed) == (1, 0, 0)
+    [(headers, body)] = receiver.requests
+    assert verify(secret, headers[HEADER], body, now=int(NOW.timestamp()))
+    assert not verify(secret, headers[HEADER], body + b" ", now=int(NOW.timestamp()))
+    assert not verify("whsec_other", headers[HEADER], body, now=int(NOW.timestamp()))
+    assert b'"kind":"cap_50"' in body
+    assert headers["Billing-Alert-Id"] == str(alert["id"])
+    assert deliver_due(engine, now=NOW + dt.timedelta(hours=1), allow_private=True).delivered == 0
+    assert len(receiver.requests) == 1
+    assert alerts(session)[0]["delivery"] == "delivered"
+
+
+def test_errors_are_retried_with_backoff_then_marked_failed(engine, session, catalog, receiver):
+    fire_cap_50(session, catalog, receiver)
+    receiver.status = 500
+    at = NOW
+    assert deliver_due(engine, now=at, allow_private=True).retrying == 1
+    [alert] = alerts(session)
+    assert (alert["delivery"], alert["attempts"], alert["last_error"]) == ("pending", 1, "HTTP 500")
+    early = at + BACKOFF[0] - dt.timedelta(seconds=1)
+    assert deliver_due(engine, now=early, allow_private=True).retrying == 0  # not yet due
+    for attempt in range(1, MAX_ATTEMPTS):
+        at += BACKOFF[attempt - 1]
+        report = deliver_due(engine, now=at, allow_private=True)
+        assert report.retrying + report.failed == 1
+    assert report.failed == 1
+    assert len(receiver.requests) == MAX_ATTEMPTS
+    [alert] = alerts(session)
+    assert (alert["delivery"], alert["attempts"]) == ("failed", MAX_ATTEMPTS)
+    assert deliver_due(engine, now=at + dt.timedelta(days=1), allow_private=True).failed == 0
+
+
+def test_a_timeout_is_retried_and_a_later_success_delivers(engine, session, catalog, receiver):
+    fire_cap_50(session, catalog, receiver)
+    receiver.delay = 1.0
+    report = deliver_due(engine, now=NOW, timeout=0.2, allow_private=True)
+    assert report.retrying == 1
+    assert "timed out" in alerts(session)[0]["last_error"]
+    receiver.delay = 0
+    later = NOW + BACKOFF[0]
+    assert deliver_due(engine, now=later, timeout=2, allow_private=True).delivered == 1
+    assert alerts(session)[0]["delivery"] == "delivered"
+
+
+def test_private_addresses_are_refused_at_delivery_unless_allowed(
+    engine, session, catalog, receiver
+):
+    fire_cap_50(session, catalog, receiver)
+    report = deliver_due(engine, now=NOW, allow_private=False)
+    assert report.retrying == 1
+    assert receiver.requests == []
+    assert "loopback or private" in alerts(session)[0]["last_error"]
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("ftp://hooks.example.com/x", "http:// or https://"),
+        ("hooks.example.com/x", "http:// or https://"),
+        ("http://169.254.169.254/latest/meta-data", "not a routable address"),
+        ("http://0.0.0.0:8080/", "not a routable address"),
+        ("http://[ff02::1]/", "not a routable address"),
+        ("http://127.0.0.1:9000/hook", "loopback or private"),
+        ("http://10.1.2.3/hook", "loopback or private"),
+        ("http://localhost/hook", "loopback name"),
+        ("https://user:secret@hooks.example.com/x", "credentials"),
+        ("https://hooks.example.com:99999/x", "port"),
+    ],
+)
+def test_webhook_urls_that_cannot_be_used_are_refused(url, why):
+    with pytest.raises(InputError) as refused:
+        check_url(url, allow_private=False)
+    assert refused.value.field == "webhook_url"
+    assert why in refused.value.message
+
+
+def test_a_public_https_url_is_accepted():
+    assert check_url("https://hooks.example.com/billing?x=1", allow_private=False)
+
+
+def test_settings_keep_what_is_not_sent_and_rotate_the_secret(session):
+    add_customer(session)
+    first = update_settings(
+        session=session,
+        customer_id="cust_1",
+        changes={"webhook_url": "https://hooks.example.com/a", "thresholds": [D(90), D(25)]},
+        allow_private=False,
+    )
+    secret = first.webhook_secret
+    assert first.alert_thresholds == "25,90"
+    second = update_settings(
+        session=session, customer_id="cust_1", changes={"rotate_secret": True}, allow_private=False
+    )
+    assert second.alert_webhook_url == "https://hooks.example.com/a"
+    assert second.webhook_secret != secret
+    with pytest.raises(InputError) as refused:
+        update_settings(
+            session=session,
+            customer_id="cust_1",
+            changes={"thresholds": [D(0)]},
+            allow_private=False,
+        )
+    assert refused.value.field == "thresholds.0"
