@@ -24,8 +24,11 @@ BILLING = Path(sys.executable).parent / "billing"
 class Server:
     """`billing serve` as a real process on a fixed port: start, kill -9, restart, stop."""
 
-    def __init__(self, tiers: Path = TIERS, database_url: str = "sqlite://") -> None:
+    def __init__(
+        self, tiers: Path = TIERS, database_url: str = "sqlite://", workers: int = 1
+    ) -> None:
         self.port = free_port()
+        self.workers = workers
         self.base = f"http://127.0.0.1:{self.port}"
         self.env = {
             **os.environ,
@@ -38,7 +41,10 @@ class Server:
 
     def start(self, timeout: float = 30.0) -> None:  # float-ok
         self.process = subprocess.Popen(
-            [str(BILLING), "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+            [
+                *(str(BILLING), "serve", "--host", "127.0.0.1", "--port", str(self.port)),
+                *("--workers", str(self.workers)),
+            ],
             env=self.env,
             stdout=self.log,
             stderr=subprocess.STDOUT,
