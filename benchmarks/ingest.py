@@ -45,12 +45,14 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import psycopg
 from harness import (
     HOST,
+    TIERS_DIR,
     free_port,
     percentiles,
     run_async,
@@ -63,6 +65,8 @@ from sqlmodel import Session
 
 from billing.auth.models import Role
 from billing.auth.service import create_key
+from billing.caps import service as caps_service
+from billing.catalog import load_catalog
 from billing.customers import service as customers_service
 from billing.customers.models import CustomerCreate
 from billing.customers.periods import period_for
@@ -79,6 +83,10 @@ STAMPS = 1_000  # distinct timestamps, 1 ms apart, ending a minute ago
 
 # Batches: a warm-up batch, then at most BATCHES batches or BATCH_SECONDS, whichever first.
 BATCH_CONNECTIONS = 2
+CAPS_ROUNDS = 3
+CAPS_BATCHES = 5
+CAPS_AMOUNT = Decimal(1_000_000)  # on every product: enforced on every batch, never reached
+GOAL_CAPS = 0.8
 RAW_RUNS = 3  # the baseline varies run to run on a shared VM: its median is the reference
 BATCHES = {"SQLite": 30, "PostgreSQL": 20}
 BATCH_SECONDS = 30.0
@@ -643,12 +651,64 @@ def measure_memory(url: str, events: int, budget: float) -> MemoryResult:  # flo
 
 
 @dataclass(frozen=True)
+class CapsResult:
+    without_per_second: float  # float-ok
+    with_per_second: float  # float-ok
+
+    @property
+    def ratio(self) -> float:  # float-ok
+        return self.with_per_second / self.without_per_second
+
+
+def set_caps(url: str, amount: Decimal | None) -> None:
+    """A cap of `amount` (None: no cap) on every product of every benchmark customer."""
+    catalog = load_catalog(TIERS_DIR)
+    engine = make_engine(url)
+    try:
+        with Session(engine) as session:
+            for number in range(CUSTOMERS):
+                for product in catalog.products:
+                    caps_service.set_cap(
+                        connection=session.connection(),
+                        catalog=catalog,
+                        customer_id=customer_id(number),
+                        product=product,
+                        amount=amount,
+                        actor="benchmark",
+                        now=dt.datetime.now(dt.UTC),
+                    )
+            session.commit()
+    finally:
+        engine.dispose()
+
+
+def measure_caps(server: Server, key: str, url: str, source: EventSource) -> CapsResult:
+    """Batches without caps and with a cap on every product, in alternating rounds.
+
+    Alternating puts both on tables of the same size (inserts slow down as tables grow).
+    The caps never bind, so every event is accepted: what is measured is the cost of
+    enforcing them (limits, the over-limit decision, alert thresholds) on every batch.
+    """
+    seconds = {False: 0.0, True: 0.0}
+    events = {False: 0, True: 0}
+    for _ in range(CAPS_ROUNDS):
+        for capped in (False, True):
+            set_caps(url, CAPS_AMOUNT if capped else None)
+            result, _ = measure_batches(server, key, source, CAPS_BATCHES)
+            seconds[capped] += result.seconds
+            events[capped] += result.events
+    set_caps(url, None)
+    return CapsResult(events[False] / seconds[False], events[True] / seconds[True])
+
+
+@dataclass(frozen=True)
 class EngineResult:
     name: str
     batches: BatchResult
     raw_per_second: float  # float-ok
     single: SingleResult
     single_two_workers: SingleResult
+    caps: CapsResult
 
     @property
     def ratio(self) -> float:  # float-ok
@@ -684,6 +744,12 @@ def run_engine(name: str, url: str, raw: Any) -> EngineResult:
         del rows
         ratio = batch.per_second / raw_rate
         say(f"   API / raw: {ratio:.3f} (goal >= {GOAL_RATIO[name]})")
+        caps = measure_caps(server, key, url, source)
+        say(
+            f"   batches with a cap on every product ({CAPS_ROUNDS} alternating rounds of "
+            f"{CAPS_BATCHES}): {caps.with_per_second:,.0f} events/s vs "
+            f"{caps.without_per_second:,.0f} without: {caps.ratio:.2f} (goal >= {GOAL_CAPS})"
+        )
         single = measure_single(server, key, source)
         say(
             f"   single events, {SINGLE_CONNECTIONS} connections, {SINGLE_SECONDS:.0f} s: "
@@ -705,6 +771,7 @@ def run_engine(name: str, url: str, raw: Any) -> EngineResult:
         raw_per_second=raw_rate,
         single=single,
         single_two_workers=single_two,
+        caps=caps,
     )
 
 
@@ -751,6 +818,11 @@ def summary(results: list[EngineResult], skipped: str | None, memory: MemoryResu
             f"      single events, 2 workers {two.per_second:,.0f} requests/s "
             f"(p50 {two.p50_ms:.1f} ms, p99 {two.p99_ms:.1f} ms): "
             f"goal >= {GOAL_SINGLE_PER_SECOND:,}/s: {met(two.per_second >= GOAL_SINGLE_PER_SECOND)}"
+        )
+        say(
+            f"      with caps on every product {r.caps.with_per_second:,.0f} events/s vs "
+            f"{r.caps.without_per_second:,.0f} without: {r.caps.ratio:.2f}: "
+            f"goal >= {GOAL_CAPS}: {met(r.caps.ratio >= GOAL_CAPS)}"
         )
         if r.batches.problems or r.single.problems or two.problems:
             say(f"      MISMATCHES: {r.batches.problems} batch, {r.single.problems} single")
