@@ -30,6 +30,7 @@ test: lint
 bench: install
 	$(BIN)/python benchmarks/pricing.py
 	$(BIN)/python benchmarks/ingest.py
+	$(BIN)/python benchmarks/quota.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -410,6 +410,8 @@ async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
     """Read one whole response (headers, then Content-Length bytes): (status, body)."""
     head = await reader.readuntil(b"\r\n\r\n")
     status = int(head[9:12])
+    if status in (204, 304):
+        return status, b""  # no body, by definition
     length = None
     for line in head.split(b"\r\n")[1:]:
         name, _, value = line.partition(b":")
