@@ -18,6 +18,7 @@ from billing.alerts.models import Alert, Outbox
 from billing.caps.accounts import Account, Quota
 from billing.caps.limits import alerts_due, billed_quantity
 from billing.metering.store import UsageKey, UsageState
+from billing.money import format_amount
 
 
 def fire_due_alerts(
@@ -100,7 +101,7 @@ def webhook_body(
             "fired_at": _iso(now),
         },
         "quota": {
-            "cap": None if quota.cap is None else format(quota.cap, "f"),
+            "cap": None if quota.cap is None else format_amount(quota.cap, quota.plan.currency),
             "limit_quantity": _text(state.limit_quantity),
             "accepted_quantity": format(state.quantity, "f"),
             "billed_quantity": format(billed_quantity(state.quantity, state.limit_quantity), "f"),

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from billing.money import EXACT, HUNDRED, ZERO
+from billing.money import EXACT, HUNDRED, ZERO, format_amount
 from billing.pricing.caps import max_quantity_within_cap
 from billing.pricing.charge import charge
 from billing.pricing.discounts import line_figures
@@ -117,6 +117,7 @@ def alerts_due(
         return due
     total = line_total(plan, billed, discount_percent)
     limited = is_limited(accepted, limit)
+    shown_cap, shown_total = format_amount(cap, plan.currency), format_amount(total, plan.currency)
     for threshold in pending:
         share = EXACT.divide(EXACT.multiply(cap, threshold), HUNDRED)
         reached = (cap > ZERO and total >= share) or (threshold >= HUNDRED and limited)
@@ -124,13 +125,13 @@ def alerts_due(
             continue
         if threshold >= HUNDRED and limited:
             text = (
-                f"{product_name}: the spend cap of {cap:f} is reached; "
+                f"{product_name}: the spend cap of {shown_cap} is reached; "
                 "further usage is not accepted this period"
             )
         else:
             text = (
-                f"{product_name}: {threshold.normalize():f}% of the spend cap of {cap:f} "
-                f"is used ({total:f})"
+                f"{product_name}: {threshold.normalize():f}% of the spend cap of {shown_cap} "
+                f"is used ({shown_total})"
             )
         due.append(AlertDue(cap_alert(threshold), text))
     return due

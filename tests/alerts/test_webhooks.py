@@ -3,6 +3,7 @@ timeouts, marked failed after the last attempt; URLs checked before they are sto
 
 import datetime as dt
 import http.server
+import re
 import threading
 import time
 from decimal import Decimal as D
@@ -12,11 +13,12 @@ import pytest
 from billing.alerts import service as alerts_service
 from billing.alerts.delivery import BACKOFF, MAX_ATTEMPTS, deliver_due
 from billing.alerts.settings import update_settings
-from billing.alerts.signing import HEADER, verify
+from billing.alerts.signing import HEADER, signature, verify
 from billing.alerts.webhooks import check_url
 from billing.caps import service as caps_service
 from billing.errors import InputError
 from billing.metering import service as metering_service
+from tests.conftest import REPO
 from tests.metering.helpers import NOW, add_customer, event
 
 
@@ -201,3 +203,26 @@ def test_settings_keep_what_is_not_sent_and_rotate_the_secret(session):
             allow_private=False,
         )
     assert refused.value.field == "thresholds.0"
+
+
+def doc_verify():
+    """The `verify` function of docs/spend-caps.md, exactly as a receiver would paste it."""
+    doc = (REPO / "docs" / "spend-caps.md").read_text()
+    [snippet] = re.findall(r"```python\n(.*?)```", doc, re.DOTALL)
+    namespace: dict = {}
+    exec(compile(snippet, "spend-caps.md", "exec"), namespace)  # our own doc, on purpose
+    return namespace["verify"]
+
+
+def test_the_documented_check_accepts_a_real_delivery_and_nothing_else(
+    engine, session, catalog, receiver
+):
+    secret = fire_cap_50(session, catalog, receiver)
+    assert deliver_due(engine, allow_private=True).delivered == 1  # signed with the clock
+    [(headers, body)] = receiver.requests
+    verify_like_a_receiver = doc_verify()
+    assert verify_like_a_receiver(secret, headers[HEADER], body)
+    assert not verify_like_a_receiver(secret, headers[HEADER], body.replace(b"50", b"80"))
+    assert not verify_like_a_receiver("whsec_wrong", headers[HEADER], body)
+    stale = signature(secret, int(time.time()) - 3600, body)
+    assert not verify_like_a_receiver(secret, stale, body)
