@@ -89,9 +89,6 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=30000")
-        # NOTE: random event ids touch pages all over the id index; the default 2 MB page
-        # cache re-reads them from the OS on every batch. 32 MB per connection, used on demand.
-        cursor.execute("PRAGMA cache_size=-32768")
         cursor.close()
 
     @event.listens_for(engine, "begin")

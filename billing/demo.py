@@ -9,6 +9,7 @@ from decimal import Decimal
 from sqlalchemy import Engine, func, select
 from sqlmodel import Session
 
+from billing.caps import service as caps_service
 from billing.catalog import Catalog
 from billing.customers import service as customers_service
 from billing.customers.models import Customer, CustomerCreate
@@ -26,6 +27,12 @@ DEMO_CUSTOMERS: list[tuple[str, str, int, dict[str, int]]] = [
     ("initech", "Initech", 1, {"surveys": 2_500, "data_warehouse": 12_000_000}),
     ("hooli", "Hooli (startup plan)", 8, {"product_analytics": 800_000, "session_replay": 3_000}),
 ]
+# Spend caps, set before the usage arrives: acme's session_replay stops at $50 (limited),
+# its product_analytics passes 50 % and 80 % of $100.
+DEMO_CAPS: dict[str, dict[str, str]] = {
+    "acme": {"session_replay": "50.00", "product_analytics": "100.00"},
+    "hooli": {"product_analytics": "0"},
+}
 BATCH = 5_000
 
 
@@ -46,6 +53,17 @@ def seed(*, engine: Engine, catalog: Catalog, now: dt.datetime, seed_value: int 
                 data=CustomerCreate(id=customer_id, name=name, billing_anchor_day=anchor),
                 currency=catalog.currency,
             )
+            session.flush()
+            for product, amount in DEMO_CAPS.get(customer_id, {}).items():
+                caps_service.set_cap(
+                    connection=session.connection(),
+                    catalog=catalog,
+                    customer_id=customer_id,
+                    product=product,
+                    amount=Decimal(amount),
+                    actor="demo",
+                    now=now,
+                )
             session.commit()
         start = now - dt.timedelta(days=27)
         events = []

@@ -29,6 +29,14 @@ class Settings(BaseSettings):
         "a revoked key stops working within this time (0: check every request)",
     )
     demo_data: bool = Field(True, description="`billing demo --if-empty` seeds an empty database")
+    scheduler: bool = Field(
+        True,
+        description="run the background jobs (alert webhooks every 30 s) inside `billing serve`; "
+        "off to run them elsewhere (`billing alerts deliver` from cron, say)",
+    )
+    alert_delivery_seconds: float = Field(  # float-ok: seconds
+        30.0, gt=0, description="how often the scheduler sends due alert webhooks"
+    )
     quota_cache_seconds: float = Field(  # float-ok: seconds
         1.0,
         ge=0,

@@ -46,7 +46,7 @@ def catalog() -> Catalog:
 
 @pytest.fixture(scope="session")
 def client(catalog: Catalog) -> Iterator[TestClient]:
-    app = create_app(Settings(tiers_dir=TIERS, database_url="sqlite://"), catalog)
+    app = create_app(Settings(tiers_dir=TIERS, database_url="sqlite://", scheduler=False), catalog)
     with TestClient(app) as test_client:
         yield test_client
 
@@ -151,7 +151,7 @@ def session(engine: Engine) -> Iterator[Session]:
 @pytest.fixture
 def api(engine: Engine, catalog: Catalog, database_url: str) -> Iterator[TestClient]:
     """The app on a fresh database, through TestClient."""
-    settings = Settings(tiers_dir=TIERS, database_url=database_url)
+    settings = Settings(tiers_dir=TIERS, database_url=database_url, scheduler=False)
     with TestClient(create_app(settings, catalog, engine)) as test_client:
         yield test_client
 

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 
-from billing import __version__
+from billing import __version__, scheduler
 from billing.api import errors
 from billing.api.routes import alerts, caps, customers, events, health, pricing
 from billing.auth.cache import KeyCache
@@ -35,7 +35,10 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        jobs = scheduler.start(engine, settings) if settings.scheduler else None
         yield
+        if jobs is not None:
+            jobs.shutdown(wait=False)
         writer.stop()  # answer what is queued before the process exits
 
     app = FastAPI(

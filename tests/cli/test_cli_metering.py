@@ -57,6 +57,9 @@ def test_demo_seeds_an_empty_database_once(tmp_path):
     assert "demo data: customers acme, globex, initech, hooli" in first.stdout
     assert "no demo data added" in run(tmp_path, "demo", "--if-empty").stdout
     assert "events" in run(tmp_path, "usage", "acme").stdout
+    caps = run(tmp_path, "caps", "show", "acme", BILLING_TIERS_DIR=str(TIERS)).stdout
+    assert re.search(r"session_replay +cap +50\.00 .* limited", caps), caps
+    assert re.search(r"product_analytics +cap +100\.00 .* alerted", caps), caps
     off = run(tmp_path, "demo", "--if-empty", BILLING_DEMO_DATA="0")
     assert "demo data is off" in off.stdout
 

@@ -1,0 +1,44 @@
+"""Background jobs inside `billing serve` (APScheduler 3.x, one thread per process).
+
+Jobs never overlap themselves within a process (`max_instances=1`, missed runs coalesce),
+and each is safe to run in several processes at once: webhook delivery claims every
+message before sending it (alerts/delivery.py). BILLING_SCHEDULER=0 turns them off, for
+instance to run `billing alerts deliver` from cron instead.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from sqlalchemy import Engine
+
+from billing.alerts.delivery import deliver_due
+from billing.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+def start(engine: Engine, settings: Settings) -> BackgroundScheduler:
+    """Start the jobs; the caller shuts the scheduler down on the way out."""
+    scheduler = BackgroundScheduler(timezone="UTC")
+
+    def deliver_alerts() -> None:
+        report = deliver_due(
+            engine,
+            timeout=settings.webhook_timeout_seconds,
+            allow_private=settings.webhook_allow_private,
+        )
+        if report.delivered or report.retrying or report.failed:
+            logger.info("alert webhooks: %s", report)
+
+    scheduler.add_job(
+        deliver_alerts,
+        "interval",
+        seconds=settings.alert_delivery_seconds,
+        id="deliver_alerts",
+        max_instances=1,
+        coalesce=True,
+    )
+    scheduler.start()
+    return scheduler
