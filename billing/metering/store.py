@@ -40,9 +40,11 @@ _COLUMNS = "id, customer_id, product, quantity, timestamp, period_start, status,
 
 
 def _pg_binary(connection: Connection, sql: str, params: tuple[Any, ...]) -> list[Any]:
-    """Run one statement on the session's own psycopg connection with binary parameters.
+    """Run one statement on the session's own psycopg connection, results in binary.
 
-    Binary arrays skip psycopg's per-element text quoting, the largest cost of a batch.
+    Array parameters are marked %b (binary): psycopg then skips its per-element text
+    quoting, three to ten times faster for strings and timestamps. Numeric arrays are
+    the exception (%t): psycopg dumps Decimals faster as text.
     """
     driver = connection.connection.driver_connection
     assert driver is not None
@@ -69,7 +71,7 @@ def read_stored(connection: Connection, ids: Sequence[str]) -> dict[str, Stored]
     found: dict[str, Stored] = {}
     if connection.dialect.name == "postgresql":
         stored = _pg_binary(
-            connection, f"SELECT {_READ} FROM event WHERE id = ANY(%s::varchar[])", (list(ids),)
+            connection, f"SELECT {_READ} FROM event WHERE id = ANY(%b::varchar[])", (list(ids),)
         )
         for row in stored:
             found[row[0]] = (row[1], row[2], row[3], row[4].astimezone(dt.UTC))
@@ -98,8 +100,8 @@ def insert_events(
             connection,
             f"INSERT INTO event ({_COLUMNS}) "
             "SELECT u.*, 'accepted', %s FROM unnest("
-            "%s::varchar[], %s::varchar[], %s::varchar[], %s::numeric[], "
-            "%s::timestamptz[], %s::timestamptz[]) AS u "
+            "%b::varchar[], %b::varchar[], %b::varchar[], %t::numeric[], "
+            "%b::timestamptz[], %b::timestamptz[]) AS u "
             "ON CONFLICT (id) DO NOTHING RETURNING id",
             (received_at, *(list(column) for column in columns)),
         )
@@ -179,7 +181,7 @@ def lock_usage(
             "duplicates, rejected, updated_at, limited, over_limit_events, "
             "over_limit_quantity, alerts_fired) "
             "SELECT k.c, k.p, k.s, 0, 0, 0, 0, %s, false, 0, 0, '' "
-            "FROM unnest(%s::varchar[], %s::varchar[], %s::timestamptz[]) AS k(c, p, s) "
+            "FROM unnest(%b::varchar[], %b::varchar[], %b::timestamptz[]) AS k(c, p, s) "
             "ON CONFLICT (customer_id, product, period_start) "
             f"DO UPDATE SET updated_at = EXCLUDED.updated_at RETURNING {_STATE}",
             (now, customers, products, starts),
@@ -257,10 +259,10 @@ def write_usage(
             "rejected = v.r, period_end = v.pe, cap_amount = v.ca, cap_discount = v.cd, "
             "limit_quantity = v.lq, limited = v.l, over_limit_events = v.oe, "
             "over_limit_quantity = v.oq, alerts_fired = v.af, updated_at = %s "
-            "FROM unnest(%s::varchar[], %s::varchar[], %s::timestamptz[], %s::numeric[], "
-            "%s::int8[], %s::int8[], %s::int8[], %s::timestamptz[], %s::numeric[], "
-            "%s::numeric[], %s::numeric[], %s::bool[], %s::int8[], %s::numeric[], "
-            "%s::varchar[]) AS v(c, p, s, q, e, d, r, pe, ca, cd, lq, l, oe, oq, af) "
+            "FROM unnest(%b::varchar[], %b::varchar[], %b::timestamptz[], %t::numeric[], "
+            "%b::int8[], %b::int8[], %b::int8[], %b::timestamptz[], %t::numeric[], "
+            "%t::numeric[], %t::numeric[], %b::bool[], %b::int8[], %t::numeric[], "
+            "%b::varchar[]) AS v(c, p, s, q, e, d, r, pe, ca, cd, lq, l, oe, oq, af) "
             "WHERE u.customer_id = v.c AND u.product = v.p AND u.period_start = v.s",
             (now, *(list(column) for column in columns)),
         )
@@ -306,7 +308,7 @@ def mark_over_limit(connection: Connection, ids: Sequence[str]) -> None:
     if connection.dialect.name == "postgresql":
         _pg_binary(
             connection,
-            "UPDATE event SET status = 'over_limit' WHERE id = ANY(%s::varchar[])",
+            "UPDATE event SET status = 'over_limit' WHERE id = ANY(%b::varchar[])",
             (list(ids),),
         )
         return
