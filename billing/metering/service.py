@@ -12,7 +12,6 @@ import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Connection, Engine, select
@@ -99,8 +98,8 @@ class IngestResult:
 
 @dataclass(slots=True)
 class _Tally:
-    quantity: Decimal = Decimal(0)
-    events: int = 0
+    """Counts gathered before the running totals are locked."""
+
     duplicates: int = 0
     rejected: int = 0
 
