@@ -16,8 +16,9 @@ from billing.auth.cache import KeyCache
 from billing.auth.models import Role
 from billing.auth.service import Principal
 from billing.catalog import Catalog
+from billing.customers.periods import Period, period_from_label
 from billing.db import read_only, session_scope
-from billing.errors import Forbidden, Unauthorized
+from billing.errors import Forbidden, InputError, Unauthorized
 
 _bearer = HTTPBearer(auto_error=False, description="an API key: Authorization: Bearer bk_...")
 
@@ -91,6 +92,14 @@ ReaderKey = Annotated[Principal, Depends(require(Role.ADMIN, Role.FINANCE, Role.
 StaffKey = Annotated[Principal, Depends(require(Role.ADMIN, Role.FINANCE))]
 OwnerKey = Annotated[Principal, Depends(require(Role.ADMIN, Role.CUSTOMER))]
 PipelineKey = Annotated[Principal, Depends(require(Role.ADMIN, Role.FINANCE, Role.INGEST))]
+
+
+def labelled_period(label: str, anchor_day: int) -> Period:
+    """The period a `?period=YYYY-MM` query names, or a 422 naming the field."""
+    try:
+        return period_from_label(label, anchor_day)
+    except ValueError as error:
+        raise InputError(str(error), field="period") from None
 
 
 def actor(principal: Principal) -> str:

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 
 from billing.alerts import service as alerts_service
 from billing.alerts.settings import settings_json, update_settings
-from billing.api.deps import OwnerKey, ReaderKey, SessionDep, ensure_customer_access
+from billing.api.deps import (
+    OwnerKey,
+    ReaderKey,
+    SessionDep,
+    ensure_customer_access,
+    labelled_period,
+)
 from billing.api.exact_json import ExactJSONRoute
 from billing.api.schemas import AlertSettingsIn, ErrorOut
 from billing.customers import service as customers_service
-from billing.customers.periods import period_from_label
-from billing.errors import InputError
 
 router = APIRouter(prefix="/v1/customers", tags=["alerts"], route_class=ExactJSONRoute)
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -32,12 +35,9 @@ def list_alerts(
     """Alerts fired, newest first, with their webhook delivery state."""
     ensure_customer_access(principal, customer_id)
     customer = customers_service.get_customer(session=session, customer_id=customer_id)
-    start: dt.datetime | None = None
+    start = None
     if period is not None:
-        try:
-            start = period_from_label(period, customer.billing_anchor_day).start
-        except ValueError as error:
-            raise InputError(str(error), field="period") from None
+        start = labelled_period(period, customer.billing_anchor_day).start
     rows = alerts_service.list_alerts(session.connection(), customer_id, start)
     return {"customer": customer_id, "alerts": [alerts_service.alert_json(r) for r in rows]}
 

@@ -64,20 +64,24 @@ def _period_json(views: list[ProductQuota]) -> dict[str, str]:
     }
 
 
+def _this_period(
+    customer_id: str, session: SessionDep, catalog: Catalog
+) -> tuple[list[ProductQuota], dict[str, Any]]:
+    """Every product's quota view this period, and the answer's common head."""
+    now = dt.datetime.now(dt.UTC)
+    views = caps_service.quotas(session.connection(), catalog, customer_id, now)
+    head = {"customer": customer_id, "currency": catalog.currency, **_period_json(views)}
+    return views, head
+
+
 @router.get("/customers/{customer_id}/spend-caps", responses=ERRORS)
 def list_spend_caps(
     customer_id: str, session: SessionDep, catalog: CatalogDep, principal: ReaderKey
 ) -> dict[str, Any]:
     """Every product's cap, accrued charge, q_max, accepted quantity and status this period."""
     ensure_customer_access(principal, customer_id)
-    now = dt.datetime.now(dt.UTC)
-    views = caps_service.quotas(session.connection(), catalog, customer_id, now)
-    return {
-        "customer": customer_id,
-        "currency": catalog.currency,
-        **_period_json(views),
-        "spend_caps": [cap_json(v, catalog) for v in views],
-    }
+    views, head = _this_period(customer_id, session, catalog)
+    return {**head, "spend_caps": [cap_json(v, catalog) for v in views]}
 
 
 @router.put("/customers/{customer_id}/spend-caps/{product}", responses=ERRORS)
@@ -151,11 +155,9 @@ def get_quota(
 ) -> dict[str, Any]:
     """Quota state this period per product: limit, accepted, billed, over the limit, status."""
     ensure_customer_access(principal, customer_id)
-    now = dt.datetime.now(dt.UTC)
-    views = caps_service.quotas(session.connection(), catalog, customer_id, now)
+    views, head = _this_period(customer_id, session, catalog)
     return {
-        "customer": customer_id,
-        **_period_json(views),
+        **head,
         "limited": [v.product for v in views if v.limited],
         "products": [cap_json(v, catalog) for v in views],
     }

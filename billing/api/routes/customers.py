@@ -15,13 +15,13 @@ from billing.api.deps import (
     SessionDep,
     StaffKey,
     ensure_customer_access,
+    labelled_period,
 )
 from billing.api.exact_json import ExactJSONRoute
 from billing.api.schemas import ErrorOut
 from billing.customers import service as customers_service
 from billing.customers.models import CustomerCreate, CustomerPublic
-from billing.customers.periods import period_for, period_from_label
-from billing.errors import InputError
+from billing.customers.periods import period_for
 from billing.metering import service as metering_service
 from billing.money import format_quantity
 
@@ -70,10 +70,7 @@ def get_usage(
     if period is None:
         chosen = period_for(customer.billing_anchor_day, dt.datetime.now(dt.UTC))
     else:
-        try:
-            chosen = period_from_label(period, customer.billing_anchor_day)
-        except ValueError as error:
-            raise InputError(str(error), field="period") from None
+        chosen = labelled_period(period, customer.billing_anchor_day)
     rows = metering_service.usage_for(session=session, customer=customer, period=chosen)
     return {
         "customer": customer.id,
