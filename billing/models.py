@@ -3,7 +3,23 @@
 from billing.alerts.models import Alert, Outbox
 from billing.auth.models import ApiKey
 from billing.caps.models import SpendCap, SpendCapChange
+from billing.commitments.models import Commitment, CreditEntry
 from billing.customers.models import Customer
+from billing.invoicing.models import Invoice, InvoiceLine, InvoiceSeries
 from billing.metering.models import Event, Usage
 
-__all__ = ["Alert", "ApiKey", "Customer", "Event", "Outbox", "SpendCap", "SpendCapChange", "Usage"]
+__all__ = [
+    "Alert",
+    "ApiKey",
+    "Commitment",
+    "CreditEntry",
+    "Customer",
+    "Event",
+    "Invoice",
+    "InvoiceLine",
+    "InvoiceSeries",
+    "Outbox",
+    "SpendCap",
+    "SpendCapChange",
+    "Usage",
+]

@@ -120,10 +120,10 @@ def quote_json(result: Quote, *, catalog: Catalog, at: dt.date) -> dict[str, Any
         "subtotal": format_exact(result.subtotal, currency),
         "discount": format_exact(result.discount, currency),
         "total": format_exact(result.total, currency),
-        "commitment": _commitment(result.commitment, currency) if result.commitment else None,
+        "commitment": commitment_json(result.commitment, currency) if result.commitment else None,
         "commitment_options": (
             [
-                {**_commitment(option.quote, currency), "recommended": option.recommended}
+                {**commitment_json(option.quote, currency), "recommended": option.recommended}
                 for option in result.commitment_options
             ]
             if result.commitment_options is not None
@@ -132,7 +132,7 @@ def quote_json(result: Quote, *, catalog: Catalog, at: dt.date) -> dict[str, Any
     }
 
 
-def _commitment(c: CommitmentQuote, currency: str) -> dict[str, Any]:
+def commitment_json(c: CommitmentQuote, currency: str) -> dict[str, Any]:
     return {
         "credit": format_exact(c.credit, currency),
         "years": c.years,

@@ -1,0 +1,1 @@
+"""Self-selected commitments and the prepaid-credit ledger (DESIGN.md §6)."""

@@ -1,0 +1,57 @@
+"""Commitments and the append-only credit ledger."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from sqlalchemy import Index, text
+from sqlmodel import Field, SQLModel
+
+from billing.db import ExactDecimal, UTCDateTime
+
+
+class Commitment(SQLModel, table=True):
+    """A prepaid term: annual credit, bracket, price, and how far its schedule has run."""
+
+    __table_args__ = (
+        # At most one running commitment per customer, whatever races to start one.
+        Index(
+            "uq_commitment_active",
+            "customer_id",
+            unique=True,
+            sqlite_where=text("status = 'active'"),
+            postgresql_where=text("status = 'active'"),
+        ),
+    )
+
+    id: str = Field(primary_key=True, max_length=32)  # cmt_...
+    customer_id: str = Field(foreign_key="customer.id", max_length=64, index=True)
+    status: str = Field(max_length=16)  # active | ended
+    years: int
+    credit: Decimal = Field(sa_type=ExactDecimal)  # per contract year, top-ups included
+    discount_percent: Decimal = Field(sa_type=ExactDecimal)
+    bracket_min_credit: Decimal = Field(sa_type=ExactDecimal)
+    release: str = Field(max_length=16)  # monthly | upfront
+    starts_at: dt.datetime = Field(sa_type=UTCDateTime)
+    ends_at: dt.datetime = Field(sa_type=UTCDateTime)
+    invoiced_years: int = 0  # contract years invoiced so far
+    released_through: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: dt.datetime = Field(sa_type=UTCDateTime)
+
+
+class CreditEntry(SQLModel, table=True):
+    """One movement of a customer's credit balance; the balance is the sum of amounts."""
+
+    __tablename__ = "credit_entry"
+
+    id: int | None = Field(default=None, primary_key=True)
+    customer_id: str = Field(foreign_key="customer.id", max_length=64, index=True)
+    commitment_id: str | None = Field(default=None, foreign_key="commitment.id", max_length=32)
+    kind: str = Field(max_length=16)  # grant release draw carry_forward expiry rollover
+    amount: Decimal = Field(sa_type=ExactDecimal)  # signed change of the available balance
+    balance_after: Decimal = Field(sa_type=ExactDecimal)
+    reference: str | None = Field(default=None, max_length=64)  # invoice or commitment id
+    period_start: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    note: str = Field(default="", max_length=300)
+    created_at: dt.datetime = Field(sa_type=UTCDateTime)

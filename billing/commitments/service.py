@@ -1,0 +1,418 @@
+"""Starting, topping up and running commitments; drawing a period's usage from credit.
+
+Everything a commitment does happens in one transaction with the customer's row locked:
+the commitment row, its up-front invoice and its ledger entries are written together or
+not at all, and two requests racing to start one for the same customer cannot both win
+(the lock, and on every database a unique index on the customer's active commitment).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from billing.catalog import Catalog
+from billing.commitments import ledger
+from billing.commitments.models import Commitment
+from billing.customers.periods import Period, period_for
+from billing.errors import BillingError, Conflict, InputError, NoCommitmentSchedule, NotFound
+from billing.invoicing.issue import Issued, LineIn, issue_invoice
+from billing.money import EXACT, ZERO, divide_to_minor, fraction_digits, minor_digits
+from billing.pricing.commitments import (
+    MONTHS_PER_YEAR,
+    Bracket,
+    CommitmentSchedule,
+    Release,
+    price_per_year,
+)
+from billing.pricing.discounts import line_figures
+
+
+def _schedule(catalog: Catalog) -> CommitmentSchedule:
+    if catalog.schedule is None:
+        raise NoCommitmentSchedule(
+            "this catalogue offers no commitments (no discounts.toml)", field="credit"
+        )
+    return catalog.schedule
+
+
+def _flat_field(error: BillingError) -> BillingError:
+    """The pricing core names fields as in a quote ("commitment.years"); here they are flat."""
+    if error.field and error.field.startswith("commitment."):
+        error.field = error.field.removeprefix("commitment.")
+    return error
+
+
+def _check_credit(amount: Decimal, currency: str, name: str = "credit") -> None:
+    digits = minor_digits(currency)
+    if fraction_digits(amount) > digits:
+        raise InputError(
+            f"{name}: {currency} amounts have at most {digits} decimal places, got {amount:f}",
+            field=name,
+        )
+    if amount <= 0:
+        raise InputError(f"{name}: must be more than 0, got {amount:f}", field=name)
+
+
+def _add_years(at: dt.datetime, years: int) -> dt.datetime:
+    return at.replace(year=at.year + years)  # period starts fall on days 1-28
+
+
+def _money(amount: Decimal) -> str:
+    return f"{amount:,.2f}"
+
+
+def _active(connection: Connection, customer_id: str) -> Any:
+    table = Commitment.__table__  # type: ignore[attr-defined]
+    query = select(table).where(table.c.customer_id == customer_id, table.c.status == "active")
+    return connection.execute(query).first()
+
+
+@dataclass
+class Outcome:
+    """What an operation did: the commitment, invoices issued, ledger entries written."""
+
+    commitment_id: str
+    invoices: list[Issued] = field(default_factory=list)
+    entries: list[ledger.Entry] = field(default_factory=list)
+
+
+def start(
+    connection: Connection,
+    catalog: Catalog,
+    customer_id: str,
+    credit: Decimal,
+    years: int,
+    now: dt.datetime,
+) -> Outcome:
+    """Start a commitment from the current billing period; invoice its first year."""
+    schedule = _schedule(catalog)
+    _check_credit(credit, schedule.currency)
+    try:
+        bracket = schedule.bracket_for(credit, years)
+    except BillingError as error:
+        raise _flat_field(error) from None
+    customer = ledger.lock_customer(connection, customer_id)
+    running = _active(connection, customer_id)
+    if running is not None:
+        until = running.ends_at.date().isoformat()
+        if credit < running.credit:
+            raise Conflict(
+                f"a commitment of {_money(running.credit)} {schedule.currency} a year runs "
+                f"until {until}; a smaller one can start then",
+                field="credit",
+            )
+        raise Conflict(
+            f"a commitment runs until {until}; add credit to it with POST "
+            f".../commitment/topup in the first {schedule.topup_months} months of a "
+            "contract year, or choose a new one when it ends",
+            field="credit",
+        )
+    period = period_for(customer.billing_anchor_day, now)
+    commitment_id = "cmt_" + secrets.token_hex(8)
+    table = Commitment.__table__  # type: ignore[attr-defined]
+    try:
+        with connection.begin_nested():
+            connection.execute(
+                insert(table).values(
+                    id=commitment_id,
+                    customer_id=customer_id,
+                    status="active",
+                    years=years,
+                    credit=credit,
+                    discount_percent=bracket.discount_percent,
+                    bracket_min_credit=bracket.min_credit,
+                    release=schedule.release.value,
+                    starts_at=period.start,
+                    ends_at=_add_years(period.start, years),
+                    invoiced_years=0,
+                    released_through=None,
+                    created_at=now,
+                )
+            )
+    except IntegrityError:  # another request started one between our read and insert
+        raise Conflict("a commitment was just started for this customer", field="credit") from None
+    outcome = Outcome(commitment_id)
+    _run_schedule(connection, catalog, _commitment(connection, commitment_id), now, outcome)
+    return outcome
+
+
+def _commitment(connection: Connection, commitment_id: str) -> Any:
+    table = Commitment.__table__  # type: ignore[attr-defined]
+    return connection.execute(select(table).where(table.c.id == commitment_id)).one()
+
+
+def _year_invoice(
+    connection: Connection,
+    catalog: Catalog,
+    row: Any,
+    year: int,
+    credit: Decimal,
+    now: dt.datetime,
+    what: str,
+) -> Issued:
+    schedule = _schedule(catalog)
+    bracket = Bracket(row.years, row.bracket_min_credit, row.discount_percent)
+    price = price_per_year(credit, bracket, schedule.currency)
+    year_start = _add_years(row.starts_at, year - 1)
+    description = (
+        f"{what}: {_money(credit)} {schedule.currency} of usage credit, contract year {year} "
+        f"of {row.years} ({year_start.date()} to {_add_years(year_start, 1).date()}), "
+        f"{row.discount_percent.normalize():f}% commitment discount"
+    )
+    return issue_invoice(
+        connection,
+        customer_id=row.customer_id,
+        kind="commitment",
+        currency=schedule.currency,
+        lines=[LineIn(description, Decimal(1), price, price)],
+        now=now,
+        reference=row.id,
+        period=(year_start, _add_years(year_start, 1)),
+    )
+
+
+def _release_amount(credit: Decimal, index: int, currency: str) -> Decimal:
+    """The index-th (1..12) monthly release of a year's credit; the twelve sum to it exactly."""
+
+    def upto(k: int) -> Decimal:
+        return divide_to_minor(EXACT.multiply(credit, Decimal(k)), MONTHS_PER_YEAR, currency)
+
+    return EXACT.subtract(upto(index), upto(index - 1))
+
+
+def _run_schedule(
+    connection: Connection, catalog: Catalog, row: Any, now: dt.datetime, outcome: Outcome
+) -> None:
+    """Invoice contract years, release credit and end the term, as far as `now` reaches."""
+    schedule = _schedule(catalog)
+    currency = schedule.currency
+    table = Commitment.__table__  # type: ignore[attr-defined]
+    customer = ledger.lock_customer(connection, row.customer_id)
+    invoiced = row.invoiced_years
+    released_through = row.released_through
+    # Contract years that have started: invoice each once, grant its credit.
+    while invoiced < row.years and _add_years(row.starts_at, invoiced) <= now:
+        invoiced += 1
+        issued = _year_invoice(connection, catalog, row, invoiced, row.credit, now, "Commitment")
+        outcome.invoices.append(issued)
+        upfront = row.release == Release.UPFRONT.value
+        note = f"{_money(row.credit)} {currency} for contract year {invoiced}" + (
+            "" if upfront else "; released one twelfth a period"
+        )
+        outcome.entries.append(
+            ledger.append(
+                connection,
+                row.customer_id,
+                "grant",
+                row.credit if upfront else ZERO,
+                now,
+                commitment_id=row.id,
+                reference=issued.id,
+                period_start=_add_years(row.starts_at, invoiced - 1),
+                note=note,
+            )
+        )
+    # Monthly releases: one per billing period started within the term.
+    if row.release == Release.MONTHLY.value:
+        period = period_for(customer.billing_anchor_day, row.starts_at)
+        index = 0
+        while period.start < row.ends_at and period.start <= now:
+            index += 1
+            if released_through is None or period.start > released_through:
+                amount = _release_amount(row.credit, (index - 1) % MONTHS_PER_YEAR + 1, currency)
+                outcome.entries.append(
+                    ledger.append(
+                        connection,
+                        row.customer_id,
+                        "release",
+                        amount,
+                        now,
+                        commitment_id=row.id,
+                        period_start=period.start,
+                        note=f"period {period.label}",
+                    )
+                )
+                released_through = period.start
+            period = period_for(customer.billing_anchor_day, period.end)
+    status = row.status
+    if row.ends_at <= now and status == "active":
+        left = ledger.balance(connection, row.customer_id)
+        if left > 0:
+            outcome.entries.append(
+                ledger.append(
+                    connection,
+                    row.customer_id,
+                    "expiry",
+                    -left,
+                    now,
+                    commitment_id=row.id,
+                    note=f"unused credit at the end of the term on {row.ends_at.date()}",
+                )
+            )
+        status = "ended"
+    connection.execute(
+        update(table)
+        .where(table.c.id == row.id)
+        .values(invoiced_years=invoiced, released_through=released_through, status=status)
+    )
+
+
+def run_due(connection: Connection, catalog: Catalog, now: dt.datetime) -> list[Outcome]:
+    """The hourly job: every active commitment's invoices, releases and term ends up to now."""
+    table = Commitment.__table__  # type: ignore[attr-defined]
+    ids = connection.execute(
+        select(table.c.id).where(table.c.status == "active").order_by(table.c.customer_id)
+    ).scalars()
+    outcomes = []
+    for commitment_id in list(ids):
+        outcome = Outcome(commitment_id)
+        _run_schedule(connection, catalog, _commitment(connection, commitment_id), now, outcome)
+        if outcome.invoices or outcome.entries:
+            outcomes.append(outcome)
+    return outcomes
+
+
+def topup(
+    connection: Connection, catalog: Catalog, customer_id: str, amount: Decimal, now: dt.datetime
+) -> Outcome:
+    """Add credit to the current contract year at the running bracket, inside the window.
+
+    The added credit is invoiced at once (discounted by the running bracket) and becomes
+    available at once. Later contract years keep the credit chosen at the start.
+    """
+    schedule = _schedule(catalog)
+    _check_credit(amount, schedule.currency)
+    ledger.lock_customer(connection, customer_id)
+    row = _active(connection, customer_id)
+    if row is None:
+        raise NotFound("no running commitment to top up; start one instead", field="customer")
+    year = 0
+    while _add_years(row.starts_at, year + 1) <= now:
+        year += 1
+    year_start = _add_years(row.starts_at, year)
+    window_end = _add_months(year_start, schedule.topup_months)
+    if now >= window_end:
+        next_window = _add_years(year_start, 1)
+        when = (
+            f"the next window opens on {next_window.date()}"
+            if next_window < row.ends_at
+            else f"a new commitment can start when this one ends on {row.ends_at.date()}"
+        )
+        raise Conflict(
+            f"top-ups keep the bracket only in the first {schedule.topup_months} months of a "
+            f"contract year (this window closed on {window_end.date()}); {when}",
+            field="credit",
+        )
+    outcome = Outcome(row.id)
+    issued = _year_invoice(connection, catalog, row, year + 1, amount, now, "Commitment top-up")
+    outcome.invoices.append(issued)
+    outcome.entries.append(
+        ledger.append(
+            connection,
+            customer_id,
+            "grant",
+            amount,
+            now,
+            commitment_id=row.id,
+            reference=issued.id,
+            note=f"top-up of {_money(amount)} {schedule.currency}, available at once",
+        )
+    )
+    return outcome
+
+
+def _add_months(at: dt.datetime, months: int) -> dt.datetime:
+    index = at.month - 1 + months
+    return at.replace(year=at.year + index // 12, month=index % 12 + 1)  # days 1-28
+
+
+@dataclass(frozen=True, slots=True)
+class UsageLine:
+    product: str
+    list_amount: Decimal  # the line's exact charge at list price, after caps
+
+
+@dataclass(frozen=True, slots=True)
+class DrawnLine:
+    product: str
+    subtotal: Decimal
+    discount: Decimal
+    total: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Drawdown:
+    lines: tuple[DrawnLine, ...]
+    subtotal: Decimal
+    discount: Decimal
+    total: Decimal
+    credits_applied: Decimal
+    due: Decimal
+    carried_forward: Decimal
+
+
+def draw_for_period(
+    connection: Connection,
+    *,
+    customer_id: str,
+    period: Period,
+    lines: list[UsageLine],
+    discount_percent: Decimal,
+    currency: str,
+    now: dt.datetime,
+    reference: str | None = None,
+) -> Drawdown:
+    """Price a period's lines: percentage discount per line, then credits, then what is due.
+
+    Each line is rounded once (subtotal, then its discount); credits cover
+    min(available, total); the rest is due. The draw and the carry-forward are written to
+    the ledger in the caller's transaction.
+    """
+    ledger.lock_customer(connection, customer_id)
+    drawn = []
+    for line in lines:
+        figures = line_figures(line.list_amount, discount_percent, currency)
+        drawn.append(DrawnLine(line.product, figures.subtotal, figures.discount, figures.total))
+    subtotal = sum((d.subtotal for d in drawn), ZERO)
+    discount = sum((d.discount for d in drawn), ZERO)
+    total = EXACT.subtract(subtotal, discount)
+    available = ledger.balance(connection, customer_id)
+    applied = min(available, total)
+    if applied > 0:
+        ledger.append(
+            connection,
+            customer_id,
+            "draw",
+            -applied,
+            now,
+            reference=reference,
+            period_start=period.start,
+            note=f"usage of period {period.label}",
+        )
+    carried = EXACT.subtract(available, applied)
+    if carried > 0:
+        ledger.append(
+            connection,
+            customer_id,
+            "carry_forward",
+            ZERO,
+            now,
+            period_start=period.start,
+            note=f"{_money(carried)} {currency} unspent in {period.label} carries forward",
+        )
+    return Drawdown(
+        lines=tuple(drawn),
+        subtotal=subtotal,
+        discount=discount,
+        total=total,
+        credits_applied=applied,
+        due=EXACT.subtract(total, applied),
+        carried_forward=carried,
+    )

@@ -1,0 +1,112 @@
+"""Issuing an invoice: numbered without gaps, finalized in the caller's transaction.
+
+The number comes from `invoice_series` with UPDATE ... RETURNING, which holds the series
+row locked until the transaction ends: two transactions issuing at once take consecutive
+numbers, and a transaction that rolls back gives its number back, so a series never has a
+gap (DESIGN.md §7).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from dataclasses import dataclass
+from decimal import Decimal
+
+from sqlalchemy import Connection, insert, text
+
+from billing.invoicing.models import Invoice, InvoiceLine
+from billing.money import EXACT, ZERO, round_to_minor
+
+SERIES = "INV"
+
+
+@dataclass(frozen=True, slots=True)
+class LineIn:
+    description: str
+    quantity: Decimal
+    unit_amount: Decimal
+    amount: Decimal  # rounded to the minor unit by the caller
+
+
+@dataclass(frozen=True, slots=True)
+class Issued:
+    id: str
+    number: str  # INV-000001
+    total: Decimal
+
+
+def display_number(series: str, number: int) -> str:
+    return f"{series}-{number:06d}"
+
+
+def next_number(connection: Connection, series: str = SERIES) -> int:
+    """Take the next number of `series` (locked until the transaction ends)."""
+    connection.execute(
+        text(
+            "INSERT INTO invoice_series (series, next_number) VALUES (:series, 1) "
+            "ON CONFLICT (series) DO NOTHING"
+        ),
+        {"series": series},
+    )
+    taken = connection.execute(
+        text(
+            "UPDATE invoice_series SET next_number = next_number + 1 WHERE series = :series "
+            "RETURNING next_number - 1"
+        ),
+        {"series": series},
+    ).scalar_one()
+    return int(taken)
+
+
+def issue_invoice(
+    connection: Connection,
+    *,
+    customer_id: str,
+    kind: str,
+    currency: str,
+    lines: list[LineIn],
+    now: dt.datetime,
+    reference: str | None = None,
+    period: tuple[dt.datetime, dt.datetime] | None = None,
+) -> Issued:
+    """A finalized invoice whose total is the sum of its (rounded) lines."""
+    for line in lines:
+        if round_to_minor(line.amount, currency) != line.amount:
+            raise ValueError(f"line amount {line.amount} is not rounded to {currency}")
+    total = sum((line.amount for line in lines), ZERO)
+    total = EXACT.plus(total)
+    number = next_number(connection)
+    invoice_id = "inv_" + secrets.token_hex(8)
+    connection.execute(
+        insert(Invoice.__table__).values(  # type: ignore[attr-defined]
+            id=invoice_id,
+            customer_id=customer_id,
+            kind=kind,
+            status="finalized",
+            series=SERIES,
+            number=number,
+            currency=currency,
+            period_start=None if period is None else period[0],
+            period_end=None if period is None else period[1],
+            subtotal=total,
+            total=total,
+            reference=reference,
+            issued_at=now,
+        )
+    )
+    connection.execute(
+        insert(InvoiceLine.__table__),  # type: ignore[attr-defined]
+        [
+            {
+                "invoice_id": invoice_id,
+                "position": position,
+                "description": line.description,
+                "quantity": line.quantity,
+                "unit_amount": line.unit_amount,
+                "amount": line.amount,
+            }
+            for position, line in enumerate(lines, start=1)
+        ],
+    )
+    return Issued(invoice_id, display_number(SERIES, number), total)

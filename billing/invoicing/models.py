@@ -1,0 +1,50 @@
+"""Invoice tables. An invoice is finalized with its number in the transaction that makes it."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from sqlalchemy import UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from billing.db import ExactDecimal, UTCDateTime
+
+
+class InvoiceSeries(SQLModel, table=True):
+    """The next number of a series; bumped under a row lock, so numbers have no gaps."""
+
+    __tablename__ = "invoice_series"
+
+    series: str = Field(primary_key=True, max_length=16)
+    next_number: int
+
+
+class Invoice(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("series", "number", name="uq_invoice_number"),)
+
+    id: str = Field(primary_key=True, max_length=32)  # inv_...
+    customer_id: str = Field(foreign_key="customer.id", max_length=64, index=True)
+    kind: str = Field(max_length=16)  # usage | commitment
+    status: str = Field(max_length=16)  # finalized | void
+    series: str = Field(max_length=16)
+    number: int
+    currency: str = Field(max_length=3)
+    period_start: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    period_end: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    subtotal: Decimal = Field(sa_type=ExactDecimal)
+    total: Decimal = Field(sa_type=ExactDecimal)
+    reference: str | None = Field(default=None, max_length=64)  # e.g. the commitment id
+    issued_at: dt.datetime = Field(sa_type=UTCDateTime)
+
+
+class InvoiceLine(SQLModel, table=True):
+    __tablename__ = "invoice_line"
+
+    id: int | None = Field(default=None, primary_key=True)
+    invoice_id: str = Field(foreign_key="invoice.id", max_length=32, index=True)
+    position: int
+    description: str = Field(max_length=500)
+    quantity: Decimal = Field(sa_type=ExactDecimal)
+    unit_amount: Decimal = Field(sa_type=ExactDecimal)
+    amount: Decimal = Field(sa_type=ExactDecimal)

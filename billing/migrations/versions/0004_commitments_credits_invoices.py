@@ -1,0 +1,102 @@
+"""Commitments, the credit ledger, and invoices with gapless numbers per series.
+
+Revision ID: 0004
+Revises: 0003
+Create Date: 2026-11-24
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+from billing.db import ExactDecimal, UTCDateTime
+
+revision: str = "0004"
+down_revision: str | None = "0003"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "invoice_series",
+        sa.Column("series", sa.String(16), primary_key=True),
+        sa.Column("next_number", sa.Integer(), nullable=False),
+    )
+    op.create_table(
+        "invoice",
+        sa.Column("id", sa.String(32), primary_key=True),
+        sa.Column("customer_id", sa.String(64), sa.ForeignKey("customer.id"), nullable=False),
+        sa.Column("kind", sa.String(16), nullable=False),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("series", sa.String(16), nullable=False),
+        sa.Column("number", sa.Integer(), nullable=False),
+        sa.Column("currency", sa.String(3), nullable=False),
+        sa.Column("period_start", UTCDateTime(), nullable=True),
+        sa.Column("period_end", UTCDateTime(), nullable=True),
+        sa.Column("subtotal", ExactDecimal(), nullable=False),
+        sa.Column("total", ExactDecimal(), nullable=False),
+        sa.Column("reference", sa.String(64), nullable=True),
+        sa.Column("issued_at", UTCDateTime(), nullable=False),
+        sa.UniqueConstraint("series", "number", name="uq_invoice_number"),
+    )
+    op.create_index("ix_invoice_customer_id", "invoice", ["customer_id"])
+    op.create_table(
+        "invoice_line",
+        sa.Column("id", sa.Integer(), primary_key=True),
+        sa.Column("invoice_id", sa.String(32), sa.ForeignKey("invoice.id"), nullable=False),
+        sa.Column("position", sa.Integer(), nullable=False),
+        sa.Column("description", sa.String(500), nullable=False),
+        sa.Column("quantity", ExactDecimal(), nullable=False),
+        sa.Column("unit_amount", ExactDecimal(), nullable=False),
+        sa.Column("amount", ExactDecimal(), nullable=False),
+    )
+    op.create_index("ix_invoice_line_invoice_id", "invoice_line", ["invoice_id"])
+    op.create_table(
+        "commitment",
+        sa.Column("id", sa.String(32), primary_key=True),
+        sa.Column("customer_id", sa.String(64), sa.ForeignKey("customer.id"), nullable=False),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("years", sa.Integer(), nullable=False),
+        sa.Column("credit", ExactDecimal(), nullable=False),
+        sa.Column("discount_percent", ExactDecimal(), nullable=False),
+        sa.Column("bracket_min_credit", ExactDecimal(), nullable=False),
+        sa.Column("release", sa.String(16), nullable=False),
+        sa.Column("starts_at", UTCDateTime(), nullable=False),
+        sa.Column("ends_at", UTCDateTime(), nullable=False),
+        sa.Column("invoiced_years", sa.Integer(), nullable=False),
+        sa.Column("released_through", UTCDateTime(), nullable=True),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+    )
+    op.create_index("ix_commitment_customer_id", "commitment", ["customer_id"])
+    op.create_index(
+        "uq_commitment_active",
+        "commitment",
+        ["customer_id"],
+        unique=True,
+        sqlite_where=sa.text("status = 'active'"),
+        postgresql_where=sa.text("status = 'active'"),
+    )
+    op.create_table(
+        "credit_entry",
+        sa.Column("id", sa.Integer(), primary_key=True),
+        sa.Column("customer_id", sa.String(64), sa.ForeignKey("customer.id"), nullable=False),
+        sa.Column("commitment_id", sa.String(32), sa.ForeignKey("commitment.id"), nullable=True),
+        sa.Column("kind", sa.String(16), nullable=False),
+        sa.Column("amount", ExactDecimal(), nullable=False),
+        sa.Column("balance_after", ExactDecimal(), nullable=False),
+        sa.Column("reference", sa.String(64), nullable=True),
+        sa.Column("period_start", UTCDateTime(), nullable=True),
+        sa.Column("note", sa.String(300), nullable=False),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+    )
+    op.create_index("ix_credit_entry_customer_id", "credit_entry", ["customer_id"])
+
+
+def downgrade() -> None:
+    op.drop_table("credit_entry")
+    op.drop_table("commitment")
+    op.drop_table("invoice_line")
+    op.drop_table("invoice")
+    op.drop_table("invoice_series")

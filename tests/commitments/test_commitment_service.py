@@ -1,0 +1,196 @@
+"""Commitments and the credit ledger on SQLite and PostgreSQL, with the scenario of the
+issue: 30,000 of credit for one year, monthly release, three months of usage."""
+
+import datetime as dt
+from decimal import Decimal as D
+
+import pytest
+from freezegun import freeze_time
+from sqlalchemy import text
+
+from billing.commitments import ledger
+from billing.commitments import service as commitments
+from billing.customers.periods import period_for
+from billing.errors import BelowMinimumPurchase, Conflict, InputError, NotFound, UnknownTerm
+from tests.metering.helpers import add_customer
+
+
+def now():
+    return dt.datetime.now(dt.UTC)
+
+
+def check_ledger(session, customer="cust_1"):
+    """The balance is the sum of the entries, after every one of them."""
+    rows = ledger.entries(session.connection(), customer)
+    running = D(0)
+    for row in rows:
+        running += row.amount
+        assert row.balance_after == running, (row.kind, row.amount, row.balance_after)
+    return rows
+
+
+def invoices(session):
+    return (
+        session.connection()
+        .execute(text("SELECT kind, series, number, total, reference FROM invoice ORDER BY number"))
+        .all()
+    )
+
+
+def draw(session, amount):
+    period = period_for(1, now())
+    result = commitments.draw_for_period(
+        session.connection(),
+        customer_id="cust_1",
+        period=period,
+        lines=[commitments.UsageLine("product_analytics", D(amount))],
+        discount_percent=D(0),
+        currency="USD",
+        now=now(),
+    )
+    session.commit()
+    return result
+
+
+def test_the_issue_scenario_month_by_month(session, catalog):
+    add_customer(session)
+    with freeze_time("2027-01-05 09:00:00"):
+        outcome = commitments.start(session.connection(), catalog, "cust_1", D(30000), 1, now())
+        session.commit()
+        [invoice] = invoices(session)
+        assert (invoice.kind, invoice.series, invoice.number) == ("commitment", "INV", 1)
+        assert D(invoice.total) == D("24000.00")
+        assert invoice.reference == outcome.commitment_id
+        assert ledger.balance(session.connection(), "cust_1") == D("2500.00")
+        month1 = draw(session, "1375.90")
+        assert (month1.credits_applied, month1.due, month1.carried_forward) == (
+            D("1375.90"),
+            D("0.00"),
+            D("1124.10"),
+        )
+    with freeze_time("2027-02-01 00:30:00"):
+        commitments.run_due(session.connection(), catalog, now())
+        session.commit()
+        assert ledger.balance(session.connection(), "cust_1") == D("3624.10")
+        month2 = draw(session, "2953.65")
+        assert (month2.credits_applied, month2.due, month2.carried_forward) == (
+            D("2953.65"),
+            D("0.00"),
+            D("670.45"),
+        )
+    with freeze_time("2027-03-01 00:30:00"):
+        commitments.run_due(session.connection(), catalog, now())
+        session.commit()
+        month3 = draw(session, "4043.65")
+        assert (month3.credits_applied, month3.due, month3.carried_forward) == (
+            D("3170.45"),
+            D("873.20"),
+            D("0.00"),
+        )
+    kinds = [(r.kind, r.amount) for r in check_ledger(session)]
+    assert kinds == [
+        ("grant", D("0")),
+        ("release", D("2500.00")),
+        ("draw", D("-1375.90")),
+        ("carry_forward", D("0")),
+        ("release", D("2500.00")),
+        ("draw", D("-2953.65")),
+        ("carry_forward", D("0")),
+        ("release", D("2500.00")),
+        ("draw", D("-3170.45")),
+    ]
+    assert len(invoices(session)) == 1  # one contract year, invoiced once
+
+
+def test_a_term_releases_twelve_times_then_expires(session, catalog):
+    add_customer(session)
+    with freeze_time("2027-01-05"):
+        commitments.start(session.connection(), catalog, "cust_1", D("3001"), 1, now())
+        session.commit()
+    with freeze_time("2028-01-01 01:00"):  # the job ran late: everything due at once
+        commitments.run_due(session.connection(), catalog, now())
+        session.commit()
+    rows = check_ledger(session)
+    releases = [r.amount for r in rows if r.kind == "release"]
+    assert len(releases) == 12
+    assert sum(releases) == D("3001")  # twelfths rounded so that they add up exactly
+    assert rows[-1].kind == "expiry"
+    assert rows[-1].amount == -D("3001")
+    assert ledger.balance(session.connection(), "cust_1") == 0
+    status = session.connection().execute(text("SELECT status FROM commitment")).scalar_one()
+    assert status == "ended"
+
+
+def test_each_contract_year_is_invoiced_at_its_start(session, catalog):
+    add_customer(session)
+    with freeze_time("2027-01-05"):
+        commitments.start(session.connection(), catalog, "cust_1", D(20000), 2, now())
+        session.commit()
+    with freeze_time("2027-12-31"):
+        commitments.run_due(session.connection(), catalog, now())
+        session.commit()
+        assert len(invoices(session)) == 1
+    with freeze_time("2028-01-01 00:10"):
+        commitments.run_due(session.connection(), catalog, now())
+        commitments.run_due(session.connection(), catalog, now())  # twice: no second invoice
+        session.commit()
+    totals = [D(i.total) for i in invoices(session)]
+    assert totals == [D("15000.00"), D("15000.00")]  # 20,000 at 25 % off, each year
+    assert [i.number for i in invoices(session)] == [1, 2]
+
+
+def test_a_top_up_keeps_the_bracket_inside_its_window(session, catalog):
+    add_customer(session)
+    with freeze_time("2027-01-05"):
+        commitments.start(session.connection(), catalog, "cust_1", D(20000), 1, now())
+        session.commit()
+    with freeze_time("2027-03-10"):
+        outcome = commitments.topup(session.connection(), catalog, "cust_1", D(5000), now())
+        session.commit()
+        assert outcome.invoices[0].total == D("4000.00")  # 20 % off, the running bracket
+    with freeze_time("2027-04-02"), pytest.raises(Conflict) as late:
+        commitments.topup(session.connection(), catalog, "cust_1", D(5000), now())
+    assert "closed on 2027-04-01" in late.value.message
+    session.rollback()
+    check_ledger(session)
+
+
+def test_a_second_commitment_is_refused_with_the_date_it_can_change(session, catalog):
+    add_customer(session)
+    with freeze_time("2027-01-05"):
+        commitments.start(session.connection(), catalog, "cust_1", D(30000), 1, now())
+        session.commit()
+        with pytest.raises(Conflict) as smaller:
+            commitments.start(session.connection(), catalog, "cust_1", D(10000), 1, now())
+    assert "until 2028-01-01" in smaller.value.message
+    assert smaller.value.field == "credit"
+
+
+@pytest.mark.parametrize(
+    ("credit", "years", "error", "field"),
+    [
+        (D(30000), 4, UnknownTerm, "years"),
+        (D(2999), 1, BelowMinimumPurchase, "credit"),
+        (D("3000.001"), 1, InputError, "credit"),
+        (D(0), 1, InputError, "credit"),
+    ],
+)
+def test_bad_commitments_name_the_field_and_create_nothing(
+    session, catalog, credit, years, error, field
+):
+    add_customer(session)
+    with pytest.raises(error) as refused:
+        commitments.start(session.connection(), catalog, "cust_1", credit, years, now())
+    assert refused.value.field == field
+    session.rollback()
+    counts = (
+        session.connection()
+        .execute(text("SELECT (SELECT COUNT(*) FROM commitment), (SELECT COUNT(*) FROM invoice)"))
+        .one()
+    )
+    assert tuple(counts) == (0, 0)
+
+
+def test_an_unknown_customer_is_404(session, catalog):
+    with pytest.raises(NotFound):
+        commitments.start(session.connection(), catalog, "nobody", D(30000), 1, now())
