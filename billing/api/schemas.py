@@ -207,3 +207,26 @@ class AlertSettingsIn(BaseModel):
         None, description="http(s) URL alerts are POSTed to, signed; null removes it"
     )
     rotate_secret: StrictBool = Field(False, description="issue a new signing secret")
+
+
+class CommitmentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    credit: Amount = Field(description='annual credit, as a string ("30000")')
+    years: Years = Field(description="term length in years (see GET /v1/products)")
+
+
+class TopUpIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    credit: Amount = Field(description="credit to add to the current contract year, as a string")
+
+
+class DiscountIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    percent: Percent | None = Field(description='e.g. "15"; null removes the discount')
+    reason: str | None = Field(None, max_length=200, description="why, for the audit trail")
+    until: IsoDate | None = Field(
+        None, description="last day of the periods it applies to (periods starting on or before)"
+    )

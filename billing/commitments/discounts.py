@@ -1,0 +1,66 @@
+"""Percentage discounts set by an admin (non-profit, negotiated): DESIGN.md §6.
+
+A discount applies to every usage line of the periods starting on or before `until`
+(forever without one), before credits. Spend caps are measured after it, so setting or
+changing one moves the current period's limits at once, by the rule of caps/limits.py.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, update
+
+from billing.caps.accounts import quota_of, read_accounts, sync_limit
+from billing.catalog import Catalog
+from billing.commitments.ledger import lock_customer
+from billing.customers.models import Customer
+from billing.customers.periods import period_for
+from billing.errors import InputError
+from billing.metering import store
+from billing.money import format_quantity
+
+
+def set_discount(
+    *,
+    connection: Connection,
+    catalog: Catalog,
+    customer_id: str,
+    percent: Decimal | None,
+    reason: str | None,
+    until: dt.date | None,
+    now: dt.datetime,
+) -> dict[str, Any]:
+    """Set (or with None remove) the discount; re-measure this period's capped limits."""
+    if percent is not None and not (reason or "").strip():
+        raise InputError("say why: a discount needs a reason (for the audit trail)", field="reason")
+    if percent is not None and until is not None and until < now.date():
+        raise InputError(f"until {until} is in the past", field="until")
+    lock_customer(connection, customer_id)
+    table = Customer.__table__  # type: ignore[attr-defined]
+    connection.execute(
+        update(table)
+        .where(table.c.id == customer_id)
+        .values(
+            discount_percent=percent,
+            discount_reason=None if percent is None else reason,
+            discount_until=None if percent is None else until,
+        )
+    )
+    account = read_accounts(connection, {customer_id})[customer_id]
+    period = period_for(account.anchor_day, now)
+    keys = sorted((customer_id, product, period.start) for product in account.caps)
+    states = store.lock_usage(connection, keys, now)
+    for key, state in states.items():
+        sync_limit(quota_of(catalog, account, key), state)
+        state.period_end = period.end
+    store.write_usage(connection, states, now)
+    return {
+        "customer": customer_id,
+        "percent": None if percent is None else format_quantity(percent),
+        "reason": None if percent is None else reason,
+        "until": None if until is None or percent is None else until.isoformat(),
+        "applies_from": period.label,
+    }
