@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import typer
 from pydantic import TypeAdapter, ValidationError
 from pydantic_core import PydanticCustomError
+from sqlalchemy import select
 from sqlmodel import Session
 
 from billing import quotes
@@ -42,8 +43,12 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(customers_app, name="customers")
 alerts_app = typer.Typer(help="Alerts: deliver the webhook outbox.")
 caps_app = typer.Typer(help="Spend caps: set, remove, show.")
+commitments_app = typer.Typer(help="Commitments: options, start, show.")
+credits_app = typer.Typer(help="Credits: release what is due, invoice contract years.")
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(caps_app, name="caps")
+app.add_typer(commitments_app, name="commitments")
+app.add_typer(credits_app, name="credits")
 
 TiersOption = Annotated[
     Path | None,
@@ -474,3 +479,126 @@ def caps_show(
             f"  {view.product:<20} cap {cap:>10}  limit {limit:>16}  "
             f"accepted {view.accepted:>16,f}  accrued {accrued:>10}  {view.status}"
         )
+
+
+@commitments_app.command("options")
+def commitments_options(
+    customer: Annotated[str, typer.Argument(help="customer id")],
+    usage: Annotated[
+        str | None, typer.Option(help="monthly usage at list price, instead of the run rate")
+    ] = None,
+    tiers: TiersOption = None,
+) -> None:
+    """Every bracket priced for the customer's run rate; the largest saver marked."""
+    from billing.commitments.projection import project
+    from billing.pricing.commitments import commitment_options
+
+    catalog = _catalog(tiers)
+    if catalog.schedule is None:
+        raise _fail("this catalogue offers no commitments (no discounts.toml)", 1)
+    with _session() as session:
+        found = customers_service.get_customer(session=session, customer_id=customer)
+        if usage is not None:
+            monthly, basis = _field("usage", parse_amount, usage), "your --usage"
+        else:
+            projection = project(
+                session.connection(),
+                catalog,
+                customer,
+                found.billing_anchor_day,
+                dt.datetime.now(dt.UTC),
+                found.created_at,
+            )
+            monthly = projection.monthly
+            basis = f"{projection.basis.replace('_', ' ')} {', '.join(projection.periods)}"
+    currency = catalog.currency
+    typer.echo(f"{customer}: {format_amount(monthly, currency)} {currency} a month ({basis})")
+    for option in commitment_options(catalog.schedule, monthly):
+        q = option.quote
+        mark = "  <- recommended" if option.recommended else ""
+        credit, price = format_amount(q.credit, currency), format_amount(q.price_per_year, currency)
+        typer.echo(
+            f"  {q.years}y {credit:>12} credit {q.discount_percent.normalize():>3f}% off: "
+            f"{price:>12} a year, saves {format_amount(q.saving, currency):>10} a year{mark}"
+        )
+
+
+@commitments_app.command("start")
+def commitments_start(
+    customer: Annotated[str, typer.Argument(help="customer id")],
+    credit: Annotated[str, typer.Option(help="annual credit, e.g. 30000")],
+    years: Annotated[int, typer.Option(help="term length in years")] = 1,
+    tiers: TiersOption = None,
+) -> None:
+    """Start a commitment: invoice its first contract year and grant its credit."""
+    from billing.commitments import ledger
+    from billing.commitments import service as commitments
+
+    catalog = _catalog(tiers)
+    amount = _field("credit", parse_amount, credit)
+    with _session() as session:
+        outcome = commitments.start(
+            session.connection(), catalog, customer, amount, years, dt.datetime.now(dt.UTC)
+        )
+        left = ledger.balance(session.connection(), customer)
+    for issued in outcome.invoices:
+        typer.echo(f"invoice {issued.number}: {format_amount(issued.total, catalog.currency)}")
+    typer.echo(f"credit available now: {format_amount(left, catalog.currency)}")
+
+
+@commitments_app.command("show")
+def commitments_show(
+    customer: Annotated[str, typer.Argument(help="customer id")],
+    tiers: TiersOption = None,
+) -> None:
+    """The customer's commitments and credit ledger."""
+    from billing.commitments import ledger
+    from billing.commitments.models import Commitment
+
+    catalog = _catalog(tiers)
+    currency = catalog.currency
+    with _session() as session:
+        customers_service.get_customer(session=session, customer_id=customer)
+        connection = session.connection()
+        table = Commitment.__table__  # type: ignore[attr-defined]
+        rows = list(
+            connection.execute(
+                select(table).where(table.c.customer_id == customer).order_by(table.c.created_at)
+            )
+        )
+        entries = ledger.entries(connection, customer)
+    if not rows:
+        typer.echo(f"{customer}: no commitment")
+    for row in rows:
+        typer.echo(
+            f"{row.id} {row.status}: {format_amount(row.credit, currency)} {currency} a year for "
+            f"{row.years}y at {row.discount_percent.normalize():f}% off, "
+            f"{row.starts_at.date()} to {row.ends_at.date()}, release {row.release}"
+        )
+    for entry in entries:
+        amount = format_amount(entry.amount, currency)
+        typer.echo(
+            f"  {entry.created_at:%Y-%m-%d} {entry.kind:<13} {amount:>12}"
+            f"  balance {format_amount(entry.balance_after, currency):>12}  {entry.note}"
+        )
+
+
+@credits_app.command("release")
+def credits_release(
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="run as at this instant (replays)")
+    ] = None,
+    tiers: TiersOption = None,
+) -> None:
+    """Release credit, invoice contract years and end terms, as far as now (hourly job)."""
+    from billing.commitments import service as commitments
+
+    catalog = _catalog(tiers)
+    at = _as_of(as_of) or dt.datetime.now(dt.UTC)
+    with _session() as session:
+        outcomes = commitments.run_due(session.connection(), catalog, at)
+    invoices = sum(len(o.invoices) for o in outcomes)
+    entries = sum(len(o.entries) for o in outcomes)
+    typer.echo(
+        f"credits: {len(outcomes)} commitments moved, {invoices} invoices, {entries} entries"
+    )

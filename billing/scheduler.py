@@ -1,5 +1,8 @@
 """Background jobs inside `billing serve` (APScheduler 3.x, one thread per process).
 
+- deliver alert webhooks, every BILLING_ALERT_DELIVERY_SECONDS (30 s);
+- run commitments (release credit, invoice contract years, end terms), hourly and at start.
+
 Jobs never overlap themselves within a process (`max_instances=1`, missed runs coalesce),
 and each is safe to run in several processes at once: webhook delivery claims every
 message before sending it (alerts/delivery.py). BILLING_SCHEDULER=0 turns them off, for
@@ -8,18 +11,22 @@ instance to run `billing alerts deliver` from cron instead.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import Engine
 
 from billing.alerts.delivery import deliver_due
+from billing.catalog import Catalog
+from billing.commitments import service as commitments
+from billing.db import session_scope
 from billing.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 
-def start(engine: Engine, settings: Settings) -> BackgroundScheduler:
+def start(engine: Engine, catalog: Catalog, settings: Settings) -> BackgroundScheduler:
     """Start the jobs; the caller shuts the scheduler down on the way out."""
     scheduler = BackgroundScheduler(timezone="UTC")
 
@@ -32,6 +39,21 @@ def start(engine: Engine, settings: Settings) -> BackgroundScheduler:
         if report.delivered or report.retrying or report.failed:
             logger.info("alert webhooks: %s", report)
 
+    def run_commitments() -> None:
+        with session_scope(engine) as session:
+            outcomes = commitments.run_due(session.connection(), catalog, dt.datetime.now(dt.UTC))
+        if outcomes:
+            logger.info("commitments: %d moved", len(outcomes))
+
+    scheduler.add_job(
+        run_commitments,
+        "interval",
+        hours=1,
+        id="run_commitments",
+        max_instances=1,
+        coalesce=True,
+        next_run_time=dt.datetime.now(dt.UTC),  # and once at start
+    )
     scheduler.add_job(
         deliver_alerts,
         "interval",

@@ -35,7 +35,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        jobs = scheduler.start(engine, settings) if settings.scheduler else None
+        jobs = scheduler.start(engine, catalog, settings) if settings.scheduler else None
         yield
         if jobs is not None:
             jobs.shutdown(wait=False)

@@ -1,7 +1,8 @@
 """A customer's projected usage at list price, from the running totals (no raw events).
 
 The run rate is the average list charge of the billing periods that ended within the last
-90 days (up to three). A customer without one yet is projected from the current period,
+90 days (up to three) and that the customer existed for in full. A customer without one
+yet (younger than a whole period) is projected from the current period,
 its quantities scaled to the whole period and then priced (tiers are not linear, so the
 quantity is scaled, never the charge). The answer says which basis it used.
 """
@@ -24,6 +25,7 @@ from billing.money import EXACT, ROUNDING, ZERO, divide_to_minor, round_to_minor
 from billing.pricing.charge import charge
 
 WINDOW = dt.timedelta(days=90)
+GRACE = dt.timedelta(days=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,9 +45,18 @@ def _list_charge(catalog: Catalog, start: dt.datetime, quantities: dict[str, Dec
 
 
 def project(
-    connection: Connection, catalog: Catalog, customer_id: str, anchor_day: int, now: dt.datetime
+    connection: Connection,
+    catalog: Catalog,
+    customer_id: str,
+    anchor_day: int,
+    now: dt.datetime,
+    created_at: dt.datetime,
 ) -> Projection:
-    """The monthly run rate at list price, and where it comes from."""
+    """The monthly run rate at list price, and where it comes from.
+
+    Only periods the customer existed for in full (a day's grace) count as ended periods:
+    the period a customer joined in holds a fraction of a month's usage.
+    """
     table = usage_table()
     since = now - WINDOW - dt.timedelta(days=31)
     rows = connection.execute(
@@ -60,7 +71,8 @@ def project(
     ended: list[Period] = []
     for start in by_period:
         period = period_for(anchor_day, start)
-        if period.end <= now and period.end > now - WINDOW:
+        whole = period.start >= created_at - GRACE
+        if whole and period.end <= now and period.end > now - WINDOW:
             ended.append(period)
     ended = ended[-3:]
     if ended:

@@ -139,7 +139,7 @@ def start(
     except IntegrityError:  # another request started one between our read and insert
         raise Conflict("a commitment was just started for this customer", field="credit") from None
     outcome = Outcome(commitment_id)
-    _run_schedule(connection, catalog, _commitment(connection, commitment_id), now, outcome)
+    _run_schedule(connection, catalog, commitment_id, now, outcome)
     return outcome
 
 
@@ -188,13 +188,23 @@ def _release_amount(credit: Decimal, index: int, currency: str) -> Decimal:
 
 
 def _run_schedule(
-    connection: Connection, catalog: Catalog, row: Any, now: dt.datetime, outcome: Outcome
+    connection: Connection, catalog: Catalog, commitment_id: str, now: dt.datetime, outcome: Outcome
 ) -> None:
-    """Invoice contract years, release credit and end the term, as far as `now` reaches."""
+    """Invoice contract years, release credit and end the term, as far as `now` reaches.
+
+    The commitment is read again under its customer's lock, so two runs at once (two
+    processes) never act on the same progress twice.
+    """
     schedule = _schedule(catalog)
     currency = schedule.currency
     table = Commitment.__table__  # type: ignore[attr-defined]
-    customer = ledger.lock_customer(connection, row.customer_id)
+    owner = connection.execute(
+        select(table.c.customer_id).where(table.c.id == commitment_id)
+    ).scalar_one()
+    customer = ledger.lock_customer(connection, owner)
+    row = _commitment(connection, commitment_id)
+    if row.status != "active":
+        return
     invoiced = row.invoiced_years
     released_through = row.released_through
     # Contract years that have started: invoice each once, grant its credit.
@@ -273,7 +283,7 @@ def run_due(connection: Connection, catalog: Catalog, now: dt.datetime) -> list[
     outcomes = []
     for commitment_id in list(ids):
         outcome = Outcome(commitment_id)
-        _run_schedule(connection, catalog, _commitment(connection, commitment_id), now, outcome)
+        _run_schedule(connection, catalog, commitment_id, now, outcome)
         if outcome.invoices or outcome.entries:
             outcomes.append(outcome)
     return outcomes

@@ -68,3 +68,26 @@ def test_serve_refuses_an_unmigrated_database_when_told_not_to_migrate(tmp_path)
     result = run(tmp_path, "serve", "--port", "1", BILLING_MIGRATE_ON_START="0")
     assert result.returncode == 1
     assert "run `billing db upgrade`" in result.stderr
+
+
+def test_commitments_from_the_shell(tmp_path):
+    run(tmp_path, "db", "upgrade")
+    run(tmp_path, "customers", "create", "acme", "--name", "Acme")
+    tiers = {"BILLING_TIERS_DIR": str(TIERS)}
+    options = run(tmp_path, "commitments", "options", "acme", "--usage", "2500", **tiers).stdout
+    assert "2500.00 USD a month (your --usage)" in options
+    assert "3y     30000.00 credit  30% off:     21000.00 a year" in options
+    assert options.count("<- recommended") == 1
+    started = run(tmp_path, "commitments", "start", "acme", "--credit", "30000", **tiers)
+    assert started.stdout.splitlines() == [
+        "invoice INV-000001: 24000.00",
+        "credit available now: 2500.00",
+    ]
+    shown = run(tmp_path, "commitments", "show", "acme", **tiers).stdout
+    assert "30000.00 USD a year for 1y at 20% off" in shown
+    assert "release" in shown
+    again = run(tmp_path, "commitments", "start", "acme", "--credit", "100", **tiers)
+    assert again.returncode != 0
+    later = run(tmp_path, "credits", "release", "--as-of", "2099-01-01T00:00:00Z", **tiers)
+    assert "1 commitments moved" in later.stdout
+    assert "expiry" in run(tmp_path, "commitments", "show", "acme", **tiers).stdout

@@ -6,10 +6,11 @@ from decimal import Decimal as D
 
 import pytest
 from freezegun import freeze_time
-from sqlalchemy import text
+from sqlalchemy import text, update
 
 from billing.commitments import ledger
 from billing.commitments import service as commitments
+from billing.customers.models import Customer
 from billing.customers.periods import period_for
 from billing.errors import BelowMinimumPurchase, Conflict, InputError, NotFound, UnknownTerm
 from tests.metering.helpers import add_customer
@@ -194,3 +195,45 @@ def test_bad_commitments_name_the_field_and_create_nothing(
 def test_an_unknown_customer_is_404(session, catalog):
     with pytest.raises(NotFound):
         commitments.start(session.connection(), catalog, "nobody", D(30000), 1, now())
+
+
+def test_the_run_rate_is_the_average_of_whole_periods_in_the_last_90_days(session, catalog):
+    from billing.commitments.projection import project
+    from billing.metering import service as metering_service
+
+    add_customer(session)
+    customers = Customer.__table__
+    session.connection().execute(
+        update(customers).values(created_at=dt.datetime(2026, 6, 1, tzinfo=dt.UTC))
+    )
+    session.commit()
+    for month, quantity in ((7, 5_000_000), (8, 1_100_000), (9, 1_200_000), (10, 1_300_000)):
+        at = dt.datetime(2026, month, 15, 12, tzinfo=dt.UTC)
+        event = {
+            "id": f"m{month}",
+            "customer": "cust_1",
+            "product": "product_analytics",
+            "quantity": quantity,
+            "timestamp": at.isoformat(),
+        }
+        metering_service.ingest(
+            connection=session.connection(), catalog=catalog, raw_events=[event], now=at
+        )
+    session.commit()
+    created = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
+    at = dt.datetime(2026, 11, 10, tzinfo=dt.UTC)
+    projection = project(session.connection(), catalog, "cust_1", 1, at, created)
+    # August $5.00, September $10.00, October $15.00 (July is outside the 90 days)
+    assert projection == commitments_projection(
+        "last_90_days", "10.00", ("2026-08", "2026-09", "2026-10")
+    )
+    joined_late = project(
+        session.connection(), catalog, "cust_1", 1, at, dt.datetime(2026, 10, 5, tzinfo=dt.UTC)
+    )
+    assert joined_late.basis == "no_usage"  # no whole period yet, nothing this period
+
+
+def commitments_projection(basis, monthly, periods):
+    from billing.commitments.projection import Projection
+
+    return Projection(D(monthly), basis, periods)

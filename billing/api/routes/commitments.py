@@ -120,6 +120,7 @@ def get_options(
             customer_id,
             customer.billing_anchor_day,
             dt.datetime.now(dt.UTC),
+            customer.created_at,
         )
         monthly, basis, periods = projection.monthly, projection.basis, projection.periods
     options = commitment_options(catalog.schedule, monthly)
