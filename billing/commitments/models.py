@@ -37,6 +37,11 @@ class Commitment(SQLModel, table=True):
     ends_at: dt.datetime = Field(sa_type=UTCDateTime)
     invoiced_years: int = 0  # contract years invoiced so far
     released_through: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # At term end: the share of unused credit a renewal started before `rollover_until`
+    # (of equal or larger credit) receives, and the commitment that received it.
+    rollover_amount: Decimal | None = Field(default=None, sa_type=ExactDecimal)
+    rollover_until: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    rolled_into: str | None = Field(default=None, max_length=32)
     created_at: dt.datetime = Field(sa_type=UTCDateTime)
 
 

@@ -23,7 +23,14 @@ from billing.commitments.models import Commitment
 from billing.customers.periods import Period, period_for
 from billing.errors import BillingError, Conflict, InputError, NoCommitmentSchedule, NotFound
 from billing.invoicing.issue import Issued, LineIn, issue_invoice
-from billing.money import EXACT, ZERO, divide_to_minor, fraction_digits, minor_digits
+from billing.money import (
+    EXACT,
+    ZERO,
+    divide_to_minor,
+    fraction_digits,
+    minor_digits,
+    round_to_minor,
+)
 from billing.pricing.commitments import (
     MONTHS_PER_YEAR,
     Bracket,
@@ -100,6 +107,9 @@ def start(
         raise _flat_field(error) from None
     customer = ledger.lock_customer(connection, customer_id)
     running = _active(connection, customer_id)
+    if running is not None and running.ends_at <= now:  # its term is over: settle it first
+        _run_schedule(connection, catalog, running.id, now, Outcome(running.id))
+        running = _active(connection, customer_id)
     if running is not None:
         until = running.ends_at.date().isoformat()
         if credit < running.credit:
@@ -140,6 +150,11 @@ def start(
         raise Conflict("a commitment was just started for this customer", field="credit") from None
     outcome = Outcome(commitment_id)
     _run_schedule(connection, catalog, commitment_id, now, outcome)
+    rolled = _roll_over(
+        connection, catalog, customer_id, _commitment(connection, commitment_id), now
+    )
+    if rolled is not None:
+        outcome.entries.append(rolled)
     return outcome
 
 
@@ -251,8 +266,8 @@ def _run_schedule(
                 )
                 released_through = period.start
             period = period_for(customer.billing_anchor_day, period.end)
-    status = row.status
-    if row.ends_at <= now and status == "active":
+    values: dict[str, Any] = {"invoiced_years": invoiced, "released_through": released_through}
+    if row.ends_at <= now:
         left = ledger.balance(connection, row.customer_id)
         if left > 0:
             outcome.entries.append(
@@ -266,11 +281,50 @@ def _run_schedule(
                     note=f"unused credit at the end of the term on {row.ends_at.date()}",
                 )
             )
-        status = "ended"
-    connection.execute(
-        update(table)
-        .where(table.c.id == row.id)
-        .values(invoiced_years=invoiced, released_through=released_through, status=status)
+        share = EXACT.divide(EXACT.multiply(left, schedule.rollover_percent), Decimal(100))
+        values.update(
+            status="ended",
+            rollover_amount=round_to_minor(share, currency),
+            rollover_until=period_for(customer.billing_anchor_day, row.ends_at).end,
+        )
+    connection.execute(update(table).where(table.c.id == row.id).values(**values))
+
+
+def _roll_over(
+    connection: Connection, catalog: Catalog, customer_id: str, new: Any, now: dt.datetime
+) -> ledger.Entry | None:
+    """Move the share of the last term's unused credit into `new`, if it qualifies.
+
+    A renewal qualifies when it starts before the last term's `rollover_until` (the end of
+    the billing period in which that term ended) with at least the same annual credit.
+    """
+    table = Commitment.__table__  # type: ignore[attr-defined]
+    previous = connection.execute(
+        select(table)
+        .where(table.c.customer_id == customer_id, table.c.status == "ended")
+        .order_by(table.c.ends_at.desc())
+        .limit(1)
+    ).first()
+    if (
+        previous is None
+        or previous.rolled_into is not None
+        or not previous.rollover_amount
+        or previous.rollover_until is None
+        or now >= previous.rollover_until
+        or new.credit < previous.credit
+    ):
+        return None
+    connection.execute(update(table).where(table.c.id == previous.id).values(rolled_into=new.id))
+    percent = _schedule(catalog).rollover_percent.normalize()
+    return ledger.append(
+        connection,
+        customer_id,
+        "rollover",
+        previous.rollover_amount,
+        now,
+        commitment_id=new.id,
+        reference=previous.id,
+        note=f"{percent:f}% of the credit unused when {previous.id} ended",
     )
 
 

@@ -237,3 +237,32 @@ def commitments_projection(basis, monthly, periods):
     from billing.commitments.projection import Projection
 
     return Projection(D(monthly), basis, periods)
+
+
+@pytest.mark.parametrize(("renewal", "rolled"), [("3001", D("500.50")), ("3000", None)])
+def test_a_renewal_of_equal_or_larger_credit_receives_the_rollover(
+    session, catalog, renewal, rolled
+):
+    add_customer(session)
+    with freeze_time("2027-01-05"):
+        commitments.start(session.connection(), catalog, "cust_1", D(3001), 1, now())
+        session.commit()
+    with freeze_time("2027-12-20"):
+        commitments.run_due(session.connection(), catalog, now())
+        session.commit()
+        assert draw(session, "2000").carried_forward == D("1001.00")
+    with freeze_time("2028-01-03"):  # the term ended on 2028-01-01; renew in the next period
+        outcome = commitments.start(session.connection(), catalog, "cust_1", D(renewal), 1, now())
+        session.commit()
+    rows = check_ledger(session)
+    expiry = next(r for r in rows if r.kind == "expiry")
+    assert expiry.amount == -D("1001.00")
+    rollovers = [r for r in rows if r.kind == "rollover"]
+    if rolled is None:  # a smaller renewal gets nothing; the unused credit is gone
+        assert rollovers == []
+        assert ledger.balance(session.connection(), "cust_1") == D("250.00")
+        return
+    [rollover] = rollovers
+    assert rollover.amount == rolled  # 50 % of the unused 1,001.00
+    assert rollover.commitment_id == outcome.commitment_id
+    assert ledger.balance(session.connection(), "cust_1") == D("250.08") + rolled

@@ -67,6 +67,9 @@ def upgrade() -> None:
         sa.Column("ends_at", UTCDateTime(), nullable=False),
         sa.Column("invoiced_years", sa.Integer(), nullable=False),
         sa.Column("released_through", UTCDateTime(), nullable=True),
+        sa.Column("rollover_amount", ExactDecimal(), nullable=True),
+        sa.Column("rollover_until", UTCDateTime(), nullable=True),
+        sa.Column("rolled_into", sa.String(32), nullable=True),
         sa.Column("created_at", UTCDateTime(), nullable=False),
     )
     op.create_index("ix_commitment_customer_id", "commitment", ["customer_id"])
