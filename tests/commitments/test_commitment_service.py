@@ -266,3 +266,39 @@ def test_a_renewal_of_equal_or_larger_credit_receives_the_rollover(
     assert rollover.amount == rolled  # 50 % of the unused 1,001.00
     assert rollover.commitment_id == outcome.commitment_id
     assert ledger.balance(session.connection(), "cust_1") == D("250.08") + rolled
+
+
+def test_the_drawdown_discounts_each_line_then_draws_credit(session, catalog):
+    add_customer(session)
+    with freeze_time("2027-01-05"):
+        ledger.lock_customer(session.connection(), "cust_1")
+        ledger.append(session.connection(), "cust_1", "grant", D("100.00"), now(), note="test")
+        result = commitments.draw_for_period(
+            session.connection(),
+            customer_id="cust_1",
+            period=period_for(1, now()),
+            lines=[
+                commitments.UsageLine("product_analytics", D("100.005")),
+                commitments.UsageLine("session_replay", D("50.004")),
+            ],
+            discount_percent=D(15),
+            currency="USD",
+            now=now(),
+        )
+        session.commit()
+    # 100.005 -> 100.01, 15 % = 15.0015 -> 15.00, total 85.01; 50.004 -> 50.00, 7.50, 42.50
+    assert [(line.subtotal, line.discount, line.total) for line in result.lines] == [
+        (D("100.01"), D("15.00"), D("85.01")),
+        (D("50.00"), D("7.50"), D("42.50")),
+    ]
+    assert (result.subtotal, result.discount, result.total) == (
+        D("150.01"),
+        D("22.50"),
+        D("127.51"),
+    )
+    assert (result.credits_applied, result.due, result.carried_forward) == (
+        D("100.00"),
+        D("27.51"),
+        D("0.00"),
+    )
+    check_ledger(session)
