@@ -32,6 +32,7 @@ class Commitment(SQLModel, table=True):
     credit: Decimal = Field(sa_type=ExactDecimal)  # per contract year, top-ups included
     discount_percent: Decimal = Field(sa_type=ExactDecimal)
     bracket_min_credit: Decimal = Field(sa_type=ExactDecimal)
+    price_per_year: Decimal = Field(sa_type=ExactDecimal)  # invoiced at each year's start
     release: str = Field(max_length=16)  # monthly | upfront
     starts_at: dt.datetime = Field(sa_type=UTCDateTime)
     ends_at: dt.datetime = Field(sa_type=UTCDateTime)

@@ -138,6 +138,7 @@ def start(
                     credit=credit,
                     discount_percent=bracket.discount_percent,
                     bracket_min_credit=bracket.min_credit,
+                    price_per_year=price_per_year(credit, bracket, schedule.currency),
                     release=schedule.release.value,
                     starts_at=period.start,
                     ends_at=_add_years(period.start, years),

@@ -1,6 +1,7 @@
 """Commitments and the credit ledger on SQLite and PostgreSQL, with the scenario of the
 issue: 30,000 of credit for one year, monthly release, three months of usage."""
 
+import dataclasses
 import datetime as dt
 from decimal import Decimal as D
 
@@ -13,6 +14,7 @@ from billing.commitments import service as commitments
 from billing.customers.models import Customer
 from billing.customers.periods import period_for
 from billing.errors import BelowMinimumPurchase, Conflict, InputError, NotFound, UnknownTerm
+from billing.pricing.commitments import Release
 from tests.metering.helpers import add_customer
 
 
@@ -302,3 +304,26 @@ def test_the_drawdown_discounts_each_line_then_draws_credit(session, catalog):
         D("0.00"),
     )
     check_ledger(session)
+
+
+def test_upfront_release_grants_each_contract_year_at_its_start(session, catalog):
+    upfront = dataclasses.replace(
+        catalog, schedule=dataclasses.replace(catalog.schedule, release=Release.UPFRONT)
+    )
+    add_customer(session)
+    with freeze_time("2027-01-05"):
+        commitments.start(session.connection(), upfront, "cust_1", D(20000), 2, now())
+        session.commit()
+        assert ledger.balance(session.connection(), "cust_1") == D(20000)
+        draw(session, "15000")
+    with freeze_time("2028-01-01 00:05"):
+        commitments.run_due(session.connection(), upfront, now())
+        session.commit()
+    rows = check_ledger(session)
+    assert [(r.kind, r.amount) for r in rows] == [
+        ("grant", D(20000)),
+        ("draw", D(-15000)),
+        ("carry_forward", D(0)),
+        ("grant", D(20000)),
+    ]
+    assert ledger.balance(session.connection(), "cust_1") == D(25000)  # unused carries on

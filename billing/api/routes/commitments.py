@@ -51,6 +51,7 @@ def commitment_view(row: Any, catalog: Catalog) -> dict[str, Any]:
         "years": row.years,
         "discount_percent": format_quantity(row.discount_percent),
         "bracket_min_credit": _money(row.bracket_min_credit, catalog),
+        "price_per_year": _money(row.price_per_year, catalog),
         "release": row.release,
         "starts_at": row.starts_at.isoformat(),
         "ends_at": row.ends_at.isoformat(),

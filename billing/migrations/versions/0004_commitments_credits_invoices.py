@@ -62,6 +62,7 @@ def upgrade() -> None:
         sa.Column("credit", ExactDecimal(), nullable=False),
         sa.Column("discount_percent", ExactDecimal(), nullable=False),
         sa.Column("bracket_min_credit", ExactDecimal(), nullable=False),
+        sa.Column("price_per_year", ExactDecimal(), nullable=False),
         sa.Column("release", sa.String(16), nullable=False),
         sa.Column("starts_at", UTCDateTime(), nullable=False),
         sa.Column("ends_at", UTCDateTime(), nullable=False),
