@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from functools import lru_cache
 from pathlib import Path
 
@@ -36,6 +37,10 @@ class Settings(BaseSettings):
     )
     alert_delivery_seconds: float = Field(  # float-ok: seconds
         30.0, gt=0, description="how often the scheduler sends due alert webhooks"
+    )
+    close_grace: dt.timedelta = Field(
+        dt.timedelta(hours=1),
+        description="how long after a period ends it is closed (seconds, or ISO 8601 like PT1H)",
     )
     quota_cache_seconds: float = Field(  # float-ok: seconds
         1.0,

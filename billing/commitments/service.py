@@ -433,14 +433,16 @@ def draw_for_period(
     currency: str,
     now: dt.datetime,
     reference: str | None = None,
+    record: bool = True,
 ) -> Drawdown:
     """Price a period's lines: percentage discount per line, then credits, then what is due.
 
     Each line is rounded once (subtotal, then its discount); credits cover
     min(available, total); the rest is due. The draw and the carry-forward are written to
-    the ledger in the caller's transaction.
+    the ledger in the caller's transaction (unless `record` is off: a preview).
     """
-    ledger.lock_customer(connection, customer_id)
+    if record:
+        ledger.lock_customer(connection, customer_id)
     drawn = []
     for line in lines:
         figures = line_figures(line.list_amount, discount_percent, currency)
@@ -450,7 +452,7 @@ def draw_for_period(
     total = EXACT.subtract(subtotal, discount)
     available = ledger.balance(connection, customer_id)
     applied = min(available, total)
-    if applied > 0:
+    if record and applied > 0:
         ledger.append(
             connection,
             customer_id,
@@ -462,7 +464,7 @@ def draw_for_period(
             note=f"usage of period {period.label}",
         )
     carried = EXACT.subtract(available, applied)
-    if carried > 0:
+    if record and carried > 0:
         ledger.append(
             connection,
             customer_id,

@@ -27,6 +27,9 @@ class LineIn:
     quantity: Decimal
     unit_amount: Decimal
     amount: Decimal  # rounded to the minor unit by the caller
+    kind: str = "commitment"  # usage | discount | credits | commitment
+    product: str | None = None
+    detail: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,15 +72,30 @@ def issue_invoice(
     now: dt.datetime,
     reference: str | None = None,
     period: tuple[dt.datetime, dt.datetime] | None = None,
+    replaces: str | None = None,
+    invoice_id: str | None = None,
 ) -> Issued:
-    """A finalized invoice whose total is the sum of its (rounded) lines."""
+    """A finalized invoice. Its figures are sums of its rounded lines:
+
+    subtotal = usage and commitment lines; discount_total = -(discount lines);
+    total = subtotal - discount_total; credits_applied = -(credits lines);
+    amount_due = total - credits_applied = the sum of every line.
+    """
     for line in lines:
         if round_to_minor(line.amount, currency) != line.amount:
             raise ValueError(f"line amount {line.amount} is not rounded to {currency}")
-    total = sum((line.amount for line in lines), ZERO)
-    total = EXACT.plus(total)
+
+    def sum_of(*kinds: str) -> Decimal:
+        return EXACT.plus(sum((x.amount for x in lines if x.kind in kinds), ZERO))
+
+    subtotal = sum_of("usage", "commitment")
+    discount_total = -sum_of("discount")
+    credits_applied = -sum_of("credits")
+    total = EXACT.subtract(subtotal, discount_total)
+    amount_due = EXACT.subtract(total, credits_applied)
+    assert amount_due == sum_of("usage", "commitment", "discount", "credits")
     number = next_number(connection)
-    invoice_id = "inv_" + secrets.token_hex(8)
+    invoice_id = invoice_id or "inv_" + secrets.token_hex(8)
     connection.execute(
         insert(Invoice.__table__).values(  # type: ignore[attr-defined]
             id=invoice_id,
@@ -89,24 +107,32 @@ def issue_invoice(
             currency=currency,
             period_start=None if period is None else period[0],
             period_end=None if period is None else period[1],
-            subtotal=total,
+            subtotal=subtotal,
+            discount_total=discount_total,
             total=total,
+            credits_applied=credits_applied,
+            amount_due=amount_due,
             reference=reference,
+            replaces=replaces,
             issued_at=now,
         )
     )
-    connection.execute(
-        insert(InvoiceLine.__table__),  # type: ignore[attr-defined]
-        [
-            {
-                "invoice_id": invoice_id,
-                "position": position,
-                "description": line.description,
-                "quantity": line.quantity,
-                "unit_amount": line.unit_amount,
-                "amount": line.amount,
-            }
-            for position, line in enumerate(lines, start=1)
-        ],
-    )
-    return Issued(invoice_id, display_number(SERIES, number), total)
+    if lines:
+        connection.execute(
+            insert(InvoiceLine.__table__),  # type: ignore[attr-defined]
+            [
+                {
+                    "invoice_id": invoice_id,
+                    "position": position,
+                    "kind": line.kind,
+                    "product": line.product,
+                    "description": line.description,
+                    "quantity": line.quantity,
+                    "unit_amount": line.unit_amount,
+                    "amount": line.amount,
+                    "detail": line.detail,
+                }
+                for position, line in enumerate(lines, start=1)
+            ],
+        )
+    return Issued(invoice_id, display_number(SERIES, number), amount_due)

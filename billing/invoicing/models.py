@@ -21,6 +21,8 @@ class InvoiceSeries(SQLModel, table=True):
 
 
 class Invoice(SQLModel, table=True):
+    """Immutable once written: only finalized -> void may change it (service and trigger)."""
+
     __table_args__ = (UniqueConstraint("series", "number", name="uq_invoice_number"),)
 
     id: str = Field(primary_key=True, max_length=32)  # inv_...
@@ -32,10 +34,17 @@ class Invoice(SQLModel, table=True):
     currency: str = Field(max_length=3)
     period_start: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
     period_end: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
-    subtotal: Decimal = Field(sa_type=ExactDecimal)
-    total: Decimal = Field(sa_type=ExactDecimal)
+    subtotal: Decimal = Field(sa_type=ExactDecimal)  # usage lines at list (after caps)
+    discount_total: Decimal = Field(sa_type=ExactDecimal)  # percentage discount lines
+    total: Decimal = Field(sa_type=ExactDecimal)  # subtotal - discount_total
+    credits_applied: Decimal = Field(sa_type=ExactDecimal)  # prepaid credit drawn
+    amount_due: Decimal = Field(sa_type=ExactDecimal)  # total - credits_applied
     reference: str | None = Field(default=None, max_length=64)  # e.g. the commitment id
+    replaces: str | None = Field(default=None, max_length=32)  # the voided invoice re-issued
     issued_at: dt.datetime = Field(sa_type=UTCDateTime)
+    voided_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    void_reason: str | None = Field(default=None, max_length=500)
+    voided_by: str | None = Field(default=None, max_length=64)
 
 
 class InvoiceLine(SQLModel, table=True):
@@ -44,7 +53,10 @@ class InvoiceLine(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     invoice_id: str = Field(foreign_key="invoice.id", max_length=32, index=True)
     position: int
+    kind: str = Field(max_length=16)  # usage | discount | credits | commitment
+    product: str | None = Field(default=None, max_length=64)
     description: str = Field(max_length=500)
     quantity: Decimal = Field(sa_type=ExactDecimal)
     unit_amount: Decimal = Field(sa_type=ExactDecimal)
     amount: Decimal = Field(sa_type=ExactDecimal)
+    detail: str = ""  # JSON: the tier breakdown of a usage line

@@ -1,0 +1,178 @@
+"""Closing periods into invoices on SQLite and PostgreSQL: figures to the cent, once only,
+immutable, late events refused, concurrent closers making one invoice."""
+
+import datetime as dt
+import threading
+from decimal import Decimal as D
+
+import pytest
+from sqlalchemy import select, text, update
+from sqlalchemy.exc import DBAPIError
+from sqlmodel import Session
+
+from billing.caps import service as caps_service
+from billing.commitments import ledger
+from billing.customers.models import Customer
+from billing.invoicing.close import close_due
+from billing.invoicing.models import Invoice, InvoiceLine
+from billing.metering import service as metering_service
+from tests.metering.helpers import add_customer, event
+
+GRACE = dt.timedelta(hours=1)
+OCT = dt.datetime(2026, 10, 20, 12, tzinfo=dt.UTC)
+NOV_1 = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
+
+
+def created(session, customer="cust_1", at=dt.datetime(2026, 10, 15, tzinfo=dt.UTC)):
+    add_customer(session, customer)
+    table = Customer.__table__
+    session.connection().execute(update(table).where(table.c.id == customer).values(created_at=at))
+    session.commit()
+
+
+def ingest(session, catalog, events, now=OCT):
+    result = metering_service.ingest(
+        connection=session.connection(), catalog=catalog, raw_events=events, now=now
+    )
+    session.commit()
+    return result
+
+
+def invoices(session):
+    table = Invoice.__table__
+    return list(session.connection().execute(select(table).order_by(table.c.number)))
+
+
+def lines(session, invoice_id):
+    table = InvoiceLine.__table__
+    query = select(table).where(table.c.invoice_id == invoice_id).order_by(table.c.position)
+    return [(r.kind, r.product, r.amount) for r in session.connection().execute(query)]
+
+
+def at_oct(event_id, quantity, product="product_analytics"):
+    return event(event_id, quantity, product, at="2026-10-20T10:00:00Z")
+
+
+def test_a_period_closes_once_after_the_grace(engine, session, catalog):
+    created(session)
+    ingest(session, catalog, [at_oct("a", 1_200_000), at_oct("b", 10_000, "session_replay")])
+    assert close_due(engine, catalog, NOV_1 + dt.timedelta(minutes=59), GRACE).invoices == 0
+    report = close_due(engine, catalog, NOV_1 + GRACE, GRACE)
+    assert (report.invoices, report.amount_due) == (1, D("35.00"))
+    assert close_due(engine, catalog, NOV_1 + GRACE, GRACE).invoices == 0  # idempotent
+    [invoice] = invoices(session)
+    assert (invoice.series, invoice.number, invoice.kind, invoice.status) == (
+        "INV",
+        1,
+        "usage",
+        "finalized",
+    )
+    assert (invoice.subtotal, invoice.total, invoice.amount_due) == (D("35.00"),) * 3
+    # 1,000,000 free + 200,000 x $0.00005; 5,000 free + 5,000 x $0.005
+    assert lines(session, invoice.id) == [
+        ("usage", "product_analytics", D("10.00")),
+        ("usage", "session_replay", D("25.00")),
+    ]
+    late = ingest(session, catalog, [at_oct("late", 5)], now=NOV_1 + 2 * GRACE)
+    assert [r.error for r in late.rejected] == ["period_closed"]
+
+
+def test_cap_discount_and_credits_on_one_invoice(engine, session, catalog):
+    created(session)
+    session.connection().execute(
+        update(Customer.__table__).values(discount_percent=D(20), discount_reason="non-profit")
+    )
+    caps_service.set_cap(
+        connection=session.connection(),
+        catalog=catalog,
+        customer_id="cust_1",
+        product="product_analytics",
+        amount=D("8.00"),  # with 20 % off, buys $10.00 of list: 1,200,000 events
+        actor="test",
+        now=OCT,
+    )
+    ledger.append(session.connection(), "cust_1", "grant", D("5.00"), OCT, note="test credit")
+    session.commit()
+    answer = ingest(session, catalog, [at_oct("a", 1_199_999), at_oct("b", 100), at_oct("c", 1)])
+    assert answer.over_limit == ["c"]
+    close_due(engine, catalog, NOV_1 + GRACE, GRACE)
+    [invoice] = invoices(session)
+    assert lines(session, invoice.id) == [
+        ("usage", "product_analytics", D("10.00")),  # billed 1,200,000 of 1,200,099
+        ("discount", "product_analytics", D("-2.00")),
+        ("credits", None, D("-5.00")),
+    ]
+    assert (invoice.subtotal, invoice.discount_total, invoice.total) == (
+        D("10.00"),
+        D("2.00"),
+        D("8.00"),
+    )
+    assert (invoice.credits_applied, invoice.amount_due) == (D("5.00"), D("3.00"))
+    assert ledger.balance(session.connection(), "cust_1") == 0
+
+
+def test_every_missed_period_gets_its_own_invoice_and_quiet_ones_a_zero_invoice(
+    engine, session, catalog
+):
+    created(session)
+    ingest(session, catalog, [at_oct("a", 1_100_000)])
+    report = close_due(engine, catalog, dt.datetime(2027, 1, 2, tzinfo=dt.UTC), GRACE)
+    assert report.invoices == 3  # October, November, December
+    assert [(i.period_start.month, i.amount_due) for i in invoices(session)] == [
+        (10, D("5.00")),
+        (11, D("0.00")),
+        (12, D("0.00")),
+    ]
+
+
+def test_finalized_invoices_cannot_be_edited_or_deleted(engine, session, catalog):
+    created(session)
+    ingest(session, catalog, [at_oct("a", 1_200_000)])
+    close_due(engine, catalog, NOV_1 + GRACE, GRACE)
+    [invoice] = invoices(session)
+    session.commit()
+    for statement in (
+        f"UPDATE invoice SET amount_due = '0' WHERE id = '{invoice.id}'",
+        f"DELETE FROM invoice_line WHERE invoice_id = '{invoice.id}'",
+        f"UPDATE invoice_line SET amount = '0' WHERE invoice_id = '{invoice.id}'",
+        f"DELETE FROM invoice WHERE id = '{invoice.id}'",
+    ):
+        with engine.connect() as connection, pytest.raises(DBAPIError) as refused:
+            connection.execute(text(statement))
+        assert "immutable" in str(refused.value)
+    with engine.begin() as connection:  # finalized -> void is the one change allowed
+        void = "UPDATE invoice SET status = 'void', void_reason = 'test' WHERE id = :id"
+        connection.execute(text(void), {"id": invoice.id})
+    with engine.connect() as connection, pytest.raises(DBAPIError):
+        connection.execute(
+            text(f"UPDATE invoice SET status = 'finalized' WHERE id = '{invoice.id}'")
+        )
+
+
+def test_two_closers_at_once_make_one_invoice(engine, session, catalog):
+    for customer in ("a", "b", "c"):
+        created(session, customer)
+        ingest(
+            session,
+            catalog,
+            [event(f"{customer}1", 1_500_000, customer=customer, at="2026-10-20T10:00:00Z")],
+        )
+    barrier = threading.Barrier(2)
+    made = []
+
+    def closer():
+        barrier.wait()
+        made.append(close_due(engine, catalog, NOV_1 + GRACE, GRACE).invoices)
+
+    threads = [threading.Thread(target=closer) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sum(made) == 3  # however the two interleaved
+    numbers = [i.number for i in invoices(session)]
+    assert numbers == [1, 2, 3]  # one invoice per customer, numbers without gaps
+    session.close()
+    with Session(engine) as fresh:
+        customers = fresh.connection().execute(select(Customer.__table__.c.closed_through))
+        assert {c.closed_through for c in customers} == {NOV_1}
