@@ -20,7 +20,7 @@ from sqlmodel import Session
 
 from billing.alerts.service import fire_due_alerts
 from billing.caps import limited as limited_list
-from billing.caps.accounts import quota_of, read_accounts, sync_limit
+from billing.caps.accounts import Account, quota_of, read_accounts, sync_limit
 from billing.caps.limits import admits
 from billing.catalog import Catalog
 from billing.customers.models import Customer
@@ -189,10 +189,13 @@ def ingest(
             first_seen[event.id] = event
             candidates.append(event)
 
-    # NOTE: rows are locked and written in one global order (usage keys, then event ids,
-    # both sorted), so concurrent batches with shared keys or ids wait for each other
-    # instead of deadlocking.
     candidate_keys = [key_of(e) for e in candidates]
+    kept = _recheck_closed(connection, customers, candidates, periods, now, reject)
+    if kept is not candidates:
+        candidates, candidate_keys = kept, [key_of(e) for e in kept]
+    # NOTE: rows are locked and written in one global order (customers, usage keys, then
+    # event ids, each sorted), so concurrent batches with shared keys or ids wait for each
+    # other instead of deadlocking.
     running = store.lock_usage(connection, sorted({*tallies, *candidate_keys}), now)
     order = sorted(range(len(candidates)), key=lambda i: candidates[i].id)
     rows = [
@@ -238,6 +241,42 @@ def ingest(
     store.write_usage(connection, running, now)
     result.limits_changed = any(s.limited != was_limited[k] for k, s in running.items())
     return result
+
+
+def _recheck_closed(
+    connection: Connection,
+    customers: dict[str, Account],
+    candidates: list[EventIn],
+    periods: dict[tuple[str, dt.datetime], Period],
+    now: dt.datetime,
+    reject: Any,
+) -> list[EventIn]:
+    """Events for periods that have ended: re-read `closed_through` under a share lock.
+
+    A period close locks the customer row for update, so this waits for a close in
+    progress and then sees where it got to: a late event is either in the invoice or
+    refused `period_closed`, never stored into a period already invoiced. Events of
+    periods still running (nearly all) skip this.
+    """
+    ended = sorted(
+        {e.customer for e in candidates if periods[(e.customer, e.timestamp)].end <= now}
+    )
+    if not ended:
+        return candidates
+    table = Customer.__table__  # type: ignore[attr-defined]
+    query = select(table.c.id, table.c.closed_through).where(table.c.id.in_(ended))
+    if connection.dialect.name == "postgresql":
+        query = query.order_by(table.c.id).with_for_update(read=True)
+    for row in connection.execute(query):
+        customers[row.id].closed_through = row.closed_through
+    kept = []
+    for event in candidates:
+        closed = customers[event.customer].closed_through
+        if closed is not None and event.timestamp < closed:
+            reject(event, "period_closed", count=True)
+        else:
+            kept.append(event)
+    return kept
 
 
 def usage_for(*, session: Session, customer: Customer, period: Period) -> list[Usage]:

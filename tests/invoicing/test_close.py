@@ -176,3 +176,29 @@ def test_two_closers_at_once_make_one_invoice(engine, session, catalog):
     with Session(engine) as fresh:
         customers = fresh.connection().execute(select(Customer.__table__.c.closed_through))
         assert {c.closed_through for c in customers} == {NOV_1}
+
+
+def test_a_late_event_waits_for_a_close_in_progress_then_is_refused(engine, session, catalog):
+    """The close holds the customer's row; a late event waits and then sees the new end."""
+    from billing.metering.service import ingest_batch
+
+    created(session)
+    ingest(session, catalog, [at_oct("a", 10)])
+    session.close()
+    closer = engine.connect()
+    closing = closer.begin()
+    ledger.lock_customer(closer, "cust_1")
+    closer.execute(update(Customer.__table__).values(closed_through=NOV_1))
+    answers = []
+    late = threading.Thread(
+        target=lambda: answers.append(
+            ingest_batch(engine=engine, catalog=catalog, raw_events=[at_oct("late", 5)])
+        )
+    )
+    late.start()
+    late.join(timeout=1)
+    assert late.is_alive()  # waiting for the close, not racing past it
+    closing.commit()
+    closer.close()
+    late.join(timeout=30)
+    assert [r.error for r in answers[0].rejected] == ["period_closed"]
