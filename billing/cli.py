@@ -47,7 +47,9 @@ commitments_app = typer.Typer(help="Commitments: options, start, show.")
 credits_app = typer.Typer(help="Credits: release what is due, invoice contract years.")
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(caps_app, name="caps")
+invoices_app = typer.Typer(help="Invoices: close due periods.")
 app.add_typer(commitments_app, name="commitments")
+app.add_typer(invoices_app, name="invoices")
 app.add_typer(credits_app, name="credits")
 
 TiersOption = Annotated[
@@ -601,4 +603,29 @@ def credits_release(
     entries = sum(len(o.entries) for o in outcomes)
     typer.echo(
         f"credits: {len(outcomes)} commitments moved, {invoices} invoices, {entries} entries"
+    )
+
+
+@invoices_app.command("close")
+def invoices_close(
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="close what is due at this instant (replays)")
+    ] = None,
+    tiers: TiersOption = None,
+) -> None:
+    """Close every period that ended more than BILLING_CLOSE_GRACE ago (the scheduler's job)."""
+    from billing.invoicing.close import close_due
+
+    catalog = _catalog(tiers)
+    settings = get_settings()
+    engine = make_engine(settings.database_url)
+    try:
+        report = close_due(
+            engine, catalog, _as_of(as_of) or dt.datetime.now(dt.UTC), settings.close_grace
+        )
+    finally:
+        engine.dispose()
+    typer.echo(
+        f"closed: {report} ({format_amount(report.amount_due, catalog.currency)} "
+        f"{catalog.currency} due)"
     )

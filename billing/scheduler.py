@@ -1,7 +1,8 @@
 """Background jobs inside `billing serve` (APScheduler 3.x, one thread per process).
 
 - deliver alert webhooks, every BILLING_ALERT_DELIVERY_SECONDS (30 s);
-- run commitments (release credit, invoice contract years, end terms), hourly and at start.
+- run commitments (release credit, invoice contract years, end terms), hourly and at start;
+- close due billing periods into invoices, every 5 minutes and at start.
 
 Jobs never overlap themselves within a process (`max_instances=1`, missed runs coalesce),
 and each is safe to run in several processes at once: webhook delivery claims every
@@ -21,6 +22,7 @@ from billing.alerts.delivery import deliver_due
 from billing.catalog import Catalog
 from billing.commitments import service as commitments
 from billing.db import session_scope
+from billing.invoicing.close import close_due
 from billing.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -45,6 +47,20 @@ def start(engine: Engine, catalog: Catalog, settings: Settings) -> BackgroundSch
         if outcomes:
             logger.info("commitments: %d moved", len(outcomes))
 
+    def close_periods() -> None:
+        report = close_due(engine, catalog, dt.datetime.now(dt.UTC), settings.close_grace)
+        if report.invoices:
+            logger.info("period close: %s", report)
+
+    scheduler.add_job(
+        close_periods,
+        "interval",
+        minutes=5,
+        id="close_periods",
+        max_instances=1,
+        coalesce=True,
+        next_run_time=dt.datetime.now(dt.UTC),
+    )
     scheduler.add_job(
         run_commitments,
         "interval",

@@ -12,7 +12,16 @@ from sqlalchemy import Engine
 
 from billing import __version__, scheduler
 from billing.api import errors
-from billing.api.routes import alerts, caps, commitments, customers, events, health, pricing
+from billing.api.routes import (
+    alerts,
+    caps,
+    commitments,
+    customers,
+    events,
+    health,
+    invoices,
+    pricing,
+)
 from billing.auth.cache import KeyCache
 from billing.caps.limited import LimitedList
 from billing.catalog import Catalog, load_catalog
@@ -61,6 +70,7 @@ def create_app(
     app.include_router(caps.router)
     app.include_router(alerts.router)
     app.include_router(commitments.router)
+    app.include_router(invoices.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

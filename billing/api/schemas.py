@@ -230,3 +230,12 @@ class DiscountIn(BaseModel):
     until: IsoDate | None = Field(
         None, description="last day of the periods it applies to (periods starting on or before)"
     )
+
+
+class VoidIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=1, max_length=500, description="why, for the audit trail")
+    reissue: StrictBool = Field(
+        False, description="issue a corrected invoice for the same period (usage invoices)"
+    )

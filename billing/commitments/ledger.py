@@ -15,6 +15,7 @@ Kinds:
                    balance is unchanged, the entry records the hand-over).
     expiry         unused credit at the end of a term (negative).
     rollover       the share of expired credit moved into a renewal (positive).
+    reversal       credits drawn by an invoice that was voided, given back (positive).
 """
 
 from __future__ import annotations

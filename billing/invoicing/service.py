@@ -1,0 +1,201 @@
+"""Reading invoices, the upcoming draft, and corrections (void, optionally re-issue)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import secrets
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, select, update
+
+from billing.caps.accounts import read_accounts
+from billing.catalog import Catalog
+from billing.commitments import ledger
+from billing.customers.periods import Period, period_for
+from billing.errors import Conflict, InputError, NotFound
+from billing.invoicing.close import Draft, draft
+from billing.invoicing.issue import Issued, display_number, issue_invoice
+from billing.invoicing.models import Invoice, InvoiceLine
+from billing.money import format_exact, format_quantity
+
+
+def _invoice_row(connection: Connection, invoice_id: str, *, lock: bool = False) -> Any:
+    table = Invoice.__table__  # type: ignore[attr-defined]
+    query = select(table).where(table.c.id == invoice_id)
+    if lock and connection.dialect.name == "postgresql":
+        query = query.with_for_update()
+    row = connection.execute(query).first()
+    if row is None:
+        raise NotFound(f"no invoice {invoice_id!r}", field="invoice")
+    return row
+
+
+def _lines(connection: Connection, invoice_id: str) -> list[Any]:
+    table = InvoiceLine.__table__  # type: ignore[attr-defined]
+    query = select(table).where(table.c.invoice_id == invoice_id).order_by(table.c.position)
+    return list(connection.execute(query))
+
+
+def line_json(line: Any, currency: str) -> dict[str, Any]:
+    return {
+        "position": line.position,
+        "kind": line.kind,
+        "product": line.product,
+        "description": line.description,
+        "quantity": format_quantity(line.quantity),
+        "amount": format_exact(line.amount, currency),
+        "tiers": json.loads(line.detail) if line.detail else None,
+    }
+
+
+def invoice_json(connection: Connection, row: Any, *, with_lines: bool = True) -> dict[str, Any]:
+    def money(value: Decimal) -> str:
+        return format_exact(value, row.currency)
+
+    answer: dict[str, Any] = {
+        "id": row.id,
+        "number": display_number(row.series, row.number),
+        "customer": row.customer_id,
+        "kind": row.kind,
+        "status": row.status,
+        "currency": row.currency,
+        "period_start": None if row.period_start is None else row.period_start.isoformat(),
+        "period_end": None if row.period_end is None else row.period_end.isoformat(),
+        "subtotal": money(row.subtotal),
+        "discount_total": money(row.discount_total),
+        "total": money(row.total),
+        "credits_applied": money(row.credits_applied),
+        "amount_due": money(row.amount_due),
+        "issued_at": row.issued_at.isoformat(),
+        "reference": row.reference,
+        "replaces": row.replaces,
+        "voided_at": None if row.voided_at is None else row.voided_at.isoformat(),
+        "void_reason": row.void_reason,
+    }
+    if with_lines:
+        answer["lines"] = [line_json(line, row.currency) for line in _lines(connection, row.id)]
+    return answer
+
+
+def get_invoice(connection: Connection, invoice_id: str) -> dict[str, Any]:
+    return invoice_json(connection, _invoice_row(connection, invoice_id))
+
+
+def customer_of(connection: Connection, invoice_id: str) -> str:
+    return str(_invoice_row(connection, invoice_id).customer_id)
+
+
+def list_invoices(connection: Connection, customer_id: str) -> list[dict[str, Any]]:
+    table = Invoice.__table__  # type: ignore[attr-defined]
+    query = select(table).where(table.c.customer_id == customer_id).order_by(table.c.number.desc())
+    return [invoice_json(connection, row, with_lines=False) for row in connection.execute(query)]
+
+
+def upcoming(
+    connection: Connection, catalog: Catalog, customer_id: str, now: dt.datetime
+) -> dict[str, Any]:
+    """The running period's invoice as it would be if the period closed now (nothing written)."""
+    accounts = read_accounts(connection, {customer_id})
+    if customer_id not in accounts:
+        raise NotFound(f"no customer {customer_id!r}", field="customer")
+    account = accounts[customer_id]
+    period = period_for(account.anchor_day, now)
+    made = draft(connection, catalog, account, period, now, record=False)
+    return _draft_json(made, period, catalog.currency)
+
+
+def _draft_json(made: Draft, period: Period, currency: str) -> dict[str, Any]:
+    def money(value: Decimal) -> str:
+        return format_exact(value, currency)
+
+    d = made.drawdown
+    return {
+        "customer": made.customer_id,
+        "status": "draft",
+        "currency": currency,
+        "period_start": period.start.isoformat(),
+        "period_end": period.end.isoformat(),
+        "subtotal": money(d.subtotal),
+        "discount_total": money(d.discount),
+        "total": money(d.total),
+        "credits_applied": money(d.credits_applied),
+        "amount_due": money(d.due),
+        "lines": [
+            {
+                "position": index,
+                "kind": line.kind,
+                "product": line.product,
+                "description": line.description,
+                "quantity": format_quantity(line.quantity),
+                "amount": money(line.amount),
+                "tiers": json.loads(line.detail) if line.detail else None,
+            }
+            for index, line in enumerate(made.lines, start=1)
+        ],
+    }
+
+
+def void(
+    connection: Connection,
+    catalog: Catalog,
+    invoice_id: str,
+    *,
+    reason: str,
+    actor: str,
+    now: dt.datetime,
+    reissue: bool,
+) -> tuple[str, Issued | None]:
+    """Void a finalized invoice (credits drawn go back); optionally re-issue its period."""
+    if not reason.strip():
+        raise InputError("say why the invoice is voided", field="reason")
+    customer_id = customer_of(connection, invoice_id)
+    ledger.lock_customer(connection, customer_id)
+    row = _invoice_row(connection, invoice_id, lock=True)
+    if row.status != "finalized":
+        raise Conflict(f"invoice {display_number(row.series, row.number)} is {row.status}")
+    if reissue and (row.kind != "usage" or row.period_start is None):
+        raise InputError(
+            "only usage invoices are re-issued; a commitment is changed by a new one",
+            field="reissue",
+        )
+    table = Invoice.__table__  # type: ignore[attr-defined]
+    connection.execute(
+        update(table)
+        .where(table.c.id == invoice_id)
+        .values(status="void", voided_at=now, void_reason=reason.strip(), voided_by=actor)
+    )
+    if row.credits_applied:
+        ledger.append(
+            connection,
+            customer_id,
+            "reversal",
+            row.credits_applied,
+            now,
+            reference=invoice_id,
+            period_start=row.period_start,
+            note=f"credits of voided {display_number(row.series, row.number)} returned",
+        )
+    if not reissue:
+        return invoice_id, None
+    if row.kind != "usage" or row.period_start is None:
+        raise InputError(
+            "only usage invoices are re-issued; start a new commitment", field="reissue"
+        )
+    account = read_accounts(connection, {customer_id})[customer_id]
+    period = period_for(account.anchor_day, row.period_start)
+    new_id = "inv_" + secrets.token_hex(8)
+    made = draft(connection, catalog, account, period, now, record=True, invoice_id=new_id)
+    issued = issue_invoice(
+        connection,
+        customer_id=customer_id,
+        kind="usage",
+        currency=catalog.currency,
+        lines=list(made.lines),
+        now=now,
+        period=(period.start, period.end),
+        replaces=invoice_id,
+        invoice_id=new_id,
+    )
+    return invoice_id, issued
