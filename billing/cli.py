@@ -105,6 +105,30 @@ def serve(
     )
 
 
+@app.command()
+def worker(tiers: TiersOption = None) -> None:
+    """Run the background jobs without the HTTP API (close periods, alerts, commitments)."""
+    from apscheduler.schedulers.blocking import BlockingScheduler
+
+    from billing import scheduler
+
+    catalog = _catalog(tiers)
+    settings = get_settings()
+    if settings.migrate_on_start:
+        upgrade(settings.database_url)
+    else:
+        _check_schema(settings.database_url)
+    engine = make_engine(settings.database_url)
+    jobs = scheduler.schedule(BlockingScheduler(timezone="UTC"), engine, catalog, settings)
+    typer.echo(f"worker: running {', '.join(job.id for job in jobs.get_jobs())}", err=True)
+    try:
+        jobs.start()
+    except (KeyboardInterrupt, SystemExit):
+        pass
+    finally:
+        engine.dispose()
+
+
 def _check_schema(url: str) -> None:
     from alembic.script import ScriptDirectory
 

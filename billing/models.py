@@ -6,6 +6,7 @@ from billing.caps.models import SpendCap, SpendCapChange
 from billing.commitments.models import Commitment, CreditEntry
 from billing.customers.models import Customer
 from billing.invoicing.models import Invoice, InvoiceLine, InvoiceSeries
+from billing.jobs_models import JobRun
 from billing.metering.models import Event, Usage
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "Invoice",
     "InvoiceLine",
     "InvoiceSeries",
+    "JobRun",
     "Outbox",
     "SpendCap",
     "SpendCapChange",

@@ -1,21 +1,26 @@
-"""Background jobs inside `billing serve` (APScheduler 3.x, one thread per process).
+"""Background jobs (APScheduler 3.x), inside `billing serve` or alone as `billing worker`.
 
-- deliver alert webhooks, every BILLING_ALERT_DELIVERY_SECONDS (30 s);
-- run commitments (release credit, invoice contract years, end terms), hourly and at start;
-- close due billing periods into invoices, every 5 minutes and at start.
+- close_periods: close due billing periods into invoices, every BILLING_CLOSE_EVERY_SECONDS
+  (300 s);
+- deliver_alerts: send due alert webhooks, every BILLING_ALERT_DELIVERY_SECONDS (30 s);
+- run_commitments: release credit, invoice contract years, end terms, hourly.
 
-Jobs never overlap themselves within a process (`max_instances=1`, missed runs coalesce),
-and each is safe to run in several processes at once: webhook delivery claims every
-message before sending it (alerts/delivery.py). BILLING_SCHEDULER=0 turns them off, for
-instance to run `billing alerts deliver` from cron instead.
+Each runs once at start too. Within a process a job never overlaps itself
+(`max_instances=1`, missed runs coalesce); across processes on PostgreSQL each run takes
+an advisory lock first (billing/jobs.py), so with several replicas only one runs a job at
+a time. BILLING_SCHEDULER=0 keeps `billing serve` from running them (run `billing worker`,
+or each job's command from cron, instead).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable
+from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.base import BaseScheduler
 from sqlalchemy import Engine
 
 from billing.alerts.delivery import deliver_due
@@ -23,60 +28,68 @@ from billing.catalog import Catalog
 from billing.commitments import service as commitments
 from billing.db import session_scope
 from billing.invoicing.close import close_due
+from billing.jobs import run_exclusive
 from billing.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 
-def start(engine: Engine, catalog: Catalog, settings: Settings) -> BackgroundScheduler:
-    """Start the jobs; the caller shuts the scheduler down on the way out."""
-    scheduler = BackgroundScheduler(timezone="UTC")
+def jobs(engine: Engine, catalog: Catalog, settings: Settings) -> dict[str, Callable[[], str]]:
+    """Each job as a function of no arguments returning a one-line summary."""
 
-    def deliver_alerts() -> None:
-        report = deliver_due(
-            engine,
-            timeout=settings.webhook_timeout_seconds,
-            allow_private=settings.webhook_allow_private,
+    def close_periods() -> str:
+        return str(close_due(engine, catalog, dt.datetime.now(dt.UTC), settings.close_grace))
+
+    def deliver_alerts() -> str:
+        return str(
+            deliver_due(
+                engine,
+                timeout=settings.webhook_timeout_seconds,
+                allow_private=settings.webhook_allow_private,
+            )
         )
-        if report.delivered or report.retrying or report.failed:
-            logger.info("alert webhooks: %s", report)
 
-    def run_commitments() -> None:
+    def run_commitments() -> str:
         with session_scope(engine) as session:
-            outcomes = commitments.run_due(session.connection(), catalog, dt.datetime.now(dt.UTC))
-        if outcomes:
-            logger.info("commitments: %d moved", len(outcomes))
+            moved = commitments.run_due(session.connection(), catalog, dt.datetime.now(dt.UTC))
+        return f"{len(moved)} commitments moved"
 
-    def close_periods() -> None:
-        report = close_due(engine, catalog, dt.datetime.now(dt.UTC), settings.close_grace)
-        if report.invoices:
-            logger.info("period close: %s", report)
+    return {
+        "close_periods": close_periods,
+        "deliver_alerts": deliver_alerts,
+        "run_commitments": run_commitments,
+    }
 
-    scheduler.add_job(
-        close_periods,
-        "interval",
-        minutes=5,
-        id="close_periods",
-        max_instances=1,
-        coalesce=True,
-        next_run_time=dt.datetime.now(dt.UTC),
-    )
-    scheduler.add_job(
-        run_commitments,
-        "interval",
-        hours=1,
-        id="run_commitments",
-        max_instances=1,
-        coalesce=True,
-        next_run_time=dt.datetime.now(dt.UTC),  # and once at start
-    )
-    scheduler.add_job(
-        deliver_alerts,
-        "interval",
-        seconds=settings.alert_delivery_seconds,
-        id="deliver_alerts",
-        max_instances=1,
-        coalesce=True,
-    )
+
+def schedule(
+    scheduler: BaseScheduler, engine: Engine, catalog: Catalog, settings: Settings
+) -> BaseScheduler:
+    every = {
+        "close_periods": settings.close_every_seconds,
+        "deliver_alerts": settings.alert_delivery_seconds,
+        "run_commitments": 3600.0,
+    }
+    for name, work in jobs(engine, catalog, settings).items():
+
+        def run(name: str = name, work: Callable[[], str] = work) -> None:
+            summary = run_exclusive(engine, name, work)
+            if summary:
+                logger.info("job %s: %s", name, summary)
+
+        scheduler.add_job(
+            run,
+            "interval",
+            seconds=every[name],
+            id=name,
+            max_instances=1,
+            coalesce=True,
+            next_run_time=dt.datetime.now(dt.UTC),
+        )
+    return scheduler
+
+
+def start(engine: Engine, catalog: Catalog, settings: Settings) -> Any:
+    """Start the jobs in a background thread; the caller shuts them down on the way out."""
+    scheduler = schedule(BackgroundScheduler(timezone="UTC"), engine, catalog, settings)
     scheduler.start()
     return scheduler

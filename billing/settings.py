@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     alert_delivery_seconds: float = Field(  # float-ok: seconds
         30.0, gt=0, description="how often the scheduler sends due alert webhooks"
     )
+    close_every_seconds: float = Field(  # float-ok: seconds
+        300.0, gt=0, description="how often the scheduler closes due periods"
+    )
     close_grace: dt.timedelta = Field(
         dt.timedelta(hours=1),
         description="how long after a period ends it is closed (seconds, or ISO 8601 like PT1H)",

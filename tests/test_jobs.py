@@ -1,0 +1,104 @@
+"""Background jobs across processes on PostgreSQL: a job held by one process is skipped by
+the others (advisory locks), and two `billing worker` processes never run a job at once."""
+
+import itertools
+import os
+import subprocess
+import time
+
+import pytest
+from sqlalchemy import select, text
+
+from billing.db import make_engine
+from billing.jobs import lock_key
+from billing.jobs_models import JobRun
+from tests.conftest import TIERS, _postgres_schema
+from tests.servers import BILLING
+
+pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+
+
+def start_worker(database_url):
+    env = {
+        **os.environ,
+        "BILLING_DATABASE_URL": database_url,
+        "BILLING_TIERS_DIR": str(TIERS),
+        "BILLING_CLOSE_EVERY_SECONDS": "0.2",
+        "BILLING_ALERT_DELIVERY_SECONDS": "0.2",
+        "BILLING_LOG_LEVEL": "warning",
+    }
+    return subprocess.Popen(
+        [str(BILLING), "worker"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+
+
+def runs(engine, job=None):
+    table = JobRun.__table__
+    query = select(table).order_by(table.c.started_at)
+    if job:
+        query = query.where(table.c.job == job)
+    with engine.connect() as connection:
+        return list(connection.execute(query))
+
+
+def stop(process):
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@pytest.fixture
+def database_url(postgres_url):
+    """A PostgreSQL schema of its own (advisory locks are PostgreSQL's)."""
+    yield from _postgres_schema(postgres_url)
+
+
+@pytest.fixture
+def pg_engine(database_url):
+    engine = make_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+def test_a_job_held_elsewhere_is_skipped_until_released(pg_engine, database_url):
+    with pg_engine.connect() as holder:
+        holder.execute(text("SELECT pg_advisory_lock(:k)"), {"k": lock_key("close_periods")})
+        holder.commit()
+        worker = start_worker(database_url)
+        try:
+            deadline = time.monotonic() + 30
+            while len(runs(pg_engine, "deliver_alerts")) < 3 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert len(runs(pg_engine, "deliver_alerts")) >= 3  # the worker is running jobs
+            assert runs(pg_engine, "close_periods") == []  # but not the one we hold
+            holder.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": lock_key("close_periods")})
+            holder.commit()
+            while not runs(pg_engine, "close_periods") and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert runs(pg_engine, "close_periods")
+        finally:
+            stop(worker)
+
+
+def test_two_workers_never_run_a_job_at_the_same_time(pg_engine, database_url):
+    workers = [start_worker(database_url) for _ in range(2)]
+    try:
+        deadline = time.monotonic() + 40
+        while time.monotonic() < deadline:
+            done = [r for r in runs(pg_engine) if r.finished_at is not None]
+            if len({r.runner for r in done}) == 2 and len(done) >= 30:
+                break
+            time.sleep(0.2)
+    finally:
+        for worker in workers:
+            stop(worker)
+    finished = [r for r in runs(pg_engine) if r.finished_at is not None]
+    assert len({r.runner for r in finished}) == 2  # both workers ran jobs
+    for job in ("close_periods", "deliver_alerts"):
+        mine = sorted((r for r in finished if r.job == job), key=lambda r: r.started_at)
+        assert len(mine) >= 5
+        for earlier, later in itertools.pairwise(mine):
+            assert earlier.finished_at <= later.started_at, (job, earlier, later)
