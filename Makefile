@@ -31,6 +31,7 @@ bench: install
 	$(BIN)/python benchmarks/pricing.py
 	$(BIN)/python benchmarks/ingest.py
 	$(BIN)/python benchmarks/quota.py
+	$(BIN)/python benchmarks/close.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -25,12 +25,25 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, bindparam, insert, select
 
 from billing.commitments.models import CreditEntry
 from billing.customers.models import Customer
 from billing.errors import NotFound
 from billing.money import EXACT, ZERO
+
+# NOTE: statements built once: a period close runs them for every customer.
+_CUSTOMERS = Customer.__table__  # type: ignore[attr-defined]
+_ENTRIES = CreditEntry.__table__  # type: ignore[attr-defined]
+_READ = select(_CUSTOMERS).where(_CUSTOMERS.c.id == bindparam("id"))
+_LOCK = _READ.with_for_update()
+_BALANCE = (
+    select(_ENTRIES.c.balance_after)
+    .where(_ENTRIES.c.customer_id == bindparam("customer"))
+    .order_by(_ENTRIES.c.id.desc())
+    .limit(1)
+)
+_APPEND = insert(_ENTRIES)
 
 
 def lock_customer(connection: Connection, customer_id: str) -> Any:
@@ -38,11 +51,8 @@ def lock_customer(connection: Connection, customer_id: str) -> Any:
 
     SQLite needs no row lock: every writing transaction there holds the database lock.
     """
-    table = Customer.__table__  # type: ignore[attr-defined]
-    query = select(table).where(table.c.id == customer_id)
-    if connection.dialect.name == "postgresql":
-        query = query.with_for_update()
-    row = connection.execute(query).first()
+    query = _LOCK if connection.dialect.name == "postgresql" else _READ
+    row = connection.execute(query, {"id": customer_id}).first()
     if row is None:
         raise NotFound(f"no customer {customer_id!r}", field="customer")
     return row
@@ -50,14 +60,7 @@ def lock_customer(connection: Connection, customer_id: str) -> Any:
 
 def balance(connection: Connection, customer_id: str) -> Decimal:
     """The customer's available credit: the balance left by the latest entry."""
-    table = CreditEntry.__table__  # type: ignore[attr-defined]
-    query = (
-        select(table.c.balance_after)
-        .where(table.c.customer_id == customer_id)
-        .order_by(table.c.id.desc())
-        .limit(1)
-    )
-    found = connection.execute(query).scalar()
+    found = connection.execute(_BALANCE, {"customer": customer_id}).scalar()
     return ZERO if found is None else found
 
 
@@ -86,17 +89,18 @@ def append(
     if after < 0:
         raise ValueError(f"credit balance of {customer_id} would go negative: {after}")
     connection.execute(
-        insert(CreditEntry.__table__).values(  # type: ignore[attr-defined]
-            customer_id=customer_id,
-            commitment_id=commitment_id,
-            kind=kind,
-            amount=amount,
-            balance_after=after,
-            reference=reference,
-            period_start=period_start,
-            note=note,
-            created_at=now,
-        )
+        _APPEND,
+        {
+            "customer_id": customer_id,
+            "commitment_id": commitment_id,
+            "kind": kind,
+            "amount": amount,
+            "balance_after": after,
+            "reference": reference,
+            "period_start": period_start,
+            "note": note,
+            "created_at": now,
+        },
     )
     return Entry(kind, amount, after, note)
 

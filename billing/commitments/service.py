@@ -434,14 +434,16 @@ def draw_for_period(
     now: dt.datetime,
     reference: str | None = None,
     record: bool = True,
+    locked: bool = False,
 ) -> Drawdown:
     """Price a period's lines: percentage discount per line, then credits, then what is due.
 
     Each line is rounded once (subtotal, then its discount); credits cover
     min(available, total); the rest is due. The draw and the carry-forward are written to
-    the ledger in the caller's transaction (unless `record` is off: a preview).
+    the ledger in the caller's transaction (unless `record` is off: a preview). `locked`
+    says the caller already holds the customer's lock.
     """
-    if record:
+    if record and not locked:
         ledger.lock_customer(connection, customer_id)
     drawn = []
     for line in lines:

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Engine, or_, select, update
+from sqlalchemy import Connection, Engine, bindparam, or_, select, update
 
-from billing.caps.accounts import Account, plan_for_period, read_accounts
+from billing.caps.accounts import Account, plan_for_period
 from billing.caps.limits import billed_quantity
 from billing.catalog import Catalog
 from billing.commitments import ledger
@@ -70,16 +70,26 @@ def _breakdown(result: ChargeResult) -> str:
     )
 
 
+_USAGE = usage_table()
+_READ_USAGE = (
+    select(_USAGE.c.product, _USAGE.c.quantity, _USAGE.c.limit_quantity)
+    .where(_USAGE.c.customer_id == bindparam("customer"))
+    .where(_USAGE.c.period_start == bindparam("start"))
+    .order_by(_USAGE.c.product)
+)
+_LOCK_USAGE = _READ_USAGE.with_for_update()
+_CUSTOMERS = Customer.__table__  # type: ignore[attr-defined]
+_MOVE_CLOSED = (
+    update(_CUSTOMERS)
+    .where(_CUSTOMERS.c.id == bindparam("customer"))
+    .values(closed_through=bindparam("through"))
+)
+
+
 def _usage(connection: Connection, customer_id: str, period: Period, lock: bool) -> list[Any]:
-    table = usage_table()
-    query = (
-        select(table.c.product, table.c.quantity, table.c.limit_quantity)
-        .where(table.c.customer_id == customer_id, table.c.period_start == period.start)
-        .order_by(table.c.product)
-    )
-    if lock and connection.dialect.name == "postgresql":
-        query = query.with_for_update()
-    return list(connection.execute(query))
+    locking = lock and connection.dialect.name == "postgresql"
+    query = _LOCK_USAGE if locking else _READ_USAGE
+    return list(connection.execute(query, {"customer": customer_id, "start": period.start}))
 
 
 def draft(
@@ -114,6 +124,7 @@ def draft(
         now=now,
         reference=invoice_id,
         record=record,
+        locked=record,  # close_customer holds the customer's lock
     )
     lines: list[LineIn] = []
     for (product, billed, result), drawn in zip(priced, drawdown.lines, strict=True):
@@ -163,7 +174,7 @@ def close_customer(
         period = next_period(customer.billing_anchor_day, closed_through, customer.created_at)
         if period.end + grace > now:
             break
-        account = read_accounts(connection, {customer_id})[customer_id]
+        account = _account_of(customer)
         invoice_id = "inv_" + secrets.token_hex(8)
         made = draft(connection, catalog, account, period, now, record=True, invoice_id=invoice_id)
         issued.append(
@@ -180,11 +191,22 @@ def close_customer(
         )
         closed_through = period.end
     if issued:
-        table = Customer.__table__  # type: ignore[attr-defined]
-        connection.execute(
-            update(table).where(table.c.id == customer_id).values(closed_through=closed_through)
-        )
+        connection.execute(_MOVE_CLOSED, {"customer": customer_id, "through": closed_through})
     return issued
+
+
+def _account_of(customer: Any) -> Account:
+    """What closing needs of a customer row (limits are on the usage rows already)."""
+    return Account(
+        id=customer.id,
+        anchor_day=customer.billing_anchor_day,
+        closed_through=customer.closed_through,
+        discount_percent=customer.discount_percent,
+        discount_until=customer.discount_until,
+        thresholds=(),
+        free_allowance_alert=False,
+        webhook_url=None,
+    )
 
 
 def due_customers(connection: Connection, now: dt.datetime, grace: dt.timedelta) -> list[str]:

@@ -45,21 +45,24 @@ def display_number(series: str, number: int) -> str:
 
 def next_number(connection: Connection, series: str = SERIES) -> int:
     """Take the next number of `series` (locked until the transaction ends)."""
-    connection.execute(
-        text(
-            "INSERT INTO invoice_series (series, next_number) VALUES (:series, 1) "
-            "ON CONFLICT (series) DO NOTHING"
-        ),
-        {"series": series},
-    )
-    taken = connection.execute(
-        text(
-            "UPDATE invoice_series SET next_number = next_number + 1 WHERE series = :series "
-            "RETURNING next_number - 1"
-        ),
-        {"series": series},
-    ).scalar_one()
+    taken = connection.execute(_BUMP, {"series": series}).scalar()
+    if taken is None:  # the series' first invoice
+        connection.execute(_FIRST, {"series": series})
+        taken = connection.execute(_BUMP, {"series": series}).scalar_one()
     return int(taken)
+
+
+# NOTE: statements built once: building one per invoice cost more than running it.
+_BUMP = text(
+    "UPDATE invoice_series SET next_number = next_number + 1 WHERE series = :series "
+    "RETURNING next_number - 1"
+)
+_FIRST = text(
+    "INSERT INTO invoice_series (series, next_number) VALUES (:series, 1) "
+    "ON CONFLICT (series) DO NOTHING"
+)
+_INSERT_INVOICE = insert(Invoice.__table__)  # type: ignore[attr-defined]
+_INSERT_LINES = insert(InvoiceLine.__table__)  # type: ignore[attr-defined]
 
 
 def issue_invoice(
@@ -97,29 +100,33 @@ def issue_invoice(
     number = next_number(connection)
     invoice_id = invoice_id or "inv_" + secrets.token_hex(8)
     connection.execute(
-        insert(Invoice.__table__).values(  # type: ignore[attr-defined]
-            id=invoice_id,
-            customer_id=customer_id,
-            kind=kind,
-            status="finalized",
-            series=SERIES,
-            number=number,
-            currency=currency,
-            period_start=None if period is None else period[0],
-            period_end=None if period is None else period[1],
-            subtotal=subtotal,
-            discount_total=discount_total,
-            total=total,
-            credits_applied=credits_applied,
-            amount_due=amount_due,
-            reference=reference,
-            replaces=replaces,
-            issued_at=now,
-        )
+        _INSERT_INVOICE,
+        {
+            "id": invoice_id,
+            "customer_id": customer_id,
+            "kind": kind,
+            "status": "finalized",
+            "series": SERIES,
+            "number": number,
+            "currency": currency,
+            "period_start": None if period is None else period[0],
+            "period_end": None if period is None else period[1],
+            "subtotal": subtotal,
+            "discount_total": discount_total,
+            "total": total,
+            "credits_applied": credits_applied,
+            "amount_due": amount_due,
+            "reference": reference,
+            "replaces": replaces,
+            "issued_at": now,
+            "voided_at": None,
+            "void_reason": None,
+            "voided_by": None,
+        },
     )
     if lines:
         connection.execute(
-            insert(InvoiceLine.__table__),  # type: ignore[attr-defined]
+            _INSERT_LINES,
             [
                 {
                     "invoice_id": invoice_id,
