@@ -139,13 +139,13 @@ def close(url: str) -> tuple[int, float, float]:  # float-ok: seconds, MB
 def run(name: str, url: str) -> tuple[float, float]:  # float-ok
     started = time.perf_counter()
     prepare(url)
-    say(
-        f"{name}: prepared {CUSTOMERS:,} customers x 6 products in {time.perf_counter() - started:.1f} s"
-    )
+    took = time.perf_counter() - started
+    say(f"{name}: prepared {CUSTOMERS:,} customers x 6 products in {took:.1f} s")
     invoices, seconds, rss = close(url)
     rate = invoices / seconds
     say(
-        f"   closed {invoices:,} invoices in {seconds:.1f} s: {rate:,.0f} invoices/s, peak RSS {rss:,.0f} MB"
+        f"   closed {invoices:,} invoices in {seconds:.1f} s: {rate:,.0f} invoices/s, "
+        f"peak RSS {rss:,.0f} MB"
     )
     if invoices != CUSTOMERS:
         say(f"   MISMATCH: expected {CUSTOMERS:,} invoices")
