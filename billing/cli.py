@@ -48,6 +48,8 @@ credits_app = typer.Typer(help="Credits: release what is due, invoice contract y
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(caps_app, name="caps")
 invoices_app = typer.Typer(help="Invoices: close due periods.")
+stripe_app = typer.Typer(help="Stripe: push finalized invoices.")
+app.add_typer(stripe_app, name="stripe")
 app.add_typer(commitments_app, name="commitments")
 app.add_typer(invoices_app, name="invoices")
 app.add_typer(credits_app, name="credits")
@@ -653,3 +655,24 @@ def invoices_close(
         f"closed: {report} ({format_amount(report.amount_due, catalog.currency)} "
         f"{catalog.currency} due)"
     )
+
+
+@stripe_app.command("sync")
+def stripe_sync(
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="sync what is due at this instant (replays)")
+    ] = None,
+) -> None:
+    """Push finalized invoices to Stripe and void there what was voided (the scheduler's job)."""
+    from billing.stripe_sync.sync import make_client, sync_due
+
+    settings = get_settings()
+    if not settings.stripe_api_key:
+        raise _fail(f"Stripe sync is {settings.stripe_sync_state}", 1)
+    engine = make_engine(settings.database_url)
+    try:
+        client = make_client(settings.stripe_api_key, settings.stripe_api_base)
+        report = sync_due(engine, client, _as_of(as_of))
+    finally:
+        engine.dispose()
+    typer.echo(f"stripe: {report}")

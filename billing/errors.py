@@ -76,6 +76,12 @@ class NoCommitmentSchedule(InputError):
     code = "no_commitment_schedule"
 
 
+class BadRequest(BillingError):
+    """A request this service cannot trust or read at all, such as a bad webhook signature."""
+
+    code = "bad_request"
+
+
 class NotFound(BillingError):
     code = "not_found"
 

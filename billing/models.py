@@ -8,6 +8,7 @@ from billing.customers.models import Customer
 from billing.invoicing.models import Invoice, InvoiceLine, InvoiceSeries
 from billing.jobs_models import JobRun
 from billing.metering.models import Event, Usage
+from billing.stripe_sync.models import InvoiceSync, StripeCustomer, StripeEvent
 
 __all__ = [
     "Alert",
@@ -19,9 +20,12 @@ __all__ = [
     "Invoice",
     "InvoiceLine",
     "InvoiceSeries",
+    "InvoiceSync",
     "JobRun",
     "Outbox",
     "SpendCap",
     "SpendCapChange",
+    "StripeCustomer",
+    "StripeEvent",
     "Usage",
 ]

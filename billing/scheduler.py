@@ -3,7 +3,9 @@
 - close_periods: close due billing periods into invoices, every BILLING_CLOSE_EVERY_SECONDS
   (300 s);
 - deliver_alerts: send due alert webhooks, every BILLING_ALERT_DELIVERY_SECONDS (30 s);
-- run_commitments: release credit, invoice contract years, end terms, hourly.
+- run_commitments: release credit, invoice contract years, end terms, hourly;
+- sync_stripe: push finalized invoices to Stripe, every BILLING_STRIPE_SYNC_EVERY_SECONDS
+  (300 s), only when BILLING_STRIPE_API_KEY is set.
 
 Each runs once at start too. Within a process a job never overlaps itself
 (`max_instances=1`, missed runs coalesce); across processes on PostgreSQL each run takes
@@ -30,6 +32,7 @@ from billing.db import session_scope
 from billing.invoicing.close import close_due
 from billing.jobs import run_exclusive
 from billing.settings import Settings
+from billing.stripe_sync.sync import make_client, sync_due
 
 logger = logging.getLogger(__name__)
 
@@ -54,11 +57,21 @@ def jobs(engine: Engine, catalog: Catalog, settings: Settings) -> dict[str, Call
             moved = commitments.run_due(session.connection(), catalog, dt.datetime.now(dt.UTC))
         return f"{len(moved)} commitments moved"
 
-    return {
+    found = {
         "close_periods": close_periods,
         "deliver_alerts": deliver_alerts,
         "run_commitments": run_commitments,
     }
+    if settings.stripe_api_key:
+        client = make_client(settings.stripe_api_key, settings.stripe_api_base)
+
+        def sync_stripe() -> str:
+            return str(sync_due(engine, client))
+
+        found["sync_stripe"] = sync_stripe
+    else:
+        logger.warning("Stripe sync is %s", settings.stripe_sync_state)
+    return found
 
 
 def schedule(
@@ -68,6 +81,7 @@ def schedule(
         "close_periods": settings.close_every_seconds,
         "deliver_alerts": settings.alert_delivery_seconds,
         "run_commitments": 3600.0,
+        "sync_stripe": settings.stripe_sync_every_seconds,
     }
     for name, work in jobs(engine, catalog, settings).items():
 

@@ -38,6 +38,18 @@ class Settings(BaseSettings):
     alert_delivery_seconds: float = Field(  # float-ok: seconds
         30.0, gt=0, description="how often the scheduler sends due alert webhooks"
     )
+    stripe_api_key: str | None = Field(
+        None, description="Stripe secret key; without it Stripe sync is off (and says so)"
+    )
+    stripe_api_base: str | None = Field(
+        None, description="Stripe API address, for a local Stripe stand-in in tests"
+    )
+    stripe_webhook_secret: str | None = Field(
+        None, description="signing secret of the Stripe webhook endpoint (whsec_...)"
+    )
+    stripe_sync_every_seconds: float = Field(  # float-ok: seconds
+        300.0, gt=0, description="how often finalized invoices are pushed to Stripe"
+    )
     close_every_seconds: float = Field(  # float-ok: seconds
         300.0, gt=0, description="how often the scheduler closes due periods"
     )
@@ -60,6 +72,13 @@ class Settings(BaseSettings):
     webhook_timeout_seconds: float = Field(  # float-ok: seconds
         5.0, gt=0, description="how long a webhook delivery waits for an answer"
     )
+
+    @property
+    def stripe_sync_state(self) -> str:
+        """What /healthz and the logs say about Stripe sync."""
+        if not self.stripe_api_key:
+            return "off: BILLING_STRIPE_API_KEY is not set"
+        return "on" if self.scheduler else "on (run by `billing worker` or `billing stripe sync`)"
 
 
 @lru_cache

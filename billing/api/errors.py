@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from billing.errors import (
+    BadRequest,
     BillingError,
     CatalogError,
     Conflict,
@@ -26,6 +27,7 @@ logger = logging.getLogger(__name__)
 
 STATUS_BY_ERROR: list[tuple[type[BillingError], int]] = [
     (InputError, 422),
+    (BadRequest, 400),
     (NotFound, 404),
     (Conflict, 409),
     (Unauthorized, 401),

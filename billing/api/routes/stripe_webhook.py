@@ -1,0 +1,38 @@
+"""POST /v1/stripe/webhook: signed by Stripe, not by an API key."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import stripe
+from fastapi import APIRouter, Request
+
+from billing.api.deps import SessionDep
+from billing.api.schemas import ErrorOut
+from billing.errors import BadRequest
+from billing.stripe_sync.webhook import apply_event
+
+router = APIRouter(prefix="/v1/stripe", tags=["stripe"])
+
+
+@router.post("/webhook", responses={400: {"model": ErrorOut}})
+async def stripe_webhook(request: Request, session: SessionDep) -> dict[str, Any]:
+    """Record invoice.paid, invoice.payment_failed and invoice.voided; ignore other events."""
+    secret = request.app.state.settings.stripe_webhook_secret
+    if not secret:
+        raise BadRequest(
+            "this service has no BILLING_STRIPE_WEBHOOK_SECRET: it cannot check signatures",
+            field="Stripe-Signature",
+        )
+    payload = await request.body()
+    signature = request.headers.get("stripe-signature")
+    try:
+        event = stripe.Webhook.construct_event(payload, signature, secret)
+    except stripe.SignatureVerificationError as error:
+        raise BadRequest(f"bad signature: {error}", field="Stripe-Signature") from None
+    except ValueError as error:
+        raise BadRequest(f"not a Stripe event: {error}", field="body") from None
+    outcome = apply_event(session.connection(), event, dt.datetime.now(dt.UTC))
+    session.commit()
+    return {"received": True, "event": event.id, "outcome": outcome}

@@ -1,0 +1,1 @@
+"""Stripe sync: finalized invoices pushed to Stripe exactly once, and Stripe's answers back."""

@@ -1,0 +1,40 @@
+"""Where each invoice stands with Stripe. Kept apart from `invoice`, which is immutable."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlmodel import Field, SQLModel
+
+from billing.db import UTCDateTime
+
+
+class StripeCustomer(SQLModel, table=True):
+    __tablename__ = "stripe_customer"
+
+    customer_id: str = Field(primary_key=True, foreign_key="customer.id", max_length=64)
+    stripe_id: str = Field(max_length=255)
+
+
+class InvoiceSync(SQLModel, table=True):
+    """pending -> synced -> paid | payment_failed | voided; or failed / mismatch (loud)."""
+
+    __tablename__ = "invoice_sync"
+
+    invoice_id: str = Field(primary_key=True, foreign_key="invoice.id", max_length=32)
+    status: str = Field(max_length=16, index=True)
+    stripe_invoice_id: str | None = Field(default=None, max_length=255, index=True)
+    attempts: int = 0
+    next_attempt_at: dt.datetime = Field(sa_type=UTCDateTime)
+    last_error: str | None = Field(default=None, max_length=500)
+    updated_at: dt.datetime = Field(sa_type=UTCDateTime)
+
+
+class StripeEvent(SQLModel, table=True):
+    """Webhook events already applied: a replay changes nothing."""
+
+    __tablename__ = "stripe_event"
+
+    id: str = Field(primary_key=True, max_length=255)
+    type: str = Field(max_length=64)
+    received_at: dt.datetime = Field(sa_type=UTCDateTime)

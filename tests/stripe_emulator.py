@@ -1,0 +1,224 @@
+"""A small Stripe stand-in over real HTTP, following Stripe's documented rules.
+
+Only what the sync uses: customers, invoices (create, list by customer, retrieve, lines,
+finalize, void) and invoice items. Rules kept from Stripe's documentation:
+- an idempotency key replays the first answer for the same parameters, and is a 400
+  `idempotency_error` with other parameters;
+- an invoice is finalized only from `draft`, voided only when `open`; items are added only
+  to a draft; the total is the sum of the items;
+- errors come as {"error": {"type", "message", "code"}} with Stripe's status codes.
+Faults can be injected for the next requests: a 500, a 429, a 400, or a dropped connection.
+"""
+
+from __future__ import annotations
+
+import http.server
+import itertools
+import json
+import threading
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+
+class StripeEmulator:
+    def __init__(self) -> None:
+        self.customers: dict[str, dict[str, Any]] = {}
+        self.invoices: dict[str, dict[str, Any]] = {}
+        self.idempotent: dict[str, tuple[str, int, bytes]] = {}
+        self.faults: list[str] = []  # "500" | "429" | "400" | "drop", one per request
+        self.total_skew = 0  # added to finalized totals, to provoke a mismatch
+        self.requests: list[tuple[str, str]] = []
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+        emulator = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                emulator._handle(self, "GET")
+
+            def do_POST(self) -> None:
+                emulator._handle(self, "POST")
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    # --- plumbing ------------------------------------------------------------------------
+
+    def _handle(self, handler: http.server.BaseHTTPRequestHandler, method: str) -> None:
+        length = int(handler.headers.get("Content-Length") or 0)
+        body = handler.rfile.read(length) if length else b""
+        parts = urlsplit(handler.path)
+        params = dict(parse_qsl(body.decode() if method == "POST" else parts.query))
+        with self._lock:
+            self.requests.append((method, parts.path))
+            fault = self.faults.pop(0) if self.faults else None
+            if fault == "drop":
+                handler.close_connection = True
+                handler.connection.close()
+                return
+            if fault in ("500", "429", "400"):
+                kind = {
+                    "500": "api_error",
+                    "429": "rate_limit_error",
+                    "400": "invalid_request_error",
+                }
+                self._send(handler, int(fault), _error(kind[fault], f"injected {fault}"))
+                return
+            key = handler.headers.get("Idempotency-Key")
+            if method == "POST" and key:
+                fingerprint = f"{parts.path}?{sorted(params.items())}"
+                if key in self.idempotent:
+                    first, status, answer = self.idempotent[key]
+                    if first != fingerprint:
+                        error = _error(
+                            "idempotency_error",
+                            "Keys for idempotent requests can only be used with the same "
+                            "parameters they were first used with.",
+                        )
+                        self._send(handler, 400, error)
+                        return
+                    self._send_raw(handler, status, answer)
+                    return
+            status, answer = self._route(method, parts.path, params)
+            raw = json.dumps(answer).encode()
+            if method == "POST" and key:
+                self.idempotent[key] = (fingerprint, status, raw)
+            self._send_raw(handler, status, raw)
+
+    def _send(self, handler: Any, status: int, answer: dict[str, Any]) -> None:
+        self._send_raw(handler, status, json.dumps(answer).encode())
+
+    def _send_raw(self, handler: Any, status: int, raw: bytes) -> None:
+        handler.send_response(status)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(len(raw)))
+        handler.end_headers()
+        handler.wfile.write(raw)
+
+    def _new_id(self, prefix: str) -> str:
+        return f"{prefix}_{next(self._ids):06d}"
+
+    # --- the API ---------------------------------------------------------------------------
+
+    def _route(self, method: str, path: str, params: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        segments = path.strip("/").split("/")[1:]  # after v1
+        if segments == ["customers"] and method == "POST":
+            customer = {
+                "id": self._new_id("cus"),
+                "object": "customer",
+                "name": params.get("name"),
+                "metadata": _metadata(params),
+            }
+            self.customers[customer["id"]] = customer
+            return 200, customer
+        if segments == ["invoices"] and method == "POST":
+            if params.get("customer") not in self.customers:
+                return 400, _error("invalid_request_error", "No such customer", "resource_missing")
+            invoice = {
+                "id": self._new_id("in"),
+                "object": "invoice",
+                "customer": params["customer"],
+                "currency": params.get("currency"),
+                "status": "draft",
+                "total": 0,
+                "amount_due": 0,
+                "metadata": _metadata(params),
+                "lines": [],
+            }
+            self.invoices[invoice["id"]] = invoice
+            return 200, _public(invoice)
+        if segments == ["invoices"] and method == "GET":
+            found = [
+                _public(i)
+                for i in self.invoices.values()
+                if i["customer"] == params.get("customer")
+            ]
+            return 200, {"object": "list", "data": found, "has_more": False, "url": "/v1/invoices"}
+        if len(segments) >= 2 and segments[0] == "invoices":
+            invoice = self.invoices.get(segments[1])
+            if invoice is None:
+                return 404, _error("invalid_request_error", "No such invoice", "resource_missing")
+            action = segments[2] if len(segments) > 2 else None
+            if action is None and method == "GET":
+                return 200, _public(invoice)
+            if action == "lines" and method == "GET":
+                url = f"/v1/invoices/{invoice['id']}/lines"
+                return 200, {
+                    "object": "list",
+                    "data": invoice["lines"],
+                    "has_more": False,
+                    "url": url,
+                }
+            if action == "finalize" and method == "POST":
+                if invoice["status"] != "draft":
+                    return 400, _error(
+                        "invalid_request_error",
+                        "This invoice is already finalized",
+                        "invoice_not_editable",
+                    )
+                invoice["status"] = "open"
+                invoice["total"] = (
+                    sum(line["amount"] for line in invoice["lines"]) + self.total_skew
+                )
+                invoice["amount_due"] = max(invoice["total"], 0)
+                return 200, _public(invoice)
+            if action == "void" and method == "POST":
+                if invoice["status"] != "open":
+                    return 400, _error(
+                        "invalid_request_error",
+                        "You can only void an open invoice",
+                        "invoice_not_open",
+                    )
+                invoice["status"] = "void"
+                return 200, _public(invoice)
+        if segments == ["invoiceitems"] and method == "POST":
+            invoice = self.invoices.get(params.get("invoice", ""))
+            if invoice is None or invoice["status"] != "draft":
+                return 400, _error(
+                    "invalid_request_error", "Invoice is not a draft", "invoice_not_editable"
+                )
+            item = {
+                "id": self._new_id("ii"),
+                "object": "line_item",
+                "amount": int(params["amount"]),
+                "currency": params.get("currency"),
+                "description": params.get("description"),
+                "metadata": _metadata(params),
+            }
+            invoice["lines"].append(item)
+            return 200, {**item, "object": "invoiceitem"}
+        return 404, _error("invalid_request_error", f"Unrecognized request URL ({method} {path})")
+
+    # --- for tests ---------------------------------------------------------------------------
+
+    def invoices_of(self, metadata_id: str) -> list[dict[str, Any]]:
+        return [
+            i
+            for i in self.invoices.values()
+            if i["metadata"].get("billing_invoice_id") == metadata_id
+        ]
+
+
+def _metadata(params: dict[str, str]) -> dict[str, str]:
+    return {k[len("metadata[") : -1]: v for k, v in params.items() if k.startswith("metadata[")}
+
+
+def _public(invoice: dict[str, Any]) -> dict[str, Any]:
+    shown = {k: v for k, v in invoice.items() if k != "lines"}
+    url = f"/v1/invoices/{invoice['id']}/lines"
+    shown["lines"] = {"object": "list", "data": invoice["lines"], "has_more": False, "url": url}
+    return shown
+
+
+def _error(kind: str, message: str, code: str | None = None) -> dict[str, Any]:
+    return {"error": {"type": kind, "message": message, "code": code}}

@@ -1,0 +1,136 @@
+"""Stripe sync over real HTTP through the official SDK, against the emulator: once only,
+found again after a crash, retried when Stripe is down, loud on a mismatch, voids synced."""
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import select, text
+
+from billing.invoicing.close import close_due
+from billing.invoicing.service import void
+from billing.stripe_sync.models import InvoiceSync
+from billing.stripe_sync.sync import make_client, sync_due
+from tests.invoicing.test_close import GRACE, NOV_1, at_oct, created, ingest
+from tests.stripe_emulator import StripeEmulator
+
+AFTER = NOV_1 + GRACE
+
+
+@pytest.fixture
+def stripe_api():
+    emulator = StripeEmulator()
+    yield emulator
+    emulator.close()
+
+
+@pytest.fixture
+def closed(engine, session, catalog):
+    """Customer cust_1 with October closed: product_analytics 10.00 + session_replay 25.00."""
+    created(session)
+    ingest(session, catalog, [at_oct("a", 1_200_000), at_oct("b", 10_000, "session_replay")])
+    session.close()
+    close_due(engine, catalog, AFTER, GRACE)
+    with engine.connect() as connection:
+        return connection.execute(text("SELECT id, amount_due FROM invoice")).one()
+
+
+def sync_state(engine):
+    with engine.connect() as connection:
+        return connection.execute(select(InvoiceSync.__table__)).one()
+
+
+def test_an_invoice_reaches_stripe_once_with_its_total_checked(engine, stripe_api, closed):
+    client = make_client("sk_test_emulator", stripe_api.base)
+    report = sync_due(engine, client, AFTER)
+    assert (report.synced, report.failed, report.mismatched) == (1, 0, 0)
+    [remote] = stripe_api.invoices_of(closed.id)
+    assert remote["status"] == "open"
+    assert remote["total"] == 3500  # our amount due, in cents
+    assert sorted(line["amount"] for line in remote["lines"]) == [1000, 2500]
+    state = sync_state(engine)
+    assert (state.status, state.stripe_invoice_id) == ("synced", remote["id"])
+    again = sync_due(engine, client, AFTER + dt.timedelta(hours=1))
+    assert again.synced == 0
+    assert len(stripe_api.invoices) == 1
+    assert len(stripe_api.customers) == 1
+
+
+def test_a_crash_after_stripe_created_the_invoice_makes_no_second_one(engine, stripe_api, closed):
+    client = make_client("sk_test_emulator", stripe_api.base)
+    # The crashed run got as far as creating the customer and the draft invoice.
+    customer = client.v1.customers.create(params={"name": "cust_1"})
+    client.v1.invoices.create(
+        params={
+            "customer": customer.id,
+            "currency": "usd",
+            "metadata": {"billing_invoice_id": closed.id},
+        }
+    )
+    with engine.begin() as connection:
+        connection.execute(
+            text("INSERT INTO stripe_customer (customer_id, stripe_id) VALUES ('cust_1', :id)"),
+            {"id": customer.id},
+        )
+    assert sync_due(engine, client, AFTER).synced == 1
+    [remote] = stripe_api.invoices_of(closed.id)
+    assert (remote["status"], remote["total"]) == ("open", 3500)
+    assert len(stripe_api.invoices) == 1
+
+
+def test_stripe_down_mid_run_means_retry_later_and_nothing_duplicated(engine, stripe_api, closed):
+    client = make_client("sk_test_emulator", stripe_api.base)
+    stripe_api.faults = ["500", "drop"]  # the customer create fails, then the retry run...
+    report = sync_due(engine, client, AFTER)
+    assert report.retrying == 1
+    state = sync_state(engine)
+    assert (state.status, state.attempts) == ("pending", 1)
+    assert "APIError" in state.last_error
+    assert state.next_attempt_at >= AFTER + dt.timedelta(seconds=30)
+    assert sync_due(engine, client, AFTER + dt.timedelta(seconds=10)).synced == 0  # not due
+    later = sync_due(engine, client, AFTER + dt.timedelta(minutes=5))
+    assert later.retrying == 1  # the dropped connection
+    final = sync_due(engine, client, AFTER + dt.timedelta(minutes=30))
+    assert final.synced == 1
+    assert len(stripe_api.invoices) == 1
+    assert len(stripe_api.customers) == 1
+
+
+def test_a_permanent_error_is_marked_failed_with_stripes_message(engine, stripe_api, closed):
+    client = make_client("sk_test_emulator", stripe_api.base)
+    stripe_api.faults = ["400"]
+    assert sync_due(engine, client, AFTER).failed == 1
+    state = sync_state(engine)
+    assert state.status == "failed"
+    assert "injected 400" in state.last_error
+
+
+def test_a_total_that_differs_is_a_mismatch_never_accepted(engine, stripe_api, closed):
+    client = make_client("sk_test_emulator", stripe_api.base)
+    stripe_api.total_skew = 1
+    assert sync_due(engine, client, AFTER).mismatched == 1
+    state = sync_state(engine)
+    assert state.status == "mismatch"
+    assert "totals 3501, our amount due is 3500" in state.last_error
+
+
+def test_a_voided_invoice_is_voided_in_stripe(engine, stripe_api, closed, catalog):
+    client = make_client("sk_test_emulator", stripe_api.base)
+    sync_due(engine, client, AFTER)
+    with engine.begin() as connection:
+        void(connection, catalog, closed.id, reason="test", actor="test", now=AFTER, reissue=False)
+    assert sync_due(engine, client, AFTER + dt.timedelta(minutes=1)).voided == 1
+    [remote] = stripe_api.invoices_of(closed.id)
+    assert remote["status"] == "void"
+    assert sync_state(engine).status == "voided"
+
+
+def test_the_same_idempotency_key_with_other_parameters_is_refused(stripe_api):
+    import stripe
+
+    client = make_client("sk_test_emulator", stripe_api.base)
+    options = {"idempotency_key": "k1"}
+    first = client.v1.customers.create(params={"name": "a"}, options=options)
+    assert client.v1.customers.create(params={"name": "a"}, options=options).id == first.id
+    with pytest.raises(stripe.IdempotencyError) as refused:
+        client.v1.customers.create(params={"name": "b"}, options=options)
+    assert "same parameters" in str(refused.value)
