@@ -7,7 +7,8 @@ finalize, void) and invoice items. Rules kept from Stripe's documentation:
 - an invoice is finalized only from `draft`, voided only when `open`; items are added only
   to a draft; the total is the sum of the items;
 - errors come as {"error": {"type", "message", "code"}} with Stripe's status codes.
-Faults can be injected for the next requests: a 500, a 429, a 400, or a dropped connection.
+Faults can be injected for the next requests: a 500, a 429, a 400, or a dropped connection;
+and requests to one path can be held until released (to kill the client in between).
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ class StripeEmulator:
         self.faults: list[str] = []  # "500" | "429" | "400" | "drop", one per request
         self.total_skew = 0  # added to finalized totals, to provoke a mismatch
         self.requests: list[tuple[str, str]] = []
+        self.hang_on: str | None = None  # a path fragment whose requests wait for `release`
+        self.hung = threading.Event()
+        self.release = threading.Event()
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         emulator = self
@@ -59,6 +63,9 @@ class StripeEmulator:
         body = handler.rfile.read(length) if length else b""
         parts = urlsplit(handler.path)
         params = dict(parse_qsl(body.decode() if method == "POST" else parts.query))
+        if self.hang_on and self.hang_on in parts.path:
+            self.hung.set()  # the caller may be killed now; the request still completes
+            self.release.wait(60)
         with self._lock:
             self.requests.append((method, parts.path))
             fault = self.faults.pop(0) if self.faults else None

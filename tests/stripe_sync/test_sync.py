@@ -134,3 +134,46 @@ def test_the_same_idempotency_key_with_other_parameters_is_refused(stripe_api):
     with pytest.raises(stripe.IdempotencyError) as refused:
         client.v1.customers.create(params={"name": "b"}, options=options)
     assert "same parameters" in str(refused.value)
+
+
+def test_a_sync_killed_between_create_and_record_is_finished_by_the_next_run(
+    engine, stripe_api, closed, database_url
+):
+    """SIGKILL `billing stripe sync` while Stripe finalizes: nothing of ours recorded it."""
+    import os
+    import signal
+    import subprocess
+
+    from tests.conftest import TIERS
+    from tests.servers import BILLING
+
+    stripe_api.hang_on = "/finalize"
+    env = {
+        **os.environ,
+        "BILLING_DATABASE_URL": database_url,
+        "BILLING_TIERS_DIR": str(TIERS),
+        "BILLING_STRIPE_API_KEY": "sk_test_emulator",
+        "BILLING_STRIPE_API_BASE": stripe_api.base,
+    }
+    process = subprocess.Popen(
+        [str(BILLING), "stripe", "sync", "--as-of", AFTER.isoformat()],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        assert stripe_api.hung.wait(60)  # Stripe is finalizing the invoice it created
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    finally:
+        stripe_api.release.set()
+        if process.poll() is None:
+            process.kill()
+    stripe_api.hang_on = None
+    assert sync_state(engine).status == "pending"  # we never learned the Stripe id
+    client = make_client("sk_test_emulator", stripe_api.base)
+    assert sync_due(engine, client, AFTER + dt.timedelta(minutes=1)).synced == 1
+    [remote] = stripe_api.invoices_of(closed.id)
+    assert remote["total"] == 3500
+    assert len(stripe_api.invoices) == 1
+    assert sync_state(engine).stripe_invoice_id == remote["id"]
