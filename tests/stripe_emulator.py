@@ -28,6 +28,7 @@ class StripeEmulator:
         self.idempotent: dict[str, tuple[str, int, bytes]] = {}
         self.faults: list[str] = []  # "500" | "429" | "400" | "drop", one per request
         self.total_skew = 0  # added to finalized totals, to provoke a mismatch
+        self.down_after: int | None = None  # from this many requests on, drop every one
         self.requests: list[tuple[str, str]] = []
         self.hang_on: str | None = None  # a path fragment whose requests wait for `release`
         self.hung = threading.Event()
@@ -69,6 +70,8 @@ class StripeEmulator:
         with self._lock:
             self.requests.append((method, parts.path))
             fault = self.faults.pop(0) if self.faults else None
+            if self.down_after is not None and len(self.requests) > self.down_after:
+                fault = "drop"  # Stripe went away in the middle of the run
             if fault == "drop":
                 handler.close_connection = True
                 handler.connection.close()
@@ -128,6 +131,15 @@ class StripeEmulator:
             }
             self.customers[customer["id"]] = customer
             return 200, customer
+        if len(segments) == 2 and segments[0] == "customers" and method == "GET":
+            found = self.customers.get(segments[1])
+            if found is None:
+                return 404, _error(
+                    "invalid_request_error",
+                    f"No such customer: '{segments[1]}'",
+                    "resource_missing",
+                )
+            return 200, found
         if segments == ["invoices"] and method == "POST":
             if params.get("customer") not in self.customers:
                 return 400, _error("invalid_request_error", "No such customer", "resource_missing")
@@ -189,8 +201,10 @@ class StripeEmulator:
                 invoice["status"] = "void"
                 return 200, _public(invoice)
         if segments == ["invoiceitems"] and method == "POST":
+            if params.get("customer") not in self.customers:
+                return 400, _error("invalid_request_error", "No such customer", "resource_missing")
             invoice = self.invoices.get(params.get("invoice", ""))
-            if invoice is None or invoice["status"] != "draft":
+            if "invoice" in params and (invoice is None or invoice["status"] != "draft"):
                 return 400, _error(
                     "invalid_request_error", "Invoice is not a draft", "invoice_not_editable"
                 )
@@ -202,8 +216,14 @@ class StripeEmulator:
                 "description": params.get("description"),
                 "metadata": _metadata(params),
             }
-            invoice["lines"].append(item)
-            return 200, {**item, "object": "invoiceitem"}
+            if invoice is not None:
+                invoice["lines"].append(item)  # else a pending item, as Stripe keeps it
+            return 200, {
+                **item,
+                "object": "invoiceitem",
+                "customer": params["customer"],
+                "invoice": None if invoice is None else invoice["id"],
+            }
         return 404, _error("invalid_request_error", f"Unrecognized request URL ({method} {path})")
 
     # --- for tests ---------------------------------------------------------------------------

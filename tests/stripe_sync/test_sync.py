@@ -11,6 +11,7 @@ from billing.invoicing.service import void
 from billing.stripe_sync.models import InvoiceSync
 from billing.stripe_sync.sync import make_client, sync_due
 from tests.invoicing.test_close import GRACE, NOV_1, at_oct, created, ingest
+from tests.metering.helpers import event
 from tests.stripe_emulator import StripeEmulator
 
 AFTER = NOV_1 + GRACE
@@ -177,3 +178,26 @@ def test_a_sync_killed_between_create_and_record_is_finished_by_the_next_run(
     assert remote["total"] == 3500
     assert len(stripe_api.invoices) == 1
     assert sync_state(engine).stripe_invoice_id == remote["id"]
+
+
+def test_stripe_going_away_mid_run_leaves_the_rest_for_later(engine, session, catalog, stripe_api):
+    for customer in ("a", "b", "c"):
+        created(session, customer)
+        ingest(
+            session,
+            catalog,
+            [event(f"{customer}1", 1_100_000, customer=customer, at="2026-10-20T10:00:00Z")],
+        )
+    session.close()
+    close_due(engine, catalog, AFTER, GRACE)
+    client = make_client("sk_test_emulator", stripe_api.base)
+    stripe_api.down_after = 9  # about one invoice's worth of calls
+    first = sync_due(engine, client, AFTER)
+    assert first.synced >= 1
+    assert first.retrying >= 1
+    assert first.synced + first.retrying == 3
+    stripe_api.down_after = None
+    second = sync_due(engine, client, AFTER + dt.timedelta(hours=3))
+    assert second.synced == first.retrying
+    assert len(stripe_api.invoices) == 3  # one each, nothing duplicated
+    assert sorted(i["total"] for i in stripe_api.invoices.values()) == [500, 500, 500]
