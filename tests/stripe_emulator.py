@@ -16,6 +16,7 @@ from __future__ import annotations
 import http.server
 import itertools
 import json
+import re
 import threading
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -131,6 +132,15 @@ class StripeEmulator:
             }
             self.customers[customer["id"]] = customer
             return 200, customer
+        if segments == ["customers", "search"] and method == "GET":
+            # Stripe's search syntax, the one form used: metadata['key']:'value'
+            match = re.fullmatch(r"metadata\['([^']+)'\]:'([^']*)'", params.get("query", ""))
+            if match is None:
+                return 400, _error("invalid_request_error", "unsupported search query")
+            key, value = match.groups()
+            found = [c for c in self.customers.values() if c["metadata"].get(key) == value]
+            url = "/v1/customers/search"
+            return 200, {"object": "search_result", "data": found, "has_more": False, "url": url}
         if len(segments) == 2 and segments[0] == "customers" and method == "GET":
             found = self.customers.get(segments[1])
             if found is None:

@@ -17,7 +17,7 @@ class StripeCustomer(SQLModel, table=True):
 
 
 class InvoiceSync(SQLModel, table=True):
-    """pending -> synced -> paid | payment_failed | voided; or failed / mismatch (loud)."""
+    """pending -> synced -> paid | payment_failed | voided; or sync_failed / mismatch (loud)."""
 
     __tablename__ = "invoice_sync"
 

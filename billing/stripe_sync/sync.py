@@ -1,8 +1,8 @@
 """Pushing finalized invoices to Stripe, exactly once, and checking Stripe agrees.
 
 For each finalized invoice with an amount due, in order:
-  1. the Stripe customer: our mapping, else created (idempotency key from our id; our id in
-     its metadata);
+  1. the Stripe customer: our mapping, else found by our id in its metadata (search), else
+     created (idempotency key from our id; our id in its metadata);
   2. the Stripe invoice: first looked for among the customer's invoices by our id in its
      metadata (listing, not search: Stripe's search is only eventually consistent), so a
      crash after Stripe created it but before we recorded it never makes a second one;
@@ -12,7 +12,7 @@ For each finalized invoice with an amount due, in order:
   4. finalized, then **Stripe's total must equal our amount due**: otherwise the invoice is
      marked `mismatch` and logged as an error, never accepted.
 Network errors, 429s and 5xx are retried later with exponential backoff and jitter; other
-Stripe errors mark the invoice `failed` with Stripe's message. Voided invoices are voided
+Stripe errors mark the invoice `sync_failed` with Stripe's message. Voided invoices are voided
 in Stripe.
 """
 
@@ -120,15 +120,26 @@ def _customer_id(client: stripe.StripeClient, engine: Engine, customer: str) -> 
         )
     if found:
         return str(found)
+    # NOTE: a run that died after Stripe created the customer left no mapping: look for our
+    # id first (search lags by seconds at most; the idempotency key covers a day).
+    query = f"metadata['billing_customer_id']:'{customer}'"
+    existing = client.v1.customers.search(params={"query": query}).data
+    if existing:
+        _remember(engine, customer, existing[0].id)
+        return str(existing[0].id)
     created = client.v1.customers.create(
         params={"name": customer, "metadata": {"billing_customer_id": customer}},
         options={"idempotency_key": f"billing-customer-{customer}"},
     )
+    _remember(engine, customer, created.id)
+    return str(created.id)
+
+
+def _remember(engine: Engine, customer: str, stripe_id: str) -> None:
     with session_scope(engine) as session:
         session.connection().execute(
-            insert(_CUSTOMERS), {"customer_id": customer, "stripe_id": created.id}
+            insert(_CUSTOMERS), {"customer_id": customer, "stripe_id": stripe_id}
         )
-    return str(created.id)
 
 
 def _meta(obj: Any, key: str) -> str | None:
@@ -222,6 +233,7 @@ def sync_due(
                 select(_SYNC, _INVOICES)
                 .join(_INVOICES, _INVOICES.c.id == _SYNC.c.invoice_id)
                 .where(_SYNC.c.status == "pending", _SYNC.c.next_attempt_at <= at)
+                .where(_INVOICES.c.status == "finalized")
                 .order_by(_SYNC.c.next_attempt_at)
             )
         )
@@ -263,7 +275,7 @@ def sync_due(
                 _mark(
                     engine,
                     row.id,
-                    status="failed",
+                    status="sync_failed",
                     attempts=attempts,
                     last_error=message[:500],
                     updated_at=at,
@@ -280,6 +292,16 @@ def sync_due(
                 updated_at=at,
             )
             report.synced += 1
+    with session_scope(engine) as session:  # voided before it ever reached Stripe
+        never_sent = session.connection().execute(
+            update(_SYNC)
+            .where(_SYNC.c.status == "pending")
+            .where(
+                _SYNC.c.invoice_id.in_(select(_INVOICES.c.id).where(_INVOICES.c.status == "void"))
+            )
+            .values(status="voided", updated_at=at)
+        )
+        report.voided += never_sent.rowcount
     for row in to_void:
         try:
             client.v1.invoices.void_invoice(

@@ -202,3 +202,41 @@ def test_a_late_event_waits_for_a_close_in_progress_then_is_refused(engine, sess
     closer.close()
     late.join(timeout=30)
     assert [r.error for r in answers[0].rejected] == ["period_closed"]
+
+
+@pytest.mark.slow
+def test_two_close_processes_at_once_make_one_invoice_per_customer(
+    engine, session, catalog, database_url
+):
+    """Two `billing invoices close` processes on one database (row locks, not luck)."""
+    import os
+    import subprocess
+
+    from tests.conftest import TIERS
+    from tests.servers import BILLING
+
+    customers = [f"c{n:02d}" for n in range(40)]
+    for customer in customers:
+        created(session, customer)
+    batch = [event(f"{c}-1", 1_100_000, customer=c, at="2026-10-20T10:00:00Z") for c in customers]
+    ingest(session, catalog, batch)
+    session.close()
+    env = {**os.environ, "BILLING_DATABASE_URL": database_url, "BILLING_TIERS_DIR": str(TIERS)}
+    command = [str(BILLING), "invoices", "close", "--as-of", (NOV_1 + GRACE).isoformat()]
+    closers = [
+        subprocess.Popen(
+            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
+    outputs = [closer.communicate(timeout=120) for closer in closers]
+    assert [closer.returncode for closer in closers] == [0, 0], outputs
+    with engine.connect() as connection:
+        rows = connection.execute(
+            text("SELECT customer_id, COUNT(*) FROM invoice GROUP BY customer_id")
+        ).all()
+        numbers = (
+            connection.execute(text("SELECT number FROM invoice ORDER BY number")).scalars().all()
+        )
+    assert dict(rows) == dict.fromkeys(customers, 1)
+    assert numbers == list(range(1, len(customers) + 1))  # no gaps, no repeats

@@ -58,8 +58,11 @@ def test_an_invoice_reaches_stripe_once_with_its_total_checked(engine, stripe_ap
 
 def test_a_crash_after_stripe_created_the_invoice_makes_no_second_one(engine, stripe_api, closed):
     client = make_client("sk_test_emulator", stripe_api.base)
-    # The crashed run got as far as creating the customer and the draft invoice.
-    customer = client.v1.customers.create(params={"name": "cust_1"})
+    # The crashed run got as far as creating the customer and the draft invoice, and
+    # recorded neither.
+    customer = client.v1.customers.create(
+        params={"name": "cust_1", "metadata": {"billing_customer_id": "cust_1"}}
+    )
     client.v1.invoices.create(
         params={
             "customer": customer.id,
@@ -67,15 +70,11 @@ def test_a_crash_after_stripe_created_the_invoice_makes_no_second_one(engine, st
             "metadata": {"billing_invoice_id": closed.id},
         }
     )
-    with engine.begin() as connection:
-        connection.execute(
-            text("INSERT INTO stripe_customer (customer_id, stripe_id) VALUES ('cust_1', :id)"),
-            {"id": customer.id},
-        )
     assert sync_due(engine, client, AFTER).synced == 1
     [remote] = stripe_api.invoices_of(closed.id)
     assert (remote["status"], remote["total"]) == ("open", 3500)
     assert len(stripe_api.invoices) == 1
+    assert len(stripe_api.customers) == 1  # found by its metadata, not made again
 
 
 def test_stripe_down_mid_run_means_retry_later_and_nothing_duplicated(engine, stripe_api, closed):
@@ -101,7 +100,7 @@ def test_a_permanent_error_is_marked_failed_with_stripes_message(engine, stripe_
     stripe_api.faults = ["400"]
     assert sync_due(engine, client, AFTER).failed == 1
     state = sync_state(engine)
-    assert state.status == "failed"
+    assert state.status == "sync_failed"
     assert "injected 400" in state.last_error
 
 
@@ -201,3 +200,24 @@ def test_stripe_going_away_mid_run_leaves_the_rest_for_later(engine, session, ca
     assert second.synced == first.retrying
     assert len(stripe_api.invoices) == 3  # one each, nothing duplicated
     assert sorted(i["total"] for i in stripe_api.invoices.values()) == [500, 500, 500]
+
+
+def test_an_invoice_voided_before_it_reached_stripe_is_never_sent(
+    engine, stripe_api, closed, catalog
+):
+    client = make_client("sk_test_emulator", stripe_api.base)
+    stripe_api.faults = ["500"]
+    assert sync_due(engine, client, AFTER).retrying == 1  # queued, not in Stripe yet
+    with engine.begin() as connection:
+        void(
+            connection,
+            catalog,
+            closed.id,
+            reason="wrong period",
+            actor="test",
+            now=AFTER,
+            reissue=False,
+        )
+    assert sync_due(engine, client, AFTER + dt.timedelta(hours=1)).voided == 1
+    assert stripe_api.invoices == {}
+    assert sync_state(engine).status == "voided"
