@@ -159,6 +159,30 @@ def draft(
     return Draft(account.id, period, tuple(lines), drawdown)
 
 
+def issue_period_invoice(
+    connection: Connection,
+    catalog: Catalog,
+    account: Account,
+    period: Period,
+    now: dt.datetime,
+    replaces: str | None = None,
+) -> Issued:
+    """Draft the period's invoice, draw its credits and issue it, numbered (customer locked)."""
+    invoice_id = "inv_" + secrets.token_hex(8)
+    made = draft(connection, catalog, account, period, now, record=True, invoice_id=invoice_id)
+    return issue_invoice(
+        connection,
+        customer_id=account.id,
+        kind="usage",
+        currency=catalog.currency,
+        lines=list(made.lines),
+        now=now,
+        period=(period.start, period.end),
+        replaces=replaces,
+        invoice_id=invoice_id,
+    )
+
+
 def close_customer(
     connection: Connection,
     catalog: Catalog,
@@ -174,21 +198,7 @@ def close_customer(
         period = next_period(customer.billing_anchor_day, closed_through, customer.created_at)
         if period.end + grace > now:
             break
-        account = _account_of(customer)
-        invoice_id = "inv_" + secrets.token_hex(8)
-        made = draft(connection, catalog, account, period, now, record=True, invoice_id=invoice_id)
-        issued.append(
-            issue_invoice(
-                connection,
-                customer_id=customer_id,
-                kind="usage",
-                currency=catalog.currency,
-                lines=list(made.lines),
-                now=now,
-                period=(period.start, period.end),
-                invoice_id=invoice_id,
-            )
-        )
+        issued.append(issue_period_invoice(connection, catalog, _account_of(customer), period, now))
         closed_through = period.end
     if issued:
         connection.execute(_MOVE_CLOSED, {"customer": customer_id, "through": closed_through})

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import secrets
 from decimal import Decimal
 from typing import Any
 
@@ -15,8 +14,8 @@ from billing.catalog import Catalog
 from billing.commitments import ledger
 from billing.customers.periods import Period, period_for
 from billing.errors import Conflict, InputError, NotFound
-from billing.invoicing.close import Draft, draft
-from billing.invoicing.issue import Issued, display_number, issue_invoice
+from billing.invoicing.close import Draft, draft, issue_period_invoice
+from billing.invoicing.issue import Issued, display_number
 from billing.invoicing.models import Invoice, InvoiceLine
 from billing.money import format_exact, format_quantity
 
@@ -179,23 +178,6 @@ def void(
         )
     if not reissue:
         return invoice_id, None
-    if row.kind != "usage" or row.period_start is None:
-        raise InputError(
-            "only usage invoices are re-issued; start a new commitment", field="reissue"
-        )
     account = read_accounts(connection, {customer_id})[customer_id]
     period = period_for(account.anchor_day, row.period_start)
-    new_id = "inv_" + secrets.token_hex(8)
-    made = draft(connection, catalog, account, period, now, record=True, invoice_id=new_id)
-    issued = issue_invoice(
-        connection,
-        customer_id=customer_id,
-        kind="usage",
-        currency=catalog.currency,
-        lines=list(made.lines),
-        now=now,
-        period=(period.start, period.end),
-        replaces=invoice_id,
-        invoice_id=new_id,
-    )
-    return invoice_id, issued
+    return invoice_id, issue_period_invoice(connection, catalog, account, period, now, invoice_id)

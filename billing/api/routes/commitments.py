@@ -95,6 +95,13 @@ def _usage_param(text: str) -> Decimal:
         raise InvalidAmount(f"usage: {error.message()}", field="usage") from None
 
 
+def _committed(session: Any, outcome: commitments.Outcome, catalog: Catalog) -> dict[str, Any]:
+    """The answer of a commitment change, read before the commit that makes it durable."""
+    answer = _outcome_json(session.connection(), outcome, catalog)
+    session.commit()
+    return answer
+
+
 @router.get("/{customer_id}/commitment/options", responses=ERRORS)
 def get_options(
     customer_id: str,
@@ -153,13 +160,11 @@ def start_commitment(
 ) -> dict[str, Any]:
     """Start a commitment: its first contract year is invoiced now, its credit granted."""
     ensure_customer_access(principal, customer_id)
-    connection = session.connection()
+    now = dt.datetime.now(dt.UTC)
     outcome = commitments.start(
-        connection, catalog, customer_id, body.credit, body.years, dt.datetime.now(dt.UTC)
+        session.connection(), catalog, customer_id, body.credit, body.years, now
     )
-    answer = _outcome_json(connection, outcome, catalog)
-    session.commit()
-    return answer
+    return _committed(session, outcome, catalog)
 
 
 @router.post("/{customer_id}/commitment/topup", responses=ERRORS)
@@ -172,13 +177,9 @@ def top_up(
 ) -> dict[str, Any]:
     """Add credit to the current contract year at the running bracket (inside the window)."""
     ensure_customer_access(principal, customer_id)
-    connection = session.connection()
-    outcome = commitments.topup(
-        connection, catalog, customer_id, body.credit, dt.datetime.now(dt.UTC)
-    )
-    answer = _outcome_json(connection, outcome, catalog)
-    session.commit()
-    return answer
+    now = dt.datetime.now(dt.UTC)
+    outcome = commitments.topup(session.connection(), catalog, customer_id, body.credit, now)
+    return _committed(session, outcome, catalog)
 
 
 @router.get("/{customer_id}/commitment", responses=ERRORS)
