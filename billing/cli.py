@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
@@ -49,6 +50,8 @@ app.add_typer(alerts_app, name="alerts")
 app.add_typer(caps_app, name="caps")
 invoices_app = typer.Typer(help="Invoices: close due periods.")
 stripe_app = typer.Typer(help="Stripe: push finalized invoices.")
+report_app = typer.Typer(help="Finance reports: invoices and revenue.")
+app.add_typer(report_app, name="report")
 app.add_typer(stripe_app, name="stripe")
 app.add_typer(commitments_app, name="commitments")
 app.add_typer(invoices_app, name="invoices")
@@ -676,3 +679,102 @@ def stripe_sync(
     finally:
         engine.dispose()
     typer.echo(f"stripe: {report}")
+
+
+FromOption = Annotated[str | None, typer.Option("--from", help="first month, YYYY-MM")]
+ToOption = Annotated[str | None, typer.Option("--to", help="last month, YYYY-MM")]
+FormatOption = Annotated[str, typer.Option("--format", help="table | csv | json")]
+
+
+def _print_rows(
+    rows: list[dict[str, str]], columns: tuple[str, ...], form: str, title: str
+) -> None:
+    if form == "json":
+        typer.echo(json.dumps(rows, indent=2))
+    elif form == "csv":
+        import csv
+
+        writer = csv.DictWriter(sys.stdout, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    elif form == "table":
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=title)
+        for column in columns:
+            table.add_column(column, justify="left" if column in columns[:2] else "right")
+        for row in rows:
+            table.add_row(*(row[column] for column in columns))
+        # NOTE: piped output gets a wide table rather than one folded to 80 columns.
+        Console(width=None if sys.stdout.isatty() else 200).print(table)
+    else:
+        raise _fail(f"--format: table, csv or json, not {form!r}")
+
+
+@report_app.command("invoices")
+def report_invoices(
+    from_: FromOption = None, to: ToOption = None, form: FormatOption = "table"
+) -> None:
+    """Invoices whose period starts between --from and --to."""
+    from billing.reports import service as reports
+
+    engine = make_engine(get_settings().database_url)
+    try:
+        try:
+            start, end = reports.months(from_, to)
+        except BillingError as error:
+            raise _fail(error.message) from None
+        rows = list(reports.stream_invoices(engine, reports.InvoiceFilter(start, end)))
+    finally:
+        engine.dispose()
+    columns = (
+        "number",
+        "customer",
+        "kind",
+        "status",
+        "period_start",
+        "subtotal",
+        "discount_total",
+        "credits_applied",
+        "amount_due",
+        "sync_status",
+    )
+    shown = columns if form == "table" else reports.COLUMNS
+    _print_rows(rows, shown, form, "Invoices")
+
+
+@report_app.command("revenue")
+def report_revenue(
+    group_by: Annotated[str, typer.Option(help="product | customer | month")] = "product",
+    from_: FromOption = None,
+    to: ToOption = None,
+    form: FormatOption = "table",
+    tiers: TiersOption = None,
+) -> None:
+    """Revenue of finalized invoices, grouped; the last row is the total."""
+    from billing.reports import service as reports
+
+    if group_by not in ("product", "customer", "month"):
+        raise _fail(f"--group-by: product, customer or month, not {group_by!r}")
+    currency = _catalog(tiers).currency
+    with _session() as session:
+        try:
+            start, end = reports.months(from_, to)
+        except BillingError as error:
+            raise _fail(error.message) from None
+        groups, total = reports.revenue(session.connection(), group_by, start, end)
+
+    def row(key: str, item: reports.Revenue) -> dict[str, str]:
+        return {
+            group_by: key,
+            "list": format_amount(item.list_amount, currency),
+            "discounts": format_amount(item.discounts, currency),
+            "commitments": format_amount(item.commitments, currency),
+            "credits_applied": format_amount(item.credits_applied, currency),
+            "amount_due": format_amount(item.amount_due, currency),
+        }
+
+    rows = [row(key, item) for key, item in groups.items()] + [row("TOTAL", total)]
+    columns = (group_by, "list", "discounts", "commitments", "credits_applied", "amount_due")
+    _print_rows(rows, columns, form, f"Revenue by {group_by} ({currency})")

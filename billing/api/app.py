@@ -21,6 +21,7 @@ from billing.api.routes import (
     health,
     invoices,
     pricing,
+    reports,
     stripe_webhook,
 )
 from billing.auth.cache import KeyCache
@@ -73,6 +74,7 @@ def create_app(
     app.include_router(commitments.router)
     app.include_router(invoices.router)
     app.include_router(stripe_webhook.router)
+    app.include_router(reports.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

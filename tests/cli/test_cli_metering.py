@@ -1,8 +1,10 @@
 """The installed `billing` command against a real SQLite file: db, keys, customers, usage, demo."""
 
+import json
 import os
 import re
 import subprocess
+from decimal import Decimal
 
 from tests.conftest import TIERS
 from tests.servers import BILLING
@@ -91,3 +93,25 @@ def test_commitments_from_the_shell(tmp_path):
     later = run(tmp_path, "credits", "release", "--as-of", "2099-01-01T00:00:00Z", **tiers)
     assert "1 commitments moved" in later.stdout
     assert "expiry" in run(tmp_path, "commitments", "show", "acme", **tiers).stdout
+
+
+def test_finance_reports_from_the_shell(tmp_path):
+    run(tmp_path, "db", "upgrade")
+    tiers = {"BILLING_TIERS_DIR": str(TIERS)}
+    run(tmp_path, "demo", "--if-empty", **tiers)
+    closed = run(tmp_path, "invoices", "close", "--as-of", "2099-01-01T00:00:00Z", **tiers)
+    assert closed.returncode == 0, closed.stderr
+    revenue = run(
+        tmp_path, "report", "revenue", "--group-by", "customer", "--format", "json", **tiers
+    )
+    rows = json.loads(revenue.stdout)
+    assert rows[-1]["customer"] == "TOTAL"
+    assert sum(Decimal(r["amount_due"]) for r in rows[:-1]) == Decimal(rows[-1]["amount_due"])
+    listing = run(tmp_path, "report", "invoices", "--format", "csv", **tiers).stdout.splitlines()
+    assert listing[0].startswith("number,id,customer")
+    assert len(listing) > 4
+    table = run(tmp_path, "report", "invoices", **tiers).stdout
+    assert "INV-000001" in table
+    bad = run(tmp_path, "report", "invoices", "--from", "2026-13", **tiers)
+    assert bad.returncode != 0
+    assert "YYYY-MM" in bad.stderr

@@ -1,0 +1,102 @@
+"""Finance reports (finance or admin keys): invoices (JSON or streamed CSV), revenue, caps hit."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import StreamingResponse
+
+from billing.api.deps import CatalogDep, SessionDep, StaffKey
+from billing.api.schemas import ErrorOut
+from billing.money import format_exact
+from billing.reports import service as reports
+
+router = APIRouter(prefix="/v1/reports", tags=["finance reports"])
+ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorOut} for code in (401, 403, 422)}
+MonthQuery = Annotated[str | None, Query(pattern=r"^\d{4}-\d{2}$", description="YYYY-MM")]
+
+
+def csv_lines(rows: Iterator[dict[str, str]]) -> Iterator[str]:
+    """CSV text, a header then a line per row, produced as the rows arrive."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=reports.COLUMNS, lineterminator="\r\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(row)
+        if buffer.tell() > 64 * 1024:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
+
+
+@router.get("/invoices", responses=ERRORS)
+def invoices_report(
+    request: Request,
+    _: StaffKey,
+    from_: Annotated[str | None, Query(alias="from", pattern=r"^\d{4}-\d{2}$")] = None,
+    to: MonthQuery = None,
+    status: Literal["finalized", "void"] | None = None,
+    customer: str | None = None,
+    sync_status: str | None = None,
+    format: Literal["json", "csv"] = "json",  # the query parameter's name
+) -> Any:
+    """Invoices whose period starts in [from, to], oldest number first. CSV is streamed."""
+    start, end = reports.months(from_, to)
+    filters = reports.InvoiceFilter(start, end, status, customer, sync_status)
+    rows = reports.stream_invoices(request.app.state.engine, filters)
+    if format == "csv":
+        name = f"invoices-{from_ or 'all'}-{to or 'all'}.csv"
+        return StreamingResponse(
+            csv_lines(rows),
+            media_type="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
+    return {"invoices": list(rows)}
+
+
+@router.get("/revenue", responses=ERRORS)
+def revenue_report(
+    session: SessionDep,
+    catalog: CatalogDep,
+    _: StaffKey,
+    group_by: Literal["product", "customer", "month"] = "product",
+    from_: Annotated[str | None, Query(alias="from", pattern=r"^\d{4}-\d{2}$")] = None,
+    to: MonthQuery = None,
+) -> dict[str, Any]:
+    """List price, discounts, commitments sold, credits applied and amount due, per group,
+    from finalized invoices; the totals equal the sums over those invoices."""
+    start, end = reports.months(from_, to)
+    groups, total = reports.revenue(session.connection(), group_by, start, end)
+
+    def money(value: Decimal) -> str:
+        return format_exact(value, catalog.currency)
+
+    def figures(item: reports.Revenue) -> dict[str, Any]:
+        return {
+            "list": money(item.list_amount),
+            "discounts": money(item.discounts),
+            "commitments": money(item.commitments),
+            "credits_applied": money(item.credits_applied),
+            "amount_due": money(item.amount_due),
+            "invoices": len(item.invoices),
+        }
+
+    return {
+        "group_by": group_by,
+        "currency": catalog.currency,
+        "groups": [{"key": key, **figures(item)} for key, item in groups.items()],
+        "total": figures(total),
+    }
+
+
+@router.get("/caps", responses=ERRORS)
+def caps_report(session: SessionDep, _: StaffKey) -> dict[str, Any]:
+    """Customer x product pairs limited by their cap in the current period."""
+    return {"caps_hit": reports.caps_hit(session.connection(), dt.datetime.now(dt.UTC))}

@@ -1,0 +1,127 @@
+"""Finance reports reconcile with the invoices to the cent, as JSON and as streamed CSV."""
+
+import csv
+import datetime as dt
+import io
+from decimal import Decimal as D
+
+import pytest
+from sqlalchemy import text, update
+from sqlmodel import Session
+
+from billing.caps import service as caps_service
+from billing.commitments import service as commitments
+from billing.customers.models import Customer
+from billing.invoicing.close import close_due
+from billing.invoicing.service import void
+from billing.metering import service as metering_service
+from tests.conftest import bearer
+from tests.metering.helpers import add_customer, event
+
+OCT = dt.datetime(2026, 10, 20, 12, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def invoiced(engine, catalog):
+    """Four customers over October and November; one invoice voided."""
+    with Session(engine) as session:
+        for customer in ("a", "b", "c", "d"):
+            add_customer(session, customer)
+        table = Customer.__table__
+        session.connection().execute(
+            update(table).values(created_at=dt.datetime(2026, 10, 1, tzinfo=dt.UTC))
+        )
+        session.connection().execute(
+            update(table)
+            .where(table.c.id == "b")
+            .values(discount_percent=D(15), discount_reason="x")
+        )
+        commitments.start(session.connection(), catalog, "c", D(3000), 1, OCT)
+        caps_service.set_cap(
+            connection=session.connection(),
+            catalog=catalog,
+            customer_id="d",
+            product="product_analytics",
+            amount=D(1),
+            actor="test",
+            now=OCT,
+        )
+        for month, day in ((10, 20), (11, 10)):
+            at = dt.datetime(2026, month, day, 12, tzinfo=dt.UTC)
+            batch = [
+                event(f"{c}-{p}-{month}", q * month, p, customer=c, at=at.isoformat())
+                for c, p, q in (
+                    ("a", "product_analytics", 200_000),
+                    ("a", "session_replay", 1_500),
+                    ("b", "product_analytics", 150_000),
+                    ("c", "session_replay", 2_000),
+                    ("d", "product_analytics", 150_000),
+                )
+            ]
+            metering_service.ingest(
+                connection=session.connection(), catalog=catalog, raw_events=batch, now=at
+            )
+        session.commit()
+    close_due(engine, catalog, dt.datetime(2026, 12, 1, 2, tzinfo=dt.UTC), dt.timedelta(hours=1))
+    with engine.begin() as connection:
+        first_a = connection.execute(
+            text("SELECT id FROM invoice WHERE customer_id = 'a' ORDER BY number LIMIT 1")
+        ).scalar_one()
+        void(connection, catalog, first_a, reason="test", actor="test", now=OCT, reissue=True)
+    with engine.connect() as connection:
+        return {
+            r.id: (r.status, D(r.amount_due), r.customer_id)
+            for r in connection.execute(
+                text("SELECT id, status, amount_due, customer_id FROM invoice")
+            )
+        }
+
+
+def test_invoice_listing_as_json_and_csv(api, keys, invoiced):
+    staff = bearer(keys["finance"])
+    listed = api.get("/v1/reports/invoices", headers=staff).json()["invoices"]
+    assert {row["id"] for row in listed} == set(invoiced)
+    numbers = [int(row["number"].split("-")[1]) for row in listed]
+    assert numbers == list(range(1, len(invoiced) + 1))
+    response = api.get("/v1/reports/invoices?format=csv", headers=staff)
+    assert response.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(response.text)))
+    assert rows == listed
+    total = sum(D(r["amount_due"]) for r in rows if r["status"] == "finalized")
+    assert total == sum(amount for status, amount, _ in invoiced.values() if status == "finalized")
+    voided = api.get("/v1/reports/invoices?status=void", headers=staff).json()["invoices"]
+    assert [row["customer"] for row in voided] == ["a"]
+    november = api.get("/v1/reports/invoices?from=2026-11&to=2026-11&customer=b", headers=staff)
+    assert [row["period_start"] for row in november.json()["invoices"]] == ["2026-11-01"]
+
+
+@pytest.mark.parametrize("group_by", ["product", "customer", "month"])
+def test_revenue_reconciles_to_the_invoices(api, keys, invoiced, group_by):
+    report = api.get(
+        f"/v1/reports/revenue?group_by={group_by}", headers=bearer(keys["finance"])
+    ).json()
+    finalized = sum(amount for status, amount, _ in invoiced.values() if status == "finalized")
+    total = report["total"]
+    assert D(total["amount_due"]) == finalized
+    for name in ("list", "discounts", "commitments", "credits_applied", "amount_due"):
+        assert sum(D(g[name]) for g in report["groups"]) == D(total[name]), name
+    assert D(total["list"]) - D(total["discounts"]) + D(total["commitments"]) - D(
+        total["credits_applied"]
+    ) == D(total["amount_due"])
+    if group_by == "customer":
+        by_customer = {g["key"]: D(g["amount_due"]) for g in report["groups"]}
+        for customer in by_customer:
+            assert by_customer[customer] == sum(
+                amount
+                for status, amount, who in invoiced.values()
+                if status == "finalized" and who == customer
+            )
+
+
+def test_reports_are_for_finance_and_admin_only(api, keys, invoiced):
+    assert api.get("/v1/reports/revenue", headers=bearer(keys["ingest"])).status_code == 403
+    assert api.get("/v1/reports/invoices", headers=bearer(keys["admin"])).status_code == 200
+    bad = api.get("/v1/reports/invoices?from=2026-13", headers=bearer(keys["finance"]))
+    assert (bad.status_code, bad.json()["field"]) == (422, "from")
+    caps = api.get("/v1/reports/caps", headers=bearer(keys["finance"])).json()["caps_hit"]
+    assert isinstance(caps, list)
