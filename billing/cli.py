@@ -57,6 +57,10 @@ app.add_typer(commitments_app, name="commitments")
 app.add_typer(invoices_app, name="invoices")
 app.add_typer(credits_app, name="credits")
 
+AsOfOption = Annotated[
+    str | None,
+    typer.Option("--as-of", help="act as at this instant, ISO 8601 with a zone (replays)"),
+]
 TiersOption = Annotated[
     Path | None,
     typer.Option("--tiers", help="tier directory (default: BILLING_TIERS_DIR or ./pricing_tiers)"),
@@ -442,9 +446,7 @@ def _as_of(value: str | None) -> dt.datetime | None:
 
 @alerts_app.command("deliver")
 def alerts_deliver(
-    as_of: Annotated[
-        str | None, typer.Option("--as-of", help="deliver what is due at this instant (replays)")
-    ] = None,
+    as_of: AsOfOption = None,
 ) -> None:
     """Send the alert webhooks that are due (the scheduler runs this every 30 s)."""
     from billing.alerts.delivery import deliver_due
@@ -616,9 +618,7 @@ def commitments_show(
 
 @credits_app.command("release")
 def credits_release(
-    as_of: Annotated[
-        str | None, typer.Option("--as-of", help="run as at this instant (replays)")
-    ] = None,
+    as_of: AsOfOption = None,
     tiers: TiersOption = None,
 ) -> None:
     """Release credit, invoice contract years and end terms, as far as now (hourly job)."""
@@ -637,9 +637,7 @@ def credits_release(
 
 @invoices_app.command("close")
 def invoices_close(
-    as_of: Annotated[
-        str | None, typer.Option("--as-of", help="close what is due at this instant (replays)")
-    ] = None,
+    as_of: AsOfOption = None,
     tiers: TiersOption = None,
 ) -> None:
     """Close every period that ended more than BILLING_CLOSE_GRACE ago (the scheduler's job)."""
@@ -662,9 +660,7 @@ def invoices_close(
 
 @stripe_app.command("sync")
 def stripe_sync(
-    as_of: Annotated[
-        str | None, typer.Option("--as-of", help="sync what is due at this instant (replays)")
-    ] = None,
+    as_of: AsOfOption = None,
 ) -> None:
     """Push finalized invoices to Stripe and void there what was voided (the scheduler's job)."""
     from billing.stripe_sync.sync import make_client, sync_due
