@@ -1,4 +1,5 @@
-"""Demo data: a few customers with a month of realistic usage, for `make run` and trials."""
+"""Demo data: a few customers with three months of invoiced history and this month's usage,
+for `make run` and trials."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from billing.caps import service as caps_service
 from billing.catalog import Catalog
 from billing.customers import service as customers_service
 from billing.customers.models import Customer, CustomerCreate
+from billing.customers.periods import Period, period_for
+from billing.invoicing.close import close_due
 from billing.metering import service as metering_service
 
 # (customer id, name, anchor day, monthly volume per product)
@@ -42,17 +45,34 @@ def is_empty(engine: Engine) -> bool:
         return not session.scalar(select(func.count()).select_from(Customer))
 
 
+# Earlier periods have less usage: growth the finance pages can show.
+HISTORY = (Decimal("0.7"), Decimal("0.8"), Decimal("0.9"))
+
+
+def _periods(anchor: int, now: dt.datetime) -> list[tuple[Period, Decimal]]:
+    """The last len(HISTORY) whole periods with their share of the volume, then this one."""
+    current = period_for(anchor, now)
+    found = [(current, Decimal(1))]
+    for share in reversed(HISTORY):
+        found.insert(0, (period_for(anchor, found[0][0].start - dt.timedelta(seconds=1)), share))
+    return found
+
+
 def seed(*, engine: Engine, catalog: Catalog, now: dt.datetime, seed_value: int = 7) -> int:
-    """Create the demo customers and up to `now` of this period's usage; return events sent."""
+    """Create the demo customers with three months of history (closed into invoices) and
+    this period's usage up to `now`; return the number of events sent."""
     rng = random.Random(seed_value)
     sent = 0
     for customer_id, name, anchor, volumes in DEMO_CUSTOMERS:
+        periods = _periods(anchor, now)
         with Session(engine, expire_on_commit=False) as session:
             customer = customers_service.create_customer(
                 session=session,
                 data=CustomerCreate(id=customer_id, name=name, billing_anchor_day=anchor),
                 currency=catalog.currency,
             )
+            customer.created_at = periods[0][0].start  # a customer since the history began
+            session.add(customer)
             session.flush()
             for product, amount in DEMO_CAPS.get(customer_id, {}).items():
                 caps_service.set_cap(
@@ -65,26 +85,29 @@ def seed(*, engine: Engine, catalog: Catalog, now: dt.datetime, seed_value: int 
                     now=now,
                 )
             session.commit()
-        start = now - dt.timedelta(days=27)
         events = []
-        for product, volume in volumes.items():
-            if product not in catalog.products:
-                continue
-            # A few hundred events per product whose quantities add up to the volume.
-            count = 300
-            per_event = volume // count
-            for index in range(count):
-                at = start + dt.timedelta(seconds=rng.randrange(int((now - start).total_seconds())))
-                quantity = per_event + (volume - per_event * count if index == 0 else 0)
-                events.append(
-                    {
-                        "id": f"demo-{customer.id}-{product}-{index}",
-                        "customer": customer.id,
-                        "product": product,
-                        "quantity": Decimal(quantity),
-                        "timestamp": at.isoformat(),
-                    }
-                )
+        for number, (period, share) in enumerate(periods):
+            end = min(period.end, now)
+            seconds = max(int((end - period.start).total_seconds()), 1)
+            for product, volume in volumes.items():
+                if product not in catalog.products:
+                    continue
+                # A few hundred events per product whose quantities add up to the volume.
+                total = int(volume * share)
+                count = 300
+                per_event = total // count
+                for index in range(count):
+                    at = period.start + dt.timedelta(seconds=rng.randrange(seconds))
+                    quantity = per_event + (total - per_event * count if index == 0 else 0)
+                    events.append(
+                        {
+                            "id": f"demo-{customer.id}-{product}-{number}-{index}",
+                            "customer": customer.id,
+                            "product": product,
+                            "quantity": Decimal(quantity),
+                            "timestamp": at.isoformat(),
+                        }
+                    )
         for offset in range(0, len(events), BATCH):
             with engine.begin() as connection:
                 metering_service.ingest(
@@ -94,4 +117,5 @@ def seed(*, engine: Engine, catalog: Catalog, now: dt.datetime, seed_value: int 
                     now=now,
                 )
         sent += len(events)
+    close_due(engine, catalog, now, dt.timedelta(0))  # the history becomes invoices
     return sent

@@ -9,6 +9,7 @@ from billing.invoicing.models import Invoice, InvoiceLine, InvoiceSeries
 from billing.jobs_models import JobRun
 from billing.metering.models import Event, Usage
 from billing.stripe_sync.models import InvoiceSync, StripeCustomer, StripeEvent
+from billing.web.models import WebLink, WebSecret, WebSession
 
 __all__ = [
     "Alert",
@@ -28,4 +29,7 @@ __all__ = [
     "StripeCustomer",
     "StripeEvent",
     "Usage",
+    "WebLink",
+    "WebSecret",
+    "WebSession",
 ]

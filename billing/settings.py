@@ -72,6 +72,22 @@ class Settings(BaseSettings):
     webhook_timeout_seconds: float = Field(  # float-ok: seconds
         5.0, gt=0, description="how long a webhook delivery waits for an answer"
     )
+    secret_key: str | None = Field(
+        None,
+        min_length=32,
+        description="signs portal links, session cookies and CSRF tokens (at least 32 "
+        "characters; without it a key generated once is kept in the database)",
+    )
+    public_url: str = Field(
+        "http://127.0.0.1:8000",
+        description="the address people reach the service at; portal links are made with it",
+    )
+    portal_link_ttl: dt.timedelta = Field(
+        dt.timedelta(minutes=15), description="how long a sign-in link stays usable by default"
+    )
+    session_ttl: dt.timedelta = Field(
+        dt.timedelta(hours=8), description="how long a portal or finance sign-in lasts"
+    )
 
     @property
     def stripe_sync_state(self) -> str:

@@ -30,7 +30,7 @@ from billing.catalog import Catalog, load_catalog
 from billing.db import make_engine
 from billing.metering.writer import IngestWriter
 from billing.settings import Settings, get_settings
-from billing.web import pages
+from billing.web import finance, pages, portal, signin_pages
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "web" / "static"
 
@@ -76,5 +76,9 @@ def create_app(
     app.include_router(stripe_webhook.router)
     app.include_router(reports.router)
     app.include_router(pages.router)
+    signin_pages.install(app)
+    app.include_router(signin_pages.router)
+    app.include_router(portal.router)
+    app.include_router(finance.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -47,6 +47,11 @@ _CODE_BY_PYDANTIC_TYPE = {
 }
 
 
+def status_of(error: BillingError) -> int:
+    """The HTTP status of an engine error (pages answer with the same ones)."""
+    return next((s for kind, s in STATUS_BY_ERROR if isinstance(error, kind)), 400)
+
+
 def error_body(code: str, message: str, field: str | None, **extra: Any) -> dict[str, Any]:
     """The error body every 4xx and 5xx of this API carries."""
     return {"code": code, "message": message, "field": field, **extra}
@@ -61,7 +66,7 @@ def install(app: FastAPI) -> None:
 
 
 async def _billing_error(request: Request, error: BillingError) -> JSONResponse:
-    status = next((s for kind, s in STATUS_BY_ERROR if isinstance(error, kind)), 400)
+    status = status_of(error)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     return JSONResponse(
         error_body(error.code, error.message, error.field), status_code=status, headers=headers

@@ -147,14 +147,7 @@ def set_cap(
     now: dt.datetime,
 ) -> CapChange:
     """Set (or with None remove) a product's cap; apply it to the current period at once."""
-    _check_product(catalog, product)
-    if amount is not None:
-        digits = minor_digits(catalog.currency)
-        if fraction_digits(amount) > digits:
-            raise InputError(
-                f"a cap in {catalog.currency} has at most {digits} decimal places, got {amount:f}",
-                field="amount",
-            )
+    _check_cap(catalog, product, amount)
     account = _account(connection, customer_id)
     period = period_for(account.anchor_day, now)
     key: UsageKey = (customer_id, product, period.start)
@@ -198,6 +191,49 @@ def set_cap(
         )
     )
     return CapChange(view, old, effect)
+
+
+def _check_cap(catalog: Catalog, product: str, amount: Decimal | None) -> None:
+    _check_product(catalog, product)
+    if amount is None:
+        return
+    if amount < 0:
+        raise InputError(f"a cap is 0 or more, got {amount:f}", field="amount")
+    digits = minor_digits(catalog.currency)
+    if fraction_digits(amount) > digits:
+        raise InputError(
+            f"a cap in {catalog.currency} has at most {digits} decimal places, got {amount:f}",
+            field="amount",
+        )
+
+
+def preview_cap(
+    *,
+    connection: Connection,
+    catalog: Catalog,
+    customer_id: str,
+    product: str,
+    amount: Decimal | None,
+    now: dt.datetime,
+) -> CapChange:
+    """What `set_cap` would do now, in the same words, without changing anything."""
+    _check_cap(catalog, product, amount)
+    account = _account(connection, customer_id)
+    period = period_for(account.anchor_day, now)
+    state = read_states(connection, customer_id, period).get(product, _empty_state())
+    billed_before = billed_quantity(state.quantity, state.limit_quantity)
+    old = account.caps.get(product)
+    caps = {**account.caps}
+    if amount is None:
+        caps.pop(product, None)
+    else:
+        caps[product] = amount
+    account = copy.copy(account)
+    account.caps = caps
+    view = _view(
+        quota_of(catalog, account, (customer_id, product, period.start)), period, product, state
+    )
+    return CapChange(view, old, _effect(catalog, view, billed_before))
 
 
 def _effect(catalog: Catalog, view: ProductQuota, billed_before: Decimal) -> str:

@@ -358,11 +358,7 @@ def topup(
     row = _active(connection, customer_id)
     if row is None:
         raise NotFound("no running commitment to top up; start one instead", field="customer")
-    year = 0
-    while _add_years(row.starts_at, year + 1) <= now:
-        year += 1
-    year_start = _add_years(row.starts_at, year)
-    window_end = _add_months(year_start, schedule.topup_months)
+    year, year_start, window_end = topup_window(row.starts_at, schedule.topup_months, now)
     if now >= window_end:
         next_window = _add_years(year_start, 1)
         when = (
@@ -391,6 +387,18 @@ def topup(
         )
     )
     return outcome
+
+
+def topup_window(
+    starts_at: dt.datetime, topup_months: int, now: dt.datetime
+) -> tuple[int, dt.datetime, dt.datetime]:
+    """The contract year running at `now` (0-based), its start, and the end of its top-up
+    window (top-ups keep the bracket from the year's start until then)."""
+    year = 0
+    while _add_years(starts_at, year + 1) <= now:
+        year += 1
+    year_start = _add_years(starts_at, year)
+    return year, year_start, _add_months(year_start, topup_months)
 
 
 def _add_months(at: dt.datetime, months: int) -> dt.datetime:

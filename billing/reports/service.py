@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, case, func, select
 
 from billing.db import read_only
 from billing.errors import InputError
@@ -130,10 +130,30 @@ def revenue(
     By product, usage and discount lines fall to their product, commitment lines to
     "(commitments)" and credits lines to "(credits)"; by customer or month, whole invoices.
     """
-    filters = InvoiceFilter(start=start, end=end, status="finalized")
-    invoices = {row.id: row for row in connection.execute(_query(filters))}
+    key_of = {"product": _product_key, "customer": _customer_key, "month": _month_key}[group_by]
     groups: dict[str, Revenue] = defaultdict(Revenue)
     total = Revenue()
+    for invoice, line in _finalized_lines(connection, start, end):
+        for target in (groups[key_of(invoice, line)], total):
+            _add(target, invoice.id, line)
+    return dict(sorted(groups.items())), total
+
+
+def revenue_by_month_and_product(
+    connection: Connection, start: dt.datetime | None, end: dt.datetime | None
+) -> dict[str, dict[str, Revenue]]:
+    """Revenue per month (period start) and product, for the finance chart; keys sorted."""
+    months_: dict[str, dict[str, Revenue]] = defaultdict(lambda: defaultdict(Revenue))
+    for invoice, line in _finalized_lines(connection, start, end):
+        _add(months_[_month_key(invoice, line)][_product_key(invoice, line)], invoice.id, line)
+    return {month: dict(sorted(row.items())) for month, row in sorted(months_.items())}
+
+
+def _finalized_lines(
+    connection: Connection, start: dt.datetime | None, end: dt.datetime | None
+) -> Iterator[tuple[Any, Any]]:
+    filters = InvoiceFilter(start=start, end=end, status="finalized")
+    invoices = {row.id: row for row in connection.execute(_query(filters))}
     lines = connection.execute(
         select(_LINES.c.invoice_id, _LINES.c.kind, _LINES.c.product, _LINES.c.amount)
         .join(_INVOICES, _INVOICES.c.id == _LINES.c.invoice_id)
@@ -141,27 +161,34 @@ def revenue(
     )
     for line in lines:
         invoice = invoices.get(line.invoice_id)
-        if invoice is None:
-            continue
-        if group_by == "product":
-            key = line.product or ("(commitments)" if line.kind == "commitment" else "(credits)")
-        elif group_by == "customer":
-            key = invoice.customer_id
-        else:
-            start_at = invoice.period_start or invoice.issued_at
-            key = f"{start_at.year:04d}-{start_at.month:02d}"
-        for target in (groups[key], total):
-            target.invoices.add(invoice.id)
-            if line.kind == "usage":
-                target.list_amount += line.amount
-            elif line.kind == "discount":
-                target.discounts -= line.amount
-            elif line.kind == "commitment":
-                target.commitments += line.amount
-            elif line.kind == "credits":
-                target.credits_applied -= line.amount
-            target.amount_due += line.amount
-    return dict(sorted(groups.items())), total
+        if invoice is not None:
+            yield invoice, line
+
+
+def _product_key(invoice: Any, line: Any) -> str:
+    return str(line.product or ("(commitments)" if line.kind == "commitment" else "(credits)"))
+
+
+def _customer_key(invoice: Any, line: Any) -> str:
+    return str(invoice.customer_id)
+
+
+def _month_key(invoice: Any, line: Any) -> str:
+    start_at = invoice.period_start or invoice.issued_at
+    return f"{start_at.year:04d}-{start_at.month:02d}"
+
+
+def _add(target: Revenue, invoice_id: str, line: Any) -> None:
+    target.invoices.add(invoice_id)
+    if line.kind == "usage":
+        target.list_amount += line.amount
+    elif line.kind == "discount":
+        target.discounts -= line.amount
+    elif line.kind == "commitment":
+        target.commitments += line.amount
+    elif line.kind == "credits":
+        target.credits_applied -= line.amount
+    target.amount_due += line.amount
 
 
 def months(start: str | None, end: str | None) -> tuple[dt.datetime | None, dt.datetime | None]:
@@ -211,3 +238,44 @@ def caps_hit(connection: Connection, now: dt.datetime) -> list[dict[str, str]]:
         }
         for r in rows
     ]
+
+
+RETRYABLE = ("pending", "sync_failed", "mismatch")
+SYNC_ORDER = ("sync_failed", "mismatch", "pending", "payment_failed", "synced", "paid", "voided")
+
+
+def sync_panel(connection: Connection, limit: int = 200) -> list[dict[str, str]]:
+    """Invoices' Stripe sync state, failures first, then waiting, then done; newest first
+    within each state."""
+    order = {status: index for index, status in enumerate(SYNC_ORDER)}
+    found = connection.execute(
+        select(_SYNC, _INVOICES.c.series, _INVOICES.c.number, _INVOICES.c.customer_id)
+        .join(_INVOICES, _INVOICES.c.id == _SYNC.c.invoice_id)
+        .order_by(
+            case(order, value=_SYNC.c.status, else_=len(order)),
+            _SYNC.c.updated_at.desc(),
+            _SYNC.c.invoice_id,
+        )
+        .limit(limit)
+    )
+    return [
+        {
+            "invoice": r.invoice_id,
+            "number": display_number(r.series, r.number),
+            "customer": r.customer_id,
+            "status": r.status,
+            "stripe_invoice": r.stripe_invoice_id or "",
+            "attempts": str(r.attempts),
+            "next_attempt_at": r.next_attempt_at.isoformat(),
+            "last_error": r.last_error or "",
+            "updated_at": r.updated_at.isoformat(),
+            "retryable": "yes" if r.status in RETRYABLE else "",
+        }
+        for r in found
+    ]
+
+
+def sync_counts(connection: Connection) -> dict[str, int]:
+    """How many invoices are in each sync state."""
+    rows = connection.execute(select(_SYNC.c.status, func.count()).group_by(_SYNC.c.status))
+    return {status: int(count) for status, count in rows}

@@ -220,6 +220,19 @@ def _mark(engine: Engine, invoice_id: str, **values: Any) -> None:
         )
 
 
+def retry_now(engine: Engine, invoice_id: str, now: dt.datetime) -> bool:
+    """Put a failed or waiting invoice first in line for the next sync run; False when it is
+    in a state that is not retried (synced, paid, voided) or unknown."""
+    with session_scope(engine) as session:
+        changed = session.connection().execute(
+            update(_SYNC)
+            .where(_SYNC.c.invoice_id == invoice_id)
+            .where(_SYNC.c.status.in_(("pending", "sync_failed", "mismatch")))
+            .values(status="pending", next_attempt_at=now, updated_at=now)
+        )
+        return bool(changed.rowcount)
+
+
 def sync_due(
     engine: Engine, client: stripe.StripeClient, now: dt.datetime | None = None
 ) -> SyncReport:

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
-from fastapi.templating import Jinja2Templates
 from pydantic_core import PydanticCustomError
 
 from billing import quotes
@@ -18,20 +16,8 @@ from billing.api.deps import CatalogDep
 from billing.catalog.public import catalog_json
 from billing.errors import BillingError
 from billing.parsing import parse_quantity
+from billing.web.templating import TEMPLATES
 
-TEMPLATES = Jinja2Templates(directory=Path(__file__).resolve().parent / "templates")
-
-
-def group_digits(text: str) -> str:
-    """Display only: "1000000.50" -> "1,000,000.50", "inf" -> "∞"."""
-    if text == "inf":
-        return "∞"
-    whole, dot, fraction = str(text).partition(".")
-    sign = "-" if whole.startswith("-") else ""
-    return f"{sign}{int(whole.lstrip('-') or 0):,}{dot}{fraction}"
-
-
-TEMPLATES.env.filters["group"] = group_digits
 router = APIRouter(include_in_schema=False)
 
 

@@ -1,0 +1,62 @@
+"""The running period's projected month-end cost, at the pace its usage has gone so far.
+
+Each product's accepted quantity is extrapolated to the whole period, held to the product's
+limit (a cap stops usage there), and priced like the invoice will price it: the plan in
+force at the period's start, the percentage discount, rounded per line.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+
+from sqlalchemy import Connection
+
+from billing.caps import service as caps_service
+from billing.caps.accounts import plan_for_period
+from billing.caps.limits import line_total
+from billing.catalog import Catalog
+from billing.customers.periods import Period
+from billing.pricing.pace import at_pace
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectedLine:
+    product: str
+    quantity_so_far: Decimal
+    quantity: Decimal  # projected for the whole period
+    capped: bool  # the projection reaches the product's limit
+    amount: Decimal  # rounded line total after the discount
+
+
+@dataclass(frozen=True, slots=True)
+class Projection:
+    period: Period
+    elapsed_days: Decimal
+    lines: tuple[ProjectedLine, ...]
+
+    @property
+    def total(self) -> Decimal:
+        return sum((line.amount for line in self.lines), Decimal(0))
+
+
+def month_end(
+    connection: Connection, catalog: Catalog, customer_id: str, now: dt.datetime
+) -> Projection:
+    """Every product's projected quantity and amount for the customer's current period."""
+    views = caps_service.quotas(connection, catalog, customer_id, now)
+    period = views[0].period
+    elapsed = int((now - period.start).total_seconds())
+    length = int((period.end - period.start).total_seconds())
+    lines = []
+    for view in views:
+        quantity = at_pace(view.accepted, elapsed, length)
+        capped = view.limit_quantity is not None and quantity >= view.limit_quantity
+        if view.limit_quantity is not None:
+            quantity = min(quantity, view.limit_quantity)
+        plan = plan_for_period(catalog, view.product, period.start)
+        amount = line_total(plan, quantity, view.discount_percent)
+        lines.append(ProjectedLine(view.product, view.accepted, quantity, capped, amount))
+    days = (Decimal(max(elapsed, 0)) / Decimal(86400)).quantize(Decimal("0.1"))
+    return Projection(period, days, tuple(lines))

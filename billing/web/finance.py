@@ -1,0 +1,282 @@
+"""The finance pages (`/finance`): invoices with filters and CSV, revenue by product per
+month as a chart, discounts and credits, caps hit, and Stripe sync with failures first.
+Figures come from the same report functions as `/v1/reports/*`."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+
+from billing.api.deps import CatalogDep, SessionDep
+from billing.api.errors import status_of
+from billing.api.routes import invoices as invoice_routes
+from billing.api.routes.reports import csv_lines
+from billing.catalog import Catalog
+from billing.errors import BillingError, InputError
+from billing.jobs import run_exclusive
+from billing.money import format_exact
+from billing.reports import service as reports
+from billing.stripe_sync.sync import make_client, retry_now, sync_due
+from billing.web.access import FinancePost, FinanceUser, now
+from billing.web.charts import stacked_bars
+from billing.web.signin import WebUser
+from billing.web.templating import render
+
+router = APIRouter(include_in_schema=False)
+NAV = (
+    ("/finance/invoices", "Invoices"),
+    ("/finance/revenue", "Revenue"),
+    ("/finance/caps", "Caps hit"),
+    ("/finance/stripe", "Stripe sync"),
+)
+PAGE_ROWS = 500
+Month = Annotated[str, Query(max_length=7)]
+Text = Annotated[str, Query(max_length=64)]
+STATUSES = ("finalized", "void")
+
+
+def _page(
+    request: Request,
+    user: WebUser,
+    template: str,
+    context: dict[str, Any],
+    *,
+    active: str,
+    status: int = 200,
+) -> HTMLResponse:
+    base = {
+        "user": user,
+        "nav": NAV,
+        "active": active,
+        "signout": "/finance/signout",
+        "home": "/finance",
+        "area": "Finance",
+        "who": user.via,
+    }
+    return render(request, template, {**base, **context}, status=status)
+
+
+@router.get("/finance")
+def finance_home(user: FinanceUser) -> RedirectResponse:
+    return RedirectResponse("/finance/invoices", status_code=303)
+
+
+def _filters(
+    from_: str, to: str, status: str, customer: str, sync_status: str
+) -> reports.InvoiceFilter:
+    start, end = reports.months(from_ or None, to or None)
+    if status and status not in STATUSES:
+        raise InputError(f"status is finalized or void, got {status!r}", field="status")
+    return reports.InvoiceFilter(start, end, status or None, customer or None, sync_status or None)
+
+
+@router.get("/finance/invoices", response_class=HTMLResponse)
+def invoices_page(
+    request: Request,
+    user: FinanceUser,
+    from_: Annotated[str, Query(alias="from", max_length=7)] = "",
+    to: Month = "",
+    status: Text = "",
+    customer: Text = "",
+    sync_status: Text = "",
+) -> HTMLResponse:
+    """Invoices matching the filters (the first 500 shown; the CSV has them all)."""
+    form = {
+        "from": from_,
+        "to": to,
+        "status": status,
+        "customer": customer,
+        "sync_status": sync_status,
+    }
+    query = urlencode({k: v for k, v in form.items() if v})
+    context: dict[str, Any] = {"form": form, "rows": [], "count": 0, "error": None}
+    try:
+        filters = _filters(from_, to, status, customer, sync_status)
+    except BillingError as error:
+        context["error"] = {"field": error.field, "message": error.message}
+        return _page(
+            request,
+            user,
+            "finance_invoices.html",
+            context,
+            active="/finance/invoices",
+            status=status_of(error),
+        )
+    due: dict[str, Decimal] = {}
+    for row in reports.stream_invoices(request.app.state.engine, filters):
+        if len(context["rows"]) < PAGE_ROWS:
+            context["rows"].append(row)
+        context["count"] += 1
+        if row["status"] == "finalized":
+            due[row["currency"]] = due.get(row["currency"], Decimal(0)) + Decimal(row["amount_due"])
+    context["due"] = {currency: format_exact(v, currency) for currency, v in due.items()}
+    context["csv"] = f"/finance/invoices.csv{'?' + query if query else ''}"
+    context["sync_states"] = reports.SYNC_ORDER
+    return _page(request, user, "finance_invoices.html", context, active="/finance/invoices")
+
+
+@router.get("/finance/invoices.csv")
+def invoices_csv(
+    request: Request,
+    user: FinanceUser,
+    from_: Annotated[str, Query(alias="from", max_length=7)] = "",
+    to: Month = "",
+    status: Text = "",
+    customer: Text = "",
+    sync_status: Text = "",
+) -> Response:
+    """Every invoice matching the filters, as CSV, streamed."""
+    filters = _filters(from_, to, status, customer, sync_status)
+    rows = reports.stream_invoices(request.app.state.engine, filters)
+    name = f"invoices-{from_ or 'all'}-{to or 'all'}.csv"
+    return StreamingResponse(
+        csv_lines(rows),
+        media_type="text/csv",
+        headers={
+            "Content-Disposition": f'attachment; filename="{name}"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+@router.get("/finance/invoices/{invoice_id}", response_class=HTMLResponse)
+def invoice_page(
+    invoice_id: str, request: Request, session: SessionDep, user: FinanceUser
+) -> HTMLResponse:
+    try:
+        invoice = invoice_routes.get_invoice(invoice_id, session, user.principal)
+    except BillingError:
+        missing = {"title": "Invoice not found", "message": f"No invoice {invoice_id}."}
+        return _page(request, user, "message.html", missing, active="/finance/invoices", status=404)
+    context = {"invoice": invoice, "back": "/finance/invoices"}
+    return _page(request, user, "invoice.html", context, active="/finance/invoices")
+
+
+def _default_range(today: dt.date) -> tuple[str, str]:
+    """The last twelve months, this one included."""
+    first = today.replace(day=1)
+    start = (
+        first.replace(year=first.year - 1)
+        if first.month == 12
+        else first.replace(year=first.year - 1, month=first.month + 1)
+    )
+    return f"{start:%Y-%m}", f"{first:%Y-%m}"
+
+
+def _money(value: Decimal, catalog: Catalog) -> str:
+    return format_exact(value, catalog.currency)
+
+
+@router.get("/finance/revenue", response_class=HTMLResponse)
+def revenue_page(
+    request: Request,
+    session: SessionDep,
+    catalog: CatalogDep,
+    user: FinanceUser,
+    from_: Annotated[str, Query(alias="from", max_length=7)] = "",
+    to: Month = "",
+) -> HTMLResponse:
+    """Revenue by product per month (chart and table), discounts and credits used."""
+    default_from, default_to = _default_range(now().date())
+    form = {"from": from_ or default_from, "to": to or default_to}
+    context: dict[str, Any] = {"form": form, "error": None, "currency": catalog.currency}
+    try:
+        start, end = reports.months(form["from"], form["to"])
+    except BillingError as error:
+        context["error"] = {"field": error.field, "message": error.message}
+        return _page(
+            request,
+            user,
+            "finance_revenue.html",
+            context,
+            active="/finance/revenue",
+            status=status_of(error),
+        )
+    connection = session.connection()
+    matrix = reports.revenue_by_month_and_product(connection, start, end)
+    by_month, total = reports.revenue(connection, "month", start, end)
+    by_product, _ = reports.revenue(connection, "product", start, end)
+    months = list(matrix)
+    products = [key for key in catalog.products if any(key in row for row in matrix.values())]
+    names = {key: catalog.products[key].name for key in products}
+    series = [(names[key], [_net(matrix[m].get(key)) for m in months]) for key in products]
+    if any("(commitments)" in row for row in matrix.values()):
+        series.append(
+            ("Commitments", [_commitments(matrix[m].get("(commitments)")) for m in months])
+        )
+    context.update(
+        chart=stacked_bars(months, series, catalog.currency) if months else None,
+        months=months,
+        series=[(name, [_money(v, catalog) for v in values]) for name, values in series],
+        by_month=[(key, _figures(item, catalog)) for key, item in by_month.items()],
+        by_product=[
+            (names.get(key, key), _figures(item, catalog)) for key, item in by_product.items()
+        ],
+        total=_figures(total, catalog),
+    )
+    return _page(request, user, "finance_revenue.html", context, active="/finance/revenue")
+
+
+def _net(item: reports.Revenue | None) -> Decimal:
+    """A product's revenue in a month: its usage lines less its discount lines."""
+    return Decimal(0) if item is None else item.list_amount - item.discounts
+
+
+def _commitments(item: reports.Revenue | None) -> Decimal:
+    return Decimal(0) if item is None else item.commitments
+
+
+def _figures(item: reports.Revenue, catalog: Catalog) -> dict[str, Any]:
+    return {
+        "list": _money(item.list_amount, catalog),
+        "discounts": _money(item.discounts, catalog),
+        "commitments": _money(item.commitments, catalog),
+        "credits_applied": _money(item.credits_applied, catalog),
+        "amount_due": _money(item.amount_due, catalog),
+        "invoices": len(item.invoices),
+    }
+
+
+@router.get("/finance/caps", response_class=HTMLResponse)
+def caps_page(request: Request, session: SessionDep, user: FinanceUser) -> HTMLResponse:
+    """Customer x product pairs limited by their cap in the current period."""
+    rows = reports.caps_hit(session.connection(), now())
+    return _page(request, user, "finance_caps.html", {"rows": rows}, active="/finance/caps")
+
+
+@router.get("/finance/stripe", response_class=HTMLResponse)
+def stripe_page(request: Request, session: SessionDep, user: FinanceUser) -> HTMLResponse:
+    """Where each invoice stands with Stripe, failures first, with a retry action."""
+    connection = session.connection()
+    context = {
+        "state": request.app.state.settings.stripe_sync_state,
+        "counts": reports.sync_counts(connection),
+        "rows": reports.sync_panel(connection),
+        "retried": request.query_params.get("retried"),
+        "outcome": request.query_params.get("outcome"),
+        "csrf": user.csrf,
+    }
+    return _page(request, user, "finance_stripe.html", context, active="/finance/stripe")
+
+
+@router.post("/finance/stripe/retry")
+def stripe_retry(request: Request, posted: FinancePost) -> RedirectResponse:
+    """Put an invoice first in line and, when Stripe sync is on, run the sync job now."""
+    engine = request.app.state.engine
+    settings = request.app.state.settings
+    invoice_id = posted.text("invoice")
+    if not retry_now(engine, invoice_id, now()):
+        outcome = "not retried: it is not waiting or failed"
+    elif not settings.stripe_api_key:
+        outcome = "queued; Stripe sync is off (BILLING_STRIPE_API_KEY is not set)"
+    else:
+        client = make_client(settings.stripe_api_key, settings.stripe_api_base)
+        ran = run_exclusive(engine, "sync_stripe", lambda: str(sync_due(engine, client)))
+        outcome = "queued; a sync running elsewhere will take it" if ran is None else ran
+    query = urlencode({"retried": invoice_id, "outcome": outcome})
+    return RedirectResponse(f"/finance/stripe?{query}", status_code=303)

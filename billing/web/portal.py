@@ -1,0 +1,426 @@
+"""The customer portal (`/portal`): usage against caps, invoices, spend caps, and choosing a
+discount. Pages read through the same functions as the API, as the signed-in customer's
+principal, so they show the same figures and obey the same access rule; changes go through
+the same services, audited as made in the portal."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from pydantic_core import PydanticCustomError
+
+from billing.alerts import service as alerts_service
+from billing.api.deps import CatalogDep, SessionDep, ensure_customer_access
+from billing.api.errors import status_of
+from billing.api.routes import caps as caps_routes
+from billing.api.routes import commitments as commitment_routes
+from billing.api.routes import invoices as invoice_routes
+from billing.caps import service as caps_service
+from billing.caps.accounts import plan_for_period
+from billing.catalog import Catalog
+from billing.commitments import service as commitments
+from billing.commitments.service import topup_window
+from billing.customers.models import Customer
+from billing.errors import BillingError, InputError, NotFound
+from billing.invoicing.projection import month_end
+from billing.money import format_amount, format_quantity
+from billing.parsing import parse_amount
+from billing.pricing.commitments import quote_commitment
+from billing.quotes import commitment_json
+from billing.web.access import CustomerPost, CustomerUser, now
+from billing.web.signin import WebUser
+from billing.web.templating import render
+
+router = APIRouter(include_in_schema=False)
+NAV = (("/portal", "Overview"), ("/portal/caps", "Spend caps"), ("/portal/discount", "Discount"))
+
+
+def _page(
+    request: Request,
+    user: WebUser,
+    template: str,
+    context: dict[str, Any],
+    *,
+    active: str,
+    status: int = 200,
+) -> HTMLResponse:
+    base = {
+        "user": user,
+        "nav": NAV,
+        "active": active,
+        "signout": "/portal/signout",
+        "home": "/portal",
+        "area": "Billing portal",
+    }
+    return render(request, template, {**base, **context}, status=status)
+
+
+def _customer(session: SessionDep, user: WebUser) -> Customer:
+    found = session.get(Customer, user.customer_id)
+    if found is None:
+        raise NotFound(f"no customer {user.customer_id!r}", field="customer")
+    return found
+
+
+def _cid(user: WebUser) -> str:
+    assert user.customer_id is not None
+    return user.customer_id
+
+
+def _parse_money(raw: str, field: str) -> Decimal:
+    """An amount typed by a person: "1,250.00", "$ 1250" and "1 250" all read as 1250."""
+    cleaned = raw.strip().lstrip("$€£").replace(",", "").replace(" ", "").replace("_", "")
+    if not cleaned:
+        raise InputError("enter an amount", field=field)
+    try:
+        return parse_amount(cleaned)
+    except PydanticCustomError as error:
+        raise InputError(error.message(), field=field) from None
+
+
+def _percent_of(part: Decimal, whole: Decimal) -> str:
+    """Display only: a bar length in percent of the bar, one decimal."""
+    if whole <= 0:
+        return "0"
+    return format_quantity(min(part / whole * 100, Decimal(100)).quantize(Decimal("0.1")))
+
+
+def _usage_rows(
+    catalog: Catalog, caps: list[dict[str, Any]], projection: Any, period_start: dt.datetime
+) -> list[dict[str, Any]]:
+    """Each product's usage bar: accepted against the free allowance and the cap's limit."""
+    projected = {line.product: line for line in projection.lines}
+    rows = []
+    for cap in caps:
+        product = catalog.products[cap["product"]]
+        plan = plan_for_period(catalog, product.key, period_start)
+        free = plan.free_allowance or Decimal(0)
+        accepted = Decimal(cap["accepted_quantity"])
+        limit = None if cap["limit_quantity"] is None else Decimal(cap["limit_quantity"])
+        line = projected[product.key]
+        scale = max(accepted, free, limit or Decimal(0), line.quantity, Decimal(1))
+        rows.append(
+            {
+                **cap,
+                "name": product.name,
+                "free_allowance": format_quantity(free),
+                "free_left": format_quantity(max(free - accepted, Decimal(0))),
+                "bar_used": _percent_of(accepted, scale),
+                "bar_free": _percent_of(free, scale),
+                "bar_limit": None if limit is None else _percent_of(limit, scale),
+                "bar_projected": _percent_of(line.quantity, scale),
+                "projected_quantity": format_quantity(line.quantity),
+                "projected_amount": format_amount(line.amount, catalog.currency),
+                "projected_capped": line.capped,
+            }
+        )
+    return rows
+
+
+@router.get("/portal", response_class=HTMLResponse)
+def overview(
+    request: Request, session: SessionDep, catalog: CatalogDep, user: CustomerUser
+) -> HTMLResponse:
+    """This period's usage per product against its cap and free allowance, the projected
+    month-end cost, alerts fired, the credit balance, and recent invoices."""
+    customer = _customer(session, user)
+    caps = caps_routes.list_spend_caps(_cid(user), session, catalog, user.principal)
+    connection = session.connection()
+    projection = month_end(connection, catalog, _cid(user), now())
+    period = projection.period
+    alerts = alerts_service.list_alerts(connection, _cid(user), period.start)
+    credits = commitment_routes.get_credits(_cid(user), session, catalog, user.principal)
+    invoices = invoice_routes.list_invoices(_cid(user), session, user.principal)["invoices"]
+    context = {
+        "customer": customer,
+        "currency": catalog.currency,
+        "period": caps,
+        "products": _usage_rows(catalog, caps["spend_caps"], projection, period.start),
+        "projected_total": format_amount(projection.total, catalog.currency),
+        "elapsed_days": format_quantity(projection.elapsed_days),
+        "alerts": [alerts_service.alert_json(a) for a in alerts],
+        "balance": credits["balance"],
+        "invoices": invoices[:6],
+    }
+    return _page(request, user, "portal_overview.html", context, active="/portal")
+
+
+@router.get("/portal/invoices/{invoice_id}", response_class=HTMLResponse)
+def invoice_page(
+    invoice_id: str, request: Request, session: SessionDep, user: CustomerUser
+) -> HTMLResponse:
+    """One invoice with its lines and tier breakdown (another customer's: not found)."""
+    try:
+        invoice = invoice_routes.get_invoice(invoice_id, session, user.principal)
+    except BillingError:  # unknown, or someone else's: the same answer, nothing leaks
+        context = {"title": "Invoice not found", "message": f"No invoice {invoice_id}."}
+        return _page(request, user, "message.html", context, active="/portal", status=404)
+    return _page(
+        request, user, "invoice.html", {"invoice": invoice, "back": "/portal"}, active="/portal"
+    )
+
+
+# --- spend caps --------------------------------------------------------------------------
+
+
+def _caps_page(
+    request: Request,
+    session: SessionDep,
+    catalog: Catalog,
+    user: WebUser,
+    *,
+    preview: dict[str, Any] | None = None,
+    error: BillingError | None = None,
+    form: dict[str, str] | None = None,
+) -> HTMLResponse:
+    caps = caps_routes.list_spend_caps(_cid(user), session, catalog, user.principal)
+    names = {key: product.name for key, product in catalog.products.items()}
+    changes = caps_service.cap_changes(session.connection(), _cid(user))[:10]
+    currency = catalog.currency
+    context = {
+        "caps": caps,
+        "names": names,
+        "preview": preview,
+        "error": None if error is None else {"field": error.field, "message": error.message},
+        "form": form or {},
+        "changed": request.query_params.get("changed"),
+        "changes": [
+            {
+                "product": c.product,
+                "name": names.get(c.product, c.product),
+                "old": None if c.old_amount is None else format_amount(c.old_amount, currency),
+                "new": None if c.new_amount is None else format_amount(c.new_amount, currency),
+                "by": c.changed_by,
+                "at": c.changed_at.isoformat(),
+                "effect": c.effect,
+            }
+            for c in changes
+        ],
+        "csrf": user.csrf,
+    }
+    status = 200 if error is None else status_of(error)
+    return _page(request, user, "portal_caps.html", context, active="/portal/caps", status=status)
+
+
+def _cap_amount(raw: str) -> Decimal | None:
+    return None if raw.strip().lower() in ("", "none") else _parse_money(raw, "amount")
+
+
+def _preview_json(change: caps_service.CapChange, catalog: Catalog) -> dict[str, Any]:
+    view = caps_routes.cap_json(change.quota, catalog)
+    return {
+        "product": view["product"],
+        "cap": view["cap"],
+        "q_max": view["q_max"],
+        "unit": view["unit"],
+        "accepted_quantity": view["accepted_quantity"],
+        "effect": change.effect,
+    }
+
+
+@router.get("/portal/caps", response_class=HTMLResponse)
+def caps_page(
+    request: Request, session: SessionDep, catalog: CatalogDep, user: CustomerUser
+) -> HTMLResponse:
+    """Set, change or remove each product's cap; see what it buys before saving."""
+    return _caps_page(request, session, catalog, user)
+
+
+@router.get("/portal/caps/preview")
+def caps_preview(
+    session: SessionDep,
+    catalog: CatalogDep,
+    user: CustomerUser,
+    product: Annotated[str, Query(max_length=64)],
+    amount: Annotated[str, Query(max_length=40)] = "",
+) -> JSONResponse:
+    """What a cap would buy and do, for the form's live preview (nothing is saved)."""
+    try:
+        change = caps_service.preview_cap(
+            connection=session.connection(),
+            catalog=catalog,
+            customer_id=_cid(user),
+            product=product,
+            amount=_cap_amount(amount),
+            now=now(),
+        )
+    except BillingError as error:
+        return JSONResponse({"error": error.message, "field": error.field}, status_code=200)
+    return JSONResponse(_preview_json(change, catalog), headers={"Cache-Control": "no-store"})
+
+
+@router.post("/portal/caps", response_model=None)
+def caps_post(
+    request: Request, session: SessionDep, catalog: CatalogDep, posted: CustomerPost
+) -> Response:
+    """`action=preview` shows what the cap would do; `save` sets it; `remove` removes it."""
+    user = posted.user
+    product, raw, action = posted.text("product"), posted.text("amount"), posted.text("action")
+    form = {"product": product, "amount": raw}
+    try:
+        amount = None if action == "remove" else _cap_amount(raw)
+        if action == "save" and amount is None:
+            raise InputError("enter an amount, or use Remove cap", field="amount")
+        if action in ("save", "remove"):
+            caps_service.set_cap(
+                connection=session.connection(),
+                catalog=catalog,
+                customer_id=_cid(user),
+                product=product,
+                amount=amount,
+                actor=user.actor,
+                now=now(),
+            )
+            session.commit()
+            request.app.state.limited_list.invalidate()
+            return RedirectResponse(f"/portal/caps?changed={product}#cap-{product}", 303)
+        change = caps_service.preview_cap(
+            connection=session.connection(),
+            catalog=catalog,
+            customer_id=_cid(user),
+            product=product,
+            amount=amount,
+            now=now(),
+        )
+    except BillingError as error:
+        session.rollback()
+        return _caps_page(request, session, catalog, user, error=error, form=form)
+    preview = _preview_json(change, catalog)
+    return _caps_page(request, session, catalog, user, preview=preview, form=form)
+
+
+# --- discount ----------------------------------------------------------------------------
+
+
+def _discount_page(
+    request: Request,
+    session: SessionDep,
+    catalog: Catalog,
+    user: WebUser,
+    *,
+    review: dict[str, Any] | None = None,
+    error: BillingError | None = None,
+    form: dict[str, str] | None = None,
+    done: str | None = None,
+) -> HTMLResponse:
+    customer_id = _cid(user)
+    context: dict[str, Any] = {
+        "csrf": user.csrf,
+        "review": review,
+        "error": None if error is None else {"field": error.field, "message": error.message},
+        "form": form or {},
+        "done": done,
+        "schedule": catalog.schedule,
+        "currency": catalog.currency,
+    }
+    if catalog.schedule is not None:
+        options = commitment_routes.get_options(customer_id, session, catalog, user.principal)
+        current = commitment_routes.get_commitment(customer_id, session, catalog, user.principal)
+        active = next((c for c in current["commitments"] if c["status"] == "active"), None)
+        context.update(options=options, commitment=active, history=current["commitments"])
+        if active is not None:
+            starts = dt.datetime.fromisoformat(active["starts_at"])
+            year, year_start, window_end = topup_window(
+                starts, catalog.schedule.topup_months, now()
+            )
+            context["window"] = {
+                "year": year + 1,
+                "year_start": year_start.isoformat(),
+                "ends": window_end.isoformat(),
+                "open": now() < window_end,
+            }
+            credits = commitment_routes.get_credits(customer_id, session, catalog, user.principal)
+            context["ledger"] = credits
+    status = 200 if error is None else status_of(error)
+    return _page(
+        request, user, "portal_discount.html", context, active="/portal/discount", status=status
+    )
+
+
+def _review(
+    session: SessionDep, catalog: Catalog, user: WebUser, credit_raw: str, years_raw: str
+) -> tuple[Decimal, int, dict[str, Any]]:
+    """The chosen credit and term priced for this customer's run rate (nothing saved)."""
+    if catalog.schedule is None:
+        raise InputError("this catalogue offers no commitments", field="credit")
+    credit = _parse_money(credit_raw, "credit")
+    if not years_raw.isdigit():
+        raise InputError("choose a term", field="years")
+    years = int(years_raw)
+    options = commitment_routes.get_options(_cid(user), session, catalog, user.principal)
+    monthly = Decimal(options["monthly_usage"])
+    try:
+        quote = quote_commitment(catalog.schedule, credit, years, monthly)
+    except BillingError as error:
+        raise InputError(error.message, field=error.field or "credit") from None
+    return credit, years, commitment_json(quote, catalog.currency)
+
+
+@router.get("/portal/discount", response_class=HTMLResponse)
+def discount_page(
+    request: Request, session: SessionDep, catalog: CatalogDep, user: CustomerUser
+) -> HTMLResponse:
+    """The brackets priced for this customer, the recommended one highlighted, a form to
+    commit; a running commitment with its ledger and top-up window."""
+    return _discount_page(request, session, catalog, user)
+
+
+@router.get("/portal/discount/preview")
+def discount_preview(
+    session: SessionDep,
+    catalog: CatalogDep,
+    user: CustomerUser,
+    credit: Annotated[str, Query(max_length=40)] = "",
+    years: Annotated[str, Query(max_length=4)] = "",
+) -> JSONResponse:
+    """The bracket and price of a credit amount and term, for the form's live update."""
+    try:
+        _, _, quote = _review(session, catalog, user, credit, years)
+    except BillingError as error:
+        return JSONResponse({"error": error.message, "field": error.field})
+    return JSONResponse(quote, headers={"Cache-Control": "no-store"})
+
+
+@router.post("/portal/discount", response_model=None)
+def discount_post(
+    request: Request, session: SessionDep, catalog: CatalogDep, posted: CustomerPost
+) -> Response:
+    """`review` prices the choice; `confirm` starts the commitment; `topup_review` and
+    `topup` add credit to the running one."""
+    user = posted.user
+    action = posted.text("action")
+    form = {k: posted.text(k) for k in ("credit", "years", "topup")}
+    ensure_customer_access(user.principal, _cid(user))
+    try:
+        if action in ("review", "confirm"):
+            credit, years, quote = _review(session, catalog, user, form["credit"], form["years"])
+            reviewed = (posted.text("reviewed_credit"), posted.text("reviewed_years"))
+            if action == "confirm" and reviewed != (form["credit"], form["years"]):
+                action = "review"  # changed since it was reviewed: show the new figures first
+            if action == "review":
+                return _discount_page(request, session, catalog, user, review=quote, form=form)
+            outcome = commitments.start(
+                session.connection(), catalog, _cid(user), credit, years, now()
+            )
+            session.commit()
+            done = f"Commitment started: {outcome.invoices[0].number} is your invoice for it."
+        elif action in ("topup_review", "topup"):
+            amount = _parse_money(form["topup"], "topup")
+            if action == "topup_review":
+                review = {"topup": format_amount(amount, catalog.currency)}
+                return _discount_page(request, session, catalog, user, review=review, form=form)
+            outcome = commitments.topup(session.connection(), catalog, _cid(user), amount, now())
+            session.commit()
+            done = f"Credit added: {outcome.invoices[0].number} is your invoice for it."
+        else:
+            raise InputError("unknown action", field="action")
+    except BillingError as error:
+        session.rollback()
+        if error.field == "credit" and action in ("topup_review", "topup"):
+            error.field = "topup"
+        return _discount_page(request, session, catalog, user, error=error, form=form)
+    return _discount_page(request, session, catalog, user, done=done)

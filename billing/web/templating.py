@@ -1,0 +1,67 @@
+"""Jinja2 templates for every page, their display filters, and how a page is answered
+(with the security headers every page carries)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+
+TEMPLATES = Jinja2Templates(directory=Path(__file__).resolve().parent / "templates")
+
+# Pages load only their own scripts, styles and images; no framing; no referrer (a sign-in
+# link's token must not leak to another site through a click).
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; "
+    "script-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; "
+    "base-uri 'none'; object-src 'none'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+def group_digits(text: Any) -> str:
+    """Display only: "1000000.50" -> "1,000,000.50", "inf" -> "∞", None -> "—"."""
+    if text is None or text == "":
+        return "—"
+    text = str(text)
+    if text == "inf":
+        return "∞"
+    whole, dot, fraction = text.partition(".")
+    sign = "-" if whole.startswith("-") else ""
+    return f"{sign}{int(whole.lstrip('-') or 0):,}{dot}{fraction}"
+
+
+def day(text: Any) -> str:
+    """Display only: an ISO timestamp's date ("2026-11-01T00:00:00+00:00" -> "2026-11-01")."""
+    return "—" if not text else str(text)[:10]
+
+
+def minute(text: Any) -> str:
+    """Display only: an ISO timestamp to the minute, UTC ("2026-11-01 13:05 UTC")."""
+    return "—" if not text else f"{str(text)[:10]} {str(text)[11:16]} UTC"
+
+
+TEMPLATES.env.filters["group"] = group_digits
+TEMPLATES.env.filters["day"] = day
+TEMPLATES.env.filters["minute"] = minute
+
+
+def render(
+    request: Request,
+    name: str,
+    context: dict[str, Any],
+    *,
+    status: int = 200,
+    private: bool = True,
+) -> HTMLResponse:
+    """A page; `private` pages (anything signed in) are never cached."""
+    response = TEMPLATES.TemplateResponse(request, name, context, status_code=status)
+    response.headers.update(PAGE_HEADERS)
+    if private:
+        response.headers["Cache-Control"] = "no-store"
+    return response
