@@ -30,7 +30,7 @@ from billing.customers.periods import period_for, period_from_label
 from billing.db import alembic_config, current_revision, make_engine, session_scope, upgrade
 from billing.errors import BillingError, CatalogError
 from billing.metering import service as metering_service
-from billing.money import format_amount, format_quantity
+from billing.money import format_amount, format_quantity, group_quantity
 from billing.parsing import parse_amount, parse_date, parse_percent, parse_quantity, parse_years
 from billing.settings import get_settings
 
@@ -552,7 +552,7 @@ def caps_show(
     typer.echo(f"{customer}, period {views[0].period.label} ({catalog.currency})")
     for view in views:
         cap = "-" if view.cap is None else format_amount(view.cap, catalog.currency)
-        limit = "-" if view.limit_quantity is None else f"{view.limit_quantity:,f}"
+        limit = "-" if view.limit_quantity is None else group_quantity(view.limit_quantity)
         accrued = format_amount(view.accrued, catalog.currency)
         typer.echo(
             f"  {view.product:<20} cap {cap:>10}  limit {limit:>16}  "

@@ -170,6 +170,14 @@ def format_quantity(quantity: Decimal) -> str:
     return "0" if text == "-0" else text
 
 
+def group_quantity(quantity: Decimal) -> str:
+    """A quantity for people: digits grouped, no trailing zeros ("1,200,000", "2.5")."""
+    text = format_quantity(quantity)
+    whole, dot, fraction = text.partition(".")
+    sign = "-" if whole.startswith("-") else ""
+    return f"{sign}{int(whole.lstrip('-')):,}{dot}{fraction}"
+
+
 def format_exact(amount: Decimal, currency: str) -> str:
     """An exact amount as plain text, trailing zeros trimmed to the minor digits ("0.0000343")."""
     text = format_quantity(amount)

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from billing.money import EXACT, HUNDRED, ZERO, format_amount
+from billing.money import EXACT, HUNDRED, ZERO, format_amount, group_quantity
 from billing.pricing.caps import max_quantity_within_cap
 from billing.pricing.charge import charge
 from billing.pricing.discounts import line_figures
@@ -107,7 +107,8 @@ def alerts_due(
         due.append(
             AlertDue(
                 FREE_ALLOWANCE,
-                f"{product_name}: the free allowance of {allowance:,f} units is used up",
+                f"{product_name}: the free allowance of {group_quantity(allowance)} units "
+                "is used up",
             )
         )
     if cap is None:

@@ -26,7 +26,7 @@ from billing.customers.periods import Period, period_for
 from billing.errors import InputError, NotFound
 from billing.metering import store
 from billing.metering.store import UsageKey, UsageState
-from billing.money import format_amount, fraction_digits, minor_digits
+from billing.money import format_amount, fraction_digits, group_quantity, minor_digits
 from billing.pricing.caps import max_quantity_within_cap
 
 
@@ -240,6 +240,7 @@ def _effect(catalog: Catalog, view: ProductQuota, billed_before: Decimal) -> str
     """What the change did to the current period, in words (DESIGN.md §5)."""
     unit = _plural(catalog.products[view.product].unit)
     money = partial(format_amount, currency=catalog.currency)
+    count = group_quantity
     until = view.period.end.date().isoformat()
     if view.cap is None:
         return f"No cap: {view.product} usage is no longer limited."
@@ -247,15 +248,16 @@ def _effect(catalog: Catalog, view: ProductQuota, billed_before: Decimal) -> str
         return f"The cap never binds: at this price, {view.product} usage stays within it."
     if billed_before > view.q_max:
         return (
-            f"Lowered below what this period already accrued ({billed_before:,f} {unit}, "
+            f"Lowered below what this period already accrued ({count(billed_before)} {unit}, "
             f"{money(view.accrued)} {catalog.currency}): that usage stays billed, nothing more "
             f"is accepted until the period ends on {until}, and the cap of {money(view.cap)} "
-            f"{catalog.currency} ({view.q_max:,f} {unit}) applies in full from the next period."
+            f"{catalog.currency} ({count(view.q_max)} {unit}) applies in full from the next "
+            "period."
         )
     left = max(view.q_max - view.accepted, Decimal(0))
     return (
-        f"Takes effect at once: up to {view.q_max:,f} {unit} this period "
-        f"({left:,f} more before {until}), within {money(view.cap)} {catalog.currency}."
+        f"Takes effect at once: up to {count(view.q_max)} {unit} this period "
+        f"({count(left)} more before {until}), within {money(view.cap)} {catalog.currency}."
     )
 
 

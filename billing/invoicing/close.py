@@ -29,7 +29,7 @@ from billing.customers.periods import Period, period_for
 from billing.db import session_scope
 from billing.invoicing.issue import Issued, LineIn, issue_invoice
 from billing.metering.store import usage_table
-from billing.money import ZERO, format_quantity
+from billing.money import ZERO, format_quantity, group_quantity
 from billing.pricing.charge import ChargeResult, charge
 
 CUSTOMERS_PER_TRANSACTION = 200
@@ -131,7 +131,7 @@ def draft(
         item = catalog.products[product]
         lines.append(
             LineIn(
-                f"{item.name}: {billed:,f} {item.unit}s",
+                f"{item.name}: {group_quantity(billed)} {item.unit}s",
                 billed,
                 drawn.subtotal,
                 drawn.subtotal,

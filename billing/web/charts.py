@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
+from billing.money import group_quantity
+
 WIDTH, HEIGHT = Decimal(720), Decimal(300)
 LEFT, RIGHT, TOP, BOTTOM = Decimal(72), Decimal(12), Decimal(12), Decimal(30)
 STEPS = (Decimal(1), Decimal(2), Decimal("2.5"), Decimal(5), Decimal(10))
@@ -95,7 +97,7 @@ def stacked_bars(
             height = plot_h * value / top
             y = TOP + plot_h - plot_h * (stacked + value) / top
             stacked += value
-            title = f"{name}, {category}: {value:,f} {unit}"
+            title = f"{name}, {category}: {group_quantity(value)} {unit}"
             rects.append(Rect(_fmt(x), _fmt(y), _fmt(bar), _fmt(height), index, title))
     ticks = tuple(
         Tick(_fmt(TOP + plot_h - plot_h * k / 4), _axis_label(top * k / 4)) for k in range(5)

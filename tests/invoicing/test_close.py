@@ -75,6 +75,15 @@ def test_a_period_closes_once_after_the_grace(engine, session, catalog):
     ]
     late = ingest(session, catalog, [at_oct("late", 5)], now=NOV_1 + 2 * GRACE)
     assert [r.error for r in late.rejected] == ["period_closed"]
+    # Descriptions read the same on both engines (PostgreSQL's NUMERIC keeps trailing zeros).
+    table = InvoiceLine.__table__
+    described = session.connection().execute(
+        select(table.c.description).where(table.c.invoice_id == invoice.id)
+    )
+    assert sorted(described.scalars()) == [
+        "Product analytics: 1,200,000 events",
+        "Session replay: 10,000 recordings",
+    ]
 
 
 def test_cap_discount_and_credits_on_one_invoice(engine, session, catalog):
