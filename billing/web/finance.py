@@ -265,8 +265,9 @@ def stripe_page(request: Request, session: SessionDep, user: FinanceUser) -> HTM
 
 
 @router.post("/finance/stripe/retry")
-def stripe_retry(request: Request, posted: FinancePost) -> RedirectResponse:
+def stripe_retry(request: Request, session: SessionDep, posted: FinancePost) -> RedirectResponse:
     """Put an invoice first in line and, when Stripe sync is on, run the sync job now."""
+    session.commit()  # the sign-in check is done: hold no transaction while Stripe is called
     engine = request.app.state.engine
     settings = request.app.state.settings
     invoice_id = posted.text("invoice")

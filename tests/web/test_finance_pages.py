@@ -1,0 +1,186 @@
+"""The finance pages without a browser: filters, the CSV matches the API's, the chart's
+figures reconcile with the revenue report, caps hit, and the Stripe panel's retry."""
+
+import csv
+import io
+import re
+from decimal import Decimal as D
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import text, update
+
+from billing.api.app import create_app
+from billing.settings import Settings
+from billing.stripe_sync.models import InvoiceSync
+from billing.stripe_sync.sync import make_client, sync_due
+from tests.conftest import TIERS, bearer
+from tests.stripe_emulator import StripeEmulator
+from tests.web.helpers import csrf_of, sign_in
+from tests.web.portal_data import seed
+
+
+@pytest.fixture
+def seeded(engine, catalog):
+    return seed(engine, catalog)
+
+
+@pytest.fixture
+def finance(api, engine, seeded):
+    """The api client signed in to the finance pages; its CSRF token."""
+    return sign_in(api, engine, None)
+
+
+def test_the_invoice_table_filters_and_its_csv_is_the_apis(api, finance, keys):
+    page = api.get("/finance/invoices", params={"customer": "acme"}).text
+    assert re.search(r'id="count">1<', page)
+    assert page.count('href="/finance/invoices/inv_') == 1
+    csv_link = re.search(r'id="csv" href="([^"]+)"|href="([^"]+)" id="csv"', page)
+    href = next(g for g in csv_link.groups() if g).replace("&amp;", "&")
+    assert href == "/finance/invoices.csv?customer=acme"
+    downloaded = api.get(href)
+    assert downloaded.headers["content-type"].startswith("text/csv")
+    assert "attachment" in downloaded.headers["content-disposition"]
+    from_api = api.get(
+        "/v1/reports/invoices",
+        params={"customer": "acme", "format": "csv"},
+        headers=bearer(keys["finance"]),
+    )
+    assert downloaded.text == from_api.text
+    rows = list(csv.DictReader(io.StringIO(downloaded.text)))
+    assert [r["customer"] for r in rows] == ["acme"]
+    everything = api.get("/finance/invoices").text
+    assert re.search(r'id="count">2<', everything)
+    due = re.search(r'id="due-total">([\d,.]+) USD', everything).group(1)
+    listed = api.get("/v1/reports/invoices", headers=bearer(keys["finance"])).json()["invoices"]
+    assert D(due.replace(",", "")) == sum(D(i["amount_due"]) for i in listed)
+
+
+def test_a_bad_filter_says_which_and_why(api, finance):
+    answer = api.get("/finance/invoices", params={"from": "2026-13"})
+    assert answer.status_code == 422
+    assert "from: a month is YYYY-MM" in answer.text
+    answer = api.get("/finance/invoices", params={"from": "2026-10", "to": "2026-09"})
+    assert answer.status_code == 422
+    assert "is before from" in answer.text
+
+
+def test_the_revenue_chart_and_tables_reconcile_with_the_revenue_report(api, finance, keys):
+    page = api.get("/finance/revenue").text
+    assert "<svg" in page
+    assert "<script" not in page[page.index('id="revenue-chart"') :]  # drawn by the server
+    by_month = api.get(
+        "/v1/reports/revenue", params={"group_by": "month"}, headers=bearer(keys["finance"])
+    ).json()
+    matrix = page[page.index('id="revenue-matrix"') :]
+    matrix = matrix[: matrix.index("</table>")]
+    months = re.findall(r'<th scope="col" class="num">(\d{4}-\d{2})</th>', matrix)
+    assert months == [g["key"] for g in by_month["groups"]]
+    cells = re.findall(r'<td class="num">([\d,.-]+)</td>', matrix)
+    assert sum(D(c.replace(",", "")) for c in cells) == D(by_month["total"]["amount_due"])
+    bars = re.findall(
+        r'<rect class="series-\d" x="[\d.]+" y="[\d.]+" width="[\d.]+" '
+        r'height="([\d.]+)"><title>([^<]+)</title>',
+        page,
+    )
+    assert len(bars) == sum(1 for c in cells if D(c.replace(",", "")) > 0)
+    assert any(t.startswith("Product analytics, ") for _, t in bars)
+    assert (
+        re.search(r'id="total-due">([\d,.]+)<', page).group(1).replace(",", "")
+        == (by_month["total"]["amount_due"])
+    )
+
+
+def test_caps_hit_lists_the_limited_pairs(api, finance):
+    page = api.get("/finance/caps").text
+    table = page[page.index('id="caps-hit"') :]
+    assert re.search(r"<td>acme</td><td>session_replay</td>", table)
+    assert "globex" not in table
+
+
+def set_sync(engine, invoice_id, status, error=None):
+    with engine.begin() as connection:
+        connection.execute(
+            update(InvoiceSync.__table__)
+            .where(InvoiceSync.__table__.c.invoice_id == invoice_id)
+            .values(status=status, last_error=error)
+        )
+
+
+def test_the_stripe_panel_shows_failures_first_and_retries_now(
+    engine, catalog, database_url, seeded
+):
+    emulator = StripeEmulator()
+    try:
+        client = make_client("sk_test_emulator", emulator.base)
+        sync_due(engine, client)  # both invoices reach Stripe
+        with engine.connect() as connection:
+            ids = [r.id for r in connection.execute(text("SELECT id FROM invoice ORDER BY number"))]
+        set_sync(engine, ids[1], "sync_failed", "InvalidRequestError: No such customer")
+        settings = Settings(
+            tiers_dir=TIERS,
+            database_url=database_url,
+            scheduler=False,
+            stripe_api_key="sk_test_emulator",
+            stripe_api_base=emulator.base,
+        )
+        with TestClient(create_app(settings, catalog, engine)) as pages:
+            csrf = sign_in(pages, engine, None)
+            panel = pages.get("/finance/stripe").text
+            table = panel[panel.index('id="sync-table"') :]
+            statuses = re.findall(r'<span class="badge (\w+)">', table)
+            assert statuses[0] == "sync_failed"  # failures first
+            assert "No such customer" in table
+            assert table.count("Retry now</button>") == 1
+            no_token = pages.post("/finance/stripe/retry", data={"invoice": ids[1]})
+            assert no_token.status_code == 403
+            answer = pages.post(
+                "/finance/stripe/retry", data={"csrf_token": csrf, "invoice": ids[1]}
+            )
+            assert answer.status_code == 200
+            assert re.search(
+                r'id="retry-outcome">Retry of inv_\w+: 1 synced, 0 to retry, 0 failed', answer.text
+            )
+        with engine.connect() as connection:
+            state = connection.execute(
+                text("SELECT status, last_error FROM invoice_sync WHERE invoice_id = :i"),
+                {"i": ids[1]},
+            ).one()
+        assert (state.status, state.last_error) == ("synced", None)
+        assert len(emulator.invoices) == 2  # found again, not sent twice
+    finally:
+        emulator.close()
+
+
+def test_retry_without_a_stripe_key_queues_and_says_sync_is_off(api, engine, finance):
+    import datetime as dt
+
+    from billing.stripe_sync.sync import _enqueue
+
+    _enqueue(engine, dt.datetime.now(dt.UTC))
+    with engine.connect() as connection:
+        invoice = connection.execute(text("SELECT invoice_id FROM invoice_sync LIMIT 1")).scalar()
+    set_sync(engine, invoice, "sync_failed", "boom")
+    answer = api.post("/finance/stripe/retry", data={"csrf_token": finance, "invoice": invoice})
+    assert "queued; Stripe sync is off" in answer.text
+    assert "off: BILLING_STRIPE_API_KEY is not set" in answer.text
+    synced = api.post("/finance/stripe/retry", data={"csrf_token": finance, "invoice": "inv_nope"})
+    assert "not retried" in synced.text
+
+
+def test_a_customer_session_does_not_open_the_finance_pages(api, engine, seeded):
+    sign_in(api, engine, "acme")
+    for path in ("/finance/invoices", "/finance/invoices.csv", "/finance/revenue"):
+        answer = api.get(path, follow_redirects=False)
+        assert (answer.status_code, answer.headers["location"]) == (303, "/finance/login"), path
+
+
+def test_the_finance_invoice_page_shows_any_customers_invoice(api, engine, finance):
+    with engine.connect() as connection:
+        invoice = connection.execute(
+            text("SELECT id FROM invoice WHERE customer_id = 'globex'")
+        ).scalar()
+    page = api.get(f"/finance/invoices/{invoice}")
+    assert page.status_code == 200
+    assert "Session replay: 500,000 recordings" in page.text
+    assert csrf_of(page.text)  # the sign-out form
