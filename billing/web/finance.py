@@ -205,10 +205,6 @@ def revenue_page(
     products = [key for key in catalog.products if any(key in row for row in matrix.values())]
     names = {key: catalog.products[key].name for key in products}
     series = [(names[key], [_net(matrix[m].get(key)) for m in months]) for key in products]
-    if any("(commitments)" in row for row in matrix.values()):
-        series.append(
-            ("Commitments", [_commitments(matrix[m].get("(commitments)")) for m in months])
-        )
     context.update(
         chart=stacked_bars(months, series, catalog.currency) if months else None,
         months=months,
@@ -225,10 +221,6 @@ def revenue_page(
 def _net(item: reports.Revenue | None) -> Decimal:
     """A product's revenue in a month: its usage lines less its discount lines."""
     return Decimal(0) if item is None else item.list_amount - item.discounts
-
-
-def _commitments(item: reports.Revenue | None) -> Decimal:
-    return Decimal(0) if item is None else item.commitments
 
 
 def _figures(item: reports.Revenue, catalog: Catalog) -> dict[str, Any]:
