@@ -16,7 +16,7 @@ from billing.api.deps import CatalogDep
 from billing.catalog.public import catalog_json
 from billing.errors import BillingError
 from billing.parsing import parse_quantity
-from billing.web.templating import TEMPLATES
+from billing.web.templating import render
 
 router = APIRouter(include_in_schema=False)
 
@@ -47,13 +47,10 @@ def pricing_page(request: Request, catalog: CatalogDep) -> HTMLResponse:
             quote = quotes.quote_json(result, catalog=catalog, at=today)
         except BillingError as error:
             errors[(error.field or "").rsplit(".", 1)[-1]] = error.message
-    return TEMPLATES.TemplateResponse(
-        request,
-        "pricing.html",
-        {
-            "catalog": products,
-            "values": {key: request.query_params.get(key, "") for key in catalog.products},
-            "errors": errors,
-            "quote": quote,
-        },
-    )
+    context = {
+        "catalog": products,
+        "values": {key: request.query_params.get(key, "") for key in catalog.products},
+        "errors": errors,
+        "quote": quote,
+    }
+    return render(request, "pricing.html", context, private=False)

