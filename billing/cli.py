@@ -105,13 +105,21 @@ def serve(
         upgrade(settings.database_url)
     else:
         _check_schema(settings.database_url)
+    from billing.observability.logs import log_config
+
     uvicorn.run(
         "billing.api.app:create_app",
         factory=True,
         host=host,
         port=port,
         workers=workers,
-        log_level=get_settings().log_level,
+        log_level=settings.log_level,
+        log_config=log_config(settings.log_level, settings.log_format),
+        access_log=False,  # one structured line per request comes from RequestContext
+        proxy_headers=settings.forwarded_allow_ips is not None,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
+        # SIGTERM: stop accepting, let requests in flight finish (and their batches commit)
+        timeout_graceful_shutdown=30,
     )
 
 
@@ -121,9 +129,11 @@ def worker(tiers: TiersOption = None) -> None:
     from apscheduler.schedulers.blocking import BlockingScheduler
 
     from billing import scheduler
+    from billing.observability.logs import configure
 
     catalog = _catalog(tiers)
     settings = get_settings()
+    configure(settings.log_level, settings.log_format)
     if settings.migrate_on_start:
         upgrade(settings.database_url)
     else:

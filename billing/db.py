@@ -12,6 +12,7 @@ import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +97,8 @@ def _configure_sqlite(engine: Engine) -> None:
         # NOTE: IMMEDIATE takes the write lock at once, so a writer never fails halfway
         # on an upgrade; read-only work asks for DEFERRED (see read_only()).
         mode = connection.get_execution_options().get("sqlite_begin", "IMMEDIATE")
+        if mode not in ("DEFERRED", "IMMEDIATE"):
+            raise ValueError(f"sqlite_begin is DEFERRED or IMMEDIATE, not {mode!r}")
         connection.exec_driver_sql(f"BEGIN {mode}")
 
 
@@ -135,6 +138,14 @@ def upgrade(url: str, revision: str = "head") -> None:
     from alembic import command
 
     command.upgrade(alembic_config(url), revision)
+
+
+@lru_cache(maxsize=1)
+def head_revision() -> str | None:
+    """The newest migration this build ships."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
 
 
 def current_revision(engine: Engine) -> str | None:

@@ -106,6 +106,16 @@ class UnsupportedMediaType(BillingError):
     code = "unsupported_media_type"
 
 
+class RateLimited(BillingError):
+    """Too many requests from one client: try again after `retry_after` seconds."""
+
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int, field: str | None = None) -> None:
+        super().__init__(message, field=field)
+        self.retry_after = retry_after
+
+
 @dataclass(frozen=True, slots=True)
 class Problem:
     """One thing wrong with a tier directory: which file, which key path, why."""

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from sqlalchemy import Engine, insert, text, update
 
 from billing.jobs_models import JobRun
+from billing.observability.metrics import JOBS
 
 logger = logging.getLogger(__name__)
 RUNNER = f"{socket.gethostname()}:{os.getpid()}"
@@ -66,6 +67,7 @@ def _recorded(engine: Engine, job: str, work: Callable[[], str]) -> str:
         logger.exception("job %s failed", job)
         raise
     finally:
+        JOBS.labels(job, status).inc()
         with engine.begin() as connection:
             connection.execute(
                 update(table)

@@ -20,6 +20,29 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "info"
+    log_format: str = Field(
+        "json", pattern="^(json|text)$", description="json: one JSON object a line; text"
+    )
+    max_body_bytes: int = Field(
+        1024 * 1024,
+        gt=0,
+        description="largest request body accepted (POST /v1/events has its own 5 MB limit)",
+    )
+    quote_rate_per_minute: int = Field(
+        120, ge=0, description="POST /v1/quote requests a minute per client IP (0: no limit)"
+    )
+    signin_rate_per_minute: int = Field(
+        10, ge=0, description="finance key sign-in attempts a minute per client IP (0: no limit)"
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description="origins allowed to call the API from a browser (JSON list); none by default",
+    )
+    forwarded_allow_ips: str | None = Field(
+        None,
+        description="proxies whose X-Forwarded-For/-Proto are trusted (uvicorn's "
+        "--forwarded-allow-ips); unset: none",
+    )
     migrate_on_start: bool = Field(
         True, description="`billing serve` applies migrations before starting (off in production)"
     )

@@ -37,6 +37,7 @@ class Server:
             "BILLING_LOG_LEVEL": "warning",
         }
         self.process: subprocess.Popen[bytes] | None = None
+        self.output = ""
         self.log = tempfile.TemporaryFile()  # noqa: SIM115 (closed in stop())
 
     def start(self, timeout: float = 30.0) -> None:  # float-ok
@@ -77,6 +78,9 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        if not self.log.closed:
+            self.log.seek(0)
+            self.output = self.log.read().decode()  # what it printed, kept for the test
         self.log.close()
 
 

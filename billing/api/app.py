@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 
@@ -29,6 +30,8 @@ from billing.caps.limited import LimitedList
 from billing.catalog import Catalog, load_catalog
 from billing.db import make_engine
 from billing.metering.writer import IngestWriter
+from billing.observability.http import RequestContext
+from billing.observability.ratelimit import RateLimiter
 from billing.settings import Settings, get_settings
 from billing.web import finance, pages, portal, signin_pages
 
@@ -48,8 +51,9 @@ def create_app(
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         jobs = scheduler.start(engine, catalog, settings) if settings.scheduler else None
         yield
+        app.state.draining = True  # /readyz answers 503 from now on
         if jobs is not None:
-            jobs.shutdown(wait=False)
+            jobs.shutdown(wait=False)  # a job cut off rolls back; its next run resumes it
         writer.stop()  # answer what is queued before the process exits
 
     app = FastAPI(
@@ -64,6 +68,9 @@ def create_app(
     app.state.ingest_writer = writer
     app.state.key_cache = KeyCache(settings.key_cache_seconds)
     app.state.limited_list = LimitedList(engine, settings.quota_cache_seconds)
+    app.state.quote_limiter = RateLimiter(settings.quote_rate_per_minute)
+    app.state.signin_limiter = RateLimiter(settings.signin_rate_per_minute)
+    app.state.draining = False
     errors.install(app)
     app.include_router(health.router)
     app.include_router(pricing.router)
@@ -81,4 +88,17 @@ def create_app(
     app.include_router(portal.router)
     app.include_router(finance.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    if settings.cors_origins:  # closed unless origins are named
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PUT"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+    events_limit = 2 * events.MAX_BYTES  # the route answers its own 5 MB limit first
+    app.add_middleware(
+        RequestContext,
+        default_limit=settings.max_body_bytes,
+        limits={"/v1/events": events_limit},
+    )
     return app

@@ -19,6 +19,7 @@ from billing.errors import (
     InputError,
     NotFound,
     PayloadTooLarge,
+    RateLimited,
     Unauthorized,
     UnsupportedMediaType,
 )
@@ -34,6 +35,7 @@ STATUS_BY_ERROR: list[tuple[type[BillingError], int]] = [
     (Forbidden, 403),
     (PayloadTooLarge, 413),
     (UnsupportedMediaType, 415),
+    (RateLimited, 429),
     (CatalogError, 500),
 ]
 
@@ -68,6 +70,8 @@ def install(app: FastAPI) -> None:
 async def _billing_error(request: Request, error: BillingError) -> JSONResponse:
     status = status_of(error)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    if isinstance(error, RateLimited):
+        headers = {"Retry-After": str(error.retry_after)}
     return JSONResponse(
         error_body(error.code, error.message, error.field), status_code=status, headers=headers
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
 import secrets
 from dataclasses import dataclass
 
@@ -56,8 +57,11 @@ def create_key(
 
 def authenticate(*, session: Session, key: str) -> Principal | None:
     """The principal of a live key, or None."""
-    row = session.exec(select(ApiKey).where(ApiKey.key_hash == hash_key(key))).first()
+    digest = hash_key(key)
+    row = session.exec(select(ApiKey).where(ApiKey.key_hash == digest)).first()
     if row is None or row.revoked_at is not None or row.id is None:
+        return None
+    if not hmac.compare_digest(row.key_hash, digest):  # constant time, whatever the index did
         return None
     return Principal(row.id, Role(row.role), row.customer_id)
 

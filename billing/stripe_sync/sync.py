@@ -30,6 +30,7 @@ from sqlalchemy import Engine, insert, select, update
 from billing.db import session_scope
 from billing.invoicing.models import Invoice, InvoiceLine
 from billing.money import to_minor_units
+from billing.observability.metrics import record_sync
 from billing.stripe_sync.models import InvoiceSync, StripeCustomer
 
 logger = logging.getLogger(__name__)
@@ -325,4 +326,5 @@ def sync_due(
             continue
         _mark(engine, row.invoice_id, status="voided", updated_at=at)
         report.voided += 1
+    record_sync(report)
     return report

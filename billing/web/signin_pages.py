@@ -141,6 +141,15 @@ def finance_login_form(request: Request, secret: SecretDep) -> HTMLResponse:
 def finance_login(
     request: Request, session: SessionDep, secret: SecretDep, form: PresessionForm
 ) -> Response:
+    client = request.client.host if request.client else "unknown"
+    wait = request.app.state.signin_limiter.allow(client)
+    if wait:
+        problem = f"Too many attempts. Try again in {wait} seconds."
+        response = _with_presession(
+            request, secret, "finance_login.html", {"problem": problem}, 429
+        )
+        response.headers["Retry-After"] = str(wait)
+        return response
     key = signin.finance_key(session.connection(), str(form.get("key") or ""))
     if key is None:
         problem = "That key is not a live finance or admin API key."

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -16,6 +17,7 @@ from billing.api.schemas import ErrorOut, EventBatchIn, IngestOut
 from billing.errors import InputError, PayloadTooLarge, UnsupportedMediaType
 from billing.metering import service as metering_service
 from billing.metering.writer import IngestWriter
+from billing.observability.metrics import record_ingest
 
 router = APIRouter(prefix="/v1", tags=["metering"])
 MAX_EVENTS = 10_000
@@ -38,15 +40,19 @@ LIMITS = f"at most {MAX_EVENTS:,} events and {MAX_BYTES // (1024 * 1024)} MB per
 async def ingest_events(request: Request, _: IngestKey) -> JSONResponse:
     """Ingest a batch: each event accepted, a duplicate, over its cap, or rejected with a reason."""
     events = _events(await _body(request))
+    started = time.perf_counter()
     if len(events) >= GROUP_BELOW:
         # Large batches are their own transaction: on PostgreSQL several run in parallel.
         engine, catalog = request.app.state.engine, request.app.state.catalog
         result = await run_in_threadpool(
             metering_service.ingest_batch, engine=engine, catalog=catalog, raw_events=events
         )
-        return JSONResponse(result.as_json())
-    writer: IngestWriter = request.app.state.ingest_writer
-    return JSONResponse(await asyncio.wrap_future(writer.submit(events)))
+        answer = result.as_json()
+    else:
+        writer: IngestWriter = request.app.state.ingest_writer
+        answer = await asyncio.wrap_future(writer.submit(events))
+    record_ingest(answer, time.perf_counter() - started)
+    return JSONResponse(answer)
 
 
 async def _body(request: Request) -> bytes:

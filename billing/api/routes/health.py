@@ -1,23 +1,96 @@
-"""Liveness."""
+"""Liveness (/healthz), readiness (/readyz) and Prometheus metrics (/metrics)."""
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
 from typing import Any
 
+from alembic.runtime.migration import MigrationContext
 from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import Engine, func, select, text
 
 from billing import __version__
 from billing.api.deps import CatalogDep
+from billing.db import head_revision
+from billing.jobs_models import JobRun
+from billing.stripe_sync.models import InvoiceSync
 
 router = APIRouter(tags=["operations"])
+logger = logging.getLogger(__name__)
 
 
 @router.get("/healthz")
 async def healthz(catalog: CatalogDep, request: Request) -> dict[str, Any]:
-    """The service is up and its catalogue loaded; whether Stripe sync runs."""
+    """Liveness: the process is up and its catalogue loaded; whether Stripe sync runs."""
     return {
         "status": "ok",
         "version": __version__,
         "catalog": {"directory": catalog.directory, "products": len(catalog.products)},
         "stripe_sync": request.app.state.settings.stripe_sync_state,
     }
+
+
+@router.get("/readyz", responses={503: {"description": "not ready: see `problems`"}})
+async def readyz(request: Request) -> JSONResponse:
+    """Readiness: the database answers, its schema is at this build's migration, the process
+    is not shutting down; with the scheduler's state, the last run of each job, and how far
+    behind Stripe sync is (the oldest invoice waiting to be sent)."""
+    state = request.app.state
+    answer = await run_in_threadpool(_readiness, state.engine)
+    if state.draining:
+        answer["problems"].append("shutting down")
+    settings = state.settings
+    answer["scheduler"] = "on" if settings.scheduler else "off (run by `billing worker`)"
+    answer["stripe_sync"]["state"] = settings.stripe_sync_state
+    answer["status"] = "ready" if not answer["problems"] else "not ready"
+    return JSONResponse(answer, status_code=200 if not answer["problems"] else 503)
+
+
+def _readiness(engine: Engine) -> dict[str, Any]:
+    now = dt.datetime.now(dt.UTC)
+    answer: dict[str, Any] = {"problems": [], "database": "ok", "stripe_sync": {}, "jobs": {}}
+    try:
+        with engine.connect() as opened:
+            connection = opened.execution_options(sqlite_begin="DEFERRED")  # reads only
+            connection.execute(text("SELECT 1"))
+            context = MigrationContext.configure(connection)
+            revision, head = context.get_current_revision(), head_revision()
+            answer["migrations"] = {"database": revision, "code": head}
+            if revision != head:
+                answer["problems"].append(
+                    f"database at revision {revision}, this build needs {head}: "
+                    "run `billing db upgrade`"
+                )
+                return answer
+            runs = JobRun.__table__  # type: ignore[attr-defined]
+            latest = connection.execute(
+                select(runs.c.job, func.max(runs.c.started_at)).group_by(runs.c.job)
+            )
+            answer["jobs"] = {job: started.isoformat() for job, started in latest}
+            sync = InvoiceSync.__table__  # type: ignore[attr-defined]
+            waiting, oldest = connection.execute(
+                select(func.count(), func.min(sync.c.updated_at)).where(sync.c.status == "pending")
+            ).one()
+            failed = connection.execute(
+                select(func.count()).where(sync.c.status.in_(("sync_failed", "mismatch")))
+            ).scalar_one()
+            answer["stripe_sync"] = {
+                "pending": waiting,
+                "failed": failed,
+                "lag_seconds": 0 if oldest is None else int((now - oldest).total_seconds()),
+            }
+    except Exception as error:  # the answer is the report: never a 500
+        logger.warning("readiness: the database check failed", exc_info=True)
+        answer["database"] = "unreachable"
+        answer["problems"].append(f"database: {type(error).__name__}")
+    return answer
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics() -> Response:
+    """Prometheus metrics of this process."""
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -6,7 +6,7 @@ import datetime as dt
 from decimal import Decimal
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
 from billing import quotes
@@ -14,7 +14,8 @@ from billing.api.deps import CatalogDep
 from billing.api.exact_json import ExactJSONRoute
 from billing.api.schemas import CatalogOut, ErrorOut, QuoteOut, QuoteRequest
 from billing.catalog.public import catalog_json
-from billing.errors import InvalidDate
+from billing.errors import InvalidDate, RateLimited
+from billing.observability.metrics import RATE_LIMITED
 from billing.parsing import parse_date
 
 router = APIRouter(prefix="/v1", tags=["pricing"], route_class=ExactJSONRoute)
@@ -35,9 +36,26 @@ async def list_products(
     return JSONResponse(catalog_json(catalog, day))
 
 
-@router.post("/quote", response_model=QuoteOut, responses=ERRORS)
+async def rate_limited(request: Request) -> None:
+    """BILLING_QUOTE_RATE_PER_MINUTE per client IP: the public endpoint is not a free CPU."""
+    client = request.client.host if request.client else "unknown"
+    wait = request.app.state.quote_limiter.allow(client)
+    if wait:
+        RATE_LIMITED.labels("/v1/quote").inc()
+        raise RateLimited(f"too many quotes from {client}: try again in {wait} s", retry_after=wait)
+
+
+@router.post(
+    "/quote",
+    response_model=QuoteOut,
+    responses={**ERRORS, 429: {"model": ErrorOut}},
+    dependencies=[Depends(rate_limited)],
+)
 async def create_quote(body: QuoteRequest, catalog: CatalogDep) -> JSONResponse:
-    """Price a month of usage, with optional caps, discount and commitment."""
+    """Price a month of usage, with optional caps, discount and commitment.
+
+    Rate limited per client IP (BILLING_QUOTE_RATE_PER_MINUTE, 120 by default): over it,
+    429 with Retry-After."""
     at = body.at or _today()
     commitment = (body.commitment.credit, body.commitment.years) if body.commitment else None
     result = quotes.quote(

@@ -1,0 +1,128 @@
+"""ASGI middleware around every request: a request id (answered as X-Request-ID and put on
+every log line), one structured log line per request, metrics, and body size limits
+enforced before the application reads anything."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import uuid
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from billing.observability.logs import REQUEST_ID
+from billing.observability.metrics import HTTP_REQUESTS
+
+logger = logging.getLogger("billing.http")
+_GIVEN_ID = re.compile(r"^[A-Za-z0-9._:-]{8,64}$")
+
+
+def _error(status: int, code: str, message: str, field: str | None) -> tuple[int, bytes]:
+    body = {"code": code, "message": message, "field": field}
+    return status, json.dumps(body).encode()
+
+
+class RequestContext:
+    """Request id, access log line, request metrics and body size limits.
+
+    `limits` maps a path to its largest body in bytes; every other path gets `default_limit`.
+    A body over its limit is refused with 413 before the route sees any of it (declared
+    Content-Length), or as soon as the streamed body passes the limit.
+    """
+
+    def __init__(self, app: ASGIApp, default_limit: int, limits: dict[str, int]) -> None:
+        self.app = app
+        self.default_limit = default_limit
+        self.limits = limits
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        given = headers.get(b"x-request-id", b"").decode("latin-1")
+        request_id = given if _GIVEN_ID.match(given) else uuid.uuid4().hex
+        token = REQUEST_ID.set(request_id)
+        started = time.perf_counter()
+        status_seen: dict[str, int] = {"status": 500}
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status_seen["status"] = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [
+                    *message["headers"],
+                    (b"x-request-id", request_id.encode()),
+                ]
+            await send(message)
+
+        try:
+            limit = self.limits.get(scope["path"], self.default_limit)
+            declared = headers.get(b"content-length", b"")
+            if declared.isdigit():  # the server holds the body to its declared length
+                if int(declared) > limit:
+                    await self._refuse(send_with_id, limit)
+                    return
+                await self.app(scope, receive, send_with_id)
+                return
+            buffered = await _read_within(receive, limit)  # streamed: read it, up to the limit
+            if buffered is None:
+                await self._refuse(send_with_id, limit)
+                return
+            await self.app(scope, _replay(buffered, receive), send_with_id)
+        finally:
+            status = status_seen["status"]
+            HTTP_REQUESTS.labels(scope["method"], f"{status // 100}xx").inc()
+            logger.info(
+                "%s %s %s",
+                scope["method"],
+                scope["path"],
+                status,
+                extra={
+                    "method": scope["method"],
+                    "path": scope["path"],  # never the query string: tokens travel there
+                    "status": status,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+                },
+            )
+            REQUEST_ID.reset(token)
+
+    @staticmethod
+    async def _refuse(send: Any, limit: int) -> None:
+        status, body = _error(413, "payload_too_large", f"the body is over {limit:,} bytes", "body")
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"connection", b"close")],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+async def _read_within(receive: Receive, limit: int) -> list[Message] | None:
+    """The request's body messages, or None as soon as they pass `limit` bytes."""
+    messages: list[Message] = []
+    seen = 0
+    while True:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request":
+            return messages
+        seen += len(message.get("body", b""))
+        if seen > limit:
+            return None
+        if not message.get("more_body", False):
+            return messages
+
+
+def _replay(messages: list[Message], receive: Receive) -> Receive:
+    pending = list(messages)
+
+    async def replayed() -> Message:
+        return pending.pop(0) if pending else await receive()
+
+    return replayed

@@ -1,0 +1,156 @@
+"""Operational readiness: /readyz, /metrics, request ids, body size limits, the quote rate
+limit, CORS closed by default, constant-time key checks."""
+
+import pytest
+from fastapi.testclient import TestClient
+from prometheus_client import REGISTRY
+
+from billing.api.app import create_app
+from billing.settings import Settings
+from tests.conftest import TIERS, bearer
+from tests.metering.helpers import event
+
+QUOTE = {"usage": {"product_analytics": 3000000}}
+
+
+def sample(name, **labels):
+    return REGISTRY.get_sample_value(name, labels) or 0
+
+
+def test_readyz_reports_database_migrations_jobs_and_stripe_lag(api):
+    answer = api.get("/readyz")
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body["status"] == "ready"
+    assert body["problems"] == []
+    assert body["migrations"]["database"] == body["migrations"]["code"] == "0007"
+    assert body["stripe_sync"] == {
+        "pending": 0,
+        "failed": 0,
+        "lag_seconds": 0,
+        "state": "off: BILLING_STRIPE_API_KEY is not set",
+    }
+    assert body["scheduler"].startswith("off")
+
+
+def test_readyz_is_503_on_a_database_behind_its_migrations(catalog, tmp_path):
+    settings = Settings(
+        tiers_dir=TIERS, database_url=f"sqlite:///{tmp_path / 'b.db'}", scheduler=False
+    )
+    with TestClient(create_app(settings, catalog)) as client:
+        answer = client.get("/readyz")
+    assert answer.status_code == 503
+    [problem] = answer.json()["problems"]
+    assert "run `billing db upgrade`" in problem
+
+
+def test_metrics_count_events_by_outcome_and_ingestion_latency(api, keys, session):
+    from tests.metering.helpers import add_customer
+
+    add_customer(session, "cust_1")
+    before = {
+        "accepted": sample("billing_events_total", outcome="accepted", reason=""),
+        "rejected": sample("billing_events_total", outcome="rejected", reason="unknown_customer"),
+        "duplicate": sample("billing_events_total", outcome="duplicate", reason=""),
+        "batches": sample("billing_ingest_seconds_count"),
+    }
+    batch = [event("m1", 5), event("m2", 5), event("m3", 1, customer="nobody")]
+    assert (
+        api.post("/v1/events", json={"events": batch}, headers=bearer(keys["ingest"])).json()[
+            "accepted"
+        ]
+        == 2
+    )
+    api.post("/v1/events", json={"events": batch[:1]}, headers=bearer(keys["ingest"]))
+    text = api.get("/metrics").text
+    assert "billing_events_total" in text
+    assert "billing_ingest_seconds_bucket" in text
+    after = sample("billing_events_total", outcome="accepted", reason="")
+    assert after - before["accepted"] == 2
+    rejected = sample("billing_events_total", outcome="rejected", reason="unknown_customer")
+    assert rejected - before["rejected"] == 1
+    assert sample("billing_events_total", outcome="duplicate", reason="") - before["duplicate"] == 1
+    assert sample("billing_ingest_seconds_count") - before["batches"] == 2
+
+
+def test_every_answer_carries_a_request_id(client):
+    answer = client.get("/healthz")
+    assert len(answer.headers["x-request-id"]) == 32
+    given = client.get("/healthz", headers={"X-Request-ID": "trace-abc-123"})
+    assert given.headers["x-request-id"] == "trace-abc-123"
+    odd = client.get("/healthz", headers={"X-Request-ID": "<script>"})
+    assert odd.headers["x-request-id"] != "<script>"  # only safe ids are taken over
+
+
+def test_bodies_over_the_limit_are_refused_before_the_route_reads_them(catalog):
+    settings = Settings(
+        tiers_dir=TIERS, database_url="sqlite://", scheduler=False, max_body_bytes=1000
+    )
+    with TestClient(create_app(settings, catalog)) as client:
+        big = {"usage": {"product_analytics": 1}, "padding": "x" * 2000}
+        answer = client.post("/v1/quote", json=big)
+        assert answer.status_code == 413
+        assert answer.json() == {
+            "code": "payload_too_large",
+            "message": "the body is over 1,000 bytes",
+            "field": "body",
+        }
+
+        def chunks():  # no Content-Length: the limit holds on the stream too
+            for _ in range(5):
+                yield b'{"usage": {"product_analytics": 1}, "x": "' + b"y" * 300
+
+        streamed = client.post(
+            "/v1/quote", content=chunks(), headers={"Content-Type": "application/json"}
+        )
+        assert streamed.status_code == 413
+        assert client.post("/v1/quote", json=QUOTE).status_code == 200
+
+
+def test_the_public_quote_endpoint_is_rate_limited_per_client(catalog):
+    settings = Settings(
+        tiers_dir=TIERS, database_url="sqlite://", scheduler=False, quote_rate_per_minute=3
+    )
+    with TestClient(create_app(settings, catalog)) as client:
+        assert [client.post("/v1/quote", json=QUOTE).status_code for _ in range(3)] == [200] * 3
+        refused = client.post("/v1/quote", json=QUOTE)
+        assert refused.status_code == 429
+        assert int(refused.headers["retry-after"]) >= 1
+        body = refused.json()
+        assert (body["code"], body["field"]) == ("rate_limited", None)
+        assert "try again in" in body["message"]
+        assert client.get("/v1/products").status_code == 200  # only the quote is limited
+
+
+def test_cors_is_closed_unless_origins_are_named(catalog, client):
+    preflight = {
+        "Origin": "https://evil.example",
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "content-type",
+    }
+    answer = client.options("/v1/quote", headers=preflight)
+    assert "access-control-allow-origin" not in answer.headers
+    assert (
+        "access-control-allow-origin"
+        not in client.post(
+            "/v1/quote", json=QUOTE, headers={"Origin": "https://evil.example"}
+        ).headers
+    )
+    settings = Settings(
+        tiers_dir=TIERS,
+        database_url="sqlite://",
+        scheduler=False,
+        cors_origins=["https://app.example"],
+    )
+    with TestClient(create_app(settings, catalog)) as opened:
+        allowed = opened.options(
+            "/v1/quote", headers={**preflight, "Origin": "https://app.example"}
+        )
+        assert allowed.headers["access-control-allow-origin"] == "https://app.example"
+        refused = opened.options("/v1/quote", headers=preflight)
+        assert "access-control-allow-origin" not in refused.headers
+
+
+@pytest.mark.parametrize("path", ["/readyz", "/metrics", "/healthz"])
+def test_operations_endpoints_need_no_key(api, path):
+    assert api.get(path).status_code == 200

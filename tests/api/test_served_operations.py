@@ -1,0 +1,183 @@
+"""The served process: JSON log lines tied to answers by request id, no secret in the logs
+of a full run, and a SIGTERM that lets the batch in flight finish and commit."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+
+import httpx2 as httpx
+import pytest
+from sqlalchemy import create_engine, text
+
+from tests.conftest import TIERS
+from tests.servers import BILLING, Server
+from tests.stripe_emulator import StripeEmulator
+from tests.web.helpers import CSRF
+
+pytestmark = pytest.mark.slow
+SECRET_KEY = "s3cr3t-signing-key-for-the-log-test-0123456789"
+STRIPE_KEY = "sk_test_never_in_the_logs_4242"
+
+
+def cli(env, *args):
+    done = subprocess.run([str(BILLING), *args], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def log_of(server: Server) -> str:
+    """What the server printed (after `stop`)."""
+    return server.output
+
+
+def test_a_full_run_logs_json_lines_with_request_ids_and_no_secret(tmp_path):
+    emulator = StripeEmulator()
+    url = f"sqlite:///{tmp_path / 'b.db'}"
+    env = {
+        **os.environ,
+        "BILLING_DATABASE_URL": url,
+        "BILLING_TIERS_DIR": str(TIERS),
+        "BILLING_SECRET_KEY": SECRET_KEY,
+        "BILLING_WEBHOOK_ALLOW_PRIVATE": "1",
+    }
+    cli(env, "db", "upgrade")
+    cli(env, "customers", "create", "acme", "--name", "Acme")
+    admin = cli(env, "keys", "create", "--role", "admin")
+    ingest = cli(env, "keys", "create", "--role", "ingest")
+    finance = cli(env, "keys", "create", "--role", "finance")
+    server = Server(TIERS, url)
+    server.env.update(
+        {
+            "BILLING_SECRET_KEY": SECRET_KEY,
+            "BILLING_STRIPE_API_KEY": STRIPE_KEY,
+            "BILLING_STRIPE_API_BASE": emulator.base,
+            "BILLING_LOG_LEVEL": "info",
+            "BILLING_WEBHOOK_ALLOW_PRIVATE": "1",
+        }
+    )
+    env["BILLING_PUBLIC_URL"] = server.base
+    server.start()
+    secrets_seen = [admin, ingest, finance, SECRET_KEY, STRIPE_KEY]
+    try:
+        with httpx.Client(base_url=server.base, timeout=30) as http:
+            auth = {"Authorization": f"Bearer {ingest}"}
+            events = [
+                {
+                    "id": f"e{i}",
+                    "customer": "acme",
+                    "product": "product_analytics",
+                    "quantity": 1000,
+                    "timestamp": "2026-11-24T10:00:00Z",
+                }
+                for i in range(5)
+            ]
+            answer = http.post(
+                "/v1/events",
+                json={"events": events},
+                headers={**auth, "X-Request-ID": "trace-events-0001"},
+            )
+            assert answer.status_code == 200
+            admin_auth = {"Authorization": f"Bearer {admin}"}
+            http.put(
+                "/v1/customers/acme/spend-caps/session_replay",
+                json={"amount": "5.00"},
+                headers=admin_auth,
+            )
+            settings = http.put(
+                "/v1/customers/acme/alert-settings",
+                json={"webhook_url": "http://127.0.0.1:9/hook"},
+                headers=admin_auth,
+            ).json()
+            secrets_seen.append(settings["signing_secret"])
+            http.get("/v1/customers/acme/quota", headers={"Authorization": "Bearer bk_wrong"})
+            link = cli(env, "portal-link", "acme")
+            token = link.split("token=")[1]
+            secrets_seen.append(token.split(".")[0])
+            page = http.get(link)
+            signed_in = http.post(
+                "/portal/signin",
+                data={"csrf_token": CSRF.search(page.text).group(1), "token": token},
+            )
+            assert signed_in.status_code == 303
+            secrets_seen.append(http.cookies["billing_session"].split(".")[0])
+            assert http.get("/portal").status_code == 200
+            login = http.get("/finance/login")
+            http.post(
+                "/finance/login",
+                data={"csrf_token": CSRF.search(login.text).group(1), "key": finance},
+            )
+            assert http.get("/finance/invoices").status_code == 200
+        time.sleep(1.5)  # a scheduler tick: alert delivery, Stripe sync
+    finally:
+        server.stop()
+        emulator.close()
+    log = log_of(server)
+    for secret in secrets_seen:
+        assert secret not in log, f"a secret ({secret[:6]}…) reached the log"
+    lines = [json.loads(line) for line in log.splitlines() if line.strip()]
+    [events_line] = [x for x in lines if x.get("request_id") == "trace-events-0001"]
+    assert (events_line["path"], events_line["status"], events_line["method"]) == (
+        "/v1/events",
+        200,
+        "POST",
+    )
+    assert events_line["level"] == "info"
+    assert events_line["duration_ms"] >= 0
+    signin_lines = [x for x in lines if x.get("path") == "/portal/signin"]
+    assert signin_lines
+    assert all("token" not in json.dumps(x) for x in signin_lines)
+
+
+def test_sigterm_lets_the_batch_in_flight_finish_and_commit(tmp_path):
+    url = f"sqlite:///{tmp_path / 'b.db'}"
+    env = {**os.environ, "BILLING_DATABASE_URL": url, "BILLING_TIERS_DIR": str(TIERS)}
+    cli(env, "db", "upgrade")
+    cli(env, "customers", "create", "acme", "--name", "Acme")
+    ingest = cli(env, "keys", "create", "--role", "ingest")
+    server = Server(TIERS, url)
+    server.start()
+    events = [
+        {
+            "id": f"g{i}",
+            "customer": "acme",
+            "product": "product_analytics",
+            "quantity": 1,
+            "timestamp": "2026-11-24T10:00:00Z",
+        }
+        for i in range(5000)
+    ]
+    body = json.dumps({"events": events}).encode()
+    head = (
+        f"POST /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {ingest}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=60) as sock:
+            sock.sendall(head + body[: len(body) // 2])  # the request is in flight
+            time.sleep(0.3)
+            server.process.send_signal(signal.SIGTERM)  # shutdown starts mid-request
+            time.sleep(0.3)
+            sock.sendall(body[len(body) // 2 :])
+            answer = b""
+            while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                answer += chunk
+        status = int(answer.split(b" ", 2)[1])
+        assert status == 200, answer[:300]
+        assert json.loads(answer.split(b"\r\n\r\n", 1)[1])["accepted"] == 5000
+        # ...and then it exits (uvicorn re-raises the SIGTERM once it has shut down cleanly)
+        assert server.process.wait(timeout=30) in (0, -signal.SIGTERM)
+    finally:
+        server.stop()
+    engine = create_engine(url)
+    with engine.connect() as connection:
+        stored = connection.execute(text("SELECT count(*) FROM event")).scalar()
+    engine.dispose()
+    assert stored == 5000
