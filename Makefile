@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test lint bench screenshots clean
+.PHONY: install run test lint bench cluster-demo screenshots clean
 
 install: $(STAMP)
 
@@ -32,6 +32,10 @@ bench: install
 	$(BIN)/python benchmarks/ingest.py
 	$(BIN)/python benchmarks/quota.py
 	$(BIN)/python benchmarks/close.py
+
+# Three API replicas and two workers on PostgreSQL under load, with crashes; PASS/FAIL table.
+cluster-demo: install
+	$(BIN)/python benchmarks/cluster.py
 
 # The docs' screenshots (docs/img/*.png), taken by the browser tests on the demo data.
 screenshots: install

@@ -7,11 +7,11 @@ import json
 import os
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 from pydantic import TypeAdapter, ValidationError
@@ -34,6 +34,7 @@ from billing.money import format_amount, format_quantity, group_quantity
 from billing.parsing import parse_amount, parse_date, parse_percent, parse_quantity, parse_years
 from billing.settings import get_settings
 
+T = TypeVar("T")
 app = typer.Typer(help="Usage-based billing and pricing engine.", no_args_is_help=True)
 tiers_app = typer.Typer(help="Tier files: validate them, print their JSON Schema.")
 db_app = typer.Typer(help="The database: apply migrations.")
@@ -691,6 +692,21 @@ def credits_release(
     )
 
 
+def _exclusive(engine: Any, job: str, work: Callable[[], T]) -> T:
+    """Run a job's CLI twin under the job's lock, so it never overlaps the scheduler's run
+    on another replica (waiting for it to end instead of skipping)."""
+    from billing.jobs import run_exclusive
+
+    found: list[T] = []
+
+    def run() -> str:
+        found.append(work())
+        return str(found[0])
+
+    run_exclusive(engine, job, run, wait=True)
+    return found[0]
+
+
 @invoices_app.command("close")
 def invoices_close(
     as_of: AsOfOption = None,
@@ -702,9 +718,10 @@ def invoices_close(
     catalog = _catalog(tiers)
     settings = get_settings()
     engine = make_engine(settings.database_url)
+    at = _as_of(as_of) or dt.datetime.now(dt.UTC)
     try:
-        report = close_due(
-            engine, catalog, _as_of(as_of) or dt.datetime.now(dt.UTC), settings.close_grace
+        report = _exclusive(
+            engine, "close_periods", lambda: close_due(engine, catalog, at, settings.close_grace)
         )
     finally:
         engine.dispose()
@@ -727,7 +744,8 @@ def stripe_sync(
     engine = make_engine(settings.database_url)
     try:
         client = make_client(settings.stripe_api_key, settings.stripe_api_base)
-        report = sync_due(engine, client, _as_of(as_of))
+        at = _as_of(as_of)
+        report = _exclusive(engine, "sync_stripe", lambda: sync_due(engine, client, at))
     finally:
         engine.dispose()
     typer.echo(f"stripe: {report}")

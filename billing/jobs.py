@@ -16,6 +16,7 @@ import logging
 import os
 import socket
 from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy import Engine, insert, text, update
 
@@ -32,12 +33,24 @@ def lock_key(job: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
-def run_exclusive(engine: Engine, job: str, work: Callable[[], str]) -> str | None:
-    """Run `work` unless another process runs `job` now; its summary, or None if skipped."""
+def run_exclusive(
+    engine: Engine, job: str, work: Callable[[], str], *, wait: bool = False
+) -> str | None:
+    """Run `work` unless another process runs `job` now; its summary, or None if skipped.
+
+    With `wait` (the CLI twins: a replay must not be skipped), wait for the other run to end
+    instead of skipping.
+    """
     with engine.connect() as holder:
         if engine.dialect.name == "postgresql":
             key = lock_key(job)
-            acquired = holder.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar()
+            if wait:
+                holder.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
+                acquired: Any = True
+            else:
+                acquired = holder.execute(
+                    text("SELECT pg_try_advisory_lock(:k)"), {"k": key}
+                ).scalar()
             holder.commit()
             if not acquired:
                 logger.debug("job %s: running in another process, skipped", job)

@@ -36,7 +36,10 @@ from billing.money import EXACT, ZERO
 _CUSTOMERS = Customer.__table__  # type: ignore[attr-defined]
 _ENTRIES = CreditEntry.__table__  # type: ignore[attr-defined]
 _READ = select(_CUSTOMERS).where(_CUSTOMERS.c.id == bindparam("id"))
-_LOCK = _READ.with_for_update()
+# FOR NO KEY UPDATE: serializes closes, commitment changes and late events (FOR SHARE)
+# on the customer, but not the FOR KEY SHARE locks that inserting events and usage rows
+# take through their foreign keys, so ingestion never waits for (or deadlocks with) a close.
+_LOCK = _READ.with_for_update(key_share=True)
 _BALANCE = (
     select(_ENTRIES.c.balance_after)
     .where(_ENTRIES.c.customer_id == bindparam("customer"))

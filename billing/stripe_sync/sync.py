@@ -26,6 +26,7 @@ from typing import Any
 
 import stripe
 from sqlalchemy import Engine, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from billing.db import session_scope
 from billing.invoicing.models import Invoice, InvoiceLine
@@ -137,9 +138,15 @@ def _customer_id(client: stripe.StripeClient, engine: Engine, customer: str) -> 
 
 
 def _remember(engine: Engine, customer: str, stripe_id: str) -> None:
+    """Record the mapping; if another process recorded it first, theirs stands (both found
+    the same Stripe customer by metadata, or this one is an orphan nobody will use)."""
     with session_scope(engine) as session:
-        session.connection().execute(
-            insert(_CUSTOMERS), {"customer_id": customer, "stripe_id": stripe_id}
+        connection = session.connection()
+        dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+        connection.execute(
+            dialect.insert(_CUSTOMERS)
+            .values(customer_id=customer, stripe_id=stripe_id)
+            .on_conflict_do_nothing(index_elements=["customer_id"])
         )
 
 
