@@ -68,6 +68,7 @@ class Ledger:
         self.sent: dict[str, dict[str, Any]] = {}  # id -> event, valid and unique
         self.invalid: set[str] = set()
         self.acknowledged: set[str] = set()
+        self.in_order: list[str] = []  # the acknowledged ids, to pick retries from cheaply
         self.per_replica: Counter[int] = Counter()
         self.latencies: list[float] = []  # float-ok: seconds
         self.lost_answers = 0  # batches whose answer never came (retried elsewhere)
@@ -77,12 +78,13 @@ class Ledger:
 def make_batch(rng: random.Random, ids: Any, ledger: Ledger, now: dt.datetime) -> list[Any]:
     batch = []
     with ledger.lock:
-        known = list(ledger.acknowledged) if rng.random() < 0.5 else []
+        known = len(ledger.in_order)
     stamp = (now - dt.timedelta(seconds=1)).isoformat()
     for _ in range(BATCH):
         roll = rng.random()
         if roll < RETRIED_SHARE and known:
-            batch.append(ledger.sent[rng.choice(known)])  # a retry of an acknowledged event
+            retried = ledger.in_order[rng.randrange(known)]
+            batch.append(ledger.sent[retried])  # a retry of an acknowledged event
             continue
         event_id = f"e{next(ids)}"
         customer = rng.choice(CUSTOMERS)
@@ -153,6 +155,8 @@ def client(number: int, ports: list[int], key: str, ledger: Ledger, stop: thread
                 rejected = {r["id"] for r in answer["rejected"]}
                 for event in batch:
                     if event["id"] not in rejected:
+                        if event["id"] not in ledger.acknowledged:
+                            ledger.in_order.append(event["id"])
                         ledger.acknowledged.add(event["id"])
                     elif event["id"] not in ledger.invalid:
                         ledger.failures.append(f"valid event rejected: {event['id']}")

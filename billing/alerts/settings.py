@@ -37,6 +37,12 @@ def update_settings(
     customer = session.get(Customer, customer_id)
     if customer is None:
         raise NotFound(f"no customer {customer_id!r}", field="customer")
+    for name, what in (
+        ("thresholds", "a list of percentages, [] for none"),
+        ("free_allowance", "true or false"),
+    ):
+        if name in changes and changes[name] is None:
+            raise InputError(f"{name} cannot be null: send {what}, or leave it out", field=name)
     if "thresholds" in changes:
         thresholds: list[Decimal] = changes["thresholds"]
         if len(thresholds) > MAX_THRESHOLDS:

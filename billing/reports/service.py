@@ -196,7 +196,7 @@ def months(start: str | None, end: str | None) -> tuple[dt.datetime | None, dt.d
 
     def first(label: str, name: str) -> dt.datetime:
         match = re.fullmatch(r"(\d{4})-(\d{2})", label)
-        if match is None or not 1 <= int(match.group(2)) <= 12:
+        if match is None or not 1 <= int(match.group(2)) <= 12 or int(match.group(1)) < 1:
             raise InputError(f"{name}: a month is YYYY-MM, got {label!r}", field=name)
         return dt.datetime(int(match.group(1)), int(match.group(2)), 1, tzinfo=dt.UTC)
 
@@ -204,7 +204,8 @@ def months(start: str | None, end: str | None) -> tuple[dt.datetime | None, dt.d
     upper = None
     if end is not None:
         last = first(end, "to")
-        upper = last.replace(year=last.year + last.month // 12, month=last.month % 12 + 1)
+        if (last.year, last.month) != (9999, 12):  # else: no month after it, no bound
+            upper = last.replace(year=last.year + last.month // 12, month=last.month % 12 + 1)
     if lower is not None and upper is not None and upper <= lower:
         raise InputError(f"to ({end}) is before from ({start})", field="to")
     return lower, upper

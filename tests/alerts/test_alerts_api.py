@@ -39,6 +39,9 @@ def test_a_customer_sets_a_webhook_and_sees_its_alerts(api, keys, customer_keys)
         ("cust_1", {"thresholds": ["abc"]}, 422, "thresholds.0"),
         ("cust_1", {"free_allowance": "yes"}, 422, "free_allowance"),
         ("cust_1", {"colour": "red"}, 422, "colour"),
+        # found by the fuzzer: nulls used to reach the database (500)
+        ("cust_1", {"free_allowance": None}, 422, "free_allowance"),
+        ("cust_1", {"thresholds": None}, 422, "thresholds"),
         ("cust_2", {"free_allowance": False}, 403, "customer"),
         ("finance", {"free_allowance": False}, 403, None),
     ],

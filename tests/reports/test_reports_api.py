@@ -125,3 +125,21 @@ def test_reports_are_for_finance_and_admin_only(api, keys, invoiced):
     assert (bad.status_code, bad.json()["field"]) == (422, "from")
     caps = api.get("/v1/reports/caps", headers=bearer(keys["finance"])).json()["caps_hit"]
     assert isinstance(caps, list)
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [({"from": "0000-01"}, "from"), ({"to": "2026-00"}, "to"), ({"from": "26-01"}, "query.from")],
+)
+def test_months_out_of_range_are_refused_not_500(api, keys, params, field):
+    """Found by the fuzzer: year 0 reached datetime() and answered 500."""
+    answer = api.get("/v1/reports/revenue", params=params, headers=bearer(keys["finance"]))
+    assert answer.status_code == 422
+    assert answer.json()["field"] == field
+
+
+def test_the_last_month_there_is_has_no_month_after_it(api, keys):
+    answer = api.get(
+        "/v1/reports/revenue", params={"to": "9999-12"}, headers=bearer(keys["finance"])
+    )
+    assert answer.status_code == 200
