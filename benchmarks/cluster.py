@@ -271,7 +271,8 @@ def run(args: argparse.Namespace, url: str) -> bool:
         f"{ledger.lost_answers} answers lost to crashes and retried) in {elapsed:.1f} s"
     )
     print(
-        f"throughput: {events / elapsed:,.0f} events/s overall; per replica: "
+        f"throughput: {events / elapsed:,.0f} unique events/s acknowledged; per replica "
+        "(received, with re-sends and invalid): "
         + ", ".join(f"#{r} {n / elapsed:,.0f}/s" for r, n in sorted(ledger.per_replica.items()))
     )
     print(
