@@ -73,6 +73,7 @@ def log_config(level: str, fmt: str) -> dict[str, Any]:
             "uvicorn": {"handlers": ["default"], "level": level.upper(), "propagate": False},
             "uvicorn.error": {"level": level.upper()},
             "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
+            "alembic": {"level": "WARNING"},  # /readyz reads the revision on every probe
         },
     }
 
