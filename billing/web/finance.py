@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
 from billing.api.deps import CatalogDep, SessionDep
@@ -24,8 +24,7 @@ from billing.reports import service as reports
 from billing.stripe_sync.sync import make_client, retry_now, sync_due
 from billing.web.access import FinancePost, FinanceUser, now
 from billing.web.charts import stacked_bars
-from billing.web.signin import WebUser
-from billing.web.templating import render
+from billing.web.templating import Area
 
 router = APIRouter(include_in_schema=False)
 NAV = (
@@ -34,31 +33,11 @@ NAV = (
     ("/finance/caps", "Caps hit"),
     ("/finance/stripe", "Stripe sync"),
 )
+AREA = Area("Finance", "/finance", NAV)
 PAGE_ROWS = 500
 Month = Annotated[str, Query(max_length=7)]
 Text = Annotated[str, Query(max_length=64)]
 STATUSES = ("finalized", "void")
-
-
-def _page(
-    request: Request,
-    user: WebUser,
-    template: str,
-    context: dict[str, Any],
-    *,
-    active: str,
-    status: int = 200,
-) -> HTMLResponse:
-    base = {
-        "user": user,
-        "nav": NAV,
-        "active": active,
-        "signout": "/finance/signout",
-        "home": "/finance",
-        "area": "Finance",
-        "who": user.via,
-    }
-    return render(request, template, {**base, **context}, status=status)
 
 
 @router.get("/finance")
@@ -66,40 +45,46 @@ def finance_home(user: FinanceUser) -> RedirectResponse:
     return RedirectResponse("/finance/invoices", status_code=303)
 
 
-def _filters(
-    from_: str, to: str, status: str, customer: str, sync_status: str
-) -> reports.InvoiceFilter:
-    start, end = reports.months(from_ or None, to or None)
-    if status and status not in STATUSES:
-        raise InputError(f"status is finalized or void, got {status!r}", field="status")
-    return reports.InvoiceFilter(start, end, status or None, customer or None, sync_status or None)
-
-
-@router.get("/finance/invoices", response_class=HTMLResponse)
-def invoices_page(
-    request: Request,
-    user: FinanceUser,
+def filter_form(
     from_: Annotated[str, Query(alias="from", max_length=7)] = "",
     to: Month = "",
     status: Text = "",
     customer: Text = "",
     sync_status: Text = "",
-) -> HTMLResponse:
-    """Invoices matching the filters (the first 500 shown; the CSV has them all)."""
-    form = {
+) -> dict[str, str]:
+    """The invoice filters as the page and its CSV link take them (blank: any)."""
+    return {
         "from": from_,
         "to": to,
         "status": status,
         "customer": customer,
         "sync_status": sync_status,
     }
+
+
+FilterForm = Annotated[dict[str, str], Depends(filter_form)]
+
+
+def _filters(form: dict[str, str]) -> reports.InvoiceFilter:
+    start, end = reports.months(form["from"] or None, form["to"] or None)
+    status = form["status"]
+    if status and status not in STATUSES:
+        raise InputError(f"status is finalized or void, got {status!r}", field="status")
+    return reports.InvoiceFilter(
+        start, end, status or None, form["customer"] or None, form["sync_status"] or None
+    )
+
+
+@router.get("/finance/invoices", response_class=HTMLResponse)
+def invoices_page(request: Request, user: FinanceUser, form: FilterForm) -> HTMLResponse:
+    """Invoices matching the filters (the first 500 shown; the CSV has them all)."""
     query = urlencode({k: v for k, v in form.items() if v})
     context: dict[str, Any] = {"form": form, "rows": [], "count": 0, "error": None}
     try:
-        filters = _filters(from_, to, status, customer, sync_status)
+        filters = _filters(form)
     except BillingError as error:
         context["error"] = {"field": error.field, "message": error.message}
-        return _page(
+        return AREA.page(
             request,
             user,
             "finance_invoices.html",
@@ -117,23 +102,14 @@ def invoices_page(
     context["due"] = {currency: format_exact(v, currency) for currency, v in due.items()}
     context["csv"] = f"/finance/invoices.csv{'?' + query if query else ''}"
     context["sync_states"] = reports.SYNC_ORDER
-    return _page(request, user, "finance_invoices.html", context, active="/finance/invoices")
+    return AREA.page(request, user, "finance_invoices.html", context, active="/finance/invoices")
 
 
 @router.get("/finance/invoices.csv")
-def invoices_csv(
-    request: Request,
-    user: FinanceUser,
-    from_: Annotated[str, Query(alias="from", max_length=7)] = "",
-    to: Month = "",
-    status: Text = "",
-    customer: Text = "",
-    sync_status: Text = "",
-) -> Response:
+def invoices_csv(request: Request, user: FinanceUser, form: FilterForm) -> Response:
     """Every invoice matching the filters, as CSV, streamed."""
-    filters = _filters(from_, to, status, customer, sync_status)
-    rows = reports.stream_invoices(request.app.state.engine, filters)
-    name = f"invoices-{from_ or 'all'}-{to or 'all'}.csv"
+    rows = reports.stream_invoices(request.app.state.engine, _filters(form))
+    name = f"invoices-{form['from'] or 'all'}-{form['to'] or 'all'}.csv"
     return StreamingResponse(
         csv_lines(rows),
         media_type="text/csv",
@@ -152,9 +128,11 @@ def invoice_page(
         invoice = invoice_routes.get_invoice(invoice_id, session, user.principal)
     except BillingError:
         missing = {"title": "Invoice not found", "message": f"No invoice {invoice_id}."}
-        return _page(request, user, "message.html", missing, active="/finance/invoices", status=404)
+        return AREA.page(
+            request, user, "message.html", missing, active="/finance/invoices", status=404
+        )
     context = {"invoice": invoice, "back": "/finance/invoices"}
-    return _page(request, user, "invoice.html", context, active="/finance/invoices")
+    return AREA.page(request, user, "invoice.html", context, active="/finance/invoices")
 
 
 def _default_range(today: dt.date) -> tuple[str, str]:
@@ -189,7 +167,7 @@ def revenue_page(
         start, end = reports.months(form["from"], form["to"])
     except BillingError as error:
         context["error"] = {"field": error.field, "message": error.message}
-        return _page(
+        return AREA.page(
             request,
             user,
             "finance_revenue.html",
@@ -215,7 +193,7 @@ def revenue_page(
         ],
         total=_figures(total, catalog),
     )
-    return _page(request, user, "finance_revenue.html", context, active="/finance/revenue")
+    return AREA.page(request, user, "finance_revenue.html", context, active="/finance/revenue")
 
 
 def _net(item: reports.Revenue | None) -> Decimal:
@@ -238,7 +216,7 @@ def _figures(item: reports.Revenue, catalog: Catalog) -> dict[str, Any]:
 def caps_page(request: Request, session: SessionDep, user: FinanceUser) -> HTMLResponse:
     """Customer x product pairs limited by their cap in the current period."""
     rows = reports.caps_hit(session.connection(), now())
-    return _page(request, user, "finance_caps.html", {"rows": rows}, active="/finance/caps")
+    return AREA.page(request, user, "finance_caps.html", {"rows": rows}, active="/finance/caps")
 
 
 @router.get("/finance/stripe", response_class=HTMLResponse)
@@ -253,7 +231,7 @@ def stripe_page(request: Request, session: SessionDep, user: FinanceUser) -> HTM
         "outcome": request.query_params.get("outcome"),
         "csrf": user.csrf,
     }
-    return _page(request, user, "finance_stripe.html", context, active="/finance/stripe")
+    return AREA.page(request, user, "finance_stripe.html", context, active="/finance/stripe")
 
 
 @router.post("/finance/stripe/retry")

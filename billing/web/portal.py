@@ -33,30 +33,11 @@ from billing.pricing.commitments import quote_commitment
 from billing.quotes import commitment_json
 from billing.web.access import CustomerPost, CustomerUser, now
 from billing.web.signin import WebUser
-from billing.web.templating import render
+from billing.web.templating import Area
 
 router = APIRouter(include_in_schema=False)
 NAV = (("/portal", "Overview"), ("/portal/caps", "Spend caps"), ("/portal/discount", "Discount"))
-
-
-def _page(
-    request: Request,
-    user: WebUser,
-    template: str,
-    context: dict[str, Any],
-    *,
-    active: str,
-    status: int = 200,
-) -> HTMLResponse:
-    base = {
-        "user": user,
-        "nav": NAV,
-        "active": active,
-        "signout": "/portal/signout",
-        "home": "/portal",
-        "area": "Billing portal",
-    }
-    return render(request, template, {**base, **context}, status=status)
+AREA = Area("Billing portal", "/portal", NAV)
 
 
 def _customer(session: SessionDep, user: WebUser) -> Customer:
@@ -146,7 +127,7 @@ def overview(
         "balance": credits["balance"],
         "invoices": invoices[:6],
     }
-    return _page(request, user, "portal_overview.html", context, active="/portal")
+    return AREA.page(request, user, "portal_overview.html", context, active="/portal")
 
 
 @router.get("/portal/invoices/{invoice_id}", response_class=HTMLResponse)
@@ -158,8 +139,8 @@ def invoice_page(
         invoice = invoice_routes.get_invoice(invoice_id, session, user.principal)
     except BillingError:  # unknown, or someone else's: the same answer, nothing leaks
         context = {"title": "Invoice not found", "message": f"No invoice {invoice_id}."}
-        return _page(request, user, "message.html", context, active="/portal", status=404)
-    return _page(
+        return AREA.page(request, user, "message.html", context, active="/portal", status=404)
+    return AREA.page(
         request, user, "invoice.html", {"invoice": invoice, "back": "/portal"}, active="/portal"
     )
 
@@ -203,7 +184,9 @@ def _caps_page(
         "csrf": user.csrf,
     }
     status = 200 if error is None else status_of(error)
-    return _page(request, user, "portal_caps.html", context, active="/portal/caps", status=status)
+    return AREA.page(
+        request, user, "portal_caps.html", context, active="/portal/caps", status=status
+    )
 
 
 def _cap_amount(raw: str) -> Decimal | None:
@@ -336,7 +319,7 @@ def _discount_page(
             credits = commitment_routes.get_credits(customer_id, session, catalog, user.principal)
             context["ledger"] = credits
     status = 200 if error is None else status_of(error)
-    return _page(
+    return AREA.page(
         request, user, "portal_discount.html", context, active="/portal/discount", status=status
     )
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -65,3 +66,33 @@ def render(
     if private:
         response.headers["Cache-Control"] = "no-store"
     return response
+
+
+@dataclass(frozen=True, slots=True)
+class Area:
+    """A signed-in part of the site (the portal, the finance pages): its name, home, sections
+    and sign-out form, laid out by base.html around every page of the area."""
+
+    name: str
+    home: str
+    nav: tuple[tuple[str, str], ...]
+
+    def page(
+        self,
+        request: Request,
+        user: Any,
+        template: str,
+        context: dict[str, Any],
+        *,
+        active: str,
+        status: int = 200,
+    ) -> HTMLResponse:
+        layout = {
+            "user": user,
+            "nav": self.nav,
+            "active": active,
+            "signout": f"{self.home}/signout",
+            "home": self.home,
+            "area": self.name,
+        }
+        return render(request, template, {**layout, **context}, status=status)
