@@ -510,12 +510,17 @@ def alerts_deliver(
 
     settings = get_settings()
     engine = make_engine(settings.database_url)
+    at = _as_of(as_of)
     try:
-        report = deliver_due(
+        report = _exclusive(
             engine,
-            now=_as_of(as_of),
-            timeout=settings.webhook_timeout_seconds,
-            allow_private=settings.webhook_allow_private,
+            "deliver_alerts",
+            lambda: deliver_due(
+                engine,
+                now=at,
+                timeout=settings.webhook_timeout_seconds,
+                allow_private=settings.webhook_allow_private,
+            ),
         )
     finally:
         engine.dispose()
@@ -683,8 +688,16 @@ def credits_release(
 
     catalog = _catalog(tiers)
     at = _as_of(as_of) or dt.datetime.now(dt.UTC)
-    with _session() as session:
-        outcomes = commitments.run_due(session.connection(), catalog, at)
+    engine = make_engine(get_settings().database_url)
+
+    def release() -> list[Any]:
+        with session_scope(engine) as session:
+            return commitments.run_due(session.connection(), catalog, at)
+
+    try:
+        outcomes = _exclusive(engine, "run_commitments", release)
+    finally:
+        engine.dispose()
     invoices = sum(len(o.invoices) for o in outcomes)
     entries = sum(len(o.entries) for o in outcomes)
     typer.echo(

@@ -16,6 +16,7 @@ from sqlalchemy import Connection
 from billing.caps import service as caps_service
 from billing.caps.accounts import plan_for_period
 from billing.caps.limits import line_total
+from billing.caps.service import ProductQuota
 from billing.catalog import Catalog
 from billing.customers.periods import Period
 from billing.pricing.pace import at_pace
@@ -45,7 +46,11 @@ def month_end(
     connection: Connection, catalog: Catalog, customer_id: str, now: dt.datetime
 ) -> Projection:
     """Every product's projected quantity and amount for the customer's current period."""
-    views = caps_service.quotas(connection, catalog, customer_id, now)
+    return project(catalog, caps_service.quotas(connection, catalog, customer_id, now), now)
+
+
+def project(catalog: Catalog, views: list[ProductQuota], now: dt.datetime) -> Projection:
+    """The projection from quota views already read (one period's, every product)."""
     period = views[0].period
     elapsed = int((now - period.start).total_seconds())
     length = int((period.end - period.start).total_seconds())

@@ -26,7 +26,7 @@ from billing.commitments import service as commitments
 from billing.commitments.service import topup_window
 from billing.customers.models import Customer
 from billing.errors import BillingError, InputError, NotFound
-from billing.invoicing.projection import month_end
+from billing.invoicing.projection import project
 from billing.money import format_amount, format_quantity
 from billing.parsing import parse_amount
 from billing.pricing.commitments import quote_commitment
@@ -109,10 +109,16 @@ def overview(
     """This period's usage per product against its cap and free allowance, the projected
     month-end cost, alerts fired, the credit balance, and recent invoices."""
     customer = _customer(session, user)
-    caps = caps_routes.list_spend_caps(_cid(user), session, catalog, user.principal)
     connection = session.connection()
-    projection = month_end(connection, catalog, _cid(user), now())
+    at = now()
+    views = caps_service.quotas(connection, catalog, _cid(user), at)  # read once, used twice
+    projection = project(catalog, views, at)
     period = projection.period
+    caps: dict[str, Any] = {
+        "start": period.start.isoformat(),
+        "end": period.end.isoformat(),
+        "spend_caps": [caps_routes.cap_json(view, catalog) for view in views],
+    }
     alerts = alerts_service.list_alerts(connection, _cid(user), period.start)
     credits = commitment_routes.get_credits(_cid(user), session, catalog, user.principal)
     invoices = invoice_routes.list_invoices(_cid(user), session, user.principal)["invoices"]
@@ -289,6 +295,7 @@ def _discount_page(
     error: BillingError | None = None,
     form: dict[str, str] | None = None,
     done: str | None = None,
+    options: dict[str, Any] | None = None,
 ) -> HTMLResponse:
     customer_id = _cid(user)
     context: dict[str, Any] = {
@@ -301,7 +308,8 @@ def _discount_page(
         "currency": catalog.currency,
     }
     if catalog.schedule is not None:
-        options = commitment_routes.get_options(customer_id, session, catalog, user.principal)
+        if options is None:  # a review has just read them
+            options = commitment_routes.get_options(customer_id, session, catalog, user.principal)
         current = commitment_routes.get_commitment(customer_id, session, catalog, user.principal)
         active = next((c for c in current["commitments"] if c["status"] == "active"), None)
         context.update(options=options, commitment=active, history=current["commitments"])
@@ -326,8 +334,9 @@ def _discount_page(
 
 def _review(
     session: SessionDep, catalog: Catalog, user: WebUser, credit_raw: str, years_raw: str
-) -> tuple[Decimal, int, dict[str, Any]]:
-    """The chosen credit and term priced for this customer's run rate (nothing saved)."""
+) -> tuple[Decimal, int, dict[str, Any], dict[str, Any]]:
+    """The chosen credit and term priced for this customer's run rate (nothing saved), and
+    the options answer it was priced from."""
     if catalog.schedule is None:
         raise InputError("this catalogue offers no commitments", field="credit")
     credit = _parse_money(credit_raw, "credit")
@@ -340,7 +349,7 @@ def _review(
         quote = quote_commitment(catalog.schedule, credit, years, monthly)
     except BillingError as error:
         raise InputError(error.message, field=error.field or "credit") from None
-    return credit, years, commitment_json(quote, catalog.currency)
+    return credit, years, commitment_json(quote, catalog.currency), options
 
 
 @router.get("/portal/discount", response_class=HTMLResponse)
@@ -362,7 +371,7 @@ def discount_preview(
 ) -> JSONResponse:
     """The bracket and price of a credit amount and term, for the form's live update."""
     try:
-        _, _, quote = _review(session, catalog, user, credit, years)
+        _, _, quote, _ = _review(session, catalog, user, credit, years)
     except BillingError as error:
         return JSONResponse({"error": error.message, "field": error.field})
     return JSONResponse(quote, headers={"Cache-Control": "no-store"})
@@ -379,12 +388,16 @@ def discount_post(
     form = {k: posted.text(k) for k in ("credit", "years", "topup")}
     try:
         if action in ("review", "confirm"):
-            credit, years, quote = _review(session, catalog, user, form["credit"], form["years"])
+            credit, years, quote, options = _review(
+                session, catalog, user, form["credit"], form["years"]
+            )
             reviewed = (posted.text("reviewed_credit"), posted.text("reviewed_years"))
             if action == "confirm" and reviewed != (form["credit"], form["years"]):
                 action = "review"  # changed since it was reviewed: show the new figures first
             if action == "review":
-                return _discount_page(request, session, catalog, user, review=quote, form=form)
+                return _discount_page(
+                    request, session, catalog, user, review=quote, form=form, options=options
+                )
             outcome = commitments.start(
                 session.connection(), catalog, _cid(user), credit, years, now()
             )

@@ -15,13 +15,12 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from billing.auth.models import ApiKey, Role
-from billing.auth.service import Principal, hash_key
+from billing.auth.service import Principal
 from billing.customers.models import Customer
 from billing.errors import InputError, NotFound
 from billing.web.models import WebLink, WebSecret, WebSession
@@ -221,16 +220,6 @@ def end_session(
             .where(_SESSIONS.c.token_hash == _digest(random_part), _SESSIONS.c.ended_at.is_(None))
             .values(ended_at=now)
         )
-
-
-def finance_key(connection: Connection, key: str) -> Any:
-    """The live finance or admin key row a finance sign-in form was given, or None."""
-    row = connection.execute(select(_KEYS).where(_KEYS.c.key_hash == hash_key(key.strip()))).first()
-    if row is None or row.revoked_at is not None:
-        return None
-    if row.role not in (Role.FINANCE.value, Role.ADMIN.value):
-        return None
-    return row
 
 
 # --- CSRF ----------------------------------------------------------------------------------

@@ -9,6 +9,8 @@ from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from billing.api.deps import SessionDep
+from billing.auth.models import Role
+from billing.auth.service import authenticate
 from billing.customers.models import Customer
 from billing.web import signin
 from billing.web.access import (
@@ -150,12 +152,12 @@ def finance_login(
         )
         response.headers["Retry-After"] = str(wait)
         return response
-    key = signin.finance_key(session.connection(), str(form.get("key") or ""))
-    if key is None:
+    key = authenticate(session=session, key=str(form.get("key") or "").strip())
+    if key is None or key.role not in (Role.FINANCE, Role.ADMIN):
         problem = "That key is not a live finance or admin API key."
         return _with_presession(request, secret, "finance_login.html", {"problem": problem}, 401)
-    via = f"{key.role} key {key.id}"
-    return _start(request, session, secret, FINANCE, None, key.id, via)
+    via = f"{key.role.value} key {key.key_id}"
+    return _start(request, session, secret, FINANCE, None, key.key_id, via)
 
 
 def _sign_out(request: Request, session: SessionDep, secret: bytes, kind: str) -> Response:
