@@ -27,7 +27,14 @@ from billing.catalog.schema import DiscountsFile, ProductFile
 from billing.customers import service as customers_service
 from billing.customers.models import CustomerCreate
 from billing.customers.periods import period_for, period_from_label
-from billing.db import alembic_config, current_revision, make_engine, session_scope, upgrade
+from billing.db import (
+    alembic_config,
+    current_revision,
+    make_engine,
+    session_scope,
+    table_of,
+    upgrade,
+)
 from billing.errors import BillingError, CatalogError
 from billing.metering import service as metering_service
 from billing.money import format_amount, format_quantity, group_quantity
@@ -655,7 +662,7 @@ def commitments_show(
     with _session() as session:
         customers_service.get_customer(session=session, customer_id=customer)
         connection = session.connection()
-        table = Commitment.__table__  # type: ignore[attr-defined]
+        table = table_of(Commitment)
         rows = list(
             connection.execute(
                 select(table).where(table.c.customer_id == customer).order_by(table.c.created_at)

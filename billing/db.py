@@ -16,10 +16,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, Numeric, String, TypeDecorator, create_engine, event
+from sqlalchemy import Engine, Numeric, String, Table, TypeDecorator, create_engine, event, inspect
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import DateTime
-from sqlmodel import Session
+from sqlmodel import Session, SQLModel
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -69,6 +69,18 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         if parsed.tzinfo is None:
             return parsed.replace(tzinfo=dt.UTC)
         return parsed.astimezone(dt.UTC)
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """The Core table of a SQLModel table class, typed (SQLModel declares `__table__` untyped).
+
+    Services read and write through Core statements on a `Connection`; this is the one place
+    that crosses from the model classes to their tables.
+    """
+    table = inspect(model).local_table
+    if not isinstance(table, Table):
+        raise TypeError(f"{model.__name__} is not a table model")
+    return table
 
 
 def make_engine(url: str) -> Engine:

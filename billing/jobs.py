@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import Engine, insert, text, update
 
+from billing.db import table_of
 from billing.jobs_models import JobRun
 from billing.observability.metrics import JOBS
 
@@ -64,7 +65,7 @@ def run_exclusive(
 
 
 def _recorded(engine: Engine, job: str, work: Callable[[], str]) -> str:
-    table = JobRun.__table__  # type: ignore[attr-defined]
+    table = table_of(JobRun)
     with engine.begin() as connection:
         run_id = connection.execute(
             insert(table)

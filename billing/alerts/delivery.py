@@ -27,7 +27,7 @@ from billing.alerts.models import Alert, Outbox
 from billing.alerts.signing import HEADER, signature
 from billing.alerts.webhooks import resolved_problem
 from billing.customers.models import Customer
-from billing.db import session_scope
+from billing.db import session_scope, table_of
 
 logger = logging.getLogger(__name__)
 BACKOFF = tuple(
@@ -71,9 +71,9 @@ def post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> str 
 
 
 def _claim(engine: Engine, now: dt.datetime) -> list[Any]:
-    outbox = Outbox.__table__  # type: ignore[attr-defined]
-    customer = Customer.__table__  # type: ignore[attr-defined]
-    alert = Alert.__table__  # type: ignore[attr-defined]
+    outbox = table_of(Outbox)
+    customer = table_of(Customer)
+    alert = table_of(Alert)
     query = (
         select(outbox, customer.c.webhook_secret)
         .join(alert, alert.c.id == outbox.c.alert_id)
@@ -98,8 +98,8 @@ def _claim(engine: Engine, now: dt.datetime) -> list[Any]:
 
 
 def _record(engine: Engine, row: Any, error: str | None, now: dt.datetime) -> str:
-    outbox = Outbox.__table__  # type: ignore[attr-defined]
-    alert = Alert.__table__  # type: ignore[attr-defined]
+    outbox = table_of(Outbox)
+    alert = table_of(Alert)
     attempts = row.attempts + 1
     values: dict[str, Any]
     if error is None:

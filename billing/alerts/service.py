@@ -17,6 +17,7 @@ from sqlalchemy import Connection, insert, select
 from billing.alerts.models import Alert, Outbox
 from billing.caps.accounts import Account, Quota
 from billing.caps.limits import alerts_due, billed_quantity
+from billing.db import table_of
 from billing.metering.store import UsageKey, UsageState
 from billing.money import format_amount
 
@@ -44,8 +45,8 @@ def fire_due_alerts(
     )
     if not due:
         return 0
-    alert_table = Alert.__table__  # type: ignore[attr-defined]
-    outbox_table = Outbox.__table__  # type: ignore[attr-defined]
+    alert_table = table_of(Alert)
+    outbox_table = table_of(Outbox)
     customer, product, start = key
     for item in due:
         alert_id = connection.execute(
@@ -122,8 +123,8 @@ def list_alerts(
     connection: Connection, customer_id: str, period_start: dt.datetime | None = None
 ) -> list[Any]:
     """A customer's alerts, newest first, with their delivery state."""
-    alert_table = Alert.__table__  # type: ignore[attr-defined]
-    outbox_table = Outbox.__table__  # type: ignore[attr-defined]
+    alert_table = table_of(Alert)
+    outbox_table = table_of(Outbox)
     joined = alert_table.outerjoin(outbox_table, outbox_table.c.alert_id == alert_table.c.id)
     query = (
         select(

@@ -12,6 +12,7 @@ from billing.caps.limits import limit_for
 from billing.caps.models import SpendCap
 from billing.catalog import Catalog
 from billing.customers.models import Customer
+from billing.db import table_of
 from billing.metering.store import UsageKey, UsageState
 from billing.pricing.discounts import percent_in_force
 from billing.pricing.plan import PricePlan
@@ -42,8 +43,8 @@ def parse_thresholds(text: str) -> tuple[Decimal, ...]:
 
 def read_accounts(connection: Connection, ids: set[str]) -> dict[str, Account]:
     """The customers among `ids` with their spend caps (one statement per 5,000 ids)."""
-    customer = Customer.__table__  # type: ignore[attr-defined]
-    cap = SpendCap.__table__  # type: ignore[attr-defined]
+    customer = table_of(Customer)
+    cap = table_of(SpendCap)
     columns = (
         customer.c.id,
         customer.c.billing_anchor_day,

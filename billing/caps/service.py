@@ -23,6 +23,7 @@ from billing.caps.limits import billed_quantity, is_limited, line_total
 from billing.caps.models import SpendCap, SpendCapChange
 from billing.catalog import Catalog
 from billing.customers.periods import Period, period_for
+from billing.db import table_of
 from billing.errors import InputError, NotFound
 from billing.metering import store
 from billing.metering.store import UsageKey, UsageState
@@ -153,7 +154,7 @@ def set_cap(
     key: UsageKey = (customer_id, product, period.start)
     state = store.lock_usage(connection, [key], now)[key]
     old = account.caps.get(product)
-    table = SpendCap.__table__  # type: ignore[attr-defined]
+    table = table_of(SpendCap)
     if amount is None:
         connection.execute(
             delete(table).where(table.c.customer_id == customer_id, table.c.product == product)
@@ -180,7 +181,7 @@ def set_cap(
     view = _view(quota, period, product, state)
     effect = _effect(catalog, view, billed_before)
     connection.execute(
-        insert(SpendCapChange.__table__).values(  # type: ignore[attr-defined]
+        insert(table_of(SpendCapChange)).values(
             customer_id=customer_id,
             product=product,
             old_amount=old,
@@ -267,7 +268,7 @@ def _plural(unit: str) -> str:
 
 def cap_changes(connection: Connection, customer_id: str) -> list[Any]:
     """The audit trail of a customer's cap changes, newest first."""
-    table = SpendCapChange.__table__  # type: ignore[attr-defined]
+    table = table_of(SpendCapChange)
     query = (
         select(table)
         .where(table.c.customer_id == customer_id)

@@ -18,6 +18,7 @@ from billing.catalog import Catalog
 from billing.commitments.ledger import lock_customer
 from billing.customers.models import Customer
 from billing.customers.periods import period_for
+from billing.db import table_of
 from billing.errors import InputError
 from billing.metering import store
 from billing.money import format_quantity
@@ -39,7 +40,7 @@ def set_discount(
     if percent is not None and until is not None and until < now.date():
         raise InputError(f"until {until} is in the past", field="until")
     lock_customer(connection, customer_id)
-    table = Customer.__table__  # type: ignore[attr-defined]
+    table = table_of(Customer)
     connection.execute(
         update(table)
         .where(table.c.id == customer_id)

@@ -29,12 +29,13 @@ from sqlalchemy import Connection, bindparam, insert, select
 
 from billing.commitments.models import CreditEntry
 from billing.customers.models import Customer
+from billing.db import table_of
 from billing.errors import NotFound
 from billing.money import EXACT, ZERO
 
 # NOTE: statements built once: a period close runs them for every customer.
-_CUSTOMERS = Customer.__table__  # type: ignore[attr-defined]
-_ENTRIES = CreditEntry.__table__  # type: ignore[attr-defined]
+_CUSTOMERS = table_of(Customer)
+_ENTRIES = table_of(CreditEntry)
 _READ = select(_CUSTOMERS).where(_CUSTOMERS.c.id == bindparam("id"))
 # FOR NO KEY UPDATE: serializes closes, commitment changes and late events (FOR SHARE)
 # on the customer, but not the FOR KEY SHARE locks that inserting events and usage rows
@@ -110,6 +111,6 @@ def append(
 
 def entries(connection: Connection, customer_id: str) -> list[Any]:
     """The customer's ledger, oldest first."""
-    table = CreditEntry.__table__  # type: ignore[attr-defined]
+    table = table_of(CreditEntry)
     query = select(table).where(table.c.customer_id == customer_id).order_by(table.c.id)
     return list(connection.execute(query))

@@ -21,6 +21,7 @@ from billing.catalog import Catalog
 from billing.commitments import ledger
 from billing.commitments.models import Commitment
 from billing.customers.periods import Period, period_for
+from billing.db import table_of
 from billing.errors import BillingError, Conflict, InputError, NoCommitmentSchedule, NotFound
 from billing.invoicing.issue import Issued, LineIn, issue_invoice
 from billing.money import (
@@ -76,7 +77,7 @@ def _money(amount: Decimal) -> str:
 
 
 def _active(connection: Connection, customer_id: str) -> Any:
-    table = Commitment.__table__  # type: ignore[attr-defined]
+    table = table_of(Commitment)
     query = select(table).where(table.c.customer_id == customer_id, table.c.status == "active")
     return connection.execute(query).first()
 
@@ -126,7 +127,7 @@ def start(
         )
     period = period_for(customer.billing_anchor_day, now)
     commitment_id = "cmt_" + secrets.token_hex(8)
-    table = Commitment.__table__  # type: ignore[attr-defined]
+    table = table_of(Commitment)
     try:
         with connection.begin_nested():
             connection.execute(
@@ -160,7 +161,7 @@ def start(
 
 
 def _commitment(connection: Connection, commitment_id: str) -> Any:
-    table = Commitment.__table__  # type: ignore[attr-defined]
+    table = table_of(Commitment)
     return connection.execute(select(table).where(table.c.id == commitment_id)).one()
 
 
@@ -213,7 +214,7 @@ def _run_schedule(
     """
     schedule = _schedule(catalog)
     currency = schedule.currency
-    table = Commitment.__table__  # type: ignore[attr-defined]
+    table = table_of(Commitment)
     owner = connection.execute(
         select(table.c.customer_id).where(table.c.id == commitment_id)
     ).scalar_one()
@@ -299,7 +300,7 @@ def _roll_over(
     A renewal qualifies when it starts before the last term's `rollover_until` (the end of
     the billing period in which that term ended) with at least the same annual credit.
     """
-    table = Commitment.__table__  # type: ignore[attr-defined]
+    table = table_of(Commitment)
     previous = connection.execute(
         select(table)
         .where(table.c.customer_id == customer_id, table.c.status == "ended")
@@ -331,7 +332,7 @@ def _roll_over(
 
 def run_due(connection: Connection, catalog: Catalog, now: dt.datetime) -> list[Outcome]:
     """The hourly job: every active commitment's invoices, releases and term ends up to now."""
-    table = Commitment.__table__  # type: ignore[attr-defined]
+    table = table_of(Commitment)
     ids = connection.execute(
         select(table.c.id).where(table.c.status == "active").order_by(table.c.customer_id)
     ).scalars()

@@ -26,7 +26,7 @@ from billing.commitments import ledger
 from billing.commitments.service import Drawdown, UsageLine, draw_for_period
 from billing.customers.models import Customer
 from billing.customers.periods import Period, period_for
-from billing.db import session_scope
+from billing.db import session_scope, table_of
 from billing.invoicing.issue import Issued, LineIn, issue_invoice
 from billing.metering.store import usage_table
 from billing.money import ZERO, format_quantity, group_quantity
@@ -78,7 +78,7 @@ _READ_USAGE = (
     .order_by(_USAGE.c.product)
 )
 _LOCK_USAGE = _READ_USAGE.with_for_update()
-_CUSTOMERS = Customer.__table__  # type: ignore[attr-defined]
+_CUSTOMERS = table_of(Customer)
 _MOVE_CLOSED = (
     update(_CUSTOMERS)
     .where(_CUSTOMERS.c.id == bindparam("customer"))
@@ -221,7 +221,7 @@ def _account_of(customer: Any) -> Account:
 
 def due_customers(connection: Connection, now: dt.datetime, grace: dt.timedelta) -> list[str]:
     """Customers that may have a period to close (checked exactly under their lock)."""
-    table = Customer.__table__  # type: ignore[attr-defined]
+    table = table_of(Customer)
     cutoff = now - grace - SHORTEST_PERIOD  # no period ends sooner after the last one
     query = (
         select(table.c.id)

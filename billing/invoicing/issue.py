@@ -15,6 +15,7 @@ from decimal import Decimal
 
 from sqlalchemy import Connection, insert, text
 
+from billing.db import table_of
 from billing.invoicing.models import Invoice, InvoiceLine
 from billing.money import EXACT, ZERO, round_to_minor
 
@@ -61,8 +62,8 @@ _FIRST = text(
     "INSERT INTO invoice_series (series, next_number) VALUES (:series, 1) "
     "ON CONFLICT (series) DO NOTHING"
 )
-_INSERT_INVOICE = insert(Invoice.__table__)  # type: ignore[attr-defined]
-_INSERT_LINES = insert(InvoiceLine.__table__)  # type: ignore[attr-defined]
+_INSERT_INVOICE = insert(table_of(Invoice))
+_INSERT_LINES = insert(table_of(InvoiceLine))
 
 
 def issue_invoice(

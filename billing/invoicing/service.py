@@ -13,6 +13,7 @@ from billing.caps.accounts import read_accounts
 from billing.catalog import Catalog
 from billing.commitments import ledger
 from billing.customers.periods import Period, period_for
+from billing.db import table_of
 from billing.errors import Conflict, InputError, NotFound
 from billing.invoicing.close import Draft, draft, issue_period_invoice
 from billing.invoicing.issue import Issued, display_number
@@ -21,7 +22,7 @@ from billing.money import format_exact, format_quantity
 
 
 def _invoice_row(connection: Connection, invoice_id: str, *, lock: bool = False) -> Any:
-    table = Invoice.__table__  # type: ignore[attr-defined]
+    table = table_of(Invoice)
     query = select(table).where(table.c.id == invoice_id)
     if lock and connection.dialect.name == "postgresql":
         query = query.with_for_update()
@@ -32,7 +33,7 @@ def _invoice_row(connection: Connection, invoice_id: str, *, lock: bool = False)
 
 
 def _lines(connection: Connection, invoice_id: str) -> list[Any]:
-    table = InvoiceLine.__table__  # type: ignore[attr-defined]
+    table = table_of(InvoiceLine)
     query = select(table).where(table.c.invoice_id == invoice_id).order_by(table.c.position)
     return list(connection.execute(query))
 
@@ -87,7 +88,7 @@ def customer_of(connection: Connection, invoice_id: str) -> str:
 
 
 def list_invoices(connection: Connection, customer_id: str) -> list[dict[str, Any]]:
-    table = Invoice.__table__  # type: ignore[attr-defined]
+    table = table_of(Invoice)
     query = select(table).where(table.c.customer_id == customer_id).order_by(table.c.number.desc())
     return [invoice_json(connection, row, with_lines=False) for row in connection.execute(query)]
 
@@ -159,7 +160,7 @@ def void(
             "only usage invoices are re-issued; a commitment is changed by a new one",
             field="reissue",
         )
-    table = Invoice.__table__  # type: ignore[attr-defined]
+    table = table_of(Invoice)
     connection.execute(
         update(table)
         .where(table.c.id == invoice_id)

@@ -25,6 +25,7 @@ from billing.caps.limits import admits
 from billing.catalog import Catalog
 from billing.customers.models import Customer
 from billing.customers.periods import Period, period_for
+from billing.db import table_of
 from billing.metering import store
 from billing.metering.models import Usage
 from billing.metering.validate import EventIn, Rejection, parse_event
@@ -263,7 +264,7 @@ def _recheck_closed(
     )
     if not ended:
         return candidates
-    table = Customer.__table__  # type: ignore[attr-defined]
+    table = table_of(Customer)
     query = select(table.c.id, table.c.closed_through).where(table.c.id.in_(ended))
     if connection.dialect.name == "postgresql":
         query = query.order_by(table.c.id).with_for_update(read=True)
@@ -281,7 +282,7 @@ def _recheck_closed(
 
 def usage_for(*, session: Session, customer: Customer, period: Period) -> list[Usage]:
     """Running totals of one customer in one period, a row per product used."""
-    table = Usage.__table__  # type: ignore[attr-defined]
+    table = table_of(Usage)
     query = (
         select(Usage)
         .where(table.c.customer_id == customer.id)

@@ -28,6 +28,7 @@ from typing import Any
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
+from billing.db import table_of
 from billing.metering.models import Usage
 
 Stored = tuple[str, str, Decimal, dt.datetime]  # customer, product, quantity, timestamp
@@ -322,7 +323,7 @@ def mark_over_limit(connection: Connection, ids: Sequence[str]) -> None:
 
 def usage_table() -> Any:
     """The running-totals table, for plain reads."""
-    return Usage.__table__  # type: ignore[attr-defined]
+    return table_of(Usage)
 
 
 def state_of(row: Any) -> UsageState:

@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, case, func, select
 
-from billing.db import read_only
+from billing.db import read_only, table_of
 from billing.errors import InputError
 from billing.invoicing.issue import display_number
 from billing.invoicing.models import Invoice, InvoiceLine
@@ -26,9 +26,9 @@ from billing.metering.store import usage_table
 from billing.money import ZERO, format_exact, format_quantity
 from billing.stripe_sync.models import InvoiceSync
 
-_INVOICES = Invoice.__table__  # type: ignore[attr-defined]
-_LINES = InvoiceLine.__table__  # type: ignore[attr-defined]
-_SYNC = InvoiceSync.__table__  # type: ignore[attr-defined]
+_INVOICES = table_of(Invoice)
+_LINES = table_of(InvoiceLine)
+_SYNC = table_of(InvoiceSync)
 CHUNK = 1000
 COLUMNS = (
     "number",

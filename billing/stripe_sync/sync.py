@@ -28,7 +28,7 @@ import stripe
 from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from billing.db import session_scope
+from billing.db import session_scope, table_of
 from billing.invoicing.models import Invoice, InvoiceLine
 from billing.money import to_minor_units
 from billing.observability.metrics import record_sync
@@ -39,10 +39,10 @@ BACKOFF_BASE = dt.timedelta(seconds=30)
 BACKOFF_MAX = dt.timedelta(hours=2)
 TRANSIENT = (stripe.APIConnectionError, stripe.RateLimitError)
 
-_INVOICES = Invoice.__table__  # type: ignore[attr-defined]
-_LINES = InvoiceLine.__table__  # type: ignore[attr-defined]
-_SYNC = InvoiceSync.__table__  # type: ignore[attr-defined]
-_CUSTOMERS = StripeCustomer.__table__  # type: ignore[attr-defined]
+_INVOICES = table_of(Invoice)
+_LINES = table_of(InvoiceLine)
+_SYNC = table_of(InvoiceSync)
+_CUSTOMERS = table_of(StripeCustomer)
 
 
 def make_client(api_key: str, api_base: str | None) -> stripe.StripeClient:

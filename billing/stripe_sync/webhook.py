@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
+from billing.db import table_of
 from billing.stripe_sync.models import InvoiceSync, StripeEvent
 
 STATES = {
@@ -19,8 +20,8 @@ STATES = {
     "invoice.payment_failed": "payment_failed",
     "invoice.voided": "voided",
 }
-_SYNC = InvoiceSync.__table__  # type: ignore[attr-defined]
-_EVENTS = StripeEvent.__table__  # type: ignore[attr-defined]
+_SYNC = table_of(InvoiceSync)
+_EVENTS = table_of(StripeEvent)
 
 
 def apply_event(connection: Connection, event: Any, now: dt.datetime) -> str:

@@ -22,14 +22,15 @@ from sqlalchemy.dialects import postgresql, sqlite
 from billing.auth.models import ApiKey, Role
 from billing.auth.service import Principal
 from billing.customers.models import Customer
+from billing.db import table_of
 from billing.errors import InputError, NotFound
 from billing.web.models import WebLink, WebSecret, WebSession
 
 CUSTOMER, FINANCE = "customer", "finance"
-_LINKS = WebLink.__table__  # type: ignore[attr-defined]
-_SESSIONS = WebSession.__table__  # type: ignore[attr-defined]
-_SECRETS = WebSecret.__table__  # type: ignore[attr-defined]
-_KEYS = ApiKey.__table__  # type: ignore[attr-defined]
+_LINKS = table_of(WebLink)
+_SESSIONS = table_of(WebSession)
+_SECRETS = table_of(WebSecret)
+_KEYS = table_of(ApiKey)
 
 
 def load_secret(connection: Connection, configured: str | None, now: dt.datetime) -> bytes:
@@ -77,7 +78,7 @@ def create_link(
     now: dt.datetime,
 ) -> tuple[str, dt.datetime]:
     """A new single-use sign-in token, and when it expires."""
-    customers = Customer.__table__  # type: ignore[attr-defined]
+    customers = table_of(Customer)
     found = connection.execute(select(customers.c.id).where(customers.c.id == customer_id))
     if kind == CUSTOMER and found.first() is None:
         raise NotFound(f"no customer {customer_id!r}", field="customer")

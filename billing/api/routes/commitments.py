@@ -27,6 +27,7 @@ from billing.commitments.discounts import set_discount
 from billing.commitments.models import Commitment
 from billing.commitments.projection import project
 from billing.customers import service as customers_service
+from billing.db import table_of
 from billing.errors import InvalidAmount, NoCommitmentSchedule
 from billing.money import format_exact, format_quantity
 from billing.parsing import parse_amount
@@ -62,7 +63,7 @@ def commitment_view(row: Any, catalog: Catalog) -> dict[str, Any]:
 def _outcome_json(
     connection: Connection, outcome: commitments.Outcome, catalog: Catalog
 ) -> dict[str, Any]:
-    table = Commitment.__table__  # type: ignore[attr-defined]
+    table = table_of(Commitment)
     row = connection.execute(select(table).where(table.c.id == outcome.commitment_id)).one()
     return {
         "commitment": commitment_view(row, catalog),
@@ -189,7 +190,7 @@ def get_commitment(
     """The customer's commitments, newest first, and the credit balance."""
     ensure_customer_access(principal, customer_id)
     customers_service.get_customer(session=session, customer_id=customer_id)
-    table = Commitment.__table__  # type: ignore[attr-defined]
+    table = table_of(Commitment)
     connection = session.connection()
     rows = connection.execute(
         select(table).where(table.c.customer_id == customer_id).order_by(table.c.created_at.desc())

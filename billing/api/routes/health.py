@@ -15,7 +15,7 @@ from sqlalchemy import Engine, func, select, text
 
 from billing import __version__
 from billing.api.deps import CatalogDep
-from billing.db import head_revision
+from billing.db import head_revision, table_of
 from billing.jobs_models import JobRun
 from billing.stripe_sync.models import InvoiceSync
 
@@ -66,12 +66,12 @@ def _readiness(engine: Engine) -> dict[str, Any]:
                     "run `billing db upgrade`"
                 )
                 return answer
-            runs = JobRun.__table__  # type: ignore[attr-defined]
+            runs = table_of(JobRun)
             latest = connection.execute(
                 select(runs.c.job, func.max(runs.c.started_at)).group_by(runs.c.job)
             )
             answer["jobs"] = {job: started.isoformat() for job, started in latest}
-            sync = InvoiceSync.__table__  # type: ignore[attr-defined]
+            sync = table_of(InvoiceSync)
             waiting, oldest = connection.execute(
                 select(func.count(), func.min(sync.c.updated_at)).where(sync.c.status == "pending")
             ).one()
