@@ -65,12 +65,12 @@ from sqlmodel import Session
 
 from billing.auth.models import Role
 from billing.auth.service import create_key
-from billing.caps import service as caps_service
 from billing.catalog import load_catalog
 from billing.customers import service as customers_service
 from billing.customers.models import CustomerCreate
 from billing.customers.periods import period_for
 from billing.db import make_engine, upgrade
+from billing.metering import quota as quota_service
 
 POSTGRES_URL = os.environ.get(
     "BILLING_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -670,7 +670,7 @@ def set_caps(url: str, amount: Decimal | None) -> None:
         with Session(engine) as session:
             for number in range(CUSTOMERS):
                 for product in catalog.products:
-                    caps_service.set_cap(
+                    quota_service.set_cap(
                         connection=session.connection(),
                         catalog=catalog,
                         customer_id=customer_id(number),

@@ -542,12 +542,12 @@ def caps_set(
     tiers: TiersOption = None,
 ) -> None:
     """Set or remove a spend cap (as an admin would); prints what it does this period."""
-    from billing.caps import service as caps_service
+    from billing.metering import quota as quota_service
 
     catalog = _catalog(tiers)
     value = None if amount.lower() == "none" else _field("amount", parse_amount, amount)
     with _session() as session:
-        change = caps_service.set_cap(
+        change = quota_service.set_cap(
             connection=session.connection(),
             catalog=catalog,
             customer_id=customer,
@@ -565,11 +565,11 @@ def caps_show(
     tiers: TiersOption = None,
 ) -> None:
     """Each product's cap, limit, accepted quantity and status this period."""
-    from billing.caps import service as caps_service
+    from billing.metering import quota as quota_service
 
     catalog = _catalog(tiers)
     with _session() as session:
-        views = caps_service.quotas(
+        views = quota_service.quotas(
             session.connection(), catalog, customer, dt.datetime.now(dt.UTC)
         )
     typer.echo(f"{customer}, period {views[0].period.label} ({catalog.currency})")

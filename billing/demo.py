@@ -10,12 +10,12 @@ from decimal import Decimal
 from sqlalchemy import Engine, func, select
 from sqlmodel import Session
 
-from billing.caps import service as caps_service
 from billing.catalog import Catalog
 from billing.customers import service as customers_service
 from billing.customers.models import Customer, CustomerCreate
 from billing.customers.periods import Period, period_for
 from billing.invoicing.close import close_due
+from billing.metering import quota as quota_service
 from billing.metering import service as metering_service
 
 # (customer id, name, anchor day, monthly volume per product)
@@ -75,7 +75,7 @@ def seed(*, engine: Engine, catalog: Catalog, now: dt.datetime, seed_value: int 
             session.add(customer)
             session.flush()
             for product, amount in DEMO_CAPS.get(customer_id, {}).items():
-                caps_service.set_cap(
+                quota_service.set_cap(
                     connection=session.connection(),
                     catalog=catalog,
                     customer_id=customer_id,

@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from billing.catalog import Catalog
-from billing.errors import InvalidAmount, NoPriceInForce, UnknownProduct
+from billing.errors import InvalidAmount, UnknownProduct
 from billing.money import ZERO, format_exact, format_quantity, fraction_digits, minor_digits
 from billing.pricing import CommitmentQuote, PricePlan, Quote, build_quote
 
@@ -60,18 +60,10 @@ def _check_minor(amount: Decimal, currency: str, field: str) -> None:
 
 
 def _plan(catalog: Catalog, key: str, at: dt.date, *, field: str) -> PricePlan:
-    product = catalog.products.get(key)
-    if product is None:
+    if key not in catalog.products:
         known = ", ".join(catalog.products)
         raise UnknownProduct(f"unknown product {key!r}; products: {known}", field=field)
-    version = product.version_at(at)
-    if version is None:
-        first = product.versions[0].effective_from
-        raise NoPriceInForce(
-            f"{key} has no price in force on {at}: its first version starts {first}",
-            field="at",
-        )
-    return version.plan
+    return catalog.plan_at(key, at)
 
 
 def quote_json(result: Quote, *, catalog: Catalog, at: dt.date) -> dict[str, Any]:

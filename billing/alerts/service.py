@@ -15,46 +15,40 @@ from typing import Any
 from sqlalchemy import Connection, insert, select
 
 from billing.alerts.models import Alert, Outbox
-from billing.caps.accounts import Account, Quota
-from billing.caps.limits import alerts_due, billed_quantity
+from billing.caps.accounts import Account
+from billing.caps.quota import AlertDue, QuotaState, QuotaTerms, alerts_due, with_alerts
 from billing.db import table_of
-from billing.metering.store import UsageKey, UsageState
 from billing.money import format_amount
 
 
 def fire_due_alerts(
     connection: Connection,
+    *,
     account: Account,
-    key: UsageKey,
-    state: UsageState,
-    quota: Quota,
+    product: str,
+    period_start: dt.datetime,
+    state: QuotaState,
+    terms: QuotaTerms,
     now: dt.datetime,
-) -> int:
-    """Record the alerts the row's state has reached since it last fired; how many fired."""
-    fired = frozenset(state.alerts_fired.split(",")) if state.alerts_fired else frozenset()
+) -> QuotaState:
+    """Record the alerts `state` has reached since it last fired; the state with them fired."""
     due = alerts_due(
-        plan=quota.plan,
-        product_name=quota.product_name,
-        cap=quota.cap,
-        discount_percent=quota.discount_percent,
-        accepted=state.quantity,
-        limit=state.limit_quantity,
+        state,
+        terms,
         thresholds=account.thresholds,
         free_allowance_alert=account.free_allowance_alert,
-        fired=fired,
     )
     if not due:
-        return 0
+        return state
     alert_table = table_of(Alert)
     outbox_table = table_of(Outbox)
-    customer, product, start = key
     for item in due:
         alert_id = connection.execute(
             insert(alert_table)
             .values(
-                customer_id=customer,
+                customer_id=account.id,
                 product=product,
-                period_start=start,
+                period_start=period_start,
                 kind=item.kind,
                 message=item.message,
                 fired_at=now,
@@ -63,7 +57,9 @@ def fire_due_alerts(
             .returning(alert_table.c.id)
         ).scalar_one()
         if account.webhook_url:
-            body = webhook_body(alert_id, key, item.kind, item.message, now, state, quota)
+            body = webhook_body(
+                alert_id, account.id, product, period_start, item, now, state, terms
+            )
             connection.execute(
                 insert(outbox_table).values(
                     alert_id=alert_id,
@@ -75,37 +71,37 @@ def fire_due_alerts(
                     created_at=now,
                 )
             )
-    state.alerts_fired = ",".join(sorted(fired | {item.kind for item in due}))
-    return len(due)
+    return with_alerts(state, due)
 
 
 def webhook_body(
     alert_id: int,
-    key: UsageKey,
-    kind: str,
-    message: str,
+    customer: str,
+    product: str,
+    period_start: dt.datetime,
+    alert: AlertDue,
     now: dt.datetime,
-    state: UsageState,
-    quota: Quota,
+    state: QuotaState,
+    terms: QuotaTerms,
 ) -> str:
     """The JSON a webhook carries (docs/spend-caps.md), fixed when the alert fires."""
-    customer, product, start = key
+    cap = terms.cap
     document = {
         "type": "usage.alert",
         "alert": {
             "id": alert_id,
             "customer": customer,
             "product": product,
-            "period_start": _iso(start),
-            "kind": kind,
-            "message": message,
+            "period_start": _iso(period_start),
+            "kind": alert.kind,
+            "message": alert.message,
             "fired_at": _iso(now),
         },
         "quota": {
-            "cap": None if quota.cap is None else format_amount(quota.cap, quota.plan.currency),
+            "cap": None if cap is None else format_amount(cap, terms.plan.currency),
             "limit_quantity": _text(state.limit_quantity),
-            "accepted_quantity": format(state.quantity, "f"),
-            "billed_quantity": format(billed_quantity(state.quantity, state.limit_quantity), "f"),
+            "accepted_quantity": format(state.accepted, "f"),
+            "billed_quantity": format(state.billed, "f"),
         },
     }
     return json.dumps(document, separators=(",", ":"))

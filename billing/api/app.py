@@ -26,9 +26,9 @@ from billing.api.routes import (
     stripe_webhook,
 )
 from billing.auth.cache import KeyCache
-from billing.caps.limited import LimitedList
 from billing.catalog import Catalog, load_catalog
 from billing.db import make_engine
+from billing.metering.limited import LimitedList
 from billing.metering.writer import IngestWriter
 from billing.observability.http import RequestContext
 from billing.observability.ratelimit import RateLimiter

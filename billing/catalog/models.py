@@ -7,6 +7,7 @@ from bisect import bisect_right
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from billing.errors import NoPriceInForce, UnknownProduct
 from billing.pricing.commitments import CommitmentSchedule
 from billing.pricing.plan import Model, PricePlan
 
@@ -45,6 +46,35 @@ class Catalog:
     currency: str
     products: Mapping[str, Product]
     schedule: CommitmentSchedule | None
+
+    def plan_at(self, product: str, day: dt.date, *, field: str = "at") -> PricePlan:
+        """The price plan of `product` in force on `day` (docs/tier-files.md, "Versions").
+
+        The rule, everywhere (quotes, caps, ingestion, the close): the latest version whose
+        `effective_from` is on or before `day`. Before a product's first version it has no
+        price: NoPriceInForce (UnknownProduct for a key not in the catalogue), naming `field`.
+        """
+        found = self.products.get(product)
+        if found is None:
+            known = ", ".join(self.products)
+            raise UnknownProduct(f"unknown product {product!r}; products: {known}", field=field)
+        version = found.version_at(day)
+        if version is None:
+            first = found.versions[0].effective_from
+            raise NoPriceInForce(
+                f"{product} has no price in force on {day}: its first version starts {first}",
+                field=field,
+            )
+        return version.plan
+
+    def plan_for_period(self, product: str, start: dt.datetime) -> PricePlan:
+        """The plan a billing period starting at `start` is priced at: the version in force on
+        its first day; a product whose first version starts within the period (events before
+        that day are refused) is priced at that first version for the whole period.
+        """
+        found = self.products[product]
+        version = found.version_at(start.date())
+        return (version or found.versions[0]).plan
 
     def in_force(self, day: dt.date) -> dict[str, tuple[Product, ProductVersion]]:
         """Products with a version in force on `day`, with that version."""

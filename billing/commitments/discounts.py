@@ -2,7 +2,7 @@
 
 A discount applies to every usage line of the periods starting on or before `until`
 (forever without one), before credits. Spend caps are measured after it, so setting or
-changing one moves the current period's limits at once, by the rule of caps/limits.py.
+changing one moves the current period's limits at once, by the rule of caps/quota.py.
 """
 
 from __future__ import annotations
@@ -13,14 +13,13 @@ from typing import Any
 
 from sqlalchemy import Connection, update
 
-from billing.caps.accounts import quota_of, read_accounts, sync_limit
 from billing.catalog import Catalog
 from billing.commitments.ledger import lock_customer
 from billing.customers.models import Customer
 from billing.customers.periods import period_for
 from billing.db import table_of
 from billing.errors import InputError
-from billing.metering import store
+from billing.metering import quota
 from billing.money import format_quantity
 
 
@@ -50,14 +49,9 @@ def set_discount(
             discount_until=None if percent is None else until,
         )
     )
-    account = read_accounts(connection, {customer_id})[customer_id]
+    account = quota.account_of(connection, customer_id)
     period = period_for(account.anchor_day, now)
-    keys = sorted((customer_id, product, period.start) for product in account.caps)
-    states = store.lock_usage(connection, keys, now)
-    for key, state in states.items():
-        sync_limit(quota_of(catalog, account, key), state)
-        state.period_end = period.end
-    store.write_usage(connection, states, now)
+    quota.apply_terms(connection, catalog, account, account.caps, now)
     return {
         "customer": customer_id,
         "percent": None if percent is None else format_quantity(percent),

@@ -16,8 +16,7 @@ from decimal import Decimal
 
 from sqlalchemy import Connection, select
 
-from billing.caps.accounts import plan_for_period
-from billing.caps.limits import billed_quantity
+from billing.caps.quota import billed_quantity
 from billing.catalog import Catalog
 from billing.customers.periods import Period, period_for
 from billing.metering.store import usage_table
@@ -39,7 +38,7 @@ def _list_charge(catalog: Catalog, start: dt.datetime, quantities: dict[str, Dec
     total = ZERO
     for product, quantity in quantities.items():
         if product in catalog.products:
-            plan = plan_for_period(catalog, product, start)
+            plan = catalog.plan_for_period(product, start)
             total = EXACT.add(total, charge(plan, quantity).amount)
     return total
 

@@ -19,8 +19,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, or_, select, update
 
-from billing.caps.accounts import Account, plan_for_period
-from billing.caps.limits import billed_quantity
+from billing.caps.accounts import Account
+from billing.caps.quota import billed_quantity
 from billing.catalog import Catalog
 from billing.commitments import ledger
 from billing.commitments.service import Drawdown, UsageLine, draw_for_period
@@ -112,7 +112,7 @@ def draft(
         billed = billed_quantity(row.quantity, row.limit_quantity)
         if billed <= 0:
             continue
-        result = charge(plan_for_period(catalog, row.product, period.start), billed)
+        result = charge(catalog.plan_for_period(row.product, period.start), billed)
         priced.append((row.product, billed, result))
     drawdown = draw_for_period(
         connection,

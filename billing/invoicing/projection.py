@@ -13,12 +13,11 @@ from decimal import Decimal
 
 from sqlalchemy import Connection
 
-from billing.caps import service as caps_service
-from billing.caps.accounts import plan_for_period
-from billing.caps.limits import line_total
-from billing.caps.service import ProductQuota
+from billing.caps.quota import line_total
+from billing.caps.quota import ProductQuota
 from billing.catalog import Catalog
 from billing.customers.periods import Period
+from billing.metering import quota as quota_service
 from billing.pricing.pace import at_pace
 
 
@@ -46,7 +45,7 @@ def month_end(
     connection: Connection, catalog: Catalog, customer_id: str, now: dt.datetime
 ) -> Projection:
     """Every product's projected quantity and amount for the customer's current period."""
-    return project(catalog, caps_service.quotas(connection, catalog, customer_id, now), now)
+    return project(catalog, quota_service.quotas(connection, catalog, customer_id, now), now)
 
 
 def project(catalog: Catalog, views: list[ProductQuota], now: dt.datetime) -> Projection:
@@ -60,7 +59,7 @@ def project(catalog: Catalog, views: list[ProductQuota], now: dt.datetime) -> Pr
         capped = view.limit_quantity is not None and quantity >= view.limit_quantity
         if view.limit_quantity is not None:
             quantity = min(quantity, view.limit_quantity)
-        plan = plan_for_period(catalog, view.product, period.start)
+        plan = catalog.plan_for_period(view.product, period.start)
         amount = line_total(plan, quantity, view.discount_percent)
         lines.append(ProjectedLine(view.product, view.accepted, quantity, capped, amount))
     days = (Decimal(max(elapsed, 0)) / Decimal(86400)).quantize(Decimal("0.1"))

@@ -11,7 +11,7 @@ import datetime as dt
 import time
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import Connection, Engine, select
@@ -19,17 +19,16 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 from billing.alerts.service import fire_due_alerts
-from billing.caps import limited as limited_list
-from billing.caps.accounts import Account, quota_of, read_accounts, sync_limit
-from billing.caps.limits import admits
+from billing.caps.accounts import Account, read_accounts, terms_for
+from billing.caps.quota import admit, reprice
 from billing.catalog import Catalog
 from billing.customers.models import Customer
 from billing.customers.periods import Period, period_for
 from billing.db import table_of
+from billing.metering import limited as limited_list
 from billing.metering import store
 from billing.metering.models import Usage
 from billing.metering.validate import EventIn, Rejection, parse_event
-from billing.money import EXACT
 
 FUTURE_TOLERANCE = dt.timedelta(minutes=5)
 CHUNK = 5000
@@ -103,6 +102,9 @@ class _Tally:
 
     duplicates: int = 0
     rejected: int = 0
+
+
+_NO_TALLY = _Tally()
 
 
 RETRIES = 5
@@ -207,40 +209,53 @@ def ingest(
     stored: dict[str, store.Stored] = {}
     if len(inserted) < len(candidates):  # stored before: by an earlier batch or a racing one
         stored = store.read_stored(connection, [e.id for e in candidates if e.id not in inserted])
-    quotas = {key: quota_of(catalog, customers[key[0]], key) for key in running}
-    was_limited = {key: state.limited for key, state in running.items()}
-    for key, state in running.items():
-        sync_limit(quotas[key], state)
-    add = EXACT.add  # NOTE: sums of 10^15-sized quantities need more than 28 digits
-    over: list[str] = []
+    runs: dict[UsageKey, list[EventIn]] = defaultdict(list)  # stored now, in batch order
     for event, key in zip(candidates, candidate_keys, strict=True):
         if event.id in inserted:
-            state = running[key]
-            if admits(state.quantity, state.limit_quantity):
-                state.quantity = add(state.quantity, event.quantity)
-                state.events += 1
-                result.accept(event)
-            else:
-                state.over_limit_events += 1
-                state.over_limit_quantity = add(state.over_limit_quantity, event.quantity)
-                result.refuse_over_limit(event)
-                over.append(event.id)
+            runs[key].append(event)
         elif event.same_content(*stored[event.id]):
             result.duplicate(event)
             tallies[key].duplicates += 1
         else:
             reject(event, "conflict", count=True)
+    over: list[str] = []
+    moved: dict[UsageKey, store.UsageRow] = {}
+    for key, row in running.items():
+        customer_id, product, start = key
+        account = customers[customer_id]
+        terms = terms_for(catalog, account, product, start)
+        events = runs.get(key, [])
+        admission = admit(reprice(row.quota, terms), [e.quantity for e in events])
+        for event, accepted in zip(events, admission.accepted, strict=True):
+            if accepted:
+                result.accept(event)
+            else:
+                result.refuse_over_limit(event)
+                over.append(event.id)
+        tally = tallies.get(key, _NO_TALLY)
+        totals = row.totals
+        moved[key] = store.UsageRow(
+            totals=store.UsageTotals(
+                events=totals.events + sum(admission.accepted),
+                duplicates=totals.duplicates + tally.duplicates,
+                rejected=totals.rejected + tally.rejected,
+            ),
+            quota=fire_due_alerts(
+                connection,
+                account=account,
+                product=product,
+                period_start=start,
+                state=admission.state,
+                terms=terms,
+                now=now,
+            ),
+            period_end=period_for(account.anchor_day, start).end,
+        )
     store.mark_over_limit(connection, over)
-    for key, tally in tallies.items():
-        state = running[key]
-        state.duplicates += tally.duplicates
-        state.rejected += tally.rejected
-    for key, state in running.items():
-        account = customers[key[0]]
-        state.period_end = period_for(account.anchor_day, key[2]).end
-        fire_due_alerts(connection, account, key, state, quotas[key], now)
-    store.write_usage(connection, running, now)
-    result.limits_changed = any(s.limited != was_limited[k] for k, s in running.items())
+    store.write_usage(connection, moved, now)
+    result.limits_changed = any(
+        moved[key].quota.limited != row.quota.limited for key, row in running.items()
+    )
     return result
 
 
@@ -269,7 +284,7 @@ def _recheck_closed(
     if connection.dialect.name == "postgresql":
         query = query.order_by(table.c.id).with_for_update(read=True)
     for row in connection.execute(query):
-        customers[row.id].closed_through = row.closed_through
+        customers[row.id] = replace(customers[row.id], closed_through=row.closed_through)
     kept = []
     for event in candidates:
         closed = customers[event.customer].closed_through

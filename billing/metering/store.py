@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Table
 from sqlalchemy.exc import IntegrityError
 
+from billing.caps.quota import QuotaState
 from billing.db import table_of
 from billing.metering.models import Usage
 
@@ -132,25 +133,24 @@ def _sqlite_insert(connection: Connection, rows: Sequence[Row], received_at: dt.
     )
 
 
-@dataclass(slots=True)
-class UsageState:
-    """A running-totals row as locked by `lock_usage`; changed in place, then written."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UsageTotals:
+    """What metering counts on a running-totals row besides the quantity: events accepted,
+    duplicates seen and events rejected (period_closed, conflict) in the period."""
 
-    quantity: Decimal
-    events: int
-    duplicates: int
-    rejected: int
-    cap_amount: Decimal | None
-    cap_discount: Decimal | None
-    limit_quantity: Decimal | None
-    over_limit_events: int
-    over_limit_quantity: Decimal
-    alerts_fired: str
+    events: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UsageRow:
+    """One running-totals row (customer, product, period): metering's counts and the
+    product's quota (caps/quota.py), whose `accepted` is the period's accepted quantity."""
+
+    totals: UsageTotals = field(default_factory=UsageTotals)
+    quota: QuotaState = field(default_factory=QuotaState)
     period_end: dt.datetime | None = None
-
-    @property
-    def limited(self) -> bool:
-        return self.limit_quantity is not None and self.quantity >= self.limit_quantity
 
 
 _STATE = (
@@ -163,9 +163,66 @@ def _decimal(value: Any) -> Decimal | None:
     return None if value is None else Decimal(value)
 
 
+def usage_row(values: Sequence[Any], period_end: dt.datetime | None = None) -> UsageRow:
+    """The one place a stored row becomes totals + quota: `values` are the columns of
+    `_STATE` after the key, as any driver returns them (text or typed)."""
+    quantity, events, duplicates, rejected, cap, discount, limit, over, over_q, fired = values
+    return UsageRow(
+        totals=UsageTotals(events=events, duplicates=duplicates, rejected=rejected),
+        quota=QuotaState(
+            accepted=Decimal(quantity),
+            cap_amount=_decimal(cap),
+            cap_discount=_decimal(discount),
+            limit_quantity=_decimal(limit),
+            over_limit_events=over,
+            over_limit_quantity=Decimal(over_q),
+            alerts_fired=frozenset(fired.split(",")) if fired else frozenset(),
+        ),
+        period_end=period_end,
+    )
+
+
+def row_of(row: Any) -> UsageRow:
+    """A running-totals row read through the table's column types (select(usage_table()))."""
+    return usage_row(
+        (
+            row.quantity,
+            row.events,
+            row.duplicates,
+            row.rejected,
+            row.cap_amount,
+            row.cap_discount,
+            row.limit_quantity,
+            row.over_limit_events,
+            row.over_limit_quantity,
+            row.alerts_fired,
+        ),
+        row.period_end,
+    )
+
+
+def _stored(row: UsageRow) -> tuple[Any, ...]:
+    """The row's columns in write order: quantity .. alerts_fired, as `write_usage` sets them."""
+    quota, totals = row.quota, row.totals
+    return (
+        quota.accepted,
+        totals.events,
+        totals.duplicates,
+        totals.rejected,
+        row.period_end,
+        quota.cap_amount,
+        quota.cap_discount,
+        quota.limit_quantity,
+        quota.limited,
+        quota.over_limit_events,
+        quota.over_limit_quantity,
+        ",".join(sorted(quota.alerts_fired)),
+    )
+
+
 def lock_usage(
     connection: Connection, keys: Sequence[UsageKey], now: dt.datetime
-) -> dict[UsageKey, UsageState]:
+) -> dict[UsageKey, UsageRow]:
     """Create the running totals of `keys` that are missing and lock all of them.
 
     `keys` must be sorted: every transaction locks in the same order, so concurrent batches
@@ -187,11 +244,11 @@ def lock_usage(
             f"DO UPDATE SET updated_at = EXCLUDED.updated_at RETURNING {_STATE}",
             (now, customers, products, starts),
         )
-        return {(r[0], r[1], r[2].astimezone(dt.UTC)): UsageState(*r[3:]) for r in rows}
+        return {(r[0], r[1], r[2].astimezone(dt.UTC)): usage_row(r[3:]) for r in rows}
     text = _SqliteTimes()
     by_text = {(c, p, text[start]): (c, p, start) for c, p, start in keys}
     updated = sqlite_datetime(now)
-    found: dict[UsageKey, UsageState] = {}
+    found: dict[UsageKey, UsageRow] = {}
     for begin in range(0, len(keys), USAGE_CHUNK):
         chunk = keys[begin : begin + USAGE_CHUNK]
         values = ",".join(["(?, ?, ?, '0', 0, 0, 0, ?, 0, 0, '0', '')"] * len(chunk))
@@ -205,55 +262,18 @@ def lock_usage(
             tuple(params),
         )
         for r in returned:
-            found[by_text[(r[0], r[1], r[2])]] = UsageState(
-                Decimal(r[3]),
-                r[4],
-                r[5],
-                r[6],
-                _decimal(r[7]),
-                _decimal(r[8]),
-                _decimal(r[9]),
-                r[10],
-                Decimal(r[11]),
-                r[12],
-            )
+            found[by_text[(r[0], r[1], r[2])]] = usage_row(r[3:])
     return found
 
 
-def write_usage(
-    connection: Connection, states: dict[UsageKey, UsageState], now: dt.datetime
-) -> None:
-    """Store the rows this transaction locked with `lock_usage` and changed."""
-    if not states:
+def write_usage(connection: Connection, rows: dict[UsageKey, UsageRow], now: dt.datetime) -> None:
+    """Store the rows this transaction locked with `lock_usage` and moved."""
+    if not rows:
         return
-    keys = sorted(states)
-    rows = [(key, states[key]) for key in keys]
+    keys = sorted(rows)
+    values = [(*key, *_stored(rows[key])) for key in keys]
     if connection.dialect.name == "postgresql":
-        columns = list(
-            zip(
-                *(
-                    (
-                        c,
-                        p,
-                        s,
-                        u.quantity,
-                        u.events,
-                        u.duplicates,
-                        u.rejected,
-                        u.period_end,
-                        u.cap_amount,
-                        u.cap_discount,
-                        u.limit_quantity,
-                        u.limited,
-                        u.over_limit_events,
-                        u.over_limit_quantity,
-                        u.alerts_fired,
-                    )
-                    for (c, p, s), u in rows
-                ),
-                strict=True,
-            )
-        )
+        columns = [list(column) for column in zip(*values, strict=True)]
         _pg_binary(
             connection,
             "UPDATE usage AS u SET quantity = v.q, events = v.e, duplicates = v.d, "
@@ -265,7 +285,7 @@ def write_usage(
             "%t::numeric[], %t::numeric[], %b::bool[], %b::int8[], %t::numeric[], "
             "%b::varchar[]) AS v(c, p, s, q, e, d, r, pe, ca, cd, lq, l, oe, oq, af) "
             "WHERE u.customer_id = v.c AND u.product = v.p AND u.period_start = v.s",
-            (now, *(list(column) for column in columns)),
+            (now, *columns),
         )
         return
     text, updated = _SqliteTimes(), sqlite_datetime(now)
@@ -280,24 +300,24 @@ def write_usage(
         "WHERE customer_id = ? AND product = ? AND period_start = ?",
         [
             (
-                format(u.quantity, "f"),
-                u.events,
-                u.duplicates,
-                u.rejected,
-                None if u.period_end is None else text[u.period_end],
-                exact(u.cap_amount),
-                exact(u.cap_discount),
-                exact(u.limit_quantity),
-                u.limited,
-                u.over_limit_events,
-                format(u.over_limit_quantity, "f"),
-                u.alerts_fired,
+                format(q, "f"),
+                e,
+                d,
+                r,
+                None if end is None else text[end],
+                exact(ca),
+                exact(cd),
+                exact(lq),
+                limited,
+                oe,
+                format(oq, "f"),
+                af,
                 updated,
                 c,
                 p,
                 text[s],
             )
-            for (c, p, s), u in rows
+            for c, p, s, q, e, d, r, end, ca, cd, lq, limited, oe, oq, af in values
         ],
     )
 
@@ -321,23 +341,6 @@ def mark_over_limit(connection: Connection, ids: Sequence[str]) -> None:
         )
 
 
-def usage_table() -> Any:
+def usage_table() -> Table:
     """The running-totals table, for plain reads."""
     return table_of(Usage)
-
-
-def state_of(row: Any) -> UsageState:
-    """A running-totals row read through the table's column types."""
-    return UsageState(
-        row.quantity,
-        row.events,
-        row.duplicates,
-        row.rejected,
-        row.cap_amount,
-        row.cap_discount,
-        row.limit_quantity,
-        row.over_limit_events,
-        row.over_limit_quantity,
-        row.alerts_fired,
-        row.period_end,
-    )

@@ -20,13 +20,13 @@ from billing.api.routes import caps as caps_routes
 from billing.api.routes import commitments as commitment_routes
 from billing.api.routes import invoices as invoice_routes
 from billing.caps import service as caps_service
-from billing.caps.accounts import plan_for_period
 from billing.catalog import Catalog
 from billing.commitments import service as commitments
 from billing.commitments.service import topup_window
 from billing.customers.models import Customer
 from billing.errors import BillingError, InputError, NotFound
 from billing.invoicing.projection import project
+from billing.metering import quota as quota_service
 from billing.money import format_amount, format_quantity
 from billing.parsing import parse_amount
 from billing.pricing.commitments import quote_commitment
@@ -78,7 +78,7 @@ def _usage_rows(
     rows = []
     for cap in caps:
         product = catalog.products[cap["product"]]
-        plan = plan_for_period(catalog, product.key, period_start)
+        plan = catalog.plan_for_period(product.key, period_start)
         free = plan.free_allowance or Decimal(0)
         accepted = Decimal(cap["accepted_quantity"])
         limit = None if cap["limit_quantity"] is None else Decimal(cap["limit_quantity"])
@@ -111,7 +111,7 @@ def overview(
     customer = _customer(session, user)
     connection = session.connection()
     at = now()
-    views = caps_service.quotas(connection, catalog, _cid(user), at)  # read once, used twice
+    views = quota_service.quotas(connection, catalog, _cid(user), at)  # read once, used twice
     projection = project(catalog, views, at)
     period = projection.period
     caps: dict[str, Any] = {
@@ -199,7 +199,7 @@ def _cap_amount(raw: str) -> Decimal | None:
     return None if raw.strip().lower() in ("", "none") else _parse_money(raw, "amount")
 
 
-def _preview_json(change: caps_service.CapChange, catalog: Catalog) -> dict[str, Any]:
+def _preview_json(change: quota_service.CapChange, catalog: Catalog) -> dict[str, Any]:
     view = caps_routes.cap_json(change.quota, catalog)
     return {
         "product": view["product"],
@@ -229,7 +229,7 @@ def caps_preview(
 ) -> JSONResponse:
     """What a cap would buy and do, for the form's live preview (nothing is saved)."""
     try:
-        change = caps_service.preview_cap(
+        change = quota_service.preview_cap(
             connection=session.connection(),
             catalog=catalog,
             customer_id=_cid(user),
@@ -255,7 +255,7 @@ def caps_post(
         if action == "save" and amount is None:
             raise InputError("enter an amount, or use Remove cap", field="amount")
         if action in ("save", "remove"):
-            caps_service.set_cap(
+            quota_service.set_cap(
                 connection=session.connection(),
                 catalog=catalog,
                 customer_id=_cid(user),
@@ -267,7 +267,7 @@ def caps_post(
             session.commit()
             request.app.state.limited_list.invalidate()
             return RedirectResponse(f"/portal/caps?changed={product}#cap-{product}", 303)
-        change = caps_service.preview_cap(
+        change = quota_service.preview_cap(
             connection=session.connection(),
             catalog=catalog,
             customer_id=_cid(user),

@@ -8,7 +8,7 @@ import pytest
 from sqlmodel import Session
 
 from billing.alerts.settings import update_settings
-from billing.caps import service as caps_service
+from billing.metering import quota as quota_service
 from tests.alerts.test_webhooks import Receiver
 from tests.metering.test_crash_and_concurrency import prepare
 from tests.servers import Server, post_json
@@ -28,7 +28,7 @@ def test_the_server_delivers_webhooks_on_its_own(engine, database_url, catalog):
             allow_private=True,
         )
         session.flush()
-        caps_service.set_cap(
+        quota_service.set_cap(
             connection=session.connection(),
             catalog=catalog,
             customer_id="cust_1",

@@ -15,8 +15,8 @@ from billing.alerts.delivery import BACKOFF, MAX_ATTEMPTS, deliver_due
 from billing.alerts.settings import update_settings
 from billing.alerts.signing import HEADER, signature, verify
 from billing.alerts.webhooks import check_url
-from billing.caps import service as caps_service
 from billing.errors import InputError
+from billing.metering import quota as quota_service
 from billing.metering import service as metering_service
 from tests.conftest import REPO
 from tests.metering.helpers import NOW, add_customer, event
@@ -69,7 +69,7 @@ def fire_cap_50(session, catalog, receiver):
     )
     secret = customer.webhook_secret
     session.commit()
-    caps_service.set_cap(
+    quota_service.set_cap(
         connection=session.connection(),
         catalog=catalog,
         customer_id="cust_1",

@@ -12,10 +12,9 @@ import pytest
 from sqlalchemy import text
 from sqlmodel import Session
 
-from billing.caps import service as caps_service
-from billing.caps.accounts import plan_for_period
-from billing.caps.limits import line_total
+from billing.caps.quota import line_total
 from billing.customers.periods import period_for
+from billing.metering import quota as quota_service
 from tests.metering.test_crash_and_concurrency import prepare
 from tests.servers import Server, post_json
 
@@ -35,7 +34,7 @@ def test_concurrent_batches_never_bill_past_the_cap(engine, database_url, catalo
     now = dt.datetime.now(dt.UTC)
     with Session(engine) as session:
         for product, (cap, _, _) in POOLS.items():
-            caps_service.set_cap(
+            quota_service.set_cap(
                 connection=session.connection(),
                 catalog=catalog,
                 customer_id="cust_1",
@@ -115,7 +114,7 @@ def test_concurrent_batches_never_bill_past_the_cap(engine, database_url, catalo
     for product, (cap, _, quantity) in POOLS.items():
         row = usage[product]
         accepted, limit = D(row.quantity), D(row.limit_quantity)
-        plan = plan_for_period(catalog, product, period_for(1, now).start)
+        plan = catalog.plan_for_period(product, period_for(1, now).start)
         billed = min(accepted, limit)
         assert line_total(plan, billed, D(0)) <= cap  # the billed line never exceeds the cap
         assert limit <= accepted < limit + quantity  # stopped at the crossing event

@@ -12,7 +12,8 @@ from sqlalchemy import select, text
 
 from billing.alerts.models import Alert
 from billing.caps import service as caps_service
-from billing.caps.limits import line_total
+from billing.caps.quota import line_total
+from billing.metering import quota as quota_service
 from billing.metering import service as metering_service
 from billing.pricing.caps import max_quantity_within_cap
 from tests.metering.helpers import NOW, add_customer, event
@@ -29,7 +30,7 @@ def ingest(session, catalog, events, now=NOW):
 
 
 def set_cap(session, catalog, amount, now=NOW, product=PA):
-    change = caps_service.set_cap(
+    change = quota_service.set_cap(
         connection=session.connection(),
         catalog=catalog,
         customer_id="cust_1",
@@ -43,7 +44,7 @@ def set_cap(session, catalog, amount, now=NOW, product=PA):
 
 
 def quota(session, catalog, now=NOW, product=PA):
-    [view] = caps_service.quotas(session.connection(), catalog, "cust_1", now, [product])
+    [view] = quota_service.quotas(session.connection(), catalog, "cust_1", now, [product])
     return view
 
 

@@ -10,11 +10,11 @@ from sqlalchemy import select, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
-from billing.caps import service as caps_service
 from billing.commitments import ledger
 from billing.customers.models import Customer
 from billing.invoicing.close import close_due
 from billing.invoicing.models import Invoice, InvoiceLine
+from billing.metering import quota as quota_service
 from billing.metering import service as metering_service
 from tests.metering.helpers import add_customer, event
 
@@ -91,7 +91,7 @@ def test_cap_discount_and_credits_on_one_invoice(engine, session, catalog):
     session.connection().execute(
         update(Customer.__table__).values(discount_percent=D(20), discount_reason="non-profit")
     )
-    caps_service.set_cap(
+    quota_service.set_cap(
         connection=session.connection(),
         catalog=catalog,
         customer_id="cust_1",

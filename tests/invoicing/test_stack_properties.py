@@ -13,13 +13,13 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select, update
 from sqlmodel import Session
 
-from billing.caps import service as caps_service
 from billing.commitments import ledger
 from billing.commitments import service as commitments
 from billing.commitments.models import CreditEntry
 from billing.customers.models import Customer
 from billing.invoicing.close import close_customer
 from billing.invoicing.models import Invoice, InvoiceLine
+from billing.metering import quota as quota_service
 from billing.metering import service as metering_service
 from billing.metering.store import usage_table
 from tests.metering.helpers import add_customer
@@ -69,7 +69,7 @@ def test_a_random_month_closes_into_a_consistent_invoice(engine, catalog, case):
         if case["credit"] is not None:
             commitments.start(connection, catalog, customer, case["credit"], 1, START)
         for product, amount in case["caps"].items():
-            caps_service.set_cap(
+            quota_service.set_cap(
                 connection=connection,
                 catalog=catalog,
                 customer_id=customer,

@@ -9,11 +9,11 @@ import pytest
 from sqlalchemy import text, update
 from sqlmodel import Session
 
-from billing.caps import service as caps_service
 from billing.commitments import service as commitments
 from billing.customers.models import Customer
 from billing.invoicing.close import close_due
 from billing.invoicing.service import void
+from billing.metering import quota as quota_service
 from billing.metering import service as metering_service
 from tests.conftest import bearer
 from tests.metering.helpers import add_customer, event
@@ -37,7 +37,7 @@ def invoiced(engine, catalog):
             .values(discount_percent=D(15), discount_reason="x")
         )
         commitments.start(session.connection(), catalog, "c", D(3000), 1, OCT)
-        caps_service.set_cap(
+        quota_service.set_cap(
             connection=session.connection(),
             catalog=catalog,
             customer_id="d",

@@ -8,12 +8,12 @@ from decimal import Decimal as D
 from freezegun import freeze_time
 from sqlalchemy import select, update
 
-from billing.caps import service as caps_service
 from billing.commitments import ledger
 from billing.commitments import service as commitments
 from billing.customers.models import Customer
 from billing.invoicing.close import close_due
 from billing.invoicing.models import Invoice
+from billing.metering import quota as quota_service
 from billing.metering import service as metering_service
 from billing.stripe_sync.models import InvoiceSync
 from billing.stripe_sync.sync import make_client, sync_due
@@ -57,7 +57,7 @@ def test_a_month_from_events_to_paid(engine, session, catalog, stripe_api):  # n
             .where(table.c.id == "discounted")
             .values(discount_percent=D(15), discount_reason="non-profit")
         )
-        caps_service.set_cap(
+        quota_service.set_cap(
             connection=session.connection(),
             catalog=catalog,
             customer_id="capped",

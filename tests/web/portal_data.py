@@ -8,11 +8,11 @@ from decimal import Decimal
 from sqlalchemy import Engine, update
 from sqlmodel import Session
 
-from billing.caps import service as caps_service
 from billing.catalog import Catalog
 from billing.customers.models import Customer
 from billing.customers.periods import period_for
 from billing.invoicing.close import close_due
+from billing.metering import quota as quota_service
 from billing.metering import service as metering_service
 from tests.metering.helpers import add_customer, event
 
@@ -29,7 +29,7 @@ def seed(engine: Engine, catalog: Catalog) -> dt.datetime:
         session.connection().execute(
             update(Customer.__table__).values(created_at=previous.start)  # type: ignore[attr-defined]
         )
-        caps_service.set_cap(
+        quota_service.set_cap(
             connection=session.connection(),
             catalog=catalog,
             customer_id="acme",

@@ -6,8 +6,8 @@ from decimal import Decimal as D
 import pytest
 from sqlmodel import Session
 
-from billing.caps import service as caps_service
 from billing.invoicing.projection import month_end
+from billing.metering import quota as quota_service
 from billing.metering import service as metering_service
 from billing.pricing.pace import at_pace
 from tests.metering.helpers import add_customer, event
@@ -34,7 +34,7 @@ def test_a_third_of_the_way_through_the_month_usage_triples_up_to_the_cap(engine
     now = dt.datetime(2026, 11, 11, tzinfo=dt.UTC)  # 10 of November's 30 days
     with Session(engine) as session:
         add_customer(session, "acme")
-        caps_service.set_cap(
+        quota_service.set_cap(
             connection=session.connection(),
             catalog=catalog,
             customer_id="acme",

@@ -19,9 +19,10 @@ from billing.api.deps import (
 from billing.api.exact_json import ExactJSONRoute
 from billing.api.schemas import ErrorOut, SpendCapIn
 from billing.caps import service as caps_service
-from billing.caps.limited import LimitedList
-from billing.caps.service import ProductQuota
+from billing.caps.quota import ProductQuota
 from billing.catalog import Catalog
+from billing.metering import quota as quota_service
+from billing.metering.limited import LimitedList
 from billing.money import format_amount, format_quantity
 
 router = APIRouter(prefix="/v1", tags=["spend caps"], route_class=ExactJSONRoute)
@@ -69,7 +70,7 @@ def _this_period(
 ) -> tuple[list[ProductQuota], dict[str, Any]]:
     """Every product's quota view this period, and the answer's common head."""
     now = dt.datetime.now(dt.UTC)
-    views = caps_service.quotas(session.connection(), catalog, customer_id, now)
+    views = quota_service.quotas(session.connection(), catalog, customer_id, now)
     head = {"customer": customer_id, "currency": catalog.currency, **_period_json(views)}
     return views, head
 
@@ -99,7 +100,7 @@ def put_spend_cap(
     Customer keys set their own caps only; admin keys any.
     """
     ensure_customer_access(principal, customer_id)
-    change = caps_service.set_cap(
+    change = quota_service.set_cap(
         connection=session.connection(),
         catalog=catalog,
         customer_id=customer_id,
