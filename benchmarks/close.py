@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
@@ -103,16 +104,28 @@ def prepare(url: str) -> None:
             )
             for begin in range(0, len(keys), 6_000):
                 chunk = keys[begin : begin + 6_000]
-                states = store.lock_usage(connection, chunk, OCTOBER)
-                for (customer, product, _), state in states.items():
+                rows = store.lock_usage(connection, chunk, OCTOBER)
+                for key, row in rows.items():
+                    customer, product, _ = key
                     n = int(customer.split("_")[1])
-                    state.quantity = Decimal(1_000_000 + 37_000 * (n % 50) + len(product) * 1000)
-                    state.events = 100
-                    state.period_end = period.end
+                    quota = replace(
+                        row.quota,
+                        accepted=Decimal(1_000_000 + 37_000 * (n % 50) + len(product) * 1000),
+                    )
                     if n % 10 == 0 and product == "product_analytics":
-                        state.limit_quantity = Decimal(1_100_000)
-                        state.cap_amount, state.cap_discount = Decimal(5), Decimal(0)
-                store.write_usage(connection, states, OCTOBER)
+                        quota = replace(
+                            quota,
+                            limit_quantity=Decimal(1_100_000),
+                            cap_amount=Decimal(5),
+                            cap_discount=Decimal(0),
+                        )
+                    rows[key] = replace(
+                        row,
+                        totals=replace(row.totals, events=100),
+                        quota=quota,
+                        period_end=period.end,
+                    )
+                store.write_usage(connection, rows, OCTOBER)
             session.commit()
     finally:
         engine.dispose()

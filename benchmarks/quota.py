@@ -23,7 +23,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
 
@@ -33,6 +33,7 @@ from sqlmodel import Session
 
 from billing.auth.models import Role
 from billing.auth.service import create_key
+from billing.caps.quota import QuotaState
 from billing.customers.models import Customer
 from billing.customers.periods import period_for
 from billing.db import make_engine, upgrade
@@ -71,12 +72,21 @@ def prepare(url: str) -> str:
             for product in PRODUCTS
         )
         with engine.begin() as connection:
-            states = store.lock_usage(connection, keys, now)
-            for state in states.values():
-                state.quantity = state.limit_quantity = Decimal(1_000_000)
-                state.cap_amount, state.cap_discount = Decimal(0), Decimal(0)
-                state.period_end = period.end
-            store.write_usage(connection, states, now)
+            rows = store.lock_usage(connection, keys, now)
+            limited = QuotaState(
+                accepted=Decimal(1_000_000),
+                limit_quantity=Decimal(1_000_000),
+                cap_amount=Decimal(0),
+                cap_discount=Decimal(0),
+            )
+            store.write_usage(
+                connection,
+                {
+                    key: replace(row, quota=limited, period_end=period.end)
+                    for key, row in rows.items()
+                },
+                now,
+            )
         return key
     finally:
         engine.dispose()
