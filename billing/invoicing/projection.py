@@ -13,8 +13,7 @@ from decimal import Decimal
 
 from sqlalchemy import Connection
 
-from billing.caps.quota import line_total
-from billing.caps.quota import ProductQuota
+from billing.caps.quota import ProductQuota, line_total
 from billing.catalog import Catalog
 from billing.customers.periods import Period
 from billing.metering import quota as quota_service
