@@ -633,8 +633,8 @@ def commitments_start(
     tiers: TiersOption = None,
 ) -> None:
     """Start a commitment: invoice its first contract year and grant its credit."""
-    from billing.commitments import ledger
     from billing.commitments import service as commitments
+    from billing.credits import ledger
 
     catalog = _catalog(tiers)
     amount = _field("credit", parse_amount, credit)
@@ -644,7 +644,7 @@ def commitments_start(
         )
         left = ledger.balance(session.connection(), customer)
     for issued in outcome.invoices:
-        typer.echo(f"invoice {issued.number}: {format_amount(issued.total, catalog.currency)}")
+        typer.echo(f"invoice {issued.number}: {format_amount(issued.amount_due, catalog.currency)}")
     typer.echo(f"credit available now: {format_amount(left, catalog.currency)}")
 
 
@@ -654,8 +654,8 @@ def commitments_show(
     tiers: TiersOption = None,
 ) -> None:
     """The customer's commitments and credit ledger."""
-    from billing.commitments import ledger
     from billing.commitments.models import Commitment
+    from billing.credits import ledger
 
     catalog = _catalog(tiers)
     currency = catalog.currency

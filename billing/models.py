@@ -3,7 +3,8 @@
 from billing.alerts.models import Alert, Outbox
 from billing.auth.models import ApiKey
 from billing.caps.models import SpendCap, SpendCapChange
-from billing.commitments.models import Commitment, CreditEntry
+from billing.commitments.models import Commitment
+from billing.credits.models import CreditEntry
 from billing.customers.models import Customer
 from billing.invoicing.models import Invoice, InvoiceLine, InvoiceSeries
 from billing.jobs_models import JobRun

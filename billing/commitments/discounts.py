@@ -14,9 +14,9 @@ from typing import Any
 from sqlalchemy import Connection, update
 
 from billing.catalog import Catalog
-from billing.commitments.ledger import lock_customer
 from billing.customers.models import Customer
 from billing.customers.periods import period_for
+from billing.customers.service import lock_customer
 from billing.db import table_of
 from billing.errors import InputError
 from billing.metering import quota

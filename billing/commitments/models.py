@@ -1,4 +1,4 @@
-"""Commitments and the append-only credit ledger."""
+"""Commitments: prepaid terms of usage credit (the ledger of that credit is billing/credits)."""
 
 from __future__ import annotations
 
@@ -43,21 +43,4 @@ class Commitment(SQLModel, table=True):
     rollover_amount: Decimal | None = Field(default=None, sa_type=ExactDecimal)
     rollover_until: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
     rolled_into: str | None = Field(default=None, max_length=32)
-    created_at: dt.datetime = Field(sa_type=UTCDateTime)
-
-
-class CreditEntry(SQLModel, table=True):
-    """One movement of a customer's credit balance; the balance is the sum of amounts."""
-
-    __tablename__ = "credit_entry"
-
-    id: int | None = Field(default=None, primary_key=True)
-    customer_id: str = Field(foreign_key="customer.id", max_length=64, index=True)
-    commitment_id: str | None = Field(default=None, foreign_key="commitment.id", max_length=32)
-    kind: str = Field(max_length=16)  # grant release draw carry_forward expiry rollover
-    amount: Decimal = Field(sa_type=ExactDecimal)  # signed change of the available balance
-    balance_after: Decimal = Field(sa_type=ExactDecimal)
-    reference: str | None = Field(default=None, max_length=64)  # invoice or commitment id
-    period_start: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
-    note: str = Field(default="", max_length=300)
     created_at: dt.datetime = Field(sa_type=UTCDateTime)

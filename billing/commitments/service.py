@@ -18,12 +18,16 @@ from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from billing.catalog import Catalog
-from billing.commitments import ledger
 from billing.commitments.models import Commitment
-from billing.customers.periods import Period, period_for
+from billing.credits import ledger
+from billing.credits.models import EntryKind
+from billing.customers.periods import period_for
+from billing.customers.service import lock_customer
 from billing.db import table_of
 from billing.errors import BillingError, Conflict, InputError, NoCommitmentSchedule, NotFound
-from billing.invoicing.issue import Issued, LineIn, issue_invoice
+from billing.invoicing.calculate import LineIn
+from billing.invoicing.issue import Issued, issue_invoice
+from billing.invoicing.models import InvoiceKind, LineKind
 from billing.money import (
     EXACT,
     ZERO,
@@ -39,7 +43,6 @@ from billing.pricing.commitments import (
     Release,
     price_per_year,
 )
-from billing.pricing.discounts import line_figures
 
 
 def _schedule(catalog: Catalog) -> CommitmentSchedule:
@@ -106,7 +109,7 @@ def start(
         bracket = schedule.bracket_for(credit, years)
     except BillingError as error:
         raise _flat_field(error) from None
-    customer = ledger.lock_customer(connection, customer_id)
+    customer = lock_customer(connection, customer_id)
     running = _active(connection, customer_id)
     if running is not None and running.ends_at <= now:  # its term is over: settle it first
         _run_schedule(connection, catalog, running.id, now, Outcome(running.id))
@@ -125,7 +128,7 @@ def start(
             "contract year, or choose a new one when it ends",
             field="credit",
         )
-    period = period_for(customer.billing_anchor_day, now)
+    period = period_for(customer.anchor_day, now)
     commitment_id = "cmt_" + secrets.token_hex(8)
     table = table_of(Commitment)
     try:
@@ -186,9 +189,17 @@ def _year_invoice(
     return issue_invoice(
         connection,
         customer_id=row.customer_id,
-        kind="commitment",
+        kind=InvoiceKind.COMMITMENT,
         currency=schedule.currency,
-        lines=[LineIn(description, Decimal(1), price, price)],
+        lines=[
+            LineIn(
+                kind=LineKind.COMMITMENT,
+                description=description,
+                quantity=Decimal(1),
+                unit_amount=price,
+                amount=price,
+            )
+        ],
         now=now,
         reference=row.id,
         period=(year_start, _add_years(year_start, 1)),
@@ -218,7 +229,7 @@ def _run_schedule(
     owner = connection.execute(
         select(table.c.customer_id).where(table.c.id == commitment_id)
     ).scalar_one()
-    customer = ledger.lock_customer(connection, owner)
+    customer = lock_customer(connection, owner)
     row = _commitment(connection, commitment_id)
     if row.status != "active":
         return
@@ -237,7 +248,7 @@ def _run_schedule(
             ledger.append(
                 connection,
                 row.customer_id,
-                "grant",
+                EntryKind.GRANT,
                 row.credit if upfront else ZERO,
                 now,
                 commitment_id=row.id,
@@ -248,7 +259,7 @@ def _run_schedule(
         )
     # Monthly releases: one per billing period started within the term.
     if row.release == Release.MONTHLY.value:
-        period = period_for(customer.billing_anchor_day, row.starts_at)
+        period = period_for(customer.anchor_day, row.starts_at)
         index = 0
         while period.start < row.ends_at and period.start <= now:
             index += 1
@@ -258,7 +269,7 @@ def _run_schedule(
                     ledger.append(
                         connection,
                         row.customer_id,
-                        "release",
+                        EntryKind.RELEASE,
                         amount,
                         now,
                         commitment_id=row.id,
@@ -267,7 +278,7 @@ def _run_schedule(
                     )
                 )
                 released_through = period.start
-            period = period_for(customer.billing_anchor_day, period.end)
+            period = period_for(customer.anchor_day, period.end)
     values: dict[str, Any] = {"invoiced_years": invoiced, "released_through": released_through}
     if row.ends_at <= now:
         left = ledger.balance(connection, row.customer_id)
@@ -276,7 +287,7 @@ def _run_schedule(
                 ledger.append(
                     connection,
                     row.customer_id,
-                    "expiry",
+                    EntryKind.EXPIRY,
                     -left,
                     now,
                     commitment_id=row.id,
@@ -287,7 +298,7 @@ def _run_schedule(
         values.update(
             status="ended",
             rollover_amount=round_to_minor(share, currency),
-            rollover_until=period_for(customer.billing_anchor_day, row.ends_at).end,
+            rollover_until=period_for(customer.anchor_day, row.ends_at).end,
         )
     connection.execute(update(table).where(table.c.id == row.id).values(**values))
 
@@ -321,7 +332,7 @@ def _roll_over(
     return ledger.append(
         connection,
         customer_id,
-        "rollover",
+        EntryKind.ROLLOVER,
         previous.rollover_amount,
         now,
         commitment_id=new.id,
@@ -355,7 +366,7 @@ def topup(
     """
     schedule = _schedule(catalog)
     _check_credit(amount, schedule.currency)
-    ledger.lock_customer(connection, customer_id)
+    lock_customer(connection, customer_id)
     row = _active(connection, customer_id)
     if row is None:
         raise NotFound("no running commitment to top up; start one instead", field="customer")
@@ -379,7 +390,7 @@ def topup(
         ledger.append(
             connection,
             customer_id,
-            "grant",
+            EntryKind.GRANT,
             amount,
             now,
             commitment_id=row.id,
@@ -405,92 +416,3 @@ def topup_window(
 def _add_months(at: dt.datetime, months: int) -> dt.datetime:
     index = at.month - 1 + months
     return at.replace(year=at.year + index // 12, month=index % 12 + 1)  # days 1-28
-
-
-@dataclass(frozen=True, slots=True)
-class UsageLine:
-    product: str
-    list_amount: Decimal  # the line's exact charge at list price, after caps
-
-
-@dataclass(frozen=True, slots=True)
-class DrawnLine:
-    product: str
-    subtotal: Decimal
-    discount: Decimal
-    total: Decimal
-
-
-@dataclass(frozen=True, slots=True)
-class Drawdown:
-    lines: tuple[DrawnLine, ...]
-    subtotal: Decimal
-    discount: Decimal
-    total: Decimal
-    credits_applied: Decimal
-    due: Decimal
-    carried_forward: Decimal
-
-
-def draw_for_period(
-    connection: Connection,
-    *,
-    customer_id: str,
-    period: Period,
-    lines: list[UsageLine],
-    discount_percent: Decimal,
-    currency: str,
-    now: dt.datetime,
-    reference: str | None = None,
-    record: bool = True,
-    locked: bool = False,
-) -> Drawdown:
-    """Price a period's lines: percentage discount per line, then credits, then what is due.
-
-    Each line is rounded once (subtotal, then its discount); credits cover
-    min(available, total); the rest is due. The draw and the carry-forward are written to
-    the ledger in the caller's transaction (unless `record` is off: a preview). `locked`
-    says the caller already holds the customer's lock.
-    """
-    if record and not locked:
-        ledger.lock_customer(connection, customer_id)
-    drawn = []
-    for line in lines:
-        figures = line_figures(line.list_amount, discount_percent, currency)
-        drawn.append(DrawnLine(line.product, figures.subtotal, figures.discount, figures.total))
-    subtotal = sum((d.subtotal for d in drawn), ZERO)
-    discount = sum((d.discount for d in drawn), ZERO)
-    total = EXACT.subtract(subtotal, discount)
-    available = ledger.balance(connection, customer_id)
-    applied = min(available, total)
-    if record and applied > 0:
-        ledger.append(
-            connection,
-            customer_id,
-            "draw",
-            -applied,
-            now,
-            reference=reference,
-            period_start=period.start,
-            note=f"usage of period {period.label}",
-        )
-    carried = EXACT.subtract(available, applied)
-    if record and carried > 0:
-        ledger.append(
-            connection,
-            customer_id,
-            "carry_forward",
-            ZERO,
-            now,
-            period_start=period.start,
-            note=f"{_money(carried)} {currency} unspent in {period.label} carries forward",
-        )
-    return Drawdown(
-        lines=tuple(drawn),
-        subtotal=subtotal,
-        discount=discount,
-        total=total,
-        credits_applied=applied,
-        due=EXACT.subtract(total, applied),
-        carried_forward=carried,
-    )

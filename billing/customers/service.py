@@ -1,14 +1,20 @@
-"""Create and read customers."""
+"""Create and read customers, and lock one for a change to its billing."""
 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
 
+from sqlalchemy import Connection, bindparam, sql
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from billing.customers.models import Customer, CustomerCreate
+from billing.db import table_of
 from billing.errors import Conflict, InputError, NotFound
+from billing.pricing.discounts import percent_in_force
 
 
 def create_customer(*, session: Session, data: CustomerCreate, currency: str) -> Customer:
@@ -52,3 +58,67 @@ def list_customers(
     if after:
         query = query.where(Customer.id > after)
     return list(session.exec(query))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CustomerRecord:
+    """What billing a customer's periods needs: the period anchor (day 1-28), when the
+    customer was created, how far periods are closed (exclusive instant, UTC), and the
+    percentage discount with its last period date."""
+
+    id: str
+    anchor_day: int
+    created_at: dt.datetime
+    closed_through: dt.datetime | None
+    discount_percent: Decimal | None
+    discount_until: dt.date | None
+
+    def discount_for(self, period_start: dt.datetime) -> Decimal:
+        """The percentage discount in force for the period starting at `period_start`."""
+        return percent_in_force(self.discount_percent, self.discount_until, period_start.date())
+
+
+# NOTE: statements built once: a period close runs them for every customer.
+_CUSTOMERS = table_of(Customer)
+_READ = sql.select(
+    _CUSTOMERS.c.id,
+    _CUSTOMERS.c.billing_anchor_day,
+    _CUSTOMERS.c.created_at,
+    _CUSTOMERS.c.closed_through,
+    _CUSTOMERS.c.discount_percent,
+    _CUSTOMERS.c.discount_until,
+).where(_CUSTOMERS.c.id == bindparam("id"))
+# FOR NO KEY UPDATE: serializes closes, commitment changes and late events (FOR SHARE)
+# on the customer, but not the FOR KEY SHARE locks that inserting events and usage rows
+# take through their foreign keys, so ingestion never waits for (or deadlocks with) a close.
+_LOCK = _READ.with_for_update(key_share=True)
+
+
+def _record(connection: Connection, query: Any, customer_id: str) -> CustomerRecord:
+    row = connection.execute(query, {"id": customer_id}).first()
+    if row is None:
+        raise NotFound(f"no customer {customer_id!r}", field="customer")
+    return CustomerRecord(
+        id=row.id,
+        anchor_day=row.billing_anchor_day,
+        created_at=row.created_at,
+        closed_through=row.closed_through,
+        discount_percent=row.discount_percent,
+        discount_until=row.discount_until,
+    )
+
+
+def lock_customer(connection: Connection, customer_id: str) -> CustomerRecord:
+    """The customer, its row locked until the transaction ends (PostgreSQL); NotFound if
+    missing. Every change to a customer's billing (a close, a commitment, a credit, a
+    discount, a void) takes this lock first, so they never interleave.
+
+    SQLite needs no row lock: every writing transaction there holds the database lock.
+    """
+    query = _LOCK if connection.dialect.name == "postgresql" else _READ
+    return _record(connection, query, customer_id)
+
+
+def read_customer(connection: Connection, customer_id: str) -> CustomerRecord:
+    """The customer, unlocked; NotFound if missing."""
+    return _record(connection, _READ, customer_id)

@@ -3,41 +3,33 @@
 The number comes from `invoice_series` with UPDATE ... RETURNING, which holds the series
 row locked until the transaction ends: two transactions issuing at once take consecutive
 numbers, and a transaction that rolls back gives its number back, so a series never has a
-gap (DESIGN.md §7).
+gap (docs/invoicing.md).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
 from sqlalchemy import Connection, insert, text
 
 from billing.db import table_of
-from billing.invoicing.models import Invoice, InvoiceLine
-from billing.money import EXACT, ZERO, round_to_minor
+from billing.invoicing.calculate import LineIn, totals
+from billing.invoicing.models import Invoice, InvoiceKind, InvoiceLine, InvoiceStatus
 
 SERIES = "INV"
 
 
 @dataclass(frozen=True, slots=True)
-class LineIn:
-    description: str
-    quantity: Decimal
-    unit_amount: Decimal
-    amount: Decimal  # rounded to the minor unit by the caller
-    kind: str = "commitment"  # usage | discount | credits | commitment
-    product: str | None = None
-    detail: str = ""
-
-
-@dataclass(frozen=True, slots=True)
 class Issued:
+    """An invoice just issued: its id, display number (INV-000001) and amount due."""
+
     id: str
-    number: str  # INV-000001
-    total: Decimal
+    number: str
+    amount_due: Decimal
 
 
 def display_number(series: str, number: int) -> str:
@@ -70,34 +62,18 @@ def issue_invoice(
     connection: Connection,
     *,
     customer_id: str,
-    kind: str,
+    kind: InvoiceKind,
     currency: str,
-    lines: list[LineIn],
+    lines: Sequence[LineIn],
     now: dt.datetime,
     reference: str | None = None,
     period: tuple[dt.datetime, dt.datetime] | None = None,
     replaces: str | None = None,
     invoice_id: str | None = None,
 ) -> Issued:
-    """A finalized invoice. Its figures are sums of its rounded lines:
-
-    subtotal = usage and commitment lines; discount_total = -(discount lines);
-    total = subtotal - discount_total; credits_applied = -(credits lines);
-    amount_due = total - credits_applied = the sum of every line.
-    """
-    for line in lines:
-        if round_to_minor(line.amount, currency) != line.amount:
-            raise ValueError(f"line amount {line.amount} is not rounded to {currency}")
-
-    def sum_of(*kinds: str) -> Decimal:
-        return EXACT.plus(sum((x.amount for x in lines if x.kind in kinds), ZERO))
-
-    subtotal = sum_of("usage", "commitment")
-    discount_total = -sum_of("discount")
-    credits_applied = -sum_of("credits")
-    total = EXACT.subtract(subtotal, discount_total)
-    amount_due = EXACT.subtract(total, credits_applied)
-    assert amount_due == sum_of("usage", "commitment", "discount", "credits")
+    """A finalized, numbered invoice in the caller's transaction; its figures are sums of
+    its rounded lines (invoicing/calculate.py). ValueError if a line is not rounded."""
+    figures = totals(lines, currency)
     number = next_number(connection)
     invoice_id = invoice_id or "inv_" + secrets.token_hex(8)
     connection.execute(
@@ -106,17 +82,17 @@ def issue_invoice(
             "id": invoice_id,
             "customer_id": customer_id,
             "kind": kind,
-            "status": "finalized",
+            "status": InvoiceStatus.FINALIZED,
             "series": SERIES,
             "number": number,
             "currency": currency,
             "period_start": None if period is None else period[0],
             "period_end": None if period is None else period[1],
-            "subtotal": subtotal,
-            "discount_total": discount_total,
-            "total": total,
-            "credits_applied": credits_applied,
-            "amount_due": amount_due,
+            "subtotal": figures.subtotal,
+            "discount_total": figures.discount_total,
+            "total": figures.total,
+            "credits_applied": figures.credits_applied,
+            "amount_due": figures.amount_due,
             "reference": reference,
             "replaces": replaces,
             "issued_at": now,
@@ -143,4 +119,4 @@ def issue_invoice(
                 for position, line in enumerate(lines, start=1)
             ],
         )
-    return Issued(invoice_id, display_number(SERIES, number), amount_due)
+    return Issued(invoice_id, display_number(SERIES, number), figures.amount_due)

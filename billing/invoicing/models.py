@@ -4,11 +4,33 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from enum import StrEnum
 
 from sqlalchemy import UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from billing.db import ExactDecimal, UTCDateTime
+
+
+class InvoiceStatus(StrEnum):
+    """Where an invoice stands (docs/invoicing.md)."""
+
+    FINALIZED = "finalized"  # issued, numbered, immutable
+    VOID = "void"  # cancelled with a reason; its figures stay as issued
+
+
+class InvoiceKind(StrEnum):
+    USAGE = "usage"  # one billing period's usage
+    COMMITMENT = "commitment"  # a contract year (or a top-up) of prepaid credit
+
+
+class LineKind(StrEnum):
+    """What an invoice line is; the invoice's figures are sums of its lines by kind."""
+
+    USAGE = "usage"  # a product's billed quantity at list price, rounded once
+    DISCOUNT = "discount"  # the percentage discount of a usage line (negative)
+    CREDITS = "credits"  # prepaid credit applied to the invoice's total (negative)
+    COMMITMENT = "commitment"  # prepaid credit bought
 
 
 class InvoiceSeries(SQLModel, table=True):
@@ -27,8 +49,8 @@ class Invoice(SQLModel, table=True):
 
     id: str = Field(primary_key=True, max_length=32)  # inv_...
     customer_id: str = Field(foreign_key="customer.id", max_length=64, index=True)
-    kind: str = Field(max_length=16)  # usage | commitment
-    status: str = Field(max_length=16)  # finalized | void
+    kind: str = Field(max_length=16)  # an InvoiceKind
+    status: str = Field(max_length=16)  # an InvoiceStatus
     series: str = Field(max_length=16)
     number: int
     currency: str = Field(max_length=3)
@@ -53,7 +75,7 @@ class InvoiceLine(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     invoice_id: str = Field(foreign_key="invoice.id", max_length=32, index=True)
     position: int
-    kind: str = Field(max_length=16)  # usage | discount | credits | commitment
+    kind: str = Field(max_length=16)  # a LineKind
     product: str | None = Field(default=None, max_length=64)
     description: str = Field(max_length=500)
     quantity: Decimal = Field(sa_type=ExactDecimal)

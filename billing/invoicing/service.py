@@ -9,15 +9,16 @@ from typing import Any
 
 from sqlalchemy import Connection, select, update
 
-from billing.caps.accounts import read_accounts
 from billing.catalog import Catalog
-from billing.commitments import ledger
+from billing.credits import ledger
+from billing.credits.models import EntryKind
 from billing.customers.periods import Period, period_for
+from billing.customers.service import lock_customer, read_customer
 from billing.db import table_of
 from billing.errors import Conflict, InputError, NotFound
 from billing.invoicing.close import Draft, draft, issue_period_invoice
 from billing.invoicing.issue import Issued, display_number
-from billing.invoicing.models import Invoice, InvoiceLine
+from billing.invoicing.models import Invoice, InvoiceKind, InvoiceLine, InvoiceStatus
 from billing.money import format_exact, format_quantity
 
 
@@ -97,12 +98,9 @@ def upcoming(
     connection: Connection, catalog: Catalog, customer_id: str, now: dt.datetime
 ) -> dict[str, Any]:
     """The running period's invoice as it would be if the period closed now (nothing written)."""
-    accounts = read_accounts(connection, {customer_id})
-    if customer_id not in accounts:
-        raise NotFound(f"no customer {customer_id!r}", field="customer")
-    account = accounts[customer_id]
-    period = period_for(account.anchor_day, now)
-    made = draft(connection, catalog, account, period, now, record=False)
+    customer = read_customer(connection, customer_id)
+    period = period_for(customer.anchor_day, now)
+    made = draft(connection, catalog, customer, period, now, record=False)
     return _draft_json(made, period, catalog.currency)
 
 
@@ -110,7 +108,7 @@ def _draft_json(made: Draft, period: Period, currency: str) -> dict[str, Any]:
     def money(value: Decimal) -> str:
         return format_exact(value, currency)
 
-    d = made.drawdown
+    d = made.totals
     return {
         "customer": made.customer_id,
         "status": "draft",
@@ -118,10 +116,10 @@ def _draft_json(made: Draft, period: Period, currency: str) -> dict[str, Any]:
         "period_start": period.start.isoformat(),
         "period_end": period.end.isoformat(),
         "subtotal": money(d.subtotal),
-        "discount_total": money(d.discount),
+        "discount_total": money(d.discount_total),
         "total": money(d.total),
         "credits_applied": money(d.credits_applied),
-        "amount_due": money(d.due),
+        "amount_due": money(d.amount_due),
         "lines": [
             {
                 "position": index,
@@ -151,11 +149,11 @@ def void(
     if not reason.strip():
         raise InputError("say why the invoice is voided", field="reason")
     customer_id = customer_of(connection, invoice_id)
-    ledger.lock_customer(connection, customer_id)
+    customer = lock_customer(connection, customer_id)
     row = _invoice_row(connection, invoice_id, lock=True)
-    if row.status != "finalized":
+    if row.status != InvoiceStatus.FINALIZED:
         raise Conflict(f"invoice {display_number(row.series, row.number)} is {row.status}")
-    if reissue and (row.kind != "usage" or row.period_start is None):
+    if reissue and (row.kind != InvoiceKind.USAGE or row.period_start is None):
         raise InputError(
             "only usage invoices are re-issued; a commitment is changed by a new one",
             field="reissue",
@@ -164,13 +162,15 @@ def void(
     connection.execute(
         update(table)
         .where(table.c.id == invoice_id)
-        .values(status="void", voided_at=now, void_reason=reason.strip(), voided_by=actor)
+        .values(
+            status=InvoiceStatus.VOID, voided_at=now, void_reason=reason.strip(), voided_by=actor
+        )
     )
     if row.credits_applied:
         ledger.append(
             connection,
             customer_id,
-            "reversal",
+            EntryKind.REVERSAL,
             row.credits_applied,
             now,
             reference=invoice_id,
@@ -179,6 +179,5 @@ def void(
         )
     if not reissue:
         return invoice_id, None
-    account = read_accounts(connection, {customer_id})[customer_id]
-    period = period_for(account.anchor_day, row.period_start)
-    return invoice_id, issue_period_invoice(connection, catalog, account, period, now, invoice_id)
+    period = period_for(customer.anchor_day, row.period_start)
+    return invoice_id, issue_period_invoice(connection, catalog, customer, period, now, invoice_id)

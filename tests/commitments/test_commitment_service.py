@@ -9,12 +9,17 @@ import pytest
 from freezegun import freeze_time
 from sqlalchemy import text, update
 
-from billing.commitments import ledger
 from billing.commitments import service as commitments
+from billing.credits import ledger
+from billing.credits.draw import apply_credits
 from billing.customers.models import Customer
 from billing.customers.periods import period_for
+from billing.customers.service import lock_customer
 from billing.errors import BelowMinimumPurchase, Conflict, InputError, NotFound, UnknownTerm
+from billing.invoicing.calculate import BilledUsage, totals, usage_lines
+from billing.pricing.charge import ChargeResult
 from billing.pricing.commitments import Release
+from billing.pricing.plan import Model
 from tests.metering.helpers import add_customer
 
 
@@ -41,18 +46,30 @@ def invoices(session):
 
 
 def draw(session, amount):
-    period = period_for(1, now())
-    result = commitments.draw_for_period(
+    """A period's invoice of `amount` (rounded, no discount) drawing the customer's credit."""
+    lock_customer(session.connection(), "cust_1")
+    result = apply_credits(
         session.connection(),
         customer_id="cust_1",
-        period=period,
-        lines=[commitments.UsageLine("product_analytics", D(amount))],
-        discount_percent=D(0),
+        total=D(amount),
+        period=period_for(1, now()),
         currency="USD",
         now=now(),
     )
     session.commit()
     return result
+
+
+def billed(product, exact_amount):
+    """A product's billed usage whose exact charge is `exact_amount`."""
+    amount = D(exact_amount)
+    return BilledUsage(
+        product=product,
+        name=product,
+        unit="unit",
+        quantity=D(1),
+        charge=ChargeResult(Model.GRADUATED, D(1), D(1), (), amount),
+    )
 
 
 def test_the_issue_scenario_month_by_month(session, catalog):
@@ -150,7 +167,7 @@ def test_a_top_up_keeps_the_bracket_inside_its_window(session, catalog):
     with freeze_time("2027-03-10"):
         outcome = commitments.topup(session.connection(), catalog, "cust_1", D(5000), now())
         session.commit()
-        assert outcome.invoices[0].total == D("4000.00")  # 20 % off, the running bracket
+        assert outcome.invoices[0].amount_due == D("4000.00")  # 20 % off, the running bracket
     with freeze_time("2027-04-02"), pytest.raises(Conflict) as late:
         commitments.topup(session.connection(), catalog, "cust_1", D(5000), now())
     assert "closed on 2027-04-01" in late.value.message
@@ -270,30 +287,35 @@ def test_a_renewal_of_equal_or_larger_credit_receives_the_rollover(
     assert ledger.balance(session.connection(), "cust_1") == D("250.08") + rolled
 
 
-def test_the_drawdown_discounts_each_line_then_draws_credit(session, catalog):
+def test_the_invoice_discounts_each_line_then_credit_covers_the_total(session, catalog):
     add_customer(session)
     with freeze_time("2027-01-05"):
-        ledger.lock_customer(session.connection(), "cust_1")
+        lock_customer(session.connection(), "cust_1")
         ledger.append(session.connection(), "cust_1", "grant", D("100.00"), now(), note="test")
-        result = commitments.draw_for_period(
+        lines = usage_lines(
+            [billed("product_analytics", "100.005"), billed("session_replay", "50.004")],
+            discount_percent=D(15),
+            currency="USD",
+        )
+        figures = totals(lines, "USD")
+        result = apply_credits(
             session.connection(),
             customer_id="cust_1",
+            total=figures.total,
             period=period_for(1, now()),
-            lines=[
-                commitments.UsageLine("product_analytics", D("100.005")),
-                commitments.UsageLine("session_replay", D("50.004")),
-            ],
-            discount_percent=D(15),
             currency="USD",
             now=now(),
         )
         session.commit()
     # 100.005 -> 100.01, 15 % = 15.0015 -> 15.00, total 85.01; 50.004 -> 50.00, 7.50, 42.50
-    assert [(line.subtotal, line.discount, line.total) for line in result.lines] == [
+    usage, discounts = lines[0::2], lines[1::2]
+    assert [
+        (u.amount, -d.amount, u.amount + d.amount) for u, d in zip(usage, discounts, strict=True)
+    ] == [
         (D("100.01"), D("15.00"), D("85.01")),
         (D("50.00"), D("7.50"), D("42.50")),
     ]
-    assert (result.subtotal, result.discount, result.total) == (
+    assert (figures.subtotal, figures.discount_total, figures.total) == (
         D("150.01"),
         D("22.50"),
         D("127.51"),

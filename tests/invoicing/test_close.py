@@ -10,8 +10,9 @@ from sqlalchemy import select, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
-from billing.commitments import ledger
+from billing.credits import ledger
 from billing.customers.models import Customer
+from billing.customers.service import lock_customer
 from billing.invoicing.close import close_due
 from billing.invoicing.models import Invoice, InvoiceLine
 from billing.metering import quota as quota_service
@@ -196,7 +197,7 @@ def test_a_late_event_waits_for_a_close_in_progress_then_is_refused(engine, sess
     session.close()
     closer = engine.connect()
     closing = closer.begin()
-    ledger.lock_customer(closer, "cust_1")
+    lock_customer(closer, "cust_1")
     closer.execute(update(Customer.__table__).values(closed_through=NOV_1))
     answers = []
     late = threading.Thread(

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select, update
 
-from billing.commitments import ledger
+from billing.credits import ledger
 from billing.customers.models import Customer
 from billing.invoicing.close import close_customer
 from billing.invoicing.models import Invoice, InvoiceLine

@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select, update
 from sqlmodel import Session
 
-from billing.commitments import ledger
 from billing.commitments import service as commitments
-from billing.commitments.models import CreditEntry
+from billing.credits import ledger
+from billing.credits.models import CreditEntry
 from billing.customers.models import Customer
 from billing.invoicing.close import close_customer
 from billing.invoicing.models import Invoice, InvoiceLine

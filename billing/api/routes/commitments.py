@@ -21,11 +21,11 @@ from billing.api.deps import (
 from billing.api.exact_json import ExactJSONRoute
 from billing.api.schemas import CommitmentIn, DiscountIn, ErrorOut, TopUpIn
 from billing.catalog import Catalog
-from billing.commitments import ledger
 from billing.commitments import service as commitments
 from billing.commitments.discounts import set_discount
 from billing.commitments.models import Commitment
 from billing.commitments.projection import project
+from billing.credits import ledger
 from billing.customers import service as customers_service
 from billing.db import table_of
 from billing.errors import InvalidAmount, NoCommitmentSchedule
@@ -72,7 +72,7 @@ def _outcome_json(
                 "id": i.id,
                 "number": i.number,
                 "kind": "commitment",
-                "total": _money(i.total, catalog),
+                "total": _money(i.amount_due, catalog),
             }
             for i in outcome.invoices
         ],

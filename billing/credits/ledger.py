@@ -2,8 +2,9 @@
 
 Every entry carries its signed `amount` and the `balance_after` it leaves, so the balance
 is always the sum of the amounts (a test checks it after every operation). Callers hold
-the customer's row lock (`lock_customer`) for the whole transaction, so two movements of
-one customer's credit never interleave.
+the customer's row lock (`customers.service.lock_customer`) for the whole transaction, so
+two movements of one customer's credit never interleave. Amounts are in the catalogue's
+currency, major units, rounded to its minor unit.
 
 Kinds:
     grant          a contract year's credit (or a top-up) is bought. With monthly release
@@ -27,20 +28,12 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, select
 
-from billing.commitments.models import CreditEntry
-from billing.customers.models import Customer
+from billing.credits.models import CreditEntry, EntryKind
 from billing.db import table_of
-from billing.errors import NotFound
 from billing.money import EXACT, ZERO
 
 # NOTE: statements built once: a period close runs them for every customer.
-_CUSTOMERS = table_of(Customer)
 _ENTRIES = table_of(CreditEntry)
-_READ = select(_CUSTOMERS).where(_CUSTOMERS.c.id == bindparam("id"))
-# FOR NO KEY UPDATE: serializes closes, commitment changes and late events (FOR SHARE)
-# on the customer, but not the FOR KEY SHARE locks that inserting events and usage rows
-# take through their foreign keys, so ingestion never waits for (or deadlocks with) a close.
-_LOCK = _READ.with_for_update(key_share=True)
 _BALANCE = (
     select(_ENTRIES.c.balance_after)
     .where(_ENTRIES.c.customer_id == bindparam("customer"))
@@ -48,18 +41,6 @@ _BALANCE = (
     .limit(1)
 )
 _APPEND = insert(_ENTRIES)
-
-
-def lock_customer(connection: Connection, customer_id: str) -> Any:
-    """The customer's row, locked until the transaction ends (PostgreSQL); 404 if missing.
-
-    SQLite needs no row lock: every writing transaction there holds the database lock.
-    """
-    query = _LOCK if connection.dialect.name == "postgresql" else _READ
-    row = connection.execute(query, {"id": customer_id}).first()
-    if row is None:
-        raise NotFound(f"no customer {customer_id!r}", field="customer")
-    return row
 
 
 def balance(connection: Connection, customer_id: str) -> Decimal:
@@ -70,7 +51,7 @@ def balance(connection: Connection, customer_id: str) -> Decimal:
 
 @dataclass(frozen=True, slots=True)
 class Entry:
-    kind: str
+    kind: EntryKind
     amount: Decimal
     balance_after: Decimal
     note: str
@@ -79,7 +60,7 @@ class Entry:
 def append(
     connection: Connection,
     customer_id: str,
-    kind: str,
+    kind: EntryKind,
     amount: Decimal,
     now: dt.datetime,
     *,
@@ -88,7 +69,8 @@ def append(
     period_start: dt.datetime | None = None,
     note: str = "",
 ) -> Entry:
-    """Record one movement; the caller holds the customer's lock."""
+    """Record one movement (signed, in the currency's major units); the caller holds the
+    customer's lock. Raises ValueError if the balance would go negative."""
     after = EXACT.add(balance(connection, customer_id), amount)
     if after < 0:
         raise ValueError(f"credit balance of {customer_id} would go negative: {after}")
@@ -111,6 +93,5 @@ def append(
 
 def entries(connection: Connection, customer_id: str) -> list[Any]:
     """The customer's ledger, oldest first."""
-    table = table_of(CreditEntry)
-    query = select(table).where(table.c.customer_id == customer_id).order_by(table.c.id)
+    query = select(_ENTRIES).where(_ENTRIES.c.customer_id == customer_id).order_by(_ENTRIES.c.id)
     return list(connection.execute(query))

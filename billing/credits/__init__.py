@@ -1,0 +1,1 @@
+"""Usage credit: the append-only ledger of a customer's balance, and drawing it on invoices."""

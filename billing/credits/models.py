@@ -1,0 +1,40 @@
+"""The append-only credit ledger table."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from enum import StrEnum
+
+from sqlmodel import Field, SQLModel
+
+from billing.db import ExactDecimal, UTCDateTime
+
+
+class EntryKind(StrEnum):
+    """What moved a customer's credit balance (billing/credits/ledger.py says how)."""
+
+    GRANT = "grant"
+    RELEASE = "release"
+    DRAW = "draw"
+    CARRY_FORWARD = "carry_forward"
+    EXPIRY = "expiry"
+    ROLLOVER = "rollover"
+    REVERSAL = "reversal"
+
+
+class CreditEntry(SQLModel, table=True):
+    """One movement of a customer's credit balance; the balance is the sum of amounts."""
+
+    __tablename__ = "credit_entry"
+
+    id: int | None = Field(default=None, primary_key=True)
+    customer_id: str = Field(foreign_key="customer.id", max_length=64, index=True)
+    commitment_id: str | None = Field(default=None, foreign_key="commitment.id", max_length=32)
+    kind: str = Field(max_length=16)  # an EntryKind
+    amount: Decimal = Field(sa_type=ExactDecimal)  # signed change of the available balance
+    balance_after: Decimal = Field(sa_type=ExactDecimal)
+    reference: str | None = Field(default=None, max_length=64)  # invoice or commitment id
+    period_start: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    note: str = Field(default="", max_length=300)
+    created_at: dt.datetime = Field(sa_type=UTCDateTime)

@@ -1,0 +1,150 @@
+"""An invoice's lines and figures from what it bills. Pure: no I/O (docs/invoicing.md).
+
+Each line is rounded once, half-up, to the currency's minor unit: a usage line is its
+product's exact charge rounded (the tier breakdown keeps the exact amounts), and its
+percentage discount is rounded from that rounded subtotal. Every figure of an invoice is a
+sum of rounded lines:
+
+    subtotal        = usage and commitment lines
+    discount_total  = -(discount lines)
+    total           = subtotal - discount_total
+    credits_applied = -(credits lines)
+    amount_due      = total - credits_applied = the sum of every line
+
+Prepaid credit is applied to the finished total (billing/credits/draw.py decides how much),
+after every line is priced and discounted; `with_credits` adds its line.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from billing.invoicing.models import LineKind
+from billing.money import EXACT, ZERO, format_quantity, group_quantity, round_to_minor
+from billing.pricing.charge import ChargeResult
+from billing.pricing.discounts import line_figures
+
+_ONE = Decimal(1)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LineIn:
+    """One invoice line before it is numbered: `amount` (signed, major units of the invoice's
+    currency) is already rounded to the minor unit; `detail` is the tier breakdown (JSON)."""
+
+    kind: LineKind
+    description: str
+    quantity: Decimal
+    unit_amount: Decimal
+    amount: Decimal
+    product: str | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Totals:
+    """An invoice's figures, each a sum of its rounded lines (see the module docstring)."""
+
+    subtotal: Decimal
+    discount_total: Decimal
+    total: Decimal
+    credits_applied: Decimal
+    amount_due: Decimal
+
+
+def totals(lines: Iterable[LineIn], currency: str) -> Totals:
+    """The figures of `lines`; ValueError if a line is not rounded to `currency`'s minor unit."""
+    by_kind = dict.fromkeys(LineKind, ZERO)
+    for line in lines:
+        if round_to_minor(line.amount, currency) != line.amount:
+            raise ValueError(f"line amount {line.amount} is not rounded to {currency}")
+        by_kind[line.kind] = EXACT.add(by_kind[line.kind], line.amount)
+    subtotal = EXACT.add(by_kind[LineKind.USAGE], by_kind[LineKind.COMMITMENT])
+    discount_total = -by_kind[LineKind.DISCOUNT]
+    total = EXACT.subtract(subtotal, discount_total)
+    credits_applied = -by_kind[LineKind.CREDITS]
+    return Totals(
+        subtotal=subtotal,
+        discount_total=discount_total,
+        total=total,
+        credits_applied=credits_applied,
+        amount_due=EXACT.subtract(total, credits_applied),
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BilledUsage:
+    """One product's billed quantity in a period (after caps) and its exact charge."""
+
+    product: str
+    name: str  # the product's display name
+    unit: str  # singular display unit
+    quantity: Decimal
+    charge: ChargeResult
+
+
+def usage_lines(
+    usage: Sequence[BilledUsage], *, discount_percent: Decimal, currency: str
+) -> tuple[LineIn, ...]:
+    """A usage line per product, each followed by its discount line when it has one."""
+    lines: list[LineIn] = []
+    for item in usage:
+        figures = line_figures(item.charge.amount, discount_percent, currency)
+        lines.append(
+            LineIn(
+                kind=LineKind.USAGE,
+                description=f"{item.name}: {group_quantity(item.quantity)} {item.unit}s",
+                quantity=item.quantity,
+                unit_amount=figures.subtotal,
+                amount=figures.subtotal,
+                product=item.product,
+                detail=breakdown(item.charge),
+            )
+        )
+        if figures.discount:
+            lines.append(
+                LineIn(
+                    kind=LineKind.DISCOUNT,
+                    description=f"{item.name}: {discount_percent.normalize():f}% discount",
+                    quantity=_ONE,
+                    unit_amount=-figures.discount,
+                    amount=-figures.discount,
+                    product=item.product,
+                )
+            )
+    return tuple(lines)
+
+
+def with_credits(lines: Sequence[LineIn], applied: Decimal) -> tuple[LineIn, ...]:
+    """`lines` and, when credit was applied (a positive amount), the credits line."""
+    if not applied:
+        return tuple(lines)
+    credits = LineIn(
+        kind=LineKind.CREDITS,
+        description="Prepaid credits applied",
+        quantity=_ONE,
+        unit_amount=-applied,
+        amount=-applied,
+    )
+    return (*lines, credits)
+
+
+def breakdown(result: ChargeResult) -> str:
+    """The tier breakdown of a charge as stored on its line (exact amounts, as text)."""
+    return json.dumps(
+        [
+            {
+                "from": format_quantity(t.lower),
+                "up_to": None if t.up_to is None else format_quantity(t.up_to),
+                "quantity": format_quantity(t.quantity),
+                "unit_price": format_quantity(t.unit_price),
+                "flat_fee": format_quantity(t.flat_fee),
+                "amount": format_quantity(t.amount),
+            }
+            for t in result.tiers
+        ],
+        separators=(",", ":"),
+    )
