@@ -20,15 +20,18 @@ from billing.caps.quota import billed_quantity
 from billing.catalog import Catalog
 from billing.customers.periods import Period, period_for
 from billing.metering.store import usage_table
-from billing.money import EXACT, ROUNDING, ZERO, divide_to_minor, round_to_minor
+from billing.money import EXACT, ZERO, divide_to_minor, round_to_minor
 from billing.pricing.charge import charge
+from billing.pricing.pace import at_pace
 
 WINDOW = dt.timedelta(days=90)
 GRACE = dt.timedelta(days=1)
 
 
 @dataclass(frozen=True, slots=True)
-class Projection:
+class RunRate:
+    """A customer's monthly usage at list price (major units, rounded), and its basis."""
+
     monthly: Decimal  # list charge per period, rounded to the minor unit
     basis: str  # last_90_days | current_period | no_usage
     periods: tuple[str, ...]  # the period labels it comes from
@@ -50,7 +53,7 @@ def project(
     anchor_day: int,
     now: dt.datetime,
     created_at: dt.datetime,
-) -> Projection:
+) -> RunRate:
     """The monthly run rate at list price, and where it comes from.
 
     Only periods the customer existed for in full (a day's grace) count as ended periods:
@@ -79,18 +82,13 @@ def project(
         for period in ended:
             total = EXACT.add(total, _list_charge(catalog, period.start, by_period[period.start]))
         monthly = divide_to_minor(total, len(ended), catalog.currency)
-        return Projection(monthly, "last_90_days", tuple(p.label for p in ended))
+        return RunRate(monthly, "last_90_days", tuple(p.label for p in ended))
     quantities = by_period.get(current.start)
     if not quantities:
-        return Projection(ZERO, "no_usage", ())
+        return RunRate(ZERO, "no_usage", ())
     second = dt.timedelta(seconds=1)
     elapsed = max((now - current.start) // second, 1)
     length = (current.end - current.start) // second
-    scaled = {
-        p: ROUNDING.divide(
-            ROUNDING.multiply(q, Decimal(length)), Decimal(elapsed)
-        ).to_integral_value()
-        for p, q in quantities.items()
-    }
+    scaled = {p: at_pace(q, elapsed, length) for p, q in quantities.items()}
     monthly = round_to_minor(_list_charge(catalog, current.start, scaled), catalog.currency)
-    return Projection(monthly, "current_period", (current.label,))
+    return RunRate(monthly, "current_period", (current.label,))

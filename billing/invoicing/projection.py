@@ -30,7 +30,9 @@ class ProjectedLine:
 
 
 @dataclass(frozen=True, slots=True)
-class Projection:
+class MonthEndProjection:
+    """The running period's projected lines (major units, rounded per line) and their total."""
+
     period: Period
     elapsed_days: Decimal
     lines: tuple[ProjectedLine, ...]
@@ -42,12 +44,12 @@ class Projection:
 
 def month_end(
     connection: Connection, catalog: Catalog, customer_id: str, now: dt.datetime
-) -> Projection:
+) -> MonthEndProjection:
     """Every product's projected quantity and amount for the customer's current period."""
     return project(catalog, quota_service.quotas(connection, catalog, customer_id, now), now)
 
 
-def project(catalog: Catalog, views: list[ProductQuota], now: dt.datetime) -> Projection:
+def project(catalog: Catalog, views: list[ProductQuota], now: dt.datetime) -> MonthEndProjection:
     """The projection from quota views already read (one period's, every product)."""
     period = views[0].period
     elapsed = int((now - period.start).total_seconds())
@@ -62,4 +64,4 @@ def project(catalog: Catalog, views: list[ProductQuota], now: dt.datetime) -> Pr
         amount = line_total(plan, quantity, view.discount_percent)
         lines.append(ProjectedLine(view.product, view.accepted, quantity, capped, amount))
     days = (Decimal(max(elapsed, 0)) / Decimal(86400)).quantize(Decimal("0.1"))
-    return Projection(period, days, tuple(lines))
+    return MonthEndProjection(period, days, tuple(lines))

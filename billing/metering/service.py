@@ -28,7 +28,7 @@ from billing.db import table_of
 from billing.metering import limited as limited_list
 from billing.metering import store
 from billing.metering.models import Usage
-from billing.metering.validate import EventIn, Rejection, parse_event
+from billing.metering.validate import ParsedEvent, Rejection, parse_event
 
 FUTURE_TOLERANCE = dt.timedelta(minutes=5)
 CHUNK = 5000
@@ -51,15 +51,15 @@ class IngestResult:
         """Ids stored as over their period's limit, in batch order."""
         return [self.over_limit_ids[index] for index in sorted(self.over_limit_ids)]
 
-    def accept(self, event: EventIn) -> None:
+    def accept(self, event: ParsedEvent) -> None:
         self.accepted += 1
         self.outcomes[event.index] = "accepted"
 
-    def duplicate(self, event: EventIn) -> None:
+    def duplicate(self, event: ParsedEvent) -> None:
         self.duplicates += 1
         self.outcomes[event.index] = "duplicate"
 
-    def refuse_over_limit(self, event: EventIn) -> None:
+    def refuse_over_limit(self, event: ParsedEvent) -> None:
         self.over_limit_ids[event.index] = event.id
 
     def part(self, start: int, stop: int) -> IngestResult:
@@ -144,7 +144,7 @@ def ingest(
     the totals. Spend caps are decided between the insert and the write, on locked rows.
     """
     result = IngestResult()
-    parsed: list[EventIn] = []
+    parsed: list[ParsedEvent] = []
     seen_times: dict[str, dt.datetime] = {}
     for index, raw in enumerate(raw_events):
         item = parse_event(raw, index, seen_times)
@@ -156,7 +156,7 @@ def ingest(
     tallies: dict[UsageKey, _Tally] = defaultdict(_Tally)
     periods: dict[tuple[str, dt.datetime], Period] = {}
 
-    def key_of(event: EventIn) -> UsageKey:
+    def key_of(event: ParsedEvent) -> UsageKey:
         cache_key = (event.customer, event.timestamp)
         period = periods.get(cache_key)
         if period is None:
@@ -164,14 +164,14 @@ def ingest(
             period = periods[cache_key] = period_for(anchor, event.timestamp)
         return (event.customer, event.product, period.start)
 
-    def reject(event: EventIn, error: str, *, count: bool = False) -> None:
+    def reject(event: ParsedEvent, error: str, *, count: bool = False) -> None:
         result.rejected.append(Rejection(event.index, event.id, error))
         if count:
             tallies[key_of(event)].rejected += 1
 
     latest = now + FUTURE_TOLERANCE
-    first_seen: dict[str, EventIn] = {}
-    candidates: list[EventIn] = []
+    first_seen: dict[str, ParsedEvent] = {}
+    candidates: list[ParsedEvent] = []
     for event in parsed:
         customer = customers.get(event.customer)
         if customer is None:
@@ -209,7 +209,7 @@ def ingest(
     stored: dict[str, store.Stored] = {}
     if len(inserted) < len(candidates):  # stored before: by an earlier batch or a racing one
         stored = store.read_stored(connection, [e.id for e in candidates if e.id not in inserted])
-    runs: dict[UsageKey, list[EventIn]] = defaultdict(list)  # stored now, in batch order
+    runs: dict[UsageKey, list[ParsedEvent]] = defaultdict(list)  # stored now, in batch order
     for event, key in zip(candidates, candidate_keys, strict=True):
         if event.id in inserted:
             runs[key].append(event)
@@ -262,11 +262,11 @@ def ingest(
 def _recheck_closed(
     connection: Connection,
     customers: dict[str, Account],
-    candidates: list[EventIn],
+    candidates: list[ParsedEvent],
     periods: dict[tuple[str, dt.datetime], Period],
     now: dt.datetime,
     reject: Any,
-) -> list[EventIn]:
+) -> list[ParsedEvent]:
     """Events for periods that have ended: re-read `closed_through` under a share lock.
 
     A period close locks the customer row for update, so this waits for a close in

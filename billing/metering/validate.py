@@ -21,8 +21,8 @@ _MAX_WHOLE = 10**15
 
 
 @dataclass(slots=True)  # NOTE: not frozen: a frozen __init__ costs a batch ~10 ms
-class EventIn:
-    """A well-formed event of a batch."""
+class ParsedEvent:
+    """A well-formed event of a batch, parsed (the wire shape is api.schemas.EventIn)."""
 
     index: int
     id: str
@@ -50,7 +50,7 @@ class Rejection:
 
 def parse_event(
     raw: Any, index: int, seen_times: dict[str, dt.datetime] | None = None
-) -> EventIn | Rejection:
+) -> ParsedEvent | Rejection:
     """One event of a batch, or the reason it is refused.
 
     `seen_times` caches parsed timestamps within a batch (events often share them).
@@ -90,12 +90,12 @@ def parse_event(
     timestamp = _cached_timestamp(raw.get("timestamp"), seen_times)
     if isinstance(timestamp, str):
         return Rejection(index, raw_id, f"invalid: timestamp: {timestamp}")
-    return EventIn(index, raw_id, raw["customer"], raw["product"], quantity, timestamp)
+    return ParsedEvent(index, raw_id, raw["customer"], raw["product"], quantity, timestamp)
 
 
 def _well_formed(
     raw: dict[str, Any], index: int, seen_times: dict[str, dt.datetime]
-) -> EventIn | None:
+) -> ParsedEvent | None:
     """The common case in one pass: every field present, plain types, a known timestamp.
 
     None sends the event through the full checks of `parse_event` (which also explain).
@@ -115,7 +115,7 @@ def _well_formed(
         and type(quantity) is int
         and 0 <= quantity <= _MAX_WHOLE
     ):
-        return EventIn(index, event_id, customer, product, Decimal(quantity), at)
+        return ParsedEvent(index, event_id, customer, product, Decimal(quantity), at)
     return None
 
 

@@ -3,10 +3,23 @@
 from __future__ import annotations
 
 import datetime as dt
+from enum import StrEnum
 
 from sqlmodel import Field, SQLModel
 
 from billing.db import UTCDateTime
+
+
+class SyncStatus(StrEnum):
+    """Where an invoice stands with Stripe (docs/stripe.md)."""
+
+    PENDING = "pending"  # to be sent (or retried after a transient failure)
+    SYNCED = "synced"  # created and finalized in Stripe, totals checked
+    PAID = "paid"  # Stripe says so (webhook)
+    PAYMENT_FAILED = "payment_failed"  # Stripe says so (webhook); still open
+    VOIDED = "voided"  # voided in Stripe
+    SYNC_FAILED = "sync_failed"  # Stripe refused it: shown to finance with its message
+    MISMATCH = "mismatch"  # Stripe's total differs from ours: loud, never silently fixed
 
 
 class StripeCustomer(SQLModel, table=True):
@@ -22,7 +35,7 @@ class InvoiceSync(SQLModel, table=True):
     __tablename__ = "invoice_sync"
 
     invoice_id: str = Field(primary_key=True, foreign_key="invoice.id", max_length=32)
-    status: str = Field(max_length=16, index=True)
+    status: str = Field(max_length=16, index=True)  # a SyncStatus
     stripe_invoice_id: str | None = Field(default=None, max_length=255, index=True)
     attempts: int = 0
     next_attempt_at: dt.datetime = Field(sa_type=UTCDateTime)

@@ -32,7 +32,7 @@ from billing.db import session_scope, table_of
 from billing.invoicing.models import Invoice, InvoiceLine
 from billing.money import to_minor_units
 from billing.observability.metrics import record_sync
-from billing.stripe_sync.models import InvoiceSync, StripeCustomer
+from billing.stripe_sync.models import InvoiceSync, StripeCustomer, SyncStatus
 
 logger = logging.getLogger(__name__)
 BACKOFF_BASE = dt.timedelta(seconds=30)
@@ -101,7 +101,7 @@ def _enqueue(engine: Engine, now: dt.datetime) -> None:
         rows = [
             {
                 "invoice_id": row.id,
-                "status": "pending",
+                "status": SyncStatus.PENDING,
                 "attempts": 0,
                 "next_attempt_at": now,
                 "updated_at": now,
@@ -235,8 +235,12 @@ def retry_now(engine: Engine, invoice_id: str, now: dt.datetime) -> bool:
         changed = session.connection().execute(
             update(_SYNC)
             .where(_SYNC.c.invoice_id == invoice_id)
-            .where(_SYNC.c.status.in_(("pending", "sync_failed", "mismatch")))
-            .values(status="pending", next_attempt_at=now, updated_at=now)
+            .where(
+                _SYNC.c.status.in_(
+                    (SyncStatus.PENDING, SyncStatus.SYNC_FAILED, SyncStatus.MISMATCH)
+                )
+            )
+            .values(status=SyncStatus.PENDING, next_attempt_at=now, updated_at=now)
         )
         return bool(changed.rowcount)
 
@@ -253,7 +257,7 @@ def sync_due(
             session.connection().execute(
                 select(_SYNC, _INVOICES)
                 .join(_INVOICES, _INVOICES.c.id == _SYNC.c.invoice_id)
-                .where(_SYNC.c.status == "pending", _SYNC.c.next_attempt_at <= at)
+                .where(_SYNC.c.status == SyncStatus.PENDING, _SYNC.c.next_attempt_at <= at)
                 .where(_INVOICES.c.status == "finalized")
                 .order_by(_SYNC.c.next_attempt_at)
             )
@@ -263,7 +267,7 @@ def sync_due(
                 select(_SYNC.c.invoice_id, _SYNC.c.stripe_invoice_id)
                 .join(_INVOICES, _INVOICES.c.id == _SYNC.c.invoice_id)
                 .where(_INVOICES.c.status == "void")
-                .where(_SYNC.c.status.in_(("synced", "payment_failed")))
+                .where(_SYNC.c.status.in_((SyncStatus.SYNCED, SyncStatus.PAYMENT_FAILED)))
             )
         )
     for row in due:
@@ -277,7 +281,13 @@ def sync_due(
             stripe_id = push(client, engine, row, lines)
         except Mismatch as error:
             logger.error("stripe sync of %s: %s", row.id, error)
-            _mark(engine, row.id, status="mismatch", last_error=str(error)[:500], updated_at=at)
+            _mark(
+                engine,
+                row.id,
+                status=SyncStatus.MISMATCH,
+                last_error=str(error)[:500],
+                updated_at=at,
+            )
             report.mismatched += 1
         except stripe.StripeError as error:
             attempts = row.attempts + 1
@@ -296,7 +306,7 @@ def sync_due(
                 _mark(
                     engine,
                     row.id,
-                    status="sync_failed",
+                    status=SyncStatus.SYNC_FAILED,
                     attempts=attempts,
                     last_error=message[:500],
                     updated_at=at,
@@ -306,7 +316,7 @@ def sync_due(
             _mark(
                 engine,
                 row.id,
-                status="synced",
+                status=SyncStatus.SYNCED,
                 stripe_invoice_id=stripe_id,
                 attempts=row.attempts + 1,
                 last_error=None,
@@ -316,11 +326,11 @@ def sync_due(
     with session_scope(engine) as session:  # voided before it ever reached Stripe
         never_sent = session.connection().execute(
             update(_SYNC)
-            .where(_SYNC.c.status == "pending")
+            .where(_SYNC.c.status == SyncStatus.PENDING)
             .where(
                 _SYNC.c.invoice_id.in_(select(_INVOICES.c.id).where(_INVOICES.c.status == "void"))
             )
-            .values(status="voided", updated_at=at)
+            .values(status=SyncStatus.VOIDED, updated_at=at)
         )
         report.voided += never_sent.rowcount
     for row in to_void:
@@ -331,7 +341,7 @@ def sync_due(
         except stripe.StripeError as error:
             logger.warning("voiding %s in Stripe: %s", row.invoice_id, error)
             continue
-        _mark(engine, row.invoice_id, status="voided", updated_at=at)
+        _mark(engine, row.invoice_id, status=SyncStatus.VOIDED, updated_at=at)
         report.voided += 1
     record_sync(report)
     return report

@@ -13,12 +13,12 @@ from typing import Any
 from sqlalchemy import Connection, insert, select, update
 
 from billing.db import table_of
-from billing.stripe_sync.models import InvoiceSync, StripeEvent
+from billing.stripe_sync.models import InvoiceSync, StripeEvent, SyncStatus
 
 STATES = {
-    "invoice.paid": "paid",
-    "invoice.payment_failed": "payment_failed",
-    "invoice.voided": "voided",
+    "invoice.paid": SyncStatus.PAID,
+    "invoice.payment_failed": SyncStatus.PAYMENT_FAILED,
+    "invoice.voided": SyncStatus.VOIDED,
 }
 _SYNC = table_of(InvoiceSync)
 _EVENTS = table_of(StripeEvent)

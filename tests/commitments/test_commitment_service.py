@@ -253,9 +253,9 @@ def test_the_run_rate_is_the_average_of_whole_periods_in_the_last_90_days(sessio
 
 
 def commitments_projection(basis, monthly, periods):
-    from billing.commitments.projection import Projection
+    from billing.commitments.projection import RunRate
 
-    return Projection(D(monthly), basis, periods)
+    return RunRate(D(monthly), basis, periods)
 
 
 @pytest.mark.parametrize(("renewal", "rolled"), [("3001", D("500.50")), ("3000", None)])
