@@ -24,7 +24,7 @@ from billing.caps.models import SpendCap, SpendCapChange
 from billing.catalog import Catalog
 from billing.customers.periods import Period, period_for
 from billing.db import table_of
-from billing.errors import InputError, NotFound
+from billing.errors import InvalidAmount, NotFound
 from billing.metering import store
 from billing.metering.store import UsageKey, UsageState
 from billing.money import format_amount, fraction_digits, group_quantity, minor_digits
@@ -199,10 +199,10 @@ def _check_cap(catalog: Catalog, product: str, amount: Decimal | None) -> None:
     if amount is None:
         return
     if amount < 0:
-        raise InputError(f"a cap is 0 or more, got {amount:f}", field="amount")
+        raise InvalidAmount(f"a cap is 0 or more, got {amount:f}", field="amount")
     digits = minor_digits(catalog.currency)
     if fraction_digits(amount) > digits:
-        raise InputError(
+        raise InvalidAmount(
             f"a cap in {catalog.currency} has at most {digits} decimal places, got {amount:f}",
             field="amount",
         )

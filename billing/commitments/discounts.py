@@ -19,7 +19,7 @@ from billing.commitments.ledger import lock_customer
 from billing.customers.models import Customer
 from billing.customers.periods import period_for
 from billing.db import table_of
-from billing.errors import InputError
+from billing.errors import DateInPast, MissingReason
 from billing.metering import store
 from billing.money import format_quantity
 
@@ -36,9 +36,11 @@ def set_discount(
 ) -> dict[str, Any]:
     """Set (or with None remove) the discount; re-measure this period's capped limits."""
     if percent is not None and not (reason or "").strip():
-        raise InputError("say why: a discount needs a reason (for the audit trail)", field="reason")
+        raise MissingReason(
+            "say why: a discount needs a reason (for the audit trail)", field="reason"
+        )
     if percent is not None and until is not None and until < now.date():
-        raise InputError(f"until {until} is in the past", field="until")
+        raise DateInPast(f"until {until} is in the past", field="until")
     lock_customer(connection, customer_id)
     table = table_of(Customer)
     connection.execute(

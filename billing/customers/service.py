@@ -8,18 +8,18 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from billing.customers.models import Customer, CustomerCreate
-from billing.errors import Conflict, InputError, NotFound
+from billing.errors import CurrencyMismatch, CustomerExists, NotFound
 
 
 def create_customer(*, session: Session, data: CustomerCreate, currency: str) -> Customer:
-    """Create a customer in the catalogue's currency; a duplicate id is a Conflict."""
+    """Create a customer in the catalogue's currency; a duplicate id is CustomerExists."""
     if data.currency is not None and data.currency != currency:
-        raise InputError(
+        raise CurrencyMismatch(
             f"this catalogue prices in {currency}; a customer in {data.currency} cannot be billed",
             field="currency",
         )
     if session.get(Customer, data.id) is not None:
-        raise Conflict(f"customer {data.id!r} already exists", field="id")
+        raise CustomerExists(f"customer {data.id!r} already exists", field="id")
     customer = Customer(
         id=data.id,
         name=data.name,
@@ -32,7 +32,7 @@ def create_customer(*, session: Session, data: CustomerCreate, currency: str) ->
     try:
         session.flush()
     except IntegrityError:
-        raise Conflict(f"customer {data.id!r} already exists", field="id") from None
+        raise CustomerExists(f"customer {data.id!r} already exists", field="id") from None
     return customer
 
 

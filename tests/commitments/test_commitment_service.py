@@ -13,7 +13,14 @@ from billing.commitments import ledger
 from billing.commitments import service as commitments
 from billing.customers.models import Customer
 from billing.customers.periods import period_for
-from billing.errors import BelowMinimumPurchase, Conflict, InputError, NotFound, UnknownTerm
+from billing.errors import (
+    BelowMinimumPurchase,
+    CommitmentBelowRunning,
+    InvalidAmount,
+    NotFound,
+    TopupWindowClosed,
+    UnknownTerm,
+)
 from billing.pricing.commitments import Release
 from tests.metering.helpers import add_customer
 
@@ -151,7 +158,7 @@ def test_a_top_up_keeps_the_bracket_inside_its_window(session, catalog):
         outcome = commitments.topup(session.connection(), catalog, "cust_1", D(5000), now())
         session.commit()
         assert outcome.invoices[0].total == D("4000.00")  # 20 % off, the running bracket
-    with freeze_time("2027-04-02"), pytest.raises(Conflict) as late:
+    with freeze_time("2027-04-02"), pytest.raises(TopupWindowClosed) as late:
         commitments.topup(session.connection(), catalog, "cust_1", D(5000), now())
     assert "closed on 2027-04-01" in late.value.message
     session.rollback()
@@ -163,7 +170,7 @@ def test_a_second_commitment_is_refused_with_the_date_it_can_change(session, cat
     with freeze_time("2027-01-05"):
         commitments.start(session.connection(), catalog, "cust_1", D(30000), 1, now())
         session.commit()
-        with pytest.raises(Conflict) as smaller:
+        with pytest.raises(CommitmentBelowRunning) as smaller:
             commitments.start(session.connection(), catalog, "cust_1", D(10000), 1, now())
     assert "until 2028-01-01" in smaller.value.message
     assert smaller.value.field == "credit"
@@ -174,8 +181,8 @@ def test_a_second_commitment_is_refused_with_the_date_it_can_change(session, cat
     [
         (D(30000), 4, UnknownTerm, "years"),
         (D(2999), 1, BelowMinimumPurchase, "credit"),
-        (D("3000.001"), 1, InputError, "credit"),
-        (D(0), 1, InputError, "credit"),
+        (D("3000.001"), 1, InvalidAmount, "credit"),
+        (D(0), 1, InvalidAmount, "credit"),
     ],
 )
 def test_bad_commitments_name_the_field_and_create_nothing(
