@@ -128,7 +128,7 @@ def ingest_batch(*, engine: Engine, catalog: Catalog, raw_events: Sequence[Any])
             # idempotent, so running it again is safe and the client never sees the abort.
             if getattr(error.orig, "sqlstate", None) not in RETRYABLE or attempt == RETRIES:
                 raise
-            time.sleep(0.01 * attempt)
+            time.sleep(0.01 * attempt)  # float-ok: seconds
     raise AssertionError("unreachable")
 
 
