@@ -1,4 +1,4 @@
-"""Request and response bodies of the public pricing API (shapes of DESIGN.md §3)."""
+"""Request and response bodies of the public pricing API (shapes of docs/pricing-api.md)."""
 
 from __future__ import annotations
 

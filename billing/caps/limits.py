@@ -1,6 +1,6 @@
 """Quota arithmetic of one customer's product in one period. Pure: no I/O.
 
-DESIGN.md §5 in three functions:
+docs/spend-caps.md in three functions:
 
 - `limit_for` moves a period's `limit_quantity` when the cap (or the discount it is
   measured after) changes: it becomes the new `q_max`, except that it never drops below what

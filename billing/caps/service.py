@@ -1,4 +1,4 @@
-"""Setting spend caps and reading quota state (DESIGN.md §5).
+"""Setting spend caps and reading quota state (docs/spend-caps.md).
 
 A cap change locks the current period's running-totals row, exactly as ingestion does, so
 it is ordered with concurrent batches: no batch can be admitted under a limit that a
@@ -238,7 +238,7 @@ def preview_cap(
 
 
 def _effect(catalog: Catalog, view: ProductQuota, billed_before: Decimal) -> str:
-    """What the change did to the current period, in words (DESIGN.md §5)."""
+    """What the change did to the current period, in words (docs/spend-caps.md)."""
     unit = _plural(catalog.products[view.product].unit)
     money = partial(format_amount, currency=catalog.currency)
     count = group_quantity

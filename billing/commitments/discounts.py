@@ -1,4 +1,4 @@
-"""Percentage discounts set by an admin (non-profit, negotiated): DESIGN.md §6.
+"""Percentage discounts set by an admin (non-profit, negotiated): docs/discounts.md.
 
 A discount applies to every usage line of the periods starting on or before `until`
 (forever without one), before credits. Spend caps are measured after it, so setting or

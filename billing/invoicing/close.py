@@ -1,4 +1,4 @@
-"""Closing billing periods into finalized invoices (DESIGN.md §7).
+"""Closing billing periods into finalized invoices (docs/invoicing.md).
 
 For each customer whose next period ended more than the grace ago, one transaction:
 lock the customer (so a second closer, or a late event, waits), lock the period's running

@@ -3,7 +3,7 @@
 The number comes from `invoice_series` with UPDATE ... RETURNING, which holds the series
 row locked until the transaction ends: two transactions issuing at once take consecutive
 numbers, and a transaction that rolls back gives its number back, so a series never has a
-gap (DESIGN.md §7).
+gap (docs/invoicing.md).
 """
 
 from __future__ import annotations

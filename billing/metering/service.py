@@ -85,7 +85,7 @@ class IngestResult:
         return part
 
     def as_json(self) -> dict[str, Any]:
-        """The answer of POST /v1/events (DESIGN.md §4)."""
+        """The answer of POST /v1/events (docs/metering.md)."""
         return {
             "accepted": self.accepted,
             "duplicates": self.duplicates,
