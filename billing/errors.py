@@ -1,25 +1,58 @@
 """One error tree for the whole engine.
 
-    BillingError                      code          HTTP (api/errors.py)
-    ├── InputError                    invalid       422
+    class                             code                      HTTP (api/errors.py)
+    BillingError                      billing_error             (the base, never raised itself)
+    ├── InputError                    invalid                   422
     │   ├── UnknownProduct            unknown_product
     │   ├── NoPriceInForce            no_price_in_force
     │   ├── InvalidQuantity           invalid_quantity
     │   ├── InvalidAmount             invalid_amount
+    │   ├── InvalidPercent            invalid_percent
     │   ├── InvalidDate               invalid_date
+    │   ├── InvalidPeriod             invalid_period
+    │   ├── InvalidMonth              invalid_month
+    │   ├── ReversedRange             reversed_range
+    │   ├── DateInPast                date_in_past
     │   ├── UnknownTerm               unknown_term
     │   ├── BelowMinimumPurchase      below_min_purchase
-    │   └── NoCommitmentSchedule      no_commitment_schedule
-    ├── NotFound                      not_found     404
-    ├── Conflict                      conflict      409
-    ├── Unauthorized                  unauthorized  401
-    ├── Forbidden                     forbidden     403
-    ├── PayloadTooLarge               too_large     413
-    ├── UnsupportedMediaType          unsupported_media_type 415
-    └── CatalogError                  invalid_catalog  (the service refuses to start)
+    │   ├── NoCommitmentSchedule      no_commitment_schedule
+    │   ├── InvalidJson               invalid_json
+    │   ├── InvalidType               invalid_type
+    │   ├── UnknownField              unknown_field
+    │   ├── MissingField              missing_field
+    │   ├── NullNotAllowed            null_not_allowed
+    │   ├── TooManyItems              too_many_items
+    │   ├── EmptyBatch                empty_batch
+    │   ├── MissingReason             missing_reason
+    │   ├── CurrencyMismatch          currency_mismatch
+    │   ├── KeyNeedsCustomer          key_needs_customer
+    │   ├── KeyTakesNoCustomer        key_takes_no_customer
+    │   ├── InvalidLinkLifetime       invalid_link_ttl
+    │   ├── NotReissuable             invoice_not_reissuable
+    │   ├── InvalidThreshold          invalid_threshold
+    │   ├── WebhookUrlNotAllowed      webhook_url_not_allowed
+    │   ├── UnknownStatus             unknown_status
+    │   └── UnknownAction             unknown_action
+    ├── BadRequest                    bad_request               400
+    ├── NotFound                      not_found                 404
+    ├── Conflict                      conflict                  409
+    │   ├── CustomerExists            customer_exists
+    │   ├── InvoiceNotFinalized       invoice_not_finalized
+    │   ├── CommitmentRunning         commitment_running
+    │   ├── CommitmentBelowRunning    commitment_below_running
+    │   └── TopupWindowClosed         topup_window_closed
+    ├── Unauthorized                  unauthorized              401
+    ├── Forbidden                     forbidden                 403
+    ├── PayloadTooLarge               too_large                 413
+    ├── UnsupportedMediaType          unsupported_media_type    415
+    ├── RateLimited                   rate_limited              429
+    └── CatalogError                  invalid_catalog           (the service refuses to start)
 
-Each error carries a machine `code`, a message written for the person who will read it,
-and, where one input is to blame, the `field` path that names it ("usage.session_replay").
+A subclass answers its parent's HTTP status. Each error carries a machine `code`, a message
+written for the person who will read it, and, where one input is to blame, the `field` path
+that names it ("usage.session_replay"). docs/errors.md lists every code with an example;
+tests/test_errors.py keeps this drawing and that page complete. The core raises the specific
+class, never InputError or Conflict themselves, so every cause has its own code.
 """
 
 from __future__ import annotations
@@ -60,6 +93,12 @@ class InvalidAmount(InputError):
     code = "invalid_amount"
 
 
+class InvalidPercent(InputError):
+    """A percentage outside 0 to 100."""
+
+    code = "invalid_percent"
+
+
 class InvalidDate(InputError):
     code = "invalid_date"
 
@@ -76,6 +115,132 @@ class NoCommitmentSchedule(InputError):
     code = "no_commitment_schedule"
 
 
+class InvalidPeriod(InputError):
+    """A `?period=` that is not a month label YYYY-MM."""
+
+    code = "invalid_period"
+
+
+class InvalidMonth(InputError):
+    """A report's `from` or `to` that is not a month label YYYY-MM."""
+
+    code = "invalid_month"
+
+
+class ReversedRange(InputError):
+    """A range whose end comes before its start (`to` before `from`)."""
+
+    code = "reversed_range"
+
+
+class DateInPast(InputError):
+    """A date that must lie ahead (a discount's `until`) is already past."""
+
+    code = "date_in_past"
+
+
+class InvalidJson(InputError):
+    """The body is not JSON."""
+
+    code = "invalid_json"
+
+
+class InvalidType(InputError):
+    """A value of the wrong JSON type (the body not an object, `events` not a list)."""
+
+    code = "invalid_type"
+
+
+class UnknownField(InputError):
+    """A field the request does not have; typos never pass silently."""
+
+    code = "unknown_field"
+
+
+class MissingField(InputError):
+    """A required value is missing, or left empty in a form."""
+
+    code = "missing_field"
+
+
+class NullNotAllowed(InputError):
+    """`null` sent for a setting that can be changed but not unset."""
+
+    code = "null_not_allowed"
+
+
+class TooManyItems(InputError):
+    """A list longer than allowed (alert thresholds)."""
+
+    code = "too_many_items"
+
+
+class EmptyBatch(InputError):
+    """An events request with no events in it."""
+
+    code = "empty_batch"
+
+
+class MissingReason(InputError):
+    """A change kept in an audit trail (a void, a discount) was sent without a reason."""
+
+    code = "missing_reason"
+
+
+class CurrencyMismatch(InputError):
+    """A customer in another currency than the catalogue prices in."""
+
+    code = "currency_mismatch"
+
+
+class KeyNeedsCustomer(InputError):
+    """A customer key asked for without naming its customer."""
+
+    code = "key_needs_customer"
+
+
+class KeyTakesNoCustomer(InputError):
+    """A customer named for a key whose role is not `customer`."""
+
+    code = "key_takes_no_customer"
+
+
+class InvalidLinkLifetime(InputError):
+    """A sign-in link lifetime outside 1 second to 7 days."""
+
+    code = "invalid_link_ttl"
+
+
+class NotReissuable(InputError):
+    """A re-issue asked for an invoice that is not a period's usage invoice."""
+
+    code = "invoice_not_reissuable"
+
+
+class InvalidThreshold(InputError):
+    """An alert threshold outside (0, 100] percent of the cap."""
+
+    code = "invalid_threshold"
+
+
+class WebhookUrlNotAllowed(InputError):
+    """A webhook URL that is malformed or points somewhere webhooks may not go."""
+
+    code = "webhook_url_not_allowed"
+
+
+class UnknownStatus(InputError):
+    """A status filter that is not one of the invoice statuses."""
+
+    code = "unknown_status"
+
+
+class UnknownAction(InputError):
+    """A page form posted an action the page does not have."""
+
+    code = "unknown_action"
+
+
 class BadRequest(BillingError):
     """A request this service cannot trust or read at all, such as a bad webhook signature."""
 
@@ -88,6 +253,36 @@ class NotFound(BillingError):
 
 class Conflict(BillingError):
     code = "conflict"
+
+
+class CustomerExists(Conflict):
+    """A customer with this id already exists."""
+
+    code = "customer_exists"
+
+
+class InvoiceNotFinalized(Conflict):
+    """The invoice is no longer finalized (already void), so it cannot be voided again."""
+
+    code = "invoice_not_finalized"
+
+
+class CommitmentRunning(Conflict):
+    """A commitment runs for this customer: top it up, or start a new one when it ends."""
+
+    code = "commitment_running"
+
+
+class CommitmentBelowRunning(Conflict):
+    """A smaller commitment than the running one, which can only start when that one ends."""
+
+    code = "commitment_below_running"
+
+
+class TopupWindowClosed(Conflict):
+    """A top-up after the window at the start of the contract year has closed."""
+
+    code = "topup_window_closed"
 
 
 class Unauthorized(BillingError):

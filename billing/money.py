@@ -56,7 +56,7 @@ def to_decimal(value: object) -> Decimal:
     """Convert a str, int or Decimal to Decimal exactly; refuse floats and booleans."""
     if isinstance(value, Decimal):
         return value
-    if isinstance(value, (bool, float)):
+    if isinstance(value, (bool, float)):  # float-ok: refuses floats
         raise MoneyTypeError(f"exact amounts are built from strings, not {type(value).__name__}")
     if isinstance(value, int):
         return Decimal(value)

@@ -80,7 +80,7 @@ def schedule(
     every = {
         "close_periods": settings.close_every_seconds,
         "deliver_alerts": settings.alert_delivery_seconds,
-        "run_commitments": 3600.0,
+        "run_commitments": 3600.0,  # float-ok: seconds
         "sync_stripe": settings.stripe_sync_every_seconds,
     }
     for name, work in jobs(engine, catalog, settings).items():

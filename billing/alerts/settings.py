@@ -11,7 +11,7 @@ from billing.alerts.signing import new_secret
 from billing.alerts.webhooks import check_url
 from billing.caps.accounts import parse_thresholds
 from billing.customers.models import Customer
-from billing.errors import InputError, NotFound
+from billing.errors import InvalidThreshold, NotFound, NullNotAllowed, TooManyItems
 
 MAX_THRESHOLDS = 10
 
@@ -42,14 +42,14 @@ def update_settings(
         ("free_allowance", "true or false"),
     ):
         if name in changes and changes[name] is None:
-            raise InputError(f"{name} cannot be null: send {what}, or leave it out", field=name)
+            raise NullNotAllowed(f"{name} cannot be null: send {what}, or leave it out", field=name)
     if "thresholds" in changes:
         thresholds: list[Decimal] = changes["thresholds"]
         if len(thresholds) > MAX_THRESHOLDS:
-            raise InputError(f"at most {MAX_THRESHOLDS} thresholds", field="thresholds")
+            raise TooManyItems(f"at most {MAX_THRESHOLDS} thresholds", field="thresholds")
         for index, value in enumerate(thresholds):
             if not 0 < value <= 100:
-                raise InputError(
+                raise InvalidThreshold(
                     f"a threshold is a percentage of the cap above 0 and at most 100, "
                     f"got {value:f}",
                     field=f"thresholds.{index}",

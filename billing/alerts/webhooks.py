@@ -12,7 +12,7 @@ import ipaddress
 import socket
 from urllib.parse import urlsplit
 
-from billing.errors import InputError
+from billing.errors import WebhookUrlNotAllowed
 
 MAX_URL = 2000
 
@@ -27,10 +27,10 @@ def _address_problem(address: str, allow_private: bool) -> str | None:
 
 
 def check_url(url: str, allow_private: bool) -> str:
-    """The URL, or InputError(field="webhook_url") saying why it cannot be used."""
+    """The URL, or WebhookUrlNotAllowed(field="webhook_url") saying why it cannot be used."""
 
-    def refuse(why: str) -> InputError:
-        return InputError(f"webhook_url: {why}", field="webhook_url")
+    def refuse(why: str) -> WebhookUrlNotAllowed:
+        return WebhookUrlNotAllowed(f"webhook_url: {why}", field="webhook_url")
 
     if len(url) > MAX_URL:
         raise refuse(f"at most {MAX_URL} characters")

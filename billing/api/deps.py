@@ -18,7 +18,7 @@ from billing.auth.service import Principal
 from billing.catalog import Catalog
 from billing.customers.periods import Period, period_from_label
 from billing.db import read_only, session_scope
-from billing.errors import Forbidden, InputError, Unauthorized
+from billing.errors import Forbidden, InvalidPeriod, Unauthorized
 
 _bearer = HTTPBearer(auto_error=False, description="an API key: Authorization: Bearer bk_...")
 
@@ -99,7 +99,7 @@ def labelled_period(label: str, anchor_day: int) -> Period:
     try:
         return period_from_label(label, anchor_day)
     except ValueError as error:
-        raise InputError(str(error), field="period") from None
+        raise InvalidPeriod(str(error), field="period") from None
 
 
 def actor(principal: Principal) -> str:

@@ -1,4 +1,4 @@
-"""Request and response bodies of the public pricing API (shapes of DESIGN.md §3)."""
+"""Request and response bodies of the public pricing API (shapes of docs/pricing-api.md)."""
 
 from __future__ import annotations
 
@@ -159,7 +159,9 @@ class EventIn(BaseModel):
     id: str = Field(max_length=200, description="unique id; a retry must reuse it")
     customer: str
     product: str
-    quantity: str | int | float = Field(1, description="non-negative; default 1")
+    quantity: str | int | float = Field(  # float-ok: documents a JSON number; parsed exactly
+        1, description="non-negative; default 1"
+    )
     timestamp: str = Field(description="ISO 8601 with a zone, e.g. 2026-11-24T10:00:00Z")
 
 

@@ -12,7 +12,7 @@ from sqlmodel import Session, select
 
 from billing.auth.models import ApiKey, Role
 from billing.customers.models import Customer
-from billing.errors import InputError, NotFound
+from billing.errors import KeyNeedsCustomer, KeyTakesNoCustomer, NotFound
 
 KEY_PREFIX = "bk_"
 
@@ -36,9 +36,9 @@ def create_key(
 ) -> tuple[str, ApiKey]:
     """Create a key; return the key in clear (shown once) and its stored row."""
     if role is Role.CUSTOMER and not customer_id:
-        raise InputError("a customer key needs --customer", field="customer")
+        raise KeyNeedsCustomer("a customer key needs --customer", field="customer")
     if role is not Role.CUSTOMER and customer_id:
-        raise InputError("only customer keys are bound to a customer", field="customer")
+        raise KeyTakesNoCustomer("only customer keys are bound to a customer", field="customer")
     if customer_id and session.get(Customer, customer_id) is None:
         raise NotFound(f"no customer {customer_id!r}", field="customer")
     key = f"{KEY_PREFIX}{secrets.token_urlsafe(32)}"

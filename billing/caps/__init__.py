@@ -1,1 +1,1 @@
-"""Spend caps: per customer and product, enforced at ingestion (DESIGN.md §5)."""
+"""Spend caps: per customer and product, enforced at ingestion (docs/spend-caps.md)."""

@@ -19,7 +19,7 @@ from billing.caps.models import SpendCap, SpendCapChange
 from billing.caps.quota import ProductQuota
 from billing.catalog import Catalog
 from billing.db import table_of
-from billing.errors import InputError, NotFound
+from billing.errors import InvalidAmount, NotFound
 from billing.money import format_amount, fraction_digits, group_quantity, minor_digits
 
 
@@ -35,10 +35,10 @@ def check_cap(catalog: Catalog, product: str, amount: Decimal | None) -> None:
     if amount is None:
         return
     if amount < 0:
-        raise InputError(f"a cap is 0 or more, got {amount:f}", field="amount")
+        raise InvalidAmount(f"a cap is 0 or more, got {amount:f}", field="amount")
     digits = minor_digits(catalog.currency)
     if fraction_digits(amount) > digits:
-        raise InputError(
+        raise InvalidAmount(
             f"a cap in {catalog.currency} has at most {digits} decimal places, got {amount:f}",
             field="amount",
         )

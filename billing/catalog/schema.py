@@ -34,7 +34,7 @@ def _decimal_string(
     max_decimals: int = MAX_PRICE_DECIMALS,
     maximum: Decimal = MAX_PRICE,
 ) -> Decimal:
-    if isinstance(value, float):
+    if isinstance(value, float):  # float-ok: refuses TOML floats
         raise PydanticCustomError(
             "float_price",
             '{what} must be a decimal string such as "{example}", not a TOML float ({value}): '

@@ -1,1 +1,1 @@
-"""Self-selected commitments and the prepaid-credit ledger (DESIGN.md §6)."""
+"""Self-selected commitments and the prepaid-credit ledger (docs/discounts.md)."""

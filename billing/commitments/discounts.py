@@ -1,4 +1,4 @@
-"""Percentage discounts set by an admin (non-profit, negotiated): DESIGN.md §6.
+"""Percentage discounts set by an admin (non-profit, negotiated): docs/discounts.md.
 
 A discount applies to every usage line of the periods starting on or before `until`
 (forever without one), before credits. Spend caps are measured after it, so setting or
@@ -18,7 +18,7 @@ from billing.customers.models import Customer
 from billing.customers.periods import period_for
 from billing.customers.service import lock_customer
 from billing.db import table_of
-from billing.errors import InputError
+from billing.errors import DateInPast, MissingReason
 from billing.metering import quota
 from billing.money import format_quantity
 
@@ -35,9 +35,11 @@ def set_discount(
 ) -> dict[str, Any]:
     """Set (or with None remove) the discount; re-measure this period's capped limits."""
     if percent is not None and not (reason or "").strip():
-        raise InputError("say why: a discount needs a reason (for the audit trail)", field="reason")
+        raise MissingReason(
+            "say why: a discount needs a reason (for the audit trail)", field="reason"
+        )
     if percent is not None and until is not None and until < now.date():
-        raise InputError(f"until {until} is in the past", field="until")
+        raise DateInPast(f"until {until} is in the past", field="until")
     lock_customer(connection, customer_id)
     table = table_of(Customer)
     connection.execute(

@@ -24,7 +24,15 @@ from billing.credits.models import EntryKind
 from billing.customers.periods import period_for
 from billing.customers.service import lock_customer
 from billing.db import table_of
-from billing.errors import BillingError, Conflict, InputError, NoCommitmentSchedule, NotFound
+from billing.errors import (
+    BillingError,
+    CommitmentBelowRunning,
+    CommitmentRunning,
+    InvalidAmount,
+    NoCommitmentSchedule,
+    NotFound,
+    TopupWindowClosed,
+)
 from billing.invoicing.calculate import LineIn
 from billing.invoicing.issue import Issued, issue_invoice
 from billing.invoicing.models import InvoiceKind, LineKind
@@ -63,12 +71,12 @@ def _flat_field(error: BillingError) -> BillingError:
 def _check_credit(amount: Decimal, currency: str, name: str = "credit") -> None:
     digits = minor_digits(currency)
     if fraction_digits(amount) > digits:
-        raise InputError(
+        raise InvalidAmount(
             f"{name}: {currency} amounts have at most {digits} decimal places, got {amount:f}",
             field=name,
         )
     if amount <= 0:
-        raise InputError(f"{name}: must be more than 0, got {amount:f}", field=name)
+        raise InvalidAmount(f"{name}: must be more than 0, got {amount:f}", field=name)
 
 
 def _add_years(at: dt.datetime, years: int) -> dt.datetime:
@@ -117,12 +125,12 @@ def start(
     if running is not None:
         until = running.ends_at.date().isoformat()
         if credit < running.credit:
-            raise Conflict(
+            raise CommitmentBelowRunning(
                 f"a commitment of {_money(running.credit)} {schedule.currency} a year runs "
                 f"until {until}; a smaller one can start then",
                 field="credit",
             )
-        raise Conflict(
+        raise CommitmentRunning(
             f"a commitment runs until {until}; add credit to it with POST "
             f".../commitment/topup in the first {schedule.topup_months} months of a "
             "contract year, or choose a new one when it ends",
@@ -152,7 +160,9 @@ def start(
                 )
             )
     except IntegrityError:  # another request started one between our read and insert
-        raise Conflict("a commitment was just started for this customer", field="credit") from None
+        raise CommitmentRunning(
+            "a commitment was just started for this customer", field="credit"
+        ) from None
     outcome = Outcome(commitment_id)
     _run_schedule(connection, catalog, commitment_id, now, outcome)
     rolled = _roll_over(
@@ -378,7 +388,7 @@ def topup(
             if next_window < row.ends_at
             else f"a new commitment can start when this one ends on {row.ends_at.date()}"
         )
-        raise Conflict(
+        raise TopupWindowClosed(
             f"top-ups keep the bracket only in the first {schedule.topup_months} months of a "
             f"contract year (this window closed on {window_end.date()}); {when}",
             field="credit",

@@ -48,11 +48,11 @@ class Customer(CustomerBase, table=True):
     created_at: dt.datetime = Field(sa_type=UTCDateTime)
     # Events before this instant belong to closed periods and are refused (period_closed).
     closed_through: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
-    # A percentage discount on every usage line (DESIGN.md §6); caps take it into account.
+    # A percentage discount on every usage line (docs/discounts.md); caps take it into account.
     discount_percent: Decimal | None = Field(default=None, sa_type=ExactDecimal)
     discount_reason: str | None = Field(default=None, max_length=200)
     discount_until: dt.date | None = None
-    # Alerts (DESIGN.md §5): percentages of a cap, comma-separated; the free-allowance alert.
+    # Alerts (docs/spend-caps.md): percentages of a cap, comma-separated; the free-allowance alert.
     alert_thresholds: str = Field(default="50,80,100", max_length=100)
     alert_free_allowance: bool = True
     alert_webhook_url: str | None = Field(default=None, max_length=2000)

@@ -13,19 +13,19 @@ from sqlmodel import Session, select
 
 from billing.customers.models import Customer, CustomerCreate
 from billing.db import table_of
-from billing.errors import Conflict, InputError, NotFound
+from billing.errors import CurrencyMismatch, CustomerExists, NotFound
 from billing.pricing.discounts import percent_in_force
 
 
 def create_customer(*, session: Session, data: CustomerCreate, currency: str) -> Customer:
-    """Create a customer in the catalogue's currency; a duplicate id is a Conflict."""
+    """Create a customer in the catalogue's currency; a duplicate id is CustomerExists."""
     if data.currency is not None and data.currency != currency:
-        raise InputError(
+        raise CurrencyMismatch(
             f"this catalogue prices in {currency}; a customer in {data.currency} cannot be billed",
             field="currency",
         )
     if session.get(Customer, data.id) is not None:
-        raise Conflict(f"customer {data.id!r} already exists", field="id")
+        raise CustomerExists(f"customer {data.id!r} already exists", field="id")
     customer = Customer(
         id=data.id,
         name=data.name,
@@ -38,7 +38,7 @@ def create_customer(*, session: Session, data: CustomerCreate, currency: str) ->
     try:
         session.flush()
     except IntegrityError:
-        raise Conflict(f"customer {data.id!r} already exists", field="id") from None
+        raise CustomerExists(f"customer {data.id!r} already exists", field="id") from None
     return customer
 
 

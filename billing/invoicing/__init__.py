@@ -1,1 +1,1 @@
-"""Invoices: numbered per series without gaps, immutable once finalized (DESIGN.md §7)."""
+"""Invoices: numbered per series without gaps, immutable once finalized (docs/invoicing.md)."""

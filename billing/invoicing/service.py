@@ -15,7 +15,7 @@ from billing.credits.models import EntryKind
 from billing.customers.periods import Period, period_for
 from billing.customers.service import lock_customer, read_customer
 from billing.db import table_of
-from billing.errors import Conflict, InputError, NotFound
+from billing.errors import InvoiceNotFinalized, MissingReason, NotFound, NotReissuable
 from billing.invoicing.close import Draft, draft, issue_period_invoice
 from billing.invoicing.issue import Issued, display_number
 from billing.invoicing.models import Invoice, InvoiceKind, InvoiceLine, InvoiceStatus
@@ -147,14 +147,16 @@ def void(
 ) -> tuple[str, Issued | None]:
     """Void a finalized invoice (credits drawn go back); optionally re-issue its period."""
     if not reason.strip():
-        raise InputError("say why the invoice is voided", field="reason")
+        raise MissingReason("say why the invoice is voided", field="reason")
     customer_id = customer_of(connection, invoice_id)
     customer = lock_customer(connection, customer_id)
     row = _invoice_row(connection, invoice_id, lock=True)
     if row.status != InvoiceStatus.FINALIZED:
-        raise Conflict(f"invoice {display_number(row.series, row.number)} is {row.status}")
+        raise InvoiceNotFinalized(
+            f"invoice {display_number(row.series, row.number)} is {row.status}"
+        )
     if reissue and (row.kind != InvoiceKind.USAGE or row.period_start is None):
-        raise InputError(
+        raise NotReissuable(
             "only usage invoices are re-issued; a commitment is changed by a new one",
             field="reissue",
         )

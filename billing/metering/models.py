@@ -27,7 +27,7 @@ class Event(SQLModel, table=True):
 class Usage(SQLModel, table=True):
     """Running totals per customer, product and period, updated in the ingesting transaction.
 
-    The row also carries the period's quota state (DESIGN.md §5): the cap and discount its
+    The row also carries the period's quota state (docs/spend-caps.md): the cap and discount its
     `limit_quantity` was computed from, the over-limit tallies, and the alerts fired.
     """
 

@@ -84,7 +84,7 @@ class IngestResult:
         return part
 
     def as_json(self) -> dict[str, Any]:
-        """The answer of POST /v1/events (DESIGN.md §4)."""
+        """The answer of POST /v1/events (docs/metering.md)."""
         return {
             "accepted": self.accepted,
             "duplicates": self.duplicates,
@@ -130,7 +130,7 @@ def ingest_batch(*, engine: Engine, catalog: Catalog, raw_events: Sequence[Any])
             # idempotent, so running it again is safe and the client never sees the abort.
             if getattr(error.orig, "sqlstate", None) not in RETRYABLE or attempt == RETRIES:
                 raise
-            time.sleep(0.01 * attempt)
+            time.sleep(0.01 * attempt)  # float-ok: seconds
     raise AssertionError("unreachable")
 
 

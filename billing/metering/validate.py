@@ -1,6 +1,6 @@
 """Per-event validation of an ingestion batch. Pure: raw JSON values in, events or reasons out.
 
-Reasons are the strings of DESIGN.md §4: `invalid: <field>: <reason>` for malformed events.
+Reasons are the strings of docs/metering.md: `invalid: <field>: <reason>` for malformed events.
 """
 
 from __future__ import annotations

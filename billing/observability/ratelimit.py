@@ -19,7 +19,8 @@ MAX_CLIENTS = 100_000
 class RateLimiter:
     def __init__(self, per_minute: int) -> None:
         self.per_minute = per_minute
-        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # float-ok
+        # float-ok: tokens left and when they were counted (monotonic seconds), per client
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
         self._lock = threading.Lock()
 
     def allow(self, client: str) -> int:
@@ -29,8 +30,9 @@ class RateLimiter:
         rate = self.per_minute / 60  # float-ok: tokens per second, not money
         now = time.monotonic()
         with self._lock:
-            tokens, last = self._buckets.pop(client, (float(self.per_minute), now))  # float-ok
-            tokens = min(float(self.per_minute), tokens + (now - last) * rate)  # float-ok
+            # float-ok: tokens
+            tokens, last = self._buckets.pop(client, (float(self.per_minute), now))
+            tokens = min(float(self.per_minute), tokens + (now - last) * rate)  # float-ok: tokens
             if tokens >= 1:
                 self._buckets[client] = (tokens - 1, now)
                 waited = 0

@@ -40,7 +40,7 @@ def max_quantity_within_cap(
     if not limits:
         return None
     q_max = min(limits)
-    # NOTE: by construction this never steps; it is the DESIGN.md §5 guarantee, kept
+    # NOTE: by construction this never steps; it is the docs/spend-caps.md guarantee, kept
     # as code so that a future model with a subtle rounding case stays safe.
     while q_max > 0 and _line_total(plan, q_max, discount_percent) > cap:
         q_max -= 1

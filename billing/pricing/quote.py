@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, localcontext
 
-from billing.errors import InvalidAmount, NoCommitmentSchedule, UnknownProduct
+from billing.errors import InvalidPercent, NoCommitmentSchedule, UnknownProduct
 from billing.money import EXACT, HUNDRED, ZERO
 from billing.pricing.caps import max_quantity_within_cap
 from billing.pricing.charge import ChargeResult, charge
@@ -119,7 +119,7 @@ def _build_quote(
 ) -> Quote:
     caps = spend_caps or {}
     if not ZERO <= discount_percent <= HUNDRED:
-        raise InvalidAmount(
+        raise InvalidPercent(
             f"discount_percent must be between 0 and 100, got {discount_percent}",
             field="discount_percent",
         )

@@ -1,1 +1,1 @@
-"""Finance reports over finalized invoices (DESIGN.md §8): every figure sums from invoices."""
+"""Finance reports over finalized invoices (docs/finance.md): every figure sums from invoices."""

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, case, func, select
 
 from billing.db import read_only, table_of
-from billing.errors import InputError
+from billing.errors import InvalidMonth, ReversedRange
 from billing.invoicing.issue import display_number
 from billing.invoicing.models import Invoice, InvoiceLine
 from billing.metering.store import usage_table
@@ -197,7 +197,7 @@ def months(start: str | None, end: str | None) -> tuple[dt.datetime | None, dt.d
     def first(label: str, name: str) -> dt.datetime:
         match = re.fullmatch(r"(\d{4})-(\d{2})", label)
         if match is None or not 1 <= int(match.group(2)) <= 12 or int(match.group(1)) < 1:
-            raise InputError(f"{name}: a month is YYYY-MM, got {label!r}", field=name)
+            raise InvalidMonth(f"{name}: a month is YYYY-MM, got {label!r}", field=name)
         return dt.datetime(int(match.group(1)), int(match.group(2)), 1, tzinfo=dt.UTC)
 
     lower = None if start is None else first(start, "from")
@@ -207,7 +207,7 @@ def months(start: str | None, end: str | None) -> tuple[dt.datetime | None, dt.d
         if (last.year, last.month) != (9999, 12):  # else: no month after it, no bound
             upper = last.replace(year=last.year + last.month // 12, month=last.month % 12 + 1)
     if lower is not None and upper is not None and upper <= lower:
-        raise InputError(f"to ({end}) is before from ({start})", field="to")
+        raise ReversedRange(f"to ({end}) is before from ({start})", field="to")
     return lower, upper
 
 

@@ -17,7 +17,7 @@ from billing.api.errors import status_of
 from billing.api.routes import invoices as invoice_routes
 from billing.api.routes.reports import csv_lines
 from billing.catalog import Catalog
-from billing.errors import BillingError, InputError
+from billing.errors import BillingError, UnknownStatus
 from billing.jobs import run_exclusive
 from billing.money import format_exact
 from billing.reports import service as reports
@@ -69,7 +69,7 @@ def _filters(form: dict[str, str]) -> reports.InvoiceFilter:
     start, end = reports.months(form["from"] or None, form["to"] or None)
     status = form["status"]
     if status and status not in STATUSES:
-        raise InputError(f"status is finalized or void, got {status!r}", field="status")
+        raise UnknownStatus(f"status is finalized or void, got {status!r}", field="status")
     return reports.InvoiceFilter(
         start, end, status or None, form["customer"] or None, form["sync_status"] or None
     )

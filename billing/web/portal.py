@@ -24,7 +24,14 @@ from billing.catalog import Catalog
 from billing.commitments import service as commitments
 from billing.commitments.service import topup_window
 from billing.customers.models import Customer
-from billing.errors import BillingError, InputError, NotFound
+from billing.errors import (
+    BillingError,
+    InvalidAmount,
+    MissingField,
+    NoCommitmentSchedule,
+    NotFound,
+    UnknownAction,
+)
 from billing.invoicing.projection import project
 from billing.metering import quota as quota_service
 from billing.money import format_amount, format_quantity
@@ -56,11 +63,11 @@ def _parse_money(raw: str, field: str) -> Decimal:
     """An amount typed by a person: "1,250.00", "$ 1250" and "1 250" all read as 1250."""
     cleaned = raw.strip().lstrip("$€£").replace(",", "").replace(" ", "").replace("_", "")
     if not cleaned:
-        raise InputError("enter an amount", field=field)
+        raise MissingField("enter an amount", field=field)
     try:
         return parse_amount(cleaned)
     except PydanticCustomError as error:
-        raise InputError(error.message(), field=field) from None
+        raise InvalidAmount(error.message(), field=field) from None
 
 
 def _percent_of(part: Decimal, whole: Decimal) -> str:
@@ -253,7 +260,7 @@ def caps_post(
     try:
         amount = None if action == "remove" else _cap_amount(raw)
         if action == "save" and amount is None:
-            raise InputError("enter an amount, or use Remove cap", field="amount")
+            raise MissingField("enter an amount, or use Remove cap", field="amount")
         if action in ("save", "remove"):
             quota_service.set_cap(
                 connection=session.connection(),
@@ -338,17 +345,17 @@ def _review(
     """The chosen credit and term priced for this customer's run rate (nothing saved), and
     the options answer it was priced from."""
     if catalog.schedule is None:
-        raise InputError("this catalogue offers no commitments", field="credit")
+        raise NoCommitmentSchedule("this catalogue offers no commitments", field="credit")
     credit = _parse_money(credit_raw, "credit")
     if not years_raw.isdigit():
-        raise InputError("choose a term", field="years")
+        raise MissingField("choose a term", field="years")
     years = int(years_raw)
     options = commitment_routes.get_options(_cid(user), session, catalog, user.principal)
     monthly = Decimal(options["monthly_usage"])
     try:
         quote = quote_commitment(catalog.schedule, credit, years, monthly)
     except BillingError as error:
-        raise InputError(error.message, field=error.field or "credit") from None
+        raise type(error)(error.message, field=error.field or "credit") from None
     return credit, years, commitment_json(quote, catalog.currency), options
 
 
@@ -412,7 +419,7 @@ def discount_post(
             session.commit()
             done = f"Credit added: {outcome.invoices[0].number} is your invoice for it."
         else:
-            raise InputError("unknown action", field="action")
+            raise UnknownAction("unknown action", field="action")
     except BillingError as error:
         session.rollback()
         if error.field == "credit" and action in ("topup_review", "topup"):

@@ -23,7 +23,7 @@ from billing.auth.models import ApiKey, Role
 from billing.auth.service import Principal
 from billing.customers.models import Customer
 from billing.db import table_of
-from billing.errors import InputError, NotFound
+from billing.errors import InvalidLinkLifetime, NotFound
 from billing.web.models import WebLink, WebSecret, WebSession
 
 CUSTOMER, FINANCE = "customer", "finance"
@@ -83,7 +83,7 @@ def create_link(
     if kind == CUSTOMER and found.first() is None:
         raise NotFound(f"no customer {customer_id!r}", field="customer")
     if ttl <= dt.timedelta(0) or ttl > dt.timedelta(days=7):
-        raise InputError("a link lives between 1 second and 7 days", field="ttl")
+        raise InvalidLinkLifetime("a link lives between 1 second and 7 days", field="ttl")
     random_part = secrets.token_urlsafe(24)
     expires = now + ttl
     text = f"{random_part}.{int(expires.timestamp())}"

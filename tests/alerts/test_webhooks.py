@@ -15,7 +15,7 @@ from billing.alerts.delivery import BACKOFF, MAX_ATTEMPTS, deliver_due
 from billing.alerts.settings import update_settings
 from billing.alerts.signing import HEADER, signature, verify
 from billing.alerts.webhooks import check_url
-from billing.errors import InputError
+from billing.errors import InvalidThreshold, WebhookUrlNotAllowed
 from billing.metering import quota as quota_service
 from billing.metering import service as metering_service
 from tests.conftest import REPO
@@ -170,7 +170,7 @@ def test_private_addresses_are_refused_at_delivery_unless_allowed(
     ],
 )
 def test_webhook_urls_that_cannot_be_used_are_refused(url, why):
-    with pytest.raises(InputError) as refused:
+    with pytest.raises(WebhookUrlNotAllowed) as refused:
         check_url(url, allow_private=False)
     assert refused.value.field == "webhook_url"
     assert why in refused.value.message
@@ -195,7 +195,7 @@ def test_settings_keep_what_is_not_sent_and_rotate_the_secret(session):
     )
     assert second.alert_webhook_url == "https://hooks.example.com/a"
     assert second.webhook_secret != secret
-    with pytest.raises(InputError) as refused:
+    with pytest.raises(InvalidThreshold) as refused:
         update_settings(
             session=session,
             customer_id="cust_1",

@@ -104,15 +104,25 @@ def test_usage_of_a_named_period(api, keys):
 @pytest.mark.parametrize(
     ("raw", "headers", "status", "code"),
     [
-        (b"not json", {"content-type": "application/json"}, 422, "invalid"),
-        (json.dumps({"events": []}).encode(), {"content-type": "application/json"}, 422, "invalid"),
-        (json.dumps({"events": {}}).encode(), {"content-type": "application/json"}, 422, "invalid"),
-        (json.dumps([1]).encode(), {"content-type": "application/json"}, 422, "invalid"),
+        (b"not json", {"content-type": "application/json"}, 422, "invalid_json"),
+        (
+            json.dumps({"events": []}).encode(),
+            {"content-type": "application/json"},
+            422,
+            "empty_batch",
+        ),
+        (
+            json.dumps({"events": {}}).encode(),
+            {"content-type": "application/json"},
+            422,
+            "invalid_type",
+        ),
+        (json.dumps([1]).encode(), {"content-type": "application/json"}, 422, "invalid_type"),
         (
             json.dumps({"events": [], "x": 1}).encode(),
             {"content-type": "application/json"},
             422,
-            "invalid",
+            "unknown_field",
         ),
         (
             json.dumps({"events": [{}]}).encode(),

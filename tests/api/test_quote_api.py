@@ -1,4 +1,4 @@
-"""POST /v1/quote and GET /v1/products through the app (DESIGN.md §3)."""
+"""POST /v1/quote and GET /v1/products through the app (docs/pricing-api.md)."""
 
 from decimal import Decimal as D
 

@@ -136,7 +136,7 @@ def test_removing_a_cap_lifts_the_limit(session, catalog):
 
 
 def test_a_percentage_discount_stretches_the_cap(session, catalog):
-    """$200 with 20 % off admits $250 of list usage (DESIGN.md §5)."""
+    """$200 with 20 % off admits $250 of list usage (docs/spend-caps.md)."""
     add_customer(session)
     session.connection().execute(
         text("UPDATE customer SET discount_percent = '20' WHERE id = 'cust_1'")

@@ -15,7 +15,14 @@ from billing.credits.draw import apply_credits
 from billing.customers.models import Customer
 from billing.customers.periods import period_for
 from billing.customers.service import lock_customer
-from billing.errors import BelowMinimumPurchase, Conflict, InputError, NotFound, UnknownTerm
+from billing.errors import (
+    BelowMinimumPurchase,
+    CommitmentBelowRunning,
+    InvalidAmount,
+    NotFound,
+    TopupWindowClosed,
+    UnknownTerm,
+)
 from billing.invoicing.calculate import BilledUsage, totals, usage_lines
 from billing.pricing.charge import ChargeResult
 from billing.pricing.commitments import Release
@@ -168,7 +175,7 @@ def test_a_top_up_keeps_the_bracket_inside_its_window(session, catalog):
         outcome = commitments.topup(session.connection(), catalog, "cust_1", D(5000), now())
         session.commit()
         assert outcome.invoices[0].amount_due == D("4000.00")  # 20 % off, the running bracket
-    with freeze_time("2027-04-02"), pytest.raises(Conflict) as late:
+    with freeze_time("2027-04-02"), pytest.raises(TopupWindowClosed) as late:
         commitments.topup(session.connection(), catalog, "cust_1", D(5000), now())
     assert "closed on 2027-04-01" in late.value.message
     session.rollback()
@@ -180,7 +187,7 @@ def test_a_second_commitment_is_refused_with_the_date_it_can_change(session, cat
     with freeze_time("2027-01-05"):
         commitments.start(session.connection(), catalog, "cust_1", D(30000), 1, now())
         session.commit()
-        with pytest.raises(Conflict) as smaller:
+        with pytest.raises(CommitmentBelowRunning) as smaller:
             commitments.start(session.connection(), catalog, "cust_1", D(10000), 1, now())
     assert "until 2028-01-01" in smaller.value.message
     assert smaller.value.field == "credit"
@@ -191,8 +198,8 @@ def test_a_second_commitment_is_refused_with_the_date_it_can_change(session, cat
     [
         (D(30000), 4, UnknownTerm, "years"),
         (D(2999), 1, BelowMinimumPurchase, "credit"),
-        (D("3000.001"), 1, InputError, "credit"),
-        (D(0), 1, InputError, "credit"),
+        (D("3000.001"), 1, InvalidAmount, "credit"),
+        (D(0), 1, InvalidAmount, "credit"),
     ],
 )
 def test_bad_commitments_name_the_field_and_create_nothing(

@@ -20,7 +20,7 @@ PACKAGE = PricePlan(
     "USD",
     package_size=1000,
 )
-# The DESIGN.md §1 example table.
+# The product_analytics table of docs/tier-files.md.
 ANALYTICS = PricePlan(
     Model.GRADUATED,
     (

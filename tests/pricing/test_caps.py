@@ -53,7 +53,7 @@ def test_q_max_matches_a_unit_by_unit_search_on_small_plans(plan, cap, percent):
         (ANALYTICS, "0", "0", 1_000_000),  # a zero cap keeps only the free allowance
         (ANALYTICS, "50", "0", 2_000_000),
         (ANALYTICS, "84.30", "0", 3_000_000),
-        # DESIGN.md §5: with 20 % off, a $200 cap buys $250 of list-price usage.
+        # docs/spend-caps.md: with 20 % off, a $200 cap buys $250 of list-price usage.
         (ANALYTICS, "200", "20", 7_830_903),
         (GRADUATED, "5.09", "0", 100),  # the flat fee makes the first paid unit cost 5.10
         (GRADUATED, "5.10", "0", 101),

@@ -1,4 +1,4 @@
-"""Bracket choice and the arithmetic of a prepaid commitment year (DESIGN.md §6)."""
+"""Bracket choice and the arithmetic of a prepaid commitment year (docs/discounts.md)."""
 
 from decimal import Decimal as D
 

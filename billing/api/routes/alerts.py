@@ -1,4 +1,4 @@
-"""Alerts fired for a customer, and the customer's alert settings (DESIGN.md §5)."""
+"""Alerts fired for a customer, and the customer's alert settings (docs/spend-caps.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Spend caps and quota state (DESIGN.md §5)."""
+"""Spend caps and quota state (docs/spend-caps.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Commitments, the credit ledger and percentage discounts (DESIGN.md §6)."""
+"""Commitments, the credit ledger and percentage discounts (docs/discounts.md)."""
 
 from __future__ import annotations
 

@@ -14,7 +14,14 @@ from fastapi.responses import JSONResponse
 from billing.api import exact_json
 from billing.api.deps import IngestKey
 from billing.api.schemas import ErrorOut, EventBatchIn, IngestOut
-from billing.errors import InputError, PayloadTooLarge, UnsupportedMediaType
+from billing.errors import (
+    EmptyBatch,
+    InvalidJson,
+    InvalidType,
+    PayloadTooLarge,
+    UnknownField,
+    UnsupportedMediaType,
+)
 from billing.metering import service as metering_service
 from billing.metering.writer import IngestWriter
 from billing.observability.metrics import record_ingest
@@ -78,17 +85,17 @@ def _events(body: bytes) -> list[Any]:
     try:
         document = exact_json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as error:
-        raise InputError(f"the body is not valid JSON: {error}", field="body") from None
+        raise InvalidJson(f"the body is not valid JSON: {error}", field="body") from None
     if not isinstance(document, dict):
-        raise InputError('the body must be a JSON object {"events": [...]}', field="body")
+        raise InvalidType('the body must be a JSON object {"events": [...]}', field="body")
     unknown = sorted(set(document) - {"events"})
     if unknown:
-        raise InputError(f"unknown field {unknown[0]!r}", field=unknown[0])
+        raise UnknownField(f"unknown field {unknown[0]!r}", field=unknown[0])
     events = document.get("events")
     if not isinstance(events, list):
-        raise InputError("events must be a list of events", field="events")
+        raise InvalidType("events must be a list of events", field="events")
     if not events:
-        raise InputError("the batch is empty: send at least one event", field="events")
+        raise EmptyBatch("the batch is empty: send at least one event", field="events")
     if len(events) > MAX_EVENTS:
         raise PayloadTooLarge(f"the batch has {len(events):,} events; {LIMITS}", field="events")
     return events

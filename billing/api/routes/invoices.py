@@ -1,4 +1,4 @@
-"""Invoices: list, read, the upcoming draft, and void (DESIGN.md §7)."""
+"""Invoices: list, read, the upcoming draft, and void (docs/invoicing.md)."""
 
 from __future__ import annotations
 
