@@ -7,11 +7,11 @@ import json
 import os
 import re
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from pydantic import TypeAdapter, ValidationError
@@ -40,6 +40,9 @@ from billing.metering import service as metering_service
 from billing.money import format_amount, format_quantity, group_quantity
 from billing.parsing import parse_amount, parse_date, parse_percent, parse_quantity, parse_years
 from billing.settings import get_settings
+
+if TYPE_CHECKING:
+    from billing.jobs.registry import Job
 
 T = TypeVar("T")
 app = typer.Typer(help="Usage-based billing and pricing engine.", no_args_is_help=True)
@@ -136,7 +139,8 @@ def worker(tiers: TiersOption = None) -> None:
     """Run the background jobs without the HTTP API (close periods, alerts, commitments)."""
     from apscheduler.schedulers.blocking import BlockingScheduler
 
-    from billing import scheduler
+    from billing.jobs import scheduler
+    from billing.jobs.context import JobContext
     from billing.observability.logs import configure
 
     catalog = _catalog(tiers)
@@ -147,7 +151,8 @@ def worker(tiers: TiersOption = None) -> None:
     else:
         _check_schema(settings.database_url)
     engine = make_engine(settings.database_url)
-    jobs = scheduler.schedule(BlockingScheduler(timezone="UTC"), engine, catalog, settings)
+    context = JobContext(engine=engine, settings=settings, catalog=catalog)
+    jobs = scheduler.schedule(BlockingScheduler(timezone="UTC"), context)
     typer.echo(f"worker: running {', '.join(job.id for job in jobs.get_jobs())}", err=True)
     try:
         jobs.start()
@@ -513,24 +518,9 @@ def alerts_deliver(
     as_of: AsOfOption = None,
 ) -> None:
     """Send the alert webhooks that are due (the scheduler runs this every 30 s)."""
-    from billing.alerts.delivery import deliver_due
+    from billing.jobs.registry import DELIVER_ALERTS
 
-    settings = get_settings()
-    engine = make_engine(settings.database_url)
-    at = _as_of(as_of)
-    try:
-        report = _exclusive(
-            engine,
-            "deliver_alerts",
-            lambda: deliver_due(
-                engine,
-                now=at,
-                timeout=settings.webhook_timeout_seconds,
-                allow_private=settings.webhook_allow_private,
-            ),
-        )
-    finally:
-        engine.dispose()
+    report = _run_job(DELIVER_ALERTS, as_of)
     typer.echo(f"webhooks: {report}")
 
 
@@ -691,40 +681,31 @@ def credits_release(
     tiers: TiersOption = None,
 ) -> None:
     """Release credit, invoice contract years and end terms, as far as now (hourly job)."""
-    from billing.commitments import service as commitments
+    from billing.jobs.registry import RUN_COMMITMENTS
 
     catalog = _catalog(tiers)
-    at = _as_of(as_of) or dt.datetime.now(dt.UTC)
-    engine = make_engine(get_settings().database_url)
+    run = _run_job(RUN_COMMITMENTS, as_of, catalog)
+    typer.echo(f"credits: {run}, {run.invoices} invoices, {run.entries} entries")
 
-    def release() -> list[Any]:
-        with session_scope(engine) as session:
-            return commitments.run_due(session.connection(), catalog, at)
 
+def _run_job(job: Job[T], as_of: str | None, catalog: Catalog | None = None) -> T:
+    """A job's command twin: run it once as at `--as-of` under the job's lock, waiting for a
+    run elsewhere (the scheduler on another replica) to end rather than skipping; its report.
+    Exits 1 when the job is off under these settings."""
+    from billing.jobs import runner
+    from billing.jobs.context import JobContext
+
+    settings = get_settings()
+    reason = job.off_reason(settings)
+    if reason is not None:
+        raise _fail(reason, 1)
+    at = _as_of(as_of)
+    engine = make_engine(settings.database_url)
     try:
-        outcomes = _exclusive(engine, "run_commitments", release)
+        context = JobContext(engine=engine, settings=settings, catalog=catalog)
+        return runner.run_waiting(job, context, at)
     finally:
         engine.dispose()
-    invoices = sum(len(o.invoices) for o in outcomes)
-    entries = sum(len(o.entries) for o in outcomes)
-    typer.echo(
-        f"credits: {len(outcomes)} commitments moved, {invoices} invoices, {entries} entries"
-    )
-
-
-def _exclusive(engine: Any, job: str, work: Callable[[], T]) -> T:
-    """Run a job's CLI twin under the job's lock, so it never overlaps the scheduler's run
-    on another replica (waiting for it to end instead of skipping)."""
-    from billing.jobs import run_exclusive
-
-    found: list[T] = []
-
-    def run() -> str:
-        found.append(work())
-        return str(found[0])
-
-    run_exclusive(engine, job, run, wait=True)
-    return found[0]
 
 
 @invoices_app.command("close")
@@ -733,18 +714,10 @@ def invoices_close(
     tiers: TiersOption = None,
 ) -> None:
     """Close every period that ended more than BILLING_CLOSE_GRACE ago (the scheduler's job)."""
-    from billing.invoicing.close import close_due
+    from billing.jobs.registry import CLOSE_PERIODS
 
     catalog = _catalog(tiers)
-    settings = get_settings()
-    engine = make_engine(settings.database_url)
-    at = _as_of(as_of) or dt.datetime.now(dt.UTC)
-    try:
-        report = _exclusive(
-            engine, "close_periods", lambda: close_due(engine, catalog, at, settings.close_grace)
-        )
-    finally:
-        engine.dispose()
+    report = _run_job(CLOSE_PERIODS, as_of, catalog)
     typer.echo(
         f"closed: {report} ({format_amount(report.amount_due, catalog.currency)} "
         f"{catalog.currency} due)"
@@ -756,18 +729,9 @@ def stripe_sync(
     as_of: AsOfOption = None,
 ) -> None:
     """Push finalized invoices to Stripe and void there what was voided (the scheduler's job)."""
-    from billing.stripe_sync.sync import make_client, sync_due
+    from billing.jobs.registry import SYNC_STRIPE
 
-    settings = get_settings()
-    if not settings.stripe_api_key:
-        raise _fail(f"Stripe sync is {settings.stripe_sync_state}", 1)
-    engine = make_engine(settings.database_url)
-    try:
-        client = make_client(settings.stripe_api_key, settings.stripe_api_base)
-        at = _as_of(as_of)
-        report = _exclusive(engine, "sync_stripe", lambda: sync_due(engine, client, at))
-    finally:
-        engine.dispose()
+    report = _run_job(SYNC_STRIPE, as_of)
     typer.echo(f"stripe: {report}")
 
 

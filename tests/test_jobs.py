@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import select, text
 
 from billing.db import make_engine
-from billing.jobs import lock_key
-from billing.jobs_models import JobRun
+from billing.jobs.models import JobRun
+from billing.jobs.runner import lock_key
 from tests.conftest import TIERS, _postgres_schema
 from tests.servers import BILLING
 
