@@ -103,9 +103,20 @@ def _stripe_off(settings: Settings) -> str | None:
     return None if settings.stripe_api_key else f"Stripe sync is {settings.stripe_sync_state}"
 
 
-CLOSE_PERIODS = Job("close_periods", lambda s: s.close_every_seconds, _close_periods)
-DELIVER_ALERTS = Job("deliver_alerts", lambda s: s.alert_delivery_seconds, _deliver_alerts)
-RUN_COMMITMENTS = Job("run_commitments", lambda s: 3600.0, _run_commitments)
-SYNC_STRIPE = Job("sync_stripe", lambda s: s.stripe_sync_every_seconds, _sync_stripe, _stripe_off)
+HOUR = 3600  # seconds
+
+CLOSE_PERIODS = Job(
+    name="close_periods", interval=lambda s: s.close_every_seconds, run=_close_periods
+)
+DELIVER_ALERTS = Job(
+    name="deliver_alerts", interval=lambda s: s.alert_delivery_seconds, run=_deliver_alerts
+)
+RUN_COMMITMENTS = Job(name="run_commitments", interval=lambda s: HOUR, run=_run_commitments)
+SYNC_STRIPE = Job(
+    name="sync_stripe",
+    interval=lambda s: s.stripe_sync_every_seconds,
+    run=_sync_stripe,
+    off_reason=_stripe_off,
+)
 
 JOBS: tuple[Job[object], ...] = (CLOSE_PERIODS, DELIVER_ALERTS, RUN_COMMITMENTS, SYNC_STRIPE)
