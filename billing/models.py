@@ -7,7 +7,7 @@ from billing.commitments.models import Commitment
 from billing.credits.models import CreditEntry
 from billing.customers.models import Customer
 from billing.invoicing.models import Invoice, InvoiceLine, InvoiceSeries
-from billing.jobs_models import JobRun
+from billing.jobs.models import JobRun
 from billing.metering.models import Event, Usage
 from billing.stripe_sync.models import InvoiceSync, StripeCustomer, StripeEvent
 from billing.web.models import WebLink, WebSecret, WebSession

@@ -11,7 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 
-from billing import __version__, scheduler
+from billing import __version__
 from billing.api import errors
 from billing.api.routes import (
     alerts,
@@ -28,6 +28,7 @@ from billing.api.routes import (
 from billing.auth.cache import KeyCache
 from billing.catalog import Catalog, load_catalog
 from billing.db import make_engine
+from billing.jobs import scheduler
 from billing.metering.limited import LimitedList
 from billing.metering.writer import IngestWriter
 from billing.observability.http import RequestContext

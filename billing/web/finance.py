@@ -18,10 +18,12 @@ from billing.api.routes import invoices as invoice_routes
 from billing.api.routes.reports import csv_lines
 from billing.catalog import Catalog
 from billing.errors import BillingError, UnknownStatus
-from billing.jobs import run_exclusive
+from billing.jobs import runner
+from billing.jobs.context import JobContext
+from billing.jobs.registry import SYNC_STRIPE
 from billing.money import format_exact
 from billing.reports import service as reports
-from billing.stripe_sync.sync import make_client, retry_now, sync_due
+from billing.stripe_sync.sync import retry_now
 from billing.web.access import FinancePost, FinanceUser, now
 from billing.web.charts import stacked_bars
 from billing.web.templating import Area
@@ -243,11 +245,11 @@ def stripe_retry(request: Request, session: SessionDep, posted: FinancePost) -> 
     invoice_id = posted.text("invoice")
     if not retry_now(engine, invoice_id, now()):
         outcome = "not retried: it is not waiting or failed"
-    elif not settings.stripe_api_key:
+    elif not SYNC_STRIPE.enabled(settings):
         outcome = "queued; Stripe sync is off (BILLING_STRIPE_API_KEY is not set)"
     else:
-        client = make_client(settings.stripe_api_key, settings.stripe_api_base)
-        ran = run_exclusive(engine, "sync_stripe", lambda: str(sync_due(engine, client)))
-        outcome = "queued; a sync running elsewhere will take it" if ran is None else ran
+        context = JobContext(engine=engine, settings=settings, catalog=request.app.state.catalog)
+        report = runner.run_if_free(SYNC_STRIPE, context)
+        outcome = "queued; a sync running elsewhere will take it" if report is None else str(report)
     query = urlencode({"retried": invoice_id, "outcome": outcome})
     return RedirectResponse(f"/finance/stripe?{query}", status_code=303)

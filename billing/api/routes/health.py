@@ -16,7 +16,7 @@ from sqlalchemy import Engine, func, select, text
 from billing import __version__
 from billing.api.deps import CatalogDep
 from billing.db import head_revision, table_of
-from billing.jobs_models import JobRun
+from billing.jobs.models import JobRun
 from billing.stripe_sync.models import InvoiceSync
 
 router = APIRouter(tags=["operations"])

@@ -1,4 +1,4 @@
-"""The record of background job runs (billing/jobs.py)."""
+"""The record of background job runs (written by billing/jobs/runner.py)."""
 
 from __future__ import annotations
 

@@ -1,17 +1,22 @@
 """Background jobs across processes on PostgreSQL: a job held by one process is skipped by
-the others (advisory locks), and two `billing worker` processes never run a job at once."""
+the scheduler of the others (advisory locks) and waited for by a command twin, and two
+`billing worker` processes never run a job at once."""
 
 import itertools
 import os
 import subprocess
 import time
+import uuid
 
 import pytest
 from sqlalchemy import select, text
 
 from billing.db import make_engine
-from billing.jobs import lock_key
-from billing.jobs_models import JobRun
+from billing.jobs import registry, runner
+from billing.jobs.context import JobContext
+from billing.jobs.models import JobRun
+from billing.jobs.runner import lock_key
+from billing.settings import Settings
 from tests.conftest import TIERS, _postgres_schema
 from tests.servers import BILLING
 
@@ -39,6 +44,17 @@ def runs(engine, job=None):
         query = query.where(table.c.job == job)
     with engine.connect() as connection:
         return list(connection.execute(query))
+
+
+def waiting_for(engine, job):
+    """Whether some session waits for the job's advisory lock (a bigint key is split in two)."""
+    key = lock_key(job) & 0xFFFFFFFFFFFFFFFF
+    query = text(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+        " AND classid::bigint = :high AND objid::bigint = :low AND objsubid = 1"
+    )
+    with engine.connect() as connection:
+        return connection.execute(query, {"high": key >> 32, "low": key & 0xFFFFFFFF}).scalar()
 
 
 def stop(process):
@@ -102,3 +118,53 @@ def test_two_workers_never_run_a_job_at_the_same_time(pg_engine, database_url):
         assert len(mine) >= 5
         for earlier, later in itertools.pairwise(mine):
             assert earlier.finished_at <= later.started_at, (job, earlier, later)
+
+
+def test_a_run_that_finds_its_job_held_is_skipped_and_leaves_no_record(pg_engine, database_url):
+    name = f"test_{uuid.uuid4().hex[:8]}"  # a lock no other test run takes
+    job = registry.Job(name, lambda s: 1.0, lambda context, as_of: "done")
+    context = JobContext(engine=pg_engine, settings=Settings(database_url=database_url))
+    with pg_engine.connect() as holder:
+        holder.execute(text("SELECT pg_advisory_lock(:k)"), {"k": lock_key(name)})
+        holder.commit()
+        assert runner.run_if_free(job, context) is None
+        assert runs(pg_engine, name) == []
+        holder.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": lock_key(name)})
+        holder.commit()
+    assert runner.run_if_free(job, context) == "done"
+    assert [(r.status, r.detail) for r in runs(pg_engine, name)] == [("ok", "done")]
+
+
+def test_a_command_twin_waits_for_its_job_held_elsewhere_then_runs(pg_engine, database_url):
+    env = {**os.environ, "BILLING_DATABASE_URL": database_url, "BILLING_TIERS_DIR": str(TIERS)}
+    key = lock_key("close_periods")
+    with pg_engine.connect() as holder:
+        holder.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
+        holder.commit()
+        twin = subprocess.Popen(
+            [str(BILLING), "invoices", "close"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while not waiting_for(pg_engine, "close_periods") and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert waiting_for(pg_engine, "close_periods")  # it asked for the lock and waits
+            time.sleep(0.5)
+            assert twin.poll() is None  # it neither skipped nor ran beside the holder
+            assert runs(pg_engine, "close_periods") == []
+            holder.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+            holder.commit()
+            out, err = twin.communicate(timeout=60)
+        finally:
+            if twin.poll() is None:
+                twin.kill()
+                twin.wait()
+    assert twin.returncode == 0, err
+    assert out == "closed: 0 invoices for 0 customers (0.00 USD due)\n"
+    assert [(r.status, r.detail) for r in runs(pg_engine, "close_periods")] == [
+        ("ok", "0 invoices for 0 customers")
+    ]

@@ -1,0 +1,48 @@
+"""The `billing` command assembled from its command modules, in the order `--help` lists."""
+
+from __future__ import annotations
+
+import typer
+
+from billing.cli import (
+    alerts,
+    caps,
+    commitments,
+    credits,
+    customers,
+    db,
+    demo,
+    invoices,
+    keys,
+    portal_link,
+    quote,
+    report,
+    server,
+    stripe,
+    tiers,
+    usage,
+)
+
+app = typer.Typer(help="Usage-based billing and pricing engine.", no_args_is_help=True)
+app.command()(server.serve)
+app.command()(server.worker)
+app.command("portal-link")(portal_link.portal_link)
+app.command()(usage.usage)
+app.command()(demo.demo)
+app.command()(quote.quote)
+app.add_typer(tiers.app, name="tiers")
+app.add_typer(db.app, name="db")
+app.add_typer(keys.app, name="keys")
+app.add_typer(customers.app, name="customers")
+app.add_typer(alerts.app, name="alerts")
+app.add_typer(caps.app, name="caps")
+app.add_typer(report.app, name="report")
+app.add_typer(stripe.app, name="stripe")
+app.add_typer(commitments.app, name="commitments")
+app.add_typer(invoices.app, name="invoices")
+app.add_typer(credits.app, name="credits")
+
+
+def main() -> None:
+    """Entry point of the `billing` console script."""
+    app()

@@ -1,0 +1,33 @@
+"""`billing customers`: create customers."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+
+from billing.cli.common import fail, load_tiers, open_session
+from billing.customers import service as customers_service
+from billing.customers.models import CustomerCreate
+
+app = typer.Typer(help="Customers: create, list.")
+
+
+@app.command("create")
+def customers_create(
+    customer_id: Annotated[str, typer.Argument(help="customer id")],
+    name: Annotated[str, typer.Option(help="display name")],
+    email: Annotated[str | None, typer.Option()] = None,
+    anchor_day: Annotated[int, typer.Option(help="billing anchor day, 1-28")] = 1,
+) -> None:
+    """Create a customer."""
+    catalog = load_tiers(None)
+    try:
+        data = CustomerCreate(id=customer_id, name=name, email=email, billing_anchor_day=anchor_day)
+    except ValidationError as error:
+        first = error.errors()[0]
+        raise fail(f"{first['loc'][0]}: {first['msg']}") from None
+    with open_session() as session:
+        customers_service.create_customer(session=session, data=data, currency=catalog.currency)
+    typer.echo(f"created customer {customer_id}")

@@ -1,0 +1,87 @@
+"""`billing report`: finance reports, invoices and revenue, as a table, CSV or JSON."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from billing.cli.common import TiersOption, fail, load_tiers, open_session, print_rows
+from billing.db import make_engine
+from billing.errors import BillingError
+from billing.money import format_amount
+from billing.settings import get_settings
+
+app = typer.Typer(help="Finance reports: invoices and revenue.")
+
+FromOption = Annotated[str | None, typer.Option("--from", help="first month, YYYY-MM")]
+ToOption = Annotated[str | None, typer.Option("--to", help="last month, YYYY-MM")]
+FormatOption = Annotated[str, typer.Option("--format", help="table | csv | json")]
+
+
+@app.command("invoices")
+def report_invoices(
+    from_: FromOption = None, to: ToOption = None, form: FormatOption = "table"
+) -> None:
+    """Invoices whose period starts between --from and --to."""
+    from billing.reports import service as reports
+
+    engine = make_engine(get_settings().database_url)
+    try:
+        try:
+            start, end = reports.months(from_, to)
+        except BillingError as error:
+            raise fail(error.message) from None
+        rows = list(reports.stream_invoices(engine, reports.InvoiceFilter(start, end)))
+    finally:
+        engine.dispose()
+    columns = (
+        "number",
+        "customer",
+        "kind",
+        "status",
+        "period_start",
+        "subtotal",
+        "discount_total",
+        "credits_applied",
+        "amount_due",
+        "sync_status",
+    )
+    shown = columns if form == "table" else reports.COLUMNS
+    print_rows(rows, shown, form, "Invoices")
+
+
+@app.command("revenue")
+def report_revenue(
+    group_by: Annotated[str, typer.Option(help="product | customer | month")] = "product",
+    from_: FromOption = None,
+    to: ToOption = None,
+    form: FormatOption = "table",
+    tiers: TiersOption = None,
+) -> None:
+    """Revenue of finalized invoices, grouped; the last row is the total."""
+    from billing.reports import service as reports
+
+    if group_by not in ("product", "customer", "month"):
+        raise fail(f"--group-by: product, customer or month, not {group_by!r}")
+    currency = load_tiers(tiers).currency
+    with open_session() as session:
+        try:
+            start, end = reports.months(from_, to)
+        except BillingError as error:
+            raise fail(error.message) from None
+        groups, total = reports.revenue(session.connection(), group_by, start, end)
+
+    def row(key: str, item: reports.Revenue) -> dict[str, str]:
+        return {
+            group_by: key,
+            "list": format_amount(item.list_amount, currency),
+            "discounts": format_amount(item.discounts, currency),
+            "commitments": format_amount(item.commitments, currency),
+            "credits_applied": format_amount(item.credits_applied, currency),
+            "amount_due": format_amount(item.amount_due, currency),
+        }
+
+    rows = [row(key, item) for key, item in groups.items()] + [row("TOTAL", total)]
+    columns = (group_by, "list", "discounts", "commitments", "credits_applied", "amount_due")
+    print_rows(rows, columns, form, f"Revenue by {group_by} ({currency})")

@@ -1,0 +1,94 @@
+"""`billing serve` (the HTTP API, with the scheduler unless BILLING_SCHEDULER=0) and
+`billing worker` (the background jobs alone)."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+import typer
+
+from billing.cli.common import TiersOption, load_tiers
+from billing.db import alembic_config, current_revision, make_engine, upgrade
+from billing.settings import get_settings
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    workers: Annotated[int, typer.Option(help="worker processes")] = 1,
+    tiers: TiersOption = None,
+) -> None:
+    """Start the HTTP API (refuses to start on an invalid tier directory)."""
+    import uvicorn
+
+    if tiers is not None:
+        os.environ["BILLING_TIERS_DIR"] = str(tiers)
+        get_settings.cache_clear()
+    load_tiers(tiers)
+    settings = get_settings()
+    if settings.migrate_on_start:
+        upgrade(settings.database_url)
+    else:
+        _check_schema(settings.database_url)
+    from billing.observability.logs import log_config
+
+    uvicorn.run(
+        "billing.api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=settings.log_level,
+        log_config=log_config(settings.log_level, settings.log_format),
+        access_log=False,  # one structured line per request comes from RequestContext
+        proxy_headers=settings.forwarded_allow_ips is not None,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
+        # SIGTERM: stop accepting, let requests in flight finish (and their batches commit)
+        timeout_graceful_shutdown=30,
+    )
+
+
+def worker(tiers: TiersOption = None) -> None:
+    """Run the background jobs without the HTTP API (close periods, alerts, commitments)."""
+    from apscheduler.schedulers.blocking import BlockingScheduler
+
+    from billing.jobs import scheduler
+    from billing.jobs.context import JobContext
+    from billing.observability.logs import configure
+
+    catalog = load_tiers(tiers)
+    settings = get_settings()
+    configure(settings.log_level, settings.log_format)
+    if settings.migrate_on_start:
+        upgrade(settings.database_url)
+    else:
+        _check_schema(settings.database_url)
+    engine = make_engine(settings.database_url)
+    context = JobContext(engine=engine, settings=settings, catalog=catalog)
+    jobs = scheduler.schedule(BlockingScheduler(timezone="UTC"), context)
+    typer.echo(f"worker: running {', '.join(job.id for job in jobs.get_jobs())}", err=True)
+    try:
+        jobs.start()
+    except (KeyboardInterrupt, SystemExit):
+        pass
+    finally:
+        engine.dispose()
+
+
+def _check_schema(url: str) -> None:
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+    engine = make_engine(url)
+    try:
+        current = current_revision(engine)
+    finally:
+        engine.dispose()
+    if current != head:
+        typer.echo(
+            f"error: the database is at revision {current}, not {head}: run `billing db upgrade` "
+            "(BILLING_MIGRATE_ON_START=0 is set, so serve does not migrate by itself)",
+            err=True,
+        )
+        raise typer.Exit(1)

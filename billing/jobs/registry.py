@@ -1,0 +1,122 @@
+"""The background jobs, each defined once.
+
+- close_periods: close due billing periods into invoices, every BILLING_CLOSE_EVERY_SECONDS
+  (300 s);
+- deliver_alerts: send due alert webhooks, every BILLING_ALERT_DELIVERY_SECONDS (30 s);
+- run_commitments: release credit, invoice contract years, end terms, hourly;
+- sync_stripe: push finalized invoices to Stripe, every BILLING_STRIPE_SYNC_EVERY_SECONDS
+  (300 s), only when BILLING_STRIPE_API_KEY is set.
+
+A run does its work as at `as_of` (None: the clock, which is what the scheduler passes; the
+command twins pass `--as-of` for replays) and returns a report whose `str()` is the one-line
+summary that is logged and kept in `job_run`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from billing.alerts.delivery import DeliveryReport, deliver_due
+from billing.commitments import service as commitments
+from billing.db import session_scope
+from billing.invoicing.close import CloseReport, close_due
+from billing.jobs.context import JobContext
+from billing.settings import Settings
+from billing.stripe_sync.sync import SyncReport, sync_due
+
+R_co = TypeVar("R_co", covariant=True)  # a run's report; str(report) is its summary
+
+
+def _always_on(settings: Settings) -> str | None:
+    return None
+
+
+@dataclass(frozen=True)
+class Job(Generic[R_co]):
+    """A background job: its name (the lock and the `job_run` rows carry it), the seconds
+    between scheduled runs under some settings, what one run does, and why it is off (None:
+    on)."""
+
+    name: str
+    interval: Callable[[Settings], float]  # float-ok: seconds
+    run: Callable[[JobContext, dt.datetime | None], R_co]
+    off_reason: Callable[[Settings], str | None] = _always_on
+
+    def enabled(self, settings: Settings) -> bool:
+        """Whether the job runs at all under these settings."""
+        return self.off_reason(settings) is None
+
+
+def _now(as_of: dt.datetime | None) -> dt.datetime:
+    return as_of or dt.datetime.now(dt.UTC)
+
+
+def _close_periods(context: JobContext, as_of: dt.datetime | None) -> CloseReport:
+    settings = context.settings
+    return close_due(context.engine, context.catalog, _now(as_of), settings.close_grace)
+
+
+def _deliver_alerts(context: JobContext, as_of: dt.datetime | None) -> DeliveryReport:
+    settings = context.settings
+    return deliver_due(
+        context.engine,
+        now=as_of,
+        timeout=settings.webhook_timeout_seconds,
+        allow_private=settings.webhook_allow_private,
+    )
+
+
+@dataclass(frozen=True)
+class CommitmentsRun:
+    """What a run of the commitments job did: each commitment it moved forward."""
+
+    moved: tuple[commitments.Outcome, ...]
+
+    @property
+    def invoices(self) -> int:
+        """Invoices issued (contract years)."""
+        return sum(len(outcome.invoices) for outcome in self.moved)
+
+    @property
+    def entries(self) -> int:
+        """Credit ledger entries written (releases, expiries)."""
+        return sum(len(outcome.entries) for outcome in self.moved)
+
+    def __str__(self) -> str:
+        return f"{len(self.moved)} commitments moved"
+
+
+def _run_commitments(context: JobContext, as_of: dt.datetime | None) -> CommitmentsRun:
+    with session_scope(context.engine) as session:
+        moved = commitments.run_due(session.connection(), context.catalog, _now(as_of))
+    return CommitmentsRun(tuple(moved))
+
+
+def _sync_stripe(context: JobContext, as_of: dt.datetime | None) -> SyncReport:
+    return sync_due(context.engine, context.stripe, as_of)
+
+
+def _stripe_off(settings: Settings) -> str | None:
+    return None if settings.stripe_api_key else f"Stripe sync is {settings.stripe_sync_state}"
+
+
+HOUR = 3600  # seconds
+
+CLOSE_PERIODS = Job(
+    name="close_periods", interval=lambda s: s.close_every_seconds, run=_close_periods
+)
+DELIVER_ALERTS = Job(
+    name="deliver_alerts", interval=lambda s: s.alert_delivery_seconds, run=_deliver_alerts
+)
+RUN_COMMITMENTS = Job(name="run_commitments", interval=lambda s: HOUR, run=_run_commitments)
+SYNC_STRIPE = Job(
+    name="sync_stripe",
+    interval=lambda s: s.stripe_sync_every_seconds,
+    run=_sync_stripe,
+    off_reason=_stripe_off,
+)
+
+JOBS: tuple[Job[object], ...] = (CLOSE_PERIODS, DELIVER_ALERTS, RUN_COMMITMENTS, SYNC_STRIPE)
