@@ -8,7 +8,8 @@ It prints figures and asserts nothing about speed. Every phase is bounded both i
 in work, so the whole run stops by itself in well under two minutes. All HTTP traffic goes to
 a server this script starts on 127.0.0.1 and stops again before it exits.
 
-1. In-process: `billing.quotes.quote` (and `quote` + `quote_json`) for a 6-product month.
+1. In-process: `billing.quotes.quote` (and `quote` + `quote_public` rendered to JSON) for a
+   6-product month.
 2. Baseline: a naive loop pricing every unit one at a time, against the engine, on one
    smaller month (BASELINE_USAGE) so the naive loop finishes; the two amounts must agree.
 3. HTTP: `billing serve --workers N` driven by an asyncio keep-alive load generator.
@@ -43,7 +44,7 @@ from billing.catalog import Catalog, load_catalog
 from billing.money import EXACT, ZERO
 from billing.pricing import Quote
 from billing.pricing.plan import Model, PricePlan, Tier
-from billing.quotes import quote, quote_json
+from billing.quotes import quote, quote_public
 
 USAGE: dict[str, Decimal] = {
     "product_analytics": Decimal(3_000_000),
@@ -100,13 +101,13 @@ def per_second(work: Callable[[], object], seconds: float, limit: int) -> float:
 
 
 def measure_in_process(catalog: Catalog, day: dt.date) -> tuple[float, float]:  # float-ok
-    """(quotes/s, quotes + quote_json/s) for USAGE priced on `day`."""
+    """(quotes/s, quotes rendered as the API's JSON/s) for USAGE priced on `day`."""
 
     def price() -> Quote:
         return quote(catalog=catalog, usage=USAGE, at=day)
 
     def price_and_render() -> object:
-        return quote_json(price(), catalog=catalog, at=day)
+        return quote_public(price(), catalog=catalog, at=day).model_dump_json(by_alias=True)
 
     per_second(price_and_render, IN_PROCESS_WARMUP_SECONDS, IN_PROCESS_MAX_ITERATIONS)
     quotes = per_second(price, IN_PROCESS_SECONDS, IN_PROCESS_MAX_ITERATIONS)
@@ -350,7 +351,7 @@ def main() -> None:
     print("1. in-process, single thread")
     quotes_per_second, rendered_per_second = measure_in_process(catalog, day)
     print(f"   quote():                {quotes_per_second:>10,.0f} quotes/s")
-    print(f"   quote() + quote_json(): {rendered_per_second:>10,.0f} quotes/s")
+    print(f"   quote() + JSON answer:  {rendered_per_second:>10,.0f} quotes/s")
     print()
 
     baseline_usage = ", ".join(f"{key}={int(q):,}" for key, q in BASELINE_USAGE.items())

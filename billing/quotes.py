@@ -1,4 +1,5 @@
-"""The quote use case: choose the plans in force from the catalogue, call the pricing core.
+"""The quote use case: choose the plans in force from the catalogue, call the pricing core,
+and the answer's shape (`QuotePublic`).
 
 Shared by `POST /v1/quote`, `billing quote` and the pricing page, so all three answer the
 same question the same way.
@@ -11,10 +12,14 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
+from pydantic import Field
+
 from billing.catalog import Catalog
+from billing.catalog.public import BracketPublic, bracket_public
 from billing.errors import InvalidAmount, UnknownProduct
 from billing.money import ZERO, format_exact, format_quantity, fraction_digits, minor_digits
-from billing.pricing import CommitmentQuote, PricePlan, Quote, build_quote
+from billing.pricing import CommitmentOption, CommitmentQuote, PricePlan, Quote, build_quote
+from billing.public import BoundText, Day, MoneyText, PercentText, PublicModel, QuantityText
 
 
 def quote(
@@ -66,74 +71,132 @@ def _plan(catalog: Catalog, key: str, at: dt.date, *, field: str) -> PricePlan:
     return catalog.plan_at(key, at)
 
 
-def quote_json(result: Quote, *, catalog: Catalog, at: dt.date) -> dict[str, Any]:
-    """The quote as JSON (money and quantities as strings): the API and `billing quote --json`."""
+class QuoteTierPublic(PublicModel):
+    """The part of a line's quantity priced in one tier, with its exact amount."""
+
+    from_: QuantityText = Field(alias="from", description="exclusive lower bound")
+    up_to: BoundText
+    quantity: QuantityText
+    unit_price: MoneyText
+    flat_fee: MoneyText
+    amount: MoneyText
+
+
+class QuoteLinePublic(PublicModel):
+    product: str
+    name: str
+    unit: str
+    model: str = Field(description="graduated | volume | package")
+    quantity: QuantityText
+    billable_quantity: QuantityText = Field(description="after the spend cap")
+    capped: bool
+    spend_cap: MoneyText | None
+    max_quantity: QuantityText | None = Field(description="the largest quantity the cap buys")
+    packages: QuantityText | None = Field(description="packages priced (package model only)")
+    tiers: list[QuoteTierPublic]
+    amount: MoneyText = Field(description="exact, unrounded charge")
+    subtotal: MoneyText = Field(description="the charge rounded once to the minor unit")
+    discount: MoneyText
+    total: MoneyText
+
+
+class CommitmentQuotePublic(PublicModel):
+    """A commitment's price per year against paying as you go, at a steady usage."""
+
+    credit: MoneyText = Field(description="annual credit")
+    years: int
+    discount_percent: PercentText
+    bracket: BracketPublic
+    price_per_year: MoneyText
+    monthly_credit: MoneyText
+    monthly_usage: MoneyText
+    monthly_overage: MoneyText
+    annual_usage: MoneyText
+    annual_overage: MoneyText
+    annual_cost_with_commitment: MoneyText
+    annual_cost_without_commitment: MoneyText
+    saving: MoneyText = Field(description="per year; negative when the commitment costs more")
+    term_saving: MoneyText
+
+
+class CommitmentOptionPublic(CommitmentQuotePublic):
+    recommended: bool
+
+
+class QuotePublic(PublicModel):
+    """A month of usage priced, line by line, with an optional commitment."""
+
+    at: Day = Field(description="the date whose tier versions priced it")
+    currency: str
+    discount_percent: PercentText
+    lines: list[QuoteLinePublic]
+    subtotal: MoneyText
+    discount: MoneyText
+    total: MoneyText
+    commitment: CommitmentQuotePublic | None
+    commitment_options: list[CommitmentOptionPublic] | None
+
+
+def quote_public(result: Quote, *, catalog: Catalog, at: dt.date) -> QuotePublic:
+    """The quote as answers show it: `POST /v1/quote`, `billing quote --json`, the page."""
     currency = result.currency
     lines = []
     for line in result.lines:
         product = catalog.products[line.product]
         charge = line.charge
         lines.append(
-            {
-                "product": line.product,
-                "name": product.name,
-                "unit": product.unit,
-                "model": charge.model.value,
-                "quantity": format_quantity(line.quantity),
-                "billable_quantity": format_quantity(line.billable_quantity),
-                "capped": line.capped,
-                "spend_cap": _money(line.spend_cap, currency),
-                "max_quantity": _quantity(line.max_quantity),
-                "packages": (
+            QuoteLinePublic(
+                product=line.product,
+                name=product.name,
+                unit=product.unit,
+                model=charge.model.value,
+                quantity=format_quantity(line.quantity),
+                billable_quantity=format_quantity(line.billable_quantity),
+                capped=line.capped,
+                spend_cap=_money(line.spend_cap, currency),
+                max_quantity=_quantity(line.max_quantity),
+                packages=(
                     format_quantity(charge.priced_quantity) if product.package_size else None
                 ),
-                "tiers": [
-                    {
-                        "from": format_quantity(t.lower),
-                        "up_to": "inf" if t.up_to is None else format_quantity(t.up_to),
-                        "quantity": format_quantity(t.quantity),
-                        "unit_price": format_quantity(t.unit_price),
-                        "flat_fee": format_exact(t.flat_fee, currency),
-                        "amount": format_exact(t.amount, currency),
-                    }
+                tiers=[
+                    QuoteTierPublic(
+                        from_=format_quantity(t.lower),
+                        up_to="inf" if t.up_to is None else format_quantity(t.up_to),
+                        quantity=format_quantity(t.quantity),
+                        unit_price=format_quantity(t.unit_price),
+                        flat_fee=format_exact(t.flat_fee, currency),
+                        amount=format_exact(t.amount, currency),
+                    )
                     for t in charge.tiers
                 ],
-                "amount": format_exact(charge.amount, currency),
-                "subtotal": format_exact(line.subtotal, currency),
-                "discount": format_exact(line.discount, currency),
-                "total": format_exact(line.total, currency),
-            }
+                amount=format_exact(charge.amount, currency),
+                subtotal=format_exact(line.subtotal, currency),
+                discount=format_exact(line.discount, currency),
+                total=format_exact(line.total, currency),
+            )
         )
-    return {
-        "at": at.isoformat(),
-        "currency": currency,
-        "discount_percent": format_quantity(result.discount_percent),
-        "lines": lines,
-        "subtotal": format_exact(result.subtotal, currency),
-        "discount": format_exact(result.discount, currency),
-        "total": format_exact(result.total, currency),
-        "commitment": commitment_json(result.commitment, currency) if result.commitment else None,
-        "commitment_options": (
-            [
-                {**commitment_json(option.quote, currency), "recommended": option.recommended}
-                for option in result.commitment_options
-            ]
-            if result.commitment_options is not None
-            else None
-        ),
-    }
+    options = result.commitment_options
+    return QuotePublic(
+        at=at.isoformat(),
+        currency=currency,
+        discount_percent=format_quantity(result.discount_percent),
+        lines=lines,
+        subtotal=format_exact(result.subtotal, currency),
+        discount=format_exact(result.discount, currency),
+        total=format_exact(result.total, currency),
+        commitment=commitment_public(result.commitment, currency) if result.commitment else None,
+        commitment_options=None
+        if options is None
+        else [commitment_option_public(option, currency) for option in options],
+    )
 
 
-def commitment_json(c: CommitmentQuote, currency: str) -> dict[str, Any]:
+def _commitment_fields(c: CommitmentQuote, currency: str) -> dict[str, Any]:
     return {
         "credit": format_exact(c.credit, currency),
         "years": c.years,
         "discount_percent": format_quantity(c.discount_percent),
-        "bracket": {
-            "years": c.bracket.years,
-            "min_credit": format_exact(c.bracket.min_credit, currency),
-            "discount_percent": format_quantity(c.bracket.discount_percent),
-        },
+        "bracket": bracket_public(c.bracket, currency),
         "price_per_year": format_exact(c.price_per_year, currency),
         "monthly_credit": format_exact(c.monthly_credit, currency),
         "monthly_usage": format_exact(c.monthly_usage, currency),
@@ -145,6 +208,17 @@ def commitment_json(c: CommitmentQuote, currency: str) -> dict[str, Any]:
         "saving": format_exact(c.saving, currency),
         "term_saving": format_exact(c.term_saving, currency),
     }
+
+
+def commitment_public(c: CommitmentQuote, currency: str) -> CommitmentQuotePublic:
+    """A commitment quote: its bracket, price per year, and saving against paying as you go."""
+    return CommitmentQuotePublic.model_validate(_commitment_fields(c, currency))
+
+
+def commitment_option_public(option: CommitmentOption, currency: str) -> CommitmentOptionPublic:
+    """One bracket offered, priced, and whether it is the recommended one."""
+    fields = _commitment_fields(option.quote, currency)
+    return CommitmentOptionPublic.model_validate({**fields, "recommended": option.recommended})
 
 
 def _money(value: Decimal | None, currency: str) -> str | None:

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, insert, select
 
 from billing.alerts.models import Alert, Outbox
+from billing.alerts.public import AlertPublic, alert_public, utc_text
 from billing.caps.accounts import Account
 from billing.caps.quota import AlertDue, QuotaState, QuotaTerms, alerts_due, with_alerts
 from billing.db import table_of
@@ -92,10 +93,10 @@ def webhook_body(
             "id": alert_id,
             "customer": customer,
             "product": product,
-            "period_start": _iso(period_start),
+            "period_start": utc_text(period_start),
             "kind": alert.kind,
             "message": alert.message,
-            "fired_at": _iso(now),
+            "fired_at": utc_text(now),
         },
         "quota": {
             "cap": None if cap is None else format_amount(cap, terms.plan.currency),
@@ -107,17 +108,13 @@ def webhook_body(
     return json.dumps(document, separators=(",", ":"))
 
 
-def _iso(at: dt.datetime) -> str:
-    return at.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
-
-
 def _text(value: Any) -> str | None:
     return None if value is None else format(value, "f")
 
 
 def list_alerts(
     connection: Connection, customer_id: str, period_start: dt.datetime | None = None
-) -> list[Any]:
+) -> list[AlertPublic]:
     """A customer's alerts, newest first, with their delivery state."""
     alert_table = table_of(Alert)
     outbox_table = table_of(Outbox)
@@ -135,20 +132,4 @@ def list_alerts(
     )
     if period_start is not None:
         query = query.where(alert_table.c.period_start == period_start)
-    return list(connection.execute(query))
-
-
-def alert_json(row: Any) -> dict[str, Any]:
-    """One alert as GET /v1/customers/{id}/alerts shows it."""
-    return {
-        "id": row.id,
-        "product": row.product,
-        "period_start": _iso(row.period_start),
-        "kind": row.kind,
-        "message": row.message,
-        "fired_at": _iso(row.fired_at),
-        "delivery": row.delivery,
-        "attempts": row.attempts or 0,
-        "last_error": row.last_error,
-        "delivered_at": None if row.delivered_at is None else _iso(row.delivered_at),
-    }
+    return [alert_public(row) for row in connection.execute(query)]

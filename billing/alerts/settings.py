@@ -9,21 +9,10 @@ from sqlmodel import Session
 
 from billing.alerts.signing import new_secret
 from billing.alerts.webhooks import check_url
-from billing.caps.accounts import parse_thresholds
 from billing.customers.models import Customer
 from billing.errors import InvalidThreshold, NotFound, NullNotAllowed, TooManyItems
 
 MAX_THRESHOLDS = 10
-
-
-def settings_json(customer: Customer) -> dict[str, Any]:
-    return {
-        "customer": customer.id,
-        "thresholds": [f"{t.normalize():f}" for t in parse_thresholds(customer.alert_thresholds)],
-        "free_allowance": customer.alert_free_allowance,
-        "webhook_url": customer.alert_webhook_url,
-        "signing_secret": customer.webhook_secret,
-    }
 
 
 def update_settings(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
@@ -16,9 +16,13 @@ from billing.auth.cache import KeyCache
 from billing.auth.models import Role
 from billing.auth.service import Principal
 from billing.catalog import Catalog
+from billing.customers import service as customers_service
+from billing.customers.models import Customer
 from billing.customers.periods import Period, period_from_label
 from billing.db import read_only, session_scope
 from billing.errors import Forbidden, InvalidPeriod, Unauthorized
+from billing.invoicing import service as invoicing_service
+from billing.metering.limited import LimitedList
 
 _bearer = HTTPBearer(auto_error=False, description="an API key: Authorization: Bearer bk_...")
 
@@ -36,13 +40,40 @@ async def get_engine(request: Request) -> Engine:
 
 
 def get_session(engine: Annotated[Engine, Depends(get_engine)]) -> Iterator[Session]:
-    """A session per request, committed when the route returns without error."""
+    """A session per request: committed when the route returns without error, rolled back
+    when it raises. The one place a request commits: routes never do."""
     with session_scope(engine) as session:
         yield session
+    for hook in session.info.pop(AFTER_COMMIT, ()):
+        hook()
 
 
 CatalogDep = Annotated[Catalog, Depends(get_catalog)]
-SessionDep = Annotated[Session, Depends(get_session)]
+# NOTE: scope="function" commits when the route returns, before the answer is sent: a
+# client never reads a 2xx for a change that then failed to commit.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+AFTER_COMMIT = "after_commit"  # session.info key: what to run once the request committed
+
+
+class LimitMoves:
+    """Tell the limited list (GET /v1/quota/limited) that this request moved a limit."""
+
+    def __init__(self, session: Session, limited: LimitedList) -> None:
+        self._session = session
+        self._limited = limited
+
+    def moved(self) -> None:
+        """Rebuild the list once this request's change is committed, not before: a rebuild
+        in between would read the old limits and keep them."""
+        self._session.info.setdefault(AFTER_COMMIT, []).append(self._limited.invalidate)
+
+
+def get_limit_moves(request: Request, session: SessionDep) -> LimitMoves:
+    """The limited list of this process, bound to the request's session."""
+    return LimitMoves(session, request.app.state.limited_list)
+
+
+LimitsChanged = Annotated[LimitMoves, Depends(get_limit_moves)]
 
 
 async def get_principal(
@@ -107,7 +138,35 @@ def actor(principal: Principal) -> str:
     return f"{principal.role.value} key {principal.key_id}"
 
 
-def ensure_customer_access(principal: Principal, customer_id: str) -> None:
-    """A customer key reads and changes only its own customer."""
+def _ensure_customer_access(principal: Principal, customer_id: str) -> None:
     if principal.role is Role.CUSTOMER and principal.customer_id != customer_id:
         raise Forbidden("this key belongs to another customer", field="customer")
+
+
+def customer_in_path(
+    customer_id: Annotated[str, Path(description="the customer's id")],
+    principal: CurrentKey,
+    session: SessionDep,
+) -> Customer:
+    """The `{customer_id}` of the path, once the caller may act for it: a customer key for
+    another customer is 403; then an unknown customer is 404."""
+    _ensure_customer_access(principal, customer_id)
+    return customers_service.get_customer(session=session, customer_id=customer_id)
+
+
+def invoice_in_path(
+    invoice_id: Annotated[str, Path(description="the invoice's id")],
+    principal: CurrentKey,
+    session: SessionDep,
+) -> str:
+    """The `{invoice_id}` of the path: 404 when unknown, 403 when it is another customer's."""
+    customer_id = invoicing_service.customer_of(session.connection(), invoice_id)
+    _ensure_customer_access(principal, customer_id)
+    return invoice_id
+
+
+# NOTE: every route with {customer_id} takes CustomerAccess, every route with {invoice_id}
+# InvoiceAccess (tests/api/test_access.py walks the schema to hold this). List the role key
+# before them, so a key of the wrong role is refused before the customer is looked up.
+CustomerAccess = Annotated[Customer, Depends(customer_in_path)]
+InvoiceAccess = Annotated[str, Depends(invoice_in_path)]

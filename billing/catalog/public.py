@@ -1,74 +1,125 @@
-"""The catalogue as the public sees it (`GET /v1/products`): plain JSON, money as strings."""
+"""The catalogue as the public sees it (`GET /v1/products`): money and quantities as strings."""
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+
+from pydantic import Field
 
 from billing.catalog.models import Catalog
 from billing.money import format_exact, format_quantity
-from billing.pricing import CommitmentSchedule, PricePlan
+from billing.pricing import Bracket, CommitmentSchedule, PricePlan
+from billing.public import BoundText, Day, MoneyText, PercentText, PublicModel, QuantityText
 
 
-def catalog_json(catalog: Catalog, day: dt.date) -> dict[str, Any]:
+class TierPublic(PublicModel):
+    """One tier of a price table: `from` exclusive, `up_to` inclusive ("inf" for the last)."""
+
+    from_: QuantityText = Field(alias="from")
+    up_to: BoundText
+    unit_price: MoneyText
+    flat_fee: MoneyText
+
+
+class ProductPublic(PublicModel):
+    key: str
+    name: str
+    unit: str
+    currency: str
+    model: str = Field(description="graduated | volume | package")
+    package_size: int | None
+    effective_from: Day
+    next_version_from: Day | None
+    free_allowance: BoundText
+    tiers: list[TierPublic]
+
+
+class BracketPublic(PublicModel):
+    years: int
+    min_credit: MoneyText
+    discount_percent: PercentText
+
+
+class CommitmentSchedulePublic(PublicModel):
+    currency: str
+    min_purchase: MoneyText
+    release: str = Field(description="monthly | upfront")
+    rollover_percent: PercentText
+    topup_months: int
+    brackets: list[BracketPublic]
+
+
+class CatalogPublic(PublicModel):
+    at: Day
+    currency: str
+    products: list[ProductPublic]
+    commitments: CommitmentSchedulePublic | None
+
+
+def catalog_public(catalog: Catalog, day: dt.date) -> CatalogPublic:
     """Products in force on `day` with their tier tables, and the commitment brackets."""
     products = []
     for product, version in catalog.in_force(day).values():
         later = [v.effective_from for v in product.versions if v.effective_from > day]
         products.append(
-            {
-                "key": product.key,
-                "name": product.name,
-                "unit": product.unit,
-                "currency": product.currency,
-                "model": product.model.value,
-                "package_size": product.package_size,
-                "effective_from": version.effective_from.isoformat(),
-                "next_version_from": later[0].isoformat() if later else None,
-                "free_allowance": _allowance(version.plan),
-                "tiers": tiers_json(version.plan),
-            }
+            ProductPublic(
+                key=product.key,
+                name=product.name,
+                unit=product.unit,
+                currency=product.currency,
+                model=product.model.value,
+                package_size=product.package_size,
+                effective_from=version.effective_from.isoformat(),
+                next_version_from=later[0].isoformat() if later else None,
+                free_allowance=_allowance(version.plan),
+                tiers=tiers_public(version.plan),
+            )
         )
-    return {
-        "at": day.isoformat(),
-        "currency": catalog.currency,
-        "products": products,
-        "commitments": schedule_json(catalog.schedule) if catalog.schedule else None,
-    }
+    return CatalogPublic(
+        at=day.isoformat(),
+        currency=catalog.currency,
+        products=products,
+        commitments=schedule_public(catalog.schedule) if catalog.schedule else None,
+    )
 
 
-def tiers_json(plan: PricePlan) -> list[dict[str, Any]]:
+def tiers_public(plan: PricePlan) -> list[TierPublic]:
     """A tier table: `from` exclusive, `up_to` inclusive ("inf" for the last)."""
     return [
-        {
-            "from": format_quantity(lower),
-            "up_to": "inf" if tier.up_to is None else format_quantity(tier.up_to),
-            "unit_price": format_quantity(tier.unit_price),
-            "flat_fee": format_exact(tier.flat_fee, plan.currency),
-        }
+        TierPublic(
+            from_=format_quantity(lower),
+            up_to="inf" if tier.up_to is None else format_quantity(tier.up_to),
+            unit_price=format_quantity(tier.unit_price),
+            flat_fee=format_exact(tier.flat_fee, plan.currency),
+        )
         for lower, tier in zip(plan.lowers, plan.tiers, strict=True)
     ]
 
 
-def schedule_json(schedule: CommitmentSchedule) -> dict[str, Any]:
+def bracket_public(bracket: Bracket, currency: str) -> BracketPublic:
+    """A bracket: from which annual credit, for which term, what discount."""
+    return BracketPublic(
+        years=bracket.years,
+        min_credit=format_exact(bracket.min_credit, currency),
+        discount_percent=format_quantity(bracket.discount_percent),
+    )
+
+
+def schedule_public(schedule: CommitmentSchedule) -> CommitmentSchedulePublic:
     """The commitment schedule of discounts.toml."""
     currency = schedule.currency
-    return {
-        "currency": currency,
-        "min_purchase": format_exact(schedule.min_purchase, currency),
-        "release": schedule.release.value,
-        "rollover_percent": format_quantity(schedule.rollover_percent),
-        "topup_months": schedule.topup_months,
-        "brackets": [
-            {
-                "years": b.years,
-                "min_credit": format_exact(b.min_credit, currency),
-                "discount_percent": format_quantity(b.discount_percent),
-            }
+    return CommitmentSchedulePublic(
+        currency=currency,
+        min_purchase=format_exact(schedule.min_purchase, currency),
+        release=schedule.release.value,
+        rollover_percent=format_quantity(schedule.rollover_percent),
+        topup_months=schedule.topup_months,
+        brackets=[
+            bracket_public(b, currency)
             for years in schedule.terms
             for b in schedule.brackets_for(years)
         ],
-    }
+    )
 
 
 def _allowance(plan: PricePlan) -> str:

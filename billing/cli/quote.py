@@ -54,7 +54,9 @@ def quote(
         )
     except BillingError as error:
         raise fail(f"{error.field}: {error.message}" if error.field else error.message) from None
-    document = quotes.quote_json(result, catalog=catalog, at=day)
+    document = quotes.quote_public(result, catalog=catalog, at=day).model_dump(
+        mode="json", by_alias=True
+    )
     if as_json:
         typer.echo(json.dumps(document, indent=2))
     else:

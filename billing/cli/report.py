@@ -25,6 +25,7 @@ def report_invoices(
 ) -> None:
     """Invoices whose period starts between --from and --to."""
     from billing.reports import service as reports
+    from billing.reports.public import COLUMNS
 
     engine = make_engine(get_settings().database_url)
     try:
@@ -32,7 +33,8 @@ def report_invoices(
             start, end = reports.months(from_, to)
         except BillingError as error:
             raise fail(error.message) from None
-        rows = list(reports.stream_invoices(engine, reports.InvoiceFilter(start, end)))
+        found = reports.stream_invoices(engine, reports.InvoiceFilter(start, end))
+        rows = [row.model_dump() for row in found]
     finally:
         engine.dispose()
     columns = (
@@ -47,7 +49,7 @@ def report_invoices(
         "amount_due",
         "sync_status",
     )
-    shown = columns if form == "table" else reports.COLUMNS
+    shown = columns if form == "table" else COLUMNS
     print_rows(rows, shown, form, "Invoices")
 
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from typing import Any
 
 from sqlalchemy import Connection, update
 
 from billing.catalog import Catalog
+from billing.commitments.public import DiscountPublic
 from billing.customers.models import Customer
 from billing.customers.periods import period_for
 from billing.customers.service import lock_customer
@@ -32,7 +32,7 @@ def set_discount(
     reason: str | None,
     until: dt.date | None,
     now: dt.datetime,
-) -> dict[str, Any]:
+) -> DiscountPublic:
     """Set (or with None remove) the discount; re-measure this period's capped limits."""
     if percent is not None and not (reason or "").strip():
         raise MissingReason(
@@ -54,10 +54,10 @@ def set_discount(
     account = quota.account_of(connection, customer_id)
     period = period_for(account.anchor_day, now)
     quota.apply_terms(connection, catalog, account, account.caps, now)
-    return {
-        "customer": customer_id,
-        "percent": None if percent is None else format_quantity(percent),
-        "reason": None if percent is None else reason,
-        "until": None if until is None or percent is None else until.isoformat(),
-        "applies_from": period.label,
-    }
+    return DiscountPublic(
+        customer=customer_id,
+        percent=None if percent is None else format_quantity(percent),
+        reason=None if percent is None else reason,
+        until=None if until is None or percent is None else until.isoformat(),
+        applies_from=period.label,
+    )

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Connection, select, update
@@ -12,14 +10,21 @@ from sqlalchemy import Connection, select, update
 from billing.catalog import Catalog
 from billing.credits import ledger
 from billing.credits.models import EntryKind
-from billing.customers.periods import Period, period_for
+from billing.customers.periods import period_for
 from billing.customers.service import lock_customer, read_customer
 from billing.db import table_of
 from billing.errors import InvoiceNotFinalized, MissingReason, NotFound, NotReissuable
-from billing.invoicing.close import Draft, draft, issue_period_invoice
+from billing.invoicing.close import draft, issue_period_invoice
 from billing.invoicing.issue import Issued, display_number
 from billing.invoicing.models import Invoice, InvoiceKind, InvoiceLine, InvoiceStatus
-from billing.money import format_exact, format_quantity
+from billing.invoicing.public import (
+    InvoicePublic,
+    InvoiceSummaryPublic,
+    UpcomingInvoicePublic,
+    invoice_public,
+    invoice_summary,
+    upcoming_public,
+)
 
 
 def _invoice_row(connection: Connection, invoice_id: str, *, lock: bool = False) -> Any:
@@ -39,100 +44,43 @@ def _lines(connection: Connection, invoice_id: str) -> list[Any]:
     return list(connection.execute(query))
 
 
-def line_json(line: Any, currency: str) -> dict[str, Any]:
-    return {
-        "position": line.position,
-        "kind": line.kind,
-        "product": line.product,
-        "description": line.description,
-        "quantity": format_quantity(line.quantity),
-        "amount": format_exact(line.amount, currency),
-        "tiers": json.loads(line.detail) if line.detail else None,
-    }
-
-
-def invoice_json(connection: Connection, row: Any, *, with_lines: bool = True) -> dict[str, Any]:
-    def money(value: Decimal) -> str:
-        return format_exact(value, row.currency)
-
-    answer: dict[str, Any] = {
-        "id": row.id,
-        "number": display_number(row.series, row.number),
-        "customer": row.customer_id,
-        "kind": row.kind,
-        "status": row.status,
-        "currency": row.currency,
-        "period_start": None if row.period_start is None else row.period_start.isoformat(),
-        "period_end": None if row.period_end is None else row.period_end.isoformat(),
-        "subtotal": money(row.subtotal),
-        "discount_total": money(row.discount_total),
-        "total": money(row.total),
-        "credits_applied": money(row.credits_applied),
-        "amount_due": money(row.amount_due),
-        "issued_at": row.issued_at.isoformat(),
-        "reference": row.reference,
-        "replaces": row.replaces,
-        "voided_at": None if row.voided_at is None else row.voided_at.isoformat(),
-        "void_reason": row.void_reason,
-    }
-    if with_lines:
-        answer["lines"] = [line_json(line, row.currency) for line in _lines(connection, row.id)]
-    return answer
-
-
-def get_invoice(connection: Connection, invoice_id: str) -> dict[str, Any]:
-    return invoice_json(connection, _invoice_row(connection, invoice_id))
+def get_invoice(connection: Connection, invoice_id: str) -> InvoicePublic:
+    """One invoice with its lines; NotFound for an unknown id."""
+    row = _invoice_row(connection, invoice_id)
+    return invoice_public(row, _lines(connection, invoice_id))
 
 
 def customer_of(connection: Connection, invoice_id: str) -> str:
+    """The customer an invoice is addressed to; NotFound for an unknown id."""
     return str(_invoice_row(connection, invoice_id).customer_id)
 
 
-def list_invoices(connection: Connection, customer_id: str) -> list[dict[str, Any]]:
+def list_invoices(connection: Connection, customer_id: str) -> list[InvoiceSummaryPublic]:
+    """A customer's invoices without their lines, newest number first."""
     table = table_of(Invoice)
     query = select(table).where(table.c.customer_id == customer_id).order_by(table.c.number.desc())
-    return [invoice_json(connection, row, with_lines=False) for row in connection.execute(query)]
+    return [invoice_summary(row) for row in connection.execute(query)]
 
 
 def upcoming(
     connection: Connection, catalog: Catalog, customer_id: str, now: dt.datetime
-) -> dict[str, Any]:
+) -> UpcomingInvoicePublic:
     """The running period's invoice as it would be if the period closed now (nothing written)."""
     customer = read_customer(connection, customer_id)
     period = period_for(customer.anchor_day, now)
     made = draft(connection, catalog, customer, period, now, record=False)
-    return _draft_json(made, period, catalog.currency)
-
-
-def _draft_json(made: Draft, period: Period, currency: str) -> dict[str, Any]:
-    def money(value: Decimal) -> str:
-        return format_exact(value, currency)
-
-    d = made.totals
-    return {
-        "customer": made.customer_id,
-        "status": "draft",
-        "currency": currency,
-        "period_start": period.start.isoformat(),
-        "period_end": period.end.isoformat(),
-        "subtotal": money(d.subtotal),
-        "discount_total": money(d.discount_total),
-        "total": money(d.total),
-        "credits_applied": money(d.credits_applied),
-        "amount_due": money(d.amount_due),
-        "lines": [
-            {
-                "position": index,
-                "kind": line.kind,
-                "product": line.product,
-                "description": line.description,
-                "quantity": format_quantity(line.quantity),
-                "amount": money(line.amount),
-                "tiers": json.loads(line.detail) if line.detail else None,
-            }
-            for index, line in enumerate(made.lines, start=1)
-        ],
-    }
+    totals = made.totals
+    return upcoming_public(
+        customer_id=made.customer_id,
+        period=period,
+        currency=catalog.currency,
+        subtotal=totals.subtotal,
+        discount_total=totals.discount_total,
+        total=totals.total,
+        credits_applied=totals.credits_applied,
+        amount_due=totals.amount_due,
+        lines=made.lines,
+    )
 
 
 def void(

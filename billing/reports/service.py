@@ -24,29 +24,13 @@ from billing.invoicing.issue import display_number
 from billing.invoicing.models import Invoice, InvoiceLine
 from billing.metering.store import usage_table
 from billing.money import ZERO, format_exact, format_quantity
+from billing.reports.public import CapHitRow, InvoiceReportRow
 from billing.stripe_sync.models import InvoiceSync
 
 _INVOICES = table_of(Invoice)
 _LINES = table_of(InvoiceLine)
 _SYNC = table_of(InvoiceSync)
 CHUNK = 1000
-COLUMNS = (
-    "number",
-    "id",
-    "customer",
-    "kind",
-    "status",
-    "period_start",
-    "period_end",
-    "currency",
-    "subtotal",
-    "discount_total",
-    "total",
-    "credits_applied",
-    "amount_due",
-    "sync_status",
-    "issued_at",
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,32 +61,35 @@ def _query(filters: InvoiceFilter) -> Any:
     return query
 
 
-def invoice_row(row: Any) -> dict[str, str]:
+def invoice_row(row: Any) -> InvoiceReportRow:
     """One invoice as the listing shows it: money as exact strings."""
 
     def money(value: Decimal) -> str:
         return format_exact(value, row.currency)
 
-    return {
-        "number": display_number(row.series, row.number),
-        "id": row.id,
-        "customer": row.customer_id,
-        "kind": row.kind,
-        "status": row.status,
-        "period_start": "" if row.period_start is None else row.period_start.date().isoformat(),
-        "period_end": "" if row.period_end is None else row.period_end.date().isoformat(),
-        "currency": row.currency,
-        "subtotal": money(row.subtotal),
-        "discount_total": money(row.discount_total),
-        "total": money(row.total),
-        "credits_applied": money(row.credits_applied),
-        "amount_due": money(row.amount_due),
-        "sync_status": row.sync_status or ("not_synced" if row.amount_due > 0 else "nothing_due"),
-        "issued_at": row.issued_at.isoformat(),
-    }
+    return InvoiceReportRow.model_validate(
+        {
+            "number": display_number(row.series, row.number),
+            "id": row.id,
+            "customer": row.customer_id,
+            "kind": row.kind,
+            "status": row.status,
+            "period_start": "" if row.period_start is None else row.period_start.date().isoformat(),
+            "period_end": "" if row.period_end is None else row.period_end.date().isoformat(),
+            "currency": row.currency,
+            "subtotal": money(row.subtotal),
+            "discount_total": money(row.discount_total),
+            "total": money(row.total),
+            "credits_applied": money(row.credits_applied),
+            "amount_due": money(row.amount_due),
+            "sync_status": row.sync_status
+            or ("not_synced" if row.amount_due > 0 else "nothing_due"),
+            "issued_at": row.issued_at.isoformat(),
+        }
+    )
 
 
-def stream_invoices(engine: Engine, filters: InvoiceFilter) -> Iterator[dict[str, str]]:
+def stream_invoices(engine: Engine, filters: InvoiceFilter) -> Iterator[InvoiceReportRow]:
     """The invoices matching `filters`, oldest number first, fetched CHUNK at a time."""
     with read_only(engine) as session:
         connection = session.connection().execution_options(stream_results=True, yield_per=CHUNK)
@@ -211,7 +198,7 @@ def months(start: str | None, end: str | None) -> tuple[dt.datetime | None, dt.d
     return lower, upper
 
 
-def caps_hit(connection: Connection, now: dt.datetime) -> list[dict[str, str]]:
+def caps_hit(connection: Connection, now: dt.datetime) -> list[CapHitRow]:
     """Customer x product pairs limited in their current period, with the cap."""
     table = usage_table()
     rows = connection.execute(
@@ -228,15 +215,15 @@ def caps_hit(connection: Connection, now: dt.datetime) -> list[dict[str, str]]:
         .order_by(table.c.customer_id, table.c.product)
     )
     return [
-        {
-            "customer": r.customer_id,
-            "product": r.product,
-            "period_start": r.period_start.date().isoformat(),
-            "cap": "" if r.cap_amount is None else format_quantity(r.cap_amount),
-            "limit_quantity": format_quantity(r.limit_quantity),
-            "accepted_quantity": format_quantity(r.quantity),
-            "over_limit_events": str(r.over_limit_events),
-        }
+        CapHitRow(
+            customer=r.customer_id,
+            product=r.product,
+            period_start=r.period_start.date().isoformat(),
+            cap="" if r.cap_amount is None else format_quantity(r.cap_amount),
+            limit_quantity=format_quantity(r.limit_quantity),
+            accepted_quantity=format_quantity(r.quantity),
+            over_limit_events=str(r.over_limit_events),
+        )
         for r in rows
     ]
 

@@ -14,10 +14,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response, Streamin
 
 from billing.api.deps import CatalogDep, SessionDep
 from billing.api.errors import status_of
-from billing.api.routes import invoices as invoice_routes
 from billing.api.routes.reports import csv_lines
 from billing.catalog import Catalog
 from billing.errors import BillingError, UnknownStatus
+from billing.invoicing import service as invoicing_service
 from billing.jobs import runner
 from billing.jobs.context import JobContext
 from billing.jobs.registry import SYNC_STRIPE
@@ -99,8 +99,8 @@ def invoices_page(request: Request, user: FinanceUser, form: FilterForm) -> HTML
         if len(context["rows"]) < PAGE_ROWS:
             context["rows"].append(row)
         context["count"] += 1
-        if row["status"] == "finalized":
-            due[row["currency"]] = due.get(row["currency"], Decimal(0)) + Decimal(row["amount_due"])
+        if row.status == "finalized":
+            due[row.currency] = due.get(row.currency, Decimal(0)) + Decimal(row.amount_due)
     context["due"] = {currency: format_exact(v, currency) for currency, v in due.items()}
     context["csv"] = f"/finance/invoices.csv{'?' + query if query else ''}"
     context["sync_states"] = reports.SYNC_ORDER
@@ -127,12 +127,13 @@ def invoice_page(
     invoice_id: str, request: Request, session: SessionDep, user: FinanceUser
 ) -> HTMLResponse:
     try:
-        invoice = invoice_routes.get_invoice(invoice_id, session, user.principal)
+        found = invoicing_service.get_invoice(session.connection(), invoice_id)
     except BillingError:
         missing = {"title": "Invoice not found", "message": f"No invoice {invoice_id}."}
         return AREA.page(
             request, user, "message.html", missing, active="/finance/invoices", status=404
         )
+    invoice = found.model_dump(mode="json", by_alias=True)  # the template reads the API's keys
     context = {"invoice": invoice, "back": "/finance/invoices"}
     return AREA.page(request, user, "invoice.html", context, active="/finance/invoices")
 

@@ -13,7 +13,7 @@ from pydantic_core import PydanticCustomError
 
 from billing import quotes
 from billing.api.deps import CatalogDep
-from billing.catalog.public import catalog_json
+from billing.catalog.public import catalog_public
 from billing.errors import BillingError
 from billing.parsing import parse_quantity
 from billing.web.templating import render
@@ -25,7 +25,7 @@ router = APIRouter(include_in_schema=False)
 def pricing_page(request: Request, catalog: CatalogDep) -> HTMLResponse:
     """The pricing calculator; query parameters `<product>=<quantity>` price on the server."""
     today = dt.datetime.now(dt.UTC).date()
-    products = catalog_json(catalog, today)
+    products = catalog_public(catalog, today).model_dump(mode="json", by_alias=True)
     usage: dict[str, Decimal] = {}
     errors: dict[str, str] = {}
     for product in products["products"]:
@@ -44,7 +44,8 @@ def pricing_page(request: Request, catalog: CatalogDep) -> HTMLResponse:
             result = quotes.quote(
                 catalog=catalog, usage=usage, at=today, include_options=catalog.schedule is not None
             )
-            quote = quotes.quote_json(result, catalog=catalog, at=today)
+            shown = quotes.quote_public(result, catalog=catalog, at=today)
+            quote = shown.model_dump(mode="json", by_alias=True)
         except BillingError as error:
             errors[(error.field or "").rsplit(".", 1)[-1]] = error.message
     context = {

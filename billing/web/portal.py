@@ -16,11 +16,10 @@ from pydantic_core import PydanticCustomError
 from billing.alerts import service as alerts_service
 from billing.api.deps import CatalogDep, SessionDep
 from billing.api.errors import status_of
-from billing.api.routes import caps as caps_routes
-from billing.api.routes import commitments as commitment_routes
-from billing.api.routes import invoices as invoice_routes
 from billing.caps import service as caps_service
+from billing.caps.public import spend_cap_public, spend_caps_public
 from billing.catalog import Catalog
+from billing.commitments import queries as commitment_queries
 from billing.commitments import service as commitments
 from billing.commitments.service import topup_window
 from billing.customers.models import Customer
@@ -32,12 +31,14 @@ from billing.errors import (
     NotFound,
     UnknownAction,
 )
+from billing.invoicing import service as invoicing_service
 from billing.invoicing.projection import project
 from billing.metering import quota as quota_service
 from billing.money import format_amount, format_quantity
 from billing.parsing import parse_amount
 from billing.pricing.commitments import quote_commitment
-from billing.quotes import commitment_json
+from billing.public import PublicModel
+from billing.quotes import commitment_public
 from billing.web.access import CustomerPost, CustomerUser, now
 from billing.web.signin import WebUser
 from billing.web.templating import Area
@@ -57,6 +58,11 @@ def _customer(session: SessionDep, user: WebUser) -> Customer:
 def _cid(user: WebUser) -> str:
     assert user.customer_id is not None
     return user.customer_id
+
+
+def _shown(answer: PublicModel) -> dict[str, Any]:
+    """An answer as the API sends it, for a template (keys as in the JSON)."""
+    return answer.model_dump(mode="json", by_alias=True)
 
 
 def _parse_money(raw: str, field: str) -> Decimal:
@@ -124,11 +130,11 @@ def overview(
     caps: dict[str, Any] = {
         "start": period.start.isoformat(),
         "end": period.end.isoformat(),
-        "spend_caps": [caps_routes.cap_json(view, catalog) for view in views],
+        "spend_caps": [_shown(spend_cap_public(view, catalog)) for view in views],
     }
     alerts = alerts_service.list_alerts(connection, _cid(user), period.start)
-    credits = commitment_routes.get_credits(_cid(user), session, catalog, user.principal)
-    invoices = invoice_routes.list_invoices(_cid(user), session, user.principal)["invoices"]
+    credits = commitment_queries.credits(connection, catalog, _cid(user))
+    invoices = invoicing_service.list_invoices(connection, _cid(user))
     context = {
         "customer": customer,
         "currency": catalog.currency,
@@ -136,9 +142,9 @@ def overview(
         "products": _usage_rows(catalog, caps["spend_caps"], projection, period.start),
         "projected_total": format_amount(projection.total, catalog.currency),
         "elapsed_days": format_quantity(projection.elapsed_days),
-        "alerts": [alerts_service.alert_json(a) for a in alerts],
-        "balance": credits["balance"],
-        "invoices": invoices[:6],
+        "alerts": [_shown(a) for a in alerts],
+        "balance": credits.balance,
+        "invoices": [_shown(i) for i in invoices[:6]],
     }
     return AREA.page(request, user, "portal_overview.html", context, active="/portal")
 
@@ -149,13 +155,14 @@ def invoice_page(
 ) -> HTMLResponse:
     """One invoice with its lines and tier breakdown (another customer's: not found)."""
     try:
-        invoice = invoice_routes.get_invoice(invoice_id, session, user.principal)
-    except BillingError:  # unknown, or someone else's: the same answer, nothing leaks
-        context = {"title": "Invoice not found", "message": f"No invoice {invoice_id}."}
-        return AREA.page(request, user, "message.html", context, active="/portal", status=404)
-    return AREA.page(
-        request, user, "invoice.html", {"invoice": invoice, "back": "/portal"}, active="/portal"
-    )
+        found = invoicing_service.get_invoice(session.connection(), invoice_id)
+    except BillingError:
+        found = None
+    if found is None or found.customer != _cid(user):  # the same answer: nothing leaks
+        missing = {"title": "Invoice not found", "message": f"No invoice {invoice_id}."}
+        return AREA.page(request, user, "message.html", missing, active="/portal", status=404)
+    context = {"invoice": _shown(found), "back": "/portal"}
+    return AREA.page(request, user, "invoice.html", context, active="/portal")
 
 
 # --- spend caps --------------------------------------------------------------------------
@@ -171,7 +178,8 @@ def _caps_page(
     error: BillingError | None = None,
     form: dict[str, str] | None = None,
 ) -> HTMLResponse:
-    caps = caps_routes.list_spend_caps(_cid(user), session, catalog, user.principal)
+    views = quota_service.quotas(session.connection(), catalog, _cid(user), now())
+    caps = _shown(spend_caps_public(_cid(user), views, catalog))
     names = {key: product.name for key, product in catalog.products.items()}
     changes = caps_service.cap_changes(session.connection(), _cid(user))[:10]
     currency = catalog.currency
@@ -207,13 +215,13 @@ def _cap_amount(raw: str) -> Decimal | None:
 
 
 def _preview_json(change: quota_service.CapChange, catalog: Catalog) -> dict[str, Any]:
-    view = caps_routes.cap_json(change.quota, catalog)
+    view = spend_cap_public(change.quota, catalog)
     return {
-        "product": view["product"],
-        "cap": view["cap"],
-        "q_max": view["q_max"],
-        "unit": view["unit"],
-        "accepted_quantity": view["accepted_quantity"],
+        "product": view.product,
+        "cap": view.cap,
+        "q_max": view.q_max,
+        "unit": view.unit,
+        "accepted_quantity": view.accepted_quantity,
         "effect": change.effect,
     }
 
@@ -315,9 +323,10 @@ def _discount_page(
         "currency": catalog.currency,
     }
     if catalog.schedule is not None:
+        connection = session.connection()
         if options is None:  # a review has just read them
-            options = commitment_routes.get_options(customer_id, session, catalog, user.principal)
-        current = commitment_routes.get_commitment(customer_id, session, catalog, user.principal)
+            options = _options(session, catalog, user)
+        current = _shown(commitment_queries.commitments(connection, catalog, customer_id))
         active = next((c for c in current["commitments"] if c["status"] == "active"), None)
         context.update(options=options, commitment=active, history=current["commitments"])
         if active is not None:
@@ -331,12 +340,18 @@ def _discount_page(
                 "ends": window_end.isoformat(),
                 "open": now() < window_end,
             }
-            credits = commitment_routes.get_credits(customer_id, session, catalog, user.principal)
-            context["ledger"] = credits
+            credits = commitment_queries.credits(connection, catalog, customer_id)
+            context["ledger"] = _shown(credits)
     status = 200 if error is None else status_of(error)
     return AREA.page(
         request, user, "portal_discount.html", context, active="/portal/discount", status=status
     )
+
+
+def _options(session: SessionDep, catalog: Catalog, user: WebUser) -> dict[str, Any]:
+    """Every bracket priced for this customer's run rate, as the API answers it."""
+    customer = _customer(session, user)
+    return _shown(commitment_queries.options(session.connection(), catalog, customer, now()))
 
 
 def _review(
@@ -350,13 +365,13 @@ def _review(
     if not years_raw.isdigit():
         raise MissingField("choose a term", field="years")
     years = int(years_raw)
-    options = commitment_routes.get_options(_cid(user), session, catalog, user.principal)
+    options = _options(session, catalog, user)
     monthly = Decimal(options["monthly_usage"])
     try:
         quote = quote_commitment(catalog.schedule, credit, years, monthly)
     except BillingError as error:
         raise type(error)(error.message, field=error.field or "credit") from None
-    return credit, years, commitment_json(quote, catalog.currency), options
+    return credit, years, _shown(commitment_public(quote, catalog.currency)), options
 
 
 @router.get("/portal/discount", response_class=HTMLResponse)

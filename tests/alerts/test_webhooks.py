@@ -89,9 +89,9 @@ def fire_cap_50(session, catalog, receiver):
 
 
 def alerts(session):
-    rows = alerts_service.list_alerts(session.connection(), "cust_1")
+    listed = alerts_service.list_alerts(session.connection(), "cust_1")
     session.rollback()  # end the read: SQLite's next writer must not wait for this session
-    return [alerts_service.alert_json(r) for r in rows]
+    return [alert.model_dump() for alert in listed]
 
 
 def test_a_fired_alert_is_delivered_once_signed(engine, session, catalog, receiver):

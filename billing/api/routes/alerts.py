@@ -7,17 +7,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 
 from billing.alerts import service as alerts_service
-from billing.alerts.settings import settings_json, update_settings
-from billing.api.deps import (
-    OwnerKey,
-    ReaderKey,
-    SessionDep,
-    ensure_customer_access,
-    labelled_period,
-)
+from billing.alerts.public import AlertListPublic, AlertSettingsPublic, alert_settings_public
+from billing.alerts.settings import update_settings
+from billing.api.deps import CustomerAccess, OwnerKey, ReaderKey, SessionDep, labelled_period
 from billing.api.exact_json import ExactJSONRoute
 from billing.api.schemas import AlertSettingsIn, ErrorOut
-from billing.customers import service as customers_service
 
 router = APIRouter(prefix="/v1/customers", tags=["alerts"], route_class=ExactJSONRoute)
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -27,44 +21,39 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 
 @router.get("/{customer_id}/alerts", responses=ERRORS)
 def list_alerts(
-    customer_id: str,
+    _: ReaderKey,
+    customer: CustomerAccess,
     session: SessionDep,
-    principal: ReaderKey,
     period: Annotated[str | None, Query(description="YYYY-MM (default: every period)")] = None,
-) -> dict[str, Any]:
+) -> AlertListPublic:
     """Alerts fired, newest first, with their webhook delivery state."""
-    ensure_customer_access(principal, customer_id)
-    customer = customers_service.get_customer(session=session, customer_id=customer_id)
     start = None
     if period is not None:
         start = labelled_period(period, customer.billing_anchor_day).start
-    rows = alerts_service.list_alerts(session.connection(), customer_id, start)
-    return {"customer": customer_id, "alerts": [alerts_service.alert_json(r) for r in rows]}
+    alerts = alerts_service.list_alerts(session.connection(), customer.id, start)
+    return AlertListPublic(customer=customer.id, alerts=alerts)
 
 
 @router.get("/{customer_id}/alert-settings", responses=ERRORS)
-def get_alert_settings(customer_id: str, session: SessionDep, principal: OwnerKey) -> Any:
+def get_alert_settings(_: OwnerKey, customer: CustomerAccess) -> AlertSettingsPublic:
     """Thresholds, the free-allowance alert, the webhook URL and its signing secret."""
-    ensure_customer_access(principal, customer_id)
-    return settings_json(customers_service.get_customer(session=session, customer_id=customer_id))
+    return alert_settings_public(customer)
 
 
 @router.put("/{customer_id}/alert-settings", responses=ERRORS)
 def put_alert_settings(
-    customer_id: str,
+    _: OwnerKey,
+    customer: CustomerAccess,
     body: AlertSettingsIn,
     request: Request,
     session: SessionDep,
-    principal: OwnerKey,
-) -> Any:
+) -> AlertSettingsPublic:
     """Change alert settings; fields left out keep their value. Setting a first webhook URL
     issues the secret its deliveries are signed with (shown here, to this customer only)."""
-    ensure_customer_access(principal, customer_id)
-    customer = update_settings(
+    changed = update_settings(
         session=session,
-        customer_id=customer_id,
+        customer_id=customer.id,
         changes={name: getattr(body, name) for name in body.model_fields_set},
         allow_private=request.app.state.settings.webhook_allow_private,
     )
-    session.commit()
-    return settings_json(customer)
+    return alert_settings_public(changed)

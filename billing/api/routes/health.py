@@ -11,30 +11,72 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import Field
 from sqlalchemy import Engine, func, select, text
 
 from billing import __version__
 from billing.api.deps import CatalogDep
 from billing.db import head_revision, table_of
 from billing.jobs.models import JobRun
+from billing.public import PublicModel, Timestamp
 from billing.stripe_sync.models import InvoiceSync
 
 router = APIRouter(tags=["operations"])
 logger = logging.getLogger(__name__)
 
 
+class CatalogStatePublic(PublicModel):
+    directory: str
+    products: int
+
+
+class HealthPublic(PublicModel):
+    status: str = Field(examples=["ok"])
+    version: str
+    catalog: CatalogStatePublic
+    stripe_sync: str = Field(description="on, or off and why")
+
+
+class MigrationsPublic(PublicModel):
+    database: str | None = Field(description="the revision the database is at")
+    code: str | None = Field(description="the revision this build needs")
+
+
+class SyncStatePublic(PublicModel):
+    pending: int | None = None
+    failed: int | None = None
+    lag_seconds: int | None = Field(None, description="age of the oldest invoice waiting")
+    state: str = Field(description="on, or off and why")
+
+
+class ReadinessPublic(PublicModel):
+    """Keys a check could not reach are left out (e.g. `migrations` without a database)."""
+
+    problems: list[str]
+    database: str = Field(description="ok | unreachable")
+    stripe_sync: SyncStatePublic
+    jobs: dict[str, Timestamp] = Field(description="the last start of each scheduled job")
+    migrations: MigrationsPublic | None = None
+    scheduler: str
+    status: str = Field(description="ready | not ready")
+
+
 @router.get("/healthz")
-async def healthz(catalog: CatalogDep, request: Request) -> dict[str, Any]:
+async def healthz(catalog: CatalogDep, request: Request) -> HealthPublic:
     """Liveness: the process is up and its catalogue loaded; whether Stripe sync runs."""
-    return {
-        "status": "ok",
-        "version": __version__,
-        "catalog": {"directory": catalog.directory, "products": len(catalog.products)},
-        "stripe_sync": request.app.state.settings.stripe_sync_state,
-    }
+    return HealthPublic(
+        status="ok",
+        version=__version__,
+        catalog=CatalogStatePublic(directory=catalog.directory, products=len(catalog.products)),
+        stripe_sync=request.app.state.settings.stripe_sync_state,
+    )
 
 
-@router.get("/readyz", responses={503: {"description": "not ready: see `problems`"}})
+@router.get(
+    "/readyz",
+    response_model=ReadinessPublic,
+    responses={503: {"model": ReadinessPublic, "description": "not ready: see `problems`"}},
+)
 async def readyz(request: Request) -> JSONResponse:
     """Readiness: the database answers, its schema is at this build's migration, the process
     is not shutting down; with the scheduler's state, the last run of each job, and how far

@@ -9,16 +9,22 @@ from fastapi import APIRouter
 
 from billing.api.deps import (
     CatalogDep,
+    CustomerAccess,
+    InvoiceAccess,
     ReaderKey,
     SessionDep,
     StaffKey,
     actor,
-    ensure_customer_access,
 )
 from billing.api.exact_json import ExactJSONRoute
 from billing.api.schemas import ErrorOut, VoidIn
-from billing.customers import service as customers_service
 from billing.invoicing import service as invoices
+from billing.invoicing.public import (
+    InvoiceListPublic,
+    InvoicePublic,
+    UpcomingInvoicePublic,
+    VoidPublic,
+)
 
 router = APIRouter(prefix="/v1", tags=["invoices"], route_class=ExactJSONRoute)
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -27,41 +33,35 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 @router.get("/customers/{customer_id}/invoices", responses=ERRORS)
-def list_invoices(customer_id: str, session: SessionDep, principal: ReaderKey) -> dict[str, Any]:
+def list_invoices(_: ReaderKey, customer: CustomerAccess, session: SessionDep) -> InvoiceListPublic:
     """The customer's invoices, newest first (usage and commitment invoices)."""
-    ensure_customer_access(principal, customer_id)
-    customers_service.get_customer(session=session, customer_id=customer_id)
-    return {
-        "customer": customer_id,
-        "invoices": invoices.list_invoices(session.connection(), customer_id),
-    }
+    found = invoices.list_invoices(session.connection(), customer.id)
+    return InvoiceListPublic(customer=customer.id, invoices=found)
 
 
 @router.get("/customers/{customer_id}/invoices/upcoming", responses=ERRORS)
 def upcoming_invoice(
-    customer_id: str, session: SessionDep, catalog: CatalogDep, principal: ReaderKey
-) -> dict[str, Any]:
+    _: ReaderKey, customer: CustomerAccess, session: SessionDep, catalog: CatalogDep
+) -> UpcomingInvoicePublic:
     """The running period's invoice as it stands now: computed on demand, nothing stored."""
-    ensure_customer_access(principal, customer_id)
-    return invoices.upcoming(session.connection(), catalog, customer_id, dt.datetime.now(dt.UTC))
+    now = dt.datetime.now(dt.UTC)
+    return invoices.upcoming(session.connection(), catalog, customer.id, now)
 
 
 @router.get("/invoices/{invoice_id}", responses=ERRORS)
-def get_invoice(invoice_id: str, session: SessionDep, principal: ReaderKey) -> dict[str, Any]:
+def get_invoice(_: ReaderKey, invoice_id: InvoiceAccess, session: SessionDep) -> InvoicePublic:
     """One invoice with its lines and their tier breakdown."""
-    connection = session.connection()
-    ensure_customer_access(principal, invoices.customer_of(connection, invoice_id))
-    return invoices.get_invoice(connection, invoice_id)
+    return invoices.get_invoice(session.connection(), invoice_id)
 
 
 @router.post("/invoices/{invoice_id}/void", responses=ERRORS)
 def void_invoice(
-    invoice_id: str,
+    principal: StaffKey,
+    invoice_id: InvoiceAccess,
     body: VoidIn,
     session: SessionDep,
     catalog: CatalogDep,
-    principal: StaffKey,
-) -> dict[str, Any]:
+) -> VoidPublic:
     """Void a finalized invoice (finance or admin), with a reason; credits drawn go back.
     With `"reissue": true` a corrected invoice for the same period replaces it."""
     connection = session.connection()
@@ -74,9 +74,7 @@ def void_invoice(
         now=dt.datetime.now(dt.UTC),
         reissue=body.reissue,
     )
-    answer = {
-        "voided": invoices.get_invoice(connection, voided),
-        "reissued": None if issued is None else invoices.get_invoice(connection, issued.id),
-    }
-    session.commit()
-    return answer
+    return VoidPublic(
+        voided=invoices.get_invoice(connection, voided),
+        reissued=None if issued is None else invoices.get_invoice(connection, issued.id),
+    )

@@ -7,16 +7,16 @@ from decimal import Decimal
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import JSONResponse
 
 from billing import quotes
 from billing.api.deps import CatalogDep
 from billing.api.exact_json import ExactJSONRoute
-from billing.api.schemas import CatalogOut, ErrorOut, QuoteOut, QuoteRequest
-from billing.catalog.public import catalog_json
+from billing.api.schemas import ErrorOut, QuoteRequest
+from billing.catalog.public import CatalogPublic, catalog_public
 from billing.errors import InvalidDate, RateLimited
 from billing.observability.metrics import RATE_LIMITED
 from billing.parsing import parse_date
+from billing.quotes import QuotePublic
 
 router = APIRouter(prefix="/v1", tags=["pricing"], route_class=ExactJSONRoute)
 ERRORS: dict[int | str, dict[str, object]] = {422: {"model": ErrorOut}}
@@ -26,14 +26,14 @@ def _today() -> dt.date:
     return dt.datetime.now(dt.UTC).date()
 
 
-@router.get("/products", response_model=CatalogOut, responses=ERRORS)
+@router.get("/products", responses=ERRORS)
 async def list_products(
     catalog: CatalogDep,
     at: Annotated[str | None, Query(description="date, YYYY-MM-DD (default today)")] = None,
-) -> JSONResponse:
+) -> CatalogPublic:
     """The catalogue in force: products, units, models, tier tables, commitment brackets."""
     day = _today() if at is None else _query_date(at)
-    return JSONResponse(catalog_json(catalog, day))
+    return catalog_public(catalog, day)
 
 
 async def rate_limited(request: Request) -> None:
@@ -47,11 +47,10 @@ async def rate_limited(request: Request) -> None:
 
 @router.post(
     "/quote",
-    response_model=QuoteOut,
     responses={**ERRORS, 429: {"model": ErrorOut}},
     dependencies=[Depends(rate_limited)],
 )
-async def create_quote(body: QuoteRequest, catalog: CatalogDep) -> JSONResponse:
+async def create_quote(body: QuoteRequest, catalog: CatalogDep) -> QuotePublic:
     """Price a month of usage, with optional caps, discount and commitment.
 
     Rate limited per client IP (BILLING_QUOTE_RATE_PER_MINUTE, 120 by default): over it,
@@ -67,7 +66,7 @@ async def create_quote(body: QuoteRequest, catalog: CatalogDep) -> JSONResponse:
         commitment=commitment,
         include_options=body.include_commitment_options,
     )
-    return JSONResponse(quotes.quote_json(result, catalog=catalog, at=at))
+    return quotes.quote_public(result, catalog=catalog, at=at)
 
 
 def _query_date(value: str) -> dt.date:

@@ -6,7 +6,6 @@ import csv
 import datetime as dt
 import io
 from collections.abc import Iterator
-from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
@@ -14,21 +13,28 @@ from fastapi.responses import StreamingResponse
 
 from billing.api.deps import CatalogDep, SessionDep, StaffKey
 from billing.api.schemas import ErrorOut
-from billing.money import format_exact
 from billing.reports import service as reports
+from billing.reports.public import (
+    COLUMNS,
+    CapsReportPublic,
+    InvoiceReportPublic,
+    InvoiceReportRow,
+    RevenuePublic,
+    revenue_public,
+)
 
 router = APIRouter(prefix="/v1/reports", tags=["finance reports"])
 ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorOut} for code in (401, 403, 422)}
 MonthQuery = Annotated[str | None, Query(pattern=r"^\d{4}-\d{2}$", description="YYYY-MM")]
 
 
-def csv_lines(rows: Iterator[dict[str, str]]) -> Iterator[str]:
+def csv_lines(rows: Iterator[InvoiceReportRow]) -> Iterator[str]:
     """CSV text, a header then a line per row, produced as the rows arrive."""
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=reports.COLUMNS, lineterminator="\r\n")
+    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\r\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow(row)
+        writer.writerow(row.model_dump())
         if buffer.tell() > 64 * 1024:
             yield buffer.getvalue()
             buffer.seek(0)
@@ -36,7 +42,17 @@ def csv_lines(rows: Iterator[dict[str, str]]) -> Iterator[str]:
     yield buffer.getvalue()
 
 
-@router.get("/invoices", responses=ERRORS)
+@router.get(
+    "/invoices",
+    response_model=InvoiceReportPublic,
+    responses={
+        **ERRORS,
+        200: {
+            "description": "the invoices, as JSON or (format=csv) as CSV with a header line",
+            "content": {"text/csv": {"schema": {"type": "string"}}},
+        },
+    },
+)
 def invoices_report(
     request: Request,
     _: StaffKey,
@@ -58,45 +74,28 @@ def invoices_report(
             media_type="text/csv",
             headers={"Content-Disposition": f'attachment; filename="{name}"'},
         )
-    return {"invoices": list(rows)}
+    return InvoiceReportPublic(invoices=list(rows))
 
 
 @router.get("/revenue", responses=ERRORS)
 def revenue_report(
+    _: StaffKey,
     session: SessionDep,
     catalog: CatalogDep,
-    _: StaffKey,
     group_by: Literal["product", "customer", "month"] = "product",
     from_: Annotated[str | None, Query(alias="from", pattern=r"^\d{4}-\d{2}$")] = None,
     to: MonthQuery = None,
-) -> dict[str, Any]:
+) -> RevenuePublic:
     """List price, discounts, commitments sold, credits applied and amount due, per group,
     from finalized invoices; the totals equal the sums over those invoices."""
     start, end = reports.months(from_, to)
     groups, total = reports.revenue(session.connection(), group_by, start, end)
-
-    def money(value: Decimal) -> str:
-        return format_exact(value, catalog.currency)
-
-    def figures(item: reports.Revenue) -> dict[str, Any]:
-        return {
-            "list": money(item.list_amount),
-            "discounts": money(item.discounts),
-            "commitments": money(item.commitments),
-            "credits_applied": money(item.credits_applied),
-            "amount_due": money(item.amount_due),
-            "invoices": len(item.invoices),
-        }
-
-    return {
-        "group_by": group_by,
-        "currency": catalog.currency,
-        "groups": [{"key": key, **figures(item)} for key, item in groups.items()],
-        "total": figures(total),
-    }
+    return revenue_public(group_by, catalog.currency, groups, total)
 
 
 @router.get("/caps", responses=ERRORS)
-def caps_report(session: SessionDep, _: StaffKey) -> dict[str, Any]:
+def caps_report(_: StaffKey, session: SessionDep) -> CapsReportPublic:
     """Customer x product pairs limited by their cap in the current period."""
-    return {"caps_hit": reports.caps_hit(session.connection(), dt.datetime.now(dt.UTC))}
+    return CapsReportPublic(
+        caps_hit=reports.caps_hit(session.connection(), dt.datetime.now(dt.UTC))
+    )

@@ -3,21 +3,30 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 import stripe
 from fastapi import APIRouter, Request
+from pydantic import Field
 
 from billing.api.deps import SessionDep
 from billing.api.schemas import ErrorOut
 from billing.errors import BadRequest
+from billing.public import PublicModel
 from billing.stripe_sync.webhook import apply_event
 
 router = APIRouter(prefix="/v1/stripe", tags=["stripe"])
 
 
+class WebhookReceiptPublic(PublicModel):
+    received: bool
+    event: str = Field(description="Stripe's event id")
+    outcome: str = Field(
+        description="recorded | replayed | ignored | unknown_invoice: what the event did"
+    )
+
+
 @router.post("/webhook", responses={400: {"model": ErrorOut}})
-async def stripe_webhook(request: Request, session: SessionDep) -> dict[str, Any]:
+async def stripe_webhook(request: Request, session: SessionDep) -> WebhookReceiptPublic:
     """Record invoice.paid, invoice.payment_failed and invoice.voided; ignore other events."""
     secret = request.app.state.settings.stripe_webhook_secret
     if not secret:
@@ -34,5 +43,4 @@ async def stripe_webhook(request: Request, session: SessionDep) -> dict[str, Any
     except ValueError as error:
         raise BadRequest(f"not a Stripe event: {error}", field="body") from None
     outcome = apply_event(session.connection(), event, dt.datetime.now(dt.UTC))
-    session.commit()
-    return {"received": True, "event": event.id, "outcome": outcome}
+    return WebhookReceiptPublic(received=True, event=event.id, outcome=outcome)

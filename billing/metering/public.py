@@ -1,0 +1,66 @@
+"""A customer's usage in one period, as `GET /v1/customers/{id}/usage` shows it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Protocol
+
+from pydantic import Field
+
+from billing.customers.periods import Period
+from billing.money import format_quantity
+from billing.public import MonthLabel, PublicModel, QuantityText, Timestamp
+
+
+class UsageRecord(Protocol):
+    """One product's running totals in a period."""
+
+    @property
+    def product(self) -> str: ...
+    @property
+    def quantity(self) -> Decimal: ...
+    @property
+    def events(self) -> int: ...
+    @property
+    def duplicates(self) -> int: ...
+    @property
+    def rejected(self) -> int: ...
+
+
+class ProductUsagePublic(PublicModel):
+    product: str
+    quantity: QuantityText = Field(description="the aggregated quantity accepted")
+    events: int
+    duplicates: int
+    rejected: int
+
+
+class UsagePublic(PublicModel):
+    customer: str
+    period: MonthLabel
+    start: Timestamp
+    end: Timestamp
+    products: list[ProductUsagePublic]
+    total_quantity: QuantityText
+
+
+def usage_public(customer_id: str, period: Period, rows: Sequence[UsageRecord]) -> UsagePublic:
+    """The running totals of one customer's period, per product and in total."""
+    return UsagePublic(
+        customer=customer_id,
+        period=period.label,
+        start=period.start.isoformat(),
+        end=period.end.isoformat(),
+        products=[
+            ProductUsagePublic(
+                product=row.product,
+                quantity=format_quantity(row.quantity),
+                events=row.events,
+                duplicates=row.duplicates,
+                rejected=row.rejected,
+            )
+            for row in rows
+        ],
+        total_quantity=format_quantity(sum((r.quantity for r in rows), Decimal(0))),
+    )

@@ -1,0 +1,130 @@
+"""Finance report answers: the invoice listing (JSON rows and CSV columns are one shape),
+revenue per group, and the caps hit. Every figure is an exact string."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sized
+from decimal import Decimal
+from typing import Literal, Protocol
+
+from pydantic import Field
+
+from billing.money import format_exact
+from billing.public import Day, MoneyText, PublicModel, QuantityText, Timestamp
+
+
+class RevenueRecord(Protocol):
+    """A group's sums (reports.service.Revenue)."""
+
+    @property
+    def list_amount(self) -> Decimal: ...
+    @property
+    def discounts(self) -> Decimal: ...
+    @property
+    def commitments(self) -> Decimal: ...
+    @property
+    def credits_applied(self) -> Decimal: ...
+    @property
+    def amount_due(self) -> Decimal: ...
+    @property
+    def invoices(self) -> Sized: ...
+
+
+class InvoiceReportRow(PublicModel):
+    """One invoice in the listing; its fields are the CSV columns, in order."""
+
+    number: str = Field(examples=["INV-000123"])
+    id: str
+    customer: str
+    kind: str = Field(description="usage | commitment")
+    status: str = Field(description="finalized | void")
+    period_start: Day | Literal[""] = Field(description='"" for an invoice without a period')
+    period_end: Day | Literal[""]
+    currency: str
+    subtotal: MoneyText
+    discount_total: MoneyText
+    total: MoneyText
+    credits_applied: MoneyText
+    amount_due: MoneyText
+    sync_status: str = Field(
+        description="the Stripe sync state; not_synced or nothing_due before the first sync"
+    )
+    issued_at: Timestamp
+
+
+COLUMNS = tuple(InvoiceReportRow.model_fields)
+
+
+class InvoiceReportPublic(PublicModel):
+    invoices: list[InvoiceReportRow] = Field(description="oldest number first")
+
+
+class RevenueFiguresPublic(PublicModel):
+    """One group's figures; each is a sum of invoice line amounts."""
+
+    list_: MoneyText = Field(alias="list", description="usage lines at list price")
+    discounts: MoneyText
+    commitments: MoneyText = Field(description="commitment (prepaid credit) lines")
+    credits_applied: MoneyText
+    amount_due: MoneyText
+    invoices: int = Field(description="how many invoices the figures come from")
+
+
+class GroupKey(PublicModel):
+    key: str = Field(
+        description="the product (or (commitments), (credits)), the customer, or the month"
+    )
+
+
+# NOTE: pydantic lays out inherited fields from the last base to the first: key, then figures.
+class RevenueGroupPublic(RevenueFiguresPublic, GroupKey):
+    """One group's key and figures."""
+
+
+class RevenuePublic(PublicModel):
+    group_by: str = Field(description="product | customer | month")
+    currency: str
+    groups: list[RevenueGroupPublic] = Field(description="by key")
+    total: RevenueFiguresPublic
+
+
+class CapHitRow(PublicModel):
+    """A customer x product pair limited by its cap in the current period."""
+
+    customer: str
+    product: str
+    period_start: Day
+    cap: QuantityText | Literal[""] = Field(description="the cap amount, exact")
+    limit_quantity: QuantityText
+    accepted_quantity: QuantityText
+    over_limit_events: str = Field(pattern=r"^\d+$", description="events refused over the cap")
+
+
+class CapsReportPublic(PublicModel):
+    caps_hit: list[CapHitRow]
+
+
+def _figures(item: RevenueRecord, currency: str) -> dict[str, object]:
+    return {
+        "list": format_exact(item.list_amount, currency),
+        "discounts": format_exact(item.discounts, currency),
+        "commitments": format_exact(item.commitments, currency),
+        "credits_applied": format_exact(item.credits_applied, currency),
+        "amount_due": format_exact(item.amount_due, currency),
+        "invoices": len(item.invoices),
+    }
+
+
+def revenue_public(
+    group_by: str, currency: str, groups: Mapping[str, RevenueRecord], total: RevenueRecord
+) -> RevenuePublic:
+    """Revenue per group and in total, as `GET /v1/reports/revenue` answers it."""
+    return RevenuePublic(
+        group_by=group_by,
+        currency=currency,
+        groups=[
+            RevenueGroupPublic.model_validate({"key": key, **_figures(item, currency)})
+            for key, item in groups.items()
+        ],
+        total=RevenueFiguresPublic.model_validate(_figures(total, currency)),
+    )
