@@ -1,0 +1,89 @@
+"""Every answer has a declared shape: each JSON route's 2xx response in /openapi.json has a
+schema with named properties (lists: items with named properties), and money is one type."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from billing.public import DECIMAL_TEXT
+
+
+@pytest.fixture(scope="module")
+def openapi(client) -> dict[str, Any]:
+    return client.get("/openapi.json").json()
+
+
+def _resolve(schema: dict[str, Any], document: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in schema:
+        name = schema["$ref"].removeprefix("#/components/schemas/")
+        schema = document["components"]["schemas"][name]
+    return schema
+
+
+def _named(schema: dict[str, Any], document: dict[str, Any]) -> bool:
+    schema = _resolve(schema, document)
+    if schema.get("type") == "array":
+        return _named(schema.get("items", {}), document)
+    return bool(schema.get("properties"))
+
+
+def _json_answers(document: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    found = []
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            for status, response in operation["responses"].items():
+                content = response.get("content", {}).get("application/json")
+                if status.startswith("2") and content is not None:
+                    found.append((f"{method.upper()} {path} {status}", content.get("schema", {})))
+    return found
+
+
+def test_every_json_answer_has_named_properties(openapi):
+    answers = _json_answers(openapi)
+    assert len(answers) >= 30
+    unnamed = [where for where, schema in answers if not _named(schema, openapi)]
+    assert unnamed == []
+
+
+def test_every_operation_declares_a_json_answer(openapi):
+    declared = {where.rsplit(" ", 1)[0] for where, _ in _json_answers(openapi)}
+    operations = {
+        f"{method.upper()} {path}"
+        for path, operations in openapi["paths"].items()
+        for method in operations
+    }
+    assert operations - declared == set()
+
+
+def test_named_properties_are_checked_through_refs_and_lists():
+    document = {
+        "components": {
+            "schemas": {
+                "Named": {"type": "object", "properties": {"id": {"type": "string"}}},
+                "Loose": {"type": "object", "additionalProperties": True},
+            }
+        }
+    }
+    assert _named({"$ref": "#/components/schemas/Named"}, document)
+    assert _named({"type": "array", "items": {"$ref": "#/components/schemas/Named"}}, document)
+    assert not _named({"$ref": "#/components/schemas/Loose"}, document)
+    assert not _named({"type": "array", "items": {"type": "object"}}, document)
+    assert not _named({}, document)
+
+
+def test_money_fields_share_one_string_type(openapi):
+    schemas = openapi["components"]["schemas"]
+    money = {
+        (name, field): spec
+        for name, schema in schemas.items()
+        if name.endswith("Public")
+        for field, spec in schema.get("properties", {}).items()
+        if field in ("amount", "total", "subtotal", "amount_due", "credits_applied", "balance")
+        and "$ref" not in spec  # e.g. a report's `total`: the figures of every group
+    }
+    assert len(money) >= 10
+    for where, spec in money.items():
+        assert spec.get("type") == "string", where
+        assert spec.get("pattern") == DECIMAL_TEXT, where
