@@ -67,22 +67,6 @@ class EventBatchIn(BaseModel):
     events: list[EventIn] = Field(max_length=10_000)
 
 
-class RejectedOut(BaseModel):
-    index: int
-    id: str | None
-    error: str = Field(
-        description="unknown_customer | unknown_product | period_closed | timestamp_in_future"
-        " | conflict | invalid: <field>: <reason>"
-    )
-
-
-class IngestOut(BaseModel):
-    accepted: int
-    duplicates: int
-    over_limit: list[str]
-    rejected: list[RejectedOut]
-
-
 class SpendCapIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

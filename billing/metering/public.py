@@ -1,4 +1,5 @@
-"""A customer's usage in one period, as `GET /v1/customers/{id}/usage` shows it."""
+"""Metering answers: what an ingestion did (`POST /v1/events`) and a customer's usage in one
+period (`GET /v1/customers/{id}/usage`)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,24 @@ class UsageRecord(Protocol):
     def duplicates(self) -> int: ...
     @property
     def rejected(self) -> int: ...
+
+
+class RejectedEventPublic(PublicModel):
+    index: int = Field(description="the event's position in the batch, from 0")
+    id: str | None
+    error: str = Field(
+        description="unknown_customer | unknown_product | period_closed | timestamp_in_future"
+        " | conflict | invalid: <field>: <reason>"
+    )
+
+
+class IngestPublic(PublicModel):
+    """What a batch did; the ingest path renders it by hand (metering.service), for speed."""
+
+    accepted: int
+    duplicates: int = Field(description="events seen before with the same content")
+    over_limit: list[str] = Field(description="ids kept but over their cap: never billed")
+    rejected: list[RejectedEventPublic]
 
 
 class ProductUsagePublic(PublicModel):

@@ -7,7 +7,12 @@ from typing import Any
 
 import pytest
 
+from billing.api.routes.health import ReadinessPublic
+from billing.caps.public import LimitedListPublic
+from billing.metering.public import IngestPublic
 from billing.public import DECIMAL_TEXT
+from tests.api.test_metering_api import ev, make_customer, send
+from tests.conftest import bearer
 
 
 @pytest.fixture(scope="module")
@@ -87,3 +92,26 @@ def test_money_fields_share_one_string_type(openapi):
     for where, spec in money.items():
         assert spec.get("type") == "string", where
         assert spec.get("pattern") == DECIMAL_TEXT, where
+
+
+def test_answers_rendered_by_hand_match_their_declared_models(api, keys):
+    """/v1/events, /v1/quota/limited and /readyz build their JSON by hand (for speed, or to
+    answer 503): each body must be exactly what its declared model would send."""
+    make_customer(api, keys, "cust_1")
+    cap = "/v1/customers/cust_1/spend-caps/product_analytics"
+    api.put(cap, json={"amount": "0"}, headers=bearer(keys["admin"]))
+    ingested = send(api, keys["ingest"], [ev("a", 2_000_000), ev("b"), {"id": "c"}])
+    limited = api.get("/v1/quota/limited", headers=bearer(keys["ingest"]))
+    ready = api.get("/readyz")
+    for response, model in (
+        (ingested, IngestPublic),
+        (limited, LimitedListPublic),
+        (ready, ReadinessPublic),
+    ):
+        assert response.status_code == 200, response.text
+        body = response.json()
+        shown = model.model_validate(body).model_dump(by_alias=True, exclude_unset=True)
+        assert shown == body
+    assert ingested.json()["over_limit"] == ["b"]
+    assert ingested.json()["rejected"][0]["index"] == 2
+    assert limited.json()["count"] == 1

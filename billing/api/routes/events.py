@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 
 from billing.api import exact_json
 from billing.api.deps import IngestKey
-from billing.api.schemas import ErrorOut, EventBatchIn, IngestOut
+from billing.api.schemas import ErrorOut, EventBatchIn
 from billing.errors import (
     EmptyBatch,
     InvalidJson,
@@ -23,6 +23,7 @@ from billing.errors import (
     UnsupportedMediaType,
 )
 from billing.metering import service as metering_service
+from billing.metering.public import IngestPublic
 from billing.metering.writer import IngestWriter
 from billing.observability.metrics import record_ingest
 
@@ -35,7 +36,7 @@ LIMITS = f"at most {MAX_EVENTS:,} events and {MAX_BYTES // (1024 * 1024)} MB per
 
 @router.post(
     "/events",
-    response_model=IngestOut,
+    response_model=IngestPublic,
     responses={code: {"model": ErrorOut} for code in (401, 403, 413, 415, 422)},
     openapi_extra={
         "requestBody": {
