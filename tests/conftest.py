@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from billing.api.app import create_app
+from billing.app import create_app
 from billing.catalog import Catalog, load_catalog
 from billing.settings import Settings
 

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from billing import errors
-from billing.api.errors import STATUS_BY_ERROR
+from billing.http.errors import STATUS_BY_ERROR
 from tests.conftest import REPO
 
 DRAWN = re.compile(r"^(?P<indent>[ │├└─]*)(?P<name>[A-Z]\w+)\s+(?P<code>[a-z_]+)\b")

@@ -1,79 +1,29 @@
-"""FastAPI dependencies, as Annotated aliases: catalogue, database session, caller and roles."""
+"""FastAPI dependencies of the API, as Annotated aliases: the caller, its role, and the customer
+or invoice a path names (the catalogue and the session come from billing/http/deps.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
 from fastapi import Depends, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
-from sqlmodel import Session
 
 from billing.auth import service as auth_service
 from billing.auth.cache import KeyCache
 from billing.auth.models import Role
 from billing.auth.service import Principal
-from billing.catalog import Catalog
 from billing.customers import service as customers_service
 from billing.customers.models import Customer
 from billing.customers.periods import Period, period_from_label
-from billing.db import read_only, session_scope
+from billing.db import read_only
 from billing.errors import Forbidden, InvalidPeriod, Unauthorized
+from billing.http.deps import SessionDep
 from billing.invoicing import service as invoicing_service
-from billing.metering.limited import LimitedList
 
 _bearer = HTTPBearer(auto_error=False, description="an API key: Authorization: Bearer bk_...")
-
-
-async def get_catalog(request: Request) -> Catalog:
-    """The catalogue loaded at start-up."""
-    catalog: Catalog = request.app.state.catalog
-    return catalog
-
-
-async def get_engine(request: Request) -> Engine:
-    """The database engine of this process."""
-    engine: Engine = request.app.state.engine
-    return engine
-
-
-def get_session(engine: Annotated[Engine, Depends(get_engine)]) -> Iterator[Session]:
-    """A session per request: committed when the route returns without error, rolled back
-    when it raises. The one place a request commits: routes never do."""
-    with session_scope(engine) as session:
-        yield session
-    for hook in session.info.pop(AFTER_COMMIT, ()):
-        hook()
-
-
-CatalogDep = Annotated[Catalog, Depends(get_catalog)]
-# NOTE: scope="function" commits when the route returns, before the answer is sent: a
-# client never reads a 2xx for a change that then failed to commit.
-SessionDep = Annotated[Session, Depends(get_session, scope="function")]
-AFTER_COMMIT = "after_commit"  # session.info key: what to run once the request committed
-
-
-class LimitMoves:
-    """Tell the limited list (GET /v1/quota/limited) that this request moved a limit."""
-
-    def __init__(self, session: Session, limited: LimitedList) -> None:
-        self._session = session
-        self._limited = limited
-
-    def moved(self) -> None:
-        """Rebuild the list once this request's change is committed, not before: a rebuild
-        in between would read the old limits and keep them."""
-        self._session.info.setdefault(AFTER_COMMIT, []).append(self._limited.invalidate)
-
-
-def get_limit_moves(request: Request, session: SessionDep) -> LimitMoves:
-    """The limited list of this process, bound to the request's session."""
-    return LimitMoves(session, request.app.state.limited_list)
-
-
-LimitsChanged = Annotated[LimitMoves, Depends(get_limit_moves)]
 
 
 async def get_principal(

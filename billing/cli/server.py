@@ -34,7 +34,7 @@ def serve(
     from billing.observability.logs import log_config
 
     uvicorn.run(
-        "billing.api.app:create_app",
+        "billing.app:create_app",
         factory=True,
         host=host,
         port=port,

@@ -3,7 +3,9 @@ revenue per group, and the caps hit. Every figure is an exact string."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sized
+import csv
+import io
+from collections.abc import Iterator, Mapping, Sized
 from decimal import Decimal
 from typing import Literal, Protocol
 
@@ -128,3 +130,17 @@ def revenue_public(
         ],
         total=RevenueFiguresPublic.model_validate(_figures(total, currency)),
     )
+
+
+def csv_lines(rows: Iterator[InvoiceReportRow]) -> Iterator[str]:
+    """CSV text, a header then a line per row, produced as the rows arrive."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\r\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(row.model_dump())
+        if buffer.tell() > 64 * 1024:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request, Response
 from starlette.datastructures import FormData
 
-from billing.api.deps import SessionDep
+from billing.http.deps import EngineDep, SessionDep
 from billing.web import signin
 from billing.web.signin import CUSTOMER, FINANCE, WebUser
 
@@ -34,13 +34,17 @@ def now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def get_secret(request: Request, session: SessionDep) -> bytes:
-    """The signing key: configured, or generated once and kept in the database."""
+def get_secret(request: Request, engine: EngineDep) -> bytes:
+    """The signing key: configured, or generated once and kept in the database.
+
+    Loaded in a transaction of its own, committed before this process remembers the key:
+    a request that fails later must not leave a key in memory that the database lacks.
+    """
     secret: bytes | None = getattr(request.app.state, "web_secret", None)
     if secret is None:
         configured = request.app.state.settings.secret_key
-        secret = signin.load_secret(session.connection(), configured, now())
-        session.commit()
+        with engine.begin() as connection:
+            secret = signin.load_secret(connection, configured, now())
         request.app.state.web_secret = secret
     return secret
 

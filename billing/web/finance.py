@@ -12,17 +12,17 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
-from billing.api.deps import CatalogDep, SessionDep
-from billing.api.errors import status_of
-from billing.api.routes.reports import csv_lines
 from billing.catalog import Catalog
 from billing.errors import BillingError, UnknownStatus
+from billing.http.deps import CatalogDep, SessionDep
+from billing.http.errors import status_of
 from billing.invoicing import service as invoicing_service
 from billing.jobs import runner
 from billing.jobs.context import JobContext
 from billing.jobs.registry import SYNC_STRIPE
 from billing.money import format_exact
 from billing.reports import service as reports
+from billing.reports.public import csv_lines
 from billing.stripe_sync.sync import retry_now
 from billing.web.access import FinancePost, FinanceUser, now
 from billing.web.charts import stacked_bars

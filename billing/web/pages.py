@@ -12,9 +12,9 @@ from fastapi.responses import HTMLResponse
 from pydantic_core import PydanticCustomError
 
 from billing import quotes
-from billing.api.deps import CatalogDep
 from billing.catalog.public import catalog_public
 from billing.errors import BillingError
+from billing.http.deps import CatalogDep
 from billing.parsing import parse_quantity
 from billing.web.templating import render
 

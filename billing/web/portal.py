@@ -14,8 +14,6 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from pydantic_core import PydanticCustomError
 
 from billing.alerts import service as alerts_service
-from billing.api.deps import CatalogDep, SessionDep
-from billing.api.errors import status_of
 from billing.caps import service as caps_service
 from billing.caps.public import spend_cap_public, spend_caps_public
 from billing.catalog import Catalog
@@ -31,6 +29,8 @@ from billing.errors import (
     NotFound,
     UnknownAction,
 )
+from billing.http.deps import CatalogDep, SessionDep
+from billing.http.errors import status_of
 from billing.invoicing import service as invoicing_service
 from billing.invoicing.projection import project
 from billing.metering import quota as quota_service
@@ -279,7 +279,6 @@ def caps_post(
                 actor=user.actor,
                 now=now(),
             )
-            session.commit()
             request.app.state.limited_list.invalidate()
             return RedirectResponse(f"/portal/caps?changed={product}#cap-{product}", 303)
         change = quota_service.preview_cap(
@@ -423,7 +422,6 @@ def discount_post(
             outcome = commitments.start(
                 session.connection(), catalog, _cid(user), credit, years, now()
             )
-            session.commit()
             done = f"Commitment started: {outcome.invoices[0].number} is your invoice for it."
         elif action in ("topup_review", "topup"):
             amount = _parse_money(form["topup"], "topup")
@@ -431,7 +429,6 @@ def discount_post(
                 review = {"topup": format_amount(amount, catalog.currency)}
                 return _discount_page(request, session, catalog, user, review=review, form=form)
             outcome = commitments.topup(session.connection(), catalog, _cid(user), amount, now())
-            session.commit()
             done = f"Credit added: {outcome.invoices[0].number} is your invoice for it."
         else:
             raise UnknownAction("unknown action", field="action")

@@ -8,10 +8,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from billing.api.deps import SessionDep
 from billing.auth.models import Role
 from billing.auth.service import authenticate
 from billing.customers.models import Customer
+from billing.http.deps import SessionDep
 from billing.web import signin
 from billing.web.access import (
     PRESESSION_COOKIE,
@@ -94,7 +94,6 @@ def _start(
         ttl=ttl,
         now=now(),
     )
-    session.commit()
     response = RedirectResponse(HOME[kind], status_code=303)
     set_cookie(request, response, SESSION_COOKIE, cookie, max_age=int(ttl.total_seconds()))
     clear_cookie(request, response, PRESESSION_COOKIE)
@@ -162,7 +161,6 @@ def finance_login(
 
 def _sign_out(request: Request, session: SessionDep, secret: bytes, kind: str) -> Response:
     signin.end_session(session.connection(), secret, request.cookies.get(SESSION_COOKIE), now())
-    session.commit()
     response = render(request, "message.html", _signed_out(kind))
     clear_cookie(request, response, SESSION_COOKIE)
     return response

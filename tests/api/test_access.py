@@ -9,8 +9,8 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
 from sqlmodel import Session
 
-from billing.api.app import create_app
 from billing.api.deps import customer_in_path, invoice_in_path
+from billing.app import create_app
 from billing.auth.models import Role
 from billing.auth.service import create_key
 from billing.settings import Settings

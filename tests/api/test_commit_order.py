@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import event
 from sqlmodel import Session
 
-from billing.api.app import create_app
+from billing.app import create_app
 from billing.auth.models import Role
 from billing.auth.service import create_key
 from billing.metering import limited

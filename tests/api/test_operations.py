@@ -5,7 +5,7 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 
-from billing.api.app import create_app
+from billing.app import create_app
 from billing.settings import Settings
 from tests.conftest import TIERS, bearer
 from tests.metering.helpers import event

@@ -8,7 +8,7 @@ import time
 import pytest
 from sqlalchemy import select, text
 
-from billing.api.app import create_app
+from billing.app import create_app
 from billing.settings import Settings
 from billing.stripe_sync.models import InvoiceSync
 from billing.stripe_sync.sync import make_client, sync_due

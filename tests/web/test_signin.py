@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 from freezegun import freeze_time
 from sqlmodel import Session
 
-from billing.api.app import create_app
+from billing.app import create_app
 from billing.auth.models import Role
 from billing.auth.service import create_key, revoke_key
 from billing.settings import Settings

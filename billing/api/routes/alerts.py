@@ -9,9 +9,10 @@ from fastapi import APIRouter, Query, Request
 from billing.alerts import service as alerts_service
 from billing.alerts.public import AlertListPublic, AlertSettingsPublic, alert_settings_public
 from billing.alerts.settings import update_settings
-from billing.api.deps import CustomerAccess, OwnerKey, ReaderKey, SessionDep, labelled_period
+from billing.api.deps import CustomerAccess, OwnerKey, ReaderKey, labelled_period
 from billing.api.exact_json import ExactJSONRoute
 from billing.api.schemas import AlertSettingsIn, ErrorOut
+from billing.http.deps import SessionDep
 
 router = APIRouter(prefix="/v1/customers", tags=["alerts"], route_class=ExactJSONRoute)
 ERRORS: dict[int | str, dict[str, Any]] = {

@@ -7,16 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from billing.api.deps import (
-    CatalogDep,
-    CustomerAccess,
-    LimitsChanged,
-    OwnerKey,
-    PipelineKey,
-    ReaderKey,
-    SessionDep,
-    actor,
-)
+from billing.api.deps import CustomerAccess, OwnerKey, PipelineKey, ReaderKey, actor
 from billing.api.exact_json import ExactJSONRoute
 from billing.api.schemas import ErrorOut, SpendCapIn
 from billing.caps import service as caps_service
@@ -34,6 +25,7 @@ from billing.caps.public import (
 from billing.caps.quota import ProductQuota
 from billing.catalog import Catalog
 from billing.customers.models import Customer
+from billing.http.deps import CatalogDep, LimitsChanged, SessionDep
 from billing.metering import quota as quota_service
 from billing.metering.limited import LimitedList
 

@@ -9,15 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic_core import PydanticCustomError
 
-from billing.api.deps import (
-    AdminKey,
-    CatalogDep,
-    CustomerAccess,
-    LimitsChanged,
-    OwnerKey,
-    ReaderKey,
-    SessionDep,
-)
+from billing.api.deps import AdminKey, CustomerAccess, OwnerKey, ReaderKey
 from billing.api.exact_json import ExactJSONRoute
 from billing.api.schemas import CommitmentIn, DiscountIn, ErrorOut, TopUpIn
 from billing.commitments import queries
@@ -31,6 +23,7 @@ from billing.commitments.public import (
     DiscountPublic,
 )
 from billing.errors import InvalidAmount
+from billing.http.deps import CatalogDep, LimitsChanged, SessionDep
 from billing.parsing import parse_amount
 
 router = APIRouter(prefix="/v1/customers", tags=["commitments"], route_class=ExactJSONRoute)

@@ -7,20 +7,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from billing.api.deps import (
-    AdminKey,
-    CatalogDep,
-    CustomerAccess,
-    ReaderKey,
-    SessionDep,
-    StaffKey,
-    labelled_period,
-)
+from billing.api.deps import AdminKey, CustomerAccess, ReaderKey, StaffKey, labelled_period
 from billing.api.exact_json import ExactJSONRoute
 from billing.api.schemas import ErrorOut
 from billing.customers import service as customers_service
 from billing.customers.models import Customer, CustomerCreate, CustomerPublic
 from billing.customers.periods import period_for
+from billing.http.deps import CatalogDep, SessionDep
 from billing.metering import service as metering_service
 from billing.metering.public import UsagePublic, usage_public
 

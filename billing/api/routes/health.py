@@ -15,8 +15,8 @@ from pydantic import Field
 from sqlalchemy import Engine, func, select, text
 
 from billing import __version__
-from billing.api.deps import CatalogDep
 from billing.db import head_revision, table_of
+from billing.http.deps import CatalogDep
 from billing.jobs.models import JobRun
 from billing.public import PublicModel, Timestamp
 from billing.stripe_sync.models import InvoiceSync

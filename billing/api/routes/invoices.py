@@ -7,17 +7,10 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from billing.api.deps import (
-    CatalogDep,
-    CustomerAccess,
-    InvoiceAccess,
-    ReaderKey,
-    SessionDep,
-    StaffKey,
-    actor,
-)
+from billing.api.deps import CustomerAccess, InvoiceAccess, ReaderKey, StaffKey, actor
 from billing.api.exact_json import ExactJSONRoute
 from billing.api.schemas import ErrorOut, VoidIn
+from billing.http.deps import CatalogDep, SessionDep
 from billing.invoicing import service as invoices
 from billing.invoicing.public import (
     InvoiceListPublic,

@@ -9,11 +9,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 
 from billing import quotes
-from billing.api.deps import CatalogDep
 from billing.api.exact_json import ExactJSONRoute
 from billing.api.schemas import ErrorOut, QuoteRequest
 from billing.catalog.public import CatalogPublic, catalog_public
 from billing.errors import InvalidDate, RateLimited
+from billing.http.deps import CatalogDep
 from billing.observability.metrics import RATE_LIMITED
 from billing.parsing import parse_date
 from billing.quotes import QuotePublic

@@ -2,44 +2,27 @@
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
-from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
-from billing.api.deps import CatalogDep, SessionDep, StaffKey
+from billing.api.deps import StaffKey
 from billing.api.schemas import ErrorOut
+from billing.http.deps import CatalogDep, SessionDep
 from billing.reports import service as reports
 from billing.reports.public import (
-    COLUMNS,
     CapsReportPublic,
     InvoiceReportPublic,
-    InvoiceReportRow,
     RevenuePublic,
+    csv_lines,
     revenue_public,
 )
 
 router = APIRouter(prefix="/v1/reports", tags=["finance reports"])
 ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorOut} for code in (401, 403, 422)}
 MonthQuery = Annotated[str | None, Query(pattern=r"^\d{4}-\d{2}$", description="YYYY-MM")]
-
-
-def csv_lines(rows: Iterator[InvoiceReportRow]) -> Iterator[str]:
-    """CSV text, a header then a line per row, produced as the rows arrive."""
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\r\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow(row.model_dump())
-        if buffer.tell() > 64 * 1024:
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
-    yield buffer.getvalue()
 
 
 @router.get(

@@ -8,9 +8,9 @@ import stripe
 from fastapi import APIRouter, Request
 from pydantic import Field
 
-from billing.api.deps import SessionDep
 from billing.api.schemas import ErrorOut
 from billing.errors import BadRequest
+from billing.http.deps import SessionDep
 from billing.public import PublicModel
 from billing.stripe_sync.webhook import apply_event
 

@@ -1,4 +1,6 @@
-"""The FastAPI application: routers, error handlers, pages, the catalogue in app state."""
+"""The application: composes the API (billing/api) and the pages (billing/web) into one FastAPI
+app, with the error handlers, middleware, static files, the catalogue and the background jobs.
+Neither the API nor the pages know about each other; both call the same services."""
 
 from __future__ import annotations
 
@@ -12,7 +14,6 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 
 from billing import __version__
-from billing.api import errors
 from billing.api.routes import (
     alerts,
     caps,
@@ -28,6 +29,7 @@ from billing.api.routes import (
 from billing.auth.cache import KeyCache
 from billing.catalog import Catalog, load_catalog
 from billing.db import make_engine
+from billing.http import errors
 from billing.jobs import scheduler
 from billing.metering.limited import LimitedList
 from billing.metering.writer import IngestWriter
@@ -36,7 +38,7 @@ from billing.observability.ratelimit import RateLimiter
 from billing.settings import Settings, get_settings
 from billing.web import finance, pages, portal, signin_pages
 
-STATIC_DIR = Path(__file__).resolve().parent.parent / "web" / "static"
+STATIC_DIR = Path(__file__).resolve().parent / "web" / "static"
 
 
 def create_app(
