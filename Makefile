@@ -23,6 +23,7 @@ lint: install
 	$(BIN)/ruff check billing tests benchmarks
 	$(BIN)/ruff format --check billing tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 test: lint
 	$(BIN)/python -m pytest
