@@ -6,6 +6,7 @@ PostgreSQL or Chromium a failure instead of a skip.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import shutil
 import socket
@@ -15,6 +16,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from fastapi.testclient import TestClient
+from freezegun import freeze_time
 from sqlalchemy import Engine
 from sqlmodel import Session
 
@@ -77,6 +79,19 @@ def postgres_url() -> str:
             "set BILLING_TEST_POSTGRES_URL or start it",
         )
     return POSTGRES_URL
+
+
+MID_MONTH = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def mid_month(engine: Engine) -> Iterator[dt.datetime]:
+    """The clock set to MID_MONTH and ticking on: in-process tests that stamp events a minute
+    ago and read "this period" find them there whatever the real date and time. Ask for it
+    before `api`, so the app runs on this clock too; it comes after the database, whose
+    driver must not be imported under a frozen clock (psycopg checks datetime's size)."""
+    with freeze_time(MID_MONTH, tick=True):
+        yield MID_MONTH
 
 
 def free_port() -> int:
