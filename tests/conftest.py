@@ -12,6 +12,7 @@ import shutil
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import pytest
@@ -23,6 +24,9 @@ from sqlmodel import Session
 from billing.api.app import create_app
 from billing.catalog import Catalog, load_catalog
 from billing.settings import Settings
+
+if TYPE_CHECKING:
+    from tests.servers import Receiver
 
 REPO = Path(__file__).resolve().parent.parent
 TIERS = REPO / "pricing_tiers"
@@ -92,6 +96,16 @@ def mid_month(engine: Engine) -> Iterator[dt.datetime]:
     driver must not be imported under a frozen clock (psycopg checks datetime's size)."""
     with freeze_time(MID_MONTH, tick=True):
         yield MID_MONTH
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A webhook receiver on 127.0.0.1 (tests/servers.py), closed afterwards."""
+    from tests.servers import Receiver
+
+    made = Receiver()
+    yield made
+    made.close()
 
 
 def free_port() -> int:

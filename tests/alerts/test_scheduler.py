@@ -9,10 +9,9 @@ from sqlmodel import Session
 
 from billing.alerts.settings import update_settings
 from billing.caps import service as caps_service
-from tests.alerts.test_webhooks import Receiver
 from tests.metering.helpers import recent
 from tests.metering.test_crash_and_concurrency import prepare
-from tests.servers import Server, post_json
+from tests.servers import Receiver, Server, post_json
 
 pytestmark = pytest.mark.slow
 
