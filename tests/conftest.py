@@ -201,3 +201,15 @@ def keys(engine: Engine) -> dict[str, str]:
 
 def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
+
+
+def blocked_by(engine: Engine, pid: int) -> int:
+    """How many PostgreSQL sessions wait for a lock held by backend `pid`."""
+    from sqlalchemy import text
+
+    with engine.connect() as connection:
+        found: int = connection.execute(
+            text("SELECT count(*) FROM pg_stat_activity WHERE :pid = ANY(pg_blocking_pids(pid))"),
+            {"pid": pid},
+        ).scalar_one()
+        return found
