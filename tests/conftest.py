@@ -6,21 +6,27 @@ PostgreSQL or Chromium a failure instead of a skip.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import shutil
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import pytest
 from fastapi.testclient import TestClient
+from freezegun import freeze_time
 from sqlalchemy import Engine
 from sqlmodel import Session
 
 from billing.app import create_app
 from billing.catalog import Catalog, load_catalog
 from billing.settings import Settings
+
+if TYPE_CHECKING:
+    from tests.servers import Receiver
 
 REPO = Path(__file__).resolve().parent.parent
 TIERS = REPO / "pricing_tiers"
@@ -77,6 +83,29 @@ def postgres_url() -> str:
             "set BILLING_TEST_POSTGRES_URL or start it",
         )
     return POSTGRES_URL
+
+
+MID_MONTH = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def mid_month(engine: Engine) -> Iterator[dt.datetime]:
+    """The clock set to MID_MONTH and ticking on: in-process tests that stamp events a minute
+    ago and read "this period" find them there whatever the real date and time. Ask for it
+    before `api`, so the app runs on this clock too; it comes after the database, whose
+    driver must not be imported under a frozen clock (psycopg checks datetime's size)."""
+    with freeze_time(MID_MONTH, tick=True):
+        yield MID_MONTH
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A webhook receiver on 127.0.0.1 (tests/servers.py), closed afterwards."""
+    from tests.servers import Receiver
+
+    made = Receiver()
+    yield made
+    made.close()
 
 
 def free_port() -> int:
@@ -172,3 +201,15 @@ def keys(engine: Engine) -> dict[str, str]:
 
 def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
+
+
+def blocked_by(engine: Engine, pid: int) -> int:
+    """How many PostgreSQL sessions wait for a lock held by backend `pid`."""
+    from sqlalchemy import text
+
+    with engine.connect() as connection:
+        found: int = connection.execute(
+            text("SELECT count(*) FROM pg_stat_activity WHERE :pid = ANY(pg_blocking_pids(pid))"),
+            {"pid": pid},
+        ).scalar_one()
+        return found

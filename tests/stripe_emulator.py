@@ -33,6 +33,7 @@ class StripeEmulator:
         self.requests: list[tuple[str, str]] = []
         self.hang_on: str | None = None  # a path fragment whose requests wait for `release`
         self.hung = threading.Event()
+        self.held = 0  # how many requests have waited (or wait) for `release`
         self.release = threading.Event()
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
@@ -65,7 +66,9 @@ class StripeEmulator:
         body = handler.rfile.read(length) if length else b""
         parts = urlsplit(handler.path)
         params = dict(parse_qsl(body.decode() if method == "POST" else parts.query))
-        if self.hang_on and self.hang_on in parts.path:
+        if self.hang_on and self.hang_on in parts.path and not self.release.is_set():
+            with self._lock:
+                self.held += 1
             self.hung.set()  # the caller may be killed now; the request still completes
             self.release.wait(60)
         with self._lock:

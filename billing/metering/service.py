@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import psycopg
 from sqlalchemy import Connection, Engine, select
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
@@ -125,10 +126,13 @@ def ingest_batch(*, engine: Engine, catalog: Catalog, raw_events: Sequence[Any])
             if result.limits_changed:
                 limited_list.changed()  # committed: GET /v1/quota/limited re-reads
             return result
-        except OperationalError as error:
+        except (OperationalError, psycopg.OperationalError) as error:
             # NOTE: PostgreSQL may abort a transaction to break a lock cycle; a batch is
             # idempotent, so running it again is safe and the client never sees the abort.
-            if getattr(error.orig, "sqlstate", None) not in RETRYABLE or attempt == RETRIES:
+            # The statements that take the locks run on psycopg's own cursor (store.py), whose
+            # errors SQLAlchemy does not wrap: both kinds are caught.
+            driver_error = getattr(error, "orig", error)
+            if getattr(driver_error, "sqlstate", None) not in RETRYABLE or attempt == RETRIES:
                 raise
             time.sleep(0.01 * attempt)  # float-ok: seconds
     raise AssertionError("unreachable")

@@ -9,7 +9,7 @@ from tests.conftest import bearer
 SETTINGS = "/v1/customers/cust_1/alert-settings"
 
 
-def test_a_customer_sets_a_webhook_and_sees_its_alerts(api, keys, customer_keys):  # noqa: F811
+def test_a_customer_sets_a_webhook_and_sees_its_alerts(mid_month, api, keys, customer_keys):  # noqa: F811
     own = bearer(customer_keys["cust_1"])
     answer = api.put(
         SETTINGS,

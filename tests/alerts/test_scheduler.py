@@ -9,9 +9,9 @@ from sqlmodel import Session
 
 from billing.alerts.settings import update_settings
 from billing.metering import quota as quota_service
-from tests.alerts.test_webhooks import Receiver
+from tests.metering.helpers import recent
 from tests.metering.test_crash_and_concurrency import prepare
-from tests.servers import Server, post_json
+from tests.servers import Receiver, Server, post_json
 
 pytestmark = pytest.mark.slow
 
@@ -42,7 +42,7 @@ def test_the_server_delivers_webhooks_on_its_own(engine, database_url, catalog):
     server.env.update(BILLING_WEBHOOK_ALLOW_PRIVATE="1", BILLING_ALERT_DELIVERY_SECONDS="0.5")
     server.start()
     try:
-        at = (now - dt.timedelta(minutes=1)).isoformat()
+        at = recent(now).isoformat()
         event = {"id": "e1", "customer": "cust_1", "product": "product_analytics"}
         status, _ = post_json(
             f"{server.base}/v1/events",

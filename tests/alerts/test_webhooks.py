@@ -2,9 +2,7 @@
 timeouts, marked failed after the last attempt; URLs checked before they are stored."""
 
 import datetime as dt
-import http.server
 import re
-import threading
 import time
 from decimal import Decimal as D
 
@@ -20,43 +18,6 @@ from billing.metering import quota as quota_service
 from billing.metering import service as metering_service
 from tests.conftest import REPO
 from tests.metering.helpers import NOW, add_customer, event
-
-
-class Receiver:
-    """A webhook endpoint on 127.0.0.1 that records requests and answers as told."""
-
-    def __init__(self) -> None:
-        self.requests: list[tuple[dict[str, str], bytes]] = []
-        self.status = 200
-        self.delay = 0.0
-        receiver = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.requests.append((dict(self.headers), body))
-                time.sleep(receiver.delay)
-                self.send_response(receiver.status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/billing"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def receiver():
-    made = Receiver()
-    yield made
-    made.close()
 
 
 def fire_cap_50(session, catalog, receiver):

@@ -1,12 +1,11 @@
 """Customers, events and usage over the API, on SQLite and PostgreSQL, with access control."""
 
-import datetime as dt
 import json
 
 import pytest
 
 from tests.conftest import bearer
-from tests.metering.helpers import event
+from tests.metering.helpers import event, recent
 
 
 def make_customer(api, keys, customer_id="cust_1", **extra):
@@ -21,9 +20,9 @@ def send(api, key, events, **kwargs):
 
 
 def ev(event_id, quantity=1, product="product_analytics"):
-    """An event a minute ago (the API checks timestamps against the real clock)."""
-    at = (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)).isoformat()
-    return event(event_id, quantity, product, at=at)
+    """An event a minute ago, in the current period (the API checks timestamps against the
+    clock: the real one, or `mid_month`'s)."""
+    return event(event_id, quantity, product, at=recent().isoformat())
 
 
 def test_customers_are_created_read_and_listed(api, keys):
@@ -56,7 +55,7 @@ def test_bad_customers_are_refused_naming_the_field(api, keys, body, status, fie
     assert response.json()["field"] == field
 
 
-def test_ingestion_answers_after_commit_and_usage_reads_the_totals(api, keys):
+def test_ingestion_answers_after_commit_and_usage_reads_the_totals(mid_month, api, keys):
     make_customer(api, keys)
     events = [ev("e1", 5), ev("e2", "2.5"), ev("e3", product="session_replay"), ev("bad", -1)]
     response = send(api, keys["ingest"], events)

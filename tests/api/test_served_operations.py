@@ -1,5 +1,7 @@
 """The served process: JSON log lines tied to answers by request id, no secret in the logs
-of a full run, and a SIGTERM that lets the batch in flight finish and commit."""
+of a full run (keys, tokens, cookies, an invoice synced to Stripe, a signed alert webhook
+delivered, a signed Stripe webhook received), and a SIGTERM that lets the batch in flight
+finish and commit."""
 
 from __future__ import annotations
 
@@ -14,14 +16,18 @@ import httpx2 as httpx
 import pytest
 from sqlalchemy import create_engine, text
 
+from billing.alerts.signing import HEADER, verify
 from tests.conftest import TIERS
-from tests.servers import BILLING, Server
+from tests.metering.helpers import recent
+from tests.servers import BILLING, Server, wait_for
 from tests.stripe_emulator import StripeEmulator
+from tests.stripe_sync.test_webhook import signed
 from tests.web.helpers import CSRF
 
 pytestmark = pytest.mark.slow
 SECRET_KEY = "s3cr3t-signing-key-for-the-log-test-0123456789"
 STRIPE_KEY = "sk_test_never_in_the_logs_4242"
+STRIPE_WEBHOOK_SECRET = "whsec_stripe_endpoint_never_in_the_logs"
 
 
 def cli(env, *args):
@@ -35,7 +41,7 @@ def log_of(server: Server) -> str:
     return server.output
 
 
-def test_a_full_run_logs_json_lines_with_request_ids_and_no_secret(tmp_path):
+def test_a_full_run_logs_json_lines_with_request_ids_and_no_secret(tmp_path, receiver):
     emulator = StripeEmulator()
     url = f"sqlite:///{tmp_path / 'b.db'}"
     env = {
@@ -56,23 +62,35 @@ def test_a_full_run_logs_json_lines_with_request_ids_and_no_secret(tmp_path):
             "BILLING_SECRET_KEY": SECRET_KEY,
             "BILLING_STRIPE_API_KEY": STRIPE_KEY,
             "BILLING_STRIPE_API_BASE": emulator.base,
+            "BILLING_STRIPE_WEBHOOK_SECRET": STRIPE_WEBHOOK_SECRET,
+            "BILLING_STRIPE_SYNC_EVERY_SECONDS": "0.5",
+            "BILLING_ALERT_DELIVERY_SECONDS": "0.5",
             "BILLING_LOG_LEVEL": "info",
             "BILLING_WEBHOOK_ALLOW_PRIVATE": "1",
         }
     )
     env["BILLING_PUBLIC_URL"] = server.base
     server.start()
-    secrets_seen = [admin, ingest, finance, SECRET_KEY, STRIPE_KEY]
+    secrets_seen = [admin, ingest, finance, SECRET_KEY, STRIPE_KEY, STRIPE_WEBHOOK_SECRET]
     try:
         with httpx.Client(base_url=server.base, timeout=30) as http:
+            admin_auth = {"Authorization": f"Bearer {admin}"}
+            settings = http.put(
+                "/v1/customers/acme/alert-settings",
+                json={"webhook_url": receiver.url},
+                headers=admin_auth,
+            ).json()
+            signing_secret = settings["signing_secret"]
+            secrets_seen.append(signing_secret)
             auth = {"Authorization": f"Bearer {ingest}"}
+            at = recent().isoformat()
             events = [
                 {
                     "id": f"e{i}",
                     "customer": "acme",
                     "product": "product_analytics",
-                    "quantity": 1000,
-                    "timestamp": "2026-11-24T10:00:00Z",
+                    "quantity": 1000 if i else 1_000_000,  # the free allowance is used up
+                    "timestamp": at,
                 }
                 for i in range(5)
             ]
@@ -82,18 +100,35 @@ def test_a_full_run_logs_json_lines_with_request_ids_and_no_secret(tmp_path):
                 headers={**auth, "X-Request-ID": "trace-events-0001"},
             )
             assert answer.status_code == 200
-            admin_auth = {"Authorization": f"Bearer {admin}"}
+            assert answer.json()["accepted"] == 5
             http.put(
                 "/v1/customers/acme/spend-caps/session_replay",
                 json={"amount": "5.00"},
                 headers=admin_auth,
             )
-            settings = http.put(
-                "/v1/customers/acme/alert-settings",
-                json={"webhook_url": "http://127.0.0.1:9/hook"},
+            # A commitment is invoiced at once: the scheduler syncs that invoice to Stripe.
+            started = http.post(
+                "/v1/customers/acme/commitment",
+                json={"credit": "30000", "years": 1},
                 headers=admin_auth,
-            ).json()
-            secrets_seen.append(settings["signing_secret"])
+            )
+            assert started.status_code == 201, started.text
+            [invoice] = started.json()["invoices"]
+            assert wait_for(lambda: len(emulator.invoices_of(invoice["id"])) == 1)
+            [stripe_invoice] = emulator.invoices_of(invoice["id"])
+            assert wait_for(lambda: stripe_invoice["status"] == "open")  # finalized in Stripe
+            # Stripe tells us it was paid, signed with the endpoint's secret.
+            body, headers = signed(
+                {
+                    "id": "evt_served_1",
+                    "object": "event",
+                    "type": "invoice.paid",
+                    "data": {"object": {"id": stripe_invoice["id"], "object": "invoice"}},
+                },
+                secret=STRIPE_WEBHOOK_SECRET,
+            )
+            hooked = http.post("/v1/stripe/webhook", content=body, headers=headers)
+            assert (hooked.status_code, hooked.json()["outcome"]) == (200, "recorded")
             http.get("/v1/customers/acme/quota", headers={"Authorization": "Bearer bk_wrong"})
             link = cli(env, "portal-link", "acme")
             token = link.split("token=")[1]
@@ -112,11 +147,24 @@ def test_a_full_run_logs_json_lines_with_request_ids_and_no_secret(tmp_path):
                 data={"csrf_token": CSRF.search(login.text).group(1), "key": finance},
             )
             assert http.get("/finance/invoices").status_code == 200
-        time.sleep(1.5)  # a scheduler tick: alert delivery, Stripe sync
+            # The free-allowance alert went out, signed, to the customer's receiver.
+            assert wait_for(lambda: len(receiver.requests) == 1)
+            [(delivered, alert)] = receiver.requests
+            assert b'"kind":"free_allowance"' in alert
+            assert verify(signing_secret, delivered[HEADER], alert, now=int(time.time()))
     finally:
         server.stop()
         emulator.close()
+    engine = create_engine(url)
+    with engine.connect() as connection:
+        recorded = connection.execute(
+            text("SELECT status FROM invoice_sync WHERE invoice_id = :id"), {"id": invoice["id"]}
+        ).scalar_one()
+    engine.dispose()
+    assert recorded == "paid"  # the signed Stripe webhook was taken
     log = log_of(server)
+    assert "job sync_stripe" in log  # both jobs ran in this run, and said so
+    assert "job deliver_alerts" in log
     for secret in secrets_seen:
         assert secret not in log, f"a secret ({secret[:6]}…) reached the log"
     lines = [json.loads(line) for line in log.splitlines() if line.strip()]

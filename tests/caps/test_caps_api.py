@@ -40,7 +40,7 @@ def test_a_customer_sets_its_own_cap_and_reads_the_effect(api, customer_keys):
     assert caps["product_analytics"]["status"] == "ok"
 
 
-def test_over_limit_ids_come_back_in_the_ingestion_answer(api, keys, customer_keys):
+def test_over_limit_ids_come_back_in_the_ingestion_answer(mid_month, api, keys, customer_keys):
     api.put(CAP, json={"amount": "0"}, headers=bearer(keys["admin"]))
     answer = send(api, keys["ingest"], [ev("a", 999_999), ev("b", 5), ev("c"), ev("d")]).json()
     assert (answer["accepted"], answer["over_limit"]) == (2, ["c", "d"])
@@ -90,7 +90,7 @@ def test_bad_caps_are_refused_naming_the_field(api, customer_keys, body, field, 
     assert words in error["message"].lower() or words in error["message"]
 
 
-def test_the_limited_list_answers_304_while_unchanged(api, keys, customer_keys):
+def test_the_limited_list_answers_304_while_unchanged(mid_month, api, keys, customer_keys):
     first = api.get("/v1/quota/limited", headers=bearer(keys["ingest"]))
     assert first.status_code == 200
     assert first.json() == {"count": 0, "limited": []}

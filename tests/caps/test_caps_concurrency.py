@@ -15,6 +15,7 @@ from sqlmodel import Session
 from billing.caps.quota import line_total
 from billing.customers.periods import period_for
 from billing.metering import quota as quota_service
+from tests.metering.helpers import recent
 from tests.metering.test_crash_and_concurrency import prepare
 from tests.servers import Server, post_json
 
@@ -44,14 +45,14 @@ def test_concurrent_batches_never_bill_past_the_cap(engine, database_url, catalo
                 now=now,
             )
         session.commit()
-    at = (now - dt.timedelta(minutes=1)).isoformat()
+    at = recent(now)
     pool = [
         {
             "id": f"{product}-{i}",
             "customer": "cust_1",
             "product": product,
             "quantity": quantity,
-            "timestamp": at,
+            "timestamp": at.isoformat(),
         }
         for product, (_, count, quantity) in POOLS.items()
         for i in range(count)
@@ -114,7 +115,7 @@ def test_concurrent_batches_never_bill_past_the_cap(engine, database_url, catalo
     for product, (cap, _, quantity) in POOLS.items():
         row = usage[product]
         accepted, limit = D(row.quantity), D(row.limit_quantity)
-        plan = catalog.plan_for_period(product, period_for(1, now).start)
+        plan = catalog.plan_for_period(product, period_for(1, at).start)
         billed = min(accepted, limit)
         assert line_total(plan, billed, D(0)) <= cap  # the billed line never exceeds the cap
         assert limit <= accepted < limit + quantity  # stopped at the crossing event

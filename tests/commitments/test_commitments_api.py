@@ -16,7 +16,7 @@ from tests.conftest import bearer
 BASE = "/v1/customers/cust_1"
 
 
-def test_options_follow_the_run_rate_or_an_override(api, keys, customer_keys):  # noqa: F811
+def test_options_follow_the_run_rate_or_an_override(mid_month, api, keys, customer_keys):  # noqa: F811
     own = bearer(customer_keys["cust_1"])
     send(api, keys["ingest"], [ev("a", 3_000_000)])  # $84.30 so far this period
     projected = api.get(f"{BASE}/commitment/options", headers=own).json()

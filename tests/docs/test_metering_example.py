@@ -1,6 +1,5 @@
 """The Python sending example of docs/metering.md, run against a real server."""
 
-import datetime as dt
 import re
 
 import pytest
@@ -9,7 +8,7 @@ from sqlmodel import Session
 from billing.auth.models import Role
 from billing.auth.service import create_key
 from tests.conftest import REPO
-from tests.metering.helpers import add_customer
+from tests.metering.helpers import add_customer, recent
 from tests.servers import Server
 
 pytestmark = pytest.mark.slow
@@ -31,7 +30,7 @@ def test_the_documented_sender_delivers_and_retries_safely(engine, database_url)
         add_customer(session, "acme")
         key, _ = create_key(session=session, role=Role.INGEST)
         session.commit()
-    at = (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)).isoformat()
+    at = recent().isoformat()
     events = [
         {"id": f"doc-{i}", "customer": "acme", "product": "surveys", "timestamp": at}
         for i in range(12_345)

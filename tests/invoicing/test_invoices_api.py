@@ -15,7 +15,7 @@ from tests.conftest import bearer
 BASE = "/v1/customers/cust_1"
 
 
-def test_upcoming_close_read_void_and_reissue(api, engine, catalog, keys, customer_keys):  # noqa: F811
+def test_upcoming_close_read_void_and_reissue(mid_month, api, engine, catalog, keys, customer_keys):  # noqa: F811
     own = bearer(customer_keys["cust_1"])
     send(api, keys["ingest"], [ev("a", 1_200_000), ev("b", 10_000, "session_replay")])
     upcoming = api.get(f"{BASE}/invoices/upcoming", headers=own).json()

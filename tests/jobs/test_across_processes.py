@@ -17,7 +17,7 @@ from billing.jobs.context import JobContext
 from billing.jobs.models import JobRun
 from billing.jobs.runner import lock_key
 from billing.settings import Settings
-from tests.conftest import TIERS, _postgres_schema
+from tests.conftest import TIERS, _postgres_schema, blocked_by
 from tests.servers import BILLING
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
@@ -168,3 +168,49 @@ def test_a_command_twin_waits_for_its_job_held_elsewhere_then_runs(pg_engine, da
     assert [(r.status, r.detail) for r in runs(pg_engine, "close_periods")] == [
         ("ok", "0 invoices for 0 customers")
     ]
+
+
+@pytest.mark.parametrize(
+    ("command", "job", "says"),
+    [
+        (("invoices", "close"), "close_periods", "closed:"),
+        (("alerts", "deliver"), "deliver_alerts", "webhooks:"),
+        (("credits", "release"), "run_commitments", "credits:"),
+        (("stripe", "sync"), "sync_stripe", "stripe:"),
+    ],
+)
+def test_a_cli_twin_waits_for_its_jobs_lock_then_runs(pg_engine, database_url, command, job, says):
+    env = {
+        **os.environ,
+        "BILLING_DATABASE_URL": database_url,
+        "BILLING_TIERS_DIR": str(TIERS),
+        "BILLING_STRIPE_API_KEY": "sk_test_no_calls_made",  # nothing to sync: no request
+        "BILLING_STRIPE_API_BASE": "http://127.0.0.1:9",
+    }
+    with pg_engine.connect() as holder:  # the scheduler of another replica runs the job
+        holder.execute(text("SELECT pg_advisory_lock(:k)"), {"k": lock_key(job)})
+        holder.commit()
+        holder_pid = holder.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        twin = subprocess.Popen(
+            [str(BILLING), *command], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while blocked_by(pg_engine, holder_pid) == 0:
+                assert twin.poll() is None, twin.communicate()
+                assert time.monotonic() < deadline, "the twin never asked for the lock"
+                time.sleep(0.1)
+            time.sleep(1)  # it keeps waiting: no run of its own meanwhile
+            assert twin.poll() is None
+            assert runs(pg_engine, job) == []
+            holder.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": lock_key(job)})
+            holder.commit()
+            out, err = twin.communicate(timeout=60)
+        finally:
+            if twin.poll() is None:
+                twin.kill()
+                twin.communicate()
+    assert twin.returncode == 0, err
+    assert out.decode().startswith(says)
+    [run] = runs(pg_engine, job)
+    assert (run.status, run.finished_at is not None) == ("ok", True)

@@ -1,7 +1,6 @@
 """Real processes: a server killed mid-stream loses nothing acknowledged and counts nothing
 twice; eight clients with overlapping batches get exact totals. SQLite and PostgreSQL."""
 
-import datetime as dt
 import random
 import threading
 import time
@@ -14,7 +13,7 @@ from billing.auth.models import Role
 from billing.auth.service import create_key
 from billing.customers.periods import period_for
 from billing.metering import service as metering_service
-from tests.metering.helpers import add_customer
+from tests.metering.helpers import add_customer, recent
 from tests.servers import Server, post_json
 
 pytestmark = pytest.mark.slow
@@ -29,8 +28,8 @@ def prepare(engine, customers=("cust_1",)):
     return key
 
 
-def batches_of(prefix, count, size, rng, customers=("cust_1",)):
-    now = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
+def batches_of(prefix, count, size, rng, at, customers=("cust_1",)):
+    """`count` batches of `size` events stamped `at`."""
     return [
         [
             {
@@ -38,7 +37,7 @@ def batches_of(prefix, count, size, rng, customers=("cust_1",)):
                 "customer": rng.choice(customers),
                 "product": "product_analytics",
                 "quantity": rng.randint(1, 1000),
-                "timestamp": now.isoformat(),
+                "timestamp": at.isoformat(),
             }
             for i in range(size)
         ]
@@ -46,7 +45,8 @@ def batches_of(prefix, count, size, rng, customers=("cust_1",)):
     ]
 
 
-def totals(engine, customer_id):
+def totals(engine, customer_id, at):
+    """Quantity and event count per product in the period of `at`."""
     with Session(engine) as session:
         from billing.customers.models import Customer
 
@@ -54,7 +54,7 @@ def totals(engine, customer_id):
         rows = metering_service.usage_for(
             session=session,
             customer=customer,
-            period=period_for(customer.billing_anchor_day, dt.datetime.now(dt.UTC)),
+            period=period_for(customer.billing_anchor_day, at),
         )
         return {r.product: (r.quantity, r.events) for r in rows}
 
@@ -63,7 +63,8 @@ def test_a_crash_mid_stream_loses_nothing_acknowledged_and_counts_nothing_twice(
     engine, database_url
 ):
     key = prepare(engine)
-    batches = batches_of("crash", 30, 500, random.Random(1))
+    at = recent()
+    batches = batches_of("crash", 30, 500, random.Random(1), at)
     server = Server(database_url=database_url)
     server.start()
     acknowledged: set[int] = set()
@@ -100,14 +101,15 @@ def test_a_crash_mid_stream_loses_nothing_acknowledged_and_counts_nothing_twice(
     finally:
         server.stop()
     expected = sum((D(e["quantity"]) for batch in batches for e in batch), D(0))
-    assert totals(engine, "cust_1") == {"product_analytics": (expected, 30 * 500)}
+    assert totals(engine, "cust_1", at) == {"product_analytics": (expected, 30 * 500)}
 
 
 def test_eight_clients_with_overlapping_batches_get_exact_totals(engine, database_url):
     customers = ("a", "b", "c")
     key = prepare(engine, customers)
     rng = random.Random(2)
-    pool = [e for batch in batches_of("shared", 40, 100, rng, customers) for e in batch]
+    at = recent()
+    pool = [e for batch in batches_of("shared", 40, 100, rng, at, customers) for e in batch]
     server = Server(database_url=database_url)
     server.start()
     failures: list[str] = []
@@ -140,4 +142,4 @@ def test_eight_clients_with_overlapping_batches_get_exact_totals(engine, databas
     for customer in customers:
         mine = [e for e in pool if e["customer"] == customer]
         expected = sum((D(e["quantity"]) for e in mine), D(0))
-        assert totals(engine, customer) == {"product_analytics": (expected, len(mine))}
+        assert totals(engine, customer, at) == {"product_analytics": (expected, len(mine))}

@@ -1,18 +1,12 @@
 """Group commit: queued requests share one transaction and each gets its own answer."""
 
-import datetime as dt
-
 from billing.metering.writer import IngestWriter, _Job
-from tests.metering.helpers import add_customer, event
-
-
-def recent():
-    return (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)).isoformat()
+from tests.metering.helpers import add_customer, event, recent
 
 
 def test_requests_queued_together_are_one_group_answered_separately(engine, catalog, session):
     add_customer(session)
-    at = recent()
+    at = recent().isoformat()
     first = [event("a", 1, at=at), event("b", 2, at=at)]
     second = [event("b", 2, at=at), event("c", -1, at=at), event("d", 4, at=at)]
     third = [event("a", 9, at=at)]
@@ -41,7 +35,7 @@ def test_requests_queued_together_are_one_group_answered_separately(engine, cata
 def test_a_stopped_writer_answers_what_was_queued(engine, catalog, session):
     add_customer(session)
     writer = IngestWriter(engine, catalog)
-    at = recent()
+    at = recent().isoformat()
     futures = [writer.submit([event(f"e{i}", at=at)]) for i in range(50)]
     writer.stop()
     assert sum(f.result(timeout=30)["accepted"] for f in futures) == 50

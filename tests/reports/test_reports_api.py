@@ -6,6 +6,7 @@ import io
 from decimal import Decimal as D
 
 import pytest
+from freezegun import freeze_time
 from sqlalchemy import text, update
 from sqlmodel import Session
 
@@ -123,8 +124,8 @@ def test_reports_are_for_finance_and_admin_only(api, keys, invoiced):
     assert api.get("/v1/reports/invoices", headers=bearer(keys["admin"])).status_code == 200
     bad = api.get("/v1/reports/invoices?from=2026-13", headers=bearer(keys["finance"]))
     assert (bad.status_code, bad.json()["field"]) == (422, "from")
-    caps = api.get("/v1/reports/caps", headers=bearer(keys["finance"])).json()["caps_hit"]
-    assert isinstance(caps, list)
+    assert api.get("/v1/reports/caps", headers=bearer(keys["ingest"])).status_code == 403
+    assert api.get("/v1/reports/caps", headers=bearer(keys["finance"])).status_code == 200
 
 
 @pytest.mark.parametrize(
@@ -143,3 +144,66 @@ def test_the_last_month_there_is_has_no_month_after_it(api, keys):
         "/v1/reports/revenue", params={"to": "9999-12"}, headers=bearer(keys["finance"])
     )
     assert answer.status_code == 200
+
+
+def test_the_caps_report_lists_each_pair_limited_in_its_current_period(api, keys):
+    """Seeded through the API with the clock frozen: who is limited now, by which cap, with
+    the figures; a pair under its cap and a pair limited in a closed-off month are absent."""
+    admin = bearer(keys["admin"])
+
+    def put_cap(customer, product, amount):
+        url = f"/v1/customers/{customer}/spend-caps/{product}"
+        answer = api.put(url, json={"amount": amount}, headers=admin)
+        assert answer.status_code == 200, answer.text
+
+    def send(customer, product, quantities, at):
+        events = [
+            event(f"{customer}-{product}-{at[:10]}-{i}", q, product, customer=customer, at=at)
+            for i, q in enumerate(quantities)
+        ]
+        answer = api.post("/v1/events", json={"events": events}, headers=admin)
+        assert answer.status_code == 200, answer.text
+        return answer.json()
+
+    with freeze_time("2026-10-05 09:00:00"):
+        for customer in ("acme", "globex", "initech", "umbrella"):
+            made = api.post("/v1/customers", json={"id": customer, "name": customer}, headers=admin)
+            assert made.status_code == 201, made.text
+        put_cap("umbrella", "product_analytics", "1.00")  # limited in October only
+        send("umbrella", "product_analytics", [1_100_000], "2026-10-05T08:00:00Z")
+    with freeze_time("2026-11-24 12:00:00"):
+        at = "2026-11-24T11:00:00Z"
+        put_cap("acme", "product_analytics", "1.00")  # $1 buys 1,020,000 events
+        crossing = send("acme", "product_analytics", [1_000_000, 30_000, 5, 7], at)
+        assert (crossing["accepted"], crossing["over_limit"]) == (
+            2,
+            ["acme-product_analytics-2026-11-24-2", "acme-product_analytics-2026-11-24-3"],
+        )
+        put_cap("acme", "session_replay", "10.00")  # not reached: absent
+        send("acme", "session_replay", [4_000], at)
+        put_cap("globex", "session_replay", "0")  # only the 5,000 free recordings
+        send("globex", "session_replay", [4_000, 2_000, 1], at)
+        put_cap("initech", "product_analytics", "50.00")  # not reached: absent
+        send("initech", "product_analytics", [1_500_000], at)
+        report = api.get("/v1/reports/caps", headers=bearer(keys["finance"]))
+    assert report.status_code == 200, report.text
+    assert report.json()["caps_hit"] == [
+        {
+            "customer": "acme",
+            "product": "product_analytics",
+            "period_start": "2026-11-01",
+            "cap": "1",
+            "limit_quantity": "1020000",
+            "accepted_quantity": "1030000",
+            "over_limit_events": "2",
+        },
+        {
+            "customer": "globex",
+            "product": "session_replay",
+            "period_start": "2026-11-01",
+            "cap": "0",
+            "limit_quantity": "5000",
+            "accepted_quantity": "6000",
+            "over_limit_events": "1",
+        },
+    ]

@@ -2,16 +2,23 @@
 found again after a crash, retried when Stripe is down, loud on a mismatch, voids synced."""
 
 import datetime as dt
+import threading
+from decimal import Decimal as D
 
 import pytest
 from sqlalchemy import select, text
 
 from billing.invoicing.close import close_due
 from billing.invoicing.service import void
+from billing.jobs import registry, runner
+from billing.jobs.context import JobContext
+from billing.jobs.runner import lock_key
+from billing.settings import Settings
 from billing.stripe_sync.models import InvoiceSync
 from billing.stripe_sync.sync import make_client, sync_due
 from tests.invoicing.test_close import GRACE, NOV_1, at_oct, created, ingest
 from tests.metering.helpers import event
+from tests.servers import wait_for
 from tests.stripe_emulator import StripeEmulator
 
 AFTER = NOV_1 + GRACE
@@ -221,3 +228,85 @@ def test_an_invoice_voided_before_it_reached_stripe_is_never_sent(
     assert sync_due(engine, client, AFTER + dt.timedelta(hours=1)).voided == 1
     assert stripe_api.invoices == {}
     assert sync_state(engine).status == "voided"
+
+
+def waiting_for_the_job_lock(engine, job):
+    """Whether a PostgreSQL session waits for the job's advisory lock (bigint key: its high
+    and low 32 bits are classid and objid in pg_locks)."""
+    if engine.dialect.name != "postgresql":
+        return False
+    key = lock_key(job) & 0xFFFFFFFFFFFFFFFF
+    with engine.connect() as connection:
+        return bool(
+            connection.execute(
+                text(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+                    "AND classid = :high AND objid = :low AND objsubid = 1"
+                ),
+                {"high": key >> 32, "low": key & 0xFFFFFFFF},
+            ).scalar_one()
+        )
+
+
+def test_two_syncs_at_once_make_one_stripe_invoice_each(engine, session, catalog, stripe_api):
+    """The scheduler's run and `billing stripe sync` at once, the first held at Stripe until
+    the second is in too (on SQLite both talk to Stripe at once; on PostgreSQL the second
+    waits for the job's lock): each of our invoices becomes exactly one Stripe invoice."""
+    for customer in ("cust_1", "cust_2"):
+        created(session, customer)
+    ingest(
+        session,
+        catalog,
+        [
+            at_oct("a", 1_200_000),
+            at_oct("b", 10_000, "session_replay"),
+            {**at_oct("c", 1_400_000), "customer": "cust_2"},
+        ],
+    )
+    session.close()
+    close_due(engine, catalog, AFTER, GRACE)
+    with engine.connect() as connection:
+        ours = dict(connection.execute(text("SELECT id, amount_due FROM invoice")).all())
+    assert len(ours) == 2
+    stripe_api.hang_on = "/v1/invoices"  # a run stops at its first invoice request
+    reports, errors = [], []
+
+    def sync(wait):
+        context = JobContext(
+            engine=engine,
+            settings=Settings(stripe_api_key="sk_test_emulator", stripe_api_base=stripe_api.base),
+            catalog=catalog,
+        )
+        job = registry.SYNC_STRIPE
+        try:
+            report = (runner.run_waiting if wait else runner.run_if_free)(job, context, AFTER)
+            reports.append(report)
+        except Exception as error:  # the test reports it below
+            errors.append(error)
+
+    scheduler = threading.Thread(target=sync, args=(False,))
+    scheduler.start()
+    twin = threading.Thread(target=sync, args=(True,))
+    try:
+        assert wait_for(lambda: stripe_api.held == 1), errors
+        twin.start()
+        assert wait_for(
+            lambda: stripe_api.held == 2 or waiting_for_the_job_lock(engine, "sync_stripe")
+        ), errors
+    finally:
+        stripe_api.release.set()
+    for thread in (scheduler, twin):
+        thread.join(timeout=60)
+    assert errors == []
+    assert len(reports) == 2  # the twin waited, it did not skip
+    assert all((r.failed, r.retrying, r.mismatched) == (0, 0, 0) for r in reports)
+    assert len(stripe_api.invoices) == 2
+    assert len(stripe_api.customers) == 2
+    for invoice_id, amount_due in ours.items():
+        [remote] = stripe_api.invoices_of(invoice_id)
+        assert (remote["status"], remote["total"]) == ("open", int(D(amount_due) * 100))
+    with engine.connect() as connection:
+        states = connection.execute(select(InvoiceSync.__table__)).all()
+    assert sorted((s.status, s.stripe_invoice_id) for s in states) == sorted(
+        ("synced", stripe_api.invoices_of(i)[0]["id"]) for i in ours
+    )
