@@ -32,7 +32,8 @@
     │   ├── InvalidThreshold          invalid_threshold
     │   ├── WebhookUrlNotAllowed      webhook_url_not_allowed
     │   ├── UnknownStatus             unknown_status
-    │   └── UnknownAction             unknown_action
+    │   ├── UnknownAction             unknown_action
+    │   └── InvalidCreditNoteLine     invalid_credit_note_line
     ├── BadRequest                    bad_request               400
     ├── NotFound                      not_found                 404
     ├── Conflict                      conflict                  409
@@ -40,7 +41,11 @@
     │   ├── InvoiceNotFinalized       invoice_not_finalized
     │   ├── CommitmentRunning         commitment_running
     │   ├── CommitmentBelowRunning    commitment_below_running
-    │   └── TopupWindowClosed         topup_window_closed
+    │   ├── TopupWindowClosed         topup_window_closed
+    │   ├── InvoicePaid               invoice_paid
+    │   ├── CreditExceedsInvoice      credit_exceeds_invoice
+    │   ├── OutcomeNotAllowed         credit_note_outcome_not_allowed
+    │   └── CommitmentCreditUsed      commitment_credit_used
     ├── Unauthorized                  unauthorized              401
     ├── Forbidden                     forbidden                 403
     ├── PayloadTooLarge               too_large                 413
@@ -241,6 +246,13 @@ class UnknownAction(InputError):
     code = "unknown_action"
 
 
+class InvalidCreditNoteLine(InputError):
+    """A credit note line naming no creditable invoice line, or with both or neither of an
+    amount and a quantity where one is needed."""
+
+    code = "invalid_credit_note_line"
+
+
 class BadRequest(BillingError):
     """A request this service cannot trust or read at all, such as a bad webhook signature."""
 
@@ -283,6 +295,31 @@ class TopupWindowClosed(Conflict):
     """A top-up after the window at the start of the contract year has closed."""
 
     code = "topup_window_closed"
+
+
+class InvoicePaid(Conflict):
+    """A paid invoice cannot be voided: a credit note corrects it."""
+
+    code = "invoice_paid"
+
+
+class CreditExceedsInvoice(Conflict):
+    """A credit note for more than is still creditable on the invoice (or on a line)."""
+
+    code = "credit_exceeds_invoice"
+
+
+class OutcomeNotAllowed(Conflict):
+    """A credit note outcome the invoice's state does not allow (a refund of an unpaid
+    invoice, less due on a paid one, or more due reduced than is still owed)."""
+
+    code = "credit_note_outcome_not_allowed"
+
+
+class CommitmentCreditUsed(Conflict):
+    """Voiding a commitment invoice whose credit has been used: credit it with a note."""
+
+    code = "commitment_credit_used"
 
 
 class Unauthorized(BillingError):

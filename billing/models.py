@@ -6,7 +6,7 @@ from billing.caps.models import SpendCap, SpendCapChange
 from billing.commitments.models import Commitment
 from billing.credits.models import CreditEntry
 from billing.customers.models import Customer
-from billing.invoicing.models import Invoice, InvoiceLine, InvoiceSeries
+from billing.invoicing.models import CreditNote, CreditNoteLine, Invoice, InvoiceLine, InvoiceSeries
 from billing.jobs.models import JobRun
 from billing.metering.models import Event, Usage
 from billing.stripe_sync.models import InvoiceSync, StripeCustomer, StripeEvent
@@ -17,6 +17,8 @@ __all__ = [
     "ApiKey",
     "Commitment",
     "CreditEntry",
+    "CreditNote",
+    "CreditNoteLine",
     "Customer",
     "Event",
     "Invoice",

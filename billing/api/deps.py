@@ -105,14 +105,18 @@ def customer_in_path(
 
 
 def invoice_in_path(
-    invoice_id: Annotated[str, Path(description="the invoice's id")],
+    invoice_id: Annotated[
+        str, Path(description="the invoice's id (inv_...) or its number (INV-000123)")
+    ],
     principal: CurrentKey,
     session: SessionDep,
 ) -> str:
-    """The `{invoice_id}` of the path: 404 when unknown, 403 when it is another customer's."""
-    customer_id = invoicing_service.customer_of(session.connection(), invoice_id)
-    _ensure_customer_access(principal, customer_id)
-    return invoice_id
+    """Our id of the `{invoice_id}` of the path (an id or a number): 404 when unknown, 403
+    when it is another customer's."""
+    connection = session.connection()
+    found = invoicing_service.resolve_invoice_id(connection, invoice_id)
+    _ensure_customer_access(principal, invoicing_service.customer_of(connection, found))
+    return found
 
 
 # NOTE: every route with {customer_id} takes CustomerAccess, every route with {invoice_id}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from billing.parsing import Amount, IsoDate, Percent, Quantity, Years
@@ -122,4 +124,36 @@ class VoidIn(BaseModel):
     reason: str = Field(min_length=1, max_length=500, description="why, for the audit trail")
     reissue: StrictBool = Field(
         False, description="issue a corrected invoice for the same period (usage invoices)"
+    )
+
+
+class CreditNoteLineIn(BaseModel):
+    """One invoice line to credit: by `amount`, by `quantity` (units fewer, re-priced), or,
+    with neither, all that is left of it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    line: int = Field(ge=1, description="the invoice line's position (1, 2, ...)")
+    amount: Amount | None = Field(None, description="money to credit from it, as a string")
+    quantity: Quantity | None = Field(None, description="units fewer: the line re-priced")
+
+
+class CreditNoteIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "reason": "duplicate events from a broken SDK",
+                    "lines": [{"line": 1, "quantity": "200000"}],
+                    "outcome": "reduce_due",
+                }
+            ]
+        },
+    )
+
+    reason: str = Field(min_length=1, max_length=500, description="why, for the audit trail")
+    lines: list[CreditNoteLineIn] = Field(min_length=1, max_length=100)
+    outcome: Literal["reduce_due", "credit_balance", "refund"] = Field(
+        description="reduce_due (open invoices) | refund | credit_balance (paid invoices)"
     )

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from enum import StrEnum
 
 from sqlalchemy import Index, text
 from sqlmodel import Field, SQLModel
 
 from billing.db import ExactDecimal, UTCDateTime
+
+
+class CommitmentStatus(StrEnum):
+    ACTIVE = "active"  # running: releases credit, invoices contract years
+    ENDED = "ended"  # its term is over; unused credit expired (or rolled over)
+    CANCELLED = "cancelled"  # its invoice was voided or credited: nothing more is released
 
 
 class Commitment(SQLModel, table=True):
@@ -27,7 +34,7 @@ class Commitment(SQLModel, table=True):
 
     id: str = Field(primary_key=True, max_length=32)  # cmt_...
     customer_id: str = Field(foreign_key="customer.id", max_length=64, index=True)
-    status: str = Field(max_length=16)  # active | ended
+    status: str = Field(max_length=16)  # a CommitmentStatus
     years: int
     credit: Decimal = Field(sa_type=ExactDecimal)  # per contract year, top-ups included
     discount_percent: Decimal = Field(sa_type=ExactDecimal)

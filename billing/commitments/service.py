@@ -14,19 +14,20 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from billing.catalog import Catalog
-from billing.commitments.models import Commitment
+from billing.commitments.models import Commitment, CommitmentStatus
 from billing.credits import ledger
-from billing.credits.models import EntryKind
+from billing.credits.models import CreditEntry, EntryKind
 from billing.customers.periods import period_for
 from billing.customers.service import lock_customer
 from billing.db import table_of
 from billing.errors import (
     BillingError,
     CommitmentBelowRunning,
+    CommitmentCreditUsed,
     CommitmentRunning,
     InvalidAmount,
     NoCommitmentSchedule,
@@ -89,7 +90,9 @@ def _money(amount: Decimal) -> str:
 
 def _active(connection: Connection, customer_id: str) -> Any:
     table = table_of(Commitment)
-    query = select(table).where(table.c.customer_id == customer_id, table.c.status == "active")
+    query = select(table).where(
+        table.c.customer_id == customer_id, table.c.status == CommitmentStatus.ACTIVE
+    )
     return connection.execute(query).first()
 
 
@@ -145,7 +148,7 @@ def start(
                 insert(table).values(
                     id=commitment_id,
                     customer_id=customer_id,
-                    status="active",
+                    status=CommitmentStatus.ACTIVE,
                     years=years,
                     credit=credit,
                     discount_percent=bracket.discount_percent,
@@ -241,7 +244,7 @@ def _run_schedule(
     ).scalar_one()
     customer = lock_customer(connection, owner)
     row = _commitment(connection, commitment_id)
-    if row.status != "active":
+    if row.status != CommitmentStatus.ACTIVE:
         return
     invoiced = row.invoiced_years
     released_through = row.released_through
@@ -291,7 +294,7 @@ def _run_schedule(
             period = period_for(customer.anchor_day, period.end)
     values: dict[str, Any] = {"invoiced_years": invoiced, "released_through": released_through}
     if row.ends_at <= now:
-        left = ledger.balance(connection, row.customer_id)
+        left = ledger.balances(connection, row.customer_id).commitment
         if left > 0:
             outcome.entries.append(
                 ledger.append(
@@ -306,7 +309,7 @@ def _run_schedule(
             )
         share = EXACT.divide(EXACT.multiply(left, schedule.rollover_percent), Decimal(100))
         values.update(
-            status="ended",
+            status=CommitmentStatus.ENDED,
             rollover_amount=round_to_minor(share, currency),
             rollover_until=period_for(customer.anchor_day, row.ends_at).end,
         )
@@ -324,7 +327,7 @@ def _roll_over(
     table = table_of(Commitment)
     previous = connection.execute(
         select(table)
-        .where(table.c.customer_id == customer_id, table.c.status == "ended")
+        .where(table.c.customer_id == customer_id, table.c.status == CommitmentStatus.ENDED)
         .order_by(table.c.ends_at.desc())
         .limit(1)
     ).first()
@@ -355,7 +358,9 @@ def run_due(connection: Connection, catalog: Catalog, now: dt.datetime) -> list[
     """The hourly job: every active commitment's invoices, releases and term ends up to now."""
     table = table_of(Commitment)
     ids = connection.execute(
-        select(table.c.id).where(table.c.status == "active").order_by(table.c.customer_id)
+        select(table.c.id)
+        .where(table.c.status == CommitmentStatus.ACTIVE)
+        .order_by(table.c.customer_id)
     ).scalars()
     outcomes = []
     for commitment_id in list(ids):
@@ -426,3 +431,88 @@ def topup_window(
 def _add_months(at: dt.datetime, months: int) -> dt.datetime:
     index = at.month - 1 + months
     return at.replace(year=at.year + index // 12, month=index % 12 + 1)  # days 1-28
+
+
+@dataclass(frozen=True, slots=True)
+class Unused:
+    """A running commitment's credit not used yet (major units): available in the balance
+    now, and the running contract year's credit not released yet; and what was used."""
+
+    available: Decimal
+    unreleased: Decimal
+    used: Decimal
+
+    @property
+    def total(self) -> Decimal:
+        return EXACT.add(self.available, self.unreleased)
+
+
+def unused_credit(connection: Connection, commitment_id: str, now: dt.datetime) -> Unused:
+    """What of a commitment's credit is still unused (the caller holds the customer's lock)."""
+    row = _commitment(connection, commitment_id)
+    available = ledger.balances(connection, row.customer_id).commitment
+    entries = table_of(CreditEntry)
+    granted = connection.execute(
+        select(func.coalesce(func.sum(entries.c.amount), 0)).where(
+            entries.c.commitment_id == commitment_id,
+            entries.c.kind.in_((EntryKind.GRANT, EntryKind.RELEASE, EntryKind.ROLLOVER)),
+        )
+    ).scalar_one()
+    unreleased = ZERO
+    if row.release == Release.MONTHLY.value and row.status == CommitmentStatus.ACTIVE:
+        _, year_start, _ = topup_window(row.starts_at, 0, now)
+        released = connection.execute(
+            select(func.coalesce(func.sum(entries.c.amount), 0)).where(
+                entries.c.commitment_id == commitment_id,
+                entries.c.kind == EntryKind.RELEASE,
+                entries.c.period_start >= year_start,
+            )
+        ).scalar_one()
+        unreleased = max(EXACT.subtract(row.credit, Decimal(released)), ZERO)
+    used = max(EXACT.subtract(Decimal(granted), available), ZERO)
+    return Unused(available=available, unreleased=unreleased, used=used)
+
+
+def cancel(
+    connection: Connection,
+    commitment_id: str,
+    now: dt.datetime,
+    *,
+    why: str,
+    allow_used: bool,
+    currency: str,
+) -> Unused | None:
+    """Cancel a running commitment: nothing more is released, invoiced or drawn from it,
+    and its credit still available is withdrawn from the balance (docs/discounts.md,
+    "Cancelling"). None when it is not running (already ended or cancelled).
+
+    Raises CommitmentCreditUsed when some of its credit was drawn and `allow_used` is off
+    (a void must not leave usage covered by credit nobody pays for).
+    """
+    owner = _commitment(connection, commitment_id).customer_id
+    lock_customer(connection, owner)
+    row = _commitment(connection, commitment_id)
+    if row.status != CommitmentStatus.ACTIVE:
+        return None
+    unused = unused_credit(connection, commitment_id, now)
+    if unused.used > 0 and not allow_used:
+        raise CommitmentCreditUsed(
+            f"{_money(unused.used)} {currency} of this commitment's credit has been used: it "
+            "cannot be voided; credit the unused part with a credit note instead",
+            field="invoice",
+        )
+    if unused.available > 0:
+        ledger.append(
+            connection,
+            owner,
+            EntryKind.WITHDRAWAL,
+            -unused.available,
+            now,
+            commitment_id=commitment_id,
+            note=f"credit of cancelled commitment {commitment_id} withdrawn: {why}",
+        )
+    table = table_of(Commitment)
+    connection.execute(
+        update(table).where(table.c.id == commitment_id).values(status=CommitmentStatus.CANCELLED)
+    )
+    return unused

@@ -16,7 +16,15 @@ Kinds:
                    balance is unchanged, the entry records the hand-over).
     expiry         unused credit at the end of a term (negative).
     rollover       the share of expired credit moved into a renewal (positive).
-    reversal       credits drawn by an invoice that was voided, given back (positive).
+    reversal       credits drawn by an invoice that was voided, given back (positive), to
+                   the pools they were drawn from.
+    credit_note    a credit note's amount added to the balance (positive).
+    withdrawal     commitment credit taken back when its commitment is cancelled (negative).
+
+Two pools make up the balance. Credit from credit notes (`credit_note_balance_after`) is
+money the customer is owed: it never expires. Everything else is commitment credit, which
+expires with its term. A draw takes commitment credit first, then credit-note credit (the
+credit that would expire goes first); expiry and withdrawal take commitment credit only.
 """
 
 from __future__ import annotations
@@ -35,7 +43,7 @@ from billing.money import EXACT, ZERO
 # NOTE: statements built once: a period close runs them for every customer.
 _ENTRIES = table_of(CreditEntry)
 _BALANCE = (
-    select(_ENTRIES.c.balance_after)
+    select(_ENTRIES.c.balance_after, _ENTRIES.c.credit_note_balance_after)
     .where(_ENTRIES.c.customer_id == bindparam("customer"))
     .order_by(_ENTRIES.c.id.desc())
     .limit(1)
@@ -43,10 +51,28 @@ _BALANCE = (
 _APPEND = insert(_ENTRIES)
 
 
+@dataclass(frozen=True, slots=True)
+class Balance:
+    """A customer's available credit (major units) and the part of it from credit notes."""
+
+    total: Decimal
+    from_credit_notes: Decimal
+
+    @property
+    def commitment(self) -> Decimal:
+        """The part that is commitment credit (it expires with its term)."""
+        return EXACT.subtract(self.total, self.from_credit_notes)
+
+
+def balances(connection: Connection, customer_id: str) -> Balance:
+    """The customer's balance by pool, as left by the latest entry."""
+    row = connection.execute(_BALANCE, {"customer": customer_id}).first()
+    return Balance(ZERO, ZERO) if row is None else Balance(row[0], row[1])
+
+
 def balance(connection: Connection, customer_id: str) -> Decimal:
     """The customer's available credit: the balance left by the latest entry."""
-    found = connection.execute(_BALANCE, {"customer": customer_id}).scalar()
-    return ZERO if found is None else found
+    return balances(connection, customer_id).total
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,12 +94,27 @@ def append(
     reference: str | None = None,
     period_start: dt.datetime | None = None,
     note: str = "",
+    to_credit_notes: Decimal = ZERO,
 ) -> Entry:
     """Record one movement (signed, in the currency's major units); the caller holds the
-    customer's lock. Raises ValueError if the balance would go negative."""
-    after = EXACT.add(balance(connection, customer_id), amount)
-    if after < 0:
-        raise ValueError(f"credit balance of {customer_id} would go negative: {after}")
+    customer's lock. The pool it moves follows from its kind (see the module docstring); a
+    reversal says with `to_credit_notes` how much of it goes back to credit-note credit.
+    Raises ValueError if a pool would go negative."""
+    kind = EntryKind(kind)
+    before = balances(connection, customer_id)
+    after = EXACT.add(before.total, amount)
+    notes = before.from_credit_notes
+    if kind is EntryKind.CREDIT_NOTE:
+        notes = EXACT.add(notes, amount)
+    elif kind is EntryKind.DRAW:
+        from_notes = max(EXACT.subtract(-amount, before.commitment), ZERO)
+        notes = EXACT.subtract(notes, from_notes)
+    elif kind is EntryKind.REVERSAL:
+        notes = EXACT.add(notes, to_credit_notes)
+    if after < 0 or notes < 0 or notes > after:
+        raise ValueError(
+            f"credit balance of {customer_id} would leave {after} with {notes} from credit notes"
+        )
     connection.execute(
         _APPEND,
         {
@@ -82,6 +123,7 @@ def append(
             "kind": kind,
             "amount": amount,
             "balance_after": after,
+            "credit_note_balance_after": notes,
             "reference": reference,
             "period_start": period_start,
             "note": note,
@@ -95,3 +137,28 @@ def entries(connection: Connection, customer_id: str) -> list[Any]:
     """The customer's ledger, oldest first."""
     query = select(_ENTRIES).where(_ENTRIES.c.customer_id == customer_id).order_by(_ENTRIES.c.id)
     return list(connection.execute(query))
+
+
+def drawn_by(connection: Connection, customer_id: str, reference: str) -> Balance:
+    """What an invoice (`reference`) drew from the balance: in all, and from credit notes."""
+    draws = list(
+        connection.execute(
+            select(_ENTRIES.c.id, _ENTRIES.c.amount, _ENTRIES.c.credit_note_balance_after).where(
+                _ENTRIES.c.customer_id == customer_id,
+                _ENTRIES.c.reference == reference,
+                _ENTRIES.c.kind == EntryKind.DRAW,
+            )
+        )
+    )
+    total = from_notes = ZERO
+    for draw in draws:
+        before = connection.execute(
+            select(_ENTRIES.c.credit_note_balance_after)
+            .where(_ENTRIES.c.customer_id == customer_id, _ENTRIES.c.id < draw.id)
+            .order_by(_ENTRIES.c.id.desc())
+            .limit(1)
+        ).scalar()
+        total = EXACT.add(total, -draw.amount)
+        taken = EXACT.subtract(before or ZERO, draw.credit_note_balance_after)
+        from_notes = EXACT.add(from_notes, taken)
+    return Balance(total, from_notes)

@@ -21,6 +21,8 @@ class EntryKind(StrEnum):
     EXPIRY = "expiry"
     ROLLOVER = "rollover"
     REVERSAL = "reversal"
+    CREDIT_NOTE = "credit_note"
+    WITHDRAWAL = "withdrawal"
 
 
 class CreditEntry(SQLModel, table=True):
@@ -34,6 +36,9 @@ class CreditEntry(SQLModel, table=True):
     kind: str = Field(max_length=16)  # an EntryKind
     amount: Decimal = Field(sa_type=ExactDecimal)  # signed change of the available balance
     balance_after: Decimal = Field(sa_type=ExactDecimal)
+    # the part of balance_after that came from credit notes (drawn after commitment credit,
+    # never expired with a term)
+    credit_note_balance_after: Decimal = Field(default=Decimal(0), sa_type=ExactDecimal)
     reference: str | None = Field(default=None, max_length=64)  # invoice or commitment id
     period_start: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
     note: str = Field(default="", max_length=300)

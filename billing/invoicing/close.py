@@ -135,6 +135,7 @@ def issue_period_invoice(
         period=(period.start, period.end),
         replaces=replaces,
         invoice_id=invoice_id,
+        discount_percent=customer.discount_for(period.start),
     )
 
 

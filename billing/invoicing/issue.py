@@ -70,6 +70,7 @@ def issue_invoice(
     period: tuple[dt.datetime, dt.datetime] | None = None,
     replaces: str | None = None,
     invoice_id: str | None = None,
+    discount_percent: Decimal | None = None,
 ) -> Issued:
     """A finalized, numbered invoice in the caller's transaction; its figures are sums of
     its rounded lines (invoicing/calculate.py). ValueError if a line is not rounded."""
@@ -99,6 +100,8 @@ def issue_invoice(
             "voided_at": None,
             "void_reason": None,
             "voided_by": None,
+            "line_count": len(lines),
+            "discount_percent": discount_percent,
         },
     )
     if lines:

@@ -13,10 +13,25 @@ from billing.db import ExactDecimal, UTCDateTime
 
 
 class InvoiceStatus(StrEnum):
-    """Where an invoice stands (docs/invoicing.md)."""
+    """Where an invoice stands (docs/invoicing.md, "Payment states"): issued `finalized`
+    (open, unpaid), then `paid`, `void` or `uncollectible`, which are terminal;
+    `payment_failed` is an open invoice whose last payment attempt failed."""
 
-    FINALIZED = "finalized"  # issued, numbered, immutable
-    VOID = "void"  # cancelled with a reason; its figures stay as issued
+    FINALIZED = "finalized"
+    PAYMENT_FAILED = "payment_failed"
+    PAID = "paid"
+    UNCOLLECTIBLE = "uncollectible"
+    VOID = "void"
+
+    @property
+    def terminal(self) -> bool:
+        """Paid, void and uncollectible invoices never change status again."""
+        return self in (InvoiceStatus.PAID, InvoiceStatus.UNCOLLECTIBLE, InvoiceStatus.VOID)
+
+    @property
+    def open(self) -> bool:
+        """Issued and not settled: payment is still expected."""
+        return self in (InvoiceStatus.FINALIZED, InvoiceStatus.PAYMENT_FAILED)
 
 
 class InvoiceKind(StrEnum):
@@ -43,7 +58,8 @@ class InvoiceSeries(SQLModel, table=True):
 
 
 class Invoice(SQLModel, table=True):
-    """Immutable once written: only finalized -> void may change it (service and trigger)."""
+    """Immutable once written: only its status moves, as InvoiceStatus allows (service and
+    trigger); its figures and lines never change."""
 
     __table_args__ = (UniqueConstraint("series", "number", name="uq_invoice_number"),)
 
@@ -67,6 +83,13 @@ class Invoice(SQLModel, table=True):
     voided_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
     void_reason: str | None = Field(default=None, max_length=500)
     voided_by: str | None = Field(default=None, max_length=64)
+    line_count: int = 0  # the lines it was issued with: no line is ever added (trigger)
+    # the percentage discount its usage lines were priced with (None: issued before it was kept)
+    discount_percent: Decimal | None = Field(default=None, sa_type=ExactDecimal)
+    paid_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # when the payment event that set `status` happened (Stripe's `created`): older ones
+    # never move it
+    status_changed_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class InvoiceLine(SQLModel, table=True):
@@ -82,3 +105,45 @@ class InvoiceLine(SQLModel, table=True):
     unit_amount: Decimal = Field(sa_type=ExactDecimal)
     amount: Decimal = Field(sa_type=ExactDecimal)
     detail: str = ""  # JSON: the tier breakdown of a usage line
+
+
+class CreditNoteOutcome(StrEnum):
+    """What a credit note does with the money it credits (docs/invoicing.md)."""
+
+    REDUCE_DUE = "reduce_due"  # an unpaid invoice: less is owed
+    CREDIT_BALANCE = "credit_balance"  # the customer's credit balance, drawn by later invoices
+    REFUND = "refund"  # a paid invoice: the money goes back (through Stripe when paid there)
+
+
+class CreditNote(SQLModel, table=True):
+    """A correction of an issued invoice, immutable once written, numbered CN-000001..."""
+
+    __tablename__ = "credit_note"
+    __table_args__ = (UniqueConstraint("series", "number", name="uq_credit_note_number"),)
+
+    id: str = Field(primary_key=True, max_length=32)  # cn_...
+    series: str = Field(max_length=16)
+    number: int
+    invoice_id: str = Field(foreign_key="invoice.id", max_length=32, index=True)
+    customer_id: str = Field(foreign_key="customer.id", max_length=64, index=True)
+    currency: str = Field(max_length=3)
+    reason: str = Field(max_length=500)
+    outcome: str = Field(max_length=16)  # a CreditNoteOutcome
+    total: Decimal = Field(sa_type=ExactDecimal)  # the sum of its lines, positive
+    line_count: int
+    issued_at: dt.datetime = Field(sa_type=UTCDateTime)
+    issued_by: str = Field(max_length=64)
+
+
+class CreditNoteLine(SQLModel, table=True):
+    """What a credit note credits from one invoice line."""
+
+    __tablename__ = "credit_note_line"
+
+    id: int | None = Field(default=None, primary_key=True)
+    credit_note_id: str = Field(foreign_key="credit_note.id", max_length=32, index=True)
+    position: int
+    invoice_line: int  # the position of the credited line on the invoice
+    description: str = Field(max_length=500)
+    quantity: Decimal | None = Field(default=None, sa_type=ExactDecimal)  # units credited
+    amount: Decimal = Field(sa_type=ExactDecimal)  # positive, rounded to the minor unit

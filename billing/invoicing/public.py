@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import Literal, Protocol
 
 from pydantic import Field
 
 from billing.customers.periods import Period
+from billing.invoicing.credit_notes import NoteRecord
 from billing.invoicing.issue import display_number
-from billing.money import format_exact, format_quantity
+from billing.invoicing.models import CreditNoteOutcome, InvoiceStatus
+from billing.money import EXACT, ZERO, format_exact, format_quantity
 from billing.public import MoneyText, PublicModel, QuantityText, Timestamp
 
 
@@ -81,6 +83,8 @@ class InvoiceRecord(Protocol):
     def voided_at(self) -> dt.datetime | None: ...
     @property
     def void_reason(self) -> str | None: ...
+    @property
+    def paid_at(self) -> dt.datetime | None: ...
 
 
 class InvoiceTierPublic(PublicModel):
@@ -111,7 +115,9 @@ class InvoiceSummaryPublic(PublicModel):
     number: str = Field(examples=["INV-000123"])
     customer: str
     kind: str = Field(description="usage | commitment")
-    status: str = Field(description="finalized | void")
+    status: str = Field(
+        description="finalized (open, unpaid) | payment_failed (open) | paid | uncollectible | void"
+    )
     currency: str
     period_start: Timestamp | None
     period_end: Timestamp | None
@@ -125,12 +131,50 @@ class InvoiceSummaryPublic(PublicModel):
     replaces: str | None = Field(description="the voided invoice this one re-issues")
     voided_at: Timestamp | None
     void_reason: str | None
+    paid_at: Timestamp | None
+    credited_total: MoneyText = Field(description="what its credit notes credit, in all")
+    net_total: MoneyText = Field(description="total less its credit notes")
+    amount_remaining: MoneyText = Field(
+        description="what is still owed: amount_due less reduce_due credit notes (0 once "
+        "paid, void or uncollectible)"
+    )
+
+
+class CreditNoteLinePublic(PublicModel):
+    position: int
+    invoice_line: int = Field(description="the position of the credited invoice line")
+    description: str
+    quantity: QuantityText | None = Field(description="units credited, when re-priced")
+    amount: MoneyText
+
+
+class CreditNotePublic(PublicModel):
+    """A credit note: immutable, numbered CN-000001..., against one invoice."""
+
+    id: str
+    number: str = Field(examples=["CN-000001"])
+    invoice: str = Field(description="the credited invoice's id")
+    invoice_number: str
+    customer: str
+    currency: str
+    reason: str
+    outcome: str = Field(description="reduce_due | refund | credit_balance")
+    total: MoneyText
+    issued_at: Timestamp
+    issued_by: str
+    lines: list[CreditNoteLinePublic]
+
+
+class CreditNoteListPublic(PublicModel):
+    invoice: str
+    credit_notes: list[CreditNotePublic] = Field(description="in number order")
 
 
 class InvoicePublic(InvoiceSummaryPublic):
-    """An invoice with its lines and their tier breakdown."""
+    """An invoice with its lines, their tier breakdown, and its credit notes."""
 
     lines: list[InvoiceLinePublic]
+    credit_notes: list[CreditNotePublic] = Field(description="in number order")
 
 
 class InvoiceListPublic(PublicModel):
@@ -201,15 +245,69 @@ def _summary_fields(row: InvoiceRecord) -> dict[str, object]:
     }
 
 
-def invoice_summary(row: InvoiceRecord) -> InvoiceSummaryPublic:
-    """A stored invoice without its lines."""
-    return InvoiceSummaryPublic.model_validate(_summary_fields(row))
+def _net_fields(row: InvoiceRecord, notes: Sequence[NoteRecord]) -> dict[str, object]:
+    currency = row.currency
+    credited = EXACT.plus(sum((note.total for note in notes), ZERO))
+    reduced = EXACT.plus(
+        sum((n.total for n in notes if n.outcome is CreditNoteOutcome.REDUCE_DUE), ZERO)
+    )
+    status = InvoiceStatus(row.status)
+    remaining = EXACT.subtract(row.amount_due, reduced) if status.open else ZERO
+    return {
+        "paid_at": _iso(row.paid_at),
+        "credited_total": format_exact(credited, currency),
+        "net_total": format_exact(EXACT.subtract(row.total, credited), currency),
+        "amount_remaining": format_exact(remaining, currency),
+    }
 
 
-def invoice_public(row: InvoiceRecord, lines: Iterable[StoredLineRecord]) -> InvoicePublic:
-    """A stored invoice with its `lines`, in position order."""
+def invoice_summary(row: InvoiceRecord, notes: Sequence[NoteRecord] = ()) -> InvoiceSummaryPublic:
+    """A stored invoice without its lines (`notes`: its credit notes)."""
+    return InvoiceSummaryPublic.model_validate({**_summary_fields(row), **_net_fields(row, notes)})
+
+
+def credit_note_public(note: NoteRecord, invoice_number: str) -> CreditNotePublic:
+    """A stored credit note as answers show it."""
+    currency = note.currency
+    return CreditNotePublic(
+        id=note.id,
+        number=note.number,
+        invoice=note.invoice_id,
+        invoice_number=invoice_number,
+        customer=note.customer_id,
+        currency=currency,
+        reason=note.reason,
+        outcome=note.outcome,
+        total=format_exact(note.total, currency),
+        issued_at=note.issued_at.isoformat(),
+        issued_by=note.issued_by,
+        lines=[
+            CreditNoteLinePublic(
+                position=position,
+                invoice_line=line.invoice_line,
+                description=line.description,
+                quantity=None if line.quantity is None else format_quantity(line.quantity),
+                amount=format_exact(line.amount, currency),
+            )
+            for position, line in enumerate(note.lines, start=1)
+        ],
+    )
+
+
+def invoice_public(
+    row: InvoiceRecord, lines: Iterable[StoredLineRecord], notes: Sequence[NoteRecord] = ()
+) -> InvoicePublic:
+    """A stored invoice with its `lines`, in position order, and its credit `notes`."""
     shown = [line_public(line.position, line, row.currency) for line in lines]
-    return InvoicePublic.model_validate({**_summary_fields(row), "lines": shown})
+    number = display_number(row.series, row.number)
+    return InvoicePublic.model_validate(
+        {
+            **_summary_fields(row),
+            **_net_fields(row, notes),
+            "lines": shown,
+            "credit_notes": [credit_note_public(note, number) for note in notes],
+        }
+    )
 
 
 def upcoming_public(

@@ -1,22 +1,20 @@
-"""Reading invoices, the upcoming draft, and corrections (void, optionally re-issue)."""
+"""Reading invoices and the upcoming draft (corrections live in billing/corrections)."""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, select
 
 from billing.catalog import Catalog
-from billing.credits import ledger
-from billing.credits.models import EntryKind
 from billing.customers.periods import period_for
-from billing.customers.service import lock_customer, read_customer
+from billing.customers.service import read_customer
 from billing.db import table_of
-from billing.errors import InvoiceNotFinalized, MissingReason, NotFound, NotReissuable
-from billing.invoicing.close import draft, issue_period_invoice
-from billing.invoicing.issue import Issued, display_number
-from billing.invoicing.models import Invoice, InvoiceKind, InvoiceLine, InvoiceStatus
+from billing.errors import NotFound
+from billing.invoicing.close import draft
+from billing.invoicing.credit_notes import notes_of
+from billing.invoicing.models import Invoice, InvoiceLine
 from billing.invoicing.public import (
     InvoicePublic,
     InvoiceSummaryPublic,
@@ -47,7 +45,23 @@ def _lines(connection: Connection, invoice_id: str) -> list[Any]:
 def get_invoice(connection: Connection, invoice_id: str) -> InvoicePublic:
     """One invoice with its lines; NotFound for an unknown id."""
     row = _invoice_row(connection, invoice_id)
-    return invoice_public(row, _lines(connection, invoice_id))
+    notes = notes_of(connection, [row.id]).get(row.id, [])
+    return invoice_public(row, _lines(connection, invoice_id), notes)
+
+
+def resolve_invoice_id(connection: Connection, reference: str) -> str:
+    """Our id of the invoice `reference` names: its id (inv_...) or its number
+    (INV-000123); NotFound when none."""
+    table = table_of(Invoice)
+    series, _, digits = reference.partition("-")
+    if digits.isdigit() and series.isalpha() and series.isupper():
+        query = select(table.c.id).where(table.c.series == series, table.c.number == int(digits))
+    else:
+        query = select(table.c.id).where(table.c.id == reference)
+    found = connection.execute(query).scalar()
+    if found is None:
+        raise NotFound(f"no invoice {reference!r}", field="invoice")
+    return str(found)
 
 
 def customer_of(connection: Connection, invoice_id: str) -> str:
@@ -59,7 +73,9 @@ def list_invoices(connection: Connection, customer_id: str) -> list[InvoiceSumma
     """A customer's invoices without their lines, newest number first."""
     table = table_of(Invoice)
     query = select(table).where(table.c.customer_id == customer_id).order_by(table.c.number.desc())
-    return [invoice_summary(row) for row in connection.execute(query)]
+    rows = list(connection.execute(query))
+    notes = notes_of(connection, [row.id for row in rows])
+    return [invoice_summary(row, notes.get(row.id, ())) for row in rows]
 
 
 def upcoming(
@@ -81,53 +97,3 @@ def upcoming(
         amount_due=totals.amount_due,
         lines=made.lines,
     )
-
-
-def void(
-    connection: Connection,
-    catalog: Catalog,
-    invoice_id: str,
-    *,
-    reason: str,
-    actor: str,
-    now: dt.datetime,
-    reissue: bool,
-) -> tuple[str, Issued | None]:
-    """Void a finalized invoice (credits drawn go back); optionally re-issue its period."""
-    if not reason.strip():
-        raise MissingReason("say why the invoice is voided", field="reason")
-    customer_id = customer_of(connection, invoice_id)
-    customer = lock_customer(connection, customer_id)
-    row = _invoice_row(connection, invoice_id, lock=True)
-    if row.status != InvoiceStatus.FINALIZED:
-        raise InvoiceNotFinalized(
-            f"invoice {display_number(row.series, row.number)} is {row.status}"
-        )
-    if reissue and (row.kind != InvoiceKind.USAGE or row.period_start is None):
-        raise NotReissuable(
-            "only usage invoices are re-issued; a commitment is changed by a new one",
-            field="reissue",
-        )
-    table = table_of(Invoice)
-    connection.execute(
-        update(table)
-        .where(table.c.id == invoice_id)
-        .values(
-            status=InvoiceStatus.VOID, voided_at=now, void_reason=reason.strip(), voided_by=actor
-        )
-    )
-    if row.credits_applied:
-        ledger.append(
-            connection,
-            customer_id,
-            EntryKind.REVERSAL,
-            row.credits_applied,
-            now,
-            reference=invoice_id,
-            period_start=row.period_start,
-            note=f"credits of voided {display_number(row.series, row.number)} returned",
-        )
-    if not reissue:
-        return invoice_id, None
-    period = period_for(customer.anchor_day, row.period_start)
-    return invoice_id, issue_period_invoice(connection, catalog, customer, period, now, invoice_id)

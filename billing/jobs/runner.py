@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TypeVar
 
-from sqlalchemy import Engine, insert, text, update
+from sqlalchemy import Connection, Engine, insert, text, update
 
 from billing.db import table_of
 from billing.jobs.context import JobContext
@@ -34,10 +34,25 @@ RUNNER = f"{socket.gethostname()}:{os.getpid()}"
 R = TypeVar("R")
 
 
-def lock_key(job: str) -> int:
-    """A stable signed 64-bit advisory-lock key for a job name."""
-    digest = hashlib.sha256(f"billing job {job}".encode()).digest()
+def lock_key(job: str, schema: str) -> int:
+    """A stable signed 64-bit advisory-lock key for a job of the deployment in `schema`.
+
+    NOTE: advisory locks belong to the whole database, not to a schema: two deployments in
+    two schemas of one database (or two test runs) must not take each other's locks.
+    """
+    digest = hashlib.sha256(f"billing job {schema}.{job}".encode()).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def job_lock_key(engine: Engine, job: str) -> int:
+    """The advisory-lock key of `job` for the schema `engine` works in (PostgreSQL)."""
+    with engine.connect() as connection:
+        return _key(connection, job)
+
+
+def _key(connection: Connection, job: str) -> int:
+    schema = connection.execute(text("SELECT current_schema()")).scalar()
+    return lock_key(job, str(schema))
 
 
 def run_if_free(job: Job[R], context: JobContext, as_of: dt.datetime | None = None) -> R | None:
@@ -62,7 +77,7 @@ def _lock(engine: Engine, job: str, *, wait: bool) -> Iterator[bool]:
         if engine.dialect.name != "postgresql":
             yield True
             return
-        key = lock_key(job)
+        key = _key(holder, job)
         if wait:
             holder.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
             acquired = True

@@ -44,10 +44,15 @@ class InvoiceSync(SQLModel, table=True):
 
 
 class StripeEvent(SQLModel, table=True):
-    """Webhook events already applied: a replay changes nothing."""
+    """Every webhook event received, once: what it did (applied, or ignored and why); a
+    replay of the same id changes nothing."""
 
     __tablename__ = "stripe_event"
 
     id: str = Field(primary_key=True, max_length=255)
     type: str = Field(max_length=64)
     received_at: dt.datetime = Field(sa_type=UTCDateTime)
+    stripe_invoice_id: str | None = Field(default=None, max_length=255)
+    created: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)  # Stripe's time
+    outcome: str = Field(default="", max_length=32)  # applied | ignored | ...
+    reason: str = Field(default="", max_length=300)  # why it was ignored

@@ -1,42 +1,140 @@
-"""Stripe's webhook: paid, failed and voided states recorded against our invoices.
+"""Stripe's webhook: payment events applied to our invoices, in the order they happened.
 
 The signature (`Stripe-Signature`, BILLING_STRIPE_WEBHOOK_SECRET) is checked by the official
-SDK on the raw body; a bad one is a 400. Each event id is applied once: a replay answers
-200 and changes nothing. Event types we do not use are acknowledged and ignored.
+SDK on the raw body; a bad one is a 400. Stripe does not promise delivery order, so each
+event is applied through the invoice's state machine (invoicing/payments.py) by its own
+`created` time: a terminal state (paid, void, uncollectible) never moves again, and an
+older event never undoes a newer one. Every event received is recorded once with what it
+did (docs/stripe.md, "Events consumed"): `recorded` (applied), `not_applied` (with the
+reason), `replayed` (the same event id again: nothing changes), `unknown_invoice`, or
+`ignored` (a type we do not use, or a shape we do not expect).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
+from billing.catalog import Catalog
+from billing.corrections.void import void
 from billing.db import table_of
+from billing.errors import Conflict
+from billing.invoicing import payments
+from billing.invoicing.payments import PaymentEvent
 from billing.stripe_sync.models import InvoiceSync, StripeEvent, SyncStatus
 
-STATES = {
-    "invoice.paid": SyncStatus.PAID,
-    "invoice.payment_failed": SyncStatus.PAYMENT_FAILED,
-    "invoice.voided": SyncStatus.VOIDED,
+EVENTS = {
+    "invoice.paid": PaymentEvent.PAID,
+    "invoice.payment_failed": PaymentEvent.PAYMENT_FAILED,
+    "invoice.voided": PaymentEvent.VOIDED,
+    "invoice.marked_uncollectible": PaymentEvent.MARKED_UNCOLLECTIBLE,
+}
+# What the sync table shows once a payment event is applied (finance sees it beside sync).
+_SYNC_SHOWS = {
+    PaymentEvent.PAID: SyncStatus.PAID,
+    PaymentEvent.PAYMENT_FAILED: SyncStatus.PAYMENT_FAILED,
+    PaymentEvent.VOIDED: SyncStatus.VOIDED,
 }
 _SYNC = table_of(InvoiceSync)
 _EVENTS = table_of(StripeEvent)
 
 
-def apply_event(connection: Connection, event: Any, now: dt.datetime) -> str:
-    """Record one verified event; what it did, in a word."""
-    state = STATES.get(event.type)
-    if state is None:
-        return "ignored"
-    seen = connection.execute(select(_EVENTS.c.id).where(_EVENTS.c.id == event.id)).first()
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """What one event did, in a word, and why when it changed nothing."""
+
+    outcome: str
+    reason: str = ""
+
+
+def _field(obj: Any, name: str) -> Any:
+    try:
+        return obj[name]
+    except (KeyError, TypeError, IndexError):
+        return getattr(obj, name, None)
+
+
+def _our_invoice(connection: Connection, stripe_invoice: Any) -> str | None:
+    stripe_id = _field(stripe_invoice, "id")
+    found = connection.execute(
+        select(_SYNC.c.invoice_id).where(_SYNC.c.stripe_invoice_id == stripe_id)
+    ).scalar()
+    if found is not None:
+        return str(found)
+    metadata = _field(stripe_invoice, "metadata")
+    ours = _field(metadata, "billing_invoice_id") if metadata is not None else None
+    return None if ours is None else str(ours)
+
+
+def apply_event(connection: Connection, catalog: Catalog, event: Any, now: dt.datetime) -> Receipt:
+    """Apply one verified event in the caller's transaction; what it did."""
+    kind = EVENTS.get(str(_field(event, "type")))
+    event_id = _field(event, "id")
+    stripe_invoice = _field(_field(event, "data"), "object")
+    created = _field(event, "created")
+    stripe_id = _field(stripe_invoice, "id")
+    if kind is None:
+        return Receipt("ignored", "not an event this service uses")
+    if not isinstance(event_id, str) or not isinstance(stripe_id, str):
+        return Receipt("ignored", "not the shape of a Stripe invoice event")
+    seen = connection.execute(select(_EVENTS.c.id).where(_EVENTS.c.id == event_id)).first()
     if seen is not None:
-        return "replayed"
-    connection.execute(insert(_EVENTS), {"id": event.id, "type": event.type, "received_at": now})
-    stripe_invoice = event.data.object
-    moved = connection.execute(
-        update(_SYNC)
-        .where(_SYNC.c.stripe_invoice_id == stripe_invoice.id)
-        .values(status=state, updated_at=now)
+        return Receipt("replayed")
+    at = (
+        dt.datetime.fromtimestamp(created, dt.UTC)
+        if isinstance(created, int) and 0 < created < 2**37
+        else now
     )
-    return "recorded" if moved.rowcount else "unknown_invoice"
+    invoice_id = _our_invoice(connection, stripe_invoice)
+    receipt = (
+        Receipt("unknown_invoice", f"no invoice of ours is Stripe's {stripe_id}")
+        if invoice_id is None
+        else _apply(connection, catalog, invoice_id, kind, at)
+    )
+    connection.execute(
+        insert(_EVENTS),
+        {
+            "id": event_id,
+            "type": str(_field(event, "type")),
+            "received_at": now,
+            "stripe_invoice_id": stripe_id,
+            "created": at,
+            "outcome": receipt.outcome,
+            "reason": receipt.reason[:300],
+        },
+    )
+    return receipt
+
+
+def _apply(
+    connection: Connection, catalog: Catalog, invoice_id: str, kind: PaymentEvent, at: dt.datetime
+) -> Receipt:
+    if kind is PaymentEvent.VOIDED:
+        try:
+            with connection.begin_nested():
+                void(
+                    connection,
+                    catalog,
+                    invoice_id,
+                    reason="voided in Stripe",
+                    actor="stripe",
+                    now=at,
+                    reissue=False,
+                )
+        except Conflict as refused:
+            return Receipt("not_applied", refused.message)
+    else:
+        decision = payments.apply_event(connection, invoice_id=invoice_id, event=kind, at=at)
+        if not decision.applied:
+            return Receipt("not_applied", decision.reason)
+    shows = _SYNC_SHOWS.get(kind)
+    if shows is not None:
+        connection.execute(
+            update(_SYNC)
+            .where(_SYNC.c.invoice_id == invoice_id)
+            .values(status=shows, updated_at=at)
+        )
+    return Receipt("recorded")

@@ -42,6 +42,11 @@ BODIES = {
     ("POST", "/v1/customers/{customer_id}/commitment/topup"): {"credit": "1000"},
     ("PUT", "/v1/customers/{customer_id}/discount"): {"percent": "10", "reason": "non-profit"},
     ("POST", "/v1/invoices/{invoice_id}/void"): {"reason": "issued by mistake"},
+    ("POST", "/v1/invoices/{invoice_id}/credit-notes"): {
+        "reason": "goodwill",
+        "lines": [{"line": 1, "amount": "100.00"}],
+        "outcome": "reduce_due",
+    },
 }
 COMMITMENT = {"credit": "30000", "years": 1}
 

@@ -15,7 +15,7 @@ from billing.db import make_engine
 from billing.jobs import registry, runner
 from billing.jobs.context import JobContext
 from billing.jobs.models import JobRun
-from billing.jobs.runner import lock_key
+from billing.jobs.runner import job_lock_key
 from billing.settings import Settings
 from tests.conftest import TIERS, _postgres_schema, blocked_by
 from tests.servers import BILLING
@@ -48,7 +48,7 @@ def runs(engine, job=None):
 
 def waiting_for(engine, job):
     """Whether some session waits for the job's advisory lock (a bigint key is split in two)."""
-    key = lock_key(job) & 0xFFFFFFFFFFFFFFFF
+    key = job_lock_key(engine, job) & 0xFFFFFFFFFFFFFFFF
     query = text(
         "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
         " AND classid::bigint = :high AND objid::bigint = :low AND objsubid = 1"
@@ -81,7 +81,9 @@ def pg_engine(database_url):
 
 def test_a_job_held_elsewhere_is_skipped_until_released(pg_engine, database_url):
     with pg_engine.connect() as holder:
-        holder.execute(text("SELECT pg_advisory_lock(:k)"), {"k": lock_key("close_periods")})
+        holder.execute(
+            text("SELECT pg_advisory_lock(:k)"), {"k": job_lock_key(pg_engine, "close_periods")}
+        )
         holder.commit()
         worker = start_worker(database_url)
         try:
@@ -90,7 +92,10 @@ def test_a_job_held_elsewhere_is_skipped_until_released(pg_engine, database_url)
                 time.sleep(0.1)
             assert len(runs(pg_engine, "deliver_alerts")) >= 3  # the worker is running jobs
             assert runs(pg_engine, "close_periods") == []  # but not the one we hold
-            holder.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": lock_key("close_periods")})
+            holder.execute(
+                text("SELECT pg_advisory_unlock(:k)"),
+                {"k": job_lock_key(pg_engine, "close_periods")},
+            )
             holder.commit()
             while not runs(pg_engine, "close_periods") and time.monotonic() < deadline:
                 time.sleep(0.1)
@@ -125,11 +130,11 @@ def test_a_run_that_finds_its_job_held_is_skipped_and_leaves_no_record(pg_engine
     job = registry.Job(name, lambda s: 1.0, lambda context, as_of: "done")
     context = JobContext(engine=pg_engine, settings=Settings(database_url=database_url))
     with pg_engine.connect() as holder:
-        holder.execute(text("SELECT pg_advisory_lock(:k)"), {"k": lock_key(name)})
+        holder.execute(text("SELECT pg_advisory_lock(:k)"), {"k": job_lock_key(pg_engine, name)})
         holder.commit()
         assert runner.run_if_free(job, context) is None
         assert runs(pg_engine, name) == []
-        holder.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": lock_key(name)})
+        holder.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": job_lock_key(pg_engine, name)})
         holder.commit()
     assert runner.run_if_free(job, context) == "done"
     assert [(r.status, r.detail) for r in runs(pg_engine, name)] == [("ok", "done")]
@@ -137,7 +142,7 @@ def test_a_run_that_finds_its_job_held_is_skipped_and_leaves_no_record(pg_engine
 
 def test_a_command_twin_waits_for_its_job_held_elsewhere_then_runs(pg_engine, database_url):
     env = {**os.environ, "BILLING_DATABASE_URL": database_url, "BILLING_TIERS_DIR": str(TIERS)}
-    key = lock_key("close_periods")
+    key = job_lock_key(pg_engine, "close_periods")
     with pg_engine.connect() as holder:
         holder.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
         holder.commit()
@@ -188,7 +193,8 @@ def test_a_cli_twin_waits_for_its_jobs_lock_then_runs(pg_engine, database_url, c
         "BILLING_STRIPE_API_BASE": "http://127.0.0.1:9",
     }
     with pg_engine.connect() as holder:  # the scheduler of another replica runs the job
-        holder.execute(text("SELECT pg_advisory_lock(:k)"), {"k": lock_key(job)})
+        held = job_lock_key(pg_engine, job)
+        holder.execute(text("SELECT pg_advisory_lock(:k)"), {"k": held})
         holder.commit()
         holder_pid = holder.execute(text("SELECT pg_backend_pid()")).scalar_one()
         twin = subprocess.Popen(
@@ -203,7 +209,9 @@ def test_a_cli_twin_waits_for_its_jobs_lock_then_runs(pg_engine, database_url, c
             time.sleep(1)  # it keeps waiting: no run of its own meanwhile
             assert twin.poll() is None
             assert runs(pg_engine, job) == []
-            holder.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": lock_key(job)})
+            holder.execute(
+                text("SELECT pg_advisory_unlock(:k)"), {"k": job_lock_key(pg_engine, job)}
+            )
             holder.commit()
             out, err = twin.communicate(timeout=60)
         finally:

@@ -11,9 +11,9 @@ from sqlalchemy import text, update
 from sqlmodel import Session
 
 from billing.commitments import service as commitments
+from billing.corrections.void import void
 from billing.customers.models import Customer
 from billing.invoicing.close import close_due
-from billing.invoicing.service import void
 from billing.metering import quota as quota_service
 from billing.metering import service as metering_service
 from tests.conftest import bearer

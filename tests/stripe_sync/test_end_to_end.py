@@ -117,7 +117,7 @@ def test_a_month_from_events_to_paid(engine, session, catalog, stripe_api):  # n
         with engine.begin() as connection:
             for index, invoice in enumerate(stripe_api.invoices.values()):
                 event = StripeEvent(f"evt_{index}", "invoice.paid", invoice["id"])
-                assert apply_event(connection, event, now()) == "recorded"
+                assert apply_event(connection, catalog, event, now()).outcome == "recorded"
         with engine.connect() as connection:
             states = connection.execute(select(InvoiceSync.__table__.c.status)).scalars().all()
         assert sorted(states) == ["paid", "paid", "paid"]

@@ -8,11 +8,11 @@ from decimal import Decimal as D
 import pytest
 from sqlalchemy import select, text
 
+from billing.corrections.void import void
 from billing.invoicing.close import close_due
-from billing.invoicing.service import void
 from billing.jobs import registry, runner
 from billing.jobs.context import JobContext
-from billing.jobs.runner import lock_key
+from billing.jobs.runner import job_lock_key
 from billing.settings import Settings
 from billing.stripe_sync.models import InvoiceSync
 from billing.stripe_sync.sync import make_client, sync_due
@@ -235,7 +235,7 @@ def waiting_for_the_job_lock(engine, job):
     and low 32 bits are classid and objid in pg_locks)."""
     if engine.dialect.name != "postgresql":
         return False
-    key = lock_key(job) & 0xFFFFFFFFFFFFFFFF
+    key = job_lock_key(engine, job) & 0xFFFFFFFFFFFFFFFF
     with engine.connect() as connection:
         return bool(
             connection.execute(

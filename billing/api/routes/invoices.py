@@ -9,14 +9,21 @@ from fastapi import APIRouter
 
 from billing.api.deps import CustomerAccess, InvoiceAccess, ReaderKey, StaffKey, actor
 from billing.api.exact_json import ExactJSONRoute
-from billing.api.schemas import ErrorOut, VoidIn
+from billing.api.schemas import CreditNoteIn, ErrorOut, VoidIn
+from billing.corrections import credit_notes
+from billing.corrections.calculate import LineRequest
+from billing.corrections.void import void
 from billing.http.deps import CatalogDep, SessionDep
 from billing.invoicing import service as invoices
+from billing.invoicing.models import CreditNoteOutcome
 from billing.invoicing.public import (
+    CreditNoteListPublic,
+    CreditNotePublic,
     InvoiceListPublic,
     InvoicePublic,
     UpcomingInvoicePublic,
     VoidPublic,
+    credit_note_public,
 )
 
 router = APIRouter(prefix="/v1", tags=["invoices"], route_class=ExactJSONRoute)
@@ -55,10 +62,12 @@ def void_invoice(
     session: SessionDep,
     catalog: CatalogDep,
 ) -> VoidPublic:
-    """Void a finalized invoice (finance or admin), with a reason; credits drawn go back.
-    With `"reissue": true` a corrected invoice for the same period replaces it."""
+    """Void an unpaid invoice (finance or admin), with a reason; credits drawn go back. With
+    `"reissue": true` a corrected invoice for the same period replaces it. A paid invoice is
+    corrected by a credit note instead (409 `invoice_paid`); voiding a commitment's invoice
+    cancels the commitment."""
     connection = session.connection()
-    voided, issued = invoices.void(
+    voided, issued = void(
         connection,
         catalog,
         invoice_id,
@@ -71,3 +80,41 @@ def void_invoice(
         voided=invoices.get_invoice(connection, voided),
         reissued=None if issued is None else invoices.get_invoice(connection, issued.id),
     )
+
+
+@router.post("/invoices/{invoice_id}/credit-notes", status_code=201, responses=ERRORS)
+def create_credit_note(
+    principal: StaffKey,
+    invoice_id: InvoiceAccess,
+    body: CreditNoteIn,
+    session: SessionDep,
+    catalog: CatalogDep,
+) -> CreditNotePublic:
+    """Credit an open or paid invoice (finance or admin): whole lines, part of a line's
+    amount, or a quantity re-priced; `outcome` says where the money goes (docs/invoicing.md,
+    "Credit notes")."""
+    connection = session.connection()
+    note = credit_notes.create_credit_note(
+        connection,
+        catalog,
+        invoice_id,
+        reason=body.reason,
+        lines=[
+            LineRequest(line=line.line, amount=line.amount, quantity=line.quantity)
+            for line in body.lines
+        ],
+        outcome=CreditNoteOutcome(body.outcome),
+        actor=actor(principal),
+        now=dt.datetime.now(dt.UTC),
+    )
+    number = invoices.get_invoice(connection, invoice_id).number
+    return credit_note_public(note, number)
+
+
+@router.get("/invoices/{invoice_id}/credit-notes", responses=ERRORS)
+def list_credit_notes(
+    _: ReaderKey, invoice_id: InvoiceAccess, session: SessionDep
+) -> CreditNoteListPublic:
+    """An invoice's credit notes, in number order."""
+    invoice = invoices.get_invoice(session.connection(), invoice_id)
+    return CreditNoteListPublic(invoice=invoice.id, credit_notes=invoice.credit_notes)

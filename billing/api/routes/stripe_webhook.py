@@ -10,7 +10,7 @@ from pydantic import Field
 
 from billing.api.schemas import ErrorOut
 from billing.errors import BadRequest
-from billing.http.deps import SessionDep
+from billing.http.deps import CatalogDep, SessionDep
 from billing.public import PublicModel
 from billing.stripe_sync.webhook import apply_event
 
@@ -21,13 +21,18 @@ class WebhookReceiptPublic(PublicModel):
     received: bool
     event: str = Field(description="Stripe's event id")
     outcome: str = Field(
-        description="recorded | replayed | ignored | unknown_invoice: what the event did"
+        description="recorded | not_applied | replayed | ignored | unknown_invoice: what the "
+        "event did"
     )
+    reason: str = Field(description="why it changed nothing, when it did not")
 
 
 @router.post("/webhook", responses={400: {"model": ErrorOut}})
-async def stripe_webhook(request: Request, session: SessionDep) -> WebhookReceiptPublic:
-    """Record invoice.paid, invoice.payment_failed and invoice.voided; ignore other events."""
+async def stripe_webhook(
+    request: Request, session: SessionDep, catalog: CatalogDep
+) -> WebhookReceiptPublic:
+    """Apply invoice.paid, invoice.payment_failed, invoice.voided and
+    invoice.marked_uncollectible by the time they happened; ignore other events."""
     secret = request.app.state.settings.stripe_webhook_secret
     if not secret:
         raise BadRequest(
@@ -42,5 +47,10 @@ async def stripe_webhook(request: Request, session: SessionDep) -> WebhookReceip
         raise BadRequest(f"bad signature: {error}", field="Stripe-Signature") from None
     except ValueError as error:
         raise BadRequest(f"not a Stripe event: {error}", field="body") from None
-    outcome = apply_event(session.connection(), event, dt.datetime.now(dt.UTC))
-    return WebhookReceiptPublic(received=True, event=event.id, outcome=outcome)
+    receipt = apply_event(session.connection(), catalog, event, dt.datetime.now(dt.UTC))
+    return WebhookReceiptPublic(
+        received=True,
+        event=str(getattr(event, "id", "")),
+        outcome=receipt.outcome,
+        reason=receipt.reason,
+    )
