@@ -46,7 +46,7 @@ CHILD = """
 import datetime as dt, json, sys, time
 from billing.catalog import load_catalog
 from billing.db import make_engine
-from billing.invoicing.close import close_due
+from billing.pipeline import close_due
 engine = make_engine(sys.argv[1])
 catalog = load_catalog(sys.argv[2])
 start = time.perf_counter()

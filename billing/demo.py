@@ -14,9 +14,9 @@ from billing.catalog import Catalog
 from billing.customers import service as customers_service
 from billing.customers.models import Customer, CustomerCreate
 from billing.customers.periods import Period, period_for
-from billing.invoicing.close import close_due
 from billing.metering import quota as quota_service
 from billing.metering import service as metering_service
+from billing.pipeline import close_due
 
 # (customer id, name, anchor day, monthly volume per product)
 DEMO_CUSTOMERS: list[tuple[str, str, int, dict[str, int]]] = [

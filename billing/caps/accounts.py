@@ -28,6 +28,7 @@ class Account:
     id: str
     anchor_day: int
     closed_through: dt.datetime | None
+    billing_start: dt.datetime | None
     discount_percent: Decimal | None
     discount_until: dt.date | None
     thresholds: tuple[Decimal, ...]
@@ -53,6 +54,7 @@ def read_accounts(connection: Connection, ids: set[str]) -> dict[str, Account]:
         customer.c.id,
         customer.c.billing_anchor_day,
         customer.c.closed_through,
+        customer.c.billing_start,
         customer.c.discount_percent,
         customer.c.discount_until,
         customer.c.alert_thresholds,
@@ -83,6 +85,7 @@ def read_accounts(connection: Connection, ids: set[str]) -> dict[str, Account]:
             id=customer_id,
             anchor_day=row.billing_anchor_day,
             closed_through=row.closed_through,
+            billing_start=row.billing_start,
             discount_percent=row.discount_percent,
             discount_until=row.discount_until,
             thresholds=thresholds[text],

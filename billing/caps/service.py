@@ -134,3 +134,42 @@ def cap_changes(connection: Connection, customer_id: str) -> list[Any]:
         .order_by(table.c.changed_at.desc(), table.c.id.desc())
     )
     return list(connection.execute(query))
+
+
+def cap_bound(
+    connection: Connection, customer_id: str, product: str, start: dt.datetime, end: dt.datetime
+) -> Decimal | None:
+    """The highest cap a product had at any time in the period [start, end) (in the
+    catalogue's currency); None when it was uncapped at some time in it (no bound).
+
+    At close, a line is never billed above what this cap buys at the discount then in force
+    (docs/spend-caps.md, "At close"): a cap lowered within the period still lets the usage
+    accrued under the higher one be billed, a removed discount does not.
+    """
+    current = connection.execute(
+        select(table_of(SpendCap).c.amount).where(
+            table_of(SpendCap).c.customer_id == customer_id,
+            table_of(SpendCap).c.product == product,
+        )
+    ).scalar()
+    changes = table_of(SpendCapChange)
+    moves = list(
+        connection.execute(
+            select(changes.c.old_amount, changes.c.new_amount, changes.c.changed_at)
+            .where(changes.c.customer_id == customer_id, changes.c.product == product)
+            .order_by(changes.c.changed_at, changes.c.id)
+        )
+    )
+    before = [m for m in moves if m.changed_at <= start]
+    if before:
+        at_start = before[-1].new_amount
+    elif moves:
+        at_start = moves[0].old_amount
+    else:
+        at_start = current
+    during = [m.new_amount for m in moves if start < m.changed_at < end]
+    caps = [at_start, *during]
+    if any(cap is None for cap in caps):
+        return None
+    highest: Decimal = max(cap for cap in caps if cap is not None)
+    return highest

@@ -6,6 +6,7 @@ problem with its file, key path and reason. Nothing is half-loaded.
 
 from __future__ import annotations
 
+import datetime as dt
 import difflib
 import re
 import tomllib
@@ -17,15 +18,16 @@ from typing import Any, TypeVar, get_args
 
 from pydantic import BaseModel, ValidationError
 
-from billing.catalog.models import Catalog, Product, ProductVersion
+from billing.catalog.models import Catalog, LatePolicy, Product, ProductVersion
 from billing.catalog.rules import discounts_rules, product_rules
-from billing.catalog.schema import DiscountsFile, ProductFile
+from billing.catalog.schema import DiscountsFile, ProductFile, SettingsFile
 from billing.errors import CatalogError, Problem
 from billing.money import MINOR_UNITS
 from billing.pricing.commitments import Bracket, CommitmentSchedule
 from billing.pricing.plan import PricePlan, Tier
 
 DISCOUNTS_FILE = "discounts.toml"
+SETTINGS_FILE = "settings.toml"
 M = TypeVar("M", bound=BaseModel)
 _TOML_POSITION = re.compile(r"\(at line (\d+), column (\d+)\)")
 
@@ -33,10 +35,10 @@ _TOML_POSITION = re.compile(r"\(at line (\d+), column (\d+)\)")
 def load_catalog(directory: Path | str) -> Catalog:
     """Load and validate a tier directory; raise CatalogError with every problem."""
     directory = Path(directory)
-    problems, products, discounts = _read(directory)
+    problems, products, discounts, settings = _read(directory)
     if problems:
         raise CatalogError(problems)
-    return _build(directory, products, discounts)
+    return _build(directory, products, discounts, settings or SettingsFile())
 
 
 def validate_directory(directory: Path | str) -> list[Problem]:
@@ -46,23 +48,26 @@ def validate_directory(directory: Path | str) -> list[Problem]:
 
 def _read(
     directory: Path,
-) -> tuple[list[Problem], list[ProductFile], DiscountsFile | None]:
+) -> tuple[list[Problem], list[ProductFile], DiscountsFile | None, SettingsFile | None]:
     problems: list[Problem] = []
     if not directory.is_dir():
-        return [Problem(str(directory), "", "tier directory not found")], [], None
+        return [Problem(str(directory), "", "tier directory not found")], [], None, None
     every = [p for p in directory.iterdir() if p.is_file() and not p.name.startswith(".")]
     files = sorted(p for p in every if p.suffix == ".toml")
     for odd in sorted(p for p in every if p.suffix.lower() == ".toml" and p.suffix != ".toml"):
         problems.append(Problem(odd.name, "", "tier files end in lowercase .toml: rename it"))
     products: list[ProductFile] = []
     discounts: DiscountsFile | None = None
+    settings: SettingsFile | None = None
     raw_products: list[tuple[str, dict[str, Any]]] = []
     raw_discounts: dict[str, Any] | None = None
     for path in files:
         raw = _parse(path, problems)
         if raw is None:
             continue
-        if path.name == DISCOUNTS_FILE:
+        if path.name == SETTINGS_FILE:
+            settings = _validate(SettingsFile, raw, path.name, problems)
+        elif path.name == DISCOUNTS_FILE:
             raw_discounts = raw
             discounts = _validate(DiscountsFile, raw, path.name, problems)
             problems.extend(Problem(path.name, p, m) for p, m in discounts_rules(raw))
@@ -72,10 +77,10 @@ def _read(
             problems.extend(Problem(path.name, p, m) for p, m in product_rules(raw, path.stem))
             if product is not None:
                 products.append(product)
-    if not any(p.name != DISCOUNTS_FILE for p in files):
+    if not any(p.name not in (DISCOUNTS_FILE, SETTINGS_FILE) for p in files):
         problems.append(Problem(str(directory), "", "no product files (*.toml) in the directory"))
     problems.extend(_directory_rules(raw_products, raw_discounts))
-    return _unique(problems), products, discounts
+    return _unique(problems), products, discounts, settings
 
 
 def _parse(path: Path, problems: list[Problem]) -> dict[str, Any] | None:
@@ -200,7 +205,12 @@ def _unique(problems: list[Problem]) -> list[Problem]:
     return list(dict.fromkeys(problems))
 
 
-def _build(directory: Path, files: list[ProductFile], discounts: DiscountsFile | None) -> Catalog:
+def _build(
+    directory: Path,
+    files: list[ProductFile],
+    discounts: DiscountsFile | None,
+    settings: SettingsFile,
+) -> Catalog:
     products = {}
     for spec in files:
         versions = tuple(
@@ -244,4 +254,6 @@ def _build(directory: Path, files: list[ProductFile], discounts: DiscountsFile |
             ),
         )
     currency = next(iter(products.values())).currency
-    return Catalog(str(directory), currency, products, schedule)
+    late = settings.late_usage
+    policy = LatePolicy(late.policy == "amend", dt.timedelta(days=late.window_days))
+    return Catalog(str(directory), currency, products, schedule, policy)

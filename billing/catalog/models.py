@@ -39,6 +39,19 @@ class Product:
 
 
 @dataclass(frozen=True, slots=True)
+class LatePolicy:
+    """Events for a closed period: `amend` accepts them until `window` after the period's
+    end (billed as an adjustment on the next invoice); otherwise they are `period_closed`."""
+
+    amend: bool = False
+    window: dt.timedelta = dt.timedelta(0)
+
+    def accepts(self, period_end: dt.datetime, now: dt.datetime) -> bool:
+        """Whether an event for a closed period ending at `period_end` is taken at `now`."""
+        return self.amend and now < period_end + self.window
+
+
+@dataclass(frozen=True, slots=True)
 class Catalog:
     """Everything priced, as loaded from one tier directory."""
 
@@ -46,6 +59,7 @@ class Catalog:
     currency: str
     products: Mapping[str, Product]
     schedule: CommitmentSchedule | None
+    late_usage: LatePolicy = LatePolicy()
 
     def plan_at(self, product: str, day: dt.date, *, field: str = "at") -> PricePlan:
         """The price plan of `product` in force on `day` (docs/tier-files.md, "Versions").

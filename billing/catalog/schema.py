@@ -244,3 +244,22 @@ class DiscountsFile(BaseModel):
     rollover_percent: Share = Decimal(0)
     topup_months: Months = 0
     brackets: tuple[BracketSpec, ...]
+
+
+class LateUsageSpec(BaseModel):
+    """How events for a closed billing period are treated (docs/metering.md, "Late usage")."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    policy: Literal["reject", "amend"] = Field(
+        "reject",
+        description="reject: period_closed; amend: accepted within window_days of the period's "
+        "end and billed as an adjustment on the next invoice",
+    )
+    window_days: int = Field(0, ge=0, le=366, description="days after a period ends (amend)")
+
+
+class SettingsFile(BaseModel):
+    """pricing_tiers/settings.toml: billing rules reviewed with the prices (optional)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, title="Billing settings file")
+    late_usage: LateUsageSpec = LateUsageSpec()

@@ -64,7 +64,8 @@ def open_session() -> Iterator[Session]:
 
 
 def parse_as_of(value: str | None) -> dt.datetime | None:
-    """`--as-of` as a UTC instant (None when not given); exits 2 without a time zone."""
+    """`--as-of` as a UTC instant (None when not given); exits 2 without a time zone or when
+    it is later than now."""
     if value is None:
         return None
     try:
@@ -73,7 +74,16 @@ def parse_as_of(value: str | None) -> dt.datetime | None:
         raise fail(f"--as-of: not an ISO 8601 date-time: {value!r}") from None
     if at.tzinfo is None:
         raise fail(f"--as-of: needs a time zone (Z or +00:00): {value!r}")
-    return at.astimezone(dt.UTC)
+    at = at.astimezone(dt.UTC)
+    now = dt.datetime.now(dt.UTC)
+    if at > now:
+        # NOTE: replays replay the past: a run as of a later time would close a period
+        # before its usage is all in (docs/invoicing.md, "The clock").
+        raise fail(
+            f"--as-of: {at.isoformat()} is later than now ({now.isoformat(timespec='seconds')});"
+            " replays run as of a past time"
+        )
+    return at
 
 
 def parse_field(name: str, parse: Callable[[Any], T], value: Any) -> T:

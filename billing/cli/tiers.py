@@ -10,7 +10,7 @@ import typer
 from pydantic import TypeAdapter
 
 from billing.catalog import load_catalog, validate_directory
-from billing.catalog.schema import DiscountsFile, ProductFile
+from billing.catalog.schema import DiscountsFile, ProductFile, SettingsFile
 from billing.cli.common import fail
 from billing.settings import get_settings
 
@@ -36,10 +36,14 @@ def tiers_validate(
 
 @app.command("schema")
 def tiers_schema(
-    kind: Annotated[str, typer.Argument(help="product or discounts")] = "product",
+    kind: Annotated[str, typer.Argument(help="product, discounts or settings")] = "product",
 ) -> None:
-    """Print the JSON Schema of a product file or of discounts.toml."""
-    models: dict[str, Any] = {"product": ProductFile, "discounts": DiscountsFile}
+    """Print the JSON Schema of a product file, of discounts.toml or of settings.toml."""
+    models: dict[str, Any] = {
+        "product": ProductFile,
+        "discounts": DiscountsFile,
+        "settings": SettingsFile,
+    }
     if kind not in models:
-        raise fail(f"kind must be 'product' or 'discounts', got {kind!r}")
+        raise fail(f"kind must be product, discounts or settings, got {kind!r}")
     typer.echo(json.dumps(TypeAdapter(models[kind]).json_schema(), indent=2))

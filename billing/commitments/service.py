@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -21,7 +22,7 @@ from billing.catalog import Catalog
 from billing.commitments.models import Commitment, CommitmentStatus
 from billing.credits import ledger
 from billing.credits.models import CreditEntry, EntryKind
-from billing.customers.periods import period_for
+from billing.customers.periods import is_closed, period_for
 from billing.customers.service import lock_customer
 from billing.db import table_of
 from billing.errors import (
@@ -52,6 +53,8 @@ from billing.pricing.commitments import (
     Release,
     price_per_year,
 )
+
+_INSTANT = dt.timedelta(microseconds=1)
 
 
 def _schedule(catalog: Catalog) -> CommitmentSchedule:
@@ -125,6 +128,13 @@ def start(
     if running is not None and running.ends_at <= now:  # its term is over: settle it first
         _run_schedule(connection, catalog, running.id, now, Outcome(running.id))
         running = _active(connection, customer_id)
+    if running is not None and running.ends_at <= now:
+        raise CommitmentRunning(
+            f"the running commitment's term ended on {running.ends_at.date().isoformat()}; "
+            "it ends once its last period is closed (within the close grace), then a new one "
+            "can start",
+            field="credit",
+        )
     if running is not None:
         until = running.ends_at.date().isoformat()
         if credit < running.credit:
@@ -270,11 +280,20 @@ def _run_schedule(
                 note=note,
             )
         )
-    # Monthly releases: one per billing period started within the term.
+    # Monthly releases: one per billing period started within the term. NOTE: the period
+    # pipeline's order (docs/invoicing.md): a period's credit is released only once the
+    # period before it is closed and has drawn its credit, so which job runs first never
+    # changes what a period draws; the term's first period is released at once.
+    closed_through = customer.closed_through
     if row.release == Release.MONTHLY.value:
         period = period_for(customer.anchor_day, row.starts_at)
+        first = period.start
         index = 0
-        while period.start < row.ends_at and period.start <= now:
+        while (
+            period.start < row.ends_at
+            and period.start <= now
+            and (period.start == first or is_closed(closed_through, period.start - _INSTANT))
+        ):
             index += 1
             if released_through is None or period.start > released_through:
                 amount = _release_amount(row.credit, (index - 1) % MONTHS_PER_YEAR + 1, currency)
@@ -293,7 +312,8 @@ def _run_schedule(
                 released_through = period.start
             period = period_for(customer.anchor_day, period.end)
     values: dict[str, Any] = {"invoiced_years": invoiced, "released_through": released_through}
-    if row.ends_at <= now:
+    # The term ends once its last period is closed and has drawn its credit.
+    if row.ends_at <= now and is_closed(closed_through, row.ends_at - _INSTANT):
         left = ledger.balances(connection, row.customer_id).commitment
         if left > 0:
             outcome.entries.append(
@@ -355,7 +375,9 @@ def _roll_over(
 
 
 def run_due(connection: Connection, catalog: Catalog, now: dt.datetime) -> list[Outcome]:
-    """The hourly job: every active commitment's invoices, releases and term ends up to now."""
+    """Every active commitment's invoices, releases and term ends up to now, as far as the
+    customers' closed periods allow (the jobs go through billing/pipeline.py, which closes
+    periods and runs this per customer in order)."""
     table = table_of(Commitment)
     ids = connection.execute(
         select(table.c.id)
@@ -369,6 +391,30 @@ def run_due(connection: Connection, catalog: Catalog, now: dt.datetime) -> list[
         if outcome.invoices or outcome.entries:
             outcomes.append(outcome)
     return outcomes
+
+
+def run_for_customer(
+    connection: Connection, catalog: Catalog, customer_id: str, now: dt.datetime
+) -> Outcome | None:
+    """Move the customer's running commitment as far as `now` and its closed periods allow;
+    what it did, or None without a running commitment."""
+    running = _active(connection, customer_id)
+    if running is None:
+        return None
+    outcome = Outcome(running.id)
+    _run_schedule(connection, catalog, running.id, now, outcome)
+    return outcome
+
+
+def customers_with_commitments(
+    connection: Connection, ids: Sequence[str] | None = None
+) -> set[str]:
+    """Customers (among `ids`, or all) with a running commitment."""
+    table = table_of(Commitment)
+    query = select(table.c.customer_id).where(table.c.status == CommitmentStatus.ACTIVE)
+    if ids is not None:
+        query = query.where(table.c.customer_id.in_(list(ids)))
+    return set(connection.execute(query).scalars())
 
 
 def topup(

@@ -46,6 +46,8 @@ class Customer(CustomerBase, table=True):
     id: str = Field(primary_key=True, max_length=64)
     currency: str | None = Field(default="USD", max_length=3)
     created_at: dt.datetime = Field(sa_type=UTCDateTime)
+    # Where the customer's billing periods begin: usage before it is refused (docs/metering.md).
+    billing_start: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
     # Events before this instant belong to closed periods and are refused (period_closed).
     closed_through: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
     # A percentage discount on every usage line (docs/discounts.md); caps take it into account.

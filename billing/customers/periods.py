@@ -69,3 +69,9 @@ def period_from_label(label: str, anchor_day: int) -> Period:
     if not match or not 1 <= int(match[2]) <= 12:
         raise ValueError(f"a period is written YYYY-MM, got {label!r}")
     return period_starting(int(match[1]), int(match[2]), anchor_day)
+
+
+def is_closed(closed_through: dt.datetime | None, instant: dt.datetime) -> bool:
+    """Whether `instant` lies in a period already closed: the one definition ingestion and
+    the close share (a customer's periods are closed up to `closed_through`, exclusive)."""
+    return closed_through is not None and instant < closed_through

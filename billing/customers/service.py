@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from billing.customers.models import Customer, CustomerCreate
+from billing.customers.periods import Period, period_for
 from billing.db import table_of
 from billing.errors import CurrencyMismatch, CustomerExists, NotFound
 from billing.pricing.discounts import percent_in_force
@@ -69,6 +70,7 @@ class CustomerRecord:
     id: str
     anchor_day: int
     created_at: dt.datetime
+    billing_start: dt.datetime
     closed_through: dt.datetime | None
     discount_percent: Decimal | None
     discount_until: dt.date | None
@@ -77,6 +79,11 @@ class CustomerRecord:
         """The percentage discount in force for the period starting at `period_start`."""
         return percent_in_force(self.discount_percent, self.discount_until, period_start.date())
 
+    def next_period(self, closed_through: dt.datetime | None) -> Period:
+        """The first period not closed yet: the one after `closed_through`, else the one its
+        billing starts in."""
+        return period_for(self.anchor_day, closed_through or self.billing_start)
+
 
 # NOTE: statements built once: a period close runs them for every customer.
 _CUSTOMERS = table_of(Customer)
@@ -84,6 +91,7 @@ _READ = sql.select(
     _CUSTOMERS.c.id,
     _CUSTOMERS.c.billing_anchor_day,
     _CUSTOMERS.c.created_at,
+    _CUSTOMERS.c.billing_start,
     _CUSTOMERS.c.closed_through,
     _CUSTOMERS.c.discount_percent,
     _CUSTOMERS.c.discount_until,
@@ -102,6 +110,7 @@ def _record(connection: Connection, query: Any, customer_id: str) -> CustomerRec
         id=row.id,
         anchor_day=row.billing_anchor_day,
         created_at=row.created_at,
+        billing_start=row.billing_start or row.created_at,
         closed_through=row.closed_through,
         discount_percent=row.discount_percent,
         discount_until=row.discount_until,

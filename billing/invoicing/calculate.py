@@ -5,7 +5,7 @@ product's exact charge rounded (the tier breakdown keeps the exact amounts), and
 percentage discount is rounded from that rounded subtotal. Every figure of an invoice is a
 sum of rounded lines:
 
-    subtotal        = usage and commitment lines
+    subtotal        = usage, adjustment and commitment lines (capped lines are 0.00)
     discount_total  = -(discount lines)
     total           = subtotal - discount_total
     credits_applied = -(credits lines)
@@ -17,6 +17,7 @@ after every line is priced and discounted; `with_credits` adds its line.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ class LineIn:
     amount: Decimal
     product: str | None = None
     detail: str = ""
+    corrects_period: dt.datetime | None = None  # the earlier period an adjustment is for
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -62,7 +64,20 @@ def totals(lines: Iterable[LineIn], currency: str) -> Totals:
         if round_to_minor(line.amount, currency) != line.amount:
             raise ValueError(f"line amount {line.amount} is not rounded to {currency}")
         by_kind[line.kind] = EXACT.add(by_kind[line.kind], line.amount)
-    subtotal = EXACT.add(by_kind[LineKind.USAGE], by_kind[LineKind.COMMITMENT])
+    subtotal = EXACT.plus(
+        sum(
+            (
+                by_kind[kind]
+                for kind in (
+                    LineKind.USAGE,
+                    LineKind.ADJUSTMENT,
+                    LineKind.CAPPED,
+                    LineKind.COMMITMENT,
+                )
+            ),
+            ZERO,
+        )
+    )
     discount_total = -by_kind[LineKind.DISCOUNT]
     total = EXACT.subtract(subtotal, discount_total)
     credits_applied = -by_kind[LineKind.CREDITS]

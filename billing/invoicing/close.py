@@ -16,14 +16,16 @@ import secrets
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import Connection, Engine, bindparam, or_, select, update
+from sqlalchemy import Connection, bindparam, or_, select, update
 
+from billing.caps.quota import line_total
+from billing.caps.service import cap_bound
 from billing.catalog import Catalog
 from billing.credits.draw import apply_credits
 from billing.customers.models import Customer
 from billing.customers.periods import Period, period_for
 from billing.customers.service import CustomerRecord, lock_customer
-from billing.db import session_scope, table_of
+from billing.db import table_of
 from billing.invoicing.calculate import (
     BilledUsage,
     LineIn,
@@ -33,30 +35,26 @@ from billing.invoicing.calculate import (
     with_credits,
 )
 from billing.invoicing.issue import Issued, issue_invoice
-from billing.invoicing.models import InvoiceKind
-from billing.metering.usage import billed_usage
-from billing.money import ZERO
+from billing.invoicing.models import Invoice, InvoiceKind, InvoiceStatus, LineKind
+from billing.metering.usage import PeriodUsage, amended_usage, mark_invoiced, period_usage
+from billing.money import EXACT, ZERO, group_quantity
+from billing.pricing.caps import max_quantity_within_cap
 from billing.pricing.charge import charge
 
-CUSTOMERS_PER_TRANSACTION = 200
 SHORTEST_PERIOD = dt.timedelta(days=28)
 
 
 @dataclass(frozen=True, slots=True)
 class Draft:
-    """A period's invoice before it is numbered: its lines and their figures."""
+    """A period's invoice before it is numbered: its lines, their figures, and what it
+    carries of each running-totals row (product, period start, units billed in all, units
+    shown capped in all) for `mark_invoiced`."""
 
     customer_id: str
     period: Period
     lines: tuple[LineIn, ...]
     totals: Totals
-
-
-def next_period(
-    anchor_day: int, closed_through: dt.datetime | None, created_at: dt.datetime
-) -> Period:
-    """The customer's first period not closed yet."""
-    return period_for(anchor_day, closed_through if closed_through is not None else created_at)
+    marks: tuple[tuple[str, dt.datetime, Decimal, Decimal], ...]
 
 
 _CUSTOMERS = table_of(Customer)
@@ -65,6 +63,63 @@ _MOVE_CLOSED = (
     .where(_CUSTOMERS.c.id == bindparam("customer"))
     .values(closed_through=bindparam("through"))
 )
+_INVOICES = table_of(Invoice)
+_ISSUED_DISCOUNT = (
+    select(_INVOICES.c.discount_percent)
+    .where(_INVOICES.c.customer_id == bindparam("customer"))
+    .where(_INVOICES.c.period_start == bindparam("start"))
+    .where(_INVOICES.c.kind == InvoiceKind.USAGE)
+    .where(_INVOICES.c.status != InvoiceStatus.VOID)
+    .order_by(_INVOICES.c.issued_at.desc())
+    .limit(1)
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Priced:
+    """A row priced for an invoice: units billed (within what the cap buys at close) and
+    units above it (shown, not billed)."""
+
+    billed: Decimal
+    cut: Decimal
+
+
+def _within_cap(
+    connection: Connection,
+    catalog: Catalog,
+    customer_id: str,
+    row: PeriodUsage,
+    period: Period,
+    discount: Decimal,
+) -> _Priced:
+    """NOTE: the cap is an invariant at close (docs/spend-caps.md, "At close"): a line is
+    never billed above what the highest cap of its period buys at the discount in force
+    now, whatever changed within the period (a removed discount, a new price version)."""
+    if row.cap_amount is None:  # uncapped at the end of the period: no bound
+        return _Priced(row.accepted, ZERO)
+    cap = cap_bound(connection, customer_id, row.product, period.start, period.end)
+    if cap is None:
+        return _Priced(row.accepted, ZERO)
+    plan = catalog.plan_for_period(row.product, period.start)
+    most = max_quantity_within_cap(plan, cap, discount)
+    if most is None or row.accepted <= most:
+        return _Priced(row.accepted, ZERO)
+    return _Priced(most, row.accepted - most)
+
+
+def _capped_line(name: str, unit: str, product: str, cut: Decimal, period: Period) -> LineIn:
+    return LineIn(
+        kind=LineKind.CAPPED,
+        description=(
+            f"{name}: {group_quantity(cut)} {unit}s above what the spend cap buys at the "
+            f"price in force at close ({period.label}): not billed"
+        ),
+        quantity=cut,
+        unit_amount=ZERO,
+        amount=ZERO,
+        product=product,
+        corrects_period=period.start,
+    )
 
 
 def draft(
@@ -76,30 +131,44 @@ def draft(
     *,
     record: bool,
     invoice_id: str | None = None,
+    adjust: bool = True,
 ) -> Draft:
     """The invoice of `period`, read straight through: billed usage (after caps), priced at
-    the plan of the period, discounted and rounded line by line, then credit applied to
-    the total. With `record` (the caller holds the customer's lock), the usage rows are
-    locked and the credit draw is written to the ledger."""
+    the plan of the period, discounted and rounded line by line; with `adjust`, adjustment
+    lines for late usage of earlier periods; then credit applied to the total. With
+    `record` (the caller holds the customer's lock), the usage rows are locked and the
+    credit draw is written to the ledger."""
     currency = catalog.currency
-    usage = []
-    for billed in billed_usage(connection, customer.id, period.start, lock=record):
-        product = catalog.products.get(billed.product)
-        if product is None or billed.quantity <= 0:
+    discount = customer.discount_for(period.start)
+    usage: list[BilledUsage] = []
+    capped: list[LineIn] = []
+    marks: list[tuple[str, dt.datetime, Decimal, Decimal]] = []
+    for row in period_usage(connection, customer.id, period.start, lock=record):
+        product = catalog.products.get(row.product)
+        if product is None:
             continue
-        plan = catalog.plan_for_period(billed.product, period.start)
+        priced = _within_cap(connection, catalog, customer.id, row, period, discount)
+        marks.append((row.product, period.start, priced.billed, priced.cut))
+        if priced.cut > 0:
+            capped.append(_capped_line(product.name, product.unit, row.product, priced.cut, period))
+        if priced.billed <= 0:
+            continue
+        plan = catalog.plan_for_period(row.product, period.start)
         usage.append(
             BilledUsage(
-                product=billed.product,
+                product=row.product,
                 name=product.name,
                 unit=product.unit,
-                quantity=billed.quantity,
-                charge=charge(plan, billed.quantity),
+                quantity=priced.billed,
+                charge=charge(plan, priced.billed),
             )
         )
-    lines = usage_lines(
-        usage, discount_percent=customer.discount_for(period.start), currency=currency
-    )
+    lines = [*usage_lines(usage, discount_percent=discount, currency=currency), *capped]
+    if adjust:
+        for row in amended_usage(connection, customer.id, period.start, lock=record):
+            made, mark = _adjustment(connection, catalog, customer, row)
+            lines.extend(made)
+            marks.append(mark)
     applied = apply_credits(
         connection,
         customer_id=customer.id,
@@ -110,8 +179,51 @@ def draft(
         reference=invoice_id,
         record=record,
     )
-    lines = with_credits(lines, applied.credits_applied)
-    return Draft(customer.id, period, lines, totals(lines, currency))
+    final = with_credits(lines, applied.credits_applied)
+    return Draft(customer.id, period, final, totals(final, currency), tuple(marks))
+
+
+def _adjustment(
+    connection: Connection, catalog: Catalog, customer: CustomerRecord, row: PeriodUsage
+) -> tuple[list[LineIn], tuple[str, dt.datetime, Decimal, Decimal]]:
+    """Late usage of a closed period: the exact difference between the period re-priced with
+    it and what was invoiced, at that period's plan, caps and discount (docs/invoicing.md,
+    "Late usage")."""
+    period = period_for(customer.anchor_day, row.period_start)
+    product = catalog.products.get(row.product)
+    if product is None:
+        return [], (row.product, row.period_start, row.invoiced, row.capped)
+    issued = connection.execute(
+        _ISSUED_DISCOUNT, {"customer": customer.id, "start": row.period_start}
+    ).scalar()
+    discount = issued if issued is not None else customer.discount_for(period.start)
+    priced = _within_cap(connection, catalog, customer.id, row, period, discount)
+    plan = catalog.plan_for_period(row.product, period.start)
+    amount = EXACT.subtract(
+        line_total(plan, priced.billed, discount), line_total(plan, row.invoiced, discount)
+    )
+    units = EXACT.subtract(priced.billed, row.invoiced)
+    lines: list[LineIn] = []
+    if units or amount:
+        sign = "+" if units >= 0 else "-"
+        lines.append(
+            LineIn(
+                kind=LineKind.ADJUSTMENT,
+                description=(
+                    f"{product.name}, period {period.label}: {sign}{group_quantity(abs(units))} "
+                    f"{product.unit}s of late usage"
+                ),
+                quantity=units,
+                unit_amount=amount,
+                amount=amount,
+                product=row.product,
+                corrects_period=period.start,
+            )
+        )
+    more_cut = EXACT.subtract(priced.cut, row.capped)
+    if more_cut > 0:
+        lines.append(_capped_line(product.name, product.unit, row.product, more_cut, period))
+    return lines, (row.product, row.period_start, priced.billed, max(priced.cut, row.capped))
 
 
 def issue_period_invoice(
@@ -122,10 +234,21 @@ def issue_period_invoice(
     now: dt.datetime,
     replaces: str | None = None,
 ) -> Issued:
-    """Draft the period's invoice, draw its credits and issue it, numbered (customer locked)."""
+    """Draft the period's invoice, draw its credits and issue it, numbered (customer locked).
+    A re-issue (`replaces`) bills the period itself only: late usage of other periods waits
+    for the next close."""
     invoice_id = "inv_" + secrets.token_hex(8)
-    made = draft(connection, catalog, customer, period, now, record=True, invoice_id=invoice_id)
-    return issue_invoice(
+    made = draft(
+        connection,
+        catalog,
+        customer,
+        period,
+        now,
+        record=True,
+        invoice_id=invoice_id,
+        adjust=replaces is None,
+    )
+    issued = issue_invoice(
         connection,
         customer_id=customer.id,
         kind=InvoiceKind.USAGE,
@@ -137,6 +260,43 @@ def issue_period_invoice(
         invoice_id=invoice_id,
         discount_percent=customer.discount_for(period.start),
     )
+    mark_invoiced(connection, customer.id, list(made.marks))
+    return issued
+
+
+def due_period(
+    customer: CustomerRecord,
+    closed_through: dt.datetime | None,
+    now: dt.datetime,
+    grace: dt.timedelta,
+) -> Period | None:
+    """The customer's next period if it is due at `now`: ended, and the grace passed, also
+    by the real clock (a close never runs ahead of it: docs/invoicing.md, "The clock")."""
+    period = customer.next_period(closed_through)
+    if period.end + grace > min(now, dt.datetime.now(dt.UTC)):
+        return None
+    return period
+
+
+def close_next(
+    connection: Connection,
+    catalog: Catalog,
+    customer: CustomerRecord,
+    closed_through: dt.datetime | None,
+    now: dt.datetime,
+    grace: dt.timedelta,
+) -> tuple[Issued, Period] | None:
+    """Close the customer's next period if it is due (the caller holds the customer's lock
+    and moves `closed_through`); the invoice and the period, or None."""
+    period = due_period(customer, closed_through, now, grace)
+    if period is None:
+        return None
+    return issue_period_invoice(connection, catalog, customer, period, now), period
+
+
+def move_closed(connection: Connection, customer_id: str, through: dt.datetime) -> None:
+    """Record that the customer's periods are closed up to `through` (exclusive)."""
+    connection.execute(_MOVE_CLOSED, {"customer": customer_id, "through": through})
 
 
 def close_customer(
@@ -146,18 +306,19 @@ def close_customer(
     now: dt.datetime,
     grace: dt.timedelta,
 ) -> list[Issued]:
-    """Close every period of one customer that is due; the invoices made (none if none due)."""
+    """Close every period of one customer that is due; the invoices made (none if none due).
+    (The period pipeline, billing/pipeline.py, interleaves this with commitment credit.)"""
     customer = lock_customer(connection, customer_id)
     closed_through = customer.closed_through
     issued: list[Issued] = []
-    while True:
-        period = next_period(customer.anchor_day, closed_through, customer.created_at)
-        if period.end + grace > now:
-            break
-        issued.append(issue_period_invoice(connection, catalog, customer, period, now))
+    while (
+        closed := close_next(connection, catalog, customer, closed_through, now, grace)
+    ) is not None:
+        invoice, period = closed
+        issued.append(invoice)
         closed_through = period.end
-    if issued:
-        connection.execute(_MOVE_CLOSED, {"customer": customer_id, "through": closed_through})
+    if issued and closed_through is not None:
+        move_closed(connection, customer_id, closed_through)
     return issued
 
 
@@ -171,32 +332,3 @@ def due_customers(connection: Connection, now: dt.datetime, grace: dt.timedelta)
         .order_by(table.c.id)
     )
     return list(connection.execute(query).scalars())
-
-
-@dataclass
-class CloseReport:
-    customers: int = 0
-    invoices: int = 0
-    amount_due: Decimal = ZERO
-
-    def __str__(self) -> str:
-        return f"{self.invoices} invoices for {self.customers} customers"
-
-
-def close_due(
-    engine: Engine, catalog: Catalog, now: dt.datetime, grace: dt.timedelta
-) -> CloseReport:
-    """Close every due period, CUSTOMERS_PER_TRANSACTION customers per transaction."""
-    with session_scope(engine) as session:
-        candidates = due_customers(session.connection(), now, grace)
-    report = CloseReport()
-    for start in range(0, len(candidates), CUSTOMERS_PER_TRANSACTION):
-        with session_scope(engine) as session:
-            connection = session.connection()
-            for customer_id in candidates[start : start + CUSTOMERS_PER_TRANSACTION]:
-                issued = close_customer(connection, catalog, customer_id, now, grace)
-                if issued:
-                    report.customers += 1
-                    report.invoices += len(issued)
-                    report.amount_due += sum((i.amount_due for i in issued), ZERO)
-    return report

@@ -118,6 +118,7 @@ def issue_invoice(
                     "unit_amount": line.unit_amount,
                     "amount": line.amount,
                     "detail": line.detail,
+                    "corrects_period": line.corrects_period,
                 }
                 for position, line in enumerate(lines, start=1)
             ],

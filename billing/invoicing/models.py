@@ -46,6 +46,8 @@ class LineKind(StrEnum):
     DISCOUNT = "discount"  # the percentage discount of a usage line (negative)
     CREDITS = "credits"  # prepaid credit applied to the invoice's total (negative)
     COMMITMENT = "commitment"  # prepaid credit bought
+    ADJUSTMENT = "adjustment"  # late usage of an earlier period: the exact difference
+    CAPPED = "capped"  # units above what the cap buys at close: shown, not billed (0.00)
 
 
 class InvoiceSeries(SQLModel, table=True):
@@ -105,6 +107,7 @@ class InvoiceLine(SQLModel, table=True):
     unit_amount: Decimal = Field(sa_type=ExactDecimal)
     amount: Decimal = Field(sa_type=ExactDecimal)
     detail: str = ""  # JSON: the tier breakdown of a usage line
+    corrects_period: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class CreditNoteOutcome(StrEnum):

@@ -21,9 +21,8 @@ from typing import Generic, TypeVar
 
 from billing.alerts.delivery import DeliveryReport, deliver_due
 from billing.commitments import service as commitments
-from billing.db import session_scope
-from billing.invoicing.close import CloseReport, close_due
 from billing.jobs.context import JobContext
+from billing.pipeline import CloseReport, close_due, run_commitments
 from billing.settings import Settings
 from billing.stripe_sync.sync import SyncReport, sync_due
 
@@ -90,9 +89,9 @@ class CommitmentsRun:
 
 
 def _run_commitments(context: JobContext, as_of: dt.datetime | None) -> CommitmentsRun:
-    with session_scope(context.engine) as session:
-        moved = commitments.run_due(session.connection(), context.catalog, _now(as_of))
-    return CommitmentsRun(tuple(moved))
+    grace = context.settings.close_grace
+    report = run_commitments(context.engine, context.catalog, _now(as_of), grace)
+    return CommitmentsRun(tuple(report.moved))
 
 
 def _sync_stripe(context: JobContext, as_of: dt.datetime | None) -> SyncReport:

@@ -56,3 +56,8 @@ class Usage(SQLModel, table=True):
     over_limit_events: int = 0
     over_limit_quantity: Decimal = Field(default=Decimal(0), sa_type=ExactDecimal)
     alerts_fired: str = Field(default="", max_length=200)  # kinds, comma-separated
+    # what invoices (usage lines and adjustments) have billed of this period so far: the next
+    # close bills the difference when late usage moved the billed quantity (docs/invoicing.md)
+    invoiced_quantity: Decimal = Field(default=Decimal(0), sa_type=ExactDecimal)
+    capped_quantity: Decimal = Field(default=Decimal(0), sa_type=ExactDecimal)  # shown, not billed
+    amended: bool = False  # moved since an invoice billed it (late usage): the next adjusts

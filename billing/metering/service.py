@@ -24,7 +24,7 @@ from billing.caps.accounts import Account, read_accounts, terms_for
 from billing.caps.quota import admit, reprice
 from billing.catalog import Catalog
 from billing.customers.models import Customer
-from billing.customers.periods import Period, period_for
+from billing.customers.periods import Period, is_closed, period_for
 from billing.db import table_of
 from billing.metering import limited as limited_list
 from billing.metering import store
@@ -160,13 +160,16 @@ def ingest(
     tallies: dict[UsageKey, _Tally] = defaultdict(_Tally)
     periods: dict[tuple[str, dt.datetime], Period] = {}
 
-    def key_of(event: ParsedEvent) -> UsageKey:
+    def periods_of(event: ParsedEvent) -> Period:
         cache_key = (event.customer, event.timestamp)
         period = periods.get(cache_key)
         if period is None:
             anchor = customers[event.customer].anchor_day
             period = periods[cache_key] = period_for(anchor, event.timestamp)
-        return (event.customer, event.product, period.start)
+        return period
+
+    def key_of(event: ParsedEvent) -> UsageKey:
+        return (event.customer, event.product, periods_of(event).start)
 
     def reject(event: ParsedEvent, error: str, *, count: bool = False) -> None:
         result.rejected.append(Rejection(event.index, event.id, error))
@@ -174,6 +177,7 @@ def ingest(
             tallies[key_of(event)].rejected += 1
 
     latest = now + FUTURE_TOLERANCE
+    late = catalog.late_usage
     first_seen: dict[str, ParsedEvent] = {}
     candidates: list[ParsedEvent] = []
     for event in parsed:
@@ -184,7 +188,11 @@ def ingest(
             reject(event, "unknown_product")
         elif event.timestamp > latest:
             reject(event, "timestamp_in_future")
-        elif customer.closed_through is not None and event.timestamp < customer.closed_through:
+        elif customer.billing_start is not None and event.timestamp < customer.billing_start:
+            reject(event, "before_billing_start")
+        elif is_closed(customer.closed_through, event.timestamp) and not late.accepts(
+            periods_of(event).end, now
+        ):
             reject(event, "period_closed", count=True)
         elif (earlier := first_seen.get(event.id)) is not None:
             if earlier.same_content(event.customer, event.product, event.quantity, event.timestamp):
@@ -197,7 +205,7 @@ def ingest(
             candidates.append(event)
 
     candidate_keys = [key_of(e) for e in candidates]
-    kept = _recheck_closed(connection, customers, candidates, periods, now, reject)
+    kept = _recheck_closed(connection, catalog, customers, candidates, periods, now, reject)
     if kept is not candidates:
         candidates, candidate_keys = kept, [key_of(e) for e in kept]
     # NOTE: rows are locked and written in one global order (customers, usage keys, then
@@ -229,7 +237,11 @@ def ingest(
         account = customers[customer_id]
         terms = terms_for(catalog, account, product, start)
         events = runs.get(key, [])
-        admission = admit(reprice(row.quota, terms), [e.quantity for e in events])
+        closed = is_closed(account.closed_through, start)
+        # NOTE: a closed period keeps the limit it closed with: late usage is admitted under
+        # the terms of its own period, never today's (docs/metering.md, "Late usage").
+        quota = row.quota if closed else reprice(row.quota, terms)
+        admission = admit(quota, [e.quantity for e in events])
         for event, accepted in zip(events, admission.accepted, strict=True):
             if accepted:
                 result.accept(event)
@@ -254,6 +266,7 @@ def ingest(
                 now=now,
             ),
             period_end=period_for(account.anchor_day, start).end,
+            amended=closed and bool(events),
         )
     store.mark_over_limit(connection, over)
     store.write_usage(connection, moved, now)
@@ -265,6 +278,7 @@ def ingest(
 
 def _recheck_closed(
     connection: Connection,
+    catalog: Catalog,
     customers: dict[str, Account],
     candidates: list[ParsedEvent],
     periods: dict[tuple[str, dt.datetime], Period],
@@ -274,9 +288,10 @@ def _recheck_closed(
     """Events for periods that have ended: re-read `closed_through` under a share lock.
 
     A period close locks the customer row for update, so this waits for a close in
-    progress and then sees where it got to: a late event is either in the invoice or
-    refused `period_closed`, never stored into a period already invoiced. Events of
-    periods still running (nearly all) skip this.
+    progress and then sees where it got to: a late event is either in the invoice, or
+    refused `period_closed`, or (late usage policy `amend`, within its window) stored into
+    its closed period for the next invoice to adjust; never stored into an invoiced period
+    unseen. Events of periods still running (nearly all) skip this.
     """
     ended = sorted(
         {e.customer for e in candidates if periods[(e.customer, e.timestamp)].end <= now}
@@ -291,8 +306,9 @@ def _recheck_closed(
         customers[row.id] = replace(customers[row.id], closed_through=row.closed_through)
     kept = []
     for event in candidates:
-        closed = customers[event.customer].closed_through
-        if closed is not None and event.timestamp < closed:
+        period = periods[(event.customer, event.timestamp)]
+        closed = is_closed(customers[event.customer].closed_through, event.timestamp)
+        if closed and not catalog.late_usage.accepts(period.end, now):
             reject(event, "period_closed", count=True)
         else:
             kept.append(event)

@@ -151,6 +151,7 @@ class UsageRow:
     totals: UsageTotals = field(default_factory=UsageTotals)
     quota: QuotaState = field(default_factory=QuotaState)
     period_end: dt.datetime | None = None
+    amended: bool = False  # this write moves a closed period (late usage): the next close adjusts
 
 
 _STATE = (
@@ -217,6 +218,7 @@ def _stored(row: UsageRow) -> tuple[Any, ...]:
         quota.over_limit_events,
         quota.over_limit_quantity,
         ",".join(sorted(quota.alerts_fired)),
+        row.amended,
     )
 
 
@@ -279,11 +281,13 @@ def write_usage(connection: Connection, rows: dict[UsageKey, UsageRow], now: dt.
             "UPDATE usage AS u SET quantity = v.q, events = v.e, duplicates = v.d, "
             "rejected = v.r, period_end = v.pe, cap_amount = v.ca, cap_discount = v.cd, "
             "limit_quantity = v.lq, limited = v.l, over_limit_events = v.oe, "
-            "over_limit_quantity = v.oq, alerts_fired = v.af, updated_at = %s "
+            "over_limit_quantity = v.oq, alerts_fired = v.af, amended = u.amended OR v.am, "
+            "updated_at = %s "
             "FROM unnest(%b::varchar[], %b::varchar[], %b::timestamptz[], %t::numeric[], "
             "%b::int8[], %b::int8[], %b::int8[], %b::timestamptz[], %t::numeric[], "
             "%t::numeric[], %t::numeric[], %b::bool[], %b::int8[], %t::numeric[], "
-            "%b::varchar[]) AS v(c, p, s, q, e, d, r, pe, ca, cd, lq, l, oe, oq, af) "
+            "%b::varchar[], %b::bool[]) "
+            "AS v(c, p, s, q, e, d, r, pe, ca, cd, lq, l, oe, oq, af, am) "
             "WHERE u.customer_id = v.c AND u.product = v.p AND u.period_start = v.s",
             (now, *columns),
         )
@@ -296,7 +300,8 @@ def write_usage(connection: Connection, rows: dict[UsageKey, UsageRow], now: dt.
     connection.exec_driver_sql(
         "UPDATE usage SET quantity = ?, events = ?, duplicates = ?, rejected = ?, "
         "period_end = ?, cap_amount = ?, cap_discount = ?, limit_quantity = ?, limited = ?, "
-        "over_limit_events = ?, over_limit_quantity = ?, alerts_fired = ?, updated_at = ? "
+        "over_limit_events = ?, over_limit_quantity = ?, alerts_fired = ?, "
+        "amended = amended OR ?, updated_at = ? "
         "WHERE customer_id = ? AND product = ? AND period_start = ?",
         [
             (
@@ -312,12 +317,13 @@ def write_usage(connection: Connection, rows: dict[UsageKey, UsageRow], now: dt.
                 oe,
                 format(oq, "f"),
                 af,
+                am,
                 updated,
                 c,
                 p,
                 text[s],
             )
-            for c, p, s, q, e, d, r, end, ca, cd, lq, limited, oe, oq, af in values
+            for c, p, s, q, e, d, r, end, ca, cd, lq, limited, oe, oq, af, am in values
         ],
     )
 

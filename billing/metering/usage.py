@@ -1,41 +1,130 @@
-"""Reading a period's billed usage from the running totals, as the close prices it."""
+"""A customer's running totals as the close reads them: what each period accepted within its
+limit, and what invoices have billed of it so far (docs/invoicing.md, "Late usage")."""
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import Connection, bindparam, select
+from sqlalchemy import Connection, bindparam, select, update
 
 from billing.caps.quota import billed_quantity
 from billing.metering.store import usage_table
 
 # NOTE: statements built once: a period close runs them for every customer.
 _USAGE = usage_table()
+_COLUMNS = (
+    _USAGE.c.product,
+    _USAGE.c.period_start,
+    _USAGE.c.quantity,
+    _USAGE.c.limit_quantity,
+    _USAGE.c.cap_amount,
+    _USAGE.c.invoiced_quantity,
+    _USAGE.c.capped_quantity,
+)
 _READ = (
-    select(_USAGE.c.product, _USAGE.c.quantity, _USAGE.c.limit_quantity)
+    select(*_COLUMNS)
     .where(_USAGE.c.customer_id == bindparam("customer"))
     .where(_USAGE.c.period_start == bindparam("start"))
     .order_by(_USAGE.c.product)
 )
 _LOCK = _READ.with_for_update()
+# Rows of closed periods that moved since an invoice last billed them (late usage).
+_AMENDED = (
+    select(*_COLUMNS)
+    .where(_USAGE.c.customer_id == bindparam("customer"))
+    .where(_USAGE.c.period_start < bindparam("before"))
+    .where(_USAGE.c.amended)
+    .order_by(_USAGE.c.period_start, _USAGE.c.product)
+)
+_MARK = (
+    update(_USAGE)
+    .where(_USAGE.c.customer_id == bindparam("customer"))
+    .where(_USAGE.c.product == bindparam("row_product"))
+    .where(_USAGE.c.period_start == bindparam("row_start"))
+    .values(
+        invoiced_quantity=bindparam("invoiced"),
+        capped_quantity=bindparam("capped"),
+        amended=False,
+    )
+)
 
 
 @dataclass(frozen=True, slots=True)
-class Billed:
-    """A product's billed quantity in one period: min(accepted, limit_quantity)."""
+class PeriodUsage:
+    """One product's running total in one period: `accepted` within its limit (over-limit
+    events never count), the cap its limit was last computed from, and what invoices have
+    billed (`invoiced`) and shown as capped (`capped`) of it so far."""
 
     product: str
-    quantity: Decimal
+    period_start: dt.datetime
+    accepted: Decimal
+    cap_amount: Decimal | None
+    invoiced: Decimal
+    capped: Decimal
+
+    @property
+    def unaccounted(self) -> Decimal:
+        """Accepted units no invoice line has carried yet (negative: none, it shrank)."""
+        return self.accepted - self.invoiced - self.capped
 
 
-def billed_usage(
+def _record(row: Any) -> PeriodUsage:
+    return PeriodUsage(
+        product=row.product,
+        period_start=row.period_start,
+        accepted=billed_quantity(row.quantity, row.limit_quantity),
+        cap_amount=row.cap_amount,
+        invoiced=row.invoiced_quantity,
+        capped=row.capped_quantity,
+    )
+
+
+def period_usage(
     connection: Connection, customer_id: str, period_start: dt.datetime, *, lock: bool
-) -> list[Billed]:
-    """Each product's billed quantity in the period starting at `period_start`, by product
-    key; with `lock`, the rows stay locked until the transaction ends (PostgreSQL), so no
-    batch moves them while the period closes."""
+) -> list[PeriodUsage]:
+    """Each product's running total in the period starting at `period_start`, by product key;
+    with `lock`, the rows stay locked until the transaction ends (PostgreSQL), so no batch
+    moves them while the period closes."""
     query = _LOCK if lock and connection.dialect.name == "postgresql" else _READ
     rows = connection.execute(query, {"customer": customer_id, "start": period_start})
-    return [Billed(row.product, billed_quantity(row.quantity, row.limit_quantity)) for row in rows]
+    return [_record(row) for row in rows]
+
+
+def amended_usage(
+    connection: Connection, customer_id: str, before: dt.datetime, *, lock: bool
+) -> list[PeriodUsage]:
+    """Rows of periods starting before `before` (closed ones) moved since an invoice last
+    billed them, or never billed: late usage the next invoice must adjust for (locked with
+    `lock`, as `period_usage`)."""
+    query = _AMENDED
+    if lock and connection.dialect.name == "postgresql":
+        query = query.with_for_update()
+    rows = connection.execute(query, {"customer": customer_id, "before": before})
+    return [_record(row) for row in rows]
+
+
+def mark_invoiced(
+    connection: Connection,
+    customer_id: str,
+    marks: list[tuple[str, dt.datetime, Decimal, Decimal]],
+) -> None:
+    """Record what invoices now carry of rows: (product, period start, units billed in all,
+    units shown capped in all); the rows are no longer amended."""
+    if not marks:
+        return
+    connection.execute(
+        _MARK,
+        [
+            {
+                "customer": customer_id,
+                "row_product": product,
+                "row_start": start,
+                "invoiced": invoiced,
+                "capped": capped,
+            }
+            for product, start, invoiced, capped in marks
+        ],
+    )

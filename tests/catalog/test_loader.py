@@ -9,7 +9,7 @@ import pytest
 from pydantic import TypeAdapter
 
 from billing.catalog import load_catalog, validate_directory
-from billing.catalog.schema import DiscountsFile, ProductFile
+from billing.catalog.schema import DiscountsFile, ProductFile, SettingsFile
 from billing.errors import CatalogError
 from billing.pricing import Model, charge
 from tests.conftest import TIERS
@@ -113,7 +113,11 @@ def test_a_missing_directory_and_an_empty_one_are_problems(tmp_path):
 
 @pytest.mark.parametrize(
     ("model", "file"),
-    [(ProductFile, "product.schema.json"), (DiscountsFile, "discounts.schema.json")],
+    [
+        (ProductFile, "product.schema.json"),
+        (DiscountsFile, "discounts.schema.json"),
+        (SettingsFile, "settings.schema.json"),
+    ],
 )
 def test_the_published_json_schema_is_the_one_the_models_generate(model, file):
     published = json.loads((TIERS / "schema" / file).read_text())
@@ -140,3 +144,25 @@ def test_odd_values_are_reported_readably_and_a_bom_is_harmless():
     assert 'tiers[2]: must be a table, like { up_to = 100, unit_price = "0.5" }' in text
     assert "bom_widget" not in text
     assert "instance of" not in text
+
+
+def test_settings_declare_the_late_usage_policy_and_are_validated_with_the_rest(tmp_path):
+    import shutil
+
+    from billing.catalog import load_catalog
+
+    directory = tmp_path / "tiers"
+    shutil.copytree(TIERS, directory, ignore=shutil.ignore_patterns("schema"))
+    assert not load_catalog(directory).late_usage.amend  # reject by default
+    (directory / "settings.toml").write_text('[late_usage]\npolicy = "amend"\nwindow_days = 10\n')
+    late = load_catalog(directory).late_usage
+    assert (late.amend, late.window.days) == (True, 10)
+    (directory / "settings.toml").write_text(
+        '[late_usage]\npolicy = "sometimes"\nwindow_days = -1\nextra = 1\n'
+    )
+    found = {(p.file, p.path) for p in validate_directory(directory)}
+    assert found == {
+        ("settings.toml", "late_usage.policy"),
+        ("settings.toml", "late_usage.window_days"),
+        ("settings.toml", "late_usage.extra"),
+    }

@@ -7,6 +7,7 @@ import datetime as dt
 from decimal import Decimal as D
 
 import pytest
+from freezegun import freeze_time
 from sqlalchemy import insert, select, text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
@@ -27,10 +28,10 @@ from billing.errors import (
     OutcomeNotAllowed,
 )
 from billing.invoicing import payments
-from billing.invoicing.close import close_due
 from billing.invoicing.models import CreditNoteLine, CreditNoteOutcome, Invoice, InvoiceLine
 from billing.invoicing.payments import PaymentEvent
 from billing.invoicing.service import get_invoice, resolve_invoice_id
+from billing.pipeline import advance, close_due
 from tests.invoicing.test_close import GRACE, NOV_1, at_oct, created, ingest
 
 AFTER = NOV_1 + dt.timedelta(hours=2)
@@ -315,8 +316,8 @@ def test_a_paid_commitment_is_cancelled_by_a_note_for_its_unused_credit(engine, 
     worth 10,800 x 10,800 / 12,000 = 9,720.00 at the rate paid (docs/discounts.md)."""
     invoice_id, commitment_id = _committed(engine, session, catalog)
     march = dt.datetime(2027, 3, 10, tzinfo=dt.UTC)
-    with engine.begin() as connection:
-        commitments.run_due(connection, catalog, march)
+    with freeze_time(march), engine.begin() as connection:
+        advance(connection, catalog, "cust_1", march, GRACE)  # closes, then releases
         ledger.append(connection, "cust_1", "draw", D("-1200.00"), march, reference="inv_use")
         assert ledger.balance(connection, "cust_1") == D("1800.00")
     paid(engine, invoice_id, at=YEAR + dt.timedelta(days=1))

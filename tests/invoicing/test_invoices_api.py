@@ -3,11 +3,12 @@
 import datetime as dt
 from decimal import Decimal as D
 
+from freezegun import freeze_time
 from sqlalchemy import update
 from sqlmodel import Session
 
 from billing.customers.models import Customer
-from billing.invoicing.close import close_due
+from billing.pipeline import close_due
 from tests.api.test_metering_api import ev, send
 from tests.caps.test_caps_api import customer_keys  # noqa: F401 - a fixture
 from tests.conftest import bearer
@@ -33,7 +34,8 @@ def test_upcoming_close_read_void_and_reissue(mid_month, api, engine, catalog, k
         )
         session.commit()
     period_end = dt.datetime.fromisoformat(upcoming["period_end"])
-    close_due(engine, catalog, period_end + dt.timedelta(hours=2), dt.timedelta(hours=1))
+    with freeze_time(period_end + dt.timedelta(hours=2)):  # never ahead of the clock
+        close_due(engine, catalog, period_end + dt.timedelta(hours=2), dt.timedelta(hours=1))
     listed = api.get(f"{BASE}/invoices", headers=own).json()["invoices"]
     current = next(i for i in listed if i["period_end"] == upcoming["period_end"])
     assert (current["amount_due"], current["status"]) == ("35.00", "finalized")

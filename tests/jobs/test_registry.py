@@ -9,10 +9,10 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from prometheus_client import REGISTRY
 from sqlalchemy import select
 
-from billing.invoicing.close import CloseReport
 from billing.jobs import registry, runner, scheduler
 from billing.jobs.context import JobContext
 from billing.jobs.models import JobRun
+from billing.pipeline import CloseReport
 from billing.settings import Settings
 from tests.conftest import TIERS
 

@@ -13,9 +13,9 @@ from sqlmodel import Session
 from billing.commitments import service as commitments
 from billing.corrections.void import void
 from billing.customers.models import Customer
-from billing.invoicing.close import close_due
 from billing.metering import quota as quota_service
 from billing.metering import service as metering_service
+from billing.pipeline import close_due
 from tests.conftest import bearer
 from tests.metering.helpers import add_customer, event
 

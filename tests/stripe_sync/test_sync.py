@@ -9,10 +9,10 @@ import pytest
 from sqlalchemy import select, text
 
 from billing.corrections.void import void
-from billing.invoicing.close import close_due
 from billing.jobs import registry, runner
 from billing.jobs.context import JobContext
 from billing.jobs.runner import job_lock_key
+from billing.pipeline import close_due
 from billing.settings import Settings
 from billing.stripe_sync.models import InvoiceSync
 from billing.stripe_sync.sync import make_client, sync_due

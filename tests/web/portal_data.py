@@ -11,9 +11,9 @@ from sqlmodel import Session
 from billing.catalog import Catalog
 from billing.customers.models import Customer
 from billing.customers.periods import period_for
-from billing.invoicing.close import close_due
 from billing.metering import quota as quota_service
 from billing.metering import service as metering_service
+from billing.pipeline import close_due
 from tests.metering.helpers import add_customer, event
 
 
