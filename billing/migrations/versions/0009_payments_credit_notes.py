@@ -85,8 +85,9 @@ def upgrade() -> None:
         op.execute("DROP TRIGGER invoice_immutable ON invoice")
         op.execute("DROP FUNCTION invoice_immutable()")
     else:
-        for name in ("invoice_only_voids", "invoice_line_no_change", "invoice_line_no_delete"):
-            op.execute(f"DROP TRIGGER {name}")
+        op.execute("DROP TRIGGER invoice_only_voids")
+        op.execute("DROP TRIGGER invoice_line_no_change")
+        op.execute("DROP TRIGGER invoice_line_no_delete")
     with op.batch_alter_table("invoice") as table:
         table.add_column(sa.Column("line_count", sa.Integer(), nullable=False, server_default="0"))
         table.add_column(sa.Column("paid_at", UTCDateTime(), nullable=True))
