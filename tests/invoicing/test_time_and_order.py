@@ -1,0 +1,213 @@
+"""Every acknowledged unit is billed once, whatever the clock or the job order, on SQLite and
+PostgreSQL: billing start, late usage (reject or amend), the close never ahead of the clock,
+one pipeline order for the close and commitments jobs, and caps kept at close."""
+
+import dataclasses
+import datetime as dt
+from decimal import Decimal as D
+
+import pytest
+from freezegun import freeze_time
+from sqlalchemy import select, update
+
+from billing.catalog.models import LatePolicy
+from billing.commitments import service as commitments
+from billing.credits import ledger
+from billing.customers.models import Customer
+from billing.db import table_of
+from billing.invoicing.models import Invoice, InvoiceLine
+from billing.metering import quota as quota_service
+from billing.metering import service as metering_service
+from billing.pipeline import close_due, run_commitments
+from tests.metering.helpers import add_customer, event
+
+GRACE = dt.timedelta(hours=1)
+
+
+def at(text):
+    return dt.datetime.fromisoformat(text).replace(tzinfo=dt.UTC)
+
+
+def starting(engine, customer, billing_start, created=None, anchor=1):
+    """A customer created at `created` (default: billing start) whose billing starts there."""
+    with engine.begin() as connection:
+        table = table_of(Customer)
+        connection.execute(
+            update(table)
+            .where(table.c.id == customer)
+            .values(created_at=created or billing_start, billing_start=billing_start)
+        )
+
+
+def send(engine, catalog, events, now):
+    with engine.begin() as connection:
+        return metering_service.ingest(
+            connection=connection, catalog=catalog, raw_events=events, now=now
+        )
+
+
+def lines_of(engine, customer):
+    """(period month, kind, product, quantity, amount) of every line of every issued
+    usage invoice, in number order."""
+    invoices, lines = table_of(Invoice), table_of(InvoiceLine)
+    query = (
+        select(invoices.c.period_start, lines.c.kind, lines.c.product, lines.c.quantity)
+        .add_columns(lines.c.amount, lines.c.corrects_period)
+        .join(lines, lines.c.invoice_id == invoices.c.id)
+        .where(invoices.c.customer_id == customer, invoices.c.kind == "usage")
+        .where(invoices.c.status != "void")
+        .order_by(invoices.c.number, lines.c.position)
+    )
+    with engine.connect() as connection:
+        return [
+            (
+                (r.corrects_period or r.period_start).strftime("%Y-%m"),
+                r.kind,
+                r.product,
+                r.quantity,
+                r.amount,
+            )
+            for r in connection.execute(query)
+        ]
+
+
+def test_usage_before_billing_start_is_refused_and_usage_after_it_billed(engine, session, catalog):
+    """Case 1: a customer created on 30 November; October events were acknowledged and
+    never billed, and 1970 ones too."""
+    add_customer(session, "new")
+    add_customer(session, "migrated")
+    starting(engine, "new", at("2026-11-30 09:00"))
+    starting(engine, "migrated", at("2026-10-01 00:00"), created=at("2026-11-30 09:00"))
+    now = at("2026-11-30 10:00")
+    answer = send(
+        engine,
+        catalog,
+        [
+            event("n1", 100, customer="new", at="2026-10-20T10:00:00Z"),
+            event("n2", 100, customer="new", at="1970-01-01T00:00:00Z"),
+            event("n3", 100, customer="new", at="2026-11-30T09:30:00Z"),
+            event("m1", 1_100_000, customer="migrated", at="2026-10-20T10:00:00Z"),
+        ],
+        now,
+    )
+    assert [(r.id, r.error) for r in answer.rejected] == [
+        ("n1", "before_billing_start"),
+        ("n2", "before_billing_start"),
+    ]
+    assert answer.accepted == 2
+    with freeze_time("2026-11-01 01:00"):
+        close_due(engine, catalog, at("2026-11-01 01:00"), GRACE)
+    assert lines_of(engine, "migrated") == [
+        ("2026-10", "usage", "product_analytics", D("1100000"), D("5.00"))
+    ]
+
+
+@pytest.fixture
+def amend(catalog):
+    return dataclasses.replace(catalog, late_usage=LatePolicy(True, dt.timedelta(days=10)))
+
+
+def test_late_usage_is_refused_or_billed_as_an_adjustment_once(engine, session, catalog, amend):
+    add_customer(session)
+    starting(engine, "cust_1", at("2026-10-01 00:00"))
+    send(engine, catalog, [event("a", 1_100_000, at="2026-10-20T10:00:00Z")], at("2026-10-21"))
+    with freeze_time("2026-11-01 01:00"):
+        close_due(engine, catalog, at("2026-11-01 01:00"), GRACE)
+    late = [event("b", 100_000, at="2026-10-30T10:00:00Z")]
+    refused = send(engine, catalog, late, at("2026-11-02"))  # policy reject (the default)
+    assert [r.error for r in refused.rejected] == ["period_closed"]
+    taken = send(engine, amend, late, at("2026-11-02"))
+    assert taken.accepted == 1
+    too_late = send(engine, amend, [event("c", 1, at="2026-10-30T11:00:00Z")], at("2026-11-11"))
+    assert [r.error for r in too_late.rejected] == ["period_closed"]  # outside the window
+    send(engine, amend, [event("d", 50, at="2026-11-15T10:00:00Z")], at("2026-11-16"))
+    with freeze_time("2026-12-01 01:00"):
+        close_due(engine, amend, at("2026-12-01 01:00"), GRACE)
+        close_due(engine, amend, at("2026-12-01 01:00"), GRACE)  # once only
+    # October: 1,100,000 billed 5.00; 100,000 late re-price it to 1,200,000 = 10.00: +5.00
+    assert lines_of(engine, "cust_1") == [
+        ("2026-10", "usage", "product_analytics", D("1100000"), D("5.00")),
+        ("2026-11", "usage", "product_analytics", D("50"), D("0.00")),
+        ("2026-10", "adjustment", "product_analytics", D("100000"), D("5.00")),
+    ]
+
+
+def test_a_close_never_runs_ahead_of_the_clock(engine, session, catalog):
+    """Case 2: a close as of a later time closed the current month early."""
+    add_customer(session)
+    starting(engine, "cust_1", at("2026-10-01 00:00"))
+    with freeze_time("2026-10-20 12:00"):
+        report = close_due(engine, catalog, at("2026-12-01 02:00"), GRACE)
+        assert report.invoices == 0
+        answer = send(
+            engine, catalog, [event("a", 5, at="2026-10-20T11:00:00Z")], at("2026-10-20 12:00")
+        )
+        assert answer.accepted == 1
+
+
+def test_the_bill_is_the_same_whichever_job_runs_first(engine, session, catalog):
+    """Case 3: the commitments job expired the term's credit before its last month closed."""
+    bills = []
+    for first, second in ((run_commitments, close_due), (close_due, run_commitments)):
+        customer = f"c_{first.__name__}"
+        add_customer(session, customer)
+        starting(engine, customer, at("2026-12-01 00:00"), created=at("2026-12-05"))
+        with freeze_time("2026-12-05"), engine.begin() as connection:
+            commitments.start(connection, catalog, customer, D(3001), 1, at("2026-12-05"))
+        # The term runs December 2026 to November 2027: usage in its last month that the
+        # credit should cover
+        with freeze_time("2027-11-20"):
+            for job in (first, second):
+                job(engine, catalog, at("2027-11-20"), GRACE)
+        answer = send(
+            engine,
+            catalog,
+            [event(f"x_{customer}", 20_000, "session_replay", customer, "2027-11-20T10:00:00Z")],
+            at("2027-11-20 11:00"),
+        )
+        assert answer.accepted == 1
+        with freeze_time("2027-12-01 02:00"):
+            for job in (first, second):
+                job(engine, catalog, at("2027-12-01 02:00"), GRACE)
+        with engine.connect() as connection:
+            november = connection.execute(
+                select(table_of(Invoice).c.credits_applied, table_of(Invoice).c.amount_due)
+                .where(table_of(Invoice).c.customer_id == customer)
+                .where(table_of(Invoice).c.period_start == at("2027-11-01 00:00"))
+            ).one()
+            expired = [e.amount for e in ledger.entries(connection, customer) if e.kind == "expiry"]
+        bills.append((november.credits_applied, november.amount_due, expired))
+    # 5,000 free, 10,000 x 0.005 + 5,000 x 0.004 = 70.00, all from credit, before expiry
+    assert bills[0] == bills[1]
+    assert bills[0] == (D("70.00"), D("0.00"), [D("-2931.00")])
+
+
+def test_a_removed_discount_never_bills_a_line_above_its_cap(engine, session, catalog):
+    """Case 4: with 20 % off, a 10.00 cap buys 12.50 of list usage; removing the discount
+    before the close left the line far above the cap. At close the line is held to what
+    the cap buys at the price then in force; the units above it are shown, not billed."""
+    add_customer(session)
+    starting(engine, "cust_1", at("2026-10-01 00:00"))
+    with engine.begin() as connection:
+        connection.execute(update(table_of(Customer)).values(discount_percent=D(20)))
+        quota_service.set_cap(
+            connection=connection,
+            catalog=catalog,
+            customer_id="cust_1",
+            product="product_analytics",
+            amount=D(10),
+            actor="test",
+            now=at("2026-09-30"),
+        )
+    answer = send(
+        engine, catalog, [event("a", 1_250_000, at="2026-10-20T10:00:00Z")], at("2026-10-21")
+    )
+    assert answer.accepted == 1  # 1,250,000: 12.50 at list, 10.00 after 20 % off
+    with engine.begin() as connection:
+        connection.execute(update(table_of(Customer)).values(discount_percent=None))
+    with freeze_time("2026-11-01 01:00"):
+        close_due(engine, catalog, at("2026-11-01 01:00"), GRACE)
+    assert lines_of(engine, "cust_1") == [
+        ("2026-10", "usage", "product_analytics", D("1200000"), D("10.00")),
+        ("2026-10", "capped", "product_analytics", D("50000"), D("0.00")),
+    ]
