@@ -10,7 +10,8 @@ import datetime as dt
 import os
 import shutil
 import socket
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -27,6 +28,7 @@ from billing.settings import Settings
 
 if TYPE_CHECKING:
     from tests.servers import Receiver
+    from tests.stripe_emulator import StripeEmulator
 
 REPO = Path(__file__).resolve().parent.parent
 TIERS = REPO / "pricing_tiers"
@@ -96,6 +98,35 @@ def mid_month(engine: Engine) -> Iterator[dt.datetime]:
     driver must not be imported under a frozen clock (psycopg checks datetime's size)."""
     with freeze_time(MID_MONTH, tick=True):
         yield MID_MONTH
+
+
+@pytest.fixture
+def customer_keys(engine: Engine, api: TestClient, keys: dict[str, str]) -> dict[str, str]:
+    """Customers cust_1 and cust_2, made over the API, and a customer key for each."""
+    from billing.auth.models import Role
+    from billing.auth.service import create_key
+    from tests.api.helpers import make_customer
+
+    make_customer(api, keys, "cust_1")
+    make_customer(api, keys, "cust_2")
+    made = {}
+    with Session(engine) as session:
+        for customer in ("cust_1", "cust_2"):
+            made[customer], _ = create_key(
+                session=session, role=Role.CUSTOMER, customer_id=customer
+            )
+        session.commit()
+    return made
+
+
+@pytest.fixture
+def stripe_api() -> Iterator[StripeEmulator]:
+    """The Stripe emulator on 127.0.0.1 (tests/stripe_emulator.py), closed afterwards."""
+    from tests.stripe_emulator import StripeEmulator
+
+    emulator = StripeEmulator()
+    yield emulator
+    emulator.close()
 
 
 @pytest.fixture
@@ -213,3 +244,17 @@ def blocked_by(engine: Engine, pid: int) -> int:
             {"pid": pid},
         ).scalar_one()
         return found
+
+
+def run_together(
+    target: Callable[..., object],
+    arguments: Iterable[tuple[object, ...]],
+    timeout: float = 300,  # float-ok: seconds
+) -> None:
+    """Run `target(*args)` in a thread for each tuple of `arguments`, all started before any
+    is waited for; return when all have ended (or `timeout` passed for each)."""
+    threads = [threading.Thread(target=target, args=args) for args in arguments]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=timeout)

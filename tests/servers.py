@@ -86,6 +86,33 @@ class Server:
         self.log.close()
 
 
+def billing_cli(
+    *args: str,
+    env: dict[str, str] | None = None,
+    timeout: float = 120,  # float-ok: seconds
+) -> subprocess.CompletedProcess[str]:
+    """Run the installed `billing` command; the finished process, its output as text."""
+    return subprocess.run(
+        [str(BILLING), *args], capture_output=True, text=True, timeout=timeout, env=env
+    )
+
+
+def billing_ok(*args: str, env: dict[str, str] | None = None) -> str:
+    """Run `billing`, which must succeed; what it printed, stripped."""
+    done = billing_cli(*args, env=env)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def cli_database(url: str, **settings: str) -> dict[str, str]:
+    """Migrate the database at `url` and create customer acme, with the `billing` command;
+    the environment that points the command there (plus `settings`, BILLING_* variables)."""
+    env = {**os.environ, "BILLING_DATABASE_URL": url, "BILLING_TIERS_DIR": str(TIERS), **settings}
+    billing_ok("db", "upgrade", env=env)
+    billing_ok("customers", "create", "acme", "--name", "Acme", env=env)
+    return env
+
+
 @contextmanager
 def running_server(tiers: Path = TIERS, database_url: str = "sqlite://") -> Iterator[str]:
     """Yield the base URL of a served app; stop it afterwards."""

@@ -2,14 +2,13 @@
 
 import pytest
 
-from tests.api.test_metering_api import ev, send
-from tests.caps.test_caps_api import CAP, customer_keys  # noqa: F401 - a fixture
+from tests.api.helpers import CAP, ev, send
 from tests.conftest import bearer
 
 SETTINGS = "/v1/customers/cust_1/alert-settings"
 
 
-def test_a_customer_sets_a_webhook_and_sees_its_alerts(mid_month, api, keys, customer_keys):  # noqa: F811
+def test_a_customer_sets_a_webhook_and_sees_its_alerts(mid_month, api, keys, customer_keys):
     own = bearer(customer_keys["cust_1"])
     answer = api.put(
         SETTINGS,
@@ -46,7 +45,7 @@ def test_a_customer_sets_a_webhook_and_sees_its_alerts(mid_month, api, keys, cus
         ("finance", {"free_allowance": False}, 403, None),
     ],
 )
-def test_bad_alert_settings_are_refused(api, keys, customer_keys, who, body, status, field):  # noqa: F811
+def test_bad_alert_settings_are_refused(api, keys, customer_keys, who, body, status, field):
     key = customer_keys.get(who) or keys[who]
     response = api.put(SETTINGS, json=body, headers=bearer(key))
     assert response.status_code == status, response.text

@@ -1,24 +1,21 @@
 """`billing serve` sends alert webhooks by itself: its scheduler delivers the outbox."""
 
 import datetime as dt
-import time
 from decimal import Decimal as D
 
 import pytest
 from sqlmodel import Session
 
 from billing.alerts.settings import update_settings
-from billing.metering import quota as quota_service
-from tests.metering.helpers import recent
-from tests.metering.test_crash_and_concurrency import prepare
-from tests.servers import Receiver, Server, post_json
+from tests.caps.helpers import set_cap
+from tests.metering.helpers import ingest_key, recent
+from tests.servers import Server, post_json, wait_for
 
 pytestmark = pytest.mark.slow
 
 
-def test_the_server_delivers_webhooks_on_its_own(engine, database_url, catalog):
-    receiver = Receiver()
-    key = prepare(engine)
+def test_the_server_delivers_webhooks_on_its_own(engine, database_url, catalog, receiver):
+    key = ingest_key(engine)
     now = dt.datetime.now(dt.UTC)
     with Session(engine) as session:
         update_settings(
@@ -28,15 +25,7 @@ def test_the_server_delivers_webhooks_on_its_own(engine, database_url, catalog):
             allow_private=True,
         )
         session.flush()
-        quota_service.set_cap(
-            connection=session.connection(),
-            catalog=catalog,
-            customer_id="cust_1",
-            product="product_analytics",
-            amount=D(10),
-            actor="test",
-            now=now,
-        )
+        set_cap(session.connection(), catalog, "cust_1", "product_analytics", D(10), now)
         session.commit()
     server = Server(database_url=database_url)
     server.env.update(BILLING_WEBHOOK_ALLOW_PRIVATE="1", BILLING_ALERT_DELIVERY_SECONDS="0.5")
@@ -50,11 +39,8 @@ def test_the_server_delivers_webhooks_on_its_own(engine, database_url, catalog):
             key,
         )
         assert status == 200
-        deadline = time.monotonic() + 20
-        while len(receiver.requests) < 2 and time.monotonic() < deadline:
-            time.sleep(0.1)
+        wait_for(lambda: len(receiver.requests) >= 2)
     finally:
         server.stop()
-        receiver.close()
     kinds = sorted(body.split(b'"kind":"')[1].split(b'"')[0] for _, body in receiver.requests)
     assert kinds == [b"cap_50", b"free_allowance"]

@@ -14,8 +14,8 @@ from billing.alerts.settings import update_settings
 from billing.alerts.signing import HEADER, signature, verify
 from billing.alerts.webhooks import check_url
 from billing.errors import InvalidThreshold, WebhookUrlNotAllowed
-from billing.metering import quota as quota_service
 from billing.metering import service as metering_service
+from tests.caps.helpers import set_cap
 from tests.conftest import REPO
 from tests.metering.helpers import NOW, add_customer, event
 
@@ -30,15 +30,7 @@ def fire_cap_50(session, catalog, receiver):
     )
     secret = customer.webhook_secret
     session.commit()
-    quota_service.set_cap(
-        connection=session.connection(),
-        catalog=catalog,
-        customer_id="cust_1",
-        product="product_analytics",
-        amount=D(10),
-        actor="test",
-        now=NOW,
-    )
+    set_cap(session.connection(), catalog, "cust_1", "product_analytics", D(10), NOW)
     metering_service.ingest(
         connection=session.connection(),
         catalog=catalog,

@@ -14,7 +14,7 @@ from billing.app import create_app
 from billing.auth.models import Role
 from billing.auth.service import create_key
 from billing.settings import Settings
-from tests.api.test_metering_api import make_customer
+from tests.api.helpers import make_customer
 from tests.conftest import TIERS, bearer
 
 

@@ -10,7 +10,6 @@ from billing.auth.models import Role
 from billing.auth.service import create_key
 from billing.errors import InvalidLinkLifetime, KeyNeedsCustomer, KeyTakesNoCustomer
 from billing.web import signin
-from tests.caps.test_caps_api import customer_keys  # noqa: F401 - a fixture
 from tests.conftest import bearer
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -126,7 +125,7 @@ REFUSALS = [
 def test_each_refusal_answers_its_own_code(
     api,
     keys,
-    customer_keys,  # noqa: F811
+    customer_keys,
     method,
     path,
     who,
@@ -141,7 +140,7 @@ def test_each_refusal_answers_its_own_code(
     assert response.json()["field"] == field
 
 
-def test_a_running_commitment_is_a_conflict_with_its_own_code(api, customer_keys):  # noqa: F811
+def test_a_running_commitment_is_a_conflict_with_its_own_code(api, customer_keys):
     own = bearer(customer_keys["cust_1"])
     started = api.post(f"{BASE}/commitment", json={"credit": "30000", "years": 1}, headers=own)
     assert started.status_code == 201, started.text
@@ -152,7 +151,7 @@ def test_a_running_commitment_is_a_conflict_with_its_own_code(api, customer_keys
     assert "topup" in larger.json()["message"]
 
 
-def test_voids_refused_say_why_in_their_code(api, keys, customer_keys):  # noqa: F811
+def test_voids_refused_say_why_in_their_code(api, keys, customer_keys):
     own = bearer(customer_keys["cust_1"])
     started = api.post(f"{BASE}/commitment", json={"credit": "30000", "years": 1}, headers=own)
     [listed] = api.get(f"{BASE}/invoices", headers=own).json()["invoices"]

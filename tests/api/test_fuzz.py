@@ -4,14 +4,13 @@ no answer is a 5xx, and every 4xx carries the {"code", "message", "field"} error
 from __future__ import annotations
 
 import os
-import subprocess
 
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
 from tests.conftest import TIERS
-from tests.servers import BILLING, Server
+from tests.servers import Server, billing_ok, cli_database
 
 pytestmark = pytest.mark.slow
 
@@ -19,16 +18,8 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     url = f"sqlite:///{tmp_path_factory.mktemp('fuzz') / 'b.db'}"
-    env = {**os.environ, "BILLING_DATABASE_URL": url, "BILLING_TIERS_DIR": str(TIERS)}
-
-    def cli(*args):
-        done = subprocess.run([str(BILLING), *args], capture_output=True, text=True, env=env)
-        assert done.returncode == 0, done.stderr
-        return done.stdout.strip()
-
-    cli("db", "upgrade")
-    cli("customers", "create", "acme", "--name", "Acme")
-    key = cli("keys", "create", "--role", "admin")
+    env = cli_database(url)
+    key = billing_ok("keys", "create", "--role", "admin", env=env)
     server = Server(TIERS, url)
     server.env.update({"BILLING_QUOTE_RATE_PER_MINUTE": "0", "BILLING_SCHEDULER": "0"})
     server.start()

@@ -4,25 +4,8 @@ import json
 
 import pytest
 
+from tests.api.helpers import ev, make_customer, send
 from tests.conftest import bearer
-from tests.metering.helpers import event, recent
-
-
-def make_customer(api, keys, customer_id="cust_1", **extra):
-    body = {"id": customer_id, "name": "Customer One", **extra}
-    response = api.post("/v1/customers", json=body, headers=bearer(keys["admin"]))
-    assert response.status_code == 201, response.text
-    return response.json()
-
-
-def send(api, key, events, **kwargs):
-    return api.post("/v1/events", json={"events": events}, headers=bearer(key), **kwargs)
-
-
-def ev(event_id, quantity=1, product="product_analytics"):
-    """An event a minute ago, in the current period (the API checks timestamps against the
-    clock: the real one, or `mid_month`'s)."""
-    return event(event_id, quantity, product, at=recent().isoformat())
 
 
 def test_customers_are_created_read_and_listed(api, keys):

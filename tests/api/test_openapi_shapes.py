@@ -11,7 +11,7 @@ from billing.api.routes.health import ReadinessPublic
 from billing.caps.public import LimitedListPublic
 from billing.metering.public import IngestPublic
 from billing.public import DECIMAL_TEXT
-from tests.api.test_metering_api import ev, make_customer, send
+from tests.api.helpers import ev, make_customer, send
 from tests.conftest import bearer
 
 

@@ -1,11 +1,9 @@
 """The installed `billing serve`, quoted over real HTTP on a free port."""
 
-import subprocess
-
 import pytest
 
 from tests.catalog.test_loader import INVALID
-from tests.servers import BILLING, post_json, running_server
+from tests.servers import billing_cli, post_json, running_server
 
 pytestmark = pytest.mark.slow
 
@@ -23,11 +21,8 @@ def test_billing_serve_quotes_over_real_http():
 
 
 def test_the_service_refuses_to_start_on_an_invalid_tier_directory():
-    result = subprocess.run(
-        [str(BILLING), "serve", "--port", "1", "--tiers", str(INVALID / "three_mistakes")],
-        capture_output=True,
-        text=True,
-        timeout=30,
+    result = billing_cli(
+        "serve", "--port", "1", "--tiers", str(INVALID / "three_mistakes"), timeout=30
     )
     assert result.returncode == 1
     assert "3 problem(s)" in result.stderr

@@ -6,10 +6,8 @@ finish and commit."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
-import subprocess
 import time
 
 import httpx2 as httpx
@@ -19,8 +17,7 @@ from sqlalchemy import create_engine, text
 from billing.alerts.signing import HEADER, verify
 from tests.conftest import TIERS
 from tests.metering.helpers import recent
-from tests.servers import BILLING, Server, wait_for
-from tests.stripe_emulator import StripeEmulator
+from tests.servers import Server, billing_ok, cli_database, wait_for
 from tests.stripe_sync.test_webhook import signed
 from tests.web.helpers import CSRF
 
@@ -30,38 +27,23 @@ STRIPE_KEY = "sk_test_never_in_the_logs_4242"
 STRIPE_WEBHOOK_SECRET = "whsec_stripe_endpoint_never_in_the_logs"
 
 
-def cli(env, *args):
-    done = subprocess.run([str(BILLING), *args], capture_output=True, text=True, env=env)
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip()
-
-
 def log_of(server: Server) -> str:
     """What the server printed (after `stop`)."""
     return server.output
 
 
-def test_a_full_run_logs_json_lines_with_request_ids_and_no_secret(tmp_path, receiver):
-    emulator = StripeEmulator()
+def test_a_full_run_logs_json_lines_with_request_ids_and_no_secret(tmp_path, receiver, stripe_api):
     url = f"sqlite:///{tmp_path / 'b.db'}"
-    env = {
-        **os.environ,
-        "BILLING_DATABASE_URL": url,
-        "BILLING_TIERS_DIR": str(TIERS),
-        "BILLING_SECRET_KEY": SECRET_KEY,
-        "BILLING_WEBHOOK_ALLOW_PRIVATE": "1",
-    }
-    cli(env, "db", "upgrade")
-    cli(env, "customers", "create", "acme", "--name", "Acme")
-    admin = cli(env, "keys", "create", "--role", "admin")
-    ingest = cli(env, "keys", "create", "--role", "ingest")
-    finance = cli(env, "keys", "create", "--role", "finance")
+    env = cli_database(url, BILLING_SECRET_KEY=SECRET_KEY, BILLING_WEBHOOK_ALLOW_PRIVATE="1")
+    admin = billing_ok("keys", "create", "--role", "admin", env=env)
+    ingest = billing_ok("keys", "create", "--role", "ingest", env=env)
+    finance = billing_ok("keys", "create", "--role", "finance", env=env)
     server = Server(TIERS, url)
     server.env.update(
         {
             "BILLING_SECRET_KEY": SECRET_KEY,
             "BILLING_STRIPE_API_KEY": STRIPE_KEY,
-            "BILLING_STRIPE_API_BASE": emulator.base,
+            "BILLING_STRIPE_API_BASE": stripe_api.base,
             "BILLING_STRIPE_WEBHOOK_SECRET": STRIPE_WEBHOOK_SECRET,
             "BILLING_STRIPE_SYNC_EVERY_SECONDS": "0.5",
             "BILLING_ALERT_DELIVERY_SECONDS": "0.5",
@@ -114,8 +96,8 @@ def test_a_full_run_logs_json_lines_with_request_ids_and_no_secret(tmp_path, rec
             )
             assert started.status_code == 201, started.text
             [invoice] = started.json()["invoices"]
-            assert wait_for(lambda: len(emulator.invoices_of(invoice["id"])) == 1)
-            [stripe_invoice] = emulator.invoices_of(invoice["id"])
+            assert wait_for(lambda: len(stripe_api.invoices_of(invoice["id"])) == 1)
+            [stripe_invoice] = stripe_api.invoices_of(invoice["id"])
             assert wait_for(lambda: stripe_invoice["status"] == "open")  # finalized in Stripe
             # Stripe tells us it was paid, signed with the endpoint's secret.
             body, headers = signed(
@@ -130,7 +112,7 @@ def test_a_full_run_logs_json_lines_with_request_ids_and_no_secret(tmp_path, rec
             hooked = http.post("/v1/stripe/webhook", content=body, headers=headers)
             assert (hooked.status_code, hooked.json()["outcome"]) == (200, "recorded")
             http.get("/v1/customers/acme/quota", headers={"Authorization": "Bearer bk_wrong"})
-            link = cli(env, "portal-link", "acme")
+            link = billing_ok("portal-link", "acme", env=env)
             token = link.split("token=")[1]
             secrets_seen.append(token.split(".")[0])
             page = http.get(link)
@@ -154,7 +136,6 @@ def test_a_full_run_logs_json_lines_with_request_ids_and_no_secret(tmp_path, rec
             assert verify(signing_secret, delivered[HEADER], alert, now=int(time.time()))
     finally:
         server.stop()
-        emulator.close()
     engine = create_engine(url)
     with engine.connect() as connection:
         recorded = connection.execute(
@@ -183,10 +164,8 @@ def test_a_full_run_logs_json_lines_with_request_ids_and_no_secret(tmp_path, rec
 
 def test_sigterm_lets_the_batch_in_flight_finish_and_commit(tmp_path):
     url = f"sqlite:///{tmp_path / 'b.db'}"
-    env = {**os.environ, "BILLING_DATABASE_URL": url, "BILLING_TIERS_DIR": str(TIERS)}
-    cli(env, "db", "upgrade")
-    cli(env, "customers", "create", "acme", "--name", "Acme")
-    ingest = cli(env, "keys", "create", "--role", "ingest")
+    env = cli_database(url)
+    ingest = billing_ok("keys", "create", "--role", "ingest", env=env)
     server = Server(TIERS, url)
     server.start()
     events = [

@@ -2,28 +2,9 @@
 effect in words, over-limit ids in the ingestion answer, and the limited list's ETag."""
 
 import pytest
-from sqlmodel import Session
 
-from billing.auth.models import Role
-from billing.auth.service import create_key
-from tests.api.test_metering_api import ev, make_customer, send
+from tests.api.helpers import CAP, ev, send
 from tests.conftest import bearer
-
-CAP = "/v1/customers/cust_1/spend-caps/product_analytics"
-
-
-@pytest.fixture
-def customer_keys(engine, api, keys):
-    make_customer(api, keys, "cust_1")
-    make_customer(api, keys, "cust_2")
-    made = {}
-    with Session(engine) as session:
-        for customer in ("cust_1", "cust_2"):
-            made[customer], _ = create_key(
-                session=session, role=Role.CUSTOMER, customer_id=customer
-            )
-        session.commit()
-    return made
 
 
 def test_a_customer_sets_its_own_cap_and_reads_the_effect(api, customer_keys):

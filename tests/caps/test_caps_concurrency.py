@@ -14,9 +14,9 @@ from sqlmodel import Session
 
 from billing.caps.quota import line_total
 from billing.customers.periods import period_for
-from billing.metering import quota as quota_service
-from tests.metering.helpers import recent
-from tests.metering.test_crash_and_concurrency import prepare
+from tests.caps.helpers import set_cap
+from tests.conftest import run_together
+from tests.metering.helpers import ingest_key, recent
 from tests.servers import Server, post_json
 
 pytestmark = pytest.mark.slow
@@ -31,19 +31,11 @@ POOLS = {
 
 
 def test_concurrent_batches_never_bill_past_the_cap(engine, database_url, catalog):
-    key = prepare(engine)
+    key = ingest_key(engine)
     now = dt.datetime.now(dt.UTC)
     with Session(engine) as session:
         for product, (cap, _, _) in POOLS.items():
-            quota_service.set_cap(
-                connection=session.connection(),
-                catalog=catalog,
-                customer_id="cust_1",
-                product=product,
-                amount=cap,
-                actor="test",
-                now=now,
-            )
+            set_cap(session.connection(), catalog, "cust_1", product, cap, now)
         session.commit()
     at = recent(now)
     pool = [
@@ -84,11 +76,7 @@ def test_concurrent_batches_never_bill_past_the_cap(engine, database_url, catalo
             for size in (1_000, 1_500, 200, 50, 1_000):  # threadpool and group-commit paths
                 post(local.sample(pool, size))  # ids overlap across clients and batches
 
-        threads = [threading.Thread(target=client, args=(seed,)) for seed in range(8)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=300)
+        run_together(client, [(seed,) for seed in range(8)])
         for offset in range(0, len(pool), 2_000):  # every pooled event at least once
             post(pool[offset : offset + 2_000])
     finally:

@@ -14,19 +14,10 @@ from billing.alerts.models import Alert
 from billing.caps import service as caps_service
 from billing.caps.quota import line_total
 from billing.metering import quota as quota_service
-from billing.metering import service as metering_service
 from billing.pricing.caps import max_quantity_within_cap
-from tests.metering.helpers import NOW, add_customer, event
+from tests.metering.helpers import NOW, add_customer, event, ingest
 
 PA = "product_analytics"
-
-
-def ingest(session, catalog, events, now=NOW):
-    result = metering_service.ingest(
-        connection=session.connection(), catalog=catalog, raw_events=events, now=now
-    )
-    session.commit()
-    return result
 
 
 def set_cap(session, catalog, amount, now=NOW, product=PA):

@@ -1,17 +1,16 @@
 """The installed `billing` command: quote, tiers validate, tiers schema."""
 
 import json
-import subprocess
 
 import pytest
 
 from tests.catalog.test_loader import FIXTURES, INVALID
 from tests.conftest import TIERS
-from tests.servers import BILLING
+from tests.servers import billing_cli
 
 
 def billing(*args):
-    return subprocess.run([str(BILLING), *args], capture_output=True, text=True, timeout=60)
+    return billing_cli(*args, timeout=60)
 
 
 def test_quote_json_is_the_same_document_as_the_api(client):

@@ -3,11 +3,10 @@
 import json
 import os
 import re
-import subprocess
 from decimal import Decimal
 
 from tests.conftest import TIERS
-from tests.servers import BILLING
+from tests.servers import billing_cli
 
 
 def run(tmp_path, *args, **env):
@@ -17,9 +16,7 @@ def run(tmp_path, *args, **env):
         "BILLING_TIERS_DIR": str(TIERS),
         **env,
     }
-    return subprocess.run(
-        [str(BILLING), *args], capture_output=True, text=True, timeout=120, env=environment
-    )
+    return billing_cli(*args, env=environment)
 
 
 def test_db_upgrade_keys_customers_and_usage(tmp_path):

@@ -7,12 +7,11 @@ from decimal import Decimal as D
 
 import pytest
 from freezegun import freeze_time
-from sqlalchemy import text, update
+from sqlalchemy import text
 
 from billing.commitments import service as commitments
 from billing.credits import ledger
 from billing.credits.draw import apply_credits
-from billing.customers.models import Customer
 from billing.customers.periods import period_for
 from billing.customers.service import lock_customer
 from billing.errors import (
@@ -28,7 +27,7 @@ from billing.pipeline import advance
 from billing.pricing.charge import ChargeResult
 from billing.pricing.commitments import Release
 from billing.pricing.plan import Model
-from tests.metering.helpers import add_customer
+from tests.metering.helpers import add_customer, update_customers
 
 
 def now():
@@ -242,10 +241,7 @@ def test_the_run_rate_is_the_average_of_whole_periods_in_the_last_90_days(sessio
     from billing.metering import service as metering_service
 
     add_customer(session)
-    customers = Customer.__table__
-    session.connection().execute(
-        update(customers).values(created_at=dt.datetime(2026, 6, 1, tzinfo=dt.UTC))
-    )
+    update_customers(session.connection(), created_at=dt.datetime(2026, 6, 1, tzinfo=dt.UTC))
     session.commit()
     for month, quantity in ((7, 5_000_000), (8, 1_100_000), (9, 1_200_000), (10, 1_300_000)):
         at = dt.datetime(2026, month, 15, 12, tzinfo=dt.UTC)

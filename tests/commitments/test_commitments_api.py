@@ -9,14 +9,13 @@ from sqlmodel import Session
 
 from billing.commitments import service as commitments
 from billing.errors import Conflict
-from tests.api.test_metering_api import ev, send
-from tests.caps.test_caps_api import customer_keys  # noqa: F401 - a fixture
-from tests.conftest import bearer
+from tests.api.helpers import ev, send
+from tests.conftest import bearer, run_together
 
 BASE = "/v1/customers/cust_1"
 
 
-def test_options_follow_the_run_rate_or_an_override(mid_month, api, keys, customer_keys):  # noqa: F811
+def test_options_follow_the_run_rate_or_an_override(mid_month, api, keys, customer_keys):
     own = bearer(customer_keys["cust_1"])
     send(api, keys["ingest"], [ev("a", 3_000_000)])  # $84.30 so far this period
     projected = api.get(f"{BASE}/commitment/options", headers=own).json()
@@ -36,7 +35,7 @@ def test_options_follow_the_run_rate_or_an_override(mid_month, api, keys, custom
     assert (bad.status_code, bad.json()["field"]) == (422, "usage")
 
 
-def test_a_customer_starts_a_commitment_and_reads_its_ledger(api, customer_keys):  # noqa: F811
+def test_a_customer_starts_a_commitment_and_reads_its_ledger(api, customer_keys):
     own = bearer(customer_keys["cust_1"])
     started = api.post(f"{BASE}/commitment", json={"credit": "30000", "years": 1}, headers=own)
     assert started.status_code == 201, started.text
@@ -77,7 +76,7 @@ def test_a_customer_starts_a_commitment_and_reads_its_ledger(api, customer_keys)
 )
 def test_bad_commitments_are_refused_naming_the_field(
     api,
-    customer_keys,  # noqa: F811
+    customer_keys,
     body,
     status,
     field,
@@ -97,13 +96,13 @@ def test_bad_commitments_are_refused_naming_the_field(
         ("admin", "/v1/customers/nobody/commitment", 404),
     ],
 )
-def test_only_the_customer_or_an_admin_commits(api, keys, customer_keys, who, path, status):  # noqa: F811
+def test_only_the_customer_or_an_admin_commits(api, keys, customer_keys, who, path, status):
     key = customer_keys.get(who) or keys[who]
     response = api.post(path, json={"credit": "30000", "years": 1}, headers=bearer(key))
     assert response.status_code == status, response.text
 
 
-def test_a_discount_is_admin_only_and_moves_cap_limits(api, keys, customer_keys):  # noqa: F811
+def test_a_discount_is_admin_only_and_moves_cap_limits(api, keys, customer_keys):
     own = bearer(customer_keys["cust_1"])
     api.put(f"{BASE}/spend-caps/session_replay", json={"amount": "200"}, headers=own)
     body = {"percent": "20", "reason": "non-profit", "until": "2099-12-31"}
@@ -124,7 +123,7 @@ def test_a_discount_is_admin_only_and_moves_cap_limits(api, keys, customer_keys)
         assert (refused.status_code, refused.json()["field"]) == (422, field), refused.text
 
 
-def test_two_concurrent_starts_one_wins(engine, catalog, api, customer_keys):  # noqa: F811
+def test_two_concurrent_starts_one_wins(engine, catalog, api, customer_keys):
     barrier = threading.Barrier(2)
     results: list[str] = []
 
@@ -140,11 +139,7 @@ def test_two_concurrent_starts_one_wins(engine, catalog, api, customer_keys):  #
                 session.rollback()
                 results.append("409")
 
-    threads = [threading.Thread(target=attempt, args=(c,)) for c in ("30000", "40000")]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    run_together(attempt, [("30000",), ("40000",)], timeout=60)
     assert sorted(results) == ["409", "won"]
     listed = api.get(f"{BASE}/commitment", headers=bearer(customer_keys["cust_1"])).json()
     assert len(listed["commitments"]) == 1

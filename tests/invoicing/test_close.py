@@ -7,7 +7,7 @@ from decimal import Decimal as D
 
 import pytest
 from freezegun import freeze_time
-from sqlalchemy import select, text, update
+from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
@@ -15,10 +15,11 @@ from billing.credits import ledger
 from billing.customers.models import Customer
 from billing.customers.service import lock_customer
 from billing.invoicing.models import Invoice, InvoiceLine
-from billing.metering import quota as quota_service
-from billing.metering import service as metering_service
 from billing.pipeline import close_due
-from tests.metering.helpers import add_customer, event
+from tests.caps.helpers import set_cap
+from tests.conftest import run_together
+from tests.metering.helpers import add_customer, event, update_customers
+from tests.metering.helpers import ingest as ingest_now
 
 GRACE = dt.timedelta(hours=1)
 OCT = dt.datetime(2026, 10, 20, 12, tzinfo=dt.UTC)
@@ -26,18 +27,15 @@ NOV_1 = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
 
 
 def created(session, customer="cust_1", at=dt.datetime(2026, 10, 15, tzinfo=dt.UTC)):
+    """A customer created in mid-October, so October is its first period."""
     add_customer(session, customer)
-    table = Customer.__table__
-    session.connection().execute(update(table).where(table.c.id == customer).values(created_at=at))
+    update_customers(session.connection(), customer, created_at=at)
     session.commit()
 
 
 def ingest(session, catalog, events, now=OCT):
-    result = metering_service.ingest(
-        connection=session.connection(), catalog=catalog, raw_events=events, now=now
-    )
-    session.commit()
-    return result
+    """Ingest in October by default (tests.metering.helpers.ingest)."""
+    return ingest_now(session, catalog, events, now)
 
 
 def invoices(session):
@@ -53,6 +51,17 @@ def lines(session, invoice_id):
 
 def at_oct(event_id, quantity, product="product_analytics"):
     return event(event_id, quantity, product, at="2026-10-20T10:00:00Z")
+
+
+def with_october_usage(session, catalog, quantity, customers=("a", "b", "c")):
+    """Customers created in October, each with one event of `quantity` analytics events."""
+    for customer in customers:
+        created(session, customer)
+        ingest(
+            session,
+            catalog,
+            [event(f"{customer}1", quantity, customer=customer, at="2026-10-20T10:00:00Z")],
+        )
 
 
 def test_a_period_closes_once_after_the_grace(engine, session, catalog):
@@ -90,18 +99,9 @@ def test_a_period_closes_once_after_the_grace(engine, session, catalog):
 
 def test_cap_discount_and_credits_on_one_invoice(engine, session, catalog):
     created(session)
-    session.connection().execute(
-        update(Customer.__table__).values(discount_percent=D(20), discount_reason="non-profit")
-    )
-    quota_service.set_cap(
-        connection=session.connection(),
-        catalog=catalog,
-        customer_id="cust_1",
-        product="product_analytics",
-        amount=D("8.00"),  # with 20 % off, buys $10.00 of list: 1,200,000 events
-        actor="test",
-        now=OCT,
-    )
+    update_customers(session.connection(), discount_percent=D(20), discount_reason="non-profit")
+    # with 20 % off, $8.00 buys $10.00 of list: 1,200,000 events
+    set_cap(session.connection(), catalog, "cust_1", "product_analytics", D("8.00"), OCT)
     ledger.append(session.connection(), "cust_1", "grant", D("5.00"), OCT, note="test credit")
     session.commit()
     answer = ingest(session, catalog, [at_oct("a", 1_199_999), at_oct("b", 100), at_oct("c", 1)])
@@ -162,13 +162,7 @@ def test_finalized_invoices_cannot_be_edited_or_deleted(engine, session, catalog
 
 
 def test_two_closers_at_once_make_one_invoice(engine, session, catalog):
-    for customer in ("a", "b", "c"):
-        created(session, customer)
-        ingest(
-            session,
-            catalog,
-            [event(f"{customer}1", 1_500_000, customer=customer, at="2026-10-20T10:00:00Z")],
-        )
+    with_october_usage(session, catalog, 1_500_000)
     barrier = threading.Barrier(2)
     made = []
 
@@ -176,11 +170,7 @@ def test_two_closers_at_once_make_one_invoice(engine, session, catalog):
         barrier.wait()
         made.append(close_due(engine, catalog, NOV_1 + GRACE, GRACE).invoices)
 
-    threads = [threading.Thread(target=closer) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    run_together(closer, [(), ()], timeout=60)
     assert sum(made) == 3  # however the two interleaved
     numbers = [i.number for i in invoices(session)]
     assert numbers == [1, 2, 3]  # one invoice per customer, numbers without gaps
@@ -200,7 +190,7 @@ def test_a_late_event_waits_for_a_close_in_progress_then_is_refused(engine, sess
     closer = engine.connect()
     closing = closer.begin()
     lock_customer(closer, "cust_1")
-    closer.execute(update(Customer.__table__).values(closed_through=NOV_1))
+    update_customers(closer, closed_through=NOV_1)
     answers = []
     late = threading.Thread(
         target=lambda: answers.append(

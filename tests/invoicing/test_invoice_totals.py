@@ -7,14 +7,13 @@ from decimal import Decimal as D
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from billing.credits import ledger
-from billing.customers.models import Customer
 from billing.invoicing.close import close_customer
 from billing.invoicing.models import Invoice, InvoiceLine
 from billing.metering import service as metering_service
-from tests.metering.helpers import add_customer
+from tests.metering.helpers import add_customer, update_customers
 
 PRODUCTS = ("product_analytics", "session_replay", "feature_flags", "data_warehouse")
 counter = itertools.count()
@@ -36,15 +35,12 @@ usage = st.dictionaries(
 def test_invoice_figures_are_sums_of_lines(session, catalog, usage, percent, credit):
     customer = f"prop_{next(counter)}"
     add_customer(session, customer)
-    table = Customer.__table__
-    session.connection().execute(
-        update(table)
-        .where(table.c.id == customer)
-        .values(
-            created_at=dt.datetime(2026, 9, 1, tzinfo=dt.UTC),
-            discount_percent=percent,
-            discount_reason="test" if percent is not None else None,
-        )
+    update_customers(
+        session.connection(),
+        customer,
+        created_at=dt.datetime(2026, 9, 1, tzinfo=dt.UTC),
+        discount_percent=percent,
+        discount_reason="test" if percent is not None else None,
     )
     at = dt.datetime(2026, 9, 10, tzinfo=dt.UTC)
     if credit:

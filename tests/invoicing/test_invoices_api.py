@@ -4,19 +4,17 @@ import datetime as dt
 from decimal import Decimal as D
 
 from freezegun import freeze_time
-from sqlalchemy import update
 from sqlmodel import Session
 
-from billing.customers.models import Customer
 from billing.pipeline import close_due
-from tests.api.test_metering_api import ev, send
-from tests.caps.test_caps_api import customer_keys  # noqa: F401 - a fixture
+from tests.api.helpers import ev, send
 from tests.conftest import bearer
+from tests.metering.helpers import update_customers
 
 BASE = "/v1/customers/cust_1"
 
 
-def test_upcoming_close_read_void_and_reissue(mid_month, api, engine, catalog, keys, customer_keys):  # noqa: F811
+def test_upcoming_close_read_void_and_reissue(mid_month, api, engine, catalog, keys, customer_keys):
     own = bearer(customer_keys["cust_1"])
     send(api, keys["ingest"], [ev("a", 1_200_000), ev("b", 10_000, "session_replay")])
     upcoming = api.get(f"{BASE}/invoices/upcoming", headers=own).json()
@@ -29,9 +27,7 @@ def test_upcoming_close_read_void_and_reissue(mid_month, api, engine, catalog, k
     assert upcoming["lines"][0]["tiers"][1]["quantity"] == "200000"
     # close the running period as if it had ended
     with Session(engine) as session:
-        session.connection().execute(
-            update(Customer.__table__).values(created_at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
-        )
+        update_customers(session.connection(), created_at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
         session.commit()
     period_end = dt.datetime.fromisoformat(upcoming["period_end"])
     with freeze_time(period_end + dt.timedelta(hours=2)):  # never ahead of the clock

@@ -10,19 +10,18 @@ from decimal import Decimal as D
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlmodel import Session
 
 from billing.commitments import service as commitments
 from billing.credits import ledger
 from billing.credits.models import CreditEntry
-from billing.customers.models import Customer
 from billing.invoicing.close import close_customer
 from billing.invoicing.models import Invoice, InvoiceLine
-from billing.metering import quota as quota_service
 from billing.metering import service as metering_service
 from billing.metering.store import usage_table
-from tests.metering.helpers import add_customer
+from tests.caps.helpers import set_cap
+from tests.metering.helpers import add_customer, update_customers
 
 PRODUCTS = ("product_analytics", "session_replay", "feature_flags", "surveys")
 START = dt.datetime(2026, 10, 1, tzinfo=dt.UTC)
@@ -59,25 +58,18 @@ def test_a_random_month_closes_into_a_consistent_invoice(engine, catalog, case):
     customer = f"stack_{next(counter)}"
     with Session(engine) as session:
         add_customer(session, customer)
-        table = Customer.__table__
-        session.connection().execute(
-            update(table)
-            .where(table.c.id == customer)
-            .values(created_at=START, discount_percent=case["percent"], discount_reason="test")
+        update_customers(
+            session.connection(),
+            customer,
+            created_at=START,
+            discount_percent=case["percent"],
+            discount_reason="test",
         )
         connection = session.connection()
         if case["credit"] is not None:
             commitments.start(connection, catalog, customer, case["credit"], 1, START)
         for product, amount in case["caps"].items():
-            quota_service.set_cap(
-                connection=connection,
-                catalog=catalog,
-                customer_id=customer,
-                product=product,
-                amount=amount,
-                actor="test",
-                now=START,
-            )
+            set_cap(connection, catalog, customer, product, amount, START)
         session.commit()
 
     events = [

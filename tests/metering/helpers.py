@@ -1,8 +1,17 @@
+"""Customers, events and ingestion for service tests."""
+
 import datetime as dt
 
+from sqlalchemy import update
+from sqlmodel import Session
+
+from billing.auth.models import Role
+from billing.auth.service import create_key
 from billing.customers import service as customers_service
-from billing.customers.models import CustomerCreate
+from billing.customers.models import Customer, CustomerCreate
 from billing.customers.periods import period_for
+from billing.db import table_of
+from billing.metering import service as metering_service
 
 NOW = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.UTC)
 
@@ -37,3 +46,32 @@ def event(
         "quantity": quantity,
         "timestamp": at,
     }
+
+
+def update_customers(connection, customer=None, **values):
+    """Set columns of one customer, or of every customer: backdate `created_at`, give a
+    discount, move `closed_through`."""
+    table = table_of(Customer)
+    statement = update(table).values(**values)
+    if customer is not None:
+        statement = statement.where(table.c.id == customer)
+    connection.execute(statement)
+
+
+def ingest(session, catalog, events, now=NOW):
+    """Ingest `events` through the service at `now` and commit; the result."""
+    result = metering_service.ingest(
+        connection=session.connection(), catalog=catalog, raw_events=events, now=now
+    )
+    session.commit()
+    return result
+
+
+def ingest_key(engine, customers=("cust_1",)):
+    """The customers, and an ingest key for them (in clear), for tests of a served process."""
+    with Session(engine, expire_on_commit=False) as session:
+        for customer in customers:
+            add_customer(session, customer)
+        key, _ = create_key(session=session, role=Role.INGEST)
+        session.commit()
+    return key

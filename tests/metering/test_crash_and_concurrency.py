@@ -9,23 +9,13 @@ from decimal import Decimal as D
 import pytest
 from sqlmodel import Session
 
-from billing.auth.models import Role
-from billing.auth.service import create_key
 from billing.customers.periods import period_for
 from billing.metering import service as metering_service
-from tests.metering.helpers import add_customer, recent
+from tests.conftest import run_together
+from tests.metering.helpers import ingest_key, recent
 from tests.servers import Server, post_json
 
 pytestmark = pytest.mark.slow
-
-
-def prepare(engine, customers=("cust_1",)):
-    with Session(engine, expire_on_commit=False) as session:
-        for customer in customers:
-            add_customer(session, customer)
-        key, _ = create_key(session=session, role=Role.INGEST)
-        session.commit()
-    return key
 
 
 def batches_of(prefix, count, size, rng, at, customers=("cust_1",)):
@@ -62,7 +52,7 @@ def totals(engine, customer_id, at):
 def test_a_crash_mid_stream_loses_nothing_acknowledged_and_counts_nothing_twice(
     engine, database_url
 ):
-    key = prepare(engine)
+    key = ingest_key(engine)
     at = recent()
     batches = batches_of("crash", 30, 500, random.Random(1), at)
     server = Server(database_url=database_url)
@@ -106,7 +96,7 @@ def test_a_crash_mid_stream_loses_nothing_acknowledged_and_counts_nothing_twice(
 
 def test_eight_clients_with_overlapping_batches_get_exact_totals(engine, database_url):
     customers = ("a", "b", "c")
-    key = prepare(engine, customers)
+    key = ingest_key(engine, customers)
     rng = random.Random(2)
     at = recent()
     pool = [e for batch in batches_of("shared", 40, 100, rng, at, customers) for e in batch]
@@ -125,11 +115,7 @@ def test_eight_clients_with_overlapping_batches_get_exact_totals(engine, databas
                 if status != 200 or answer["rejected"]:
                     failures.append(f"{status}: {answer}")
 
-        threads = [threading.Thread(target=client, args=(seed,)) for seed in range(8)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=300)
+        run_together(client, [(seed,) for seed in range(8)])
         assert not failures, failures[:3]
         # Whatever was not sent yet goes in once more, so every pooled event is in.
         for offset in range(0, len(pool), 1000):

@@ -5,15 +5,7 @@ from decimal import Decimal as D
 
 from billing.customers.periods import period_for
 from billing.metering import service as metering_service
-from tests.metering.helpers import NOW, add_customer, event
-
-
-def ingest(session, catalog, events, now=NOW):
-    result = metering_service.ingest(
-        connection=session.connection(), catalog=catalog, raw_events=events, now=now
-    )
-    session.commit()
-    return result
+from tests.metering.helpers import NOW, add_customer, event, ingest
 
 
 def usage(session, customer, at=NOW):

@@ -7,17 +7,16 @@ from decimal import Decimal as D
 
 import pytest
 from freezegun import freeze_time
-from sqlalchemy import text, update
+from sqlalchemy import text
 from sqlmodel import Session
 
 from billing.commitments import service as commitments
 from billing.corrections.void import void
-from billing.customers.models import Customer
-from billing.metering import quota as quota_service
 from billing.metering import service as metering_service
 from billing.pipeline import close_due
+from tests.caps.helpers import set_cap
 from tests.conftest import bearer
-from tests.metering.helpers import add_customer, event
+from tests.metering.helpers import add_customer, event, update_customers
 
 OCT = dt.datetime(2026, 10, 20, 12, tzinfo=dt.UTC)
 
@@ -28,25 +27,10 @@ def invoiced(engine, catalog):
     with Session(engine) as session:
         for customer in ("a", "b", "c", "d"):
             add_customer(session, customer)
-        table = Customer.__table__
-        session.connection().execute(
-            update(table).values(created_at=dt.datetime(2026, 10, 1, tzinfo=dt.UTC))
-        )
-        session.connection().execute(
-            update(table)
-            .where(table.c.id == "b")
-            .values(discount_percent=D(15), discount_reason="x")
-        )
+        update_customers(session.connection(), created_at=dt.datetime(2026, 10, 1, tzinfo=dt.UTC))
+        update_customers(session.connection(), "b", discount_percent=D(15), discount_reason="x")
         commitments.start(session.connection(), catalog, "c", D(3000), 1, OCT)
-        quota_service.set_cap(
-            connection=session.connection(),
-            catalog=catalog,
-            customer_id="d",
-            product="product_analytics",
-            amount=D(1),
-            actor="test",
-            now=OCT,
-        )
+        set_cap(session.connection(), catalog, "d", "product_analytics", D(1), OCT)
         for month, day in ((10, 20), (11, 10)):
             at = dt.datetime(2026, month, day, 12, tzinfo=dt.UTC)
             batch = [
@@ -63,7 +47,10 @@ def invoiced(engine, catalog):
                 connection=session.connection(), catalog=catalog, raw_events=batch, now=at
             )
         session.commit()
-    close_due(engine, catalog, dt.datetime(2026, 12, 1, 2, tzinfo=dt.UTC), dt.timedelta(hours=1))
+    with freeze_time("2026-12-01 02:00"):  # a close never runs ahead of the real clock
+        close_due(
+            engine, catalog, dt.datetime(2026, 12, 1, 2, tzinfo=dt.UTC), dt.timedelta(hours=1)
+        )
     with engine.begin() as connection:
         first_a = connection.execute(
             text("SELECT id FROM invoice WHERE customer_id = 'a' ORDER BY number LIMIT 1")

@@ -6,20 +6,18 @@ import datetime as dt
 from decimal import Decimal as D
 
 from freezegun import freeze_time
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from billing.commitments import service as commitments
 from billing.credits import ledger
-from billing.customers.models import Customer
 from billing.invoicing.models import Invoice
-from billing.metering import quota as quota_service
 from billing.metering import service as metering_service
 from billing.pipeline import close_due
 from billing.stripe_sync.models import InvoiceSync
 from billing.stripe_sync.sync import make_client, sync_due
 from billing.stripe_sync.webhook import apply_event
-from tests.metering.helpers import add_customer
-from tests.stripe_sync.test_sync import stripe_api  # noqa: F401 - a fixture
+from tests.caps.helpers import set_cap
+from tests.metering.helpers import add_customer, update_customers
 
 
 def now():
@@ -46,26 +44,15 @@ class StripeEvent:
         self.data = type("Data", (), {"object": type("Obj", (), {"id": invoice_id})()})()
 
 
-def test_a_month_from_events_to_paid(engine, session, catalog, stripe_api):  # noqa: F811
+def test_a_month_from_events_to_paid(engine, session, catalog, stripe_api):
     with freeze_time("2026-10-01 00:05:00"):
         for customer in ("capped", "committed", "discounted"):
             add_customer(session, customer)
-        table = Customer.__table__
-        session.connection().execute(update(table).values(created_at=now()))
-        session.connection().execute(
-            update(table)
-            .where(table.c.id == "discounted")
-            .values(discount_percent=D(15), discount_reason="non-profit")
+        update_customers(session.connection(), created_at=now())
+        update_customers(
+            session.connection(), "discounted", discount_percent=D(15), discount_reason="non-profit"
         )
-        quota_service.set_cap(
-            connection=session.connection(),
-            catalog=catalog,
-            customer_id="capped",
-            product="product_analytics",
-            amount=D(10),
-            actor="test",
-            now=now(),
-        )
+        set_cap(session.connection(), catalog, "capped", "product_analytics", D(10), now())
         started = commitments.start(session.connection(), catalog, "committed", D(3000), 1, now())
         session.commit()
         assert started.invoices[0].amount_due == D("2700.00")

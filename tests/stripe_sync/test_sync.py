@@ -16,30 +16,9 @@ from billing.pipeline import close_due
 from billing.settings import Settings
 from billing.stripe_sync.models import InvoiceSync
 from billing.stripe_sync.sync import make_client, sync_due
-from tests.invoicing.test_close import GRACE, NOV_1, at_oct, created, ingest
-from tests.metering.helpers import event
+from tests.invoicing.test_close import GRACE, at_oct, created, ingest, with_october_usage
 from tests.servers import wait_for
-from tests.stripe_emulator import StripeEmulator
-
-AFTER = NOV_1 + GRACE
-
-
-@pytest.fixture
-def stripe_api():
-    emulator = StripeEmulator()
-    yield emulator
-    emulator.close()
-
-
-@pytest.fixture
-def closed(engine, session, catalog):
-    """Customer cust_1 with October closed: product_analytics 10.00 + session_replay 25.00."""
-    created(session)
-    ingest(session, catalog, [at_oct("a", 1_200_000), at_oct("b", 10_000, "session_replay")])
-    session.close()
-    close_due(engine, catalog, AFTER, GRACE)
-    with engine.connect() as connection:
-        return connection.execute(text("SELECT id, amount_due FROM invoice")).one()
+from tests.stripe_sync.conftest import AFTER
 
 
 def sync_state(engine):
@@ -187,13 +166,7 @@ def test_a_sync_killed_between_create_and_record_is_finished_by_the_next_run(
 
 
 def test_stripe_going_away_mid_run_leaves_the_rest_for_later(engine, session, catalog, stripe_api):
-    for customer in ("a", "b", "c"):
-        created(session, customer)
-        ingest(
-            session,
-            catalog,
-            [event(f"{customer}1", 1_100_000, customer=customer, at="2026-10-20T10:00:00Z")],
-        )
+    with_october_usage(session, catalog, 1_100_000)
     session.close()
     close_due(engine, catalog, AFTER, GRACE)
     client = make_client("sk_test_emulator", stripe_api.base)

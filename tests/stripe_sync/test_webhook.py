@@ -13,7 +13,7 @@ from billing.settings import Settings
 from billing.stripe_sync.models import InvoiceSync
 from billing.stripe_sync.sync import make_client, sync_due
 from tests.conftest import TIERS
-from tests.stripe_sync.test_sync import AFTER, closed, stripe_api  # noqa: F401 - fixtures
+from tests.stripe_sync.conftest import AFTER
 
 SECRET = "whsec_test_secret"
 
@@ -53,7 +53,7 @@ def status(engine):
         return connection.execute(select(InvoiceSync.__table__.c.status)).scalar_one()
 
 
-def test_paid_is_recorded_once_and_bad_signatures_are_refused(engine, hook, stripe_api, closed):  # noqa: F811
+def test_paid_is_recorded_once_and_bad_signatures_are_refused(engine, hook, stripe_api, closed):
     sync_due(engine, make_client("sk_test_emulator", stripe_api.base), AFTER)
     with engine.connect() as connection:
         remote = connection.execute(text("SELECT stripe_invoice_id FROM invoice_sync")).scalar_one()

@@ -5,16 +5,15 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine
 from sqlmodel import Session
 
 from billing.catalog import Catalog
-from billing.customers.models import Customer
 from billing.customers.periods import period_for
-from billing.metering import quota as quota_service
 from billing.metering import service as metering_service
 from billing.pipeline import close_due
-from tests.metering.helpers import add_customer, event
+from tests.caps.helpers import set_cap
+from tests.metering.helpers import add_customer, event, update_customers
 
 
 def seed(engine: Engine, catalog: Catalog) -> dt.datetime:
@@ -26,18 +25,8 @@ def seed(engine: Engine, catalog: Catalog) -> dt.datetime:
     with Session(engine) as session:
         add_customer(session, "acme")
         add_customer(session, "globex")
-        session.connection().execute(
-            update(Customer.__table__).values(created_at=previous.start)  # type: ignore[attr-defined]
-        )
-        quota_service.set_cap(
-            connection=session.connection(),
-            catalog=catalog,
-            customer_id="acme",
-            product="session_replay",
-            amount=Decimal("50.00"),
-            actor="test",
-            now=now,
-        )
+        update_customers(session.connection(), created_at=previous.start)
+        set_cap(session.connection(), catalog, "acme", "session_replay", Decimal("50.00"), now)
         before = (previous.start + dt.timedelta(hours=1)).isoformat()
         metering_service.ingest(
             connection=session.connection(),

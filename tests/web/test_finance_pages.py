@@ -15,14 +15,7 @@ from billing.settings import Settings
 from billing.stripe_sync.models import InvoiceSync
 from billing.stripe_sync.sync import make_client, sync_due
 from tests.conftest import TIERS, bearer
-from tests.stripe_emulator import StripeEmulator
 from tests.web.helpers import csrf_of, sign_in
-from tests.web.portal_data import seed
-
-
-@pytest.fixture
-def seeded(engine, catalog):
-    return seed(engine, catalog)
 
 
 @pytest.fixture
@@ -108,48 +101,42 @@ def set_sync(engine, invoice_id, status, error=None):
 
 
 def test_the_stripe_panel_shows_failures_first_and_retries_now(
-    engine, catalog, database_url, seeded
+    engine, catalog, database_url, seeded, stripe_api
 ):
-    emulator = StripeEmulator()
-    try:
-        client = make_client("sk_test_emulator", emulator.base)
-        sync_due(engine, client)  # both invoices reach Stripe
-        with engine.connect() as connection:
-            ids = [r.id for r in connection.execute(text("SELECT id FROM invoice ORDER BY number"))]
-        set_sync(engine, ids[1], "sync_failed", "InvalidRequestError: No such customer")
-        settings = Settings(
-            tiers_dir=TIERS,
-            database_url=database_url,
-            scheduler=False,
-            stripe_api_key="sk_test_emulator",
-            stripe_api_base=emulator.base,
+    client = make_client("sk_test_emulator", stripe_api.base)
+    sync_due(engine, client)  # both invoices reach Stripe
+    with engine.connect() as connection:
+        ids = [r.id for r in connection.execute(text("SELECT id FROM invoice ORDER BY number"))]
+    set_sync(engine, ids[1], "sync_failed", "InvalidRequestError: No such customer")
+    settings = Settings(
+        tiers_dir=TIERS,
+        database_url=database_url,
+        scheduler=False,
+        stripe_api_key="sk_test_emulator",
+        stripe_api_base=stripe_api.base,
+    )
+    with TestClient(create_app(settings, catalog, engine)) as pages:
+        csrf = sign_in(pages, engine, None)
+        panel = pages.get("/finance/stripe").text
+        table = panel[panel.index('id="sync-table"') :]
+        statuses = re.findall(r'<span class="badge (\w+)">', table)
+        assert statuses[0] == "sync_failed"  # failures first
+        assert "No such customer" in table
+        assert table.count("Retry now</button>") == 1
+        no_token = pages.post("/finance/stripe/retry", data={"invoice": ids[1]})
+        assert no_token.status_code == 403
+        answer = pages.post("/finance/stripe/retry", data={"csrf_token": csrf, "invoice": ids[1]})
+        assert answer.status_code == 200
+        assert re.search(
+            r'id="retry-outcome">Retry of inv_\w+: 1 synced, 0 to retry, 0 failed', answer.text
         )
-        with TestClient(create_app(settings, catalog, engine)) as pages:
-            csrf = sign_in(pages, engine, None)
-            panel = pages.get("/finance/stripe").text
-            table = panel[panel.index('id="sync-table"') :]
-            statuses = re.findall(r'<span class="badge (\w+)">', table)
-            assert statuses[0] == "sync_failed"  # failures first
-            assert "No such customer" in table
-            assert table.count("Retry now</button>") == 1
-            no_token = pages.post("/finance/stripe/retry", data={"invoice": ids[1]})
-            assert no_token.status_code == 403
-            answer = pages.post(
-                "/finance/stripe/retry", data={"csrf_token": csrf, "invoice": ids[1]}
-            )
-            assert answer.status_code == 200
-            assert re.search(
-                r'id="retry-outcome">Retry of inv_\w+: 1 synced, 0 to retry, 0 failed', answer.text
-            )
-        with engine.connect() as connection:
-            state = connection.execute(
-                text("SELECT status, last_error FROM invoice_sync WHERE invoice_id = :i"),
-                {"i": ids[1]},
-            ).one()
-        assert (state.status, state.last_error) == ("synced", None)
-        assert len(emulator.invoices) == 2  # found again, not sent twice
-    finally:
-        emulator.close()
+    with engine.connect() as connection:
+        state = connection.execute(
+            text("SELECT status, last_error FROM invoice_sync WHERE invoice_id = :i"),
+            {"i": ids[1]},
+        ).one()
+    assert (state.status, state.last_error) == ("synced", None)
+    assert len(stripe_api.invoices) == 2  # found again, not sent twice
 
 
 def test_retry_without_a_stripe_key_queues_and_says_sync_is_off(api, engine, finance):

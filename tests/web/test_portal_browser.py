@@ -12,7 +12,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import TIERS
-from tests.servers import BILLING, Server
+from tests.servers import Server, billing_ok
 from tests.web.test_pricing_page import CHROMIUM_ARGS
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -47,11 +46,7 @@ class Site:
         self.base = self.server.base
 
     def cli(self, *args: str) -> str:
-        done = subprocess.run(
-            [str(BILLING), *args], capture_output=True, text=True, env=self.env, timeout=120
-        )
-        assert done.returncode == 0, done.stderr
-        return done.stdout
+        return billing_ok(*args, env=self.env)
 
     def api(self, path: str) -> dict:
         request = urllib.request.Request(

@@ -14,12 +14,6 @@ from billing.auth.models import Role
 from billing.auth.service import create_key
 from tests.conftest import bearer
 from tests.web.helpers import sign_in
-from tests.web.portal_data import seed
-
-
-@pytest.fixture
-def seeded(engine, catalog):
-    return seed(engine, catalog)
 
 
 @pytest.fixture

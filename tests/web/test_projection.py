@@ -7,9 +7,9 @@ import pytest
 from sqlmodel import Session
 
 from billing.invoicing.projection import month_end
-from billing.metering import quota as quota_service
 from billing.metering import service as metering_service
 from billing.pricing.pace import at_pace
+from tests.caps.helpers import set_cap
 from tests.metering.helpers import add_customer, event
 
 DAY = 86_400
@@ -34,15 +34,7 @@ def test_a_third_of_the_way_through_the_month_usage_triples_up_to_the_cap(engine
     now = dt.datetime(2026, 11, 11, tzinfo=dt.UTC)  # 10 of November's 30 days
     with Session(engine) as session:
         add_customer(session, "acme")
-        quota_service.set_cap(
-            connection=session.connection(),
-            catalog=catalog,
-            customer_id="acme",
-            product="session_replay",
-            amount=D("30.00"),
-            actor="test",
-            now=now,
-        )
+        set_cap(session.connection(), catalog, "acme", "session_replay", D("30.00"), now)
         metering_service.ingest(
             connection=session.connection(),
             catalog=catalog,

@@ -15,7 +15,7 @@ from billing.auth.service import create_key, revoke_key
 from billing.settings import Settings
 from billing.web import signin
 from billing.web.access import SESSION_COOKIE
-from tests.conftest import TIERS, bearer
+from tests.conftest import TIERS, bearer, run_together
 from tests.metering.helpers import add_customer
 from tests.web.helpers import csrf_of, make_link, sign_in, use_link
 
@@ -100,11 +100,7 @@ def test_a_link_is_used_once_even_when_two_presses_race(engine, acme):
             check = signin.check_link(connection, secret, token, now, consume=True)
         outcomes.append(check.problem)
 
-    threads = [threading.Thread(target=press) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_together(press, [()] * 4)
     assert outcomes.count(None) == 1
     assert all("already been used" in p for p in outcomes if p is not None)
 
