@@ -6,8 +6,10 @@ on short intervals, so they contend) on a fresh PostgreSQL schema; CLIENTS threa
 batches of events over the replicas for SECONDS (10 % of each batch re-sends events already
 acknowledged; 1 % are invalid; some customers are capped and go over). At 40 % of the run
 one API replica and one worker are SIGKILLed and restarted; a batch whose answer was lost
-is retried on the next replica with the same ids. Then the period is closed and synced to a
-Stripe emulator with `--as-of` replays, and every invariant is checked. Prints events/s
+is retried on the next replica with the same ids. The load is dated in the last month due for
+its close (the workers' close grace is long, so they close nothing meanwhile); then that
+period is closed and synced to a Stripe emulator with `--as-of` replays, and every invariant
+is checked. Prints events/s
 (overall and per replica), ingestion latency p50/p99 and a PASS/FAIL table; exits 1 on any
 FAIL.
 
@@ -75,11 +77,22 @@ class Ledger:
         self.failures: list[str] = []
 
 
+def load_period(now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+    """The billing period the load is dated in: the last month that is due for its close now
+    (a close never runs ahead of the real clock), as [start, end)."""
+    end = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    if now < end + GRACE + dt.timedelta(minutes=1):
+        end = (end - dt.timedelta(days=1)).replace(day=1)
+    return (end - dt.timedelta(days=1)).replace(day=1), end
+
+
 def make_batch(rng: random.Random, ids: Any, ledger: Ledger, now: dt.datetime) -> list[Any]:
     batch = []
     with ledger.lock:
         known = len(ledger.in_order)
-    stamp = (now - dt.timedelta(seconds=1)).isoformat()
+    stamp = (
+        load_period(now)[0] + dt.timedelta(days=14, seconds=int(now.timestamp()) % 86400)
+    ).isoformat()
     for _ in range(BATCH):
         roll = rng.random()
         if roll < RETRIED_SHARE and known:
@@ -200,14 +213,27 @@ def run(args: argparse.Namespace, url: str) -> bool:
         "BILLING_STRIPE_API_BASE": stripe.base,
     }
     cli(env, "db", "upgrade")
+    start, _ = load_period(dt.datetime.now(dt.UTC))
     for customer in CUSTOMERS:
-        cli(env, "customers", "create", customer, "--name", f"Customer {customer}")
+        cli(
+            env,
+            "customers",
+            "create",
+            customer,
+            "--name",
+            f"Customer {customer}",
+            "--billing-start",
+            start.isoformat(),
+        )
     for customer in CAPPED:
         cli(env, "caps", "set", customer, "session_replay", str(CAP))
     key = cli(env, "keys", "create", "--role", "ingest")
     serve_env = {**env, "BILLING_SCHEDULER": "0"}
     worker_env = {
         **env,
+        # The workers run every job, but close nothing while the load is sent: the period
+        # the load is dated in is closed by the CLI once the load has stopped.
+        "BILLING_CLOSE_GRACE": "P3650D",
         "BILLING_CLOSE_EVERY_SECONDS": "2",
         "BILLING_ALERT_DELIVERY_SECONDS": "1",
         "BILLING_STRIPE_SYNC_EVERY_SECONDS": "2",
@@ -251,10 +277,7 @@ def run(args: argparse.Namespace, url: str) -> bool:
         thread.join(timeout=60)
     elapsed = time.perf_counter() - started
 
-    now = dt.datetime.now(dt.UTC)
-    period_end = (now.replace(day=1) + dt.timedelta(days=32)).replace(
-        day=1, hour=0, minute=0, second=0, microsecond=0
-    )
+    _, period_end = load_period(dt.datetime.now(dt.UTC))
     as_of = (period_end + GRACE + dt.timedelta(minutes=1)).isoformat()
     for process in replicas:
         stop_server(process)

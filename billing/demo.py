@@ -68,8 +68,14 @@ def seed(*, engine: Engine, catalog: Catalog, now: dt.datetime, seed_value: int 
         with Session(engine, expire_on_commit=False) as session:
             customer = customers_service.create_customer(
                 session=session,
-                data=CustomerCreate(id=customer_id, name=name, billing_anchor_day=anchor),
+                data=CustomerCreate(
+                    id=customer_id,
+                    name=name,
+                    billing_anchor_day=anchor,
+                    billing_start=periods[0][0].start,  # billed since the history began
+                ),
                 currency=catalog.currency,
+                now=now,
             )
             customer.created_at = periods[0][0].start  # a customer since the history began
             session.add(customer)

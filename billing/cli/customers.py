@@ -20,11 +20,26 @@ def customers_create(
     name: Annotated[str, typer.Option(help="display name")],
     email: Annotated[str | None, typer.Option()] = None,
     anchor_day: Annotated[int, typer.Option(help="billing anchor day, 1-28")] = 1,
+    billing_start: Annotated[
+        str | None,
+        typer.Option(
+            help="where billing begins, ISO 8601 with an offset, not in the future "
+            "(default: now); usage before it is refused"
+        ),
+    ] = None,
 ) -> None:
     """Create a customer."""
     catalog = load_tiers(None)
     try:
-        data = CustomerCreate(id=customer_id, name=name, email=email, billing_anchor_day=anchor_day)
+        data = CustomerCreate.model_validate(
+            {
+                "id": customer_id,
+                "name": name,
+                "email": email,
+                "billing_anchor_day": anchor_day,
+                "billing_start": billing_start,
+            }
+        )
     except ValidationError as error:
         first = error.errors()[0]
         raise fail(f"{first['loc'][0]}: {first['msg']}") from None

@@ -6,7 +6,7 @@ import datetime as dt
 import re
 from decimal import Decimal
 
-from pydantic import ConfigDict, field_validator
+from pydantic import AwareDatetime, ConfigDict, field_validator
 from sqlmodel import Field, SQLModel
 
 from billing.db import ExactDecimal, UTCDateTime
@@ -24,6 +24,11 @@ class CustomerBase(SQLModel):
 class CustomerCreate(CustomerBase):
     model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
     id: str = Field(max_length=64)
+    # Where billing begins (an instant with its UTC offset, not in the future); default: the
+    # start of the billing period of sign-up.
+    # Usage before it is refused (before_billing_start); set it in the past to import
+    # history (docs/metering.md, "Billing start").
+    billing_start: AwareDatetime | None = None
 
     @field_validator("id")
     @classmethod
@@ -65,4 +70,5 @@ class CustomerPublic(CustomerBase):
     id: str
     currency: str | None
     created_at: dt.datetime
+    billing_start: dt.datetime | None
     closed_through: dt.datetime | None

@@ -14,12 +14,40 @@ from sqlmodel import Session, select
 from billing.customers.models import Customer, CustomerCreate
 from billing.customers.periods import Period, period_for
 from billing.db import table_of
-from billing.errors import CurrencyMismatch, CustomerExists, NotFound
+from billing.errors import CurrencyMismatch, CustomerExists, InvalidDate, NotFound
 from billing.pricing.discounts import percent_in_force
 
+# The earliest billing start accepted: history older than this is a typo, not an import.
+EARLIEST_BILLING_START = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 
-def create_customer(*, session: Session, data: CustomerCreate, currency: str) -> Customer:
-    """Create a customer in the catalogue's currency; a duplicate id is CustomerExists."""
+
+def create_customer(
+    *, session: Session, data: CustomerCreate, currency: str, now: dt.datetime | None = None
+) -> Customer:
+    """Create a customer in the catalogue's currency at `now` (default: the clock).
+
+    Billing starts at `data.billing_start` (default: the start of the billing period holding
+    `now`, so usage earlier in the month of sign-up is billed): the first billing period is
+    the one holding that instant, and usage dated before it is refused (docs/metering.md,
+    "Billing start"). Errors: CurrencyMismatch, InvalidDate (field billing_start) for a start
+    later than `now` or before 2000-01-01, CustomerExists for a duplicate id.
+    """
+    now = now or dt.datetime.now(dt.UTC)
+    if data.billing_start is None:
+        start = period_for(data.billing_anchor_day, now).start
+    else:
+        start = data.billing_start.astimezone(dt.UTC)
+    if start > now:
+        raise InvalidDate(
+            f"billing_start {start.isoformat()} is later than now ({now.isoformat()}); "
+            "billing starts now or in the past",
+            field="billing_start",
+        )
+    if start < EARLIEST_BILLING_START:
+        raise InvalidDate(
+            f"billing_start {start.isoformat()} is before {EARLIEST_BILLING_START.date()}",
+            field="billing_start",
+        )
     if data.currency is not None and data.currency != currency:
         raise CurrencyMismatch(
             f"this catalogue prices in {currency}; a customer in {data.currency} cannot be billed",
@@ -33,7 +61,8 @@ def create_customer(*, session: Session, data: CustomerCreate, currency: str) ->
         email=data.email,
         billing_anchor_day=data.billing_anchor_day,
         currency=currency,
-        created_at=dt.datetime.now(dt.UTC),
+        created_at=now,
+        billing_start=start,
     )
     session.add(customer)
     try:

@@ -170,7 +170,7 @@ def test_voids_refused_say_why_in_their_code(api, keys, customer_keys):
         "reissue",
     )
     assert api.post(void, json={"reason": "typo"}, headers=finance).status_code == 200
-    assert refused({"reason": "typo"}) == (409, "invoice_not_finalized", None)
+    assert refused({"reason": "typo"}) == (409, "invoice_not_finalized", "invoice")
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ import pytest
 
 from tests.api.helpers import ev, make_customer, send
 from tests.conftest import bearer
+from tests.metering.helpers import event
 
 
 def test_customers_are_created_read_and_listed(api, keys):
@@ -29,6 +30,9 @@ def test_customers_are_created_read_and_listed(api, keys):
         ({"id": "c2", "name": ""}, 422, "name"),
         ({"id": "c2", "name": "X", "currency": "EUR"}, 422, "currency"),
         ({"id": "c2", "name": "X", "plan": "gold"}, 422, "plan"),
+        ({"id": "c2", "name": "X", "billing_start": "2999-01-01T00:00:00Z"}, 422, "billing_start"),
+        ({"id": "c2", "name": "X", "billing_start": "1970-01-01T00:00:00Z"}, 422, "billing_start"),
+        ({"id": "c2", "name": "X", "billing_start": "2026-10-01T00:00:00"}, 422, "billing_start"),
     ],
 )
 def test_bad_customers_are_refused_naming_the_field(api, keys, body, status, field):
@@ -36,6 +40,27 @@ def test_bad_customers_are_refused_naming_the_field(api, keys, body, status, fie
     response = api.post("/v1/customers", json=body, headers=bearer(keys["admin"]))
     assert response.status_code == status, response.text
     assert response.json()["field"] == field
+
+
+def test_billing_starts_where_asked_and_usage_before_it_is_refused(api, keys):
+    """A customer created now starts billing at the period of sign-up; one imported with a
+    billing start in the past is billed from there. Usage before the start is refused with
+    before_billing_start, never acknowledged and left unbilled."""
+    signed_up = make_customer(api, keys, "new")
+    imported = make_customer(api, keys, "old", billing_start="2026-06-15T09:00:00+02:00")
+    assert imported["billing_start"].startswith("2026-06-15T07:00:00")
+    assert signed_up["billing_start"] < signed_up["created_at"]  # the month's start
+    events = [
+        event("o1", 1, customer="old", at="2026-06-15T06:59:59Z"),
+        event("o2", 1, customer="old", at="2026-06-15T07:00:00Z"),
+        event("n1", 1, customer="new", at="2026-06-15T07:00:00Z"),
+    ]
+    body = send(api, keys["ingest"], events).json()
+    assert body["accepted"] == 1
+    assert [(r["id"], r["error"]) for r in body["rejected"]] == [
+        ("o1", "before_billing_start"),
+        ("n1", "before_billing_start"),
+    ]
 
 
 def test_ingestion_answers_after_commit_and_usage_reads_the_totals(mid_month, api, keys):

@@ -99,13 +99,16 @@ def test_a_full_run_logs_json_lines_with_request_ids_and_no_secret(tmp_path, rec
             assert wait_for(lambda: len(stripe_api.invoices_of(invoice["id"])) == 1)
             [stripe_invoice] = stripe_api.invoices_of(invoice["id"])
             assert wait_for(lambda: stripe_invoice["status"] == "open")  # finalized in Stripe
-            # Stripe tells us it was paid, signed with the endpoint's secret.
+            assert wait_for(lambda: synced_as(url, invoice["id"]) == stripe_invoice["id"])
+            # Stripe tells us it was paid, signed with the endpoint's secret; like Stripe's
+            # events, it carries the whole invoice (our id in its metadata).
             body, headers = signed(
                 {
                     "id": "evt_served_1",
                     "object": "event",
                     "type": "invoice.paid",
-                    "data": {"object": {"id": stripe_invoice["id"], "object": "invoice"}},
+                    "created": int(time.time()),
+                    "data": {"object": {**stripe_invoice, "status": "paid"}},
                 },
                 secret=STRIPE_WEBHOOK_SECRET,
             )
@@ -208,3 +211,17 @@ def test_sigterm_lets_the_batch_in_flight_finish_and_commit(tmp_path):
         stored = connection.execute(text("SELECT count(*) FROM event")).scalar()
     engine.dispose()
     assert stored == 5000
+
+
+def synced_as(url: str, invoice_id: str) -> str | None:
+    """The Stripe invoice id our sync recorded for `invoice_id` (None until it has)."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            found = connection.execute(
+                text("SELECT stripe_invoice_id FROM invoice_sync WHERE invoice_id = :id"),
+                {"id": invoice_id},
+            ).scalar()
+    finally:
+        engine.dispose()
+    return None if found is None else str(found)

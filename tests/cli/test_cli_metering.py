@@ -48,6 +48,41 @@ def test_bad_cli_input_names_the_field(tmp_path):
     anchor = run(tmp_path, "customers", "create", "x", "--name", "X", "--anchor-day", "31")
     assert anchor.returncode == 2
     assert "billing_anchor_day" in anchor.stderr
+    future = run(
+        tmp_path,
+        "customers",
+        "create",
+        "y",
+        "--name",
+        "Y",
+        "--billing-start",
+        "2999-01-01T00:00:00Z",
+    )
+    assert future.returncode == 2
+    assert (
+        "billing_start: billing_start 2999-01-01T00:00:00+00:00 is later than now" in future.stderr
+    )
+    naive = run(
+        tmp_path, "customers", "create", "y", "--name", "Y", "--billing-start", "2026-01-01"
+    )
+    assert (naive.returncode, "billing_start" in naive.stderr) == (2, True)
+
+
+def test_a_customer_imported_with_its_history_is_billed_from_its_billing_start(tmp_path):
+    run(tmp_path, "db", "upgrade")
+    created = run(
+        tmp_path,
+        "customers",
+        "create",
+        "old",
+        "--name",
+        "Old",
+        "--billing-start",
+        "2026-06-01T00:00:00Z",
+    )
+    assert created.returncode == 0, created.stderr
+    usage = run(tmp_path, "usage", "old", "--period", "2026-06")
+    assert usage.stdout.splitlines()[0] == "old 2026-06 (2026-06-01 .. 2026-07-01)"
 
 
 def test_demo_seeds_an_empty_database_once(tmp_path):

@@ -13,7 +13,8 @@ from sqlalchemy import select, update
 from billing.catalog.models import LatePolicy
 from billing.commitments import service as commitments
 from billing.credits import ledger
-from billing.customers.models import Customer
+from billing.customers import service as customers_service
+from billing.customers.models import Customer, CustomerCreate
 from billing.db import table_of
 from billing.invoicing.models import Invoice, InvoiceLine
 from billing.metering import quota as quota_service
@@ -75,9 +76,14 @@ def test_usage_before_billing_start_is_refused_and_usage_after_it_billed(engine,
     """Case 1: a customer created on 30 November; October events were acknowledged and
     never billed, and 1970 ones too."""
     add_customer(session, "new")
-    add_customer(session, "migrated")
     starting(engine, "new", at("2026-11-30 09:00"))
-    starting(engine, "migrated", at("2026-10-01 00:00"), created=at("2026-11-30 09:00"))
+    customers_service.create_customer(
+        session=session,
+        data=CustomerCreate(id="migrated", name="Migrated", billing_start="2026-10-01T00:00:00Z"),
+        currency="USD",
+        now=at("2026-11-30 09:00"),
+    )
+    session.commit()
     now = at("2026-11-30 10:00")
     answer = send(
         engine,
