@@ -81,6 +81,11 @@ class Catalog:
             )
         return version.plan
 
+    def first_price_day(self, product: str) -> dt.date:
+        """The day `product`'s first price version starts (UTC); events and quotes dated
+        before it are refused (no_price_in_force). KeyError for a key not in the catalogue."""
+        return self.products[product].versions[0].effective_from
+
     def plan_for_period(self, product: str, start: dt.datetime) -> PricePlan:
         """The plan a billing period starting at `start` is priced at: the version in force on
         its first day; a product whose first version starts within the period (events before

@@ -49,15 +49,29 @@ class CommitmentSchedulePublic(PublicModel):
     brackets: list[BracketPublic]
 
 
+class UpcomingProductPublic(PublicModel):
+    """A product whose first price version starts after `at`: its events are refused
+    (no_price_in_force) and quotes for it too, until `effective_from`."""
+
+    key: str
+    name: str
+    unit: str
+    effective_from: Day
+
+
 class CatalogPublic(PublicModel):
     at: Day
     currency: str
     products: list[ProductPublic]
+    upcoming: list[UpcomingProductPublic] = Field(
+        description="products without a price in force yet, with the day their first starts"
+    )
     commitments: CommitmentSchedulePublic | None
 
 
 def catalog_public(catalog: Catalog, day: dt.date) -> CatalogPublic:
-    """Products in force on `day` with their tier tables, and the commitment brackets."""
+    """Products in force on `day` with their tier tables, the products whose first price
+    version starts later (`upcoming`), and the commitment brackets."""
     products = []
     for product, version in catalog.in_force(day).values():
         later = [v.effective_from for v in product.versions if v.effective_from > day]
@@ -75,10 +89,22 @@ def catalog_public(catalog: Catalog, day: dt.date) -> CatalogPublic:
                 tiers=tiers_public(version.plan),
             )
         )
+    in_force = {p.key for p in products}
+    upcoming = [
+        UpcomingProductPublic(
+            key=product.key,
+            name=product.name,
+            unit=product.unit,
+            effective_from=product.versions[0].effective_from.isoformat(),
+        )
+        for product in catalog.products.values()
+        if product.key not in in_force
+    ]
     return CatalogPublic(
         at=day.isoformat(),
         currency=catalog.currency,
         products=products,
+        upcoming=upcoming,
         commitments=schedule_public(catalog.schedule) if catalog.schedule else None,
     )
 

@@ -58,8 +58,8 @@ def test_billing_starts_where_asked_and_usage_before_it_is_refused(api, keys):
     body = send(api, keys["ingest"], events).json()
     assert body["accepted"] == 1
     assert [(r["id"], r["error"]) for r in body["rejected"]] == [
-        ("o1", "before_billing_start"),
-        ("n1", "before_billing_start"),
+        ("o1", "before_billing_start: billing starts at 2026-06-15T07:00:00Z"),
+        ("n1", f"before_billing_start: billing starts at {signed_up['billing_start']}"),
     ]
 
 

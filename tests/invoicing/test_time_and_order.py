@@ -11,15 +11,18 @@ from freezegun import freeze_time
 from sqlalchemy import select, update
 
 from billing.catalog.models import LatePolicy
+from billing.catalog.public import catalog_public
 from billing.commitments import service as commitments
 from billing.credits import ledger
 from billing.customers import service as customers_service
 from billing.customers.models import Customer, CustomerCreate
 from billing.db import table_of
+from billing.errors import NoPriceInForce
 from billing.invoicing.models import Invoice, InvoiceLine
 from billing.metering import quota as quota_service
 from billing.metering import service as metering_service
 from billing.pipeline import close_due, run_commitments
+from billing.quotes import quote
 from tests.metering.helpers import add_customer, event
 
 GRACE = dt.timedelta(hours=1)
@@ -97,8 +100,8 @@ def test_usage_before_billing_start_is_refused_and_usage_after_it_billed(engine,
         now,
     )
     assert [(r.id, r.error) for r in answer.rejected] == [
-        ("n1", "before_billing_start"),
-        ("n2", "before_billing_start"),
+        ("n1", "before_billing_start: billing starts at 2026-11-30T09:00:00Z"),
+        ("n2", "before_billing_start: billing starts at 2026-11-30T09:00:00Z"),
     ]
     assert answer.accepted == 2
     with freeze_time("2026-11-01 01:00"):
@@ -217,3 +220,39 @@ def test_a_removed_discount_never_bills_a_line_above_its_cap(engine, session, ca
         ("2026-10", "usage", "product_analytics", D("1200000"), D("10.00")),
         ("2026-10", "capped", "product_analytics", D("50000"), D("0.00")),
     ]
+
+
+def test_a_product_without_a_price_in_force_is_listed_upcoming_and_refused_until_it_starts(
+    engine, session, catalog
+):
+    """Case 6: a product whose only price version starts in the future was missing from
+    /v1/products and refused by quotes, yet its events were accepted and billed."""
+    surveys = catalog.products["surveys"]
+    later = dataclasses.replace(
+        surveys,
+        versions=(dataclasses.replace(surveys.versions[-1], effective_from=dt.date(2027, 1, 1)),),
+    )
+    launching = dataclasses.replace(catalog, products={**catalog.products, "surveys": later})
+    listed = catalog_public(launching, dt.date(2026, 11, 30))
+    assert "surveys" not in [p.key for p in listed.products]
+    assert [(u.key, u.effective_from) for u in listed.upcoming] == [("surveys", "2027-01-01")]
+    with pytest.raises(NoPriceInForce) as refused:
+        quote(catalog=launching, usage={"surveys": D(2000)}, at=dt.date(2026, 11, 30))
+    assert refused.value.field == "at"
+    assert "its first version starts 2027-01-01" in refused.value.message
+    add_customer(session)
+    starting(engine, "cust_1", at("2026-11-01 00:00"))
+    answer = send(
+        engine,
+        launching,
+        [
+            event("s1", 10, "surveys", at="2026-12-31T23:59:59Z"),
+            event("s2", 10, "surveys", at="2027-01-01T00:00:00Z"),
+            event("p1", 10, "product_analytics", at="2026-12-31T23:59:59Z"),
+        ],
+        at("2027-01-01 00:01"),
+    )
+    assert [(r.id, r.error) for r in answer.rejected] == [
+        ("s1", "no_price_in_force: surveys is priced from 2027-01-01")
+    ]
+    assert answer.accepted == 2
