@@ -36,14 +36,20 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def loads(body: bytes | str) -> Any:
-    """Parse JSON with fractional numbers as JSONNumber (exact), never float; no repeated keys."""
-    return json.loads(
-        body,
-        parse_float=JSONNumber,
-        parse_int=_parse_int,
-        parse_constant=JSONNumber,
-        object_pairs_hook=_unique_keys,
-    )
+    """Parse JSON with fractional numbers as JSONNumber (exact), never float; no repeated keys.
+
+    json.JSONDecodeError (a ValueError) for anything that is not such a document, including a
+    body nested deeper than the parser's recursion limit (about a thousand levels)."""
+    try:
+        return json.loads(
+            body,
+            parse_float=JSONNumber,
+            parse_int=_parse_int,
+            parse_constant=JSONNumber,
+            object_pairs_hook=_unique_keys,
+        )
+    except RecursionError:
+        raise json.JSONDecodeError("nested too deeply", "", 0) from None
 
 
 class ExactJSONRequest(Request):

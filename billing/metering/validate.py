@@ -6,6 +6,7 @@ Reasons are the strings of docs/metering.md: `invalid: <field>: <reason>` for ma
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -72,10 +73,14 @@ def parse_event(
         return Rejection(index, None, "invalid: id: must be a non-empty string")
     if len(raw_id) > MAX_ID_LENGTH:
         return Rejection(index, raw_id[:MAX_ID_LENGTH], "invalid: id: longer than 200 characters")
+    if not storable(raw_id):
+        return Rejection(index, None, f"invalid: id: {UNSTORABLE}")
     for name in ("customer", "product"):
         value = raw.get(name)
         if not isinstance(value, str) or not value:
             return Rejection(index, raw_id, f"invalid: {name}: must be a non-empty string")
+        if not storable(value):
+            return Rejection(index, raw_id, f"invalid: {name}: {UNSTORABLE}")
     quantity = _ONE
     raw_quantity = raw.get("quantity", _ONE)
     if type(raw_quantity) is int and 0 <= raw_quantity <= _MAX_WHOLE:
@@ -93,6 +98,16 @@ def parse_event(
     return ParsedEvent(index, raw_id, raw["customer"], raw["product"], quantity, timestamp)
 
 
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+UNSTORABLE = "contains a NUL character or a lone surrogate (text a database cannot store)"
+
+
+def storable(text: str) -> bool:
+    """Whether `text` can be stored as text on both engines: no NUL (PostgreSQL refuses it)
+    and no lone surrogate (not encodable as UTF-8). ASCII without NUL is the fast case."""
+    return ("\x00" not in text and text.isascii()) or _UNSTORABLE.search(text) is None
+
+
 def _well_formed(
     raw: dict[str, Any], index: int, seen_times: dict[str, dt.datetime]
 ) -> ParsedEvent | None:
@@ -108,10 +123,13 @@ def _well_formed(
         and type(event_id) is str
         and 0 < len(event_id) <= MAX_ID_LENGTH
         and not event_id.isspace()
+        and storable(event_id)
         and type(customer) is str
         and customer
+        and storable(customer)
         and type(product) is str
         and product
+        and storable(product)
         and type(quantity) is int
         and 0 <= quantity <= _MAX_WHOLE
     ):
@@ -142,4 +160,7 @@ def _timestamp(value: Any) -> dt.datetime | str:
         return f"not an ISO 8601 date-time: {value!r}"
     if parsed.tzinfo is None or parsed.utcoffset() is None:
         return f"needs a time zone (Z or +00:00): {value!r}"
-    return parsed.astimezone(dt.UTC)
+    try:
+        return parsed.astimezone(dt.UTC)
+    except OverflowError:  # the offset takes it past year 1 or 9999
+        return f"outside the calendar once converted to UTC: {value!r}"
