@@ -18,7 +18,7 @@ from decimal import Decimal
 
 from sqlalchemy import Connection, bindparam, or_, select, update
 
-from billing.caps.quota import line_total
+from billing.caps.quota import billed_quantity, line_total
 from billing.caps.service import cap_bound
 from billing.catalog import Catalog
 from billing.credits.draw import apply_credits
@@ -92,27 +92,28 @@ def _within_cap(
     period: Period,
     discount: Decimal,
 ) -> _Priced:
-    """NOTE: the cap is an invariant at close (docs/spend-caps.md, "At close"): a line is
-    never billed above what the highest cap of its period buys at the discount in force
-    now, whatever changed within the period (a removed discount, a new price version)."""
-    if row.cap_amount is None:  # uncapped at the end of the period: no bound
-        return _Priced(row.accepted, ZERO)
-    cap = cap_bound(connection, customer_id, row.product, period.start, period.end)
-    if cap is None:
-        return _Priced(row.accepted, ZERO)
-    plan = catalog.plan_for_period(row.product, period.start)
-    most = max_quantity_within_cap(plan, cap, discount)
-    if most is None or row.accepted <= most:
-        return _Priced(row.accepted, ZERO)
-    return _Priced(most, row.accepted - most)
+    """NOTE: every accepted unit is billed or shown capped, never dropped. Billed: at most the
+    limit ingestion enforced (the event that crossed it was accepted in full: the part above
+    is capped), and the cap is an invariant at close (docs/spend-caps.md, "At close"): never
+    above what the highest cap of its period buys at the discount in force now, whatever
+    changed within the period (a removed discount, a new price version)."""
+    billed = billed_quantity(row.accepted, row.limit)
+    if row.cap_amount is not None:  # capped at the end of the period
+        cap = cap_bound(connection, customer_id, row.product, period.start, period.end)
+        if cap is not None:
+            plan = catalog.plan_for_period(row.product, period.start)
+            most = max_quantity_within_cap(plan, cap, discount)
+            if most is not None:
+                billed = min(billed, most)
+    return _Priced(billed, row.accepted - billed)
 
 
 def _capped_line(name: str, unit: str, product: str, cut: Decimal, period: Period) -> LineIn:
     return LineIn(
         kind=LineKind.CAPPED,
         description=(
-            f"{name}: {group_quantity(cut)} {unit}s above what the spend cap buys at the "
-            f"price in force at close ({period.label}): not billed"
+            f"{name}: {group_quantity(cut)} {unit}s above the spend cap ({period.label}): "
+            "not billed"
         ),
         quantity=cut,
         unit_amount=ZERO,

@@ -10,7 +10,6 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, select, update
 
-from billing.caps.quota import billed_quantity
 from billing.metering.store import usage_table
 
 # NOTE: statements built once: a period close runs them for every customer.
@@ -54,13 +53,15 @@ _MARK = (
 
 @dataclass(frozen=True, slots=True)
 class PeriodUsage:
-    """One product's running total in one period: `accepted` within its limit (over-limit
-    events never count), the cap its limit was last computed from, and what invoices have
+    """One product's running total in one period: every unit `accepted` (over-limit events
+    never count; the event that crossed the limit counts in full), the `limit` ingestion
+    enforced (None: no limit) and the cap it was last computed from, and what invoices have
     billed (`invoiced`) and shown as capped (`capped`) of it so far."""
 
     product: str
     period_start: dt.datetime
     accepted: Decimal
+    limit: Decimal | None
     cap_amount: Decimal | None
     invoiced: Decimal
     capped: Decimal
@@ -75,7 +76,8 @@ def _record(row: Any) -> PeriodUsage:
     return PeriodUsage(
         product=row.product,
         period_start=row.period_start,
-        accepted=billed_quantity(row.quantity, row.limit_quantity),
+        accepted=row.quantity,
+        limit=row.limit_quantity,
         cap_amount=row.cap_amount,
         invoiced=row.invoiced_quantity,
         capped=row.capped_quantity,

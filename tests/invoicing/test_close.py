@@ -111,6 +111,7 @@ def test_cap_discount_and_credits_on_one_invoice(engine, session, catalog):
     assert lines(session, invoice.id) == [
         ("usage", "product_analytics", D("10.00")),  # billed 1,200,000 of 1,200,099
         ("discount", "product_analytics", D("-2.00")),
+        ("capped", "product_analytics", D("0")),  # the other 99: accepted, shown, not billed
         ("credits", None, D("-5.00")),
     ]
     assert (invoice.subtotal, invoice.discount_total, invoice.total) == (

@@ -49,8 +49,10 @@ def event(
 
 
 def update_customers(connection, customer=None, **values):
-    """Set columns of one customer, or of every customer: backdate `created_at`, give a
-    discount, move `closed_through`."""
+    """Set columns of one customer, or of every customer: backdate `created_at` (billed from
+    then: `billing_start` moves with it unless given), give a discount, move `closed_through`."""
+    if "created_at" in values:
+        values.setdefault("billing_start", values["created_at"])
     table = table_of(Customer)
     statement = update(table).values(**values)
     if customer is not None:
