@@ -61,7 +61,8 @@ def report_revenue(
     form: FormatOption = "table",
     tiers: TiersOption = None,
 ) -> None:
-    """Revenue of finalized invoices, grouped; the last row is the total."""
+    """Revenue of issued invoices (not void), grouped, with credit notes; the last row is
+    the total."""
     from billing.reports import service as reports
 
     if group_by not in ("product", "customer", "month"):
@@ -79,11 +80,24 @@ def report_revenue(
             group_by: key,
             "list": format_amount(item.list_amount, currency),
             "discounts": format_amount(item.discounts, currency),
+            "adjustments": format_amount(item.adjustments, currency),
             "commitments": format_amount(item.commitments, currency),
             "credits_applied": format_amount(item.credits_applied, currency),
             "amount_due": format_amount(item.amount_due, currency),
+            "credited": format_amount(item.credited, currency),
+            "net": format_amount(item.net, currency),
         }
 
     rows = [row(key, item) for key, item in groups.items()] + [row("TOTAL", total)]
-    columns = (group_by, "list", "discounts", "commitments", "credits_applied", "amount_due")
+    columns = (
+        group_by,
+        "list",
+        "discounts",
+        "adjustments",
+        "commitments",
+        "credits_applied",
+        "amount_due",
+        "credited",
+        "net",
+    )
     print_rows(rows, columns, form, f"Revenue by {group_by} ({currency})")

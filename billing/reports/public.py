@@ -23,11 +23,17 @@ class RevenueRecord(Protocol):
     @property
     def discounts(self) -> Decimal: ...
     @property
+    def adjustments(self) -> Decimal: ...
+    @property
     def commitments(self) -> Decimal: ...
     @property
     def credits_applied(self) -> Decimal: ...
     @property
     def amount_due(self) -> Decimal: ...
+    @property
+    def credited(self) -> Decimal: ...
+    @property
+    def net(self) -> Decimal: ...
     @property
     def invoices(self) -> Sized: ...
 
@@ -39,7 +45,7 @@ class InvoiceReportRow(PublicModel):
     id: str
     customer: str
     kind: str = Field(description="usage | commitment")
-    status: str = Field(description="finalized | void")
+    status: str = Field(description="finalized | payment_failed | paid | uncollectible | void")
     period_start: Day | Literal[""] = Field(description='"" for an invoice without a period')
     period_end: Day | Literal[""]
     currency: str
@@ -66,9 +72,14 @@ class RevenueFiguresPublic(PublicModel):
 
     list_: MoneyText = Field(alias="list", description="usage lines at list price")
     discounts: MoneyText
+    adjustments: MoneyText = Field(description="late usage of earlier periods")
     commitments: MoneyText = Field(description="commitment (prepaid credit) lines")
     credits_applied: MoneyText
-    amount_due: MoneyText
+    amount_due: MoneyText = Field(
+        description="list - discounts + adjustments + commitments - credits_applied"
+    )
+    credited: MoneyText = Field(description="credit notes against these invoices")
+    net: MoneyText = Field(description="amount_due - credited")
     invoices: int = Field(description="how many invoices the figures come from")
 
 
@@ -110,9 +121,12 @@ def _figures(item: RevenueRecord, currency: str) -> dict[str, object]:
     return {
         "list": format_exact(item.list_amount, currency),
         "discounts": format_exact(item.discounts, currency),
+        "adjustments": format_exact(item.adjustments, currency),
         "commitments": format_exact(item.commitments, currency),
         "credits_applied": format_exact(item.credits_applied, currency),
         "amount_due": format_exact(item.amount_due, currency),
+        "credited": format_exact(item.credited, currency),
+        "net": format_exact(item.net, currency),
         "invoices": len(item.invoices),
     }
 

@@ -1,8 +1,8 @@
 """Invoice listings and revenue, read straight from invoices and their lines.
 
-Every figure is a sum of the amounts stored on invoices (never recomputed from usage), so a
-report reconciles with the invoices to the cent. Voided invoices are listed (with their
-status) but left out of revenue. Listings stream: rows are fetched in chunks from a
+Every figure is a sum of the amounts stored on invoices and credit notes (never recomputed
+from usage), so a report reconciles with the invoices to the cent. Voided invoices are listed
+(with their status) but left out of revenue. Listings stream: rows are fetched in chunks from a
 server-side cursor, so a CSV of 100,000 invoices never sits in memory.
 """
 
@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Engine, case, func, select
+from sqlalchemy import Connection, Engine, case, func, literal, select
 
 from billing.db import read_only, table_of
 from billing.errors import InvalidMonth, ReversedRange
 from billing.invoicing.issue import display_number
-from billing.invoicing.models import Invoice, InvoiceLine
+from billing.invoicing.models import CreditNote, CreditNoteLine, Invoice, InvoiceLine
 from billing.metering.store import usage_table
 from billing.money import ZERO, format_exact, format_quantity
 from billing.reports.public import CapHitRow, InvoiceReportRow
@@ -30,6 +30,8 @@ from billing.stripe_sync.models import InvoiceSync
 _INVOICES = table_of(Invoice)
 _LINES = table_of(InvoiceLine)
 _SYNC = table_of(InvoiceSync)
+_NOTES = table_of(CreditNote)
+_NOTE_LINES = table_of(CreditNoteLine)
 CHUNK = 1000
 
 
@@ -103,24 +105,35 @@ class Revenue:
 
     list_amount: Decimal = ZERO  # usage lines
     discounts: Decimal = ZERO
+    adjustments: Decimal = ZERO  # late usage of earlier periods (docs/invoicing.md)
     commitments: Decimal = ZERO  # commitment (prepaid credit) lines
     credits_applied: Decimal = ZERO
-    amount_due: Decimal = ZERO
+    amount_due: Decimal = ZERO  # as invoiced
+    credited: Decimal = ZERO  # credit notes against those invoices (positive)
     invoices: set[str] = field(default_factory=set)
+
+    @property
+    def net(self) -> Decimal:
+        """What the invoices still claim after their credit notes: amount_due - credited."""
+        return self.amount_due - self.credited
 
 
 def revenue(
     connection: Connection, group_by: str, start: dt.datetime | None, end: dt.datetime | None
 ) -> tuple[dict[str, Revenue], Revenue]:
-    """Revenue of finalized invoices by product, customer or month, and the grand total.
+    """Revenue of issued invoices (every status but void: open, paid, payment failed,
+    uncollectible) by product, customer or month, and the grand total.
 
-    By product, usage and discount lines fall to their product, commitment lines to
-    "(commitments)" and credits lines to "(credits)"; by customer or month, whole invoices.
+    By product, usage, discount and adjustment lines fall to their product, commitment lines
+    to "(commitments)" and credits lines to "(credits)"; a credit note's lines fall where the
+    lines they credit do; by customer or month, whole invoices (a month is the invoice's
+    period). Every group's amount_due = list - discounts + adjustments + commitments -
+    credits_applied, and net = amount_due - credited, to the cent.
     """
     key_of = {"product": _product_key, "customer": _customer_key, "month": _month_key}[group_by]
     groups: dict[str, Revenue] = defaultdict(Revenue)
     total = Revenue()
-    for invoice, line in _finalized_lines(connection, start, end):
+    for invoice, line in _issued_lines(connection, start, end):
         for target in (groups[key_of(invoice, line)], total):
             _add(target, invoice.id, line)
     return dict(sorted(groups.items())), total
@@ -131,22 +144,43 @@ def revenue_by_month_and_product(
 ) -> dict[str, dict[str, Revenue]]:
     """Revenue per month (period start) and product, for the finance chart; keys sorted."""
     months_: dict[str, dict[str, Revenue]] = defaultdict(lambda: defaultdict(Revenue))
-    for invoice, line in _finalized_lines(connection, start, end):
+    for invoice, line in _issued_lines(connection, start, end):
         _add(months_[_month_key(invoice, line)][_product_key(invoice, line)], invoice.id, line)
     return {month: dict(sorted(row.items())) for month, row in sorted(months_.items())}
 
 
-def _finalized_lines(
+def _issued_lines(
     connection: Connection, start: dt.datetime | None, end: dt.datetime | None
 ) -> Iterator[tuple[Any, Any]]:
-    filters = InvoiceFilter(start=start, end=end, status="finalized")
-    invoices = {row.id: row for row in connection.execute(_query(filters))}
+    """(invoice, line) for every line of every issued invoice in the range, then one
+    (invoice, line) per credit note line, as kind "credit_note" with the credited line's
+    product and the credited amount."""
+    filters = InvoiceFilter(start=start, end=end)
+    invoices = {row.id: row for row in connection.execute(_query(filters)) if row.status != "void"}
     lines = connection.execute(
         select(_LINES.c.invoice_id, _LINES.c.kind, _LINES.c.product, _LINES.c.amount)
         .join(_INVOICES, _INVOICES.c.id == _LINES.c.invoice_id)
-        .where(_INVOICES.c.status == "finalized")
+        .where(_INVOICES.c.status != "void")
     )
     for line in lines:
+        invoice = invoices.get(line.invoice_id)
+        if invoice is not None:
+            yield invoice, line
+    credited = connection.execute(
+        select(
+            _NOTES.c.invoice_id,
+            literal("credit_note").label("kind"),
+            _LINES.c.product,
+            _NOTE_LINES.c.amount,
+        )
+        .join(_NOTES, _NOTES.c.id == _NOTE_LINES.c.credit_note_id)
+        .join(
+            _LINES,
+            (_LINES.c.invoice_id == _NOTES.c.invoice_id)
+            & (_LINES.c.position == _NOTE_LINES.c.invoice_line),
+        )
+    )
+    for line in credited:
         invoice = invoices.get(line.invoice_id)
         if invoice is not None:
             yield invoice, line
@@ -167,10 +201,15 @@ def _month_key(invoice: Any, line: Any) -> str:
 
 def _add(target: Revenue, invoice_id: str, line: Any) -> None:
     target.invoices.add(invoice_id)
+    if line.kind == "credit_note":
+        target.credited += line.amount
+        return
     if line.kind == "usage":
         target.list_amount += line.amount
     elif line.kind == "discount":
         target.discounts -= line.amount
+    elif line.kind == "adjustment":
+        target.adjustments += line.amount
     elif line.kind == "commitment":
         target.commitments += line.amount
     elif line.kind == "credits":

@@ -17,6 +17,7 @@ from billing.errors import BillingError, UnknownStatus
 from billing.http.deps import CatalogDep, SessionDep
 from billing.http.errors import status_of
 from billing.invoicing import service as invoicing_service
+from billing.invoicing.models import InvoiceStatus
 from billing.jobs import runner
 from billing.jobs.context import JobContext
 from billing.jobs.registry import SYNC_STRIPE
@@ -39,7 +40,7 @@ AREA = Area("Finance", "/finance", NAV)
 PAGE_ROWS = 500
 Month = Annotated[str, Query(max_length=7)]
 Text = Annotated[str, Query(max_length=64)]
-STATUSES = ("finalized", "void")
+STATUSES = tuple(InvoiceStatus)
 
 
 @router.get("/finance")
@@ -71,7 +72,9 @@ def _filters(form: dict[str, str]) -> reports.InvoiceFilter:
     start, end = reports.months(form["from"] or None, form["to"] or None)
     status = form["status"]
     if status and status not in STATUSES:
-        raise UnknownStatus(f"status is finalized or void, got {status!r}", field="status")
+        raise UnknownStatus(
+            f"status is one of {', '.join(STATUSES)}, got {status!r}", field="status"
+        )
     return reports.InvoiceFilter(
         start, end, status or None, form["customer"] or None, form["sync_status"] or None
     )
@@ -81,7 +84,13 @@ def _filters(form: dict[str, str]) -> reports.InvoiceFilter:
 def invoices_page(request: Request, user: FinanceUser, form: FilterForm) -> HTMLResponse:
     """Invoices matching the filters (the first 500 shown; the CSV has them all)."""
     query = urlencode({k: v for k, v in form.items() if v})
-    context: dict[str, Any] = {"form": form, "rows": [], "count": 0, "error": None}
+    context: dict[str, Any] = {
+        "form": form,
+        "rows": [],
+        "count": 0,
+        "error": None,
+        "statuses": STATUSES,
+    }
     try:
         filters = _filters(form)
     except BillingError as error:
@@ -99,7 +108,7 @@ def invoices_page(request: Request, user: FinanceUser, form: FilterForm) -> HTML
         if len(context["rows"]) < PAGE_ROWS:
             context["rows"].append(row)
         context["count"] += 1
-        if row.status == "finalized":
+        if row.status in (InvoiceStatus.FINALIZED, InvoiceStatus.PAYMENT_FAILED):  # unpaid
             due[row.currency] = due.get(row.currency, Decimal(0)) + Decimal(row.amount_due)
     context["due"] = {currency: format_exact(v, currency) for currency, v in due.items()}
     context["csv"] = f"/finance/invoices.csv{'?' + query if query else ''}"
@@ -200,17 +209,23 @@ def revenue_page(
 
 
 def _net(item: reports.Revenue | None) -> Decimal:
-    """A product's revenue in a month: its usage lines less its discount lines."""
-    return Decimal(0) if item is None else item.list_amount - item.discounts
+    """A product's revenue in a month: its usage lines less its discount lines, with its
+    adjustments, less its credit notes."""
+    if item is None:
+        return Decimal(0)
+    return item.list_amount - item.discounts + item.adjustments - item.credited
 
 
 def _figures(item: reports.Revenue, catalog: Catalog) -> dict[str, Any]:
     return {
         "list": _money(item.list_amount, catalog),
         "discounts": _money(item.discounts, catalog),
+        "adjustments": _money(item.adjustments, catalog),
         "commitments": _money(item.commitments, catalog),
         "credits_applied": _money(item.credits_applied, catalog),
         "amount_due": _money(item.amount_due, catalog),
+        "credited": _money(item.credited, catalog),
+        "net": _money(item.net, catalog),
         "invoices": len(item.invoices),
     }
 

@@ -11,6 +11,7 @@ from fastapi.responses import StreamingResponse
 from billing.api.deps import StaffKey
 from billing.api.schemas import ErrorOut
 from billing.http.deps import CatalogDep, SessionDep
+from billing.invoicing.models import InvoiceStatus
 from billing.reports import service as reports
 from billing.reports.public import (
     CapsReportPublic,
@@ -41,7 +42,7 @@ def invoices_report(
     _: StaffKey,
     from_: Annotated[str | None, Query(alias="from", pattern=r"^\d{4}-\d{2}$")] = None,
     to: MonthQuery = None,
-    status: Literal["finalized", "void"] | None = None,
+    status: InvoiceStatus | None = None,
     customer: str | None = None,
     sync_status: str | None = None,
     format: Literal["json", "csv"] = "json",  # the query parameter's name
