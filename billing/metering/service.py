@@ -189,8 +189,8 @@ def ingest(
         elif event.timestamp > latest:
             reject(event, "timestamp_in_future")
         elif customer.billing_start is not None and event.timestamp < customer.billing_start:
-            start = customer.billing_start.isoformat().replace("+00:00", "Z")
-            reject(event, f"before_billing_start: billing starts at {start}")
+            starts = customer.billing_start.isoformat().replace("+00:00", "Z")
+            reject(event, f"before_billing_start: billing starts at {starts}")
         elif event.timestamp.date() < (first := catalog.first_price_day(event.product)):
             reject(event, f"no_price_in_force: {event.product} is priced from {first}")
         elif is_closed(customer.closed_through, event.timestamp) and not late.accepts(

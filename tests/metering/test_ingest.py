@@ -62,7 +62,7 @@ def test_equal_content_in_another_spelling_is_still_a_duplicate(session, catalog
 
 
 def test_each_refusal_has_its_reason_and_good_events_beside_them_are_kept(session, catalog):
-    customer = add_customer(session)
+    customer = add_customer(session, billing_start="2026-10-01T00:00:00Z")  # October closed:
     customer.closed_through = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
     session.add(customer)
     session.commit()
@@ -113,7 +113,7 @@ def test_quantity_defaults_to_one_and_keeps_twelve_decimals(session, catalog):
 
 
 def test_periods_follow_the_customer_anchor_day(session, catalog):
-    customer = add_customer(session, anchor=15)
+    customer = add_customer(session, anchor=15, billing_start="2026-10-15T00:00:00Z")
     ingest(
         session,
         catalog,
