@@ -28,7 +28,7 @@ def add_customer(session, customer_id="cust_1", anchor=1, billing_start=None):
     """A customer, committed; billed from `billing_start` (default: the start of the real
     clock's period)."""
     customer = customers_service.create_customer(
-        session=session,
+        connection=session.connection(),
         data=CustomerCreate(
             id=customer_id,
             name=f"Customer {customer_id}",
@@ -80,6 +80,6 @@ def ingest_key(engine, customers=("cust_1",)):
     with Session(engine, expire_on_commit=False) as session:
         for customer in customers:
             add_customer(session, customer)
-        key, _ = create_key(session=session, role=Role.INGEST)
+        key, _ = create_key(connection=session.connection(), role=Role.INGEST)
         session.commit()
     return key
