@@ -16,7 +16,17 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, Numeric, String, Table, TypeDecorator, create_engine, event, inspect
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Numeric,
+    String,
+    Table,
+    TypeDecorator,
+    create_engine,
+    event,
+    inspect,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import DateTime
 from sqlmodel import Session, SQLModel
@@ -127,12 +137,11 @@ def session_scope(engine: Engine) -> Iterator[Session]:
 
 
 @contextmanager
-def read_only(engine: Engine) -> Iterator[Session]:
-    """A session for reads: on SQLite it does not take the write lock."""
+def read_only(engine: Engine) -> Iterator[Connection]:
+    """A connection for reads, rolled back at the end: on SQLite it does not take the write
+    lock."""
     with engine.connect() as connection:
-        connection = connection.execution_options(sqlite_begin="DEFERRED")
-        with Session(bind=connection) as session:
-            yield session
+        yield connection.execution_options(sqlite_begin="DEFERRED")
 
 
 def alembic_config(url: str) -> Any:

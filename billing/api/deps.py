@@ -48,8 +48,8 @@ async def get_principal(
 
 
 def _authenticate(engine: Engine, key: str) -> Principal | None:
-    with read_only(engine) as session:
-        return auth_service.authenticate(connection=session.connection(), key=key)
+    with read_only(engine) as connection:
+        return auth_service.authenticate(connection=connection, key=key)
 
 
 CurrentKey = Annotated[Principal, Depends(get_principal)]
