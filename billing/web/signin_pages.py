@@ -73,7 +73,7 @@ def _use_link(
     check = signin.check_link(session.connection(), secret, token, now(), consume=True)
     problem = check.problem or (NOT_VALID if check.kind != kind else None)
     if problem is not None:
-        session.rollback()
+        session.rollback()  # a link of the other area (portal, finance) stays unused
         context = {"kind": kind, "token": "", "problem": problem, "customer_name": None}
         return _with_presession(request, secret, "signin.html", context, 400)
     return _start(request, session, secret, kind, check.customer_id, None, "sign-in link")
