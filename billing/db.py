@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     Connection,
@@ -30,6 +30,9 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import DateTime
 from sqlmodel import Session, SQLModel
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -144,7 +147,7 @@ def read_only(engine: Engine) -> Iterator[Connection]:
         yield connection.execution_options(sqlite_begin="DEFERRED")
 
 
-def alembic_config(url: str) -> Any:
+def alembic_config(url: str) -> Config:
     """The Alembic configuration for our migrations against `url`."""
     from alembic.config import Config
 
