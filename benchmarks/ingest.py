@@ -235,8 +235,12 @@ def prepare(url: str) -> str:
         with Session(engine, expire_on_commit=False) as session:
             for number in range(CUSTOMERS):
                 data = CustomerCreate(id=customer_id(number), name=f"Benchmark {number}")
-                customers_service.create_customer(session=session, data=data, currency="USD")
-            key, _ = create_key(session=session, role=Role.INGEST, name="ingest benchmark")
+                customers_service.create_customer(
+                    connection=session.connection(), data=data, currency="USD"
+                )
+            key, _ = create_key(
+                connection=session.connection(), role=Role.INGEST, name="ingest benchmark"
+            )
             session.commit()
         return key
     finally:

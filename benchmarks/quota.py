@@ -63,7 +63,9 @@ def prepare(url: str) -> str:
                 Customer(id=f"limited_{n:05d}", name=f"Limited {n}", created_at=now)
                 for n in range(customers)
             )
-            key, _ = create_key(session=session, role=Role.INGEST, name="quota benchmark")
+            key, _ = create_key(
+                connection=session.connection(), role=Role.INGEST, name="quota benchmark"
+            )
             session.commit()
         period = period_for(1, now)
         keys = sorted(

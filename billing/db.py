@@ -14,12 +14,25 @@ from contextlib import contextmanager
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, Numeric, String, Table, TypeDecorator, create_engine, event, inspect
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Numeric,
+    String,
+    Table,
+    TypeDecorator,
+    create_engine,
+    event,
+    inspect,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import DateTime
 from sqlmodel import Session, SQLModel
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -127,15 +140,14 @@ def session_scope(engine: Engine) -> Iterator[Session]:
 
 
 @contextmanager
-def read_only(engine: Engine) -> Iterator[Session]:
-    """A session for reads: on SQLite it does not take the write lock."""
+def read_only(engine: Engine) -> Iterator[Connection]:
+    """A connection for reads, rolled back at the end: on SQLite it does not take the write
+    lock."""
     with engine.connect() as connection:
-        connection = connection.execution_options(sqlite_begin="DEFERRED")
-        with Session(bind=connection) as session:
-            yield session
+        yield connection.execution_options(sqlite_begin="DEFERRED")
 
 
-def alembic_config(url: str) -> Any:
+def alembic_config(url: str) -> Config:
     """The Alembic configuration for our migrations against `url`."""
     from alembic.config import Config
 

@@ -8,12 +8,12 @@ import random
 from decimal import Decimal
 
 from sqlalchemy import Engine, func, select
-from sqlmodel import Session
 
 from billing.catalog import Catalog
 from billing.customers import service as customers_service
 from billing.customers.models import Customer, CustomerCreate
 from billing.customers.periods import Period, period_for
+from billing.db import table_of
 from billing.metering import quota as quota_service
 from billing.metering import service as metering_service
 from billing.pipeline import close_due
@@ -41,8 +41,8 @@ BATCH = 5_000
 
 def is_empty(engine: Engine) -> bool:
     """True when the database has no customers yet."""
-    with Session(engine) as session:
-        return not session.scalar(select(func.count()).select_from(Customer))
+    with engine.connect() as connection:
+        return not connection.scalar(select(func.count()).select_from(table_of(Customer)))
 
 
 # Earlier periods have less usage: growth the finance pages can show.
@@ -65,24 +65,22 @@ def seed(*, engine: Engine, catalog: Catalog, now: dt.datetime, seed_value: int 
     sent = 0
     for customer_id, name, anchor, volumes in DEMO_CUSTOMERS:
         periods = _periods(anchor, now)
-        with Session(engine, expire_on_commit=False) as session:
-            customer = customers_service.create_customer(
-                session=session,
+        with engine.begin() as connection:
+            # NOTE: created as at the start of its history: a customer (and billed) since then.
+            customers_service.create_customer(
+                connection=connection,
                 data=CustomerCreate(
                     id=customer_id,
                     name=name,
                     billing_anchor_day=anchor,
-                    billing_start=periods[0][0].start,  # billed since the history began
+                    billing_start=periods[0][0].start,
                 ),
                 currency=catalog.currency,
-                now=now,
+                now=periods[0][0].start,
             )
-            customer.created_at = periods[0][0].start  # a customer since the history began
-            session.add(customer)
-            session.flush()
             for product, amount in DEMO_CAPS.get(customer_id, {}).items():
                 quota_service.set_cap(
-                    connection=session.connection(),
+                    connection=connection,
                     catalog=catalog,
                     customer_id=customer_id,
                     product=product,
@@ -90,7 +88,6 @@ def seed(*, engine: Engine, catalog: Catalog, now: dt.datetime, seed_value: int 
                     actor="demo",
                     now=now,
                 )
-            session.commit()
         events = []
         for number, (period, share) in enumerate(periods):
             end = min(period.end, now)
@@ -107,8 +104,8 @@ def seed(*, engine: Engine, catalog: Catalog, now: dt.datetime, seed_value: int 
                     quantity = per_event + (total - per_event * count if index == 0 else 0)
                     events.append(
                         {
-                            "id": f"demo-{customer.id}-{product}-{number}-{index}",
-                            "customer": customer.id,
+                            "id": f"demo-{customer_id}-{product}-{number}-{index}",
+                            "customer": customer_id,
                             "product": product,
                             "quantity": Decimal(quantity),
                             "timestamp": at.isoformat(),

@@ -20,7 +20,6 @@ from sqlalchemy import Connection, Engine
 from billing.catalog import Catalog
 from billing.commitments import service as commitments
 from billing.customers.service import lock_customer
-from billing.db import session_scope
 from billing.invoicing.close import close_next, due_customers, move_closed
 from billing.invoicing.issue import Issued
 from billing.money import ZERO
@@ -90,8 +89,7 @@ def _run(
     report = CloseReport()
     for start in range(0, len(candidates), CUSTOMERS_PER_TRANSACTION):
         chunk = candidates[start : start + CUSTOMERS_PER_TRANSACTION]
-        with session_scope(engine) as session:
-            connection = session.connection()
+        with engine.begin() as connection:
             committed = commitments.customers_with_commitments(connection, chunk)
             for customer_id in chunk:
                 done = advance(
@@ -115,8 +113,8 @@ def close_due(
 ) -> CloseReport:
     """The close job: every customer with a period due, CUSTOMERS_PER_TRANSACTION customers
     per transaction."""
-    with session_scope(engine) as session:
-        candidates = due_customers(session.connection(), now, grace)
+    with engine.begin() as connection:
+        candidates = due_customers(connection, now, grace)
     return _run(engine, catalog, candidates, now, grace)
 
 
@@ -125,6 +123,6 @@ def run_commitments(
 ) -> CloseReport:
     """The commitments job: every customer with a running commitment (closing what is due
     on the way, so the order stays the pipeline's)."""
-    with session_scope(engine) as session:
-        candidates = sorted(commitments.customers_with_commitments(session.connection()))
+    with engine.begin() as connection:
+        candidates = sorted(commitments.customers_with_commitments(connection))
     return _run(engine, catalog, candidates, now, grace)

@@ -113,7 +113,7 @@ def customer_keys(engine: Engine, api: TestClient, keys: dict[str, str]) -> dict
     with Session(engine) as session:
         for customer in ("cust_1", "cust_2"):
             made[customer], _ = create_key(
-                session=session, role=Role.CUSTOMER, customer_id=customer
+                connection=session.connection(), role=Role.CUSTOMER, customer_id=customer
             )
         session.commit()
     return made
@@ -225,7 +225,9 @@ def keys(engine: Engine) -> dict[str, str]:
     made = {}
     with Session(engine) as session:
         for role in (Role.ADMIN, Role.FINANCE, Role.INGEST):
-            made[role.value], _ = create_key(session=session, role=role, name=f"test {role}")
+            made[role.value], _ = create_key(
+                connection=session.connection(), role=role, name=f"test {role}"
+            )
         session.commit()
     return made
 

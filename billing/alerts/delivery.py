@@ -27,7 +27,7 @@ from billing.alerts.models import Alert, Outbox
 from billing.alerts.signing import HEADER, signature
 from billing.alerts.webhooks import resolved_problem
 from billing.customers.models import Customer
-from billing.db import session_scope, table_of
+from billing.db import table_of
 
 logger = logging.getLogger(__name__)
 BACKOFF = tuple(
@@ -85,8 +85,7 @@ def _claim(engine: Engine, now: dt.datetime) -> list[Any]:
         .limit(BATCH)
     )
     claimed = []
-    with session_scope(engine) as session:
-        connection = session.connection()
+    with engine.begin() as connection:
         for row in connection.execute(query).all():
             moved = connection.execute(
                 update(outbox)
@@ -111,8 +110,7 @@ def _record(engine: Engine, row: Any, error: str | None, now: dt.datetime) -> st
     else:
         status = "pending"
         values = {"last_error": error[:500], "next_attempt_at": now + BACKOFF[attempts - 1]}
-    with session_scope(engine) as session:
-        connection = session.connection()
+    with engine.begin() as connection:
         connection.execute(
             update(outbox)
             .where(outbox.c.id == row.id)

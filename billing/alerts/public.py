@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import Field
 
 from billing.caps.accounts import parse_thresholds
-from billing.customers.models import Customer
+from billing.customers.service import CustomerRow
 from billing.public import PercentText, PublicModel, Timestamp
 
 
@@ -63,7 +63,7 @@ def alert_public(row: Any) -> AlertPublic:
     )
 
 
-def alert_settings_public(customer: Customer) -> AlertSettingsPublic:
+def alert_settings_public(customer: CustomerRow) -> AlertSettingsPublic:
     """A customer's thresholds, free-allowance alert, webhook URL and signing secret."""
     return AlertSettingsPublic(
         customer=customer.id,

@@ -2,36 +2,40 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
-from sqlmodel import Session
+from sqlalchemy import Connection, update
 
 from billing.alerts.signing import new_secret
 from billing.alerts.webhooks import check_url
+from billing.customers import service as customers_service
 from billing.customers.models import Customer
-from billing.errors import InvalidThreshold, NotFound, NullNotAllowed, TooManyItems
+from billing.customers.service import CustomerRow
+from billing.db import table_of
+from billing.errors import InvalidThreshold, NullNotAllowed, TooManyItems
 
 MAX_THRESHOLDS = 10
 
 
 def update_settings(
     *,
-    session: Session,
+    connection: Connection,
     customer_id: str,
     changes: dict[str, Any],
     allow_private: bool,
-) -> Customer:
-    """Apply the fields present in `changes`; a first webhook URL gets a signing secret."""
-    customer = session.get(Customer, customer_id)
-    if customer is None:
-        raise NotFound(f"no customer {customer_id!r}", field="customer")
+) -> CustomerRow:
+    """Apply the fields present in `changes`; a first webhook URL gets a signing secret.
+    The customer as now stored."""
+    customer = customers_service.get_customer(connection=connection, customer_id=customer_id)
     for name, what in (
         ("thresholds", "a list of percentages, [] for none"),
         ("free_allowance", "true or false"),
     ):
         if name in changes and changes[name] is None:
             raise NullNotAllowed(f"{name} cannot be null: send {what}, or leave it out", field=name)
+    values: dict[str, Any] = {}
     if "thresholds" in changes:
         thresholds: list[Decimal] = changes["thresholds"]
         if len(thresholds) > MAX_THRESHOLDS:
@@ -43,16 +47,18 @@ def update_settings(
                     f"got {value:f}",
                     field=f"thresholds.{index}",
                 )
-        customer.alert_thresholds = ",".join(f"{t.normalize():f}" for t in sorted(set(thresholds)))
+        values["alert_thresholds"] = ",".join(f"{t.normalize():f}" for t in sorted(set(thresholds)))
     if "free_allowance" in changes:
-        customer.alert_free_allowance = changes["free_allowance"]
+        values["alert_free_allowance"] = changes["free_allowance"]
     if "webhook_url" in changes:
         url = changes["webhook_url"]
-        customer.alert_webhook_url = None if url is None else check_url(url, allow_private)
+        values["alert_webhook_url"] = None if url is None else check_url(url, allow_private)
         if url is not None and customer.webhook_secret is None:
-            customer.webhook_secret = new_secret()
+            values["webhook_secret"] = new_secret()
     if changes.get("rotate_secret"):
-        customer.webhook_secret = new_secret()
-    session.add(customer)
-    session.flush()
-    return customer
+        values["webhook_secret"] = new_secret()
+    if not values:
+        return customer
+    table = table_of(Customer)
+    connection.execute(update(table).where(table.c.id == customer_id).values(**values))
+    return replace(customer, **values)

@@ -16,8 +16,8 @@ from billing.auth.cache import KeyCache
 from billing.auth.models import Role
 from billing.auth.service import Principal
 from billing.customers import service as customers_service
-from billing.customers.models import Customer
 from billing.customers.periods import Period, period_from_label
+from billing.customers.service import CustomerRow
 from billing.db import read_only
 from billing.errors import Forbidden, InvalidPeriod, Unauthorized
 from billing.http.deps import SessionDep
@@ -48,8 +48,8 @@ async def get_principal(
 
 
 def _authenticate(engine: Engine, key: str) -> Principal | None:
-    with read_only(engine) as session:
-        return auth_service.authenticate(session=session, key=key)
+    with read_only(engine) as connection:
+        return auth_service.authenticate(connection=connection, key=key)
 
 
 CurrentKey = Annotated[Principal, Depends(get_principal)]
@@ -97,11 +97,11 @@ def customer_in_path(
     customer_id: Annotated[str, Path(description="the customer's id")],
     principal: CurrentKey,
     session: SessionDep,
-) -> Customer:
+) -> CustomerRow:
     """The `{customer_id}` of the path, once the caller may act for it: a customer key for
     another customer is 403; then an unknown customer is 404."""
     _ensure_customer_access(principal, customer_id)
-    return customers_service.get_customer(session=session, customer_id=customer_id)
+    return customers_service.get_customer(connection=session.connection(), customer_id=customer_id)
 
 
 def invoice_in_path(
@@ -122,5 +122,5 @@ def invoice_in_path(
 # NOTE: every route with {customer_id} takes CustomerAccess, every route with {invoice_id}
 # InvoiceAccess (tests/api/test_access.py walks the schema to hold this). List the role key
 # before them, so a key of the wrong role is refused before the customer is looked up.
-CustomerAccess = Annotated[Customer, Depends(customer_in_path)]
+CustomerAccess = Annotated[CustomerRow, Depends(customer_in_path)]
 InvoiceAccess = Annotated[str, Depends(invoice_in_path)]

@@ -6,12 +6,14 @@ import datetime as dt
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
-from sqlmodel import Session, select
+from sqlalchemy import Connection, Row, insert, select, update
 
 from billing.auth.models import ApiKey, Role
-from billing.customers.models import Customer
+from billing.customers.service import read_customer
+from billing.db import table_of
 from billing.errors import KeyNeedsCustomer, KeyTakesNoCustomer, NotFound
 
 KEY_PREFIX = "bk_"
@@ -31,54 +33,100 @@ class Principal:
     customer_id: str | None
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ApiKeyRecord:
+    """A stored key as listed: its id, the prefix it is shown by, role, customer (customer
+    keys), label and when it was created and revoked. Never the key or its digest."""
+
+    id: int
+    prefix: str
+    role: Role
+    customer_id: str | None
+    name: str
+    created_at: dt.datetime
+    revoked_at: dt.datetime | None
+
+
+_KEYS = table_of(ApiKey)
+_RECORD = select(
+    _KEYS.c.id,
+    _KEYS.c.prefix,
+    _KEYS.c.role,
+    _KEYS.c.customer_id,
+    _KEYS.c.name,
+    _KEYS.c.created_at,
+    _KEYS.c.revoked_at,
+)
+
+
+def _record(row: Row[*tuple[Any, ...]]) -> ApiKeyRecord:
+    return ApiKeyRecord(
+        id=row.id,
+        prefix=row.prefix,
+        role=Role(row.role),
+        customer_id=row.customer_id,
+        name=row.name,
+        created_at=row.created_at,
+        revoked_at=row.revoked_at,
+    )
+
+
 def create_key(
-    *, session: Session, role: Role, customer_id: str | None = None, name: str = ""
-) -> tuple[str, ApiKey]:
-    """Create a key; return the key in clear (shown once) and its stored row."""
+    *, connection: Connection, role: Role, customer_id: str | None = None, name: str = ""
+) -> tuple[str, ApiKeyRecord]:
+    """Create a key; return the key in clear (shown once) and its stored record."""
     if role is Role.CUSTOMER and not customer_id:
         raise KeyNeedsCustomer("a customer key needs --customer", field="customer")
     if role is not Role.CUSTOMER and customer_id:
         raise KeyTakesNoCustomer("only customer keys are bound to a customer", field="customer")
-    if customer_id and session.get(Customer, customer_id) is None:
-        raise NotFound(f"no customer {customer_id!r}", field="customer")
+    if customer_id:
+        read_customer(connection, customer_id)  # NotFound for an unknown customer
     key = f"{KEY_PREFIX}{secrets.token_urlsafe(32)}"
-    row = ApiKey(
-        prefix=key[:12],
-        key_hash=hash_key(key),
-        role=role.value,
-        customer_id=customer_id,
-        name=name,
-        created_at=dt.datetime.now(dt.UTC),
-    )
-    session.add(row)
-    session.flush()
-    return key, row
+    key_id = connection.execute(
+        insert(_KEYS)
+        .values(
+            prefix=key[:12],
+            key_hash=hash_key(key),
+            role=role.value,
+            customer_id=customer_id,
+            name=name,
+            created_at=dt.datetime.now(dt.UTC),
+        )
+        .returning(_KEYS.c.id)
+    ).scalar_one()
+    return key, _record(connection.execute(_RECORD.where(_KEYS.c.id == key_id)).one())
 
 
-def authenticate(*, session: Session, key: str) -> Principal | None:
+def authenticate(*, connection: Connection, key: str) -> Principal | None:
     """The principal of a live key, or None."""
     digest = hash_key(key)
-    row = session.exec(select(ApiKey).where(ApiKey.key_hash == digest)).first()
-    if row is None or row.revoked_at is not None or row.id is None:
+    row = connection.execute(
+        select(_KEYS.c.id, _KEYS.c.key_hash, _KEYS.c.role, _KEYS.c.customer_id).where(
+            _KEYS.c.key_hash == digest, _KEYS.c.revoked_at.is_(None)
+        )
+    ).first()
+    if row is None:
         return None
     if not hmac.compare_digest(row.key_hash, digest):  # constant time, whatever the index did
         return None
     return Principal(row.id, Role(row.role), row.customer_id)
 
 
-def list_keys(*, session: Session) -> list[ApiKey]:
+def list_keys(*, connection: Connection) -> list[ApiKeyRecord]:
     """Every key, newest first (prefixes only; keys are never stored)."""
-    return list(session.exec(select(ApiKey).order_by(ApiKey.id.desc())))  # type: ignore[union-attr]
+    return [_record(row) for row in connection.execute(_RECORD.order_by(_KEYS.c.id.desc()))]
 
 
-def revoke_key(*, session: Session, prefix_or_id: str) -> ApiKey:
+def revoke_key(*, connection: Connection, prefix_or_id: str) -> ApiKeyRecord:
     """Revoke a key by id or prefix."""
-    query = select(ApiKey).where(ApiKey.prefix == prefix_or_id)
+    query = _RECORD.where(_KEYS.c.prefix == prefix_or_id)
     if prefix_or_id.isdigit():
-        query = select(ApiKey).where(ApiKey.id == int(prefix_or_id))
-    rows = list(session.exec(query))
+        query = _RECORD.where(_KEYS.c.id == int(prefix_or_id))
+    rows = connection.execute(query).all()
     if len(rows) != 1:
         raise NotFound(f"no single key matches {prefix_or_id!r}", field="key")
-    rows[0].revoked_at = dt.datetime.now(dt.UTC)
-    session.add(rows[0])
-    return rows[0]
+    revoked = replace(_record(rows[0]), revoked_at=dt.datetime.now(dt.UTC))
+    connection.execute(
+        update(_KEYS).where(_KEYS.c.id == revoked.id).values(revoked_at=revoked.revoked_at)
+    )
+    return revoked

@@ -33,12 +33,13 @@ def commitments_options(
     if catalog.schedule is None:
         raise fail("this catalogue offers no commitments (no discounts.toml)", 1)
     with open_session() as session:
-        found = customers_service.get_customer(session=session, customer_id=customer)
+        connection = session.connection()
+        found = customers_service.get_customer(connection=connection, customer_id=customer)
         if usage is not None:
             monthly, basis = parse_field("usage", parse_amount, usage), "your --usage"
         else:
             projection = project(
-                session.connection(),
+                connection,
                 catalog,
                 customer,
                 found.billing_anchor_day,
@@ -94,8 +95,8 @@ def commitments_show(
     catalog = load_tiers(tiers)
     currency = catalog.currency
     with open_session() as session:
-        customers_service.get_customer(session=session, customer_id=customer)
         connection = session.connection()
+        customers_service.get_customer(connection=connection, customer_id=customer)
         table = table_of(Commitment)
         rows = list(
             connection.execute(

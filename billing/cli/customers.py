@@ -44,5 +44,7 @@ def customers_create(
         first = error.errors()[0]
         raise fail(f"{first['loc'][0]}: {first['msg']}") from None
     with open_session() as session:
-        customers_service.create_customer(session=session, data=data, currency=catalog.currency)
+        customers_service.create_customer(
+            connection=session.connection(), data=data, currency=catalog.currency
+        )
     typer.echo(f"created customer {customer_id}")

@@ -22,7 +22,7 @@ def keys_create(
     """Create an API key and print it once; only its digest is stored."""
     with open_session() as session:
         key, row = auth_service.create_key(
-            session=session, role=role, customer_id=customer, name=name
+            connection=session.connection(), role=role, customer_id=customer, name=name
         )
     typer.echo(key)
     typer.echo(f"({row.role} key {row.prefix}…: shown once, store it now)", err=True)
@@ -32,7 +32,7 @@ def keys_create(
 def keys_list() -> None:
     """List keys by prefix (keys themselves are never stored)."""
     with open_session() as session:
-        for row in auth_service.list_keys(session=session):
+        for row in auth_service.list_keys(connection=session.connection()):
             state = "revoked" if row.revoked_at else "active"
             owner = f" customer={row.customer_id}" if row.customer_id else ""
             typer.echo(f"{row.id}\t{row.prefix}…\t{row.role}{owner}\t{state}\t{row.name}")
@@ -42,5 +42,5 @@ def keys_list() -> None:
 def keys_revoke(key: Annotated[str, typer.Argument(help="key id or prefix")]) -> None:
     """Revoke a key at once."""
     with open_session() as session:
-        row = auth_service.revoke_key(session=session, prefix_or_id=key)
+        row = auth_service.revoke_key(connection=session.connection(), prefix_or_id=key)
     typer.echo(f"revoked {row.prefix}…")

@@ -20,7 +20,8 @@ def usage(
 ) -> None:
     """Print a customer's usage per product in one period."""
     with open_session() as session:
-        found = customers_service.get_customer(session=session, customer_id=customer)
+        connection = session.connection()
+        found = customers_service.get_customer(connection=connection, customer_id=customer)
         try:
             chosen = (
                 period_from_label(period, found.billing_anchor_day)
@@ -29,7 +30,9 @@ def usage(
             )
         except ValueError as error:
             raise fail(f"period: {error}") from None
-        rows = metering_service.usage_for(session=session, customer=found, period=chosen)
+        rows = metering_service.usage_for(
+            connection=connection, customer_id=customer, period=chosen
+        )
     typer.echo(f"{customer} {chosen.label} ({chosen.start:%Y-%m-%d} .. {chosen.end:%Y-%m-%d})")
     if not rows:
         typer.echo("  no usage")

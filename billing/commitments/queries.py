@@ -24,7 +24,7 @@ from billing.commitments.public import (
 )
 from billing.commitments.service import Outcome
 from billing.credits import ledger
-from billing.customers.models import Customer
+from billing.customers.service import CustomerRow
 from billing.db import table_of
 from billing.errors import NoCommitmentSchedule
 from billing.money import format_exact
@@ -77,7 +77,7 @@ def change(connection: Connection, catalog: Catalog, outcome: Outcome) -> Commit
 def options(
     connection: Connection,
     catalog: Catalog,
-    customer: Customer,
+    customer: CustomerRow,
     now: dt.datetime,
     monthly_usage: Decimal | None = None,
 ) -> CommitmentOptionsPublic:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, sql
+from sqlalchemy import Connection, Row, Select, bindparam, sql
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
 
 from billing.customers.models import Customer, CustomerCreate
 from billing.customers.periods import Period, period_for
@@ -21,9 +20,43 @@ from billing.pricing.discounts import percent_in_force
 EARLIEST_BILLING_START = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CustomerRow:
+    """A customer as stored, every column: what the API, the pages and the CLI show
+    (`CustomerPublic` and the alert settings are built from it)."""
+
+    id: str
+    name: str
+    email: str | None
+    billing_anchor_day: int
+    currency: str | None
+    created_at: dt.datetime
+    billing_start: dt.datetime | None
+    closed_through: dt.datetime | None
+    discount_percent: Decimal | None
+    discount_reason: str | None
+    discount_until: dt.date | None
+    alert_thresholds: str
+    alert_free_allowance: bool
+    alert_webhook_url: str | None
+    webhook_secret: str | None
+
+
+_CUSTOMERS = table_of(Customer)
+_ROW = sql.select(*(_CUSTOMERS.c[column.name] for column in fields(CustomerRow)))
+
+
+def _row(row: Row[*tuple[Any, ...]]) -> CustomerRow:
+    return CustomerRow(**row._mapping)
+
+
 def create_customer(
-    *, session: Session, data: CustomerCreate, currency: str, now: dt.datetime | None = None
-) -> Customer:
+    *,
+    connection: Connection,
+    data: CustomerCreate,
+    currency: str,
+    now: dt.datetime | None = None,
+) -> CustomerRow:
     """Create a customer in the catalogue's currency at `now` (default: the clock).
 
     Billing starts at `data.billing_start` (default: the start of the billing period holding
@@ -53,41 +86,44 @@ def create_customer(
             f"this catalogue prices in {currency}; a customer in {data.currency} cannot be billed",
             field="currency",
         )
-    if session.get(Customer, data.id) is not None:
-        raise CustomerExists(f"customer {data.id!r} already exists", field="id")
-    customer = Customer(
-        id=data.id,
-        name=data.name,
-        email=data.email,
-        billing_anchor_day=data.billing_anchor_day,
-        currency=currency,
-        created_at=now,
-        billing_start=start,
-    )
-    session.add(customer)
+    exists = CustomerExists(f"customer {data.id!r} already exists", field="id")
+    if connection.execute(sql.select(_CUSTOMERS.c.id).where(_CUSTOMERS.c.id == data.id)).first():
+        raise exists
     try:
-        session.flush()
+        # NOTE: a savepoint, so a request that raced us to the id leaves this transaction usable.
+        with connection.begin_nested():
+            connection.execute(
+                sql.insert(_CUSTOMERS).values(
+                    id=data.id,
+                    name=data.name,
+                    email=data.email,
+                    billing_anchor_day=data.billing_anchor_day,
+                    currency=currency,
+                    created_at=now,
+                    billing_start=start,
+                )
+            )
     except IntegrityError:
-        raise CustomerExists(f"customer {data.id!r} already exists", field="id") from None
-    return customer
+        raise exists from None
+    return get_customer(connection=connection, customer_id=data.id)
 
 
-def get_customer(*, session: Session, customer_id: str) -> Customer:
+def get_customer(*, connection: Connection, customer_id: str) -> CustomerRow:
     """A customer by id, or NotFound."""
-    customer = session.get(Customer, customer_id)
-    if customer is None:
+    row = connection.execute(_ROW.where(_CUSTOMERS.c.id == customer_id)).first()
+    if row is None:
         raise NotFound(f"no customer {customer_id!r}", field="customer")
-    return customer
+    return _row(row)
 
 
 def list_customers(
-    *, session: Session, limit: int = 100, after: str | None = None
-) -> list[Customer]:
+    *, connection: Connection, limit: int = 100, after: str | None = None
+) -> list[CustomerRow]:
     """Customers by id, a page at a time."""
-    query = select(Customer).order_by(Customer.id).limit(limit)
+    query = _ROW.order_by(_CUSTOMERS.c.id).limit(limit)
     if after:
-        query = query.where(Customer.id > after)
-    return list(session.exec(query))
+        query = query.where(_CUSTOMERS.c.id > after)
+    return [_row(row) for row in connection.execute(query)]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -115,7 +151,6 @@ class CustomerRecord:
 
 
 # NOTE: statements built once: a period close runs them for every customer.
-_CUSTOMERS = table_of(Customer)
 _READ = sql.select(
     _CUSTOMERS.c.id,
     _CUSTOMERS.c.billing_anchor_day,
@@ -131,7 +166,7 @@ _READ = sql.select(
 _LOCK = _READ.with_for_update(key_share=True)
 
 
-def _record(connection: Connection, query: Any, customer_id: str) -> CustomerRecord:
+def _record(connection: Connection, query: Select[Any], customer_id: str) -> CustomerRecord:
     row = connection.execute(query, {"id": customer_id}).first()
     if row is None:
         raise NotFound(f"no customer {customer_id!r}", field="customer")

@@ -61,8 +61,8 @@ def build(engine: Engine, now: dt.datetime, generation: int) -> Snapshot:
         .where(table.c.limited, table.c.period_end > now)
         .order_by(table.c.customer_id, table.c.product)
     )
-    with read_only(engine) as session:
-        rows = list(session.connection().execute(query))
+    with read_only(engine) as connection:
+        rows = list(connection.execute(query))
     items = [
         {
             "customer": r.customer_id,

@@ -12,12 +12,12 @@ import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from decimal import Decimal
 from typing import Any
 
 import psycopg
 from sqlalchemy import Connection, Engine, select
 from sqlalchemy.exc import OperationalError
-from sqlmodel import Session
 
 from billing.alerts.service import fire_due_alerts
 from billing.caps.accounts import Account, read_accounts, terms_for
@@ -189,8 +189,8 @@ def ingest(
         elif event.timestamp > latest:
             reject(event, "timestamp_in_future")
         elif customer.billing_start is not None and event.timestamp < customer.billing_start:
-            begins = customer.billing_start.isoformat().replace("+00:00", "Z")
-            reject(event, f"before_billing_start: billing starts at {begins}")
+            starts = customer.billing_start.isoformat().replace("+00:00", "Z")
+            reject(event, f"before_billing_start: billing starts at {starts}")
         elif event.timestamp.date() < (first := catalog.first_price_day(event.product)):
             reject(event, f"no_price_in_force: {event.product} is priced from {first}")
         elif is_closed(customer.closed_through, event.timestamp) and not late.accepts(
@@ -318,13 +318,36 @@ def _recheck_closed(
     return kept
 
 
-def usage_for(*, session: Session, customer: Customer, period: Period) -> list[Usage]:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProductUsage:
+    """One product's running totals in a period: the quantity accepted, events accepted,
+    duplicates seen and events rejected."""
+
+    product: str
+    quantity: Decimal
+    events: int
+    duplicates: int
+    rejected: int
+
+
+def usage_for(*, connection: Connection, customer_id: str, period: Period) -> list[ProductUsage]:
     """Running totals of one customer in one period, a row per product used."""
     table = table_of(Usage)
     query = (
-        select(Usage)
-        .where(table.c.customer_id == customer.id)
+        select(
+            table.c.product, table.c.quantity, table.c.events, table.c.duplicates, table.c.rejected
+        )
+        .where(table.c.customer_id == customer_id)
         .where(table.c.period_start == period.start)
         .order_by(table.c.product)
     )
-    return list(session.scalars(query))
+    return [
+        ProductUsage(
+            product=row.product,
+            quantity=row.quantity,
+            events=row.events,
+            duplicates=row.duplicates,
+            rejected=row.rejected,
+        )
+        for row in connection.execute(query)
+    ]

@@ -93,8 +93,8 @@ def invoice_row(row: Any) -> InvoiceReportRow:
 
 def stream_invoices(engine: Engine, filters: InvoiceFilter) -> Iterator[InvoiceReportRow]:
     """The invoices matching `filters`, oldest number first, fetched CHUNK at a time."""
-    with read_only(engine) as session:
-        connection = session.connection().execution_options(stream_results=True, yield_per=CHUNK)
+    with read_only(engine) as connection:
+        connection = connection.execution_options(stream_results=True, yield_per=CHUNK)
         for row in connection.execute(_query(filters)):
             yield invoice_row(row)
 

@@ -28,7 +28,7 @@ import stripe
 from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from billing.db import session_scope, table_of
+from billing.db import table_of
 from billing.invoicing.models import Invoice, InvoiceLine
 from billing.money import to_minor_units
 from billing.observability.metrics import record_sync
@@ -89,8 +89,7 @@ def backoff(attempts: int) -> dt.timedelta:
 
 def _enqueue(engine: Engine, now: dt.datetime) -> None:
     """Every finalized invoice with an amount due gets a pending sync row, once."""
-    with session_scope(engine) as session:
-        connection = session.connection()
+    with engine.begin() as connection:
         known = select(_SYNC.c.invoice_id)
         # NOTE: amounts are compared in Python: on SQLite they are stored as exact text.
         new = connection.execute(
@@ -114,12 +113,10 @@ def _enqueue(engine: Engine, now: dt.datetime) -> None:
 
 
 def _customer_id(client: stripe.StripeClient, engine: Engine, customer: str) -> str:
-    with session_scope(engine) as session:
-        found = (
-            session.connection()
-            .execute(select(_CUSTOMERS.c.stripe_id).where(_CUSTOMERS.c.customer_id == customer))
-            .scalar()
-        )
+    with engine.begin() as connection:
+        found = connection.execute(
+            select(_CUSTOMERS.c.stripe_id).where(_CUSTOMERS.c.customer_id == customer)
+        ).scalar()
     if found:
         return str(found)
     # NOTE: a run that died after Stripe created the customer left no mapping: look for our
@@ -140,8 +137,7 @@ def _customer_id(client: stripe.StripeClient, engine: Engine, customer: str) -> 
 def _remember(engine: Engine, customer: str, stripe_id: str) -> None:
     """Record the mapping; if another process recorded it first, theirs stands (both found
     the same Stripe customer by metadata, or this one is an orphan nobody will use)."""
-    with session_scope(engine) as session:
-        connection = session.connection()
+    with engine.begin() as connection:
         dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
         connection.execute(
             dialect.insert(_CUSTOMERS)
@@ -222,17 +218,15 @@ def push(client: stripe.StripeClient, engine: Engine, invoice: Any, lines: list[
 
 
 def _mark(engine: Engine, invoice_id: str, **values: Any) -> None:
-    with session_scope(engine) as session:
-        session.connection().execute(
-            update(_SYNC).where(_SYNC.c.invoice_id == invoice_id).values(**values)
-        )
+    with engine.begin() as connection:
+        connection.execute(update(_SYNC).where(_SYNC.c.invoice_id == invoice_id).values(**values))
 
 
 def retry_now(engine: Engine, invoice_id: str, now: dt.datetime) -> bool:
     """Put a failed or waiting invoice first in line for the next sync run; False when it is
     in a state that is not retried (synced, paid, voided) or unknown."""
-    with session_scope(engine) as session:
-        changed = session.connection().execute(
+    with engine.begin() as connection:
+        changed = connection.execute(
             update(_SYNC)
             .where(_SYNC.c.invoice_id == invoice_id)
             .where(
@@ -252,9 +246,9 @@ def sync_due(
     at = now or dt.datetime.now(dt.UTC)
     _enqueue(engine, at)
     report = SyncReport()
-    with session_scope(engine) as session:
+    with engine.begin() as connection:
         due = list(
-            session.connection().execute(
+            connection.execute(
                 select(_SYNC, _INVOICES)
                 .join(_INVOICES, _INVOICES.c.id == _SYNC.c.invoice_id)
                 .where(_SYNC.c.status == SyncStatus.PENDING, _SYNC.c.next_attempt_at <= at)
@@ -263,7 +257,7 @@ def sync_due(
             )
         )
         to_void = list(
-            session.connection().execute(
+            connection.execute(
                 select(_SYNC.c.invoice_id, _SYNC.c.stripe_invoice_id)
                 .join(_INVOICES, _INVOICES.c.id == _SYNC.c.invoice_id)
                 .where(_INVOICES.c.status == "void")
@@ -271,9 +265,9 @@ def sync_due(
             )
         )
     for row in due:
-        with session_scope(engine) as session:
+        with engine.begin() as connection:
             lines = list(
-                session.connection().execute(
+                connection.execute(
                     select(_LINES).where(_LINES.c.invoice_id == row.id).order_by(_LINES.c.position)
                 )
             )
@@ -323,8 +317,8 @@ def sync_due(
                 updated_at=at,
             )
             report.synced += 1
-    with session_scope(engine) as session:  # voided before it ever reached Stripe
-        never_sent = session.connection().execute(
+    with engine.begin() as connection:  # voided before it ever reached Stripe
+        never_sent = connection.execute(
             update(_SYNC)
             .where(_SYNC.c.status == SyncStatus.PENDING)
             .where(

@@ -20,13 +20,13 @@ from billing.catalog import Catalog
 from billing.commitments import queries as commitment_queries
 from billing.commitments import service as commitments
 from billing.commitments.service import topup_window
-from billing.customers.models import Customer
+from billing.customers import service as customers_service
+from billing.customers.service import CustomerRow
 from billing.errors import (
     BillingError,
     InvalidAmount,
     MissingField,
     NoCommitmentSchedule,
-    NotFound,
     UnknownAction,
 )
 from billing.http.deps import CatalogDep, SessionDep
@@ -48,11 +48,8 @@ NAV = (("/portal", "Overview"), ("/portal/caps", "Spend caps"), ("/portal/discou
 AREA = Area("Billing portal", "/portal", NAV)
 
 
-def _customer(session: SessionDep, user: WebUser) -> Customer:
-    found = session.get(Customer, user.customer_id)
-    if found is None:
-        raise NotFound(f"no customer {user.customer_id!r}", field="customer")
-    return found
+def _customer(session: SessionDep, user: WebUser) -> CustomerRow:
+    return customers_service.get_customer(connection=session.connection(), customer_id=_cid(user))
 
 
 def _cid(user: WebUser) -> str:

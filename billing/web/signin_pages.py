@@ -10,7 +10,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from billing.auth.models import Role
 from billing.auth.service import authenticate
-from billing.customers.models import Customer
+from billing.customers import service as customers_service
+from billing.errors import NotFound
 from billing.http.deps import SessionDep
 from billing.web import signin
 from billing.web.access import (
@@ -56,8 +57,12 @@ def _link_page(
         problem = NOT_VALID
     name = None
     if problem is None and check.customer_id:
-        customer = session.get(Customer, check.customer_id)
-        name = customer.name if customer is not None else check.customer_id
+        try:
+            name = customers_service.get_customer(
+                connection=session.connection(), customer_id=check.customer_id
+            ).name
+        except NotFound:
+            name = check.customer_id
     context = {"kind": kind, "token": token, "problem": problem, "customer_name": name}
     return _with_presession(request, secret, "signin.html", context, 200 if not problem else 400)
 
@@ -68,7 +73,7 @@ def _use_link(
     check = signin.check_link(session.connection(), secret, token, now(), consume=True)
     problem = check.problem or (NOT_VALID if check.kind != kind else None)
     if problem is not None:
-        session.rollback()
+        session.rollback()  # a link of the other area (portal, finance) stays unused
         context = {"kind": kind, "token": "", "problem": problem, "customer_name": None}
         return _with_presession(request, secret, "signin.html", context, 400)
     return _start(request, session, secret, kind, check.customer_id, None, "sign-in link")
@@ -151,7 +156,7 @@ def finance_login(
         )
         response.headers["Retry-After"] = str(wait)
         return response
-    key = authenticate(session=session, key=str(form.get("key") or "").strip())
+    key = authenticate(connection=session.connection(), key=str(form.get("key") or "").strip())
     if key is None or key.role not in (Role.FINANCE, Role.ADMIN):
         problem = "That key is not a live finance or admin API key."
         return _with_presession(request, secret, "finance_login.html", {"problem": problem}, 401)

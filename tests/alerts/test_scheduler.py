@@ -19,7 +19,7 @@ def test_the_server_delivers_webhooks_on_its_own(engine, database_url, catalog, 
     now = dt.datetime.now(dt.UTC)
     with Session(engine) as session:
         update_settings(
-            session=session,
+            connection=session.connection(),
             customer_id="cust_1",
             changes={"webhook_url": receiver.url},
             allow_private=True,

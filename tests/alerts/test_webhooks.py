@@ -23,7 +23,7 @@ from tests.metering.helpers import NOW, add_customer, event
 def fire_cap_50(session, catalog, receiver):
     add_customer(session)
     customer = update_settings(
-        session=session,
+        connection=session.connection(),
         customer_id="cust_1",
         changes={"webhook_url": receiver.url, "free_allowance": False},
         allow_private=True,
@@ -136,7 +136,7 @@ def test_a_public_https_url_is_accepted():
 def test_settings_keep_what_is_not_sent_and_rotate_the_secret(session):
     add_customer(session)
     first = update_settings(
-        session=session,
+        connection=session.connection(),
         customer_id="cust_1",
         changes={"webhook_url": "https://hooks.example.com/a", "thresholds": [D(90), D(25)]},
         allow_private=False,
@@ -144,13 +144,16 @@ def test_settings_keep_what_is_not_sent_and_rotate_the_secret(session):
     secret = first.webhook_secret
     assert first.alert_thresholds == "25,90"
     second = update_settings(
-        session=session, customer_id="cust_1", changes={"rotate_secret": True}, allow_private=False
+        connection=session.connection(),
+        customer_id="cust_1",
+        changes={"rotate_secret": True},
+        allow_private=False,
     )
     assert second.alert_webhook_url == "https://hooks.example.com/a"
     assert second.webhook_secret != secret
     with pytest.raises(InvalidThreshold) as refused:
         update_settings(
-            session=session,
+            connection=session.connection(),
             customer_id="cust_1",
             changes={"thresholds": [D(0)]},
             allow_private=False,

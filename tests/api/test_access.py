@@ -104,7 +104,7 @@ def customer_keys(api, engine, keys):
     with Session(engine) as session:
         for customer in ("cust_1", "cust_2"):
             made[customer], _ = create_key(
-                session=session, role=Role.CUSTOMER, customer_id=customer
+                connection=session.connection(), role=Role.CUSTOMER, customer_id=customer
             )
         session.commit()
     return made

@@ -63,7 +63,7 @@ def recorded(engine, catalog, database_url) -> Iterator[Recorded]:
 @pytest.fixture
 def admin_key(engine, recorded) -> str:
     with Session(engine) as session:
-        key, _ = create_key(session=session, role=Role.ADMIN)
+        key, _ = create_key(connection=session.connection(), role=Role.ADMIN)
         session.commit()
     recorded.call("POST", "/v1/customers", key, {"id": "cust_1", "name": "One"})
     return key

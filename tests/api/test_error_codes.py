@@ -181,7 +181,7 @@ def test_a_key_is_bound_to_a_customer_exactly_when_its_role_is_customer(
     engine, role, customer, error
 ):
     with Session(engine) as session, pytest.raises(error) as refused:
-        create_key(session=session, role=role, customer_id=customer)
+        create_key(connection=session.connection(), role=role, customer_id=customer)
     assert refused.value.field == "customer"
 
 

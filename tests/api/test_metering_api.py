@@ -186,14 +186,16 @@ def test_a_customer_key_reads_only_its_own_customer(api, keys, engine):
     make_customer(api, keys, "alice")
     make_customer(api, keys, "bob")
     with Session(engine, expire_on_commit=False) as session:
-        alice_key, row = create_key(session=session, role=Role.CUSTOMER, customer_id="alice")
+        alice_key, row = create_key(
+            connection=session.connection(), role=Role.CUSTOMER, customer_id="alice"
+        )
         session.commit()
     assert api.get("/v1/customers/alice/usage", headers=bearer(alice_key)).status_code == 200
     assert api.get("/v1/customers/bob/usage", headers=bearer(alice_key)).status_code == 403
     assert api.get("/v1/customers/bob", headers=bearer(alice_key)).status_code == 403
     assert api.get("/v1/customers", headers=bearer(alice_key)).status_code == 403
     with Session(engine) as session:
-        revoke_key(session=session, prefix_or_id=row.prefix)
+        revoke_key(connection=session.connection(), prefix_or_id=row.prefix)
         session.commit()
     # Verified keys are trusted for key_cache_seconds (2 s by default): still in, then out.
     assert api.get("/v1/customers/alice", headers=bearer(alice_key)).status_code == 200

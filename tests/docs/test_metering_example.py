@@ -28,7 +28,7 @@ def test_the_documented_sender_delivers_and_retries_safely(engine, database_url)
     send_events = doc_example("send_events")["send_events"]
     with Session(engine, expire_on_commit=False) as session:
         add_customer(session, "acme")
-        key, _ = create_key(session=session, role=Role.INGEST)
+        key, _ = create_key(connection=session.connection(), role=Role.INGEST)
         session.commit()
     at = recent().isoformat()
     events = [

@@ -14,6 +14,7 @@ from sqlmodel import Session
 from billing.credits import ledger
 from billing.customers.models import Customer
 from billing.customers.service import lock_customer
+from billing.db import table_of
 from billing.invoicing.models import Invoice, InvoiceLine
 from billing.pipeline import close_due
 from tests.caps.helpers import set_cap
@@ -39,12 +40,12 @@ def ingest(session, catalog, events, now=OCT):
 
 
 def invoices(session):
-    table = Invoice.__table__
+    table = table_of(Invoice)
     return list(session.connection().execute(select(table).order_by(table.c.number)))
 
 
 def lines(session, invoice_id):
-    table = InvoiceLine.__table__
+    table = table_of(InvoiceLine)
     query = select(table).where(table.c.invoice_id == invoice_id).order_by(table.c.position)
     return [(r.kind, r.product, r.amount) for r in session.connection().execute(query)]
 
@@ -87,7 +88,7 @@ def test_a_period_closes_once_after_the_grace(engine, session, catalog):
     late = ingest(session, catalog, [at_oct("late", 5)], now=NOV_1 + 2 * GRACE)
     assert [r.error for r in late.rejected] == ["period_closed"]
     # Descriptions read the same on both engines (PostgreSQL's NUMERIC keeps trailing zeros).
-    table = InvoiceLine.__table__
+    table = table_of(InvoiceLine)
     described = session.connection().execute(
         select(table.c.description).where(table.c.invoice_id == invoice.id)
     )
@@ -177,7 +178,7 @@ def test_two_closers_at_once_make_one_invoice(engine, session, catalog):
     assert numbers == [1, 2, 3]  # one invoice per customer, numbers without gaps
     session.close()
     with Session(engine) as fresh:
-        customers = fresh.connection().execute(select(Customer.__table__.c.closed_through))
+        customers = fresh.connection().execute(select(table_of(Customer).c.closed_through))
         assert {c.closed_through for c in customers} == {NOV_1}
 
 

@@ -21,7 +21,6 @@ from freezegun import freeze_time
 from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
-from sqlmodel import Session
 
 from billing.catalog.models import LatePolicy
 from billing.commitments import service as commitments
@@ -211,11 +210,11 @@ def test_every_accepted_unit_ends_on_exactly_one_line_whatever_the_schedule(
     late = schedule["late"]
     policy = LatePolicy(False) if late is None else LatePolicy(True, dt.timedelta(days=late))
     run = Run(engine, dataclasses.replace(catalog, late_usage=policy), prefix)
-    with freeze_time(T0), Session(engine) as session:
+    with freeze_time(T0), engine.begin() as connection:
         for number, spec in enumerate(schedule["customers"]):
             customer = f"{prefix}c{number}"
             customers_service.create_customer(
-                session=session,
+                connection=connection,
                 data=CustomerCreate(
                     id=customer,
                     name=customer,
@@ -226,7 +225,6 @@ def test_every_accepted_unit_ends_on_exactly_one_line_whatever_the_schedule(
                 now=T0,
             )
             run.customers.append((customer, spec["anchor"]))
-        session.commit()
     for step in schedule["steps"]:
         match step:
             case ("events", specs):

@@ -16,6 +16,7 @@ from sqlmodel import Session
 from billing.commitments import service as commitments
 from billing.credits import ledger
 from billing.credits.models import CreditEntry
+from billing.db import table_of
 from billing.invoicing.close import close_customer
 from billing.invoicing.models import Invoice, InvoiceLine
 from billing.metering import service as metering_service
@@ -99,7 +100,7 @@ def test_a_random_month_closes_into_a_consistent_invoice(engine, catalog, case):
         issued = close_customer(connection, catalog, customer, CLOSE_AT, GRACE)
     with engine.begin() as connection:
         assert close_customer(connection, catalog, customer, CLOSE_AT, GRACE) == []  # again
-    invoices_t, lines_t = Invoice.__table__, InvoiceLine.__table__
+    invoices_t, lines_t = table_of(Invoice), table_of(InvoiceLine)
     with engine.connect() as connection:
         usage_invoices = list(
             connection.execute(
@@ -125,7 +126,7 @@ def test_a_random_month_closes_into_a_consistent_invoice(engine, catalog, case):
             )
             assert charged <= cap, (product, charged, cap)
 
-        entries = CreditEntry.__table__
+        entries = table_of(CreditEntry)
         amounts = connection.execute(
             select(entries.c.amount).where(entries.c.customer_id == customer)
         ).scalars()

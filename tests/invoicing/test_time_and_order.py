@@ -81,7 +81,7 @@ def test_usage_before_billing_start_is_refused_and_usage_after_it_billed(engine,
     add_customer(session, "new")
     starting(engine, "new", at("2026-11-30 09:00"))
     customers_service.create_customer(
-        session=session,
+        connection=session.connection(),
         data=CustomerCreate(id="migrated", name="Migrated", billing_start="2026-10-01T00:00:00Z"),
         currency="USD",
         now=at("2026-11-30 09:00"),

@@ -11,7 +11,7 @@ import uuid
 import pytest
 from sqlalchemy import select, text
 
-from billing.db import make_engine
+from billing.db import make_engine, table_of
 from billing.jobs import registry, runner
 from billing.jobs.context import JobContext
 from billing.jobs.models import JobRun
@@ -38,7 +38,7 @@ def start_worker(database_url):
 
 
 def runs(engine, job=None):
-    table = JobRun.__table__
+    table = table_of(JobRun)
     query = select(table).order_by(table.c.started_at)
     if job:
         query = query.where(table.c.job == job)

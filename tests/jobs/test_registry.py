@@ -9,6 +9,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from prometheus_client import REGISTRY
 from sqlalchemy import select
 
+from billing.db import table_of
 from billing.jobs import registry, runner, scheduler
 from billing.jobs.context import JobContext
 from billing.jobs.models import JobRun
@@ -28,7 +29,7 @@ def scheduled(chosen):
 
 
 def runs(engine, job):
-    table = JobRun.__table__
+    table = table_of(JobRun)
     with engine.connect() as connection:
         return list(connection.execute(select(table).where(table.c.job == job)))
 

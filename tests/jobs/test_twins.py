@@ -8,7 +8,7 @@ import subprocess
 import pytest
 from sqlalchemy import select
 
-from billing.db import make_engine
+from billing.db import make_engine, table_of
 from billing.jobs.models import JobRun
 from tests.conftest import TIERS
 from tests.servers import BILLING
@@ -46,7 +46,7 @@ def test_each_twin_prints_its_report_and_records_its_run(sqlite_url):
     engine = make_engine(sqlite_url)
     try:
         with engine.connect() as connection:
-            table = JobRun.__table__
+            table = table_of(JobRun)
             recorded = connection.execute(select(table.c.job, table.c.status, table.c.detail))
             rows = {job: (status, detail) for job, status, detail in recorded}
     finally:

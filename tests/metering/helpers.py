@@ -24,11 +24,16 @@ def recent(now=None):
     return max(now - dt.timedelta(minutes=1), period_for(1, now).start)
 
 
-def add_customer(session, customer_id="cust_1", anchor=1):
+def add_customer(session, customer_id="cust_1", anchor=1, billing_start=None):
+    """A customer, committed; billed from `billing_start` (default: the start of the real
+    clock's period)."""
     customer = customers_service.create_customer(
-        session=session,
+        connection=session.connection(),
         data=CustomerCreate(
-            id=customer_id, name=f"Customer {customer_id}", billing_anchor_day=anchor
+            id=customer_id,
+            name=f"Customer {customer_id}",
+            billing_anchor_day=anchor,
+            billing_start=billing_start,
         ),
         currency="USD",
     )
@@ -49,8 +54,9 @@ def event(
 
 
 def update_customers(connection, customer=None, **values):
-    """Set columns of one customer, or of every customer: backdate `created_at` (billed from
-    then: `billing_start` moves with it unless given), give a discount, move `closed_through`."""
+    """Set columns of one customer, or of every customer: backdate `created_at` (billing
+    starts there too, unless `billing_start` is given), give a discount, move
+    `closed_through`."""
     if "created_at" in values:
         values.setdefault("billing_start", values["created_at"])
     table = table_of(Customer)
@@ -74,6 +80,6 @@ def ingest_key(engine, customers=("cust_1",)):
     with Session(engine, expire_on_commit=False) as session:
         for customer in customers:
             add_customer(session, customer)
-        key, _ = create_key(session=session, role=Role.INGEST)
+        key, _ = create_key(connection=session.connection(), role=Role.INGEST)
         session.commit()
     return key

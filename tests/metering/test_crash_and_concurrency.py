@@ -7,8 +7,8 @@ import time
 from decimal import Decimal as D
 
 import pytest
-from sqlmodel import Session
 
+from billing.customers import service as customers_service
 from billing.customers.periods import period_for
 from billing.metering import service as metering_service
 from tests.conftest import run_together
@@ -37,13 +37,11 @@ def batches_of(prefix, count, size, rng, at, customers=("cust_1",)):
 
 def totals(engine, customer_id, at):
     """Quantity and event count per product in the period of `at`."""
-    with Session(engine) as session:
-        from billing.customers.models import Customer
-
-        customer = session.get(Customer, customer_id)
+    with engine.connect() as connection:
+        customer = customers_service.get_customer(connection=connection, customer_id=customer_id)
         rows = metering_service.usage_for(
-            session=session,
-            customer=customer,
+            connection=connection,
+            customer_id=customer_id,
             period=period_for(customer.billing_anchor_day, at),
         )
         return {r.product: (r.quantity, r.events) for r in rows}

@@ -5,12 +5,14 @@ from decimal import Decimal as D
 
 from billing.customers.periods import period_for
 from billing.metering import service as metering_service
-from tests.metering.helpers import NOW, add_customer, event, ingest
+from tests.metering.helpers import NOW, add_customer, event, ingest, update_customers
 
 
 def usage(session, customer, at=NOW):
     rows = metering_service.usage_for(
-        session=session, customer=customer, period=period_for(customer.billing_anchor_day, at)
+        connection=session.connection(),
+        customer_id=customer.id,
+        period=period_for(customer.billing_anchor_day, at),
     )
     return {r.product: (r.quantity, r.events, r.duplicates, r.rejected) for r in rows}
 
@@ -62,9 +64,10 @@ def test_equal_content_in_another_spelling_is_still_a_duplicate(session, catalog
 
 
 def test_each_refusal_has_its_reason_and_good_events_beside_them_are_kept(session, catalog):
-    customer = add_customer(session)
-    customer.closed_through = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
-    session.add(customer)
+    customer = add_customer(session, billing_start="2026-10-01T00:00:00Z")  # October closed:
+    update_customers(
+        session.connection(), "cust_1", closed_through=dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
+    )
     session.commit()
     batch = [
         event("ok1"),
@@ -113,7 +116,7 @@ def test_quantity_defaults_to_one_and_keeps_twelve_decimals(session, catalog):
 
 
 def test_periods_follow_the_customer_anchor_day(session, catalog):
-    customer = add_customer(session, anchor=15)
+    customer = add_customer(session, anchor=15, billing_start="2026-10-15T00:00:00Z")
     ingest(
         session,
         catalog,

@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text, update
 
 from billing.app import create_app
+from billing.db import table_of
 from billing.settings import Settings
 from billing.stripe_sync.models import InvoiceSync
 from billing.stripe_sync.sync import make_client, sync_due
@@ -94,8 +95,8 @@ def test_caps_hit_lists_the_limited_pairs(api, finance):
 def set_sync(engine, invoice_id, status, error=None):
     with engine.begin() as connection:
         connection.execute(
-            update(InvoiceSync.__table__)
-            .where(InvoiceSync.__table__.c.invoice_id == invoice_id)
+            update(table_of(InvoiceSync))
+            .where(table_of(InvoiceSync).c.invoice_id == invoice_id)
             .values(status=status, last_error=error)
         )
 

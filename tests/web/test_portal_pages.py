@@ -217,7 +217,9 @@ def test_a_customer_never_reaches_another_customers_data(api, engine, acme_page,
     assert preview["accepted_quantity"] == "15000"  # acme's usage, not globex's
     # And through the API, with acme's own key.
     with Session(engine) as session:
-        acme_key, _ = create_key(session=session, role=Role.CUSTOMER, customer_id="acme")
+        acme_key, _ = create_key(
+            connection=session.connection(), role=Role.CUSTOMER, customer_id="acme"
+        )
         session.commit()
     for method, path in (
         ("GET", "/v1/customers/globex/quota"),

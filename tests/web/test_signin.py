@@ -183,7 +183,9 @@ def test_finance_signs_in_with_a_finance_or_admin_key_only(api, engine, acme, ke
     form = api.get("/finance/login")
     csrf = csrf_of(form.text)
     with Session(engine) as session:
-        customer_key, _ = create_key(session=session, role=Role.CUSTOMER, customer_id="acme")
+        customer_key, _ = create_key(
+            connection=session.connection(), role=Role.CUSTOMER, customer_id="acme"
+        )
         session.commit()
     for key in (keys["ingest"], customer_key, "bk_nonsense"):
         refused = api.post("/finance/login", data={"csrf_token": csrf, "key": key})
@@ -200,7 +202,7 @@ def test_finance_signs_in_with_a_finance_or_admin_key_only(api, engine, acme, ke
     # A customer session is not a finance session, and the other way round.
     assert api.get("/portal").status_code == 401
     with Session(engine) as session:
-        revoke_key(session=session, prefix_or_id=keys["finance"][:12])
+        revoke_key(connection=session.connection(), prefix_or_id=keys["finance"][:12])
         session.commit()
     gone = api.get("/finance/invoices", follow_redirects=False)
     assert (gone.status_code, gone.headers["location"]) == (303, "/finance/login")

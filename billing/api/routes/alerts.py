@@ -52,7 +52,7 @@ def put_alert_settings(
     """Change alert settings; fields left out keep their value. Setting a first webhook URL
     issues the secret its deliveries are signed with (shown here, to this customer only)."""
     changed = update_settings(
-        session=session,
+        connection=session.connection(),
         customer_id=customer.id,
         changes={name: getattr(body, name) for name in body.model_fields_set},
         allow_private=request.app.state.settings.webhook_allow_private,

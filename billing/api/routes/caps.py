@@ -24,7 +24,7 @@ from billing.caps.public import (
 )
 from billing.caps.quota import ProductQuota
 from billing.catalog import Catalog
-from billing.customers.models import Customer
+from billing.customers.service import CustomerRow
 from billing.http.deps import CatalogDep, LimitsChanged, SessionDep
 from billing.metering import quota as quota_service
 from billing.metering.limited import LimitedList
@@ -35,7 +35,9 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _this_period(customer: Customer, session: SessionDep, catalog: Catalog) -> list[ProductQuota]:
+def _this_period(
+    customer: CustomerRow, session: SessionDep, catalog: Catalog
+) -> list[ProductQuota]:
     """Every product's quota view this period."""
     now = dt.datetime.now(dt.UTC)
     return quota_service.quotas(session.connection(), catalog, customer.id, now)

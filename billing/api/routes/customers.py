@@ -11,8 +11,9 @@ from billing.api.deps import AdminKey, CustomerAccess, ReaderKey, StaffKey, labe
 from billing.api.exact_json import ExactJSONRoute
 from billing.api.schemas import ErrorOut
 from billing.customers import service as customers_service
-from billing.customers.models import Customer, CustomerCreate, CustomerPublic
+from billing.customers.models import CustomerCreate, CustomerPublic
 from billing.customers.periods import period_for
+from billing.customers.service import CustomerRow
 from billing.http.deps import CatalogDep, SessionDep
 from billing.metering import service as metering_service
 from billing.metering.public import UsagePublic, usage_public
@@ -23,29 +24,39 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.post("", status_code=201, response_model=CustomerPublic, responses=ERRORS)
+def _public(customer: CustomerRow) -> CustomerPublic:
+    return CustomerPublic.model_validate(customer, from_attributes=True)
+
+
+@router.post("", status_code=201, responses=ERRORS)
 def create_customer(
     body: CustomerCreate, session: SessionDep, catalog: CatalogDep, _: AdminKey
-) -> Any:
+) -> CustomerPublic:
     """Create a customer (admin). A duplicate id is 409."""
-    return customers_service.create_customer(session=session, data=body, currency=catalog.currency)
+    created = customers_service.create_customer(
+        connection=session.connection(), data=body, currency=catalog.currency
+    )
+    return _public(created)
 
 
-@router.get("", response_model=list[CustomerPublic], responses=ERRORS)
+@router.get("", responses=ERRORS)
 def list_customers(
     session: SessionDep,
     _: StaffKey,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     after: str | None = None,
-) -> Any:
+) -> list[CustomerPublic]:
     """Customers by id, a page at a time (`after` = the last id of the previous page)."""
-    return customers_service.list_customers(session=session, limit=limit, after=after)
+    found = customers_service.list_customers(
+        connection=session.connection(), limit=limit, after=after
+    )
+    return [_public(customer) for customer in found]
 
 
-@router.get("/{customer_id}", response_model=CustomerPublic, responses=ERRORS)
-def get_customer(_: ReaderKey, customer: CustomerAccess) -> Customer:
+@router.get("/{customer_id}", responses=ERRORS)
+def get_customer(_: ReaderKey, customer: CustomerAccess) -> CustomerPublic:
     """One customer (admin, finance, or that customer's own key)."""
-    return customer
+    return _public(customer)
 
 
 @router.get("/{customer_id}/usage", response_model=UsagePublic, responses=ERRORS)
@@ -60,5 +71,7 @@ def get_usage(
         chosen = period_for(customer.billing_anchor_day, dt.datetime.now(dt.UTC))
     else:
         chosen = labelled_period(period, customer.billing_anchor_day)
-    rows = metering_service.usage_for(session=session, customer=customer, period=chosen)
+    rows = metering_service.usage_for(
+        connection=session.connection(), customer_id=customer.id, period=chosen
+    )
     return usage_public(customer.id, chosen, rows)
