@@ -33,7 +33,8 @@
     │   ├── WebhookUrlNotAllowed      webhook_url_not_allowed
     │   ├── UnknownStatus             unknown_status
     │   ├── UnknownAction             unknown_action
-    │   └── InvalidCreditNoteLine     invalid_credit_note_line
+    │   ├── InvalidCreditNoteLine     invalid_credit_note_line
+    │   └── IdempotencyError          idempotency_error
     ├── BadRequest                    bad_request               400
     ├── NotFound                      not_found                 404
     ├── Conflict                      conflict                  409
@@ -251,6 +252,12 @@ class InvalidCreditNoteLine(InputError):
     amount and a quantity where one is needed."""
 
     code = "invalid_credit_note_line"
+
+
+class IdempotencyError(InputError):
+    """An Idempotency-Key used again with another request (method, path or body)."""
+
+    code = "idempotency_error"
 
 
 class BadRequest(BillingError):

@@ -6,6 +6,7 @@ from billing.caps.models import SpendCap, SpendCapChange
 from billing.commitments.models import Commitment
 from billing.credits.models import CreditEntry
 from billing.customers.models import Customer
+from billing.idempotency.models import IdempotencyKey
 from billing.invoicing.models import CreditNote, CreditNoteLine, Invoice, InvoiceLine, InvoiceSeries
 from billing.jobs.models import JobRun
 from billing.metering.models import Event, Usage
@@ -21,6 +22,7 @@ __all__ = [
     "CreditNoteLine",
     "Customer",
     "Event",
+    "IdempotencyKey",
     "Invoice",
     "InvoiceLine",
     "InvoiceSeries",

@@ -3,14 +3,19 @@ or invoice a path names (the catalogue and the session come from billing/http/de
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Coroutine
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
-from fastapi import Depends, Path, Request
+from fastapi import Depends, Header, Path, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
 from sqlalchemy import Engine
+from sqlmodel import Session
 
+from billing.api import exact_json
 from billing.auth import service as auth_service
 from billing.auth.cache import KeyCache
 from billing.auth.models import Role
@@ -21,8 +26,10 @@ from billing.customers.service import CustomerRow
 from billing.db import read_only
 from billing.errors import Forbidden, InvalidPeriod, Unauthorized
 from billing.http.deps import SessionDep
+from billing.idempotency import service as idempotency
 from billing.invoicing import service as invoicing_service
 
+ModelT = TypeVar("ModelT", bound=BaseModel)
 _bearer = HTTPBearer(auto_error=False, description="an API key: Authorization: Bearer bk_...")
 
 
@@ -124,3 +131,64 @@ def invoice_in_path(
 # before them, so a key of the wrong role is refused before the customer is looked up.
 CustomerAccess = Annotated[CustomerRow, Depends(customer_in_path)]
 InvoiceAccess = Annotated[str, Depends(invoice_in_path)]
+
+
+class Idempotency:
+    """A request's `Idempotency-Key` (docs/idempotency.md), for routes that create money:
+    `replayed()` claims the key in the request's transaction (or answers what its first
+    request answered), `answer()` stores this request's answer there too. Without the header
+    both do nothing."""
+
+    def __init__(self, session: Session, owner: str, key: str | None, print_: str) -> None:
+        self.session, self.owner, self.key, self.print_ = session, owner, key, print_
+        self.claimed = False
+
+    def replayed(self, now: dt.datetime) -> JSONResponse | None:
+        """The first answer for this key, or None once the key is claimed for this request.
+        Raises IdempotencyError."""
+        if self.key is None:
+            return None
+        connection = self.session.connection()
+        stored = idempotency.claim(connection, self.owner, self.key, self.print_, now)
+        if stored is None:
+            self.claimed = True
+            return None
+        return JSONResponse(
+            stored.body, status_code=stored.status, headers={"Idempotent-Replayed": "true"}
+        )
+
+    def answer(self, result: ModelT, status: int, now: dt.datetime) -> ModelT:
+        """`result` as the answer; stored for the key in the request's transaction."""
+        if self.claimed and self.key is not None:
+            body = result.model_dump(mode="json", by_alias=True)
+            connection = self.session.connection()
+            idempotency.complete(connection, self.owner, self.key, status, body, now)
+        return result
+
+
+async def get_idempotency(
+    request: Request,
+    principal: CurrentKey,
+    session: SessionDep,
+    key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            description="makes a retry of this request safe: the same key and body answer "
+            "the first answer again (kept 24 hours; docs/idempotency.md)",
+        ),
+    ] = None,
+) -> Idempotency:
+    """The request's Idempotency-Key, scoped to the calling API key."""
+    if key is not None:
+        idempotency.check_key(key)
+    raw = await request.body()
+    try:
+        body: Any = exact_json.loads(raw) if raw else None
+    except ValueError:
+        body = raw.decode("utf-8", "replace")
+    print_ = idempotency.fingerprint(request.method, request.url.path, body)
+    return Idempotency(session, f"key:{principal.key_id}", key, print_)
+
+
+IdempotencyDep = Annotated[Idempotency, Depends(get_idempotency)]

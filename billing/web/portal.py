@@ -6,6 +6,7 @@ the same services, audited as made in the portal."""
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -31,6 +32,7 @@ from billing.errors import (
 )
 from billing.http.deps import CatalogDep, SessionDep
 from billing.http.errors import status_of
+from billing.idempotency import service as idempotency
 from billing.invoicing import service as invoicing_service
 from billing.invoicing.projection import project
 from billing.metering import quota as quota_service
@@ -311,6 +313,9 @@ def _discount_page(
     customer_id = _cid(user)
     context: dict[str, Any] = {
         "csrf": user.csrf,
+        # NOTE: a single-use token per form shown: a resubmitted form (the back button, a
+        # double click) creates nothing new and shows the first result (docs/portal.md).
+        "form_token": secrets.token_urlsafe(18),
         "review": review,
         "error": None if error is None else {"field": error.field, "message": error.message},
         "form": form or {},
@@ -395,6 +400,31 @@ def discount_preview(
     return JSONResponse(quote, headers={"Cache-Control": "no-store"})
 
 
+def _first_result(
+    session: SessionDep, user: WebUser, token: str, action: str, form: dict[str, str]
+) -> str | None:
+    """The result this form token already produced (a resubmitted form), or None once the
+    token is claimed for this submission (in the request's transaction). A token sent again
+    with other figures is IdempotencyError."""
+    if not token:
+        raise MissingField("the form is out of date: review again", field="form_token")
+    stored = idempotency.claim(
+        session.connection(),
+        f"portal:{_cid(user)}",
+        f"form:{token}",
+        idempotency.fingerprint("POST", "/portal/discount", {"action": action, **form}),
+        now(),
+    )
+    return None if stored is None else str(stored.body["done"])
+
+
+def _remember(session: SessionDep, user: WebUser, token: str, done: str) -> None:
+    """Store what this form token did, with the change it made."""
+    idempotency.complete(
+        session.connection(), f"portal:{_cid(user)}", f"form:{token}", 200, {"done": done}, now()
+    )
+
+
 @router.post("/portal/discount", response_model=None)
 def discount_post(
     request: Request, session: SessionDep, catalog: CatalogDep, posted: CustomerPost
@@ -416,17 +446,25 @@ def discount_post(
                 return _discount_page(
                     request, session, catalog, user, review=quote, form=form, options=options
                 )
+            first = _first_result(session, user, posted.text("form_token"), action, form)
+            if first is not None:
+                return _discount_page(request, session, catalog, user, done=first)
             outcome = commitments.start(
                 session.connection(), catalog, _cid(user), credit, years, now()
             )
             done = f"Commitment started: {outcome.invoices[0].number} is your invoice for it."
+            _remember(session, user, posted.text("form_token"), done)
         elif action in ("topup_review", "topup"):
             amount = _parse_money(form["topup"], "topup")
             if action == "topup_review":
                 review = {"topup": format_amount(amount, catalog.currency)}
                 return _discount_page(request, session, catalog, user, review=review, form=form)
+            first = _first_result(session, user, posted.text("form_token"), action, form)
+            if first is not None:
+                return _discount_page(request, session, catalog, user, done=first)
             outcome = commitments.topup(session.connection(), catalog, _cid(user), amount, now())
             done = f"Credit added: {outcome.invoices[0].number} is your invoice for it."
+            _remember(session, user, posted.text("form_token"), done)
         else:
             raise UnknownAction("unknown action", field="action")
     except BillingError as error:

@@ -152,10 +152,19 @@ def test_choosing_a_discount_reviews_then_confirms_then_tops_up(api, engine, acm
     admin = bearer(keys["admin"])
     assert api.get("/v1/customers/acme/commitment", headers=admin).json()["commitments"] == []
 
-    reviewed = {**choice, "reviewed_credit": "30,000", "reviewed_years": "1"}
+    reviewed = {
+        **choice,
+        "reviewed_credit": "30,000",
+        "reviewed_years": "1",
+        "form_token": form_token(review.text),
+    }
     done = api.post("/portal/discount", data={**reviewed, "action": "confirm"})
     assert done.status_code == 200
-    assert re.search(r'id="done">Commitment started: INV-\d{6} is your invoice', done.text)
+    started = re.search(r'id="done">Commitment started: INV-\d{6} is your invoice', done.text)
+    assert started
+    # The same form sent again (a double click, the back button): the first result, once
+    resent = api.post("/portal/discount", data={**reviewed, "action": "confirm"})
+    assert (resent.status_code, started.group(0) in resent.text) == (200, True)
     [commitment] = api.get("/v1/customers/acme/commitment", headers=admin).json()["commitments"]
     assert (commitment["credit"], commitment["years"], commitment["status"]) == (
         "30000.00",
@@ -170,12 +179,21 @@ def test_choosing_a_discount_reviews_then_confirms_then_tops_up(api, engine, acm
     topup = {"csrf_token": csrf, "topup": "6000"}
     checked = api.post("/portal/discount", data={**topup, "action": "topup_review"})
     assert "Add 6,000.00 USD of credit at 20 % off?" in checked.text
+    topup["form_token"] = form_token(checked.text)
     added = api.post("/portal/discount", data={**topup, "action": "topup"})
     assert "Credit added: INV-" in added.text
     credits = api.get("/v1/customers/acme/credits", headers=admin).json()
     assert credits["balance"] == "8500.00"  # 2,500.00 released this month + 6,000.00
     assert 'id="balance">8,500.00 USD' in added.text
+    for _ in range(2):  # resubmitted: nothing new, the first result again
+        readded = api.post("/portal/discount", data={**topup, "action": "topup"})
+        assert "Credit added: INV-" in readded.text
+    assert api.get("/v1/customers/acme/credits", headers=admin).json()["balance"] == "8500.00"
+    changed_topup = api.post("/portal/discount", data={**topup, "topup": "7000", "action": "topup"})
+    assert changed_topup.status_code == 422  # the token was used for another amount
+    assert api.get("/v1/customers/acme/credits", headers=admin).json()["balance"] == "8500.00"
 
+    reviewed["form_token"] = form_token(added.text)  # a new form: a second commitment
     twice = api.post("/portal/discount", data={**reviewed, "action": "confirm"})
     assert twice.status_code == 409
     assert len(api.get("/v1/customers/acme/commitment", headers=admin).json()["commitments"]) == 1
@@ -240,3 +258,10 @@ def test_pages_need_a_session_and_say_how_to_get_one(api, seeded):
         answer = anonymous.get(path)
         assert answer.status_code == 401, path
         assert "billing portal-link" in answer.text
+
+
+def form_token(page: str) -> str:
+    """The single-use token of the forms on a portal page."""
+    found = re.search(r'name="form_token" value="([^"]+)"', page)
+    assert found, "the page has no form token"
+    return found.group(1)

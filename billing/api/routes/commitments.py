@@ -7,9 +7,10 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
 from pydantic_core import PydanticCustomError
 
-from billing.api.deps import AdminKey, CustomerAccess, OwnerKey, ReaderKey
+from billing.api.deps import AdminKey, CustomerAccess, IdempotencyDep, OwnerKey, ReaderKey
 from billing.api.exact_json import ExactJSONRoute
 from billing.api.schemas import CommitmentIn, DiscountIn, ErrorOut, TopUpIn
 from billing.commitments import queries
@@ -56,34 +57,51 @@ def get_options(
     return queries.options(session.connection(), catalog, customer, now, monthly)
 
 
-@router.post("/{customer_id}/commitment", status_code=201, responses=ERRORS)
+@router.post(
+    "/{customer_id}/commitment",
+    status_code=201,
+    responses=ERRORS,
+    response_model=CommitmentChangePublic,
+)
 def start_commitment(
     _: OwnerKey,
     customer: CustomerAccess,
     body: CommitmentIn,
     session: SessionDep,
     catalog: CatalogDep,
-) -> CommitmentChangePublic:
-    """Start a commitment: its first contract year is invoiced now, its credit granted."""
+    idempotent: IdempotencyDep,
+) -> CommitmentChangePublic | JSONResponse:
+    """Start a commitment: its first contract year is invoiced now, its credit granted.
+    Send an `Idempotency-Key` to make a retry safe (docs/idempotency.md)."""
     now = dt.datetime.now(dt.UTC)
+    replayed = idempotent.replayed(now)
+    if replayed is not None:
+        return replayed
     connection = session.connection()
     outcome = commitments.start(connection, catalog, customer.id, body.credit, body.years, now)
-    return queries.change(connection, catalog, outcome)
+    return idempotent.answer(queries.change(connection, catalog, outcome), 201, now)
 
 
-@router.post("/{customer_id}/commitment/topup", responses=ERRORS)
+@router.post(
+    "/{customer_id}/commitment/topup", responses=ERRORS, response_model=CommitmentChangePublic
+)
 def top_up(
     _: OwnerKey,
     customer: CustomerAccess,
     body: TopUpIn,
     session: SessionDep,
     catalog: CatalogDep,
-) -> CommitmentChangePublic:
-    """Add credit to the current contract year at the running bracket (inside the window)."""
+    idempotent: IdempotencyDep,
+) -> CommitmentChangePublic | JSONResponse:
+    """Add credit to the current contract year at the running bracket (inside the window).
+    Send an `Idempotency-Key` to make a retry safe (docs/idempotency.md)."""
     now = dt.datetime.now(dt.UTC)
+    replayed = idempotent.replayed(now)
+    if replayed is not None:
+        return replayed
     connection = session.connection()
     outcome = commitments.topup(connection, catalog, customer.id, body.credit, now)
-    return queries.change(connection, catalog, outcome)
+    return idempotent.answer(queries.change(connection, catalog, outcome), 200, now)
 
 
 @router.get("/{customer_id}/commitment", responses=ERRORS)

@@ -6,8 +6,16 @@ import datetime as dt
 from typing import Any
 
 from fastapi import APIRouter
+from fastapi.responses import JSONResponse
 
-from billing.api.deps import CustomerAccess, InvoiceAccess, ReaderKey, StaffKey, actor
+from billing.api.deps import (
+    CustomerAccess,
+    IdempotencyDep,
+    InvoiceAccess,
+    ReaderKey,
+    StaffKey,
+    actor,
+)
 from billing.api.exact_json import ExactJSONRoute
 from billing.api.schemas import CreditNoteIn, ErrorOut, VoidIn
 from billing.corrections import credit_notes
@@ -54,18 +62,23 @@ def get_invoice(_: ReaderKey, invoice_id: InvoiceAccess, session: SessionDep) ->
     return invoices.get_invoice(session.connection(), invoice_id)
 
 
-@router.post("/invoices/{invoice_id}/void", responses=ERRORS)
+@router.post("/invoices/{invoice_id}/void", responses=ERRORS, response_model=VoidPublic)
 def void_invoice(
     principal: StaffKey,
     invoice_id: InvoiceAccess,
     body: VoidIn,
     session: SessionDep,
     catalog: CatalogDep,
-) -> VoidPublic:
+    idempotent: IdempotencyDep,
+) -> VoidPublic | JSONResponse:
     """Void an unpaid invoice (finance or admin), with a reason; credits drawn go back. With
     `"reissue": true` a corrected invoice for the same period replaces it. A paid invoice is
     corrected by a credit note instead (409 `invoice_paid`); voiding a commitment's invoice
-    cancels the commitment."""
+    cancels the commitment. Send an `Idempotency-Key` to make a retry safe."""
+    now = dt.datetime.now(dt.UTC)
+    replayed = idempotent.replayed(now)
+    if replayed is not None:
+        return replayed
     connection = session.connection()
     voided, issued = void(
         connection,
@@ -73,26 +86,37 @@ def void_invoice(
         invoice_id,
         reason=body.reason,
         actor=actor(principal),
-        now=dt.datetime.now(dt.UTC),
+        now=now,
         reissue=body.reissue,
     )
-    return VoidPublic(
+    result = VoidPublic(
         voided=invoices.get_invoice(connection, voided),
         reissued=None if issued is None else invoices.get_invoice(connection, issued.id),
     )
+    return idempotent.answer(result, 200, now)
 
 
-@router.post("/invoices/{invoice_id}/credit-notes", status_code=201, responses=ERRORS)
+@router.post(
+    "/invoices/{invoice_id}/credit-notes",
+    status_code=201,
+    responses=ERRORS,
+    response_model=CreditNotePublic,
+)
 def create_credit_note(
     principal: StaffKey,
     invoice_id: InvoiceAccess,
     body: CreditNoteIn,
     session: SessionDep,
     catalog: CatalogDep,
-) -> CreditNotePublic:
+    idempotent: IdempotencyDep,
+) -> CreditNotePublic | JSONResponse:
     """Credit an open or paid invoice (finance or admin): whole lines, part of a line's
     amount, or a quantity re-priced; `outcome` says where the money goes (docs/invoicing.md,
-    "Credit notes")."""
+    "Credit notes"). Send an `Idempotency-Key` to make a retry safe."""
+    now = dt.datetime.now(dt.UTC)
+    replayed = idempotent.replayed(now)
+    if replayed is not None:
+        return replayed
     connection = session.connection()
     note = credit_notes.create_credit_note(
         connection,
@@ -105,10 +129,10 @@ def create_credit_note(
         ],
         outcome=CreditNoteOutcome(body.outcome),
         actor=actor(principal),
-        now=dt.datetime.now(dt.UTC),
+        now=now,
     )
     number = invoices.get_invoice(connection, invoice_id).number
-    return credit_note_public(note, number)
+    return idempotent.answer(credit_note_public(note, number), 201, now)
 
 
 @router.get("/invoices/{invoice_id}/credit-notes", responses=ERRORS)

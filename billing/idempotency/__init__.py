@@ -1,0 +1,1 @@
+"""Idempotency keys: a money-creating request sent twice creates one thing (docs/idempotency.md)."""
