@@ -21,6 +21,7 @@ from typing import Generic, TypeVar
 
 from billing.alerts.delivery import DeliveryReport, deliver_due
 from billing.commitments import service as commitments
+from billing.idempotency import service as idempotency
 from billing.jobs.context import JobContext
 from billing.pipeline import CloseReport, close_due, run_commitments
 from billing.settings import Settings
@@ -98,6 +99,20 @@ def _sync_stripe(context: JobContext, as_of: dt.datetime | None) -> SyncReport:
     return sync_due(context.engine, context.stripe, as_of)
 
 
+@dataclass(frozen=True)
+class Purged:
+    """What a purge of idempotency keys did."""
+
+    keys: int
+
+    def __str__(self) -> str:
+        return f"{self.keys} idempotency keys older than 24 hours removed"
+
+
+def _purge_idempotency_keys(context: JobContext, as_of: dt.datetime | None) -> Purged:
+    return Purged(idempotency.purge(context.engine, _now(as_of)))
+
+
 def _stripe_off(settings: Settings) -> str | None:
     return None if settings.stripe_api_key else f"Stripe sync is {settings.stripe_sync_state}"
 
@@ -118,4 +133,14 @@ SYNC_STRIPE = Job(
     off_reason=_stripe_off,
 )
 
-JOBS: tuple[Job[object], ...] = (CLOSE_PERIODS, DELIVER_ALERTS, RUN_COMMITMENTS, SYNC_STRIPE)
+PURGE_IDEMPOTENCY_KEYS = Job(
+    name="purge_idempotency_keys", interval=lambda s: HOUR, run=_purge_idempotency_keys
+)
+
+JOBS: tuple[Job[object], ...] = (
+    CLOSE_PERIODS,
+    DELIVER_ALERTS,
+    RUN_COMMITMENTS,
+    SYNC_STRIPE,
+    PURGE_IDEMPOTENCY_KEYS,
+)

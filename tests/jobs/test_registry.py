@@ -55,6 +55,7 @@ def test_the_scheduler_runs_every_job_of_the_registry_on_the_interval_its_settin
         "deliver_alerts": dt.timedelta(seconds=3),
         "run_commitments": dt.timedelta(hours=1),
         "sync_stripe": dt.timedelta(seconds=11),
+        "purge_idempotency_keys": dt.timedelta(hours=1),
     }
     assert all(job.max_instances == 1 and job.coalesce for job in jobs.values())
 
@@ -62,7 +63,12 @@ def test_the_scheduler_runs_every_job_of_the_registry_on_the_interval_its_settin
 def test_without_a_stripe_key_the_sync_job_is_off_and_the_log_says_so(caplog):
     caplog.set_level(logging.WARNING, logger="billing.jobs.scheduler")
     jobs = scheduled(settings(stripe_api_key=None))
-    assert list(jobs) == ["close_periods", "deliver_alerts", "run_commitments"]
+    assert list(jobs) == [
+        "close_periods",
+        "deliver_alerts",
+        "run_commitments",
+        "purge_idempotency_keys",
+    ]
     assert "Stripe sync is off: BILLING_STRIPE_API_KEY is not set" in caplog.messages
     assert not registry.SYNC_STRIPE.enabled(settings(stripe_api_key=None))
     assert registry.SYNC_STRIPE.enabled(settings(stripe_api_key="sk_test_x"))
