@@ -8,6 +8,7 @@ from billing.cli import (
     alerts,
     caps,
     commitments,
+    credit_notes,
     credits,
     customers,
     db,
@@ -41,6 +42,7 @@ app.add_typer(stripe.app, name="stripe")
 app.add_typer(commitments.app, name="commitments")
 app.add_typer(invoices.app, name="invoices")
 app.add_typer(credits.app, name="credits")
+app.add_typer(credit_notes.app, name="credit-notes")
 
 
 def main() -> None:

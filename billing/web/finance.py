@@ -5,28 +5,43 @@ Figures come from the same report functions as `/v1/reports/*`."""
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 from decimal import Decimal
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from pydantic_core import PydanticCustomError
 
 from billing.catalog import Catalog
-from billing.errors import BillingError, UnknownStatus
+from billing.corrections.calculate import LineRequest
+from billing.corrections.credit_notes import create_credit_note
+from billing.errors import (
+    BillingError,
+    InvalidAmount,
+    InvalidCreditNoteLine,
+    MissingField,
+    UnknownAction,
+    UnknownStatus,
+)
 from billing.http.deps import CatalogDep, SessionDep
 from billing.http.errors import status_of
+from billing.idempotency import service as idempotency
 from billing.invoicing import service as invoicing_service
-from billing.invoicing.models import InvoiceStatus
+from billing.invoicing.models import CreditNoteOutcome, InvoiceStatus
+from billing.invoicing.public import InvoicePublic
 from billing.jobs import runner
 from billing.jobs.context import JobContext
 from billing.jobs.registry import SYNC_STRIPE
 from billing.money import format_exact
+from billing.parsing import parse_amount
 from billing.reports import service as reports
 from billing.reports.public import csv_lines
 from billing.stripe_sync.sync import retry_now
 from billing.web.access import FinancePost, FinanceUser, now
 from billing.web.charts import stacked_bars
+from billing.web.signin import WebUser
 from billing.web.templating import Area
 
 router = APIRouter(include_in_schema=False)
@@ -142,9 +157,111 @@ def invoice_page(
         return AREA.page(
             request, user, "message.html", missing, active="/finance/invoices", status=404
         )
+    return _invoice_page(request, user, found)
+
+
+def _invoice_page(
+    request: Request,
+    user: WebUser,
+    found: InvoicePublic,
+    *,
+    credit_form: dict[str, str] | None = None,
+    credit_error: str | None = None,
+    status: int = 200,
+) -> HTMLResponse:
     invoice = found.model_dump(mode="json", by_alias=True)  # the template reads the API's keys
-    context = {"invoice": invoice, "back": "/finance/invoices"}
-    return AREA.page(request, user, "invoice.html", context, active="/finance/invoices")
+    creditable = found.status in (
+        InvoiceStatus.FINALIZED,
+        InvoiceStatus.PAYMENT_FAILED,
+        InvoiceStatus.PAID,
+    )
+    context = {
+        "invoice": invoice,
+        "back": "/finance/invoices",
+        "csrf": user.csrf,
+        # NOTE: single-use: a resubmitted form issues no second note (docs/finance.md).
+        "form_token": secrets.token_urlsafe(18),
+        "credit_form": (credit_form or {"outcome": "reduce_due"}) if creditable else None,
+        "credit_error": credit_error,
+    }
+    return AREA.page(
+        request, user, "invoice.html", context, active="/finance/invoices", status=status
+    )
+
+
+@router.post("/finance/invoices/{invoice_id}/credit-notes", response_model=None)
+def credit_note_post(
+    invoice_id: str, request: Request, session: SessionDep, posted: FinancePost
+) -> Response:
+    """Issue a credit note from the invoice page: one line, whole or part of its amount,
+    with an outcome and a reason; then show the invoice with its notes. A resubmitted form
+    (the same single-use token) issues nothing new."""
+    catalog: Catalog = request.app.state.catalog
+    connection = session.connection()
+    form = {k: posted.text(k) for k in ("line", "amount", "outcome", "reason")}
+    token = posted.text("form_token")
+    try:
+        found = invoicing_service.get_invoice(connection, invoice_id)
+    except BillingError:
+        missing = {"title": "Invoice not found", "message": f"No invoice {invoice_id}."}
+        return AREA.page(
+            request, posted.user, "message.html", missing, active="/finance/invoices", status=404
+        )
+    try:
+        if not token:
+            raise MissingField("the form is out of date: open the invoice again", field="form")
+        owner = f"finance:{posted.user.key_id or posted.user.via}"
+        stored = idempotency.claim(
+            connection,
+            owner,
+            f"form:{token}",
+            idempotency.fingerprint("POST", request.url.path, form),
+            now(),
+        )
+        if stored is None:
+            amount = _form_amount(form["amount"])
+            if not form["line"].isdigit():
+                raise InvalidCreditNoteLine("choose a line to credit", field="line")
+            create_credit_note(
+                connection,
+                catalog,
+                found.id,
+                reason=form["reason"],
+                lines=[LineRequest(line=int(form["line"]), amount=amount)],
+                outcome=_outcome(form["outcome"]),
+                actor=f"finance page ({posted.user.via})",
+                now=now(),
+            )
+            idempotency.complete(connection, owner, f"form:{token}", 303, {}, now())
+    except BillingError as error:
+        session.rollback()
+        return _invoice_page(
+            request,
+            posted.user,
+            invoicing_service.get_invoice(session.connection(), invoice_id),
+            credit_form=form,
+            credit_error=error.message,
+            status=status_of(error),
+        )
+    return RedirectResponse(f"/finance/invoices/{found.id}#credit-notes", status_code=303)
+
+
+def _form_amount(text: str) -> Decimal | None:
+    if not text:
+        return None
+    try:
+        return parse_amount(text.replace(",", ""))
+    except PydanticCustomError as error:
+        raise InvalidAmount(f"amount: {error.message()}", field="amount") from None
+
+
+def _outcome(text: str) -> CreditNoteOutcome:
+    try:
+        return CreditNoteOutcome(text)
+    except ValueError:
+        raise UnknownAction(
+            f"outcome is reduce_due, credit_balance or refund, got {text!r}", field="outcome"
+        ) from None
 
 
 def _default_range(today: dt.date) -> tuple[str, str]:

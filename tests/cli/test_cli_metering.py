@@ -151,3 +151,45 @@ def test_finance_reports_from_the_shell(tmp_path):
     bad = run(tmp_path, "report", "invoices", "--from", "2026-13", **tiers)
     assert bad.returncode != 0
     assert "YYYY-MM" in bad.stderr
+
+
+def test_credit_notes_from_the_shell(tmp_path):
+    run(tmp_path, "db", "upgrade")
+    run(tmp_path, "customers", "create", "acme", "--name", "Acme")
+    tiers = {"BILLING_TIERS_DIR": str(TIERS)}
+    run(tmp_path, "commitments", "start", "acme", "--credit", "30000", **tiers)  # INV-000001
+    assert run(tmp_path, "credit-notes", "list", "INV-000001").stdout.strip() == (
+        "INV-000001: no credit notes"
+    )
+    made = run(
+        tmp_path,
+        "credit-notes",
+        "create",
+        "INV-000001",
+        "--reason",
+        "goodwill",
+        "--line",
+        "1:100",
+        **tiers,
+    )
+    assert made.returncode == 0, made.stderr
+    assert made.stdout.strip() == "CN-000001: 100.00 USD credited on INV-000001 (reduce_due)"
+    listed = run(tmp_path, "credit-notes", "list", "INV-000001").stdout.splitlines()
+    assert listed[0].startswith("CN-000001")
+    assert "goodwill" in listed[0]
+    assert listed[-1] == "INV-000001: credited 100.00, still owed 23900.00"
+    too_much = run(
+        tmp_path,
+        "credit-notes",
+        "create",
+        "INV-000001",
+        "--reason",
+        "x",
+        "--line",
+        "1:99999",
+        **tiers,
+    )
+    assert too_much.returncode == 2
+    assert "credit" in too_much.stderr
+    bad = run(tmp_path, "credit-notes", "create", "INV-000001", "--reason", "x", "--line", "one")
+    assert (bad.returncode, "--line" in bad.stderr) == (2, True)

@@ -172,3 +172,70 @@ def test_the_finance_invoice_page_shows_any_customers_invoice(api, engine, finan
     assert page.status_code == 200
     assert "Session replay: 500,000 recordings" in page.text
     assert csrf_of(page.text)  # the sign-out form
+
+
+def form_token(page: str) -> str:
+    found = re.search(r'name="form_token" value="([^"]+)"', page)
+    assert found, "the page has no form token"
+    return found.group(1)
+
+
+def test_finance_issues_a_credit_note_from_the_invoice_page_once(api, engine, finance, keys):
+    with engine.connect() as connection:
+        invoice = connection.execute(
+            text("SELECT id FROM invoice WHERE customer_id = 'globex'")
+        ).scalar()
+    page = api.get(f"/finance/invoices/{invoice}").text
+    assert 'id="no-credit-notes"' in page
+    assert 'id="credit-note-form"' in page
+    before = api.get(f"/v1/invoices/{invoice}", headers=bearer(keys["finance"])).json()
+    form = {
+        "csrf_token": finance,
+        "form_token": form_token(page),
+        "line": "1",
+        "amount": "1.50",
+        "outcome": "reduce_due",
+        "reason": "recordings of a test project",
+    }
+    issued = api.post(f"/finance/invoices/{invoice}/credit-notes", data=form)
+    assert issued.status_code == 200  # followed the redirect back to the invoice
+    assert re.search(r"<th scope=\"row\">CN-\d{6}</th>", issued.text)
+    assert "recordings of a test project" in issued.text
+    resent = api.post(f"/finance/invoices/{invoice}/credit-notes", data=form)
+    assert resent.status_code == 200
+    after = api.get(f"/v1/invoices/{invoice}", headers=bearer(keys["finance"])).json()
+    assert len(after["credit_notes"]) == 1  # the resubmitted form issued nothing new
+    assert D(after["credited_total"]) == D("1.50")
+    assert D(after["amount_remaining"]) == D(before["amount_remaining"]) - D("1.50")
+    assert f'id="amount-remaining">{after["amount_remaining"]}' in resent.text.replace(",", "")
+    # too much, or no CSRF token: refused, nothing issued
+    too_much = api.post(
+        f"/finance/invoices/{invoice}/credit-notes",
+        data={**form, "form_token": form_token(resent.text), "amount": "1000000"},
+    )
+    assert too_much.status_code == 409
+    assert 'id="credit-note-error"' in too_much.text
+    forged = api.post(
+        f"/finance/invoices/{invoice}/credit-notes",
+        data={**form, "csrf_token": "forged", "form_token": "x"},
+    )
+    assert forged.status_code == 403
+    final = api.get(f"/v1/invoices/{invoice}", headers=bearer(keys["finance"])).json()
+    assert len(final["credit_notes"]) == 1
+
+
+def test_the_customer_sees_its_credit_notes_in_the_portal(api, engine, seeded, keys):
+    with engine.connect() as connection:
+        invoice = connection.execute(
+            text("SELECT id FROM invoice WHERE customer_id = 'globex'")
+        ).scalar()
+    note = {"reason": "goodwill", "outcome": "reduce_due", "lines": [{"line": 1, "amount": "2"}]}
+    made = api.post(
+        f"/v1/invoices/{invoice}/credit-notes", json=note, headers=bearer(keys["finance"])
+    )
+    assert made.status_code == 201, made.text
+    sign_in(api, engine, "globex")
+    page = api.get(f"/portal/invoices/{invoice}").text
+    assert f'<th scope="row">{made.json()["number"]}</th>' in page
+    assert "goodwill" in page
+    assert 'id="credit-note-form"' not in page  # customers read notes; finance issues them
