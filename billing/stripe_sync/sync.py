@@ -30,8 +30,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from billing.db import session_scope, table_of
 from billing.invoicing.models import Invoice, InvoiceLine
-from billing.money import to_minor_units
 from billing.observability.metrics import record_sync
+from billing.stripe_sync.amounts import StripeAmountError, to_stripe_amount
 from billing.stripe_sync.models import InvoiceSync, StripeCustomer, SyncStatus
 
 logger = logging.getLogger(__name__)
@@ -168,8 +168,12 @@ def _find_invoice(client: stripe.StripeClient, stripe_customer: str, invoice_id:
 
 
 def push(client: stripe.StripeClient, engine: Engine, invoice: Any, lines: list[Any]) -> str:
-    """Create (or find) and finalize the Stripe invoice; return its id. Raises Mismatch."""
+    """Create (or find) and finalize the Stripe invoice; return its id. Raises Mismatch, and
+    StripeAmountError (before any call to Stripe) for an amount Stripe cannot carry."""
     currency = invoice.currency.lower()
+    # Stripe's integers (billing/stripe_sync/amounts.py), all converted before Stripe is called
+    amounts = {line.position: to_stripe_amount(line.amount, invoice.currency) for line in lines}
+    expected = to_stripe_amount(invoice.amount_due, invoice.currency)
     stripe_customer = _customer_id(client, engine, invoice.customer_id)
     found = _find_invoice(client, stripe_customer, invoice.id)
     if found is None:
@@ -200,7 +204,7 @@ def push(client: stripe.StripeClient, engine: Engine, invoice: Any, lines: list[
                     "customer": stripe_customer,
                     "invoice": found.id,
                     "currency": currency,
-                    "amount": to_minor_units(line.amount, invoice.currency),
+                    "amount": amounts[line.position],
                     "description": line.description,
                     "metadata": {
                         "billing_invoice_id": invoice.id,
@@ -212,11 +216,10 @@ def push(client: stripe.StripeClient, engine: Engine, invoice: Any, lines: list[
         found = client.v1.invoices.finalize_invoice(
             found.id, options={"idempotency_key": f"billing-finalize-{invoice.id}"}
         )
-    expected = to_minor_units(invoice.amount_due, invoice.currency)
     if found.total != expected:
         raise Mismatch(
             f"Stripe invoice {found.id} totals {found.total}, our amount due is {expected} "
-            f"({invoice.currency} minor units)"
+            f"({invoice.currency} in Stripe's units)"
         )
     return str(found.id)
 
@@ -289,6 +292,17 @@ def sync_due(
                 updated_at=at,
             )
             report.mismatched += 1
+        except StripeAmountError as error:
+            logger.error("stripe sync of %s: %s", row.id, error)
+            _mark(
+                engine,
+                row.id,
+                status=SyncStatus.SYNC_FAILED,
+                attempts=row.attempts + 1,
+                last_error=str(error)[:500],
+                updated_at=at,
+            )
+            report.failed += 1
         except stripe.StripeError as error:
             attempts = row.attempts + 1
             message = f"{type(error).__name__}: {getattr(error, 'user_message', None) or error}"
