@@ -5,8 +5,13 @@ finalize, void) and invoice items. Rules kept from Stripe's documentation:
 - an idempotency key replays the first answer for the same parameters, and is a 400
   `idempotency_error` with other parameters;
 - an invoice is finalized only from `draft`, voided only when `open`; items are added only
-  to a draft; the total is the sum of the items;
-- errors come as {"error": {"type", "message", "code"}} with Stripe's status codes.
+  to a draft; a draft's total is kept current as items are added, the sum of the items;
+- errors come as {"error": {"type", "message", "code", "param"}} with Stripe's status codes;
+- currencies as https://docs.stripe.com/currencies has them: an unknown currency is refused
+  (param `currency`); amounts are integers in Stripe's units, and those Stripe cannot carry
+  are refused (param `amount`): three-decimal currencies (BHD JOD KWD OMR TND) take only
+  multiples of 10, ISK (sent with two decimals) only multiples of 100. The wording of these
+  messages is the emulator's; their status, type and param are Stripe's.
 Faults can be injected for the next requests: a 500, a 429, a 400, or a dropped connection;
 and requests to one path can be held until released (to kill the client in between).
 """
@@ -20,6 +25,21 @@ import re
 import threading
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
+
+# Kept apart from billing/stripe_sync/amounts.py on purpose: the emulator is written from
+# Stripe's documentation (https://docs.stripe.com/currencies), not from the code it tests.
+_CURRENCIES = """
+    aed afn all amd ang aoa ars aud awg azn bam bbd bdt bgn bhd bif bmd bnd bob brl bsd bwp
+    byn bzd cad cdf chf clp cny cop crc cve czk djf dkk dop dzd egp etb eur fjd fkp gbp gel
+    gip gmd gnf gtq gyd hkd hnl htg huf idr ils inr isk jmd jod jpy kes kgs khr kmf krw kwd
+    kyd kzt lak lbp lkr lrd lsl mad mdl mga mkd mmk mnt mop mur mvr mwk mxn myr mzn nad ngn
+    nio nok npr nzd omr pab pen pgk php pkr pln pyg qar ron rsd rub rwf sar sbd scr sek sgd
+    shp sle sos srd std szl thb tjs tnd top try ttd twd tzs uah ugx usd uyu uzs vnd vuv wst
+    xaf xcd xof xpf yer zar zmw
+"""
+CURRENCIES = frozenset(_CURRENCIES.split())
+# The integer step Stripe takes amounts in, where it is not 1.
+AMOUNT_STEP = {"isk": 100, **dict.fromkeys(["bhd", "jod", "kwd", "omr", "tnd"], 10)}
 
 
 class StripeEmulator:
@@ -156,6 +176,9 @@ class StripeEmulator:
         if segments == ["invoices"] and method == "POST":
             if params.get("customer") not in self.customers:
                 return 400, _error("invalid_request_error", "No such customer", "resource_missing")
+            refused = _refused_currency(params)
+            if refused is not None:
+                return 400, refused
             invoice = {
                 "id": self._new_id("in"),
                 "object": "invoice",
@@ -199,10 +222,7 @@ class StripeEmulator:
                         "invoice_not_editable",
                     )
                 invoice["status"] = "open"
-                invoice["total"] = (
-                    sum(line["amount"] for line in invoice["lines"]) + self.total_skew
-                )
-                invoice["amount_due"] = max(invoice["total"], 0)
+                self._retotal(invoice)
                 return 200, _public(invoice)
             if action == "void" and method == "POST":
                 if invoice["status"] != "open":
@@ -221,6 +241,16 @@ class StripeEmulator:
                 return 400, _error(
                     "invalid_request_error", "Invoice is not a draft", "invoice_not_editable"
                 )
+            refused = _refused_currency(params) or _refused_amount(params)
+            if refused is not None:
+                return 400, refused
+            if invoice is not None and invoice["currency"] != params.get("currency"):
+                return 400, _error(
+                    "invalid_request_error",
+                    f"The currency of the invoice item ({params.get('currency')}) must match "
+                    f"the invoice's ({invoice['currency']})",
+                    param="currency",
+                )
             item = {
                 "id": self._new_id("ii"),
                 "object": "line_item",
@@ -231,6 +261,7 @@ class StripeEmulator:
             }
             if invoice is not None:
                 invoice["lines"].append(item)  # else a pending item, as Stripe keeps it
+                self._retotal(invoice)
             return 200, {
                 **item,
                 "object": "invoiceitem",
@@ -238,6 +269,12 @@ class StripeEmulator:
                 "invoice": None if invoice is None else invoice["id"],
             }
         return 404, _error("invalid_request_error", f"Unrecognized request URL ({method} {path})")
+
+    def _retotal(self, invoice: dict[str, Any]) -> None:
+        """A draft's totals follow its items, as Stripe keeps them (`total_skew` provokes a
+        mismatch)."""
+        invoice["total"] = sum(line["amount"] for line in invoice["lines"]) + self.total_skew
+        invoice["amount_due"] = max(invoice["total"], 0)
 
     # --- for tests ---------------------------------------------------------------------------
 
@@ -260,5 +297,38 @@ def _public(invoice: dict[str, Any]) -> dict[str, Any]:
     return shown
 
 
-def _error(kind: str, message: str, code: str | None = None) -> dict[str, Any]:
-    return {"error": {"type": kind, "message": message, "code": code}}
+def _refused_currency(params: dict[str, str]) -> dict[str, Any] | None:
+    currency = params.get("currency", "usd")
+    if currency in CURRENCIES:
+        return None
+    supported = ", ".join(sorted(CURRENCIES))
+    return _error(
+        "invalid_request_error",
+        f"Invalid currency: {currency}. Stripe currently supports these currencies: {supported}",
+        param="currency",
+    )
+
+
+def _refused_amount(params: dict[str, str]) -> dict[str, Any] | None:
+    text = params.get("amount", "")
+    if not re.fullmatch(r"-?[0-9]+", text):
+        return _error("invalid_request_error", f"Invalid integer: {text}", param="amount")
+    currency = params.get("currency", "usd")
+    step = AMOUNT_STEP.get(currency, 1)
+    if int(text) % step:
+        return _error(
+            "invalid_request_error",
+            f"Invalid amount: {currency} amounts must be a multiple of {step} "
+            "(https://docs.stripe.com/currencies)",
+            param="amount",
+        )
+    return None
+
+
+def _error(
+    kind: str, message: str, code: str | None = None, param: str | None = None
+) -> dict[str, Any]:
+    error: dict[str, Any] = {"type": kind, "message": message, "code": code}
+    if param is not None:
+        error["param"] = param
+    return {"error": error}
