@@ -1,19 +1,27 @@
-"""Pushing finalized invoices to Stripe, exactly once, and checking Stripe agrees.
+"""Pushing finalized invoices to Stripe, exactly once, checked before anything is payable.
 
-For each finalized invoice with an amount due, in order:
+For each finalized invoice with an amount due, in order (docs/stripe.md, "What is synced"):
+  0. every amount is converted to Stripe's integer (billing/stripe_sync/amounts.py) before
+     Stripe is called: one Stripe cannot carry is refused, never rounded;
   1. the Stripe customer: our mapping, else found by our id in its metadata (search), else
-     created (idempotency key from our id; our id in its metadata);
+     created with our customer's `name` and `email` (idempotency key from our id; our id in
+     its metadata);
   2. the Stripe invoice: first looked for among the customer's invoices by our id in its
      metadata (listing, not search: Stripe's search is only eventually consistent), so a
      crash after Stripe created it but before we recorded it never makes a second one;
-     else created as a draft (idempotency key from our id);
+     else created as a draft with the configured collection method (`Collection`);
   3. one invoice item per line (discounts and credits as negative items), skipping lines
-     the draft already carries (found by their metadata), each with its own key;
-  4. finalized, then **Stripe's total must equal our amount due**: otherwise the invoice is
-     marked `mismatch` and logged as an error, never accepted.
+     the draft already carries (found by listing the draft's invoice items and reading their
+     metadata), each with its own key;
+  4. **the draft's `total` and `amount_due` must equal our amount due** before it is
+     finalized: otherwise the draft is deleted and the invoice marked `mismatch` with both
+     figures, never left payable;
+  5. finalized (and checked again: Stripe applies a customer's balance on finalizing; an
+     open invoice that differs is voided and marked `mismatch`), then sent to the customer
+     (`send_invoice`) or left to Stripe to charge (`charge_automatically`, auto-advance on).
 Network errors, 429s and 5xx are retried later with exponential backoff and jitter; other
 Stripe errors mark the invoice `sync_failed` with Stripe's message. Voided invoices are voided
-in Stripe.
+in Stripe. Every request names the Stripe API version we are written for, STRIPE_API_VERSION.
 """
 
 from __future__ import annotations
@@ -22,12 +30,14 @@ import datetime as dt
 import logging
 import random
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import stripe
 from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from stripe.params import CustomerCreateParams, InvoiceCreateParams
 
+from billing.customers.models import Customer
 from billing.db import session_scope, table_of
 from billing.invoicing.models import Invoice, InvoiceLine
 from billing.observability.metrics import record_sync
@@ -38,18 +48,41 @@ logger = logging.getLogger(__name__)
 BACKOFF_BASE = dt.timedelta(seconds=30)
 BACKOFF_MAX = dt.timedelta(hours=2)
 TRANSIENT = (stripe.APIConnectionError, stripe.RateLimitError)
+# The Stripe API version every request names (the Stripe-Version header): the one the
+# installed SDK's types describe (https://docs.stripe.com/api/versioning). Upgrading the SDK
+# to another version is a change of its own: tests/stripe_sync/test_sync.py fails until this
+# line is changed with it, after reading Stripe's changelog.
+STRIPE_API_VERSION = "2026-10-28.endive"
 
 _INVOICES = table_of(Invoice)
 _LINES = table_of(InvoiceLine)
 _SYNC = table_of(InvoiceSync)
 _CUSTOMERS = table_of(StripeCustomer)
+_OUR_CUSTOMERS = table_of(Customer)
 
 
 def make_client(api_key: str, api_base: str | None) -> stripe.StripeClient:
-    """The official SDK's client; `api_base` points it elsewhere (a local Stripe stand-in)."""
+    """The official SDK's client, pinned to STRIPE_API_VERSION; `api_base` points it elsewhere
+    (a local Stripe stand-in)."""
     addresses: Any = {"api": api_base} if api_base else None
     # NOTE: retries are ours (backoff across runs); the SDK's own would hide failures.
-    return stripe.StripeClient(api_key, base_addresses=addresses, max_network_retries=0)
+    return stripe.StripeClient(
+        api_key,
+        base_addresses=addresses,
+        max_network_retries=0,
+        stripe_version=STRIPE_API_VERSION,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Collection:
+    """How Stripe collects our invoices (settings: BILLING_STRIPE_COLLECTION_METHOD and
+    BILLING_STRIPE_DAYS_UNTIL_DUE; docs/stripe.md, "Collection"): `send_invoice` emails the
+    invoice, payable within `days_until_due` days; `charge_automatically` has Stripe charge
+    the customer's default payment method (auto-advance on)."""
+
+    method: Literal["send_invoice", "charge_automatically"] = "send_invoice"
+    days_until_due: int = 30
 
 
 @dataclass
@@ -68,7 +101,8 @@ class SyncReport:
 
 
 class Mismatch(Exception):
-    """Stripe's total differs from our amount due."""
+    """Stripe's total or amount due differs from our amount due (the Stripe invoice was
+    deleted as a draft, or voided once open: nothing is left payable)."""
 
 
 def _transient(error: Exception) -> bool:
@@ -115,11 +149,15 @@ def _enqueue(engine: Engine, now: dt.datetime) -> None:
 
 def _customer_id(client: stripe.StripeClient, engine: Engine, customer: str) -> str:
     with session_scope(engine) as session:
-        found = (
-            session.connection()
-            .execute(select(_CUSTOMERS.c.stripe_id).where(_CUSTOMERS.c.customer_id == customer))
-            .scalar()
-        )
+        connection = session.connection()
+        found = connection.execute(
+            select(_CUSTOMERS.c.stripe_id).where(_CUSTOMERS.c.customer_id == customer)
+        ).scalar()
+        ours = connection.execute(
+            select(_OUR_CUSTOMERS.c.name, _OUR_CUSTOMERS.c.email).where(
+                _OUR_CUSTOMERS.c.id == customer
+            )
+        ).one()
     if found:
         return str(found)
     # NOTE: a run that died after Stripe created the customer left no mapping: look for our
@@ -129,9 +167,14 @@ def _customer_id(client: stripe.StripeClient, engine: Engine, customer: str) -> 
     if existing:
         _remember(engine, customer, existing[0].id)
         return str(existing[0].id)
+    params: CustomerCreateParams = {
+        "name": ours.name,
+        "metadata": {"billing_customer_id": customer},
+    }
+    if ours.email:
+        params["email"] = ours.email  # where Stripe sends the invoice
     created = client.v1.customers.create(
-        params={"name": customer, "metadata": {"billing_customer_id": customer}},
-        options={"idempotency_key": f"billing-customer-{customer}"},
+        params=params, options={"idempotency_key": f"billing-customer-{customer}"}
     )
     _remember(engine, customer, created.id)
     return str(created.id)
@@ -159,17 +202,54 @@ def _meta(obj: Any, key: str) -> str | None:
 
 
 def _find_invoice(client: stripe.StripeClient, stripe_customer: str, invoice_id: str) -> Any:
+    """The customer's Stripe invoice carrying our id, not voided (a voided one was a mismatch:
+    the next try makes a new one); deleted drafts are gone from Stripe's list."""
     for found in client.v1.invoices.list(
         params={"customer": stripe_customer, "limit": 100}
     ).auto_paging_iter():
-        if _meta(found, "billing_invoice_id") == invoice_id:
+        if _meta(found, "billing_invoice_id") == invoice_id and found.status != "void":
             return found
     return None
 
 
-def push(client: stripe.StripeClient, engine: Engine, invoice: Any, lines: list[Any]) -> str:
-    """Create (or find) and finalize the Stripe invoice; return its id. Raises Mismatch, and
-    StripeAmountError (before any call to Stripe) for an amount Stripe cannot carry."""
+def _check(
+    client: stripe.StripeClient, found: Any, expected: int, currency: str, invoice_id: str
+) -> None:
+    """Stripe's `total` and `amount_due` must both equal our amount due (`expected`, in
+    Stripe's units); otherwise the Stripe invoice is deleted (a draft) or voided (open), so
+    nothing differing is ever payable, and Mismatch says both figures."""
+    if found.total == expected and found.amount_due == expected:
+        return
+    if found.status == "draft":
+        client.v1.invoices.delete(found.id)
+        done = "the draft was deleted"
+    elif found.status == "open":
+        client.v1.invoices.void_invoice(
+            found.id, options={"idempotency_key": f"billing-void-{found.id}"}
+        )
+        done = "the open invoice was voided"
+    else:
+        done = f"it is {found.status}"
+    raise Mismatch(
+        f"Stripe's {found.status} invoice {found.id} for {invoice_id} totals {found.total}, "
+        f"our amount due is {expected}; Stripe's amount due is {found.amount_due} ({currency} "
+        f"in Stripe's units): {done}"
+    )
+
+
+def push(
+    client: stripe.StripeClient,
+    engine: Engine,
+    invoice: Any,
+    lines: list[Any],
+    collection: Collection | None = None,
+    attempt: int = 0,
+) -> str:
+    """Create (or find), check, finalize and send the Stripe invoice; return its id. Raises
+    Mismatch, and StripeAmountError (before any call to Stripe) for an amount Stripe cannot
+    carry. `attempt` (how many tries went before) makes the draft's idempotency key new
+    after a mismatch deleted the previous draft."""
+    how = collection or Collection()
     currency = invoice.currency.lower()
     # Stripe's integers (billing/stripe_sync/amounts.py), all converted before Stripe is called
     amounts = {line.position: to_stripe_amount(line.amount, invoice.currency) for line in lines}
@@ -177,23 +257,23 @@ def push(client: stripe.StripeClient, engine: Engine, invoice: Any, lines: list[
     stripe_customer = _customer_id(client, engine, invoice.customer_id)
     found = _find_invoice(client, stripe_customer, invoice.id)
     if found is None:
-        found = client.v1.invoices.create(
-            params={
-                "customer": stripe_customer,
-                "currency": currency,
-                "collection_method": "send_invoice",
-                "days_until_due": 30,
-                "auto_advance": False,
-                "pending_invoice_items_behavior": "exclude",
-                "metadata": {"billing_invoice_id": invoice.id},
-            },
-            options={"idempotency_key": f"billing-invoice-{invoice.id}"},
-        )
+        draft: InvoiceCreateParams = {
+            "customer": stripe_customer,
+            "currency": currency,
+            "collection_method": how.method,
+            "auto_advance": False,  # nothing happens to it before it is checked
+            "pending_invoice_items_behavior": "exclude",
+            "metadata": {"billing_invoice_id": invoice.id},
+        }
+        if how.method == "send_invoice":
+            draft["days_until_due"] = how.days_until_due
+        key = f"billing-invoice-{invoice.id}" + (f"-{attempt}" if attempt else "")
+        found = client.v1.invoices.create(params=draft, options={"idempotency_key": key})
     if found.status == "draft":
         present = {
             _meta(item, "billing_line")
-            for item in client.v1.invoices.line_items.list(
-                found.id, params={"limit": 100}
+            for item in client.v1.invoice_items.list(
+                params={"invoice": found.id, "limit": 100}
             ).auto_paging_iter()
         }
         for line in lines:
@@ -211,15 +291,20 @@ def push(client: stripe.StripeClient, engine: Engine, invoice: Any, lines: list[
                         "billing_line": str(line.position),
                     },
                 },
-                options={"idempotency_key": f"billing-line-{invoice.id}-{line.position}"},
+                options={"idempotency_key": f"billing-line-{found.id}-{line.position}"},
             )
+        found = client.v1.invoices.retrieve(found.id)  # the draft's totals, items included
+        _check(client, found, expected, invoice.currency, invoice.id)
+        charge = found.collection_method == "charge_automatically"
         found = client.v1.invoices.finalize_invoice(
-            found.id, options={"idempotency_key": f"billing-finalize-{invoice.id}"}
+            found.id,
+            params={"auto_advance": charge},  # on: Stripe charges and retries by itself
+            options={"idempotency_key": f"billing-finalize-{found.id}"},
         )
-    if found.total != expected:
-        raise Mismatch(
-            f"Stripe invoice {found.id} totals {found.total}, our amount due is {expected} "
-            f"({invoice.currency} in Stripe's units)"
+    _check(client, found, expected, invoice.currency, invoice.id)
+    if found.status == "open" and found.collection_method == "send_invoice":
+        client.v1.invoices.send_invoice(
+            found.id, options={"idempotency_key": f"billing-send-{found.id}"}
         )
     return str(found.id)
 
@@ -249,9 +334,13 @@ def retry_now(engine: Engine, invoice_id: str, now: dt.datetime) -> bool:
 
 
 def sync_due(
-    engine: Engine, client: stripe.StripeClient, now: dt.datetime | None = None
+    engine: Engine,
+    client: stripe.StripeClient,
+    now: dt.datetime | None = None,
+    collection: Collection | None = None,
 ) -> SyncReport:
-    """Push every invoice due for sync, and void in Stripe what we voided."""
+    """Push every invoice due for sync (collected as `collection` says: by default sent,
+    payable within 30 days), and void in Stripe what we voided."""
     at = now or dt.datetime.now(dt.UTC)
     _enqueue(engine, at)
     report = SyncReport()
@@ -281,13 +370,14 @@ def sync_due(
                 )
             )
         try:
-            stripe_id = push(client, engine, row, lines)
+            stripe_id = push(client, engine, row, lines, collection, row.attempts)
         except Mismatch as error:
             logger.error("stripe sync of %s: %s", row.id, error)
             _mark(
                 engine,
                 row.id,
                 status=SyncStatus.MISMATCH,
+                attempts=row.attempts + 1,
                 last_error=str(error)[:500],
                 updated_at=at,
             )
@@ -350,7 +440,8 @@ def sync_due(
     for row in to_void:
         try:
             client.v1.invoices.void_invoice(
-                row.stripe_invoice_id, options={"idempotency_key": f"billing-void-{row.invoice_id}"}
+                row.stripe_invoice_id,
+                options={"idempotency_key": f"billing-void-{row.stripe_invoice_id}"},
             )
         except stripe.StripeError as error:
             logger.warning("voiding %s in Stripe: %s", row.invoice_id, error)
