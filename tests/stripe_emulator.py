@@ -6,8 +6,11 @@ list by invoice). Rules kept from Stripe's documentation (https://docs.stripe.co
 - only the parameters an endpoint has are accepted: the allow-lists are read from the
   official SDK's typed parameter classes (`stripe.params`), and anything else is a 400
   "Received unknown parameter" naming it, as Stripe answers;
-- an idempotency key replays the first answer for the same parameters, and is a 400
-  `idempotency_error` with other parameters;
+- an idempotency key replays the first answer for the same parameters for 24 hours, a 500
+  included, and is a 400 `idempotency_error` with other parameters; only answers of requests
+  that started executing are saved (not a parameter refused, nor a 409); a request whose key
+  is in use by a request still in progress is a 409 `idempotency_key_in_use`
+  (https://docs.stripe.com/api/idempotent_requests);
 - an invoice is finalized only from `draft`, sent, paid and voided only when `open`, deleted
   only as a draft; items are added only to a draft; a draft's `total` and `amount_due` are
   kept current as items are added (the sum of the items); finalizing applies the customer's
@@ -21,7 +24,10 @@ list by invoice). Rules kept from Stripe's documentation (https://docs.stripe.co
   are refused (param `amount`): three-decimal currencies (BHD JOD KWD OMR TND) take only
   multiples of 10, ISK (sent with two decimals) only multiples of 100. The wording of these
   messages is the emulator's; their status, type and param are Stripe's.
-Faults can be injected for the next requests: a 500, a 429, a 400, or a dropped connection;
+Faults can be injected for the next requests: a 500, a 429, a 409, a 400, or a dropped
+connection; or a 500 saved for the next key starting with `save_500_for` (Stripe failed
+after it began executing: the key replays it), or `done_500_for` (the same after the object
+was made); `clock` moves time for the 24 hours;
 and requests to one path can be held until released (to kill the client in between).
 """
 
@@ -32,6 +38,8 @@ import itertools
 import json
 import re
 import threading
+import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -50,6 +58,7 @@ _CURRENCIES = """
     xaf xcd xof xpf yer zar zmw
 """
 CURRENCIES = frozenset(_CURRENCIES.split())
+KEY_LIFETIME = 24 * 3600  # seconds Stripe keeps an idempotency key's first answer
 # The integer step Stripe takes amounts in, where it is not 1.
 AMOUNT_STEP = {"isk": 100, **dict.fromkeys(["bhd", "jod", "kwd", "omr", "tnd"], 10)}
 
@@ -94,8 +103,13 @@ class StripeEmulator:
         self.items: dict[str, dict[str, Any]] = {}  # invoice items, pending or on an invoice
         self.deleted: list[dict[str, Any]] = []  # deleted drafts, for the tests to see
         self.sent: list[str] = []  # invoice ids, once per send
-        self.idempotent: dict[str, tuple[str, int, bytes]] = {}
-        self.faults: list[str] = []  # "500" | "429" | "400" | "drop", one per request
+        # key -> (request fingerprint, status, answer, when): replayed for 24 hours
+        self.idempotent: dict[str, tuple[str, int, bytes, float]] = {}
+        self._in_flight: set[str] = set()  # keys of requests held in progress
+        self.clock: Callable[[], float] = time.time  # seconds; tests move it forward
+        self.save_500_for: str | None = None  # the next POST whose key starts so: a saved 500
+        self.done_500_for: str | None = None  # the same, but after doing what was asked
+        self.faults: list[str] = []  # "500" | "429" | "409" | "400" | "drop", one per request
         self.total_skew = 0  # added to drafts' totals, to provoke a mismatch
         self.due_skew = 0  # added to drafts' amount due only
         self.down_after: int | None = None  # from this many requests on, drop every one
@@ -139,13 +153,39 @@ class StripeEmulator:
         body = handler.rfile.read(length) if length else b""
         parts = urlsplit(handler.path)
         params = dict(parse_qsl(body.decode() if method == "POST" else parts.query))
-        if self.hang_on and self.hang_on in parts.path and not self.release.is_set():
+        key = handler.headers.get("Idempotency-Key") if method == "POST" else None
+        held = self.hang_on and self.hang_on in parts.path and not self.release.is_set()
+        with self._lock:
+            if key is not None and key in self._in_flight:
+                # Another request with this key is still in progress (held): 409, nothing saved.
+                self.requests.append((method, parts.path))
+                self._send(handler, 409, _key_in_use())
+                return
+            mine = key if key is not None and held else None
+            if mine is not None:
+                self._in_flight.add(mine)  # NOTE: only a held request is "in progress"
+        try:
+            self._answer(handler, method, parts.path, params, key)
+        finally:
+            if mine is not None:
+                with self._lock:
+                    self._in_flight.discard(mine)
+
+    def _answer(
+        self,
+        handler: http.server.BaseHTTPRequestHandler,
+        method: str,
+        path: str,
+        params: dict[str, str],
+        key: str | None,
+    ) -> None:
+        if self.hang_on and self.hang_on in path and not self.release.is_set():
             with self._lock:
                 self.held += 1
             self.hung.set()  # the caller may be killed now; the request still completes
             self.release.wait(60)
         with self._lock:
-            self.requests.append((method, parts.path))
+            self.requests.append((method, path))
             self.versions.add(handler.headers.get("Stripe-Version"))
             fault = self.faults.pop(0) if self.faults else None
             if self.down_after is not None and len(self.requests) > self.down_after:
@@ -153,6 +193,9 @@ class StripeEmulator:
             if fault == "drop":
                 handler.close_connection = True
                 handler.connection.close()
+                return
+            if fault == "409":
+                self._send(handler, 409, _key_in_use())
                 return
             if fault in ("500", "429", "400"):
                 kind = {
@@ -162,15 +205,18 @@ class StripeEmulator:
                 }
                 self._send(handler, int(fault), _error(kind[fault], f"injected {fault}"))
                 return
-            unknown = self._unknown_parameter(method, parts.path, params)
+            unknown = self._unknown_parameter(method, path, params)
             if unknown is not None:  # validation fails before anything is saved for a key
                 self._send(handler, 400, unknown)
                 return
-            key = handler.headers.get("Idempotency-Key")
-            if method == "POST" and key:
-                fingerprint = f"{parts.path}?{sorted(params.items())}"
-                if key in self.idempotent:
-                    first, status, answer = self.idempotent[key]
+            now = self.clock()
+            fingerprint = f"{path}?{sorted(params.items())}"
+            if key is not None:
+                saved = self.idempotent.get(key)
+                if saved is not None and now - saved[3] >= KEY_LIFETIME:
+                    del self.idempotent[key]  # Stripe forgets a key after 24 hours
+                elif saved is not None:
+                    first, status, answer, _at = saved
                     if first != fingerprint:
                         error = _error(
                             "idempotency_error",
@@ -179,12 +225,20 @@ class StripeEmulator:
                         )
                         self._send(handler, 400, error)
                         return
-                    self._send_raw(handler, status, answer)
+                    self._send_raw(handler, status, answer)  # a saved 500 too
                     return
-            status, answer = self._route(method, parts.path, params)
+            if key is not None and self.save_500_for and key.startswith(self.save_500_for):
+                self.save_500_for = None  # once: Stripe failed while executing, and says so
+                status, answer = 500, _error("api_error", "injected 500, saved for the key")
+            else:
+                status, answer = self._route(method, path, params)
+            if key is not None and self.done_500_for and key.startswith(self.done_500_for):
+                self.done_500_for = None  # once: it was done, but the answer is a 500
+                status, answer = 500, _error("api_error", "injected 500 after the work was done")
             raw = json.dumps(answer).encode()
-            if method == "POST" and key:
-                self.idempotent[key] = (fingerprint, status, raw)
+            validation = status == 400 and "param" in answer.get("error", {})
+            if key is not None and not validation:  # only what started executing is saved
+                self.idempotent[key] = (fingerprint, status, raw, now)
             self._send_raw(handler, status, raw)
 
     def _unknown_parameter(
@@ -498,6 +552,15 @@ def _refused_amount(params: dict[str, str]) -> dict[str, Any] | None:
             param="amount",
         )
     return None
+
+
+def _key_in_use() -> dict[str, Any]:
+    return _error(
+        "idempotency_error",
+        "There is currently another in-progress request using this Idempotency-Key; "
+        "try again later",
+        "idempotency_key_in_use",
+    )
 
 
 def _error(

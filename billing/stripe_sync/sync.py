@@ -19,8 +19,9 @@ For each finalized invoice with an amount due, in order (docs/stripe.md, "What i
   5. finalized (and checked again: Stripe applies a customer's balance on finalizing; an
      open invoice that differs is voided and marked `mismatch`), then sent to the customer
      (`send_invoice`) or left to Stripe to charge (`charge_automatically`, auto-advance on).
-Network errors, 429s and 5xx are retried later with exponential backoff and jitter; other
-Stripe errors mark the invoice `sync_failed` with Stripe's message. Voided invoices are voided
+Network errors, 429s, 409s (an idempotency key in use) and 5xx are retried later with
+exponential backoff and jitter, each try under new idempotency keys (`_key`); other Stripe
+errors mark the invoice `sync_failed` with Stripe's message. Voided invoices are voided
 in Stripe. Every request names the Stripe API version we are written for, STRIPE_API_VERSION.
 """
 
@@ -106,10 +107,24 @@ class Mismatch(Exception):
 
 
 def _transient(error: Exception) -> bool:
+    """Worth trying again later: a network error, a 429, a 409 (another request with the same
+    idempotency key is still in progress) or a 5xx."""
     if isinstance(error, TRANSIENT):
         return True
     status = getattr(error, "http_status", None)
-    return isinstance(error, stripe.StripeError) and status is not None and status >= 500
+    return (
+        isinstance(error, stripe.StripeError)
+        and status is not None
+        and (status == 409 or status >= 500)
+    )
+
+
+def _key(name: str, attempt: int) -> str:
+    """The idempotency key of one request of one try: `name` on the first, `name-<attempt>`
+    after. Stripe keeps a key's first answer for 24 hours, a 500 included, so a try after a
+    failure uses a new key, and it is safe because every object is first looked up by our
+    metadata (docs/stripe.md, "Exactly once")."""
+    return f"{name}-{attempt}" if attempt else name
 
 
 def backoff(attempts: int) -> dt.timedelta:
@@ -147,7 +162,9 @@ def _enqueue(engine: Engine, now: dt.datetime) -> None:
             connection.execute(insert(_SYNC), rows)
 
 
-def _customer_id(client: stripe.StripeClient, engine: Engine, customer: str) -> str:
+def _customer_id(
+    client: stripe.StripeClient, engine: Engine, customer: str, attempt: int = 0
+) -> str:
     with session_scope(engine) as session:
         connection = session.connection()
         found = connection.execute(
@@ -174,7 +191,7 @@ def _customer_id(client: stripe.StripeClient, engine: Engine, customer: str) -> 
     if ours.email:
         params["email"] = ours.email  # where Stripe sends the invoice
     created = client.v1.customers.create(
-        params=params, options={"idempotency_key": f"billing-customer-{customer}"}
+        params=params, options={"idempotency_key": _key(f"billing-customer-{customer}", attempt)}
     )
     _remember(engine, customer, created.id)
     return str(created.id)
@@ -213,7 +230,12 @@ def _find_invoice(client: stripe.StripeClient, stripe_customer: str, invoice_id:
 
 
 def _check(
-    client: stripe.StripeClient, found: Any, expected: int, currency: str, invoice_id: str
+    client: stripe.StripeClient,
+    found: Any,
+    expected: int,
+    currency: str,
+    invoice_id: str,
+    attempt: int,
 ) -> None:
     """Stripe's `total` and `amount_due` must both equal our amount due (`expected`, in
     Stripe's units); otherwise the Stripe invoice is deleted (a draft) or voided (open), so
@@ -225,7 +247,7 @@ def _check(
         done = "the draft was deleted"
     elif found.status == "open":
         client.v1.invoices.void_invoice(
-            found.id, options={"idempotency_key": f"billing-void-{found.id}"}
+            found.id, options={"idempotency_key": _key(f"billing-void-{found.id}", attempt)}
         )
         done = "the open invoice was voided"
     else:
@@ -247,14 +269,15 @@ def push(
 ) -> str:
     """Create (or find), check, finalize and send the Stripe invoice; return its id. Raises
     Mismatch, and StripeAmountError (before any call to Stripe) for an amount Stripe cannot
-    carry. `attempt` (how many tries went before) makes the draft's idempotency key new
-    after a mismatch deleted the previous draft."""
+    carry. `attempt` (how many tries went before) makes every idempotency key of this try
+    new (`_key`): a key Stripe answered with a 500, or whose draft a mismatch deleted, would
+    replay that answer for 24 hours."""
     how = collection or Collection()
     currency = invoice.currency.lower()
     # Stripe's integers (billing/stripe_sync/amounts.py), all converted before Stripe is called
     amounts = {line.position: to_stripe_amount(line.amount, invoice.currency) for line in lines}
     expected = to_stripe_amount(invoice.amount_due, invoice.currency)
-    stripe_customer = _customer_id(client, engine, invoice.customer_id)
+    stripe_customer = _customer_id(client, engine, invoice.customer_id, attempt)
     found = _find_invoice(client, stripe_customer, invoice.id)
     if found is None:
         draft: InvoiceCreateParams = {
@@ -267,7 +290,7 @@ def push(
         }
         if how.method == "send_invoice":
             draft["days_until_due"] = how.days_until_due
-        key = f"billing-invoice-{invoice.id}" + (f"-{attempt}" if attempt else "")
+        key = _key(f"billing-invoice-{invoice.id}", attempt)
         found = client.v1.invoices.create(params=draft, options={"idempotency_key": key})
     if found.status == "draft":
         present = {
@@ -291,20 +314,22 @@ def push(
                         "billing_line": str(line.position),
                     },
                 },
-                options={"idempotency_key": f"billing-line-{found.id}-{line.position}"},
+                options={
+                    "idempotency_key": _key(f"billing-line-{found.id}-{line.position}", attempt)
+                },
             )
         found = client.v1.invoices.retrieve(found.id)  # the draft's totals, items included
-        _check(client, found, expected, invoice.currency, invoice.id)
+        _check(client, found, expected, invoice.currency, invoice.id, attempt)
         charge = found.collection_method == "charge_automatically"
         found = client.v1.invoices.finalize_invoice(
             found.id,
             params={"auto_advance": charge},  # on: Stripe charges and retries by itself
-            options={"idempotency_key": f"billing-finalize-{found.id}"},
+            options={"idempotency_key": _key(f"billing-finalize-{found.id}", attempt)},
         )
-    _check(client, found, expected, invoice.currency, invoice.id)
+    _check(client, found, expected, invoice.currency, invoice.id, attempt)
     if found.status == "open" and found.collection_method == "send_invoice":
         client.v1.invoices.send_invoice(
-            found.id, options={"idempotency_key": f"billing-send-{found.id}"}
+            found.id, options={"idempotency_key": _key(f"billing-send-{found.id}", attempt)}
         )
     return str(found.id)
 
@@ -356,7 +381,7 @@ def sync_due(
         )
         to_void = list(
             session.connection().execute(
-                select(_SYNC.c.invoice_id, _SYNC.c.stripe_invoice_id)
+                select(_SYNC.c.invoice_id, _SYNC.c.stripe_invoice_id, _SYNC.c.attempts)
                 .join(_INVOICES, _INVOICES.c.id == _SYNC.c.invoice_id)
                 .where(_INVOICES.c.status == "void")
                 .where(_SYNC.c.status.in_((SyncStatus.SYNCED, SyncStatus.PAYMENT_FAILED)))
@@ -441,10 +466,13 @@ def sync_due(
         try:
             client.v1.invoices.void_invoice(
                 row.stripe_invoice_id,
-                options={"idempotency_key": f"billing-void-{row.stripe_invoice_id}"},
+                options={
+                    "idempotency_key": _key(f"billing-void-{row.stripe_invoice_id}", row.attempts)
+                },
             )
         except stripe.StripeError as error:
             logger.warning("voiding %s in Stripe: %s", row.invoice_id, error)
+            _mark(engine, row.invoice_id, attempts=row.attempts + 1, updated_at=at)
             continue
         _mark(engine, row.invoice_id, status=SyncStatus.VOIDED, updated_at=at)
         report.voided += 1
