@@ -1,8 +1,12 @@
 """Exact money: Decimal amounts, ISO 4217 minor units, one rounding rule.
 
 Every amount in the engine is a `Decimal` built from a string or an int. Floats are
-refused at the boundary (`to_decimal`), and rounding happens in exactly one place,
-`round_to_minor`, half-up to the currency's minor unit.
+refused at the boundary (`to_decimal`), and rounding is half-up, once, to a step of the
+currency: `round_to_minor` to its ISO 4217 minor unit, and `round_to_billing_unit` to its
+**billing unit**, the step every amount we issue (invoice lines, discounts, commitment
+prices, caps, credits) is rounded to so that Stripe can carry it exactly: the minor unit,
+except for the three-decimal currencies Stripe takes only in whole hundredths (0.010 KWD
+steps; https://docs.stripe.com/currencies#three-decimal; docs/money.md, "Billing unit").
 """
 
 from __future__ import annotations
@@ -43,6 +47,16 @@ ROUNDING = Context(
     rounding=ROUND_HALF_UP,
     traps=[InvalidOperation, DivisionByZero, Overflow],
 )
+
+# Three-decimal currencies that Stripe carries only when the last of the three digits is 0
+# (https://docs.stripe.com/currencies#three-decimal): amounts we issue in them are rounded
+# to 0.01. IQD and LYD are three-decimal too but Stripe has neither (stripe_sync/amounts.py
+# refuses them), so they keep their ISO minor unit.
+_BILLED_IN_HUNDREDTHS = frozenset(["BHD", "JOD", "KWD", "OMR", "TND"])
+# Decimal digits of each currency's billing unit (docs/money.md, "Billing unit").
+BILLING_DIGITS: dict[str, int] = {
+    code: 2 if code in _BILLED_IN_HUNDREDTHS else digits for code, digits in MINOR_UNITS.items()
+}
 
 ZERO = Decimal(0)
 HUNDRED = Decimal(100)
@@ -89,11 +103,40 @@ def round_to_minor(amount: Decimal, currency: str) -> Decimal:
     return amount.quantize(minor_unit(currency), rounding=ROUND_HALF_UP, context=ROUNDING)
 
 
-def divide_to_minor(amount: Decimal, divisor: int, currency: str) -> Decimal:
-    """amount / divisor rounded once, half-up, to the minor unit (e.g. a monthly twelfth)."""
+def billing_digits(currency: str) -> int:
+    """Decimal digits of the currency's billing unit: its minor digits, but 2 for the
+    three-decimal currencies Stripe carries in hundredths (KWD 2, USD 2, JPY 0)."""
+    try:
+        return BILLING_DIGITS[currency]
+    except KeyError:
+        raise ValueError(f"unknown currency {currency!r}") from None
+
+
+_BILLING_UNIT = {code: Decimal(1).scaleb(-digits) for code, digits in BILLING_DIGITS.items()}
+
+
+def billing_unit(currency: str) -> Decimal:
+    """The step, in major units, every amount we issue is rounded to: Decimal('0.01') for USD
+    and for KWD (Stripe takes no odd thousandths, docs/money.md), Decimal('1') for JPY."""
+    try:
+        return _BILLING_UNIT[currency]
+    except KeyError:
+        raise ValueError(f"unknown currency {currency!r}") from None
+
+
+def round_to_billing_unit(amount: Decimal, currency: str) -> Decimal:
+    """Round an exact amount (major units) once, half-up, to the currency's billing unit:
+    how an invoice line, a discount or a commitment price is rounded at issue
+    (1.235 KWD -> 1.24; 84.305 USD -> 84.31). The same as `round_to_minor` for every
+    currency but the three-decimal ones Stripe carries in hundredths."""
+    return amount.quantize(billing_unit(currency), rounding=ROUND_HALF_UP, context=ROUNDING)
+
+
+def divide_to_billing_unit(amount: Decimal, divisor: int, currency: str) -> Decimal:
+    """amount / divisor rounded once, half-up, to the billing unit (a monthly twelfth)."""
     # NOTE: 80 significant digits before the final quantize cannot move a half-up decision
     # for amounts in minor units divided by small integers.
-    return round_to_minor(ROUNDING.divide(amount, Decimal(divisor)), currency)
+    return round_to_billing_unit(ROUNDING.divide(amount, Decimal(divisor)), currency)
 
 
 def to_minor_units(amount: Decimal, currency: str) -> int:

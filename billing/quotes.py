@@ -17,7 +17,7 @@ from pydantic import Field
 from billing.catalog import Catalog
 from billing.catalog.public import BracketPublic, bracket_public
 from billing.errors import InvalidAmount, UnknownProduct
-from billing.money import ZERO, format_exact, format_quantity, fraction_digits, minor_digits
+from billing.money import ZERO, billing_digits, format_exact, format_quantity, fraction_digits
 from billing.pricing import CommitmentOption, CommitmentQuote, PricePlan, Quote, build_quote
 from billing.public import BoundText, Day, MoneyText, PercentText, PublicModel, QuantityText
 
@@ -56,9 +56,9 @@ def quote(
 
 
 def _check_minor(amount: Decimal, currency: str, field: str) -> None:
-    if fraction_digits(amount) > minor_digits(currency):
+    if fraction_digits(amount) > billing_digits(currency):
         raise InvalidAmount(
-            f"{field}: {currency} amounts have at most {minor_digits(currency)} decimal places, "
+            f"{field}: {currency} amounts have at most {billing_digits(currency)} decimal places, "
             f"got {amount}",
             field=field,
         )
@@ -95,7 +95,7 @@ class QuoteLinePublic(PublicModel):
     packages: QuantityText | None = Field(description="packages priced (package model only)")
     tiers: list[QuoteTierPublic]
     amount: MoneyText = Field(description="exact, unrounded charge")
-    subtotal: MoneyText = Field(description="the charge rounded once to the minor unit")
+    subtotal: MoneyText = Field(description="the charge rounded once to the billing unit")
     discount: MoneyText
     total: MoneyText
 

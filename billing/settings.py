@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -69,6 +70,15 @@ class Settings(BaseSettings):
     )
     stripe_webhook_secret: str | None = Field(
         None, description="signing secret of the Stripe webhook endpoint (whsec_...)"
+    )
+    stripe_collection_method: Literal["send_invoice", "charge_automatically"] = Field(
+        "send_invoice",
+        description="how Stripe collects our invoices: send_invoice emails them, payable "
+        "within stripe_days_until_due days; charge_automatically has Stripe charge the "
+        'customer\'s default payment method (docs/stripe.md, "Collection")',
+    )
+    stripe_days_until_due: int = Field(
+        30, ge=1, description="days a sent invoice gives the customer to pay (send_invoice)"
     )
     stripe_sync_every_seconds: float = Field(  # float-ok: seconds
         300.0, gt=0, description="how often finalized invoices are pushed to Stripe"

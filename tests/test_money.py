@@ -5,8 +5,11 @@ import pytest
 from billing.money import (
     Money,
     MoneyTypeError,
+    divide_to_billing_unit,
+    format_amount,
     format_exact,
     format_quantity,
+    round_to_billing_unit,
     round_to_minor,
     to_decimal,
     to_minor_units,
@@ -26,6 +29,28 @@ from billing.money import (
 )
 def test_round_to_minor_is_half_up_to_the_currency_minor_unit(amount, currency, rounded):
     assert str(round_to_minor(D(amount), currency)) == rounded
+
+
+@pytest.mark.parametrize(
+    ("amount", "currency", "rounded"),
+    [
+        ("84.305", "USD", "84.31"),  # the minor unit, as round_to_minor
+        ("1234.5", "JPY", "1235"),
+        ("1234.5", "ISK", "1235"),
+        ("1.235", "KWD", "1.24"),  # hundredths: Stripe carries no odd thousandths
+        ("1.2349", "BHD", "1.23"),
+        ("-0.005", "OMR", "-0.01"),
+        ("1.0005", "IQD", "1.001"),  # not a Stripe currency: its ISO minor unit
+    ],
+)
+def test_round_to_billing_unit_is_half_up_to_what_stripe_can_carry(amount, currency, rounded):
+    assert str(round_to_billing_unit(D(amount), currency)) == rounded
+
+
+def test_a_twelfth_is_rounded_to_the_billing_unit():
+    assert divide_to_billing_unit(D(100), 12, "KWD") == D("8.33")
+    assert divide_to_billing_unit(D(100), 12, "USD") == D("8.33")
+    assert format_amount(D("1.24"), "KWD") == "1.240"  # shown with KWD's three digits
 
 
 def test_minor_units_round_rather_than_truncate():

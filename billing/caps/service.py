@@ -20,7 +20,7 @@ from billing.caps.quota import ProductQuota
 from billing.catalog import Catalog
 from billing.db import table_of
 from billing.errors import InvalidAmount, NotFound
-from billing.money import format_amount, fraction_digits, group_quantity, minor_digits
+from billing.money import billing_digits, format_amount, fraction_digits, group_quantity
 
 
 def check_product(catalog: Catalog, product: str) -> None:
@@ -36,7 +36,7 @@ def check_cap(catalog: Catalog, product: str, amount: Decimal | None) -> None:
         return
     if amount < 0:
         raise InvalidAmount(f"a cap is 0 or more, got {amount:f}", field="amount")
-    digits = minor_digits(catalog.currency)
+    digits = billing_digits(catalog.currency)
     if fraction_digits(amount) > digits:
         raise InvalidAmount(
             f"a cap in {catalog.currency} has at most {digits} decimal places, got {amount:f}",

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from billing.money import MINOR_UNITS, fraction_digits
+from billing.money import BILLING_DIGITS, fraction_digits
 
 Found = tuple[str, str]  # (key path, message)
 
@@ -74,7 +74,7 @@ def _tier_rules(tiers: list[Any], path: str) -> Iterator[Found]:
 def discounts_rules(raw: dict[str, Any]) -> Iterator[Found]:
     """Cross-value rules of discounts.toml."""
     currency = raw.get("currency")
-    digits = MINOR_UNITS.get(currency) if isinstance(currency, str) else None
+    digits = BILLING_DIGITS.get(currency) if isinstance(currency, str) else None
     min_purchase = _decimal(raw.get("min_purchase"))
     if digits is not None and min_purchase is not None and fraction_digits(min_purchase) > digits:
         yield "min_purchase", f"{currency} amounts have at most {digits} decimal places"

@@ -20,7 +20,7 @@ from billing.caps.quota import billed_quantity
 from billing.catalog import Catalog
 from billing.customers.periods import Period, period_for
 from billing.metering.store import usage_table
-from billing.money import EXACT, ZERO, divide_to_minor, round_to_minor
+from billing.money import EXACT, ZERO, divide_to_billing_unit, round_to_billing_unit
 from billing.pricing.charge import charge
 from billing.pricing.pace import at_pace
 
@@ -32,7 +32,7 @@ GRACE = dt.timedelta(days=1)
 class RunRate:
     """A customer's monthly usage at list price (major units, rounded), and its basis."""
 
-    monthly: Decimal  # list charge per period, rounded to the minor unit
+    monthly: Decimal  # list charge per period, rounded to the billing unit (major units)
     basis: str  # last_90_days | current_period | no_usage
     periods: tuple[str, ...]  # the period labels it comes from
 
@@ -81,7 +81,7 @@ def project(
         total = ZERO
         for period in ended:
             total = EXACT.add(total, _list_charge(catalog, period.start, by_period[period.start]))
-        monthly = divide_to_minor(total, len(ended), catalog.currency)
+        monthly = divide_to_billing_unit(total, len(ended), catalog.currency)
         return RunRate(monthly, "last_90_days", tuple(p.label for p in ended))
     quantities = by_period.get(current.start)
     if not quantities:
@@ -90,5 +90,5 @@ def project(
     elapsed = max((now - current.start) // second, 1)
     length = (current.end - current.start) // second
     scaled = {p: at_pace(q, elapsed, length) for p, q in quantities.items()}
-    monthly = round_to_minor(_list_charge(catalog, current.start, scaled), catalog.currency)
+    monthly = round_to_billing_unit(_list_charge(catalog, current.start, scaled), catalog.currency)
     return RunRate(monthly, "current_period", (current.label,))

@@ -41,10 +41,10 @@ from billing.invoicing.models import InvoiceKind, LineKind
 from billing.money import (
     EXACT,
     ZERO,
-    divide_to_minor,
+    billing_digits,
+    divide_to_billing_unit,
     fraction_digits,
-    minor_digits,
-    round_to_minor,
+    round_to_billing_unit,
 )
 from billing.pricing.commitments import (
     MONTHS_PER_YEAR,
@@ -73,7 +73,7 @@ def _flat_field(error: BillingError) -> BillingError:
 
 
 def _check_credit(amount: Decimal, currency: str, name: str = "credit") -> None:
-    digits = minor_digits(currency)
+    digits = billing_digits(currency)
     if fraction_digits(amount) > digits:
         raise InvalidAmount(
             f"{name}: {currency} amounts have at most {digits} decimal places, got {amount:f}",
@@ -233,7 +233,7 @@ def _release_amount(credit: Decimal, index: int, currency: str) -> Decimal:
     """The index-th (1..12) monthly release of a year's credit; the twelve sum to it exactly."""
 
     def upto(k: int) -> Decimal:
-        return divide_to_minor(EXACT.multiply(credit, Decimal(k)), MONTHS_PER_YEAR, currency)
+        return divide_to_billing_unit(EXACT.multiply(credit, Decimal(k)), MONTHS_PER_YEAR, currency)
 
     return EXACT.subtract(upto(index), upto(index - 1))
 
@@ -330,7 +330,7 @@ def _run_schedule(
         share = EXACT.divide(EXACT.multiply(left, schedule.rollover_percent), Decimal(100))
         values.update(
             status=CommitmentStatus.ENDED,
-            rollover_amount=round_to_minor(share, currency),
+            rollover_amount=round_to_billing_unit(share, currency),
             rollover_until=period_for(customer.anchor_day, row.ends_at).end,
         )
     connection.execute(update(table).where(table.c.id == row.id).values(**values))

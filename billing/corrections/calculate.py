@@ -6,7 +6,7 @@ commitment, the credit already used: see corrections/credit_notes.py). A request
 line by `amount` (money), by `quantity` (units fewer: the line re-priced by the pricing core
 with `quantity` fewer units than it has left, at the invoice's plan and discount, and the
 exact difference of the two rounded line totals credited), or, with neither, all that is
-left of it. Every amount is rounded to the currency's minor unit, as invoice lines are.
+left of it. Every amount is rounded to the currency's billing unit, as invoice lines are.
 """
 
 from __future__ import annotations
@@ -19,7 +19,14 @@ from billing.caps.quota import line_total
 from billing.errors import CreditExceedsInvoice, InvalidAmount, InvalidCreditNoteLine
 from billing.invoicing.credit_notes import NoteLineIn
 from billing.invoicing.models import LineKind
-from billing.money import EXACT, ZERO, format_amount, fraction_digits, group_quantity, minor_digits
+from billing.money import (
+    EXACT,
+    ZERO,
+    billing_digits,
+    format_amount,
+    fraction_digits,
+    group_quantity,
+)
 from billing.pricing.plan import PricePlan
 
 
@@ -168,7 +175,7 @@ def credit_lines(
 def _check_amount(amount: Decimal, currency: str, field: str) -> None:
     if amount <= 0:
         raise InvalidAmount(f"a credited amount is more than 0, got {amount:f}", field=field)
-    digits = minor_digits(currency)
+    digits = billing_digits(currency)
     if fraction_digits(amount) > digits:
         raise InvalidAmount(
             f"{currency} amounts have at most {digits} decimal places, got {amount:f}", field=field

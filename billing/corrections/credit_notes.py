@@ -56,7 +56,7 @@ from billing.invoicing.models import (
     LineKind,
 )
 from billing.invoicing.service import customer_of
-from billing.money import EXACT, ZERO, format_amount, round_to_minor
+from billing.money import EXACT, ZERO, format_amount, round_to_billing_unit
 from billing.pricing.charge import charge
 from billing.pricing.plan import PricePlan
 
@@ -206,7 +206,7 @@ def _held_to_unused(
     row = connection.execute(select(table).where(table.c.id == commitment_id)).one()
     unused = commitments.unused_credit(connection, commitment_id, now)
     currency = str(getattr(invoice, "currency", ""))
-    price = round_to_minor(
+    price = round_to_billing_unit(
         EXACT.divide(EXACT.multiply(unused.total, row.price_per_year), row.credit), currency
     )
     held = {}
@@ -250,7 +250,7 @@ def _plans(
                 field=f"lines.{index}.quantity",
             )
         plan = catalog.plan_for_period(line.product, start)
-        if round_to_minor(charge(plan, line.quantity).amount, currency) != line.amount:
+        if round_to_billing_unit(charge(plan, line.quantity).amount, currency) != line.amount:
             raise InvalidCreditNoteLine(
                 f"the tier files no longer price line {line.position} as it was issued: "
                 "credit it by amount",

@@ -4,7 +4,7 @@ Every entry carries its signed `amount` and the `balance_after` it leaves, so th
 is always the sum of the amounts (a test checks it after every operation). Callers hold
 the customer's row lock (`customers.service.lock_customer`) for the whole transaction, so
 two movements of one customer's credit never interleave. Amounts are in the catalogue's
-currency, major units, rounded to its minor unit.
+currency, major units, rounded to its billing unit (docs/money.md).
 
 Kinds:
     grant          a contract year's credit (or a top-up) is bought. With monthly release

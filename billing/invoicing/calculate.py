@@ -1,6 +1,8 @@
 """An invoice's lines and figures from what it bills. Pure: no I/O (docs/invoicing.md).
 
-Each line is rounded once, half-up, to the currency's minor unit: a usage line is its
+Each line is rounded once, half-up, to the currency's billing unit (billing/money.py:
+the minor unit, or 0.01 for the three-decimal currencies Stripe carries in hundredths;
+docs/money.md): a usage line is its
 product's exact charge rounded (the tier breakdown keeps the exact amounts), and its
 percentage discount is rounded from that rounded subtotal. Every figure of an invoice is a
 sum of rounded lines:
@@ -24,7 +26,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from billing.invoicing.models import LineKind
-from billing.money import EXACT, ZERO, format_quantity, group_quantity, round_to_minor
+from billing.money import EXACT, ZERO, format_quantity, group_quantity, round_to_billing_unit
 from billing.pricing.charge import ChargeResult
 from billing.pricing.discounts import line_figures
 
@@ -34,7 +36,7 @@ _ONE = Decimal(1)
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LineIn:
     """One invoice line before it is numbered: `amount` (signed, major units of the invoice's
-    currency) is already rounded to the minor unit; `detail` is the tier breakdown (JSON)."""
+    currency) is already rounded to the billing unit; `detail` is the tier breakdown (JSON)."""
 
     kind: LineKind
     description: str
@@ -58,10 +60,10 @@ class Totals:
 
 
 def totals(lines: Iterable[LineIn], currency: str) -> Totals:
-    """The figures of `lines`; ValueError if a line is not rounded to `currency`'s minor unit."""
+    """The figures of `lines`; ValueError if a line is not rounded to `currency`'s billing unit."""
     by_kind = dict.fromkeys(LineKind, ZERO)
     for line in lines:
-        if round_to_minor(line.amount, currency) != line.amount:
+        if round_to_billing_unit(line.amount, currency) != line.amount:
             raise ValueError(f"line amount {line.amount} is not rounded to {currency}")
         by_kind[line.kind] = EXACT.add(by_kind[line.kind], line.amount)
     subtotal = EXACT.plus(

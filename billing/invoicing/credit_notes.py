@@ -31,7 +31,7 @@ _LINES = table_of(CreditNoteLine)
 class NoteLineIn:
     """One line of a note: what it credits from invoice line `invoice_line` (a position),
     in units (`quantity`, when the note re-prices a quantity) and money (`amount`, positive,
-    rounded to the minor unit)."""
+    rounded to the billing unit)."""
 
     invoice_line: int
     description: str

@@ -149,4 +149,4 @@ class CreditNoteLine(SQLModel, table=True):
     invoice_line: int  # the position of the credited line on the invoice
     description: str = Field(max_length=500)
     quantity: Decimal | None = Field(default=None, sa_type=ExactDecimal)  # units credited
-    amount: Decimal = Field(sa_type=ExactDecimal)  # positive, rounded to the minor unit
+    amount: Decimal = Field(sa_type=ExactDecimal)  # positive, rounded to the billing unit

@@ -25,7 +25,7 @@ from billing.idempotency import service as idempotency
 from billing.jobs.context import JobContext
 from billing.pipeline import CloseReport, close_due, run_commitments
 from billing.settings import Settings
-from billing.stripe_sync.sync import SyncReport, sync_due
+from billing.stripe_sync.sync import Collection, SyncReport, sync_due
 
 R_co = TypeVar("R_co", covariant=True)  # a run's report; str(report) is its summary
 
@@ -96,7 +96,9 @@ def _run_commitments(context: JobContext, as_of: dt.datetime | None) -> Commitme
 
 
 def _sync_stripe(context: JobContext, as_of: dt.datetime | None) -> SyncReport:
-    return sync_due(context.engine, context.stripe, as_of)
+    settings = context.settings
+    collection = Collection(settings.stripe_collection_method, settings.stripe_days_until_due)
+    return sync_due(context.engine, context.stripe, as_of, collection)
 
 
 @dataclass(frozen=True)

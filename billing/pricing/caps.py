@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from decimal import Decimal, localcontext
 
-from billing.money import EXACT, HUNDRED, ZERO, minor_unit
+from billing.money import EXACT, HUNDRED, ZERO, billing_unit
 from billing.pricing.charge import charge
 from billing.pricing.discounts import discount_amount, line_figures
 from billing.pricing.plan import PricePlan, Segment
@@ -32,9 +32,9 @@ def max_quantity_within_cap(
     with localcontext(EXACT):
         keep = HUNDRED - discount_percent
         exact_limit = _largest_whole(plan, cap * HUNDRED, keep, strict=False)
-        # r(S) <= R  <=>  S < R + half a minor unit (half-up rounding).
+        # r(S) <= R  <=>  S < R + half a billing unit (half-up rounding, docs/money.md).
         rounded_subtotal = _largest_rounded_subtotal(cap, discount_percent, plan.currency)
-        half = minor_unit(plan.currency) / 2
+        half = billing_unit(plan.currency) / 2
         rounding_limit = _largest_whole(plan, rounded_subtotal + half, Decimal(1), strict=True)
     limits = [q for q in (exact_limit, rounding_limit) if q is not None]
     if not limits:
@@ -54,11 +54,11 @@ def _line_total(plan: PricePlan, quantity: Decimal, percent: Decimal) -> Decimal
 def _largest_rounded_subtotal(cap: Decimal, percent: Decimal, currency: str) -> Decimal:
     """The largest rounded subtotal whose discounted total is within the cap, in closed form.
 
-    With s = k minor units, c = cap in minor units and keep = 100 - percent:
+    With s = k billing units, c = cap in billing units and keep = 100 - percent:
     s - round_half_up(s * percent / 100) <= cap  <=>  k - floor(k * percent / 100 + 1/2) <= c
     <=>  k * percent / 100 + 1/2 >= k - c (k - c is whole)  <=>  k <= (c + 1/2) * 100 / keep.
     """
-    step = minor_unit(currency)
+    step = billing_unit(currency)
     keep = HUNDRED - percent
     units = ((cap / step) * 2 + 1) * HUNDRED // (keep * 2)
     subtotal = units * step

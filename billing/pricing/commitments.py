@@ -13,7 +13,14 @@ from decimal import Decimal, localcontext
 from enum import StrEnum
 
 from billing.errors import BelowMinimumPurchase, UnknownTerm
-from billing.money import EXACT, HUNDRED, ZERO, divide_to_minor, minor_unit, round_to_minor
+from billing.money import (
+    EXACT,
+    HUNDRED,
+    ZERO,
+    billing_unit,
+    divide_to_billing_unit,
+    round_to_billing_unit,
+)
 
 MONTHS_PER_YEAR = 12
 
@@ -102,9 +109,9 @@ class CommitmentQuote:
 
 
 def price_per_year(credit: Decimal, bracket: Bracket, currency: str) -> Decimal:
-    """credit * (1 - discount / 100), rounded once to the minor unit."""
+    """credit * (1 - discount / 100), rounded once to the billing unit (major units)."""
     keep = EXACT.subtract(HUNDRED, bracket.discount_percent)
-    return round_to_minor(EXACT.divide(EXACT.multiply(credit, keep), HUNDRED), currency)
+    return round_to_billing_unit(EXACT.divide(EXACT.multiply(credit, keep), HUNDRED), currency)
 
 
 def quote_commitment(
@@ -121,7 +128,7 @@ def _quote_commitment(
     currency = schedule.currency
     bracket = schedule.bracket_for(credit, years)
     price = price_per_year(credit, bracket, currency)
-    monthly_credit = divide_to_minor(credit, MONTHS_PER_YEAR, currency)
+    monthly_credit = divide_to_billing_unit(credit, MONTHS_PER_YEAR, currency)
     annual_usage = monthly_usage * MONTHS_PER_YEAR
     # NOTE: unused monthly credit carries forward within the term, so at a steady usage
     # the year's overage is what the year's usage exceeds the whole year's credit by.
@@ -165,7 +172,7 @@ def _commitment_options(
     schedule: CommitmentSchedule, monthly_usage: Decimal
 ) -> tuple[CommitmentOption, ...]:
     quotes = []
-    step = minor_unit(schedule.currency)
+    step = billing_unit(schedule.currency)
     annual = monthly_usage * MONTHS_PER_YEAR
     for years in schedule.terms:
         brackets = schedule.brackets_for(years)

@@ -1,7 +1,9 @@
 """Percentage discounts and the rounded figures of one line.
 
-A line subtotal is the exact charge rounded once; the discount is rounded once from the
-rounded subtotal; the total is their difference. Every sum above a line adds these.
+A line subtotal is the exact charge rounded once, half-up, to the currency's billing unit
+(billing/money.py: the minor unit, or 0.01 for the three-decimal currencies; docs/money.md);
+the discount is rounded once from the rounded subtotal; the total is their difference.
+Every sum above a line adds these.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 
-from billing.money import EXACT, HUNDRED, ZERO, round_to_minor
+from billing.money import EXACT, HUNDRED, ZERO, round_to_billing_unit
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,15 +23,16 @@ class LineFigures:
 
 
 def discount_amount(subtotal: Decimal, percent: Decimal, currency: str) -> Decimal:
-    """round_half_up(subtotal * percent / 100) to the currency's minor unit."""
+    """round_half_up(subtotal * percent / 100) to the currency's billing unit (major units;
+    docs/money.md)."""
     if not percent:
         return ZERO
-    return round_to_minor(EXACT.divide(EXACT.multiply(subtotal, percent), HUNDRED), currency)
+    return round_to_billing_unit(EXACT.divide(EXACT.multiply(subtotal, percent), HUNDRED), currency)
 
 
 def line_figures(exact_amount: Decimal, percent: Decimal, currency: str) -> LineFigures:
     """Subtotal, discount and total of a line from its exact charge."""
-    subtotal = round_to_minor(exact_amount, currency)
+    subtotal = round_to_billing_unit(exact_amount, currency)
     discount = discount_amount(subtotal, percent, currency)
     return LineFigures(subtotal, discount, EXACT.subtract(subtotal, discount))
 

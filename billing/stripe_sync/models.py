@@ -14,12 +14,14 @@ class SyncStatus(StrEnum):
     """Where an invoice stands with Stripe (docs/stripe.md)."""
 
     PENDING = "pending"  # to be sent (or retried after a transient failure)
-    SYNCED = "synced"  # created and finalized in Stripe, totals checked
+    SYNCED = "synced"  # in Stripe: totals checked on the draft, finalized, sent (or charged)
     PAID = "paid"  # Stripe says so (webhook)
     PAYMENT_FAILED = "payment_failed"  # Stripe says so (webhook); still open
     VOIDED = "voided"  # voided in Stripe
     SYNC_FAILED = "sync_failed"  # Stripe refused it: shown to finance with its message
-    MISMATCH = "mismatch"  # Stripe's total differs from ours: loud, never silently fixed
+    # Stripe's total or amount due differed from ours: the draft deleted (or the open invoice
+    # voided), loud, never silently fixed; last_error has both figures
+    MISMATCH = "mismatch"
 
 
 class StripeCustomer(SQLModel, table=True):

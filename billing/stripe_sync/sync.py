@@ -1,19 +1,28 @@
-"""Pushing finalized invoices to Stripe, exactly once, and checking Stripe agrees.
+"""Pushing finalized invoices to Stripe, exactly once, checked before anything is payable.
 
-For each finalized invoice with an amount due, in order:
+For each finalized invoice with an amount due, in order (docs/stripe.md, "What is synced"):
+  0. every amount is converted to Stripe's integer (billing/stripe_sync/amounts.py) before
+     Stripe is called: one Stripe cannot carry is refused, never rounded;
   1. the Stripe customer: our mapping, else found by our id in its metadata (search), else
-     created (idempotency key from our id; our id in its metadata);
+     created with our customer's `name` and `email` (idempotency key from our id; our id in
+     its metadata);
   2. the Stripe invoice: first looked for among the customer's invoices by our id in its
      metadata (listing, not search: Stripe's search is only eventually consistent), so a
      crash after Stripe created it but before we recorded it never makes a second one;
-     else created as a draft (idempotency key from our id);
+     else created as a draft with the configured collection method (`Collection`);
   3. one invoice item per line (discounts and credits as negative items), skipping lines
-     the draft already carries (found by their metadata), each with its own key;
-  4. finalized, then **Stripe's total must equal our amount due**: otherwise the invoice is
-     marked `mismatch` and logged as an error, never accepted.
-Network errors, 429s and 5xx are retried later with exponential backoff and jitter; other
-Stripe errors mark the invoice `sync_failed` with Stripe's message. Voided invoices are voided
-in Stripe.
+     the draft already carries (found by listing the draft's invoice items and reading their
+     metadata), each with its own key;
+  4. **the draft's `total` and `amount_due` must equal our amount due** before it is
+     finalized: otherwise the draft is deleted and the invoice marked `mismatch` with both
+     figures, never left payable;
+  5. finalized (and checked again: Stripe applies a customer's balance on finalizing; an
+     open invoice that differs is voided and marked `mismatch`), then sent to the customer
+     (`send_invoice`) or left to Stripe to charge (`charge_automatically`, auto-advance on).
+Network errors, 429s, 409s (an idempotency key in use) and 5xx are retried later with
+exponential backoff and jitter, each try under new idempotency keys (`_key`); other Stripe
+errors mark the invoice `sync_failed` with Stripe's message. Voided invoices are voided
+in Stripe. Every request names the Stripe API version we are written for, STRIPE_API_VERSION.
 """
 
 from __future__ import annotations
@@ -22,34 +31,59 @@ import datetime as dt
 import logging
 import random
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import stripe
 from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from stripe.params import CustomerCreateParams, InvoiceCreateParams
 
+from billing.customers.models import Customer
 from billing.db import table_of
 from billing.invoicing.models import Invoice, InvoiceLine
-from billing.money import to_minor_units
 from billing.observability.metrics import record_sync
+from billing.stripe_sync.amounts import StripeAmountError, to_stripe_amount
 from billing.stripe_sync.models import InvoiceSync, StripeCustomer, SyncStatus
 
 logger = logging.getLogger(__name__)
 BACKOFF_BASE = dt.timedelta(seconds=30)
 BACKOFF_MAX = dt.timedelta(hours=2)
 TRANSIENT = (stripe.APIConnectionError, stripe.RateLimitError)
+# The Stripe API version every request names (the Stripe-Version header): the one the
+# installed SDK's types describe (https://docs.stripe.com/api/versioning). Upgrading the SDK
+# to another version is a change of its own: tests/stripe_sync/test_sync.py fails until this
+# line is changed with it, after reading Stripe's changelog.
+STRIPE_API_VERSION = "2026-10-28.endive"
 
 _INVOICES = table_of(Invoice)
 _LINES = table_of(InvoiceLine)
 _SYNC = table_of(InvoiceSync)
 _CUSTOMERS = table_of(StripeCustomer)
+_OUR_CUSTOMERS = table_of(Customer)
 
 
 def make_client(api_key: str, api_base: str | None) -> stripe.StripeClient:
-    """The official SDK's client; `api_base` points it elsewhere (a local Stripe stand-in)."""
+    """The official SDK's client, pinned to STRIPE_API_VERSION; `api_base` points it elsewhere
+    (a local Stripe stand-in)."""
     addresses: Any = {"api": api_base} if api_base else None
     # NOTE: retries are ours (backoff across runs); the SDK's own would hide failures.
-    return stripe.StripeClient(api_key, base_addresses=addresses, max_network_retries=0)
+    return stripe.StripeClient(
+        api_key,
+        base_addresses=addresses,
+        max_network_retries=0,
+        stripe_version=STRIPE_API_VERSION,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Collection:
+    """How Stripe collects our invoices (settings: BILLING_STRIPE_COLLECTION_METHOD and
+    BILLING_STRIPE_DAYS_UNTIL_DUE; docs/stripe.md, "Collection"): `send_invoice` emails the
+    invoice, payable within `days_until_due` days; `charge_automatically` has Stripe charge
+    the customer's default payment method (auto-advance on)."""
+
+    method: Literal["send_invoice", "charge_automatically"] = "send_invoice"
+    days_until_due: int = 30
 
 
 @dataclass
@@ -68,14 +102,29 @@ class SyncReport:
 
 
 class Mismatch(Exception):
-    """Stripe's total differs from our amount due."""
+    """Stripe's total or amount due differs from our amount due (the Stripe invoice was
+    deleted as a draft, or voided once open: nothing is left payable)."""
 
 
 def _transient(error: Exception) -> bool:
+    """Worth trying again later: a network error, a 429, a 409 (another request with the same
+    idempotency key is still in progress) or a 5xx."""
     if isinstance(error, TRANSIENT):
         return True
     status = getattr(error, "http_status", None)
-    return isinstance(error, stripe.StripeError) and status is not None and status >= 500
+    return (
+        isinstance(error, stripe.StripeError)
+        and status is not None
+        and (status == 409 or status >= 500)
+    )
+
+
+def _key(name: str, attempt: int) -> str:
+    """The idempotency key of one request of one try: `name` on the first, `name-<attempt>`
+    after. Stripe keeps a key's first answer for 24 hours, a 500 included, so a try after a
+    failure uses a new key, and it is safe because every object is first looked up by our
+    metadata (docs/stripe.md, "Exactly once")."""
+    return f"{name}-{attempt}" if attempt else name
 
 
 def backoff(attempts: int) -> dt.timedelta:
@@ -112,11 +161,18 @@ def _enqueue(engine: Engine, now: dt.datetime) -> None:
             connection.execute(insert(_SYNC), rows)
 
 
-def _customer_id(client: stripe.StripeClient, engine: Engine, customer: str) -> str:
+def _customer_id(
+    client: stripe.StripeClient, engine: Engine, customer: str, attempt: int = 0
+) -> str:
     with engine.begin() as connection:
         found = connection.execute(
             select(_CUSTOMERS.c.stripe_id).where(_CUSTOMERS.c.customer_id == customer)
         ).scalar()
+        ours = connection.execute(
+            select(_OUR_CUSTOMERS.c.name, _OUR_CUSTOMERS.c.email).where(
+                _OUR_CUSTOMERS.c.id == customer
+            )
+        ).one()
     if found:
         return str(found)
     # NOTE: a run that died after Stripe created the customer left no mapping: look for our
@@ -126,9 +182,14 @@ def _customer_id(client: stripe.StripeClient, engine: Engine, customer: str) -> 
     if existing:
         _remember(engine, customer, existing[0].id)
         return str(existing[0].id)
+    params: CustomerCreateParams = {
+        "name": ours.name,
+        "metadata": {"billing_customer_id": customer},
+    }
+    if ours.email:
+        params["email"] = ours.email  # where Stripe sends the invoice
     created = client.v1.customers.create(
-        params={"name": customer, "metadata": {"billing_customer_id": customer}},
-        options={"idempotency_key": f"billing-customer-{customer}"},
+        params=params, options={"idempotency_key": _key(f"billing-customer-{customer}", attempt)}
     )
     _remember(engine, customer, created.id)
     return str(created.id)
@@ -155,37 +216,84 @@ def _meta(obj: Any, key: str) -> str | None:
 
 
 def _find_invoice(client: stripe.StripeClient, stripe_customer: str, invoice_id: str) -> Any:
+    """The customer's Stripe invoice carrying our id, not voided (a voided one was a mismatch:
+    the next try makes a new one); deleted drafts are gone from Stripe's list."""
     for found in client.v1.invoices.list(
         params={"customer": stripe_customer, "limit": 100}
     ).auto_paging_iter():
-        if _meta(found, "billing_invoice_id") == invoice_id:
+        if _meta(found, "billing_invoice_id") == invoice_id and found.status != "void":
             return found
     return None
 
 
-def push(client: stripe.StripeClient, engine: Engine, invoice: Any, lines: list[Any]) -> str:
-    """Create (or find) and finalize the Stripe invoice; return its id. Raises Mismatch."""
+def _check(
+    client: stripe.StripeClient,
+    found: Any,
+    expected: int,
+    currency: str,
+    invoice_id: str,
+    attempt: int,
+) -> None:
+    """Stripe's `total` and `amount_due` must both equal our amount due (`expected`, in
+    Stripe's units); otherwise the Stripe invoice is deleted (a draft) or voided (open), so
+    nothing differing is ever payable, and Mismatch says both figures."""
+    if found.total == expected and found.amount_due == expected:
+        return
+    if found.status == "draft":
+        client.v1.invoices.delete(found.id)
+        done = "the draft was deleted"
+    elif found.status == "open":
+        client.v1.invoices.void_invoice(
+            found.id, options={"idempotency_key": _key(f"billing-void-{found.id}", attempt)}
+        )
+        done = "the open invoice was voided"
+    else:
+        done = f"it is {found.status}"
+    raise Mismatch(
+        f"Stripe's {found.status} invoice {found.id} for {invoice_id} totals {found.total}, "
+        f"our amount due is {expected}; Stripe's amount due is {found.amount_due} ({currency} "
+        f"in Stripe's units): {done}"
+    )
+
+
+def push(
+    client: stripe.StripeClient,
+    engine: Engine,
+    invoice: Any,
+    lines: list[Any],
+    collection: Collection | None = None,
+    attempt: int = 0,
+) -> str:
+    """Create (or find), check, finalize and send the Stripe invoice; return its id. Raises
+    Mismatch, and StripeAmountError (before any call to Stripe) for an amount Stripe cannot
+    carry. `attempt` (how many tries went before) makes every idempotency key of this try
+    new (`_key`): a key Stripe answered with a 500, or whose draft a mismatch deleted, would
+    replay that answer for 24 hours."""
+    how = collection or Collection()
     currency = invoice.currency.lower()
-    stripe_customer = _customer_id(client, engine, invoice.customer_id)
+    # Stripe's integers (billing/stripe_sync/amounts.py), all converted before Stripe is called
+    amounts = {line.position: to_stripe_amount(line.amount, invoice.currency) for line in lines}
+    expected = to_stripe_amount(invoice.amount_due, invoice.currency)
+    stripe_customer = _customer_id(client, engine, invoice.customer_id, attempt)
     found = _find_invoice(client, stripe_customer, invoice.id)
     if found is None:
-        found = client.v1.invoices.create(
-            params={
-                "customer": stripe_customer,
-                "currency": currency,
-                "collection_method": "send_invoice",
-                "days_until_due": 30,
-                "auto_advance": False,
-                "pending_invoice_items_behavior": "exclude",
-                "metadata": {"billing_invoice_id": invoice.id},
-            },
-            options={"idempotency_key": f"billing-invoice-{invoice.id}"},
-        )
+        draft: InvoiceCreateParams = {
+            "customer": stripe_customer,
+            "currency": currency,
+            "collection_method": how.method,
+            "auto_advance": False,  # nothing happens to it before it is checked
+            "pending_invoice_items_behavior": "exclude",
+            "metadata": {"billing_invoice_id": invoice.id},
+        }
+        if how.method == "send_invoice":
+            draft["days_until_due"] = how.days_until_due
+        key = _key(f"billing-invoice-{invoice.id}", attempt)
+        found = client.v1.invoices.create(params=draft, options={"idempotency_key": key})
     if found.status == "draft":
         present = {
             _meta(item, "billing_line")
-            for item in client.v1.invoices.line_items.list(
-                found.id, params={"limit": 100}
+            for item in client.v1.invoice_items.list(
+                params={"invoice": found.id, "limit": 100}
             ).auto_paging_iter()
         }
         for line in lines:
@@ -196,23 +304,29 @@ def push(client: stripe.StripeClient, engine: Engine, invoice: Any, lines: list[
                     "customer": stripe_customer,
                     "invoice": found.id,
                     "currency": currency,
-                    "amount": to_minor_units(line.amount, invoice.currency),
+                    "amount": amounts[line.position],
                     "description": line.description,
                     "metadata": {
                         "billing_invoice_id": invoice.id,
                         "billing_line": str(line.position),
                     },
                 },
-                options={"idempotency_key": f"billing-line-{invoice.id}-{line.position}"},
+                options={
+                    "idempotency_key": _key(f"billing-line-{found.id}-{line.position}", attempt)
+                },
             )
+        found = client.v1.invoices.retrieve(found.id)  # the draft's totals, items included
+        _check(client, found, expected, invoice.currency, invoice.id, attempt)
+        charge = found.collection_method == "charge_automatically"
         found = client.v1.invoices.finalize_invoice(
-            found.id, options={"idempotency_key": f"billing-finalize-{invoice.id}"}
+            found.id,
+            params={"auto_advance": charge},  # on: Stripe charges and retries by itself
+            options={"idempotency_key": _key(f"billing-finalize-{found.id}", attempt)},
         )
-    expected = to_minor_units(invoice.amount_due, invoice.currency)
-    if found.total != expected:
-        raise Mismatch(
-            f"Stripe invoice {found.id} totals {found.total}, our amount due is {expected} "
-            f"({invoice.currency} minor units)"
+    _check(client, found, expected, invoice.currency, invoice.id, attempt)
+    if found.status == "open" and found.collection_method == "send_invoice":
+        client.v1.invoices.send_invoice(
+            found.id, options={"idempotency_key": _key(f"billing-send-{found.id}", attempt)}
         )
     return str(found.id)
 
@@ -240,9 +354,13 @@ def retry_now(engine: Engine, invoice_id: str, now: dt.datetime) -> bool:
 
 
 def sync_due(
-    engine: Engine, client: stripe.StripeClient, now: dt.datetime | None = None
+    engine: Engine,
+    client: stripe.StripeClient,
+    now: dt.datetime | None = None,
+    collection: Collection | None = None,
 ) -> SyncReport:
-    """Push every invoice due for sync, and void in Stripe what we voided."""
+    """Push every invoice due for sync (collected as `collection` says: by default sent,
+    payable within 30 days), and void in Stripe what we voided."""
     at = now or dt.datetime.now(dt.UTC)
     _enqueue(engine, at)
     report = SyncReport()
@@ -258,7 +376,7 @@ def sync_due(
         )
         to_void = list(
             connection.execute(
-                select(_SYNC.c.invoice_id, _SYNC.c.stripe_invoice_id)
+                select(_SYNC.c.invoice_id, _SYNC.c.stripe_invoice_id, _SYNC.c.attempts)
                 .join(_INVOICES, _INVOICES.c.id == _SYNC.c.invoice_id)
                 .where(_INVOICES.c.status == "void")
                 .where(_SYNC.c.status.in_((SyncStatus.SYNCED, SyncStatus.PAYMENT_FAILED)))
@@ -272,17 +390,29 @@ def sync_due(
                 )
             )
         try:
-            stripe_id = push(client, engine, row, lines)
+            stripe_id = push(client, engine, row, lines, collection, row.attempts)
         except Mismatch as error:
             logger.error("stripe sync of %s: %s", row.id, error)
             _mark(
                 engine,
                 row.id,
                 status=SyncStatus.MISMATCH,
+                attempts=row.attempts + 1,
                 last_error=str(error)[:500],
                 updated_at=at,
             )
             report.mismatched += 1
+        except StripeAmountError as error:
+            logger.error("stripe sync of %s: %s", row.id, error)
+            _mark(
+                engine,
+                row.id,
+                status=SyncStatus.SYNC_FAILED,
+                attempts=row.attempts + 1,
+                last_error=str(error)[:500],
+                updated_at=at,
+            )
+            report.failed += 1
         except stripe.StripeError as error:
             attempts = row.attempts + 1
             message = f"{type(error).__name__}: {getattr(error, 'user_message', None) or error}"
@@ -330,10 +460,14 @@ def sync_due(
     for row in to_void:
         try:
             client.v1.invoices.void_invoice(
-                row.stripe_invoice_id, options={"idempotency_key": f"billing-void-{row.invoice_id}"}
+                row.stripe_invoice_id,
+                options={
+                    "idempotency_key": _key(f"billing-void-{row.stripe_invoice_id}", row.attempts)
+                },
             )
         except stripe.StripeError as error:
             logger.warning("voiding %s in Stripe: %s", row.invoice_id, error)
+            _mark(engine, row.invoice_id, attempts=row.attempts + 1, updated_at=at)
             continue
         _mark(engine, row.invoice_id, status=SyncStatus.VOIDED, updated_at=at)
         report.voided += 1

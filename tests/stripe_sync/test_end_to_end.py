@@ -1,6 +1,7 @@
 """A month end to end, with freezegun walking the clock: three customers (one capped, one
-with a commitment, one with a percentage discount), a month of events, the close, Stripe,
-and Stripe's webhook saying paid. Every figure is checked to the cent."""
+with a commitment, one with a percentage discount), a month of events, the close, Stripe
+(invoices sent, then paid), and Stripe's webhook saying paid. Every figure is checked to
+the cent."""
 
 import datetime as dt
 from decimal import Decimal as D
@@ -102,6 +103,10 @@ def test_a_month_from_events_to_paid(engine, session, catalog, stripe_api):
         assert report.synced == 3  # the 0.00 invoice stays home
         totals = sorted(i["total"] for i in stripe_api.invoices.values())
         assert totals == [1000, 4250, 270000]
+        assert sorted(stripe_api.sent) == sorted(stripe_api.invoices)  # each one sent
+        for invoice in stripe_api.invoices.values():  # the customers pay
+            paid = client.v1.invoices.pay(invoice["id"], params={"paid_out_of_band": True})
+            assert (paid.status, paid.amount_paid) == ("paid", invoice["total"])
         with engine.begin() as connection:
             for index, invoice in enumerate(stripe_api.invoices.values()):
                 event = StripeEvent(f"evt_{index}", "invoice.paid", invoice["id"])
