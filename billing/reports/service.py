@@ -268,7 +268,16 @@ def caps_hit(connection: Connection, now: dt.datetime) -> list[CapHitRow]:
 
 
 RETRYABLE = ("pending", "sync_failed", "mismatch")
-SYNC_ORDER = ("sync_failed", "mismatch", "pending", "payment_failed", "synced", "paid", "voided")
+SYNC_ORDER = (
+    "sync_failed",
+    "mismatch",
+    "void_refused",
+    "pending",
+    "payment_failed",
+    "synced",
+    "paid",
+    "voided",
+)
 
 
 def sync_panel(connection: Connection, limit: int = 200) -> list[dict[str, str]]:

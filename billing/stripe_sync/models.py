@@ -18,6 +18,9 @@ class SyncStatus(StrEnum):
     PAID = "paid"  # Stripe says so (webhook)
     PAYMENT_FAILED = "payment_failed"  # Stripe says so (webhook); still open
     VOIDED = "voided"  # voided in Stripe
+    # we voided it, Stripe refused to void it (it was paid there meanwhile): shown to finance,
+    # never retried; correct it with a credit note
+    VOID_REFUSED = "void_refused"
     SYNC_FAILED = "sync_failed"  # Stripe refused it: shown to finance with its message
     # Stripe's total or amount due differed from ours: the draft deleted (or the open invoice
     # voided), loud, never silently fixed; last_error has both figures

@@ -359,27 +359,33 @@ def sync_due(
     now: dt.datetime | None = None,
     collection: Collection | None = None,
 ) -> SyncReport:
-    """Push every invoice due for sync (collected as `collection` says: by default sent,
-    payable within 30 days), and void in Stripe what we voided."""
+    """Void in Stripe what we voided, then push every invoice due for sync (collected as
+    `collection` says: by default sent, payable within 30 days).
+
+    NOTE: voids go first, and an invoice that replaces a voided one waits until Stripe has
+    voided the one it replaces, so a customer is never asked to pay both (docs/stripe.md,
+    "Voids"). A void Stripe refuses (the invoice was paid there meanwhile) is `void_refused`,
+    shown to finance and never retried.
+    """
     at = now or dt.datetime.now(dt.UTC)
     _enqueue(engine, at)
     report = SyncReport()
+    _void_in_stripe(engine, client, at, report)
     with engine.begin() as connection:
+        awaiting_void = (
+            select(_SYNC.c.invoice_id)
+            .join(_INVOICES, _INVOICES.c.id == _SYNC.c.invoice_id)
+            .where(_INVOICES.c.status == "void")
+            .where(_SYNC.c.status.in_((SyncStatus.SYNCED, SyncStatus.PAYMENT_FAILED)))
+        )
         due = list(
             connection.execute(
                 select(_SYNC, _INVOICES)
                 .join(_INVOICES, _INVOICES.c.id == _SYNC.c.invoice_id)
                 .where(_SYNC.c.status == SyncStatus.PENDING, _SYNC.c.next_attempt_at <= at)
                 .where(_INVOICES.c.status == "finalized")
+                .where(_INVOICES.c.replaces.is_(None) | _INVOICES.c.replaces.not_in(awaiting_void))
                 .order_by(_SYNC.c.next_attempt_at)
-            )
-        )
-        to_void = list(
-            connection.execute(
-                select(_SYNC.c.invoice_id, _SYNC.c.stripe_invoice_id, _SYNC.c.attempts)
-                .join(_INVOICES, _INVOICES.c.id == _SYNC.c.invoice_id)
-                .where(_INVOICES.c.status == "void")
-                .where(_SYNC.c.status.in_((SyncStatus.SYNCED, SyncStatus.PAYMENT_FAILED)))
             )
         )
     for row in due:
@@ -447,6 +453,15 @@ def sync_due(
                 updated_at=at,
             )
             report.synced += 1
+    record_sync(report)
+    return report
+
+
+def _void_in_stripe(
+    engine: Engine, client: stripe.StripeClient, at: dt.datetime, report: SyncReport
+) -> None:
+    """Void in Stripe the invoices we voided: those never sent are simply `voided`; a refusal
+    by Stripe (not a transient failure) is `void_refused`, logged once."""
     with engine.begin() as connection:  # voided before it ever reached Stripe
         never_sent = connection.execute(
             update(_SYNC)
@@ -457,6 +472,14 @@ def sync_due(
             .values(status=SyncStatus.VOIDED, updated_at=at)
         )
         report.voided += never_sent.rowcount
+        to_void = list(
+            connection.execute(
+                select(_SYNC.c.invoice_id, _SYNC.c.stripe_invoice_id, _SYNC.c.attempts)
+                .join(_INVOICES, _INVOICES.c.id == _SYNC.c.invoice_id)
+                .where(_INVOICES.c.status == "void")
+                .where(_SYNC.c.status.in_((SyncStatus.SYNCED, SyncStatus.PAYMENT_FAILED)))
+            )
+        )
     for row in to_void:
         try:
             client.v1.invoices.void_invoice(
@@ -466,10 +489,21 @@ def sync_due(
                 },
             )
         except stripe.StripeError as error:
-            logger.warning("voiding %s in Stripe: %s", row.invoice_id, error)
-            _mark(engine, row.invoice_id, attempts=row.attempts + 1, updated_at=at)
+            message = f"{type(error).__name__}: {getattr(error, 'user_message', None) or error}"
+            if _transient(error):
+                logger.warning("voiding %s in Stripe, will retry: %s", row.invoice_id, message)
+                _mark(engine, row.invoice_id, attempts=row.attempts + 1, updated_at=at)
+            else:
+                logger.error("Stripe refused to void %s: %s", row.invoice_id, message)
+                _mark(
+                    engine,
+                    row.invoice_id,
+                    status=SyncStatus.VOID_REFUSED,
+                    attempts=row.attempts + 1,
+                    last_error=message[:500],
+                    updated_at=at,
+                )
+                report.failed += 1
             continue
         _mark(engine, row.invoice_id, status=SyncStatus.VOIDED, updated_at=at)
         report.voided += 1
-    record_sync(report)
-    return report

@@ -283,3 +283,50 @@ def test_two_syncs_at_once_make_one_stripe_invoice_each(engine, session, catalog
     assert sorted((s.status, s.stripe_invoice_id) for s in states) == sorted(
         ("synced", stripe_api.invoices_of(i)[0]["id"]) for i in ours
     )
+
+
+def test_a_replacement_is_sent_only_once_stripe_voided_the_invoice_it_replaces(
+    engine, stripe_api, closed, catalog
+):
+    """Voiding a synced invoice with re-issue: Stripe voids the first before the replacement
+    reaches it, so the customer is never asked to pay both."""
+    client = make_client("sk_test_emulator", stripe_api.base)
+    sync_due(engine, client, AFTER)
+    with engine.begin() as connection:
+        _, replacement = void(
+            connection, catalog, closed.id, reason="typo", actor="test", now=AFTER, reissue=True
+        )
+    stripe_api.faults = ["500"]  # Stripe fails the void: the replacement waits
+    waiting = sync_due(engine, client, AFTER + dt.timedelta(minutes=1))
+    assert (waiting.voided, waiting.synced) == (0, 0)
+    assert stripe_api.invoices_of(replacement.id) == []
+    [first] = stripe_api.invoices_of(closed.id)
+    assert first["status"] == "open"
+    done = sync_due(engine, client, AFTER + dt.timedelta(minutes=2))
+    assert (done.voided, done.synced) == (1, 1)
+    assert first["status"] == "void"
+    [second] = stripe_api.invoices_of(replacement.id)
+    assert second["status"] == "open"
+    open_ = [i for i in stripe_api.invoices.values() if i["status"] == "open"]
+    assert open_ == [second]  # one invoice to pay, never two
+
+
+def test_a_void_stripe_refuses_is_shown_once_and_never_retried(engine, stripe_api, closed, catalog):
+    """Paid in Stripe after we voided it: Stripe refuses the void; the row says so, and later
+    runs do not try again."""
+    client = make_client("sk_test_emulator", stripe_api.base)
+    sync_due(engine, client, AFTER)
+    [remote] = stripe_api.invoices_of(closed.id)
+    with engine.begin() as connection:
+        void(connection, catalog, closed.id, reason="typo", actor="test", now=AFTER, reissue=False)
+    client.v1.invoices.pay(remote["id"])  # the customer paid before our void reached Stripe
+    refused = sync_due(engine, client, AFTER + dt.timedelta(minutes=1))
+    assert (refused.voided, refused.failed) == (0, 1)
+    state = sync_state(engine)
+    assert state.status == "void_refused"
+    assert "void" in state.last_error
+    calls = len(stripe_api.requests)
+    again = sync_due(engine, client, AFTER + dt.timedelta(hours=1))
+    assert (again.voided, again.failed) == (0, 0)
+    assert not any(path.endswith("/void") for _, path in stripe_api.requests[calls:])
+    assert remote["status"] == "paid"
