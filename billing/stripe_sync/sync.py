@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import random
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -44,11 +43,12 @@ from billing.invoicing.models import Invoice, InvoiceLine
 from billing.observability.metrics import record_sync
 from billing.stripe_sync.amounts import StripeAmountError, to_stripe_amount
 from billing.stripe_sync.models import InvoiceSync, StripeCustomer, SyncStatus
+from billing.stripe_sync.retry import backoff
+from billing.stripe_sync.retry import key as _key
+from billing.stripe_sync.retry import meta as _meta
+from billing.stripe_sync.retry import transient as _transient
 
 logger = logging.getLogger(__name__)
-BACKOFF_BASE = dt.timedelta(seconds=30)
-BACKOFF_MAX = dt.timedelta(hours=2)
-TRANSIENT = (stripe.APIConnectionError, stripe.RateLimitError)
 # The Stripe API version every request names (the Stripe-Version header): the one the
 # installed SDK's types describe (https://docs.stripe.com/api/versioning). Upgrading the SDK
 # to another version is a change of its own: tests/stripe_sync/test_sync.py fails until this
@@ -104,36 +104,6 @@ class SyncReport:
 class Mismatch(Exception):
     """Stripe's total or amount due differs from our amount due (the Stripe invoice was
     deleted as a draft, or voided once open: nothing is left payable)."""
-
-
-def _transient(error: Exception) -> bool:
-    """Worth trying again later: a network error, a 429, a 409 (another request with the same
-    idempotency key is still in progress) or a 5xx."""
-    if isinstance(error, TRANSIENT):
-        return True
-    status = getattr(error, "http_status", None)
-    return (
-        isinstance(error, stripe.StripeError)
-        and status is not None
-        and (status == 409 or status >= 500)
-    )
-
-
-def _key(name: str, attempt: int) -> str:
-    """The idempotency key of one request of one try: `name` on the first, `name-<attempt>`
-    after. Stripe keeps a key's first answer for 24 hours, a 500 included, so a try after a
-    failure uses a new key, and it is safe because every object is first looked up by our
-    metadata (docs/stripe.md, "Exactly once")."""
-    return f"{name}-{attempt}" if attempt else name
-
-
-def backoff(attempts: int) -> dt.timedelta:
-    """30 s, 1 min, 2 min, ... up to 2 h, with up to 20 % jitter."""
-    delay: dt.timedelta = min(BACKOFF_BASE * (2 ** max(attempts - 1, 0)), BACKOFF_MAX)
-    jitter = dt.timedelta(
-        microseconds=random.randrange(int(delay / dt.timedelta(microseconds=1)) // 5 + 1)
-    )
-    return delay + jitter  # jitter spreads retries, it is not a secret
 
 
 def _enqueue(engine: Engine, now: dt.datetime) -> None:
@@ -205,14 +175,6 @@ def _remember(engine: Engine, customer: str, stripe_id: str) -> None:
             .values(customer_id=customer, stripe_id=stripe_id)
             .on_conflict_do_nothing(index_elements=["customer_id"])
         )
-
-
-def _meta(obj: Any, key: str) -> str | None:
-    metadata: Any = getattr(obj, "metadata", None)
-    if not metadata:
-        return None
-    value = metadata.to_dict().get(key) if hasattr(metadata, "to_dict") else metadata.get(key)
-    return None if value is None else str(value)
 
 
 def _find_invoice(client: stripe.StripeClient, stripe_customer: str, invoice_id: str) -> Any:
