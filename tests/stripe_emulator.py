@@ -372,7 +372,7 @@ class StripeEmulator:
             "amount_paid": 0,
             "amount_remaining": 0,
             "starting_balance": 0,
-            "paid_out_of_band": False,
+            "amount_paid_off_stripe": 0,
             "pre_payment_credit_notes_amount": 0,
             "post_payment_credit_notes_amount": 0,
             "metadata": _metadata(params),
@@ -451,8 +451,9 @@ class StripeEmulator:
                     "invalid_request_error", "You can only pay an open invoice", "invoice_not_open"
                 )
             invoice["status"] = "paid"
-            invoice["paid_out_of_band"] = params.get("paid_out_of_band") == "true"
             invoice["amount_paid"] = invoice["amount_due"]
+            if params.get("paid_out_of_band") == "true":  # recorded as paid outside Stripe
+                invoice["amount_paid_off_stripe"] = invoice["amount_due"]
             invoice["amount_remaining"] = 0
             return 200, _public(invoice)
         if action == "void" and method == "POST":
@@ -632,10 +633,11 @@ class StripeEmulator:
                 f"out_of_band_amount ({out_of_band}) must equal the credit note's "
                 f"post-payment amount ({post})",
             )
-        if refund and invoice["paid_out_of_band"]:
+        if refund > invoice["amount_paid"] - invoice["amount_paid_off_stripe"]:
             return 400, _error(
                 "invalid_request_error",
-                "This invoice was paid outside of Stripe: there is no charge to refund",
+                "refund_amount exceeds what was paid through Stripe (the rest was paid "
+                "outside of Stripe: there is no charge to refund)",
                 param="refund_amount",
             )
         if post + invoice["post_payment_credit_notes_amount"] > invoice["amount_paid"]:
