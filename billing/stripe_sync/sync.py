@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import stripe
@@ -42,6 +42,7 @@ from billing.db import table_of
 from billing.invoicing.models import Invoice, InvoiceLine
 from billing.observability.metrics import record_sync
 from billing.stripe_sync.amounts import StripeAmountError, to_stripe_amount
+from billing.stripe_sync.credit_notes import CreditNoteReport, sync_credit_notes
 from billing.stripe_sync.models import InvoiceSync, StripeCustomer, SyncStatus
 from billing.stripe_sync.retry import backoff
 from billing.stripe_sync.retry import key as _key
@@ -93,11 +94,13 @@ class SyncReport:
     failed: int = 0
     mismatched: int = 0
     voided: int = 0
+    credit_notes: CreditNoteReport = field(default_factory=CreditNoteReport)
 
     def __str__(self) -> str:
         return (
             f"{self.synced} synced, {self.retrying} to retry, {self.failed} failed, "
-            f"{self.mismatched} mismatched, {self.voided} voided"
+            f"{self.mismatched} mismatched, {self.voided} voided; credit notes: "
+            f"{self.credit_notes}"
         )
 
 
@@ -322,7 +325,8 @@ def sync_due(
     collection: Collection | None = None,
 ) -> SyncReport:
     """Push every invoice due for sync (collected as `collection` says: by default sent,
-    payable within 30 days), and void in Stripe what we voided."""
+    payable within 30 days), void in Stripe what we voided, then push the credit notes of
+    invoices in Stripe (billing/stripe_sync/credit_notes.py)."""
     at = now or dt.datetime.now(dt.UTC)
     _enqueue(engine, at)
     report = SyncReport()
@@ -433,5 +437,7 @@ def sync_due(
             continue
         _mark(engine, row.invoice_id, status=SyncStatus.VOIDED, updated_at=at)
         report.voided += 1
+    # after the invoices: a note waits until its invoice is in Stripe (docs/stripe.md)
+    report.credit_notes = sync_credit_notes(engine, client, at)
     record_sync(report)
     return report
