@@ -130,6 +130,7 @@ class StripeEmulator:
         self.faults: list[str] = []  # "500" | "429" | "409" | "400" | "drop", one per request
         self.total_skew = 0  # added to drafts' totals, to provoke a mismatch
         self.due_skew = 0  # added to drafts' amount due only
+        self.credit_note_skew = 0  # added to credit notes' totals (previews and made)
         self.down_after: int | None = None  # from this many requests on, drop every one
         self.requests: list[tuple[str, str]] = []
         self.versions: set[str | None] = set()  # the Stripe-Version headers received
@@ -663,9 +664,9 @@ class StripeEmulator:
             "invoice": invoice["id"],
             "customer": invoice["customer"],
             "currency": invoice["currency"],
-            "amount": total,
-            "subtotal": total,
-            "total": total,
+            "amount": total + self.credit_note_skew,
+            "subtotal": total + self.credit_note_skew,
+            "total": total + self.credit_note_skew,
             "pre_payment_amount": pre,
             "post_payment_amount": post,
             "out_of_band_amount": out_of_band or None,
