@@ -243,9 +243,7 @@ def test_the_emulator_refuses_what_stripe_refuses(client, stripe_api):
             params={"invoice": invoice.id, "lines": _lines(100), "refund_amount": 100}
         )
     with pytest.raises(stripe.InvalidRequestError, match=r"unknown parameter: refund\b"):
-        client.v1.credit_notes.preview(
-            params={"invoice": invoice.id, "amount": 100, "refund": 1}
-        )
+        client.v1.credit_notes.preview(params={"invoice": invoice.id, "amount": 100, "refund": 1})
     client.v1.invoices.pay(invoice.id)
     with pytest.raises(stripe.InvalidRequestError, match="post-payment amount"):
         client.v1.credit_notes.create(
