@@ -10,7 +10,7 @@ from billing.idempotency.models import IdempotencyKey
 from billing.invoicing.models import CreditNote, CreditNoteLine, Invoice, InvoiceLine, InvoiceSeries
 from billing.jobs.models import JobRun
 from billing.metering.models import Event, Usage
-from billing.stripe_sync.models import InvoiceSync, StripeCustomer, StripeEvent
+from billing.stripe_sync.models import CreditNoteSync, InvoiceSync, StripeCustomer, StripeEvent
 from billing.web.models import WebLink, WebSecret, WebSession
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "CreditEntry",
     "CreditNote",
     "CreditNoteLine",
+    "CreditNoteSync",
     "Customer",
     "Event",
     "IdempotencyKey",

@@ -1,8 +1,9 @@
 """A small Stripe stand-in over real HTTP, following Stripe's documented rules.
 
 Only what the sync uses: customers (create, search, retrieve), invoices (create, list by
-customer, retrieve, lines, finalize, send, pay, void, delete) and invoice items (create,
-list by invoice). Rules kept from Stripe's documentation (https://docs.stripe.com/api):
+customer, retrieve, lines, finalize, send, pay, void, delete), invoice items (create,
+list by invoice) and credit notes (create, preview, list by invoice). Rules kept from
+Stripe's documentation (https://docs.stripe.com/api):
 - only the parameters an endpoint has are accepted: the allow-lists are read from the
   official SDK's typed parameter classes (`stripe.params`), and anything else is a 400
   "Received unknown parameter" naming it, as Stripe answers;
@@ -15,6 +16,13 @@ list by invoice). Rules kept from Stripe's documentation (https://docs.stripe.co
   only as a draft; items are added only to a draft; a draft's `total` and `amount_due` are
   kept current as items are added (the sum of the items); finalizing applies the customer's
   `balance` (negative: credit) to `amount_due`, as Stripe does;
+- a credit note only for an `open` or `paid` invoice; on an open one it may not exceed the
+  invoice's `amount_remaining` and lowers `amount_remaining` and `amount_due`
+  (`pre_payment_credit_notes_amount`); on a paid one `refund_amount` + `credit_amount` +
+  `out_of_band_amount` must equal its total (`post_payment_credit_notes_amount`), nothing
+  is refunded of an invoice paid out of band, and `credit_amount` goes to the customer's
+  `balance` (https://docs.stripe.com/api/credit_notes/create); `lines[]` are checked
+  against the SDK's typed line parameters too, and only `custom_line_item` lines are kept;
 - `collection_method` is `charge_automatically` unless told, and `send_invoice` needs
   `days_until_due` (or `due_date`), which only it may have; only a `send_invoice` invoice
   is sent;
@@ -85,13 +93,21 @@ ALLOWED = {
     ("POST", "invoices/:id/void"): _allowed(sp.InvoiceVoidInvoiceParams),
     ("POST", "invoiceitems"): _allowed(sp.InvoiceItemCreateParams),
     ("GET", "invoiceitems"): _allowed(sp.InvoiceItemListParams),
+    ("POST", "credit_notes"): _allowed(sp.CreditNoteCreateParams),
+    ("GET", "credit_notes/preview"): _allowed(sp.CreditNotePreviewParams),
+    ("GET", "credit_notes"): _allowed(sp.CreditNoteListParams),
+}
+# What one of a credit note's `lines[]` accepts (the same for create and preview).
+LINE_ALLOWED = {
+    "POST": frozenset(sp.CreditNoteCreateParamsLine.__annotations__),
+    "GET": frozenset(sp.CreditNotePreviewParamsLine.__annotations__),
 }
 
 
 def _route_of(method: str, path: str) -> tuple[str, str]:
     """("POST", "invoices/:id/finalize") for POST /v1/invoices/in_1/finalize."""
     segments = path.strip("/").split("/")[1:]
-    if len(segments) >= 2 and segments[1] != "search":
+    if len(segments) >= 2 and segments[1] not in ("search", "preview"):
         segments[1] = ":id"
     return method, "/".join(segments)
 
@@ -101,6 +117,8 @@ class StripeEmulator:
         self.customers: dict[str, dict[str, Any]] = {}
         self.invoices: dict[str, dict[str, Any]] = {}
         self.items: dict[str, dict[str, Any]] = {}  # invoice items, pending or on an invoice
+        self.credit_notes: dict[str, dict[str, Any]] = {}
+        self.refunds: list[dict[str, Any]] = []  # refunds credit notes made: credit_note, amount
         self.deleted: list[dict[str, Any]] = []  # deleted drafts, for the tests to see
         self.sent: list[str] = []  # invoice ids, once per send
         # key -> (request fingerprint, status, answer, when): replayed for 24 hours
@@ -112,6 +130,7 @@ class StripeEmulator:
         self.faults: list[str] = []  # "500" | "429" | "409" | "400" | "drop", one per request
         self.total_skew = 0  # added to drafts' totals, to provoke a mismatch
         self.due_skew = 0  # added to drafts' amount due only
+        self.credit_note_skew = 0  # added to credit notes' totals (previews and made)
         self.down_after: int | None = None  # from this many requests on, drop every one
         self.requests: list[tuple[str, str]] = []
         self.versions: set[str | None] = set()  # the Stripe-Version headers received
@@ -278,6 +297,8 @@ class StripeEmulator:
             return self._invoices(method, segments[1:], params)
         if segments == ["invoiceitems"]:
             return self._invoice_items(method, params)
+        if segments and segments[0] == "credit_notes":
+            return self._credit_notes(method, segments[1:], params)
         return 404, _error("invalid_request_error", f"Unrecognized request URL ({method} {path})")
 
     def _customers(
@@ -352,6 +373,9 @@ class StripeEmulator:
             "amount_paid": 0,
             "amount_remaining": 0,
             "starting_balance": 0,
+            "amount_paid_off_stripe": 0,
+            "pre_payment_credit_notes_amount": 0,
+            "post_payment_credit_notes_amount": 0,
             "metadata": _metadata(params),
             "lines": [],
         }
@@ -429,6 +453,8 @@ class StripeEmulator:
                 )
             invoice["status"] = "paid"
             invoice["amount_paid"] = invoice["amount_due"]
+            if params.get("paid_out_of_band") == "true":  # recorded as paid outside Stripe
+                invoice["amount_paid_off_stripe"] = invoice["amount_due"]
             invoice["amount_remaining"] = 0
             return 200, _public(invoice)
         if action == "void" and method == "POST":
@@ -505,6 +531,167 @@ class StripeEmulator:
         invoice["amount_due"] = max(invoice["total"], 0) + self.due_skew
         invoice["amount_remaining"] = invoice["amount_due"]
 
+    def _credit_notes(
+        self, method: str, rest: list[str], params: dict[str, str]
+    ) -> tuple[int, dict[str, Any]]:
+        if rest == [] and method == "GET":
+            found = [
+                n
+                for n in self.credit_notes.values()
+                if all(n[k] == params[k] for k in ("invoice", "customer") if k in params)
+            ]
+            url = "/v1/credit_notes"
+            return 200, {"object": "list", "data": found, "has_more": False, "url": url}
+        if (rest == [] and method == "POST") or (rest == ["preview"] and method == "GET"):
+            status, note = self._credit_note(method, params)
+            if status != 200 or method == "GET":
+                return status, note
+            self._issue(note, params)
+            return 200, note
+        return 404, _error("invalid_request_error", f"Unrecognized request URL ({method})")
+
+    def _credit_note(self, method: str, params: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        """The credit note `params` describe, checked as Stripe checks it
+        (https://docs.stripe.com/api/credit_notes/create): only for an open or paid invoice;
+        on an open one it reduces what is still due (`pre_payment_amount`, at most the
+        invoice's `amount_remaining`); on a paid one (`post_payment_amount`) it is split
+        exactly between `refund_amount`, `credit_amount` and `out_of_band_amount`."""
+        invoice = self.invoices.get(params.get("invoice", ""))
+        if invoice is None:
+            return 400, _error(
+                "invalid_request_error", "No such invoice", "resource_missing", param="invoice"
+            )
+        if invoice["status"] not in ("open", "paid"):
+            return 400, _error(
+                "invalid_request_error",
+                f"Credit notes can only be issued for open or paid invoices; this one is "
+                f"{invoice['status']}",
+                "invoice_not_open",
+            )
+        lines = _indexed(params, "lines")
+        for index, line in enumerate(lines):
+            unknown = sorted(set(line) - LINE_ALLOWED[method])
+            if unknown:
+                name = f"lines[{index}][{unknown[0]}]"
+                return 400, _error(
+                    "invalid_request_error", f"Received unknown parameter: {name}", param=name
+                )
+        amounts = {
+            name: params[name]
+            for name in ("amount", "refund_amount", "credit_amount", "out_of_band_amount")
+            if name in params
+        }
+        for index, line in enumerate(lines):
+            if line.get("type") != "custom_line_item":  # the only kind the emulator has
+                return 400, _error(
+                    "invalid_request_error",
+                    "the emulator takes only lines of type custom_line_item",
+                    param=f"lines[{index}][type]",
+                )
+            amounts[f"lines[{index}][unit_amount]"] = line.get("unit_amount", "")
+            amounts[f"lines[{index}][quantity]"] = line.get("quantity", "1")
+        for name, text in amounts.items():
+            refused = _refused_amount(
+                {"amount": text, "currency": invoice["currency"]},
+                param=name,
+                step=not name.endswith("[quantity]"),
+            )
+            if refused is not None:
+                return 400, refused
+        figures = {name: int(text) for name, text in amounts.items()}
+        total = sum(
+            int(line["unit_amount"]) * int(line.get("quantity", "1")) for line in lines
+        ) or figures.get("amount", 0)
+        if not lines and "amount" not in params:
+            return 400, _error(
+                "invalid_request_error",
+                "One of amount, lines, or shipping_cost must be provided",
+            )
+        if lines and "amount" in params and figures["amount"] != total:
+            return 400, _error(
+                "invalid_request_error",
+                f"amount ({figures['amount']}) must equal the sum of the lines ({total})",
+                param="amount",
+            )
+        if total <= 0:
+            return 400, _error("invalid_request_error", "A credit note must credit something")
+        if invoice["status"] == "open" and total > invoice["amount_remaining"]:
+            return 400, _error(
+                "invalid_request_error",
+                f"The credit note's total ({total}) may not exceed the invoice's "
+                f"amount_remaining ({invoice['amount_remaining']})",
+                param="lines" if lines else "amount",
+            )
+        pre = total if invoice["status"] == "open" else 0
+        post = total - pre
+        refund = figures.get("refund_amount", 0)
+        credit = figures.get("credit_amount", 0)
+        out_of_band = figures.get("out_of_band_amount", 0)
+        if refund + credit + out_of_band != post:
+            return 400, _error(
+                "invalid_request_error",
+                f"The sum of refund_amount ({refund}), credit_amount ({credit}) and "
+                f"out_of_band_amount ({out_of_band}) must equal the credit note's "
+                f"post-payment amount ({post})",
+            )
+        if refund > invoice["amount_paid"] - invoice["amount_paid_off_stripe"]:
+            return 400, _error(
+                "invalid_request_error",
+                "refund_amount exceeds what was paid through Stripe (the rest was paid "
+                "outside of Stripe: there is no charge to refund)",
+                param="refund_amount",
+            )
+        if post + invoice["post_payment_credit_notes_amount"] > invoice["amount_paid"]:
+            return 400, _error(
+                "invalid_request_error",
+                "The credit notes of this invoice would exceed what was paid",
+            )
+        shown = [
+            {
+                "id": self._new_id("cnli"),
+                "object": "credit_note_line_item",
+                "type": "custom_line_item",
+                "description": line.get("description"),
+                "quantity": int(line.get("quantity", "1")),
+                "unit_amount": int(line["unit_amount"]),
+                "amount": int(line["unit_amount"]) * int(line.get("quantity", "1")),
+            }
+            for line in lines
+        ]
+        note = {
+            "id": self._new_id("cn") if method == "POST" else "cn_preview",
+            "object": "credit_note",
+            "invoice": invoice["id"],
+            "customer": invoice["customer"],
+            "currency": invoice["currency"],
+            "amount": total + self.credit_note_skew,
+            "subtotal": total + self.credit_note_skew,
+            "total": total + self.credit_note_skew,
+            "pre_payment_amount": pre,
+            "post_payment_amount": post,
+            "out_of_band_amount": out_of_band or None,
+            "type": "pre_payment" if pre and not post else "post_payment",
+            "status": "issued",
+            "memo": params.get("memo"),
+            "metadata": _metadata(params),
+            "lines": {"object": "list", "data": shown, "has_more": False, "url": ""},
+        }
+        return 200, note
+
+    def _issue(self, note: dict[str, Any], params: dict[str, str]) -> None:
+        """What a created note does to its invoice and customer."""
+        invoice = self.invoices[note["invoice"]]
+        invoice["amount_due"] -= note["pre_payment_amount"]
+        invoice["amount_remaining"] -= note["pre_payment_amount"]
+        invoice["pre_payment_credit_notes_amount"] += note["pre_payment_amount"]
+        invoice["post_payment_credit_notes_amount"] += note["post_payment_amount"]
+        credit = int(params.get("credit_amount", "0"))
+        self.customers[invoice["customer"]]["balance"] -= credit  # negative: credit
+        refund = int(params.get("refund_amount", "0"))
+        if refund:
+            self.refunds.append({"credit_note": note["id"], "amount": refund})
+        self.credit_notes[note["id"]] = note
+
     # --- for tests ---------------------------------------------------------------------------
 
     def invoices_of(self, metadata_id: str) -> list[dict[str, Any]]:
@@ -538,20 +725,34 @@ def _refused_currency(params: dict[str, str]) -> dict[str, Any] | None:
     )
 
 
-def _refused_amount(params: dict[str, str]) -> dict[str, Any] | None:
+def _refused_amount(
+    params: dict[str, str], param: str = "amount", step: bool = True
+) -> dict[str, Any] | None:
+    """A 400 naming `param` when `params["amount"]` is not an integer or (with `step`) not
+    a multiple of the currency's step."""
     text = params.get("amount", "")
     if not re.fullmatch(r"-?[0-9]+", text):
-        return _error("invalid_request_error", f"Invalid integer: {text}", param="amount")
+        return _error("invalid_request_error", f"Invalid integer: {text}", param=param)
     currency = params.get("currency", "usd")
-    step = AMOUNT_STEP.get(currency, 1)
-    if int(text) % step:
+    unit = AMOUNT_STEP.get(currency, 1) if step else 1
+    if int(text) % unit:
         return _error(
             "invalid_request_error",
-            f"Invalid amount: {currency} amounts must be a multiple of {step} "
+            f"Invalid amount: {currency} amounts must be a multiple of {unit} "
             "(https://docs.stripe.com/currencies)",
-            param="amount",
+            param=param,
         )
     return None
+
+
+def _indexed(params: dict[str, str], name: str) -> list[dict[str, str]]:
+    """`lines[0][type]=...&lines[0][quantity]=...` as [{"type": ..., "quantity": ...}]."""
+    found: dict[int, dict[str, str]] = {}
+    for key, value in params.items():
+        match = re.fullmatch(rf"{name}\[(\d+)\]\[([^\]]+)\]", key)
+        if match:
+            found.setdefault(int(match.group(1)), {})[match.group(2)] = value
+    return [found[index] for index in sorted(found)]
 
 
 def _key_in_use() -> dict[str, Any]:

@@ -61,3 +61,19 @@ class StripeEvent(SQLModel, table=True):
     created: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)  # Stripe's time
     outcome: str = Field(default="", max_length=32)  # applied | ignored | ...
     reason: str = Field(default="", max_length=300)  # why it was ignored
+
+
+class CreditNoteSync(SQLModel, table=True):
+    """Where each of our credit notes stands with Stripe (docs/stripe.md, "Credit notes"):
+    pending (waiting for its invoice to be in Stripe, or a transient failure to retry) ->
+    synced; or sync_failed / mismatch (loud, with `last_error`). The note itself is immutable."""
+
+    __tablename__ = "credit_note_sync"
+
+    credit_note_id: str = Field(primary_key=True, foreign_key="credit_note.id", max_length=32)
+    status: str = Field(max_length=16, index=True)  # pending | synced | sync_failed | mismatch
+    stripe_credit_note_id: str | None = Field(default=None, max_length=255)
+    attempts: int = 0
+    next_attempt_at: dt.datetime = Field(sa_type=UTCDateTime)
+    last_error: str | None = Field(default=None, max_length=500)
+    updated_at: dt.datetime = Field(sa_type=UTCDateTime)

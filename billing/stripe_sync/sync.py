@@ -29,8 +29,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import stripe
@@ -43,12 +42,14 @@ from billing.db import table_of
 from billing.invoicing.models import Invoice, InvoiceLine
 from billing.observability.metrics import record_sync
 from billing.stripe_sync.amounts import StripeAmountError, to_stripe_amount
+from billing.stripe_sync.credit_notes import CreditNoteReport, sync_credit_notes
 from billing.stripe_sync.models import InvoiceSync, StripeCustomer, SyncStatus
+from billing.stripe_sync.retry import backoff
+from billing.stripe_sync.retry import key as _key
+from billing.stripe_sync.retry import meta as _meta
+from billing.stripe_sync.retry import transient as _transient
 
 logger = logging.getLogger(__name__)
-BACKOFF_BASE = dt.timedelta(seconds=30)
-BACKOFF_MAX = dt.timedelta(hours=2)
-TRANSIENT = (stripe.APIConnectionError, stripe.RateLimitError)
 # The Stripe API version every request names (the Stripe-Version header): the one the
 # installed SDK's types describe (https://docs.stripe.com/api/versioning). Upgrading the SDK
 # to another version is a change of its own: tests/stripe_sync/test_sync.py fails until this
@@ -93,47 +94,19 @@ class SyncReport:
     failed: int = 0
     mismatched: int = 0
     voided: int = 0
+    credit_notes: CreditNoteReport = field(default_factory=CreditNoteReport)
 
     def __str__(self) -> str:
         return (
             f"{self.synced} synced, {self.retrying} to retry, {self.failed} failed, "
-            f"{self.mismatched} mismatched, {self.voided} voided"
+            f"{self.mismatched} mismatched, {self.voided} voided; credit notes: "
+            f"{self.credit_notes}"
         )
 
 
 class Mismatch(Exception):
     """Stripe's total or amount due differs from our amount due (the Stripe invoice was
     deleted as a draft, or voided once open: nothing is left payable)."""
-
-
-def _transient(error: Exception) -> bool:
-    """Worth trying again later: a network error, a 429, a 409 (another request with the same
-    idempotency key is still in progress) or a 5xx."""
-    if isinstance(error, TRANSIENT):
-        return True
-    status = getattr(error, "http_status", None)
-    return (
-        isinstance(error, stripe.StripeError)
-        and status is not None
-        and (status == 409 or status >= 500)
-    )
-
-
-def _key(name: str, attempt: int) -> str:
-    """The idempotency key of one request of one try: `name` on the first, `name-<attempt>`
-    after. Stripe keeps a key's first answer for 24 hours, a 500 included, so a try after a
-    failure uses a new key, and it is safe because every object is first looked up by our
-    metadata (docs/stripe.md, "Exactly once")."""
-    return f"{name}-{attempt}" if attempt else name
-
-
-def backoff(attempts: int) -> dt.timedelta:
-    """30 s, 1 min, 2 min, ... up to 2 h, with up to 20 % jitter."""
-    delay: dt.timedelta = min(BACKOFF_BASE * (2 ** max(attempts - 1, 0)), BACKOFF_MAX)
-    jitter = dt.timedelta(
-        microseconds=random.randrange(int(delay / dt.timedelta(microseconds=1)) // 5 + 1)
-    )
-    return delay + jitter  # jitter spreads retries, it is not a secret
 
 
 def _enqueue(engine: Engine, now: dt.datetime) -> None:
@@ -205,14 +178,6 @@ def _remember(engine: Engine, customer: str, stripe_id: str) -> None:
             .values(customer_id=customer, stripe_id=stripe_id)
             .on_conflict_do_nothing(index_elements=["customer_id"])
         )
-
-
-def _meta(obj: Any, key: str) -> str | None:
-    metadata: Any = getattr(obj, "metadata", None)
-    if not metadata:
-        return None
-    value = metadata.to_dict().get(key) if hasattr(metadata, "to_dict") else metadata.get(key)
-    return None if value is None else str(value)
 
 
 def _find_invoice(client: stripe.StripeClient, stripe_customer: str, invoice_id: str) -> Any:
@@ -360,7 +325,8 @@ def sync_due(
     collection: Collection | None = None,
 ) -> SyncReport:
     """Void in Stripe what we voided, then push every invoice due for sync (collected as
-    `collection` says: by default sent, payable within 30 days).
+    `collection` says: by default sent, payable within 30 days), then the credit notes of
+    invoices in Stripe (billing/stripe_sync/credit_notes.py).
 
     NOTE: voids go first, and an invoice that replaces a voided one waits until Stripe has
     voided the one it replaces, so a customer is never asked to pay both (docs/stripe.md,
@@ -453,6 +419,8 @@ def sync_due(
                 updated_at=at,
             )
             report.synced += 1
+    # after the invoices: a note waits until its invoice is in Stripe (docs/stripe.md)
+    report.credit_notes = sync_credit_notes(engine, client, at)
     record_sync(report)
     return report
 

@@ -125,9 +125,9 @@ class World:
             batch += batch[: len(batch) // 2 + 1] if batch else []
             batch += self.delivered[:2]
         random.Random(seed).shuffle(batch)
-        for event in batch:
+        for item in batch:
             with self.engine.begin() as connection:
-                apply_event(connection, self.catalog, event, self.clock)
+                apply_event(connection, self.catalog, item, self.clock)
         self.delivered += self.events
         self.events = []
 
@@ -137,7 +137,7 @@ def run_step(world: World, step: tuple[Any, ...]) -> None:
         case ("usage", product, share):
             key, most = PRODUCTS[product]
             stamp = world.clock - dt.timedelta(minutes=5)
-            event = {
+            raw = {
                 "id": f"{world.customer}_u{next(world.ids)}",
                 "customer": world.customer,
                 "product": key,
@@ -148,7 +148,7 @@ def run_step(world: World, step: tuple[Any, ...]) -> None:
                 metering_service.ingest(
                     connection=connection,
                     catalog=world.catalog,
-                    raw_events=[event],
+                    raw_events=[raw],
                     now=world.clock,
                 )
         case ("close",):

@@ -1,0 +1,54 @@
+"""What every push to Stripe shares: which failures are tried again, how long to wait, the
+idempotency key of one try, and reading our ids back from Stripe's metadata
+(docs/stripe.md, "Exactly once")."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from typing import Any
+
+import stripe
+
+BACKOFF_BASE = dt.timedelta(seconds=30)
+BACKOFF_MAX = dt.timedelta(hours=2)
+TRANSIENT = (stripe.APIConnectionError, stripe.RateLimitError)
+
+
+def transient(error: Exception) -> bool:
+    """Worth trying again later: a network error, a 429, a 409 (another request with the same
+    idempotency key is still in progress) or a 5xx."""
+    if isinstance(error, TRANSIENT):
+        return True
+    status = getattr(error, "http_status", None)
+    return (
+        isinstance(error, stripe.StripeError)
+        and status is not None
+        and (status == 409 or status >= 500)
+    )
+
+
+def key(name: str, attempt: int) -> str:
+    """The idempotency key of one request of one try: `name` on the first, `name-<attempt>`
+    after. Stripe keeps a key's first answer for 24 hours, a 500 included, so a try after a
+    failure uses a new key, and it is safe because every object is first looked up by our
+    metadata (docs/stripe.md, "Exactly once")."""
+    return f"{name}-{attempt}" if attempt else name
+
+
+def backoff(attempts: int) -> dt.timedelta:
+    """30 s, 1 min, 2 min, ... up to 2 h, with up to 20 % jitter."""
+    delay: dt.timedelta = min(BACKOFF_BASE * (2 ** max(attempts - 1, 0)), BACKOFF_MAX)
+    jitter = dt.timedelta(
+        microseconds=random.randrange(int(delay / dt.timedelta(microseconds=1)) // 5 + 1)
+    )
+    return delay + jitter  # jitter spreads retries, it is not a secret
+
+
+def meta(obj: Any, name: str) -> str | None:
+    """The metadata value `name` of a Stripe object (None when absent)."""
+    metadata: Any = getattr(obj, "metadata", None)
+    if not metadata:
+        return None
+    value = metadata.to_dict().get(name) if hasattr(metadata, "to_dict") else metadata.get(name)
+    return None if value is None else str(value)
