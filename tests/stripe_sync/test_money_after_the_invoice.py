@@ -6,9 +6,10 @@ invoices may be voided or credited, which cancels them). Afterwards, per custome
 - no period is billed twice: at most one live usage invoice of ours per period, and at most
   one invoice of ours per period open or paid in Stripe;
 - what Stripe holds equals what we say: each invoice we pushed has Stripe's total equal to
-  our amount due (in Stripe's units); Stripe's paid invoices are paid with us, unless we
-  voided them first, which the sync flags (`void_refused`); our void invoices are void in
-  Stripe or flagged;
+  our amount due (in Stripe's units), and once its credit notes are in Stripe, Stripe's
+  amount remaining equals our amount due less our notes; Stripe's paid invoices are paid
+  with us, unless we voided them first, which the sync flags (`void_refused`); our void
+  invoices are void in Stripe or flagged;
 - the credit ledger's balance is the sum of its entries, in both pools;
 - every figure of every invoice is the sum of its lines.
 """
@@ -35,11 +36,11 @@ from billing.customers import service as customers_service
 from billing.customers.models import CustomerCreate
 from billing.db import table_of
 from billing.errors import BillingError
-from billing.invoicing.models import CreditNoteOutcome, Invoice, InvoiceLine
+from billing.invoicing.models import CreditNote, CreditNoteOutcome, Invoice, InvoiceLine
 from billing.metering import service as metering_service
 from billing.pipeline import close_due
 from billing.stripe_sync.amounts import to_stripe_amount
-from billing.stripe_sync.models import InvoiceSync
+from billing.stripe_sync.models import CreditNoteSync, InvoiceSync
 from billing.stripe_sync.sync import make_client, sync_due
 from billing.stripe_sync.webhook import apply_event
 
@@ -253,6 +254,21 @@ def test_our_figures_are_stripes_and_nothing_is_billed_twice(engine, catalog, st
                 )
             )
         )
+        notes = list(
+            connection.execute(
+                select(
+                    table_of(CreditNote).c.invoice_id,
+                    table_of(CreditNote).c.total,
+                    table_of(CreditNoteSync).c.status,
+                )
+                .join(
+                    table_of(CreditNoteSync),
+                    table_of(CreditNoteSync).c.credit_note_id == table_of(CreditNote).c.id,
+                    isouter=True,
+                )
+                .where(table_of(CreditNote).c.invoice_id.in_(list(ours)))
+            )
+        )
         entries = ledger.entries(connection, world.customer)
         balances = ledger.balances(connection, world.customer)
     note(f"ours: {[(r.number, r.kind, r.status, r.amount_due) for r in ours.values()]}")
@@ -285,6 +301,12 @@ def test_our_figures_are_stripes_and_nothing_is_billed_twice(engine, catalog, st
             assert stripe_invoice["status"] in ("void", "draft") or state.status == "void_refused"
         if row.status == "paid":
             assert stripe_invoice["status"] == "paid"
+        own_notes = [n for n in notes if n.invoice_id == invoice_id]
+        if stripe_invoice["status"] == "open" and all(n.status == "synced" for n in own_notes):
+            # what is still owed: our amount due less our notes, to the minor unit
+            credited = sum((n.total for n in own_notes), D(0))
+            owed = to_stripe_amount(row.amount_due - credited, row.currency)
+            assert stripe_invoice["amount_remaining"] == owed, (invoice_id, own_notes)
     # every figure is the sum of its parts
     for row in ours.values():
         own = [line.amount for line in lines if line.invoice_id == row.id]
