@@ -167,13 +167,22 @@ class StripeEmulator:
 
     # --- plumbing ------------------------------------------------------------------------
 
+    def _holds(self, path: str) -> bool:
+        """Whether a request to `path` waits for `release`: `hang_on` is a path fragment, or
+        with a trailing `$` the path's exact end."""
+        if not self.hang_on or self.release.is_set():
+            return False
+        if self.hang_on.endswith("$"):
+            return path.endswith(self.hang_on[:-1])
+        return self.hang_on in path
+
     def _handle(self, handler: http.server.BaseHTTPRequestHandler, method: str) -> None:
         length = int(handler.headers.get("Content-Length") or 0)
         body = handler.rfile.read(length) if length else b""
         parts = urlsplit(handler.path)
         params = dict(parse_qsl(body.decode() if method == "POST" else parts.query))
         key = handler.headers.get("Idempotency-Key") if method == "POST" else None
-        held = self.hang_on and self.hang_on in parts.path and not self.release.is_set()
+        held = self._holds(parts.path)
         with self._lock:
             if key is not None and key in self._in_flight:
                 # Another request with this key is still in progress (held): 409, nothing saved.
@@ -198,7 +207,7 @@ class StripeEmulator:
         params: dict[str, str],
         key: str | None,
     ) -> None:
-        if self.hang_on and self.hang_on in path and not self.release.is_set():
+        if self._holds(path):
             with self._lock:
                 self.held += 1
             self.hung.set()  # the caller may be killed now; the request still completes

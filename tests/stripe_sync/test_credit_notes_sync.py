@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from billing.corrections.calculate import LineRequest
 from billing.corrections.credit_notes import create_credit_note
+from billing.db import table_of
 from billing.invoicing import payments
 from billing.invoicing.models import CreditNoteOutcome
 from billing.invoicing.payments import PaymentEvent
@@ -266,3 +267,51 @@ def test_the_emulator_refuses_what_stripe_refuses(client, stripe_api):
     with pytest.raises(stripe.InvalidRequestError, match="open or paid"):
         client.v1.credit_notes.create(params={"invoice": other.id, "amount": 100})
     assert len(stripe_api.credit_notes) == 1
+
+
+def test_a_sync_killed_while_stripe_creates_the_note_leaves_one_note(
+    engine, catalog, client, stripe_api, closed, in_stripe, database_url
+):
+    """The drill for credit notes: SIGKILL `billing stripe sync` while Stripe is creating the
+    note (the request still completes there, nothing of ours recorded it); the next run finds
+    it by our id and creates no second one."""
+    import os
+    import signal
+    import subprocess
+
+    from tests.conftest import TIERS
+    from tests.servers import BILLING
+
+    note = credit(engine, catalog, closed.id, "5.00")
+    stripe_api.hang_on = "/v1/credit_notes$"  # the create, not the preview
+    env = {
+        **os.environ,
+        "BILLING_DATABASE_URL": database_url,
+        "BILLING_TIERS_DIR": str(TIERS),
+        "BILLING_STRIPE_API_KEY": "sk_test_emulator",
+        "BILLING_STRIPE_API_BASE": stripe_api.base,
+    }
+    process = subprocess.Popen(
+        [str(BILLING), "stripe", "sync", "--as-of", LATER.isoformat()],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        assert stripe_api.hung.wait(60)  # Stripe is creating the note
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    finally:
+        stripe_api.release.set()
+        if process.poll() is None:
+            process.kill()
+    stripe_api.hang_on = None
+    with engine.connect() as connection:
+        table = table_of(CreditNoteSync)
+        state = connection.execute(select(table).where(table.c.credit_note_id == note.id)).one()
+    assert state.stripe_credit_note_id is None  # we never learned Stripe's id
+    sync_due(engine, client, LATER + dt.timedelta(minutes=5))
+    made = [n for n in stripe_api.credit_notes.values() if n["invoice"] == in_stripe["id"]]
+    assert len(made) == 1
+    assert made[0]["total"] == 500
+    assert stripe_api.invoices[in_stripe["id"]]["amount_remaining"] == 3000
