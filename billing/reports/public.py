@@ -54,6 +54,8 @@ class InvoiceReportRow(PublicModel):
     total: MoneyText
     credits_applied: MoneyText
     amount_due: MoneyText
+    credited: MoneyText = Field(description="credit notes against it, in all")
+    paid_at: Timestamp | Literal[""] = Field(description='"" while unpaid')
     sync_status: str = Field(
         description="the Stripe sync state; not_synced or nothing_due before the first sync"
     )

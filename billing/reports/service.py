@@ -63,8 +63,9 @@ def _query(filters: InvoiceFilter) -> Any:
     return query
 
 
-def invoice_row(row: Any) -> InvoiceReportRow:
-    """One invoice as the listing shows it: money as exact strings."""
+def invoice_row(row: Any, credited: Decimal = ZERO) -> InvoiceReportRow:
+    """One invoice as the listing shows it, with what its credit notes credit (`credited`,
+    major units): money as exact strings."""
 
     def money(value: Decimal) -> str:
         return format_exact(value, row.currency)
@@ -84,6 +85,8 @@ def invoice_row(row: Any) -> InvoiceReportRow:
             "total": money(row.total),
             "credits_applied": money(row.credits_applied),
             "amount_due": money(row.amount_due),
+            "credited": money(credited),
+            "paid_at": "" if row.paid_at is None else row.paid_at.isoformat(),
             "sync_status": row.sync_status
             or ("not_synced" if row.amount_due > 0 else "nothing_due"),
             "issued_at": row.issued_at.isoformat(),
@@ -94,9 +97,19 @@ def invoice_row(row: Any) -> InvoiceReportRow:
 def stream_invoices(engine: Engine, filters: InvoiceFilter) -> Iterator[InvoiceReportRow]:
     """The invoices matching `filters`, oldest number first, fetched CHUNK at a time."""
     with read_only(engine) as connection:
+        credited = _credited(connection)
         connection = connection.execution_options(stream_results=True, yield_per=CHUNK)
         for row in connection.execute(_query(filters)):
-            yield invoice_row(row)
+            yield invoice_row(row, credited.get(row.id, ZERO))
+
+
+def _credited(connection: Connection) -> dict[str, Decimal]:
+    """What credit notes credit per invoice, summed exactly here (SQLite would sum the
+    stored text as floats); notes are few beside invoices."""
+    found: dict[str, Decimal] = defaultdict(Decimal)
+    for invoice_id, total in connection.execute(select(_NOTES.c.invoice_id, _NOTES.c.total)):
+        found[invoice_id] += total
+    return found
 
 
 @dataclass

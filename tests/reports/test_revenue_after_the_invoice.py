@@ -100,3 +100,20 @@ def test_paid_adjusted_and_credited_invoices_add_up(engine, session, catalog):
         )
         assert parts == group.amount_due
         assert group.net == group.amount_due - group.credited
+    # The listing (JSON and CSV) shows each invoice's credited total, summed exactly
+    with engine.begin() as connection:
+        for amount in ("0.10", "0.20"):
+            create_credit_note(
+                connection,
+                amend,
+                november,
+                reason="rounding test",
+                lines=[LineRequest(line=1, amount=D(amount))],
+                outcome=CreditNoteOutcome.REDUCE_DUE,
+                actor="finance",
+                now=at("2026-12-03"),
+            )
+    rows = {row.id: row for row in reports.stream_invoices(engine, reports.InvoiceFilter())}
+    assert (rows[november].credited, rows[october].credited) == ("10.30", "0.00")
+    assert rows[october].paid_at.startswith("2026-11-02")
+    assert rows[november].paid_at == ""
