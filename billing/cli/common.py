@@ -13,10 +13,12 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from pydantic_core import PydanticCustomError
+from sqlalchemy import Engine, make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from billing.catalog import Catalog, load_catalog
-from billing.db import make_engine, session_scope
+from billing.db import current_revision, make_engine, session_scope
 from billing.errors import BillingError, CatalogError
 from billing.settings import get_settings
 
@@ -50,10 +52,36 @@ def load_tiers(tiers: Path | None) -> Catalog:
         raise typer.Exit(1) from None
 
 
+def migrated_engine(url: str | None = None) -> Engine:
+    """An engine on `url` (default BILLING_DATABASE_URL) whose database exists and is
+    migrated; otherwise exits 1 with one sentence naming BILLING_DATABASE_URL and `billing db
+    upgrade`. A SQLite file that does not exist is never created here (only `billing db
+    upgrade` and `billing serve` create one)."""
+    url = url or get_settings().database_url
+    parsed = make_url(url)
+    shown = parsed.render_as_string(hide_password=True)
+    hint = "set BILLING_DATABASE_URL to your database, or create this one with `billing db upgrade`"
+    file = parsed.database if parsed.get_backend_name() == "sqlite" else None
+    if file not in (None, "", ":memory:") and not Path(str(file)).exists():
+        raise fail(f"no database at {shown} (in {Path.cwd()}): {hint}", 1)
+    engine = make_engine(url)
+    try:
+        revision = current_revision(engine)
+    except SQLAlchemyError as error:
+        engine.dispose()
+        reason = str(error.orig if hasattr(error, "orig") else error).splitlines()[0]
+        raise fail(f"cannot reach the database at {shown} ({reason}): {hint}", 1) from None
+    if revision is None:
+        engine.dispose()
+        raise fail(f"the database at {shown} is not set up: {hint}", 1)
+    return engine
+
+
 @contextmanager
 def open_session() -> Iterator[Session]:
-    """A session on BILLING_DATABASE_URL, committed at the end; a BillingError exits 2."""
-    engine = make_engine(get_settings().database_url)
+    """A session on BILLING_DATABASE_URL, committed at the end; a BillingError exits 2; a
+    missing or unmigrated database exits 1 with one sentence (`migrated_engine`)."""
+    engine = migrated_engine()
     try:
         with session_scope(engine) as session:
             yield session
@@ -140,7 +168,7 @@ def run_job(job: Job[T], as_of: str | None, catalog: Catalog | None = None) -> T
     if reason is not None:
         raise fail(reason, 1)
     at = parse_as_of(as_of)
-    engine = make_engine(settings.database_url)
+    engine = migrated_engine(settings.database_url)
     try:
         context = JobContext(engine=engine, settings=settings, catalog=catalog)
         return runner.run_waiting(job, context, at)

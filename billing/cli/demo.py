@@ -7,8 +7,7 @@ from typing import Annotated
 
 import typer
 
-from billing.cli.common import fail, load_tiers
-from billing.db import make_engine
+from billing.cli.common import fail, load_tiers, migrated_engine
 from billing.errors import BillingError
 from billing.settings import get_settings
 
@@ -26,7 +25,7 @@ def demo(
         typer.echo("demo data is off (BILLING_DEMO_DATA=0)")
         return
     catalog = load_tiers(None)
-    engine = make_engine(settings.database_url)
+    engine = migrated_engine(settings.database_url)
     try:
         if if_empty and not demo_data.is_empty(engine):
             typer.echo("the database has customers already: no demo data added")

@@ -6,11 +6,16 @@ from typing import Annotated
 
 import typer
 
-from billing.cli.common import TiersOption, fail, load_tiers, open_session, print_rows
-from billing.db import make_engine
+from billing.cli.common import (
+    TiersOption,
+    fail,
+    load_tiers,
+    migrated_engine,
+    open_session,
+    print_rows,
+)
 from billing.errors import BillingError
 from billing.money import format_amount
-from billing.settings import get_settings
 
 app = typer.Typer(help="Finance reports: invoices and revenue.")
 
@@ -27,7 +32,7 @@ def report_invoices(
     from billing.reports import service as reports
     from billing.reports.public import COLUMNS
 
-    engine = make_engine(get_settings().database_url)
+    engine = migrated_engine()
     try:
         try:
             start, end = reports.months(from_, to)

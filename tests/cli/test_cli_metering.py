@@ -3,10 +3,11 @@
 import json
 import os
 import re
+import subprocess
 from decimal import Decimal
 
 from tests.conftest import TIERS
-from tests.servers import billing_cli
+from tests.servers import BILLING, billing_cli
 
 
 def run(tmp_path, *args, **env):
@@ -193,3 +194,53 @@ def test_credit_notes_from_the_shell(tmp_path):
     assert "credit" in too_much.stderr
     bad = run(tmp_path, "credit-notes", "create", "INV-000001", "--reason", "x", "--line", "one")
     assert (bad.returncode, "--line" in bad.stderr) == (2, True)
+
+
+def test_reading_commands_in_another_folder_create_no_database(tmp_path):
+    """Run from a folder with no database: one sentence naming BILLING_DATABASE_URL and
+    `billing db upgrade`, exit 1, and no billing.db left behind."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "BILLING_DATABASE_URL"}
+    env["BILLING_TIERS_DIR"] = str(TIERS)
+    for args in (
+        ("usage", "acme"),
+        ("customers", "list"),
+        ("report", "invoices"),
+        ("keys", "list"),
+    ):
+        done = subprocess.run(
+            [str(BILLING), *args],
+            capture_output=True,
+            text=True,
+            cwd=elsewhere,
+            env=env,
+            timeout=60,
+        )
+        assert done.returncode == 1, (args, done.stderr)
+        [line] = done.stderr.strip().splitlines()
+        assert line.startswith("error: no database at sqlite:///./billing.db"), line
+        assert "BILLING_DATABASE_URL" in line
+        assert "`billing db upgrade`" in line
+        assert list(elsewhere.iterdir()) == []  # nothing created
+    # a database file that is not migrated: the same kind of sentence, still one line
+    (elsewhere / "billing.db").touch()
+    done = subprocess.run(
+        [str(BILLING), "usage", "acme"], capture_output=True, text=True, cwd=elsewhere, env=env
+    )
+    assert done.returncode == 1
+    [line] = done.stderr.strip().splitlines()
+    assert "is not set up" in line
+    assert "`billing db upgrade`" in line
+
+
+def test_customers_are_listed(tmp_path):
+    run(tmp_path, "db", "upgrade")
+    run(tmp_path, "customers", "create", "acme", "--name", "Acme", "--email", "ap@acme.test")
+    run(tmp_path, "customers", "create", "globex", "--name", "Globex")
+    listed = json.loads(run(tmp_path, "customers", "list", "--format", "json").stdout)
+    assert [(c["id"], c["name"], c["email"]) for c in listed] == [
+        ("acme", "Acme", "ap@acme.test"),
+        ("globex", "Globex", ""),
+    ]
+    assert "Customers (2)" in run(tmp_path, "customers", "list").stdout
