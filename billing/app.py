@@ -74,7 +74,7 @@ def create_app(
     app.state.quote_limiter = RateLimiter(settings.quote_rate_per_minute)
     app.state.signin_limiter = RateLimiter(settings.signin_rate_per_minute)
     app.state.draining = False
-    errors.install(app)
+    errors.install(app, page_not_found=pages.not_found_page)
     app.include_router(health.router)
     app.include_router(pricing.router)
     app.include_router(customers.router)

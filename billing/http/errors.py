@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from billing.errors import (
@@ -59,11 +60,18 @@ def error_body(code: str, message: str, field: str | None, **extra: Any) -> dict
     return {"code": code, "message": message, "field": field, **extra}
 
 
-def install(app: FastAPI) -> None:
-    """Register the error handlers on an app."""
+def install(app: FastAPI, *, page_not_found: Callable[[Request], Response] | None = None) -> None:
+    """Register the error handlers on an app; `page_not_found` answers a 404 on a page path
+    (not the API's: those answer the JSON error body)."""
+
+    async def http_error(request: Request, error: StarletteHTTPException) -> Response:
+        if error.status_code == 404 and page_not_found and is_page_path(request.url.path):
+            return page_not_found(request)
+        return await _http_error(request, error)
+
     app.add_exception_handler(BillingError, _billing_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
-    app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, http_error)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _unexpected)
 
 
@@ -84,6 +92,15 @@ async def _validation_error(request: Request, error: RequestValidationError) -> 
         error_body(str(first["code"]), str(first["message"]), first["field"], errors=problems),
         status_code=422,
     )
+
+
+# Paths whose answers are JSON (the API, health, metrics, the schema); other paths are pages.
+API_PREFIXES = ("/v1/", "/healthz", "/readyz", "/metrics", "/openapi.json", "/static/")
+
+
+def is_page_path(path: str) -> bool:
+    """Whether `path` belongs to the pages (an HTML 404 there), not the API."""
+    return not path.startswith(API_PREFIXES)
 
 
 async def _http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:

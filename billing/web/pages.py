@@ -21,6 +21,24 @@ from billing.web.templating import render
 router = APIRouter(include_in_schema=False)
 
 
+@router.get("/", response_class=HTMLResponse)
+def home_page(request: Request, catalog: CatalogDep) -> HTMLResponse:
+    """Where `make run`'s address lands: the pricing page, the API docs, and how to open the
+    portal and the finance pages."""
+    context = {"products": len(catalog.products), "currency": catalog.currency, "home": "/"}
+    return render(request, "home.html", context, private=False)
+
+
+def not_found_page(request: Request) -> HTMLResponse:
+    """The HTML 404 of a page path (the API's paths answer the JSON error body)."""
+    context = {
+        "title": "Page not found",
+        "message": f"There is no page at {request.url.path}. Start from the home page.",
+        "home": "/",
+    }
+    return render(request, "message.html", context, status=404, private=False)
+
+
 @router.get("/pricing", response_class=HTMLResponse)
 def pricing_page(request: Request, catalog: CatalogDep) -> HTMLResponse:
     """The pricing calculator; query parameters `<product>=<quantity>` price on the server."""
