@@ -8,8 +8,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import fastapi_offline
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.docs import (
+    get_redoc_html,
+    get_swagger_ui_html,
+    get_swagger_ui_oauth2_redirect_html,
+)
+from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 
@@ -39,6 +46,53 @@ from billing.settings import Settings, get_settings
 from billing.web import finance, pages, portal, signin_pages
 
 STATIC_DIR = Path(__file__).resolve().parent / "web" / "static"
+# Swagger UI and ReDoc as installed with the fastapi-offline package: /docs and /redoc work
+# without reaching a CDN (an air-gapped install, a laptop offline).
+DOCS_ASSETS = Path(fastapi_offline.__file__).resolve().parent / "static"
+
+
+# The docs pages may load nothing from another host (ReDoc's bundle links a logo on its CDN).
+DOCS_CSP = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; font-src 'self' data:; worker-src 'self' blob:; "
+    "connect-src 'self'"
+)
+
+
+def _api_docs(app: FastAPI) -> None:
+    """/docs (Swagger UI) and /redoc (ReDoc), their scripts and styles served from
+    /static/docs; nothing is fetched from another host (no fonts, no favicon, and a
+    Content-Security-Policy that keeps every request on this host)."""
+    title = f"{app.title} API"
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui() -> HTMLResponse:
+        page = get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title=title,
+            swagger_js_url="/static/docs/swagger-ui-bundle.js",
+            swagger_css_url="/static/docs/swagger-ui.css",
+            swagger_favicon_url="data:,",
+            oauth2_redirect_url="/docs/oauth2-redirect",
+        )
+        page.headers["Content-Security-Policy"] = DOCS_CSP
+        return page
+
+    @app.get("/docs/oauth2-redirect", include_in_schema=False)
+    async def swagger_ui_redirect() -> HTMLResponse:
+        return get_swagger_ui_oauth2_redirect_html()
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc() -> HTMLResponse:
+        page = get_redoc_html(
+            openapi_url="/openapi.json",
+            title=title,
+            redoc_js_url="/static/docs/redoc.standalone.js",
+            redoc_favicon_url="data:,",
+            with_google_fonts=False,
+        )
+        page.headers["Content-Security-Policy"] = DOCS_CSP
+        return page
 
 
 def create_app(
@@ -64,6 +118,8 @@ def create_app(
         title="Billing",
         version=__version__,
         description="Usage-based billing and pricing engine. Money is sent as strings.",
+        docs_url=None,  # served below from the installed assets, not a CDN
+        redoc_url=None,
     )
     app.state.catalog = catalog
     app.state.settings = settings
@@ -90,6 +146,8 @@ def create_app(
     app.include_router(signin_pages.router)
     app.include_router(portal.router)
     app.include_router(finance.router)
+    _api_docs(app)
+    app.mount("/static/docs", StaticFiles(directory=DOCS_ASSETS), name="docs-assets")
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     if settings.cors_origins:  # closed unless origins are named
         app.add_middleware(

@@ -45,3 +45,31 @@ def test_a_missing_page_is_an_html_404_and_a_missing_api_path_is_json(page, base
         urllib.request.urlopen(f"{base_url}/v1/nope", timeout=10)
     assert refused.value.code == 404
     assert json.loads(refused.value.read())["code"] == "not_found"
+
+
+@pytest.mark.parametrize(
+    ("path", "rendered"),
+    [("/docs", ".swagger-ui .info .title"), ("/redoc", "[role=navigation], .menu-content")],
+)
+def test_the_api_docs_render_with_the_network_blocked(page, base_url, path, rendered):  # noqa: F811
+    """Swagger UI and ReDoc come from the installed package: with every request that would
+    leave 127.0.0.1 refused, both still render the API."""
+    from playwright.sync_api import expect
+
+    outside: list[str] = []
+
+    def only_local(route):
+        url = route.request.url
+        if url.startswith(("http://127.0.0.1", "data:")):
+            route.continue_()
+        else:
+            outside.append(url)
+            route.abort()
+
+    page.route("**/*", only_local)
+    answer = page.goto(f"{base_url}{path}")
+    assert answer is not None
+    assert answer.status == 200
+    expect(page.locator(rendered).first).to_be_visible(timeout=30_000)
+    expect(page.locator("body")).to_contain_text("/v1/events", timeout=30_000)
+    assert outside == []

@@ -27,6 +27,26 @@ from billing.metering.public import IngestPublic
 from billing.metering.writer import IngestWriter
 from billing.observability.metrics import record_ingest
 
+
+def _inlined(schema: dict[str, Any]) -> dict[str, Any]:
+    """A JSON Schema with its `$defs` written in place: OpenAPI tools (ReDoc, Swagger UI)
+    resolve refs against the whole document, where `#/$defs/...` means nothing."""
+    defs = schema.pop("$defs", {})
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return walk(defs[ref.removeprefix("#/$defs/")])
+            return {key: walk(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [walk(item) for item in node]
+        return node
+
+    inlined: dict[str, Any] = walk(schema)
+    return inlined
+
+
 router = APIRouter(prefix="/v1", tags=["metering"])
 MAX_EVENTS = 10_000
 MAX_BYTES = 5 * 1024 * 1024
@@ -41,7 +61,7 @@ LIMITS = f"at most {MAX_EVENTS:,} events and {MAX_BYTES // (1024 * 1024)} MB per
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {"application/json": {"schema": EventBatchIn.model_json_schema()}},
+            "content": {"application/json": {"schema": _inlined(EventBatchIn.model_json_schema())}},
         }
     },
 )
