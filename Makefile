@@ -2,19 +2,25 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
+RUNTIME := $(VENV)/.installed-runtime
 STAMP  := $(VENV)/.installed
 
 .PHONY: install run test lint bench cluster-demo screenshots clean
 
+# `make run` installs what serving needs; `make test` and the tools add the dev toolchain.
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(RUNTIME): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $(RUNTIME)
+
+$(STAMP): pyproject.toml $(RUNTIME)
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-run: install
+run: $(RUNTIME)
 	$(BIN)/billing db upgrade
 	$(BIN)/billing demo --if-empty
 	$(BIN)/billing serve --host 127.0.0.1 --port 8000

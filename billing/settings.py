@@ -22,7 +22,9 @@ class Settings(BaseSettings):
     port: int = 8000
     log_level: str = "info"
     log_format: str = Field(
-        "json", pattern="^(json|text)$", description="json: one JSON object a line; text"
+        "auto",
+        pattern="^(auto|json|text)$",
+        description="auto: text on a terminal, JSON otherwise; json: one JSON object a line; text",
     )
     max_body_bytes: int = Field(
         1024 * 1024,

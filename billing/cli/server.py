@@ -31,8 +31,10 @@ def serve(
         upgrade(settings.database_url)
     else:
         _check_schema(settings.database_url)
-    from billing.observability.logs import log_config
+    from billing.observability.logs import log_config, resolved_format
 
+    if resolved_format(settings.log_format) == "text":  # a person reads it: say where things are
+        _banner(host, port, workers)
     uvicorn.run(
         "billing.app:create_app",
         factory=True,
@@ -47,6 +49,21 @@ def serve(
         # SIGTERM: stop accepting, let requests in flight finish (and their batches commit)
         timeout_graceful_shutdown=30,
     )
+
+
+def _banner(host: str, port: int, workers: int) -> None:
+    """Where everything is, printed once at start (stderr), before the logs begin."""
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    base = f"http://{shown}:{port}"
+    lines = [
+        f"billing: serving {base} ({workers} worker{'s' if workers != 1 else ''})",
+        f"  start here       {base}/",
+        f"  pricing page     {base}/pricing",
+        f"  API docs         {base}/docs",
+        "  customer portal  billing portal-link <customer>   (a single-use sign-in link)",
+        "  finance pages    billing portal-link --finance",
+    ]
+    typer.echo("\n".join(lines), err=True)
 
 
 def worker(tiers: TiersOption = None) -> None:

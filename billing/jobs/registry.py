@@ -108,7 +108,7 @@ class Purged:
     keys: int
 
     def __str__(self) -> str:
-        return f"{self.keys} idempotency keys older than 24 hours removed"
+        return f"{self.keys} expired idempotency keys removed"
 
 
 def _purge_idempotency_keys(context: JobContext, as_of: dt.datetime | None) -> Purged:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 from functools import partial
 from typing import Any
 
@@ -53,7 +54,14 @@ def _tick(job: registry.Job[object], context: JobContext) -> None:
     report = runner.run_if_free(job, context)
     summary = "" if report is None else str(report)
     if summary:
-        logger.info("job %s: %s", job.name, summary)
+        # a run that found nothing to do is a heartbeat: debug, not a line every 30 s
+        level = logging.INFO if did_something(summary) else logging.DEBUG
+        logger.log(level, "job %s: %s", job.name, summary)
+
+
+def did_something(summary: str) -> bool:
+    """Whether a job's one-line summary counts anything (a number other than 0 in it)."""
+    return any(int(number) for number in re.findall(r"\d+", summary))
 
 
 def start(engine: Engine, catalog: Catalog, settings: Settings) -> Any:

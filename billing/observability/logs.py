@@ -1,6 +1,7 @@
 """Structured logs: one JSON object per line, with the request id of the request being
 served (set by `RequestContext`), so a line can be tied to the answer that carried the same
-`X-Request-ID`. `BILLING_LOG_FORMAT=text` gives plain lines for a terminal.
+`X-Request-ID`. `BILLING_LOG_FORMAT=auto` (the default) writes plain text lines when stderr
+is a terminal and JSON otherwise; `json` or `text` force one.
 
 Nothing secret is logged: request lines carry the path without its query string (sign-in
 tokens travel there), never headers or bodies.
@@ -12,6 +13,7 @@ import datetime as dt
 import json
 import logging
 import logging.config
+import sys
 from contextvars import ContextVar
 from typing import Any
 
@@ -52,10 +54,17 @@ class TextFormatter(logging.Formatter):
         return f"{text} [{request_id}]" if request_id else text
 
 
+def resolved_format(fmt: str) -> str:
+    """`json` or `text`: `auto` is text on a terminal (stderr is a TTY), JSON otherwise."""
+    if fmt == "auto":
+        return "text" if sys.stderr.isatty() else "json"
+    return fmt
+
+
 def log_config(level: str, fmt: str) -> dict[str, Any]:
     """A logging.config dict for our loggers and uvicorn's (whose access log we replace)."""
     formatter = "billing.observability.logs.JsonFormatter"
-    if fmt == "text":
+    if resolved_format(fmt) == "text":
         formatter = "billing.observability.logs.TextFormatter"
     return {
         "version": 1,
@@ -74,6 +83,7 @@ def log_config(level: str, fmt: str) -> dict[str, Any]:
             "uvicorn.error": {"level": level.upper()},
             "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
             "alembic": {"level": "WARNING"},  # /readyz reads the revision on every probe
+            "apscheduler": {"level": "WARNING"},  # its job bookkeeping; ours logs each run
         },
     }
 
