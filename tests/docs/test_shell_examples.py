@@ -1,0 +1,54 @@
+"""Every shell example in README.md and docs/*.md marked `# runnable` (its first line) runs
+against a fresh served process, on today's date: it exits 0, and what it sends is accepted."""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, TIERS
+from tests.servers import Server, cli_database
+
+DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+FENCE = re.compile(r"```bash\n(# runnable.*?)```", re.DOTALL)
+
+
+def runnable():
+    for doc in DOCS:
+        for block in FENCE.findall(doc.read_text()):
+            yield pytest.param(block, id=f"{doc.name}:{block.splitlines()[1][:40]}")
+
+
+EXAMPLES = list(runnable())
+
+
+def test_the_readme_has_a_runnable_example():
+    assert any("README.md" in example.id for example in EXAMPLES)
+
+
+@pytest.mark.parametrize("block", EXAMPLES)
+def test_a_runnable_shell_example_works_today(block, tmp_path):
+    url = f"sqlite:///{tmp_path / 'b.db'}"
+    env = cli_database(url)
+    server = Server(TIERS, url)
+    server.env.update({"BILLING_SCHEDULER": "0"})
+    server.start()
+    try:
+        script = block.replace("localhost:8000", server.base.removeprefix("http://"))
+        done = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", script],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env={**env, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"},
+            timeout=120,
+        )
+    finally:
+        server.stop()
+    assert done.returncode == 0, done.stderr
+    if "/v1/events" in script:
+        assert '"accepted":1' in done.stdout.replace(" ", ""), done.stdout
+        assert '"rejected":[]' in done.stdout.replace(" ", ""), done.stdout
