@@ -19,9 +19,15 @@ from typing import Any
 from sqlalchemy import Connection, Engine, case, func, literal, select
 
 from billing.db import read_only, table_of
-from billing.errors import InvalidMonth, ReversedRange
+from billing.errors import InvalidMonth, ReversedRange, UnknownStatus
 from billing.invoicing.issue import display_number
-from billing.invoicing.models import CreditNote, CreditNoteLine, Invoice, InvoiceLine
+from billing.invoicing.models import (
+    CreditNote,
+    CreditNoteLine,
+    Invoice,
+    InvoiceLine,
+    InvoiceStatus,
+)
 from billing.metering.store import usage_table
 from billing.money import ZERO, format_exact, format_quantity
 from billing.reports.public import CapHitRow, InvoiceReportRow
@@ -58,9 +64,33 @@ def _query(filters: InvoiceFilter) -> Any:
         query = query.where(_INVOICES.c.status == filters.status)
     if filters.customer:
         query = query.where(_INVOICES.c.customer_id == filters.customer)
-    if filters.sync_status:
+    if filters.sync_status in _NO_SYNC_ROW:  # told apart by amount due (stream_invoices)
+        query = query.where(_SYNC.c.status.is_(None))
+    elif filters.sync_status:
         query = query.where(_SYNC.c.status == filters.sync_status)
     return query
+
+
+def invoice_filter(
+    start: dt.datetime | None,
+    end: dt.datetime | None,
+    status: str | None,
+    customer: str | None,
+    sync_status: str | None,
+) -> InvoiceFilter:
+    """The listing's filters, each accepting exactly the values its column shows; one
+    UnknownStatus naming every refused filter (the first as `field`)."""
+    problems = []
+    if status and status not in INVOICE_STATUSES:
+        problems.append(
+            ("status", f"status is one of {', '.join(INVOICE_STATUSES)}, got {status!r}")
+        )
+    if sync_status and sync_status not in SYNC_FILTERS:
+        allowed = ", ".join(SYNC_FILTERS)
+        problems.append(("sync_status", f"sync_status is one of {allowed}, got {sync_status!r}"))
+    if problems:
+        raise UnknownStatus("; ".join(text for _, text in problems), field=problems[0][0])
+    return InvoiceFilter(start, end, status or None, customer or None, sync_status or None)
 
 
 def invoice_row(row: Any, credited: Decimal = ZERO) -> InvoiceReportRow:
@@ -100,7 +130,10 @@ def stream_invoices(engine: Engine, filters: InvoiceFilter) -> Iterator[InvoiceR
         credited = _credited(connection)
         connection = connection.execution_options(stream_results=True, yield_per=CHUNK)
         for row in connection.execute(_query(filters)):
-            yield invoice_row(row, credited.get(row.id, ZERO))
+            shown = invoice_row(row, credited.get(row.id, ZERO))
+            if filters.sync_status in _NO_SYNC_ROW and shown.sync_status != filters.sync_status:
+                continue  # amounts are compared here, exactly (SQLite stores them as text)
+            yield shown
 
 
 def _credited(connection: Connection) -> dict[str, Decimal]:
@@ -281,6 +314,7 @@ def caps_hit(connection: Connection, now: dt.datetime) -> list[CapHitRow]:
 
 
 RETRYABLE = ("pending", "sync_failed", "mismatch")
+INVOICE_STATUSES = tuple(InvoiceStatus)
 SYNC_ORDER = (
     "sync_failed",
     "mismatch",
@@ -291,6 +325,9 @@ SYNC_ORDER = (
     "paid",
     "voided",
 )
+# what the listing's sync_status column shows: a sync row's state, or why there is none
+_NO_SYNC_ROW = ("not_synced", "nothing_due")
+SYNC_FILTERS = (*SYNC_ORDER, *_NO_SYNC_ROW)
 
 
 def sync_panel(connection: Connection, limit: int = 200) -> list[dict[str, str]]:

@@ -23,7 +23,6 @@ from billing.errors import (
     InvalidCreditNoteLine,
     MissingField,
     UnknownAction,
-    UnknownStatus,
 )
 from billing.http.deps import CatalogDep, SessionDep
 from billing.http.errors import status_of
@@ -85,14 +84,7 @@ FilterForm = Annotated[dict[str, str], Depends(filter_form)]
 
 def _filters(form: dict[str, str]) -> reports.InvoiceFilter:
     start, end = reports.months(form["from"] or None, form["to"] or None)
-    status = form["status"]
-    if status and status not in STATUSES:
-        raise UnknownStatus(
-            f"status is one of {', '.join(STATUSES)}, got {status!r}", field="status"
-        )
-    return reports.InvoiceFilter(
-        start, end, status or None, form["customer"] or None, form["sync_status"] or None
-    )
+    return reports.invoice_filter(start, end, form["status"], form["customer"], form["sync_status"])
 
 
 @router.get("/finance/invoices", response_class=HTMLResponse)
@@ -105,6 +97,7 @@ def invoices_page(request: Request, user: FinanceUser, form: FilterForm) -> HTML
         "count": 0,
         "error": None,
         "statuses": STATUSES,
+        "sync_states": reports.SYNC_FILTERS,  # also after an error: the form keeps its options
     }
     try:
         filters = _filters(form)
@@ -127,7 +120,6 @@ def invoices_page(request: Request, user: FinanceUser, form: FilterForm) -> HTML
             due[row.currency] = due.get(row.currency, Decimal(0)) + Decimal(row.amount_due)
     context["due"] = {currency: format_exact(v, currency) for currency, v in due.items()}
     context["csv"] = f"/finance/invoices.csv{'?' + query if query else ''}"
-    context["sync_states"] = reports.SYNC_ORDER
     return AREA.page(request, user, "finance_invoices.html", context, active="/finance/invoices")
 
 

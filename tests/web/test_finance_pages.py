@@ -239,3 +239,36 @@ def test_the_customer_sees_its_credit_notes_in_the_portal(api, engine, seeded, k
     assert f'<th scope="row">{made.json()["number"]}</th>' in page
     assert "goodwill" in page
     assert 'id="credit-note-form"' not in page  # customers read notes; finance issues them
+
+
+def test_every_filter_takes_exactly_what_its_column_shows(api, engine, finance, keys):
+    """The Stripe-sync filter selects not_synced and nothing_due, which the table shows;
+    a value it never shows is refused (page and API), naming every refused filter, and the
+    form keeps its options after the error."""
+    page = api.get("/finance/invoices").text
+    shown = set(re.findall(r'<span class="badge (\w+)">\1</span></td></tr>', page))
+    for state in shown | {"not_synced", "nothing_due"}:
+        assert f'<option value="{state}"' in page, state
+    listed = api.get("/v1/reports/invoices", headers=bearer(keys["finance"])).json()["invoices"]
+    for state in ("not_synced", "nothing_due"):
+        expected = sorted(i["number"] for i in listed if i["sync_status"] == state)
+        api_rows = api.get(
+            "/v1/reports/invoices", params={"sync_status": state}, headers=bearer(keys["finance"])
+        ).json()["invoices"]
+        assert sorted(i["number"] for i in api_rows) == expected
+        on_page = api.get("/finance/invoices", params={"sync_status": state}).text
+        assert re.search(rf'id="count">{len(expected)}<', on_page)
+    refused = api.get(
+        "/v1/reports/invoices",
+        params={"sync_status": "bogus", "status": "bogus"},
+        headers=bearer(keys["finance"]),
+    )
+    assert refused.status_code == 422
+    body = refused.json()
+    assert (body["code"], body["field"]) == ("unknown_status", "status")
+    assert "got 'bogus'" in body["message"]
+    assert "sync_status is one of" in body["message"]  # both refused filters named
+    bad_page = api.get("/finance/invoices", params={"sync_status": "bogus"})
+    assert bad_page.status_code == 422
+    assert "sync_status is one of" in bad_page.text
+    assert '<option value="not_synced"' in bad_page.text  # the form keeps its options

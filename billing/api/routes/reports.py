@@ -11,7 +11,6 @@ from fastapi.responses import StreamingResponse
 from billing.api.deps import StaffKey
 from billing.api.schemas import ErrorOut
 from billing.http.deps import CatalogDep, SessionDep
-from billing.invoicing.models import InvoiceStatus
 from billing.reports import service as reports
 from billing.reports.public import (
     CapsReportPublic,
@@ -42,14 +41,20 @@ def invoices_report(
     _: StaffKey,
     from_: Annotated[str | None, Query(alias="from", pattern=r"^\d{4}-\d{2}$")] = None,
     to: MonthQuery = None,
-    status: InvoiceStatus | None = None,
+    status: Annotated[
+        str | None,
+        Query(description="finalized | payment_failed | paid | uncollectible | void"),
+    ] = None,
     customer: str | None = None,
-    sync_status: str | None = None,
+    sync_status: Annotated[
+        str | None,
+        Query(description="a state the sync_status column shows (not_synced, nothing_due too)"),
+    ] = None,
     format: Literal["json", "csv"] = "json",  # the query parameter's name
 ) -> Any:
     """Invoices whose period starts in [from, to], oldest number first. CSV is streamed."""
     start, end = reports.months(from_, to)
-    filters = reports.InvoiceFilter(start, end, status, customer, sync_status)
+    filters = reports.invoice_filter(start, end, status, customer, sync_status)
     rows = reports.stream_invoices(request.app.state.engine, filters)
     if format == "csv":
         name = f"invoices-{from_ or 'all'}-{to or 'all'}.csv"
