@@ -342,8 +342,21 @@ def _figures(item: reports.Revenue, catalog: Catalog) -> dict[str, Any]:
 @router.get("/finance/caps", response_class=HTMLResponse)
 def caps_page(request: Request, session: SessionDep, user: FinanceUser) -> HTMLResponse:
     """Customer x product pairs limited by their cap in the current period."""
-    rows = reports.caps_hit(session.connection(), now())
-    return AREA.page(request, user, "finance_caps.html", {"rows": rows}, active="/finance/caps")
+    catalog: Catalog = request.app.state.catalog
+    rows = [
+        {
+            **row.model_dump(),
+            "product_name": (
+                catalog.products[row.product].name
+                if row.product in catalog.products
+                else row.product
+            ),
+            "cap": "" if not row.cap else format_exact(Decimal(row.cap), catalog.currency),
+        }
+        for row in reports.caps_hit(session.connection(), now())
+    ]
+    context = {"rows": rows, "currency": catalog.currency}
+    return AREA.page(request, user, "finance_caps.html", context, active="/finance/caps")
 
 
 @router.get("/finance/stripe", response_class=HTMLResponse)

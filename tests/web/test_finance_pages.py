@@ -88,7 +88,12 @@ def test_the_revenue_chart_and_tables_reconcile_with_the_revenue_report(api, fin
 def test_caps_hit_lists_the_limited_pairs(api, finance):
     page = api.get("/finance/caps").text
     table = page[page.index('id="caps-hit"') :]
-    assert re.search(r"<td>acme</td><td>session_replay</td>", table)
+    # a person reads names and money: the product's name (its key beside it) and the cap in
+    # the catalogue's currency, to the cent
+    row = re.search(r"<tr><td>acme</td>(.*?)</tr>", table).group(1)
+    assert '<span class="product-name">Session replay</span>' in row
+    assert '<span class="subtle">session_replay</span>' in row
+    assert '<td class="num">50.00 USD</td>' in row
     assert "globex" not in table
 
 
@@ -272,3 +277,24 @@ def test_every_filter_takes_exactly_what_its_column_shows(api, engine, finance, 
     assert bad_page.status_code == 422
     assert "sync_status is one of" in bad_page.text
     assert '<option value="not_synced"' in bad_page.text  # the form keeps its options
+
+
+def test_a_void_invoice_shows_nothing_due_and_its_replacement_links_back(
+    api, engine, finance, keys
+):
+    with engine.connect() as connection:
+        invoice = connection.execute(
+            text("SELECT id FROM invoice WHERE customer_id = 'globex'")
+        ).scalar()
+    voided = api.post(
+        f"/v1/invoices/{invoice}/void",
+        json={"reason": "wrong meter", "reissue": True},
+        headers=bearer(keys["finance"]),
+    )
+    assert voided.status_code == 200, voided.text
+    replacement = voided.json()["reissued"]["id"]
+    void_page = api.get(f"/finance/invoices/{invoice}").text
+    assert 'id="amount-due">nothing: this invoice is void<' in void_page
+    new_page = api.get(f"/finance/invoices/{replacement}").text
+    assert f'<a href="{invoice}" id="replaces">' in new_page
+    assert api.get(f"/finance/invoices/{invoice}").status_code == 200  # where the link leads
