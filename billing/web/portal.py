@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from pydantic_core import PydanticCustomError
 
 from billing.alerts import service as alerts_service
+from billing.alerts import settings as alerts_settings
 from billing.caps import service as caps_service
 from billing.caps.public import spend_cap_public, spend_caps_public
 from billing.catalog import Catalog
@@ -26,6 +27,7 @@ from billing.customers.service import CustomerRow
 from billing.errors import (
     BillingError,
     InvalidAmount,
+    InvalidThreshold,
     MissingField,
     NoCommitmentSchedule,
     UnknownAction,
@@ -37,7 +39,7 @@ from billing.invoicing import service as invoicing_service
 from billing.invoicing.projection import project
 from billing.metering import quota as quota_service
 from billing.money import format_amount, format_quantity
-from billing.parsing import parse_amount
+from billing.parsing import parse_amount, parse_percent
 from billing.pricing.commitments import quote_commitment
 from billing.public import PublicModel
 from billing.quotes import commitment_public
@@ -176,6 +178,7 @@ def _caps_page(
     preview: dict[str, Any] | None = None,
     error: BillingError | None = None,
     form: dict[str, str] | None = None,
+    alert_form: dict[str, str] | None = None,
 ) -> HTMLResponse:
     views = quota_service.quotas(session.connection(), catalog, _cid(user), now())
     caps = _shown(spend_caps_public(_cid(user), views, catalog))
@@ -202,11 +205,67 @@ def _caps_page(
             for c in changes
         ],
         "csrf": user.csrf,
+        "alerts": _alert_settings(session, user, alert_form),
+        "alerts_saved": request.query_params.get("alerts") == "saved",
     }
     status = 200 if error is None else status_of(error)
     return AREA.page(
         request, user, "portal_caps.html", context, active="/portal/caps", status=status
     )
+
+
+def _alert_settings(
+    session: SessionDep, user: WebUser, shown: dict[str, str] | None
+) -> dict[str, Any]:
+    """The customer's alert settings as the form shows them (or as last submitted)."""
+    customer = customers_service.get_customer(
+        connection=session.connection(), customer_id=_cid(user)
+    )
+    thresholds = sorted(
+        (Decimal(t) for t in customer.alert_thresholds.split(",") if t), key=Decimal
+    )
+    return shown or {
+        "thresholds": ", ".join(f"{t.normalize():f}" for t in thresholds),
+        "free_allowance": "on" if customer.alert_free_allowance else "",
+        "webhook_url": customer.alert_webhook_url or "",
+    }
+
+
+@router.post("/portal/alerts", response_model=None)
+def alerts_post(
+    request: Request, session: SessionDep, catalog: CatalogDep, posted: CustomerPost
+) -> Response:
+    """Save the customer's alert settings: thresholds (percentages of a cap, comma-separated),
+    the free-allowance alert, the webhook URL (checked as the API checks it; empty: none)."""
+    user = posted.user
+    form = {
+        "thresholds": posted.text("thresholds"),
+        "free_allowance": posted.text("free_allowance"),
+        "webhook_url": posted.text("webhook_url"),
+    }
+    try:
+        thresholds = []
+        for index, part in enumerate(p for p in form["thresholds"].split(",") if p.strip()):
+            try:
+                thresholds.append(parse_percent(part.strip().removesuffix("%")))
+            except PydanticCustomError as problem:
+                raise InvalidThreshold(
+                    f"threshold {index + 1}: {problem.message()}", field=f"thresholds.{index}"
+                ) from None
+        alerts_settings.update_settings(
+            connection=session.connection(),
+            customer_id=_cid(user),
+            changes={
+                "thresholds": thresholds,
+                "free_allowance": form["free_allowance"] == "on",
+                "webhook_url": form["webhook_url"] or None,
+            },
+            allow_private=request.app.state.settings.webhook_allow_private,
+        )
+    except BillingError as error:
+        session.rollback()
+        return _caps_page(request, session, catalog, user, error=error, alert_form=form)
+    return RedirectResponse("/portal/caps?alerts=saved#alerts", status_code=303)
 
 
 def _cap_amount(raw: str) -> Decimal | None:

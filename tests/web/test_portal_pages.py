@@ -265,3 +265,40 @@ def form_token(page: str) -> str:
     found = re.search(r'name="form_token" value="([^"]+)"', page)
     assert found, "the page has no form token"
     return found.group(1)
+
+
+def test_a_customer_sets_its_alerts_in_the_portal(api, acme_page, keys):
+    """Thresholds, the free-allowance alert and the webhook, CSRF-protected and checked as
+    the API checks them; what is saved is what the API then reads."""
+    page = api.get("/portal/caps").text
+    assert 'id="alert-settings"' in page
+    form = {
+        "csrf_token": acme_page,
+        "thresholds": "80, 50%",
+        "free_allowance": "on",
+        "webhook_url": "https://hooks.example.com/billing",
+    }
+    saved = api.post("/portal/alerts", data=form, follow_redirects=False)
+    assert (saved.status_code, saved.headers["location"]) == (
+        303,
+        "/portal/caps?alerts=saved#alerts",
+    )
+    shown = api.get(saved.headers["location"]).text
+    assert 'id="alerts-saved"' in shown
+    assert 'value="50, 80"' in shown  # sorted as numbers
+    stored = api.get("/v1/customers/acme/alert-settings", headers=bearer(keys["admin"])).json()
+    assert stored["thresholds"] == ["50", "80"]
+    assert stored["webhook_url"] == "https://hooks.example.com/billing"
+    for bad, says in (
+        ({"thresholds": "150"}, "threshold"),
+        ({"thresholds": "x"}, "threshold 1"),
+        ({"webhook_url": "http://127.0.0.1/hook"}, "webhook"),
+    ):
+        refused = api.post("/portal/alerts", data={**form, **bad})
+        assert refused.status_code == 422, bad
+        assert says in refused.text.split('id="alerts-error">')[1].split("<")[0], bad
+        assert 'id="alert-settings"' in refused.text
+    forged = api.post("/portal/alerts", data={**form, "csrf_token": "forged"})
+    assert forged.status_code == 403
+    after = api.get("/v1/customers/acme/alert-settings", headers=bearer(keys["admin"])).json()
+    assert after == stored  # nothing refused changed anything
