@@ -298,3 +298,22 @@ def test_a_void_invoice_shows_nothing_due_and_its_replacement_links_back(
     new_page = api.get(f"/finance/invoices/{replacement}").text
     assert f'<a href="{invoice}" id="replaces">' in new_page
     assert api.get(f"/finance/invoices/{invoice}").status_code == 200  # where the link leads
+
+
+def test_the_invoice_page_totals_are_the_sum_of_the_rows_shown(api, engine, finance):
+    """No figure twice: the lines (usage, discounts, credits) add up to the amount due shown
+    under them; tier amounts, exact before the line is rounded, say so."""
+    with engine.connect() as connection:
+        invoice = connection.execute(
+            text("SELECT id FROM invoice WHERE customer_id = 'globex'")
+        ).scalar()
+    page = api.get(f"/finance/invoices/{invoice}").text
+    body = page[page.index("<tbody>") : page.index("</tbody>")]
+    line_row = r'<tr class="line-\w+"><td>.*?</td><td class="num">.*?</td>'
+    lines = re.findall(line_row + r'<td class="num">(-?[\d,.]+)</td>', body)
+    due_row = r'<tr class="due"><th scope="row">Amount due.*?<td class="num">'
+    due = re.search(due_row + r"(-?[\d,.]+) USD", page)
+    assert len(lines) >= 1
+    assert sum(D(x.replace(",", "")) for x in lines) == D(due.group(1).replace(",", ""))
+    assert "Credits applied" not in page
+    assert ">exact</abbr>" in body
