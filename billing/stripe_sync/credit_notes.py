@@ -54,7 +54,7 @@ from billing.invoicing.models import (
 )
 from billing.stripe_sync.amounts import StripeAmountError, to_stripe_amount
 from billing.stripe_sync.models import CreditNoteSync, InvoiceSync, SyncStatus
-from billing.stripe_sync.retry import backoff, key, meta, transient
+from billing.stripe_sync.retry import failed_try, key, meta
 
 logger = logging.getLogger(__name__)
 # The invoice sync states in which the Stripe invoice exists and may be credited.
@@ -262,59 +262,22 @@ def sync_credit_notes(
         attempts = note.attempts + 1
         try:
             stripe_id = push_note(client, note, lines, note.attempts)
-        except NoteMismatch as error:
+        except (NoteMismatch, NotCreditable, StripeAmountError) as error:
             logger.error("stripe sync of credit note %s: %s", note.id, error)
-            _mark(
-                engine,
-                note.id,
-                status=SyncStatus.MISMATCH,
-                attempts=attempts,
-                last_error=str(error)[:500],
-                updated_at=now,
+            final = (
+                SyncStatus.MISMATCH if isinstance(error, NoteMismatch) else SyncStatus.SYNC_FAILED
             )
-            report.mismatched += 1
-        except (NotCreditable, StripeAmountError) as error:
-            logger.error("stripe sync of credit note %s: %s", note.id, error)
-            _mark(
-                engine,
-                note.id,
-                status=SyncStatus.SYNC_FAILED,
-                attempts=attempts,
-                last_error=str(error)[:500],
-                updated_at=now,
-            )
-            report.failed += 1
+            counter, values = failed_try(error, attempts, now, final)
         except stripe.StripeError as error:
-            message = f"{type(error).__name__}: {getattr(error, 'user_message', None) or error}"
-            if transient(error):
-                _mark(
-                    engine,
-                    note.id,
-                    attempts=attempts,
-                    next_attempt_at=now + backoff(attempts),
-                    last_error=message[:500],
-                    updated_at=now,
-                )
-                report.retrying += 1
-            else:
-                _mark(
-                    engine,
-                    note.id,
-                    status=SyncStatus.SYNC_FAILED,
-                    attempts=attempts,
-                    last_error=message[:500],
-                    updated_at=now,
-                )
-                report.failed += 1
+            counter, values = failed_try(error, attempts, now)
         else:
-            _mark(
-                engine,
-                note.id,
-                status=SyncStatus.SYNCED,
-                stripe_credit_note_id=stripe_id,
-                attempts=attempts,
-                last_error=None,
-                updated_at=now,
-            )
-            report.synced += 1
+            counter = "synced"
+            values = {
+                "status": SyncStatus.SYNCED,
+                "stripe_credit_note_id": stripe_id,
+                "attempts": attempts,
+                "last_error": None,
+            }
+        _mark(engine, note.id, updated_at=now, **values)
+        setattr(report, counter, getattr(report, counter) + 1)
     return report

@@ -10,6 +10,8 @@ from typing import Any
 
 import stripe
 
+from billing.stripe_sync.models import SyncStatus
+
 BACKOFF_BASE = dt.timedelta(seconds=30)
 BACKOFF_MAX = dt.timedelta(hours=2)
 TRANSIENT = (stripe.APIConnectionError, stripe.RateLimitError)
@@ -52,3 +54,27 @@ def meta(obj: Any, name: str) -> str | None:
         return None
     value = metadata.to_dict().get(name) if hasattr(metadata, "to_dict") else metadata.get(name)
     return None if value is None else str(value)
+
+
+def describe(error: Exception) -> str:
+    """A Stripe error as finance reads it on the row: its class and Stripe's message."""
+    return f"{type(error).__name__}: {getattr(error, 'user_message', None) or error}"
+
+
+def failed_try(
+    error: Exception, attempts: int, now: dt.datetime, status: SyncStatus | None = None
+) -> tuple[str, dict[str, Any]]:
+    """What a failed push does to its sync row (invoice or credit note), and which count of
+    the run's report it adds to. With `status` (a mismatch, an amount Stripe cannot carry)
+    the row ends there; a Stripe error is tried again later when transient, else it ends
+    `sync_failed` with Stripe's message."""
+    if status is None:
+        message = describe(error)
+        if transient(error):
+            retry = {"next_attempt_at": now + backoff(attempts)}
+            return "retrying", {"attempts": attempts, "last_error": message[:500], **retry}
+        status = SyncStatus.SYNC_FAILED
+    else:
+        message = str(error)
+    counter = "mismatched" if status == SyncStatus.MISMATCH else "failed"
+    return counter, {"status": status, "attempts": attempts, "last_error": message[:500]}

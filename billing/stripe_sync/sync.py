@@ -44,7 +44,7 @@ from billing.observability.metrics import record_sync
 from billing.stripe_sync.amounts import StripeAmountError, to_stripe_amount
 from billing.stripe_sync.credit_notes import CreditNoteReport, sync_credit_notes
 from billing.stripe_sync.models import InvoiceSync, StripeCustomer, SyncStatus
-from billing.stripe_sync.retry import backoff
+from billing.stripe_sync.retry import describe, failed_try
 from billing.stripe_sync.retry import key as _key
 from billing.stripe_sync.retry import meta as _meta
 from billing.stripe_sync.retry import transient as _transient
@@ -363,62 +363,22 @@ def sync_due(
             )
         try:
             stripe_id = push(client, engine, row, lines, collection, row.attempts)
-        except Mismatch as error:
+        except (Mismatch, StripeAmountError) as error:
             logger.error("stripe sync of %s: %s", row.id, error)
-            _mark(
-                engine,
-                row.id,
-                status=SyncStatus.MISMATCH,
-                attempts=row.attempts + 1,
-                last_error=str(error)[:500],
-                updated_at=at,
-            )
-            report.mismatched += 1
-        except StripeAmountError as error:
-            logger.error("stripe sync of %s: %s", row.id, error)
-            _mark(
-                engine,
-                row.id,
-                status=SyncStatus.SYNC_FAILED,
-                attempts=row.attempts + 1,
-                last_error=str(error)[:500],
-                updated_at=at,
-            )
-            report.failed += 1
+            final = SyncStatus.MISMATCH if isinstance(error, Mismatch) else SyncStatus.SYNC_FAILED
+            counter, values = failed_try(error, row.attempts + 1, at, final)
         except stripe.StripeError as error:
-            attempts = row.attempts + 1
-            message = f"{type(error).__name__}: {getattr(error, 'user_message', None) or error}"
-            if _transient(error):
-                _mark(
-                    engine,
-                    row.id,
-                    attempts=attempts,
-                    next_attempt_at=at + backoff(attempts),
-                    last_error=message[:500],
-                    updated_at=at,
-                )
-                report.retrying += 1
-            else:
-                _mark(
-                    engine,
-                    row.id,
-                    status=SyncStatus.SYNC_FAILED,
-                    attempts=attempts,
-                    last_error=message[:500],
-                    updated_at=at,
-                )
-                report.failed += 1
+            counter, values = failed_try(error, row.attempts + 1, at)
         else:
-            _mark(
-                engine,
-                row.id,
-                status=SyncStatus.SYNCED,
-                stripe_invoice_id=stripe_id,
-                attempts=row.attempts + 1,
-                last_error=None,
-                updated_at=at,
-            )
-            report.synced += 1
+            counter = "synced"
+            values = {
+                "status": SyncStatus.SYNCED,
+                "stripe_invoice_id": stripe_id,
+                "attempts": row.attempts + 1,
+                "last_error": None,
+            }
+        _mark(engine, row.id, updated_at=at, **values)
+        setattr(report, counter, getattr(report, counter) + 1)
     # after the invoices: a note waits until its invoice is in Stripe (docs/stripe.md)
     report.credit_notes = sync_credit_notes(engine, client, at)
     record_sync(report)
@@ -457,7 +417,7 @@ def _void_in_stripe(
                 },
             )
         except stripe.StripeError as error:
-            message = f"{type(error).__name__}: {getattr(error, 'user_message', None) or error}"
+            message = describe(error)
             if _transient(error):
                 logger.warning("voiding %s in Stripe, will retry: %s", row.invoice_id, message)
                 _mark(engine, row.invoice_id, attempts=row.attempts + 1, updated_at=at)
