@@ -18,7 +18,7 @@ from billing.invoicing.payments import PaymentEvent
 from billing.stripe_sync.models import CreditNoteSync
 from billing.stripe_sync.sync import make_client, sync_due
 from billing.stripe_sync.webhook import apply_event
-from tests.stripe_sync.conftest import AFTER
+from tests.stripe_sync.conftest import AFTER, kill_sync_while
 
 LATER = AFTER + dt.timedelta(hours=1)
 
@@ -275,37 +275,10 @@ def test_a_sync_killed_while_stripe_creates_the_note_leaves_one_note(
     """The drill for credit notes: SIGKILL `billing stripe sync` while Stripe is creating the
     note (the request still completes there, nothing of ours recorded it); the next run finds
     it by our id and creates no second one."""
-    import os
-    import signal
-    import subprocess
-
-    from tests.conftest import TIERS
-    from tests.servers import BILLING
 
     note = credit(engine, catalog, closed.id, "5.00")
-    stripe_api.hang_on = "/v1/credit_notes$"  # the create, not the preview
-    env = {
-        **os.environ,
-        "BILLING_DATABASE_URL": database_url,
-        "BILLING_TIERS_DIR": str(TIERS),
-        "BILLING_STRIPE_API_KEY": "sk_test_emulator",
-        "BILLING_STRIPE_API_BASE": stripe_api.base,
-    }
-    process = subprocess.Popen(
-        [str(BILLING), "stripe", "sync", "--as-of", LATER.isoformat()],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        assert stripe_api.hung.wait(60)  # Stripe is creating the note
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=30)
-    finally:
-        stripe_api.release.set()
-        if process.poll() is None:
-            process.kill()
-    stripe_api.hang_on = None
+    # held at the create, not the preview
+    kill_sync_while(stripe_api, database_url, "/v1/credit_notes$", LATER)
     with engine.connect() as connection:
         table = table_of(CreditNoteSync)
         state = connection.execute(select(table).where(table.c.credit_note_id == note.id)).one()

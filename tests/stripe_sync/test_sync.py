@@ -18,7 +18,7 @@ from billing.stripe_sync.models import InvoiceSync
 from billing.stripe_sync.sync import make_client, sync_due
 from tests.invoicing.test_close import GRACE, at_oct, created, ingest, with_october_usage
 from tests.servers import wait_for
-from tests.stripe_sync.conftest import AFTER
+from tests.stripe_sync.conftest import AFTER, kill_sync_while
 
 
 def sync_state(engine):
@@ -126,36 +126,7 @@ def test_a_sync_killed_between_create_and_record_is_finished_by_the_next_run(
     engine, stripe_api, closed, database_url
 ):
     """SIGKILL `billing stripe sync` while Stripe finalizes: nothing of ours recorded it."""
-    import os
-    import signal
-    import subprocess
-
-    from tests.conftest import TIERS
-    from tests.servers import BILLING
-
-    stripe_api.hang_on = "/finalize"
-    env = {
-        **os.environ,
-        "BILLING_DATABASE_URL": database_url,
-        "BILLING_TIERS_DIR": str(TIERS),
-        "BILLING_STRIPE_API_KEY": "sk_test_emulator",
-        "BILLING_STRIPE_API_BASE": stripe_api.base,
-    }
-    process = subprocess.Popen(
-        [str(BILLING), "stripe", "sync", "--as-of", AFTER.isoformat()],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        assert stripe_api.hung.wait(60)  # Stripe is finalizing the invoice it created
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=30)
-    finally:
-        stripe_api.release.set()
-        if process.poll() is None:
-            process.kill()
-    stripe_api.hang_on = None
+    kill_sync_while(stripe_api, database_url, "/finalize", AFTER)
     assert sync_state(engine).status == "pending"  # we never learned the Stripe id
     client = make_client("sk_test_emulator", stripe_api.base)
     assert sync_due(engine, client, AFTER + dt.timedelta(minutes=1)).synced == 1
