@@ -56,8 +56,11 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
 _OPENER = urllib.request.build_opener(_NoRedirects)
 
 
-def post(  # float-ok: seconds
-    url: str, body: bytes, headers: dict[str, str], timeout: float
+def post(
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    timeout: float,  # float-ok: seconds
 ) -> str | None:
     """POST once; None when answered 2xx, else what went wrong."""
     request = urllib.request.Request(url, data=body, headers=headers, method="POST")

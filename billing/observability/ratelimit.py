@@ -30,9 +30,9 @@ class RateLimiter:
         rate = self.per_minute / 60  # float-ok: tokens per second, not money
         now = time.monotonic()
         with self._lock:
-            # float-ok: tokens
-            tokens, last = self._buckets.pop(client, (float(self.per_minute), now))
-            tokens = min(float(self.per_minute), tokens + (now - last) * rate)  # float-ok: tokens
+            capacity = float(self.per_minute)  # float-ok: tokens, not money
+            tokens, last = self._buckets.pop(client, (capacity, now))
+            tokens = min(capacity, tokens + (now - last) * rate)
             if tokens >= 1:
                 self._buckets[client] = (tokens - 1, now)
                 waited = 0
