@@ -203,6 +203,16 @@ def format_amount(amount: Decimal, currency: str) -> str:
     return str(round_to_minor(amount, currency))
 
 
+def display_amount(amount: Decimal, currency: str) -> str:
+    """An amount for people: rounded half-up to the currency's minor unit, digits grouped,
+    the currency after it ("1,234.50 USD", "1,235 JPY"). The one display format of money in
+    messages, pages and PDFs; the API sends `format_amount`'s plain text instead."""
+    text = format_amount(amount, currency)
+    whole, dot, fraction = text.partition(".")
+    sign = "-" if whole.startswith("-") else ""
+    return f"{sign}{int(whole.lstrip('-')):,}{dot}{fraction} {currency}"
+
+
 def format_quantity(quantity: Decimal) -> str:
     """A quantity as plain text without exponent or trailing zeros ("3000000", "1.5")."""
     text = str(quantity)

@@ -95,6 +95,7 @@ def webhook_body(
             "product": product,
             "period_start": utc_text(period_start),
             "kind": alert.kind,
+            "passed": list(alert.passed),
             "message": alert.message,
             "fired_at": utc_text(now),
         },

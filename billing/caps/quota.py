@@ -31,7 +31,7 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from billing.customers.periods import Period
-from billing.money import EXACT, HUNDRED, ZERO, format_amount, group_quantity
+from billing.money import EXACT, HUNDRED, ZERO, display_amount, group_quantity
 from billing.pricing.caps import max_quantity_within_cap
 from billing.pricing.charge import charge
 from billing.pricing.discounts import line_figures
@@ -178,13 +178,18 @@ def admit(state: QuotaState, quantities: Sequence[Decimal]) -> Admission:
 
 @dataclass(frozen=True, slots=True)
 class AlertDue:
+    """One alert to send: its kind (`cap_80`, `free_allowance`), the message people read, and
+    the lower cap thresholds `passed` at the same moment, recorded as fired without an alert
+    of their own (one event that jumps from 40 % to the cap sends one alert, not three)."""
+
     kind: str
     message: str
+    passed: tuple[str, ...] = ()
 
 
 def with_alerts(state: QuotaState, due: Iterable[AlertDue]) -> QuotaState:
     """The state with the alerts `due` recorded as fired."""
-    kinds = frozenset(item.kind for item in due)
+    kinds = frozenset(kind for item in due for kind in (item.kind, *item.passed))
     return replace(state, alerts_fired=state.alerts_fired | kinds) if kinds else state
 
 
@@ -227,23 +232,28 @@ def alerts_due(
         return due
     total = line_total(plan, billed, terms.discount_percent)
     limited = state.limited
-    shown_cap, shown_total = format_amount(cap, plan.currency), format_amount(total, plan.currency)
+    shown_cap = display_amount(cap, plan.currency)
+    shown_total = display_amount(total, plan.currency)
+    reached: list[Decimal] = []
     for threshold in pending:
         share = EXACT.divide(EXACT.multiply(cap, threshold), HUNDRED)
-        reached = (cap > ZERO and total >= share) or (threshold >= HUNDRED and limited)
-        if not reached:
-            continue
-        if threshold >= HUNDRED and limited:
-            text = (
-                f"{product_name}: the spend cap of {shown_cap} is reached; "
-                "further usage is not accepted this period"
-            )
-        else:
-            text = (
-                f"{product_name}: {threshold.normalize():f}% of the spend cap of {shown_cap} "
-                f"is used ({shown_total})"
-            )
-        due.append(AlertDue(cap_alert(threshold), text))
+        if (cap > ZERO and total >= share) or (threshold >= HUNDRED and limited):
+            reached.append(threshold)
+    if not reached:
+        return due
+    highest = reached[-1]  # `pending` is sorted: the others are passed on the way
+    if highest >= HUNDRED and limited:
+        text = (
+            f"{product_name}: the spend cap of {shown_cap} is reached; "
+            "further usage is not accepted this period"
+        )
+    else:
+        text = (
+            f"{product_name}: {highest.normalize():f}% of the spend cap of {shown_cap} "
+            f"is used ({shown_total})"
+        )
+    passed = tuple(cap_alert(t) for t in reached[:-1])
+    due.append(AlertDue(cap_alert(highest), text, passed))
     return due
 
 

@@ -36,7 +36,7 @@ class Commitment(SQLModel, table=True):
     customer_id: str = Field(foreign_key="customer.id", max_length=64, index=True)
     status: str = Field(max_length=16)  # a CommitmentStatus
     years: int
-    credit: Decimal = Field(sa_type=ExactDecimal)  # per contract year, top-ups included
+    credit: Decimal = Field(sa_type=ExactDecimal)  # per contract year; top-ups are grants
     discount_percent: Decimal = Field(sa_type=ExactDecimal)
     bracket_min_credit: Decimal = Field(sa_type=ExactDecimal)
     price_per_year: Decimal = Field(sa_type=ExactDecimal)  # invoiced at each year's start

@@ -18,7 +18,9 @@ from billing.quotes import CommitmentOptionPublic
 class CommitmentPublic(PublicModel):
     id: str
     status: str = Field(description="active | ended")
-    credit: MoneyText = Field(description="annual credit, top-ups included")
+    credit: MoneyText = Field(
+        description="annual credit chosen at the start; top-ups are ledger grants of their own"
+    )
     years: int
     discount_percent: PercentText
     bracket_min_credit: MoneyText

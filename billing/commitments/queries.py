@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select
 
 from billing.catalog import Catalog
 from billing.commitments.models import Commitment
@@ -24,6 +24,7 @@ from billing.commitments.public import (
 )
 from billing.commitments.service import Outcome
 from billing.credits import ledger
+from billing.credits.models import CreditEntry, EntryKind
 from billing.customers.service import CustomerRow
 from billing.db import table_of
 from billing.errors import NoCommitmentSchedule
@@ -47,6 +48,22 @@ def commitments(connection: Connection, catalog: Catalog, customer_id: str) -> C
         commitments=[commitment_public(r, currency) for r in rows],
         balance=format_exact(ledger.balance(connection, customer_id), currency),
     )
+
+
+def topped_up(connection: Connection, commitment_id: str, since: dt.datetime) -> Decimal:
+    """The credit top-ups added to a commitment at or after `since` (the running contract
+    year's start), in the currency's major units: its `grant` entries that buy no contract
+    year (a year's grant carries the year's `period_start`; a top-up's has none)."""
+    entries = table_of(CreditEntry)
+    total = connection.execute(
+        select(func.coalesce(func.sum(entries.c.amount), 0)).where(
+            entries.c.commitment_id == commitment_id,
+            entries.c.kind == EntryKind.GRANT,
+            entries.c.period_start.is_(None),
+            entries.c.created_at >= since,
+        )
+    ).scalar_one()
+    return Decimal(total)
 
 
 def credits(connection: Connection, catalog: Catalog, customer_id: str) -> CreditLedgerPublic:

@@ -42,8 +42,10 @@ def _lines(connection: Connection, invoice_id: str) -> list[Any]:
     return list(connection.execute(query))
 
 
-def get_invoice(connection: Connection, invoice_id: str) -> InvoicePublic:
-    """One invoice with its lines; NotFound for an unknown id."""
+def get_invoice(connection: Connection, reference: str) -> InvoicePublic:
+    """One invoice with its lines, named by its id (inv_...) or its number (INV-000123);
+    NotFound when none."""
+    invoice_id = resolve_invoice_id(connection, reference)
     row = _invoice_row(connection, invoice_id)
     notes = notes_of(connection, [row.id]).get(row.id, [])
     return invoice_public(row, _lines(connection, invoice_id), notes)

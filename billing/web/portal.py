@@ -38,7 +38,7 @@ from billing.idempotency import service as idempotency
 from billing.invoicing import service as invoicing_service
 from billing.invoicing.projection import project
 from billing.metering import quota as quota_service
-from billing.money import format_amount, format_quantity
+from billing.money import display_amount, format_amount, format_quantity
 from billing.parsing import parse_amount, parse_percent
 from billing.pricing.commitments import quote_commitment
 from billing.public import PublicModel
@@ -366,7 +366,7 @@ def _discount_page(
     review: dict[str, Any] | None = None,
     error: BillingError | None = None,
     form: dict[str, str] | None = None,
-    done: str | None = None,
+    done: dict[str, str] | None = None,
     options: dict[str, Any] | None = None,
 ) -> HTMLResponse:
     customer_id = _cid(user)
@@ -402,6 +402,11 @@ def _discount_page(
             }
             credits = commitment_queries.credits(connection, catalog, customer_id)
             context["ledger"] = _shown(credits)
+            added = commitment_queries.topped_up(connection, active["id"], year_start)
+            if added > 0:
+                chosen = Decimal(active["credit"])
+                context["topped_up"] = display_amount(added, catalog.currency)
+                context["credit_this_year"] = display_amount(chosen + added, catalog.currency)
     status = 200 if error is None else status_of(error)
     return AREA.page(
         request, user, "portal_discount.html", context, active="/portal/discount", status=status
@@ -431,7 +436,21 @@ def _review(
         quote = quote_commitment(catalog.schedule, credit, years, monthly)
     except BillingError as error:
         raise type(error)(error.message, field=error.field or "credit") from None
-    return credit, years, _shown(commitment_public(quote, catalog.currency)), options
+    shown = _shown(commitment_public(quote, catalog.currency))
+    shown.update(_verdict(Decimal(shown["saving"]), catalog.currency))
+    return credit, years, shown, options
+
+
+def _verdict(saving: Decimal, currency: str) -> dict[str, str | None]:
+    """A commitment's saving a year in words, for the review and the live preview; `loss` is
+    the extra cost a year (display text) a customer must accept explicitly, or None."""
+    if saving > 0:
+        text = f"saves {display_amount(saving, currency)} a year against paying as you go"
+        return {"verdict": text, "loss": None}
+    if saving == 0:
+        return {"verdict": "costs the same as paying as you go", "loss": None}
+    extra = display_amount(-saving, currency)
+    return {"verdict": f"costs {extra} more a year than paying as you go", "loss": extra}
 
 
 @router.get("/portal/discount", response_class=HTMLResponse)
@@ -461,7 +480,7 @@ def discount_preview(
 
 def _first_result(
     session: SessionDep, user: WebUser, token: str, action: str, form: dict[str, str]
-) -> str | None:
+) -> dict[str, str] | None:
     """The result this form token already produced (a resubmitted form), or None once the
     token is claimed for this submission (in the request's transaction). A token sent again
     with other figures is IdempotencyError."""
@@ -474,10 +493,18 @@ def _first_result(
         idempotency.fingerprint("POST", "/portal/discount", {"action": action, **form}),
         now(),
     )
-    return None if stored is None else str(stored.body["done"])
+    if stored is None:
+        return None
+    done = stored.body["done"]
+    return done if isinstance(done, dict) else {"before": str(done), "number": "", "after": ""}
 
 
-def _remember(session: SessionDep, user: WebUser, token: str, done: str) -> None:
+def _notice(before: str, number: str, after: str) -> dict[str, str]:
+    """A notice naming an invoice: the page shows `number` as a link to the invoice."""
+    return {"before": before, "number": number, "after": after}
+
+
+def _remember(session: SessionDep, user: WebUser, token: str, done: dict[str, str]) -> None:
     """Store what this form token did, with the change it made."""
     idempotency.complete(
         session.connection(), f"portal:{_cid(user)}", f"form:{token}", 200, {"done": done}, now()
@@ -501,9 +528,26 @@ def discount_post(
             reviewed = (posted.text("reviewed_credit"), posted.text("reviewed_years"))
             if action == "confirm" and reviewed != (form["credit"], form["years"]):
                 action = "review"  # changed since it was reviewed: show the new figures first
+            refused: BillingError | None = None
+            if action == "confirm" and quote["loss"] and posted.text("accept_extra_cost") != "yes":
+                # NOTE: a commitment dearer than paying as you go starts only when the customer
+                # ticks the box that names the extra cost (docs/portal.md)
+                refused = MissingField(
+                    f"This commitment costs {quote['loss']} more a year than paying as you go "
+                    "at your projected usage. Tick the box to accept that, or choose another.",
+                    field="accept_extra_cost",
+                )
+                action = "review"
             if action == "review":
                 return _discount_page(
-                    request, session, catalog, user, review=quote, form=form, options=options
+                    request,
+                    session,
+                    catalog,
+                    user,
+                    review=quote,
+                    form=form,
+                    options=options,
+                    error=refused,
                 )
             first = _first_result(session, user, posted.text("form_token"), action, form)
             if first is not None:
@@ -511,7 +555,7 @@ def discount_post(
             outcome = commitments.start(
                 session.connection(), catalog, _cid(user), credit, years, now()
             )
-            done = f"Commitment started: {outcome.invoices[0].number} is your invoice for it."
+            done = _notice("Commitment started: ", outcome.invoices[0].number, " is its invoice.")
             _remember(session, user, posted.text("form_token"), done)
         elif action in ("topup_review", "topup"):
             amount = _parse_money(form["topup"], "topup")
@@ -522,7 +566,7 @@ def discount_post(
             if first is not None:
                 return _discount_page(request, session, catalog, user, done=first)
             outcome = commitments.topup(session.connection(), catalog, _cid(user), amount, now())
-            done = f"Credit added: {outcome.invoices[0].number} is your invoice for it."
+            done = _notice("Credit added: ", outcome.invoices[0].number, " is its invoice.")
             _remember(session, user, posted.text("form_token"), done)
         else:
             raise UnknownAction("unknown action", field="action")

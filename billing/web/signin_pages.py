@@ -199,8 +199,8 @@ def install(app: FastAPI) -> None:
             return RedirectResponse("/finance/login", status_code=303)
         context = {
             "title": "Sign in to your billing portal",
-            "message": "Open the sign-in link you were sent. Links work once and expire; "
-            "ask your account admin for a new one (billing portal-link CUSTOMER).",
+            "message": "Open the sign-in link you were sent. Links work once and expire "
+            "after a few minutes; if yours has, ask your billing contact for a new one.",
         }
         return render(request, "message.html", context, status=401)
 

@@ -82,9 +82,25 @@ def test_alerts_fire_once_per_product_and_period(session, catalog):
     ingest(session, catalog, [event("e3", 100_000)])  # $5.00: 50 %
     assert alert_kinds(session) == ["cap_50", "free_allowance"]
     ingest(session, catalog, [event("e4", 100_000), event("e5"), event("e6")])  # limited
-    assert alert_kinds(session) == ["cap_100", "cap_50", "cap_80", "free_allowance"]
+    # 80 % and 100 % passed by one batch: one alert, for the cap; 80 % counts as fired with it
+    assert alert_kinds(session) == ["cap_100", "cap_50", "free_allowance"]
     ingest(session, catalog, [event("e7")])
-    assert len(alert_kinds(session)) == 4
+    assert len(alert_kinds(session)) == 3
+    assert quota(session, catalog).alerts_fired == ("cap_100", "cap_50", "cap_80", "free_allowance")
+
+
+def test_one_event_past_every_threshold_sends_one_alert_with_money_in_its_currency(
+    session, catalog
+):
+    add_customer(session)
+    set_cap(session, catalog, "10")
+    ingest(session, catalog, [event("e1", 3_000_000)])  # from nothing past the cap at once
+    messages = session.connection().execute(text("SELECT kind, message FROM alert")).all()
+    cap_alerts = [(kind, message) for kind, message in messages if kind.startswith("cap_")]
+    assert len(cap_alerts) == 1
+    kind, message = cap_alerts[0]
+    assert kind == "cap_100"
+    assert "10.00 USD" in message
     assert quota(session, catalog).alerts_fired == ("cap_100", "cap_50", "cap_80", "free_allowance")
 
 

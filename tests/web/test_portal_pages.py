@@ -158,10 +158,27 @@ def test_choosing_a_discount_reviews_then_confirms_then_tops_up(api, engine, acm
         "reviewed_years": "1",
         "form_token": form_token(review.text),
     }
+    # 30,000 a year is more than this usage costs paying as you go: said in words, with the
+    # figures, and nothing starts until the customer ticks the box that names the extra cost
+    assert 'id="loss"' in review.text
+    assert re.search(r"costs [\d,]+\.\d\d USD more a year than paying as you go", review.text)
+    unaccepted = api.post("/portal/discount", data={**reviewed, "action": "confirm"})
+    assert unaccepted.status_code == 422
+    assert 'id="loss-error"' in unaccepted.text
+    assert 'name="accept_extra_cost"' in unaccepted.text
+    assert api.get("/v1/customers/acme/commitment", headers=admin).json()["commitments"] == []
+    reviewed["accept_extra_cost"] = "yes"
     done = api.post("/portal/discount", data={**reviewed, "action": "confirm"})
     assert done.status_code == 200
-    started = re.search(r'id="done">Commitment started: INV-\d{6} is your invoice', done.text)
+    started = re.search(
+        r'id="done">Commitment started: <a href="/portal/invoices/(INV-\d{6})">INV-\d{6}</a>',
+        done.text,
+    )
     assert started
+    assert api.get(f"/portal/invoices/{started.group(1)}").status_code == 200
+    assert "<h1>Your discount</h1>" in done.text
+    assert "Best for your usage" not in done.text
+    assert '<tr class="recommended">' not in done.text
     # The same form sent again (a double click, the back button): the first result, once
     resent = api.post("/portal/discount", data={**reviewed, "action": "confirm"})
     assert (resent.status_code, started.group(0) in resent.text) == (200, True)
@@ -181,13 +198,15 @@ def test_choosing_a_discount_reviews_then_confirms_then_tops_up(api, engine, acm
     assert "Add 6,000.00 USD of credit at 20 % off?" in checked.text
     topup["form_token"] = form_token(checked.text)
     added = api.post("/portal/discount", data={**topup, "action": "topup"})
-    assert "Credit added: INV-" in added.text
+    assert "Credit added: <a href=\"/portal/invoices/INV-" in added.text
     credits = api.get("/v1/customers/acme/credits", headers=admin).json()
     assert credits["balance"] == "8500.00"  # 2,500.00 released this month + 6,000.00
     assert 'id="balance">8,500.00 USD' in added.text
+    # the top-up shows in the year's credit: 30,000 chosen + 6,000 added
+    assert "+ 6,000.00 USD topped up this contract year = <strong>36,000.00 USD</strong>" in added.text
     for _ in range(2):  # resubmitted: nothing new, the first result again
         readded = api.post("/portal/discount", data={**topup, "action": "topup"})
-        assert "Credit added: INV-" in readded.text
+        assert "Credit added: <a href=\"/portal/invoices/INV-" in readded.text
     assert api.get("/v1/customers/acme/credits", headers=admin).json()["balance"] == "8500.00"
     changed_topup = api.post("/portal/discount", data={**topup, "topup": "7000", "action": "topup"})
     assert changed_topup.status_code == 422  # the token was used for another amount
@@ -257,7 +276,8 @@ def test_pages_need_a_session_and_say_how_to_get_one(api, seeded):
     for path in ("/portal", "/portal/caps", "/portal/discount", "/portal/caps/preview?product=x"):
         answer = anonymous.get(path)
         assert answer.status_code == 401, path
-        assert "billing portal-link" in answer.text
+        assert "ask your billing contact for a new one" in answer.text
+        assert "billing portal-link" not in answer.text  # no vendor command for an end customer
 
 
 def form_token(page: str) -> str:

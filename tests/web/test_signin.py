@@ -125,6 +125,9 @@ def test_sessions_expire(api, engine, acme):
         page = api.get("/portal")
     assert page.status_code == 401
     assert "Sign in to your billing portal" in page.text
+    # an end customer is told what to do, not which command their vendor runs
+    assert "ask your billing contact for a new one" in page.text
+    assert "billing portal-link" not in page.text
 
 
 def test_a_tampered_session_cookie_is_not_a_session(api, engine, acme):

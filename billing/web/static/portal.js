@@ -102,10 +102,11 @@ function setupDiscount() {
       price.textContent = `${group(q.price_per_year)} ${form.dataset.currency || ""}`.trim();
       const saving = document.createElement("strong");
       saving.id = "live-saving";
-      saving.textContent = group(q.saving);
+      if (q.loss) saving.className = "bad";
+      saving.textContent = q.verdict;  // in words, from the server: "costs 867.56 USD more a year ..."
       p.append("Bracket: ", bracket, ` (from ${group(q.bracket.min_credit)}, ${q.years} yr). Price: `,
-               price, " a year, invoiced at the start of each contract year. Projected saving: ",
-               saving, " a year.");
+               price, " a year, invoiced at the start of each contract year. At your projected usage it ",
+               saving, ".");
       live.append(p);
     } catch (error) {
       live.replaceChildren(paragraph("Live prices unavailable; use the Review button.", "subtle"));
