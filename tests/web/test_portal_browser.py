@@ -118,6 +118,14 @@ def sign_in_by_link(browser: Browser, site: Site, customer: str) -> None:
     expect(browser.page).to_have_url(f"{site.base}/portal")
 
 
+def accept_extra_cost_if_asked(page) -> None:
+    """Tick the extra-cost box when the reviewed bracket costs more than paying as you go
+    (its own test is test_a_commitment_dearer_than_paying_as_you_go_needs_an_explicit_yes)."""
+    box = page.locator("#accept-extra-cost")
+    if box.count():
+        box.check()
+
+
 def test_a_customer_signs_in_sets_a_cap_and_chooses_a_discount(browser, site):
     from playwright.sync_api import expect
 
@@ -155,6 +163,7 @@ def test_a_customer_signs_in_sets_a_cap_and_chooses_a_discount(browser, site):
     expect(page.locator("#live-price")).to_have_text("24,000.00 USD")
     browser.shot("portal-discount")
     page.get_by_role("button", name="Review", exact=True).click()
+    accept_extra_cost_if_asked(page)
     page.get_by_role("button", name="Confirm and commit").click()
     expect(page.locator("#done")).to_contain_text("Commitment started: INV-")
     expect(page.locator("#ledger tbody tr").first).to_be_visible()
@@ -215,12 +224,82 @@ def test_the_forms_work_without_javascript(playwright, chromium_path, tmp_path, 
         page.get_by_label("Term").select_option("2")
         page.get_by_role("button", name="Review", exact=True).click()
         expect(page.locator("#live-bracket")).to_have_text("15 % off")
+        accept_extra_cost_if_asked(page)
         page.get_by_role("button", name="Confirm and commit").click()
         expect(page.locator("#done")).to_contain_text("Commitment started")
     finally:
         plain.close()
     [commitment] = site.api("/v1/customers/hooli/commitment")["commitments"]
     assert (commitment["credit"], commitment["years"]) == ("3000.00", 2)
+
+
+def test_a_commitment_dearer_than_paying_as_you_go_needs_an_explicit_yes(browser, site):
+    """A new customer's usage is far below 200,000 a year: the review says in words what it
+    would cost more, Confirm alone starts nothing, and the tick box naming the figure does."""
+    from playwright.sync_api import expect
+
+    page = browser.page
+    site.cli("customers", "create", "umbrella", "--name", "Umbrella")
+    sign_in_by_link(browser, site, "umbrella")
+    page.goto(f"{site.base}/portal/discount")
+    expect(page.get_by_role("heading", name="Choose your discount")).to_be_visible()
+    page.get_by_label("Credit a year (USD)").fill("200000")
+    page.get_by_label("Term").select_option("1")
+    expect(page.locator("#live-saving")).to_contain_text("more a year than paying as you go")
+    page.get_by_role("button", name="Review", exact=True).click()
+    loss = page.locator("#loss")
+    expect(loss).to_contain_text("This commitment costs more than paying as you go")
+    extra = re.search(r"([\d,]+\.\d\d USD) more a year", loss.inner_text())
+    assert extra, loss.inner_text()
+    browser.shot("portal-discount-loss")
+
+    page.get_by_role("button", name="Confirm and commit").click()  # without the tick
+    expect(page.locator("#loss-error")).to_contain_text(f"costs {extra.group(1)} more a year")
+    assert site.api("/v1/customers/umbrella/commitment")["commitments"] == []
+
+    page.get_by_label(re.compile("I understand, and want to commit")).check()
+    page.get_by_role("button", name="Confirm and commit").click()
+    expect(page.locator("#done")).to_contain_text("Commitment started: INV-")
+    expect(page.get_by_role("heading", name="Your discount")).to_be_visible()
+    expect(page.get_by_text("Best for your usage")).to_have_count(0)
+    number = page.locator("#done a").inner_text()
+    page.locator("#done a").click()  # the number in the notice is a link to the invoice
+    expect(page.locator("h1")).to_contain_text(number)
+    # the one refused confirm answered 422 (Chromium logs a failed load); nothing else failed
+    assert [e for e in browser.errors if "status of 422" not in e] == []
+    [commitment] = site.api("/v1/customers/umbrella/commitment")["commitments"]
+    assert commitment["credit"] == "200000.00"
+
+
+def test_a_customer_sets_alert_thresholds_and_a_webhook(browser, site):
+    """Thresholds typed in any order are saved sorted as numbers; a refused webhook URL is
+    explained next to the form and changes nothing."""
+    from playwright.sync_api import expect
+
+    page = browser.page
+    sign_in_by_link(browser, site, "hooli")
+    page.goto(f"{site.base}/portal/caps")
+    form = page.locator("#alert-settings")
+    form.get_by_label(re.compile("Alert at these shares of a cap")).fill("100, 9, 75")
+    form.get_by_label(re.compile("Webhook URL")).fill("http://169.254.169.254/latest")
+    form.get_by_role("button", name=re.compile("Save")).click()
+    expect(page.locator("#alerts-error")).to_contain_text("webhook")
+    before = site.api("/v1/customers/hooli/alert-settings")
+    assert before["webhook_url"] is None
+
+    form = page.locator("#alert-settings")
+    form.get_by_label(re.compile("Alert at these shares of a cap")).fill("100, 9, 75")
+    form.get_by_label(re.compile("Webhook URL")).fill("https://hooks.example.com/hooli")
+    form.get_by_role("button", name=re.compile("Save")).click()
+    expect(page.locator("#alerts-saved")).to_be_visible()
+    expect(page.locator("#a-thresholds")).to_have_value("9, 75, 100")
+    browser.shot("portal-alerts")
+    saved = site.api("/v1/customers/hooli/alert-settings")
+    assert (saved["thresholds"], saved["webhook_url"]) == (
+        ["9", "75", "100"],
+        "https://hooks.example.com/hooli",
+    )
+    assert [e for e in browser.errors if "status of 422" not in e] == []  # the refused URL
 
 
 def test_finance_filters_invoices_downloads_the_csv_and_reads_the_chart(browser, site):
