@@ -97,7 +97,14 @@ class RevenueGroupPublic(RevenueFiguresPublic, GroupKey):
 
 
 class RevenuePublic(PublicModel):
+    """Billings (what issued invoices charge, not cash collected) per group and in total."""
+
     group_by: str = Field(description="product | customer | month")
+    basis: str = Field(
+        "service",
+        description="service: invoices dated by the month their billing period starts; "
+        "issued: by the month they were issued",
+    )
     currency: str
     groups: list[RevenueGroupPublic] = Field(description="by key")
     total: RevenueFiguresPublic
@@ -134,11 +141,16 @@ def _figures(item: RevenueRecord, currency: str) -> dict[str, object]:
 
 
 def revenue_public(
-    group_by: str, currency: str, groups: Mapping[str, RevenueRecord], total: RevenueRecord
+    group_by: str,
+    currency: str,
+    groups: Mapping[str, RevenueRecord],
+    total: RevenueRecord,
+    basis: str = "service",
 ) -> RevenuePublic:
     """Revenue per group and in total, as `GET /v1/reports/revenue` answers it."""
     return RevenuePublic(
         group_by=group_by,
+        basis=basis,
         currency=currency,
         groups=[
             RevenueGroupPublic.model_validate({"key": key, **_figures(item, currency)})

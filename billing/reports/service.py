@@ -43,11 +43,13 @@ CHUNK = 1000
 
 @dataclass(frozen=True, slots=True)
 class InvoiceFilter:
-    start: dt.datetime | None = None  # periods starting on or after
-    end: dt.datetime | None = None  # periods starting before
+    start: dt.datetime | None = None  # periods starting on or after (issued on or after)
+    end: dt.datetime | None = None  # periods starting before (issued before)
     status: str | None = None
     customer: str | None = None
     sync_status: str | None = None
+    # what `start`/`end` bound: the billing period's start ("service") or the issue ("issued")
+    basis: str = "service"
 
 
 def _query(filters: InvoiceFilter) -> Any:
@@ -56,10 +58,11 @@ def _query(filters: InvoiceFilter) -> Any:
         .select_from(_INVOICES.outerjoin(_SYNC, _SYNC.c.invoice_id == _INVOICES.c.id))
         .order_by(_INVOICES.c.series, _INVOICES.c.number)
     )
+    dated = _INVOICES.c.issued_at if filters.basis == "issued" else _INVOICES.c.period_start
     if filters.start is not None:
-        query = query.where(_INVOICES.c.period_start >= filters.start)
+        query = query.where(dated >= filters.start)
     if filters.end is not None:
-        query = query.where(_INVOICES.c.period_start < filters.end)
+        query = query.where(dated < filters.end)
     if filters.status:
         query = query.where(_INVOICES.c.status == filters.status)
     if filters.customer:
@@ -165,43 +168,58 @@ class Revenue:
 
 
 def revenue(
-    connection: Connection, group_by: str, start: dt.datetime | None, end: dt.datetime | None
+    connection: Connection,
+    group_by: str,
+    start: dt.datetime | None,
+    end: dt.datetime | None,
+    basis: str = "service",
 ) -> tuple[dict[str, Revenue], Revenue]:
     """Revenue of issued invoices (every status but void: open, paid, payment failed,
     uncollectible) by product, customer or month, and the grand total.
 
     By product, usage, discount and adjustment lines fall to their product, commitment lines
     to "(commitments)" and credits lines to "(credits)"; a credit note's lines fall where the
-    lines they credit do; by customer or month, whole invoices (a month is the invoice's
-    period). Every group's amount_due = list - discounts + adjustments + commitments -
-    credits_applied, and net = amount_due - credited, to the cent.
+    lines they credit do; by customer or month, whole invoices. `basis` says which month an
+    invoice belongs to, for `start`/`end` and the month groups: "service", the month its
+    billing period starts; "issued", the month it was issued. Every group's amount_due =
+    list - discounts + adjustments + commitments - credits_applied, and net = amount_due -
+    credited, to the cent.
     """
-    key_of = {"product": _product_key, "customer": _customer_key, "month": _month_key}[group_by]
+    month_key = _issue_month_key if basis == "issued" else _month_key
+    key_of = {"product": _product_key, "customer": _customer_key, "month": month_key}[group_by]
     groups: dict[str, Revenue] = defaultdict(Revenue)
     total = Revenue()
-    for invoice, line in _issued_lines(connection, start, end):
+    for invoice, line in _issued_lines(connection, start, end, basis):
         for target in (groups[key_of(invoice, line)], total):
             _add(target, invoice.id, line)
     return dict(sorted(groups.items())), total
 
 
 def revenue_by_month_and_product(
-    connection: Connection, start: dt.datetime | None, end: dt.datetime | None
+    connection: Connection,
+    start: dt.datetime | None,
+    end: dt.datetime | None,
+    basis: str = "service",
 ) -> dict[str, dict[str, Revenue]]:
-    """Revenue per month (period start) and product, for the finance chart; keys sorted."""
+    """Revenue per month (as `basis` dates it, see `revenue`) and product, for the finance
+    chart; keys sorted."""
+    month_key = _issue_month_key if basis == "issued" else _month_key
     months_: dict[str, dict[str, Revenue]] = defaultdict(lambda: defaultdict(Revenue))
-    for invoice, line in _issued_lines(connection, start, end):
-        _add(months_[_month_key(invoice, line)][_product_key(invoice, line)], invoice.id, line)
+    for invoice, line in _issued_lines(connection, start, end, basis):
+        _add(months_[month_key(invoice, line)][_product_key(invoice, line)], invoice.id, line)
     return {month: dict(sorted(row.items())) for month, row in sorted(months_.items())}
 
 
 def _issued_lines(
-    connection: Connection, start: dt.datetime | None, end: dt.datetime | None
+    connection: Connection,
+    start: dt.datetime | None,
+    end: dt.datetime | None,
+    basis: str = "service",
 ) -> Iterator[tuple[Any, Any]]:
     """(invoice, line) for every line of every issued invoice in the range, then one
     (invoice, line) per credit note line, as kind "credit_note" with the credited line's
     product and the credited amount."""
-    filters = InvoiceFilter(start=start, end=end)
+    filters = InvoiceFilter(start=start, end=end, basis=basis)
     invoices = {row.id: row for row in connection.execute(_query(filters)) if row.status != "void"}
     lines = connection.execute(
         select(_LINES.c.invoice_id, _LINES.c.kind, _LINES.c.product, _LINES.c.amount)
@@ -243,6 +261,11 @@ def _customer_key(invoice: Any, line: Any) -> str:
 def _month_key(invoice: Any, line: Any) -> str:
     start_at = invoice.period_start or invoice.issued_at
     return f"{start_at.year:04d}-{start_at.month:02d}"
+
+
+def _issue_month_key(invoice: Any, line: Any) -> str:
+    issued_at = invoice.issued_at
+    return f"{issued_at.year:04d}-{issued_at.month:02d}"
 
 
 def _add(target: Revenue, invoice_id: str, line: Any) -> None:

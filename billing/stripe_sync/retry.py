@@ -10,6 +10,7 @@ from typing import Any
 
 import stripe
 
+from billing.stripe_sync.calls import last_call
 from billing.stripe_sync.models import SyncStatus
 
 BACKOFF_BASE = dt.timedelta(seconds=30)
@@ -57,8 +58,11 @@ def meta(obj: Any, name: str) -> str | None:
 
 
 def describe(error: Exception) -> str:
-    """A Stripe error as finance reads it on the row: its class and Stripe's message."""
-    return f"{type(error).__name__}: {getattr(error, 'user_message', None) or error}"
+    """A Stripe error as finance reads it on the row: its class, Stripe's message, and the
+    call it answered ("... (POST /v1/invoices/in_1/finalize)") when one was sent."""
+    text = f"{type(error).__name__}: {getattr(error, 'user_message', None) or error}"
+    call = last_call()
+    return text if call is None else f"{text} ({call})"
 
 
 def failed_try(

@@ -42,6 +42,7 @@ from billing.db import table_of
 from billing.invoicing.models import Invoice, InvoiceLine
 from billing.observability.metrics import record_sync
 from billing.stripe_sync.amounts import StripeAmountError, to_stripe_amount
+from billing.stripe_sync.calls import RecordingClient, forget
 from billing.stripe_sync.credit_notes import CreditNoteReport, sync_credit_notes
 from billing.stripe_sync.models import InvoiceSync, StripeCustomer, SyncStatus
 from billing.stripe_sync.retry import describe, failed_try
@@ -73,6 +74,7 @@ def make_client(api_key: str, api_base: str | None) -> stripe.StripeClient:
         base_addresses=addresses,
         max_network_retries=0,
         stripe_version=STRIPE_API_VERSION,
+        http_client=RecordingClient(),  # names the failing call on the row (calls.py)
     )
 
 
@@ -304,18 +306,29 @@ def _mark(engine: Engine, invoice_id: str, **values: Any) -> None:
 def retry_now(engine: Engine, invoice_id: str, now: dt.datetime) -> bool:
     """Put a failed or waiting invoice first in line for the next sync run; False when it is
     in a state that is not retried (synced, paid, voided) or unknown."""
+    return _retry(engine, invoice_id, now) > 0
+
+
+def retry_all(engine: Engine, now: dt.datetime) -> int:
+    """Put every failed, mismatched or waiting invoice in line for the next sync run, due
+    now; how many."""
+    return _retry(engine, None, now)
+
+
+def _retry(engine: Engine, invoice_id: str | None, now: dt.datetime) -> int:
     with engine.begin() as connection:
+        chosen = update(_SYNC)
+        if invoice_id is not None:
+            chosen = chosen.where(_SYNC.c.invoice_id == invoice_id)
         changed = connection.execute(
-            update(_SYNC)
-            .where(_SYNC.c.invoice_id == invoice_id)
-            .where(
+            chosen.where(
                 _SYNC.c.status.in_(
                     (SyncStatus.PENDING, SyncStatus.SYNC_FAILED, SyncStatus.MISMATCH)
                 )
             )
             .values(status=SyncStatus.PENDING, next_attempt_at=now, updated_at=now)
         )
-        return bool(changed.rowcount)
+        return int(changed.rowcount)
 
 
 def sync_due(
@@ -361,6 +374,7 @@ def sync_due(
                     select(_LINES).where(_LINES.c.invoice_id == row.id).order_by(_LINES.c.position)
                 )
             )
+        forget()
         try:
             stripe_id = push(client, engine, row, lines, collection, row.attempts)
         except (Mismatch, StripeAmountError) as error:

@@ -37,7 +37,7 @@ from billing.money import format_exact
 from billing.parsing import parse_amount
 from billing.reports import service as reports
 from billing.reports.public import csv_lines
-from billing.stripe_sync.sync import retry_now
+from billing.stripe_sync.sync import retry_all, retry_now
 from billing.web.access import FinancePost, FinanceUser, now
 from billing.web.charts import stacked_bars
 from billing.web.signin import WebUser
@@ -363,10 +363,12 @@ def caps_page(request: Request, session: SessionDep, user: FinanceUser) -> HTMLR
 def stripe_page(request: Request, session: SessionDep, user: FinanceUser) -> HTMLResponse:
     """Where each invoice stands with Stripe, failures first, with a retry action."""
     connection = session.connection()
+    rows = reports.sync_panel(connection)
     context = {
         "state": request.app.state.settings.stripe_sync_state,
         "counts": reports.sync_counts(connection),
-        "rows": reports.sync_panel(connection),
+        "rows": rows,
+        "retryable": sum(1 for r in rows if r["retryable"]),
         "retried": request.query_params.get("retried"),
         "outcome": request.query_params.get("outcome"),
         "csrf": user.csrf,
@@ -379,15 +381,37 @@ def stripe_retry(request: Request, session: SessionDep, posted: FinancePost) -> 
     """Put an invoice first in line and, when Stripe sync is on, run the sync job now."""
     session.commit()  # the sign-in check is done: hold no transaction while Stripe is called
     engine = request.app.state.engine
-    settings = request.app.state.settings
     invoice_id = posted.text("invoice")
     if not retry_now(engine, invoice_id, now()):
         outcome = "not retried: it is not waiting or failed"
-    elif not SYNC_STRIPE.enabled(settings):
-        outcome = "queued; Stripe sync is off (BILLING_STRIPE_API_KEY is not set)"
     else:
-        context = JobContext(engine=engine, settings=settings, catalog=request.app.state.catalog)
-        report = runner.run_if_free(SYNC_STRIPE, context)
-        outcome = "queued; a sync running elsewhere will take it" if report is None else str(report)
-    query = urlencode({"retried": invoice_id, "outcome": outcome})
+        outcome = _run_sync(request)
+    number = next(
+        (r["number"] for r in reports.sync_panel(session.connection()) if r["invoice"] == invoice_id),
+        invoice_id,
+    )
+    query = urlencode({"retried": number, "outcome": outcome})
     return RedirectResponse(f"/finance/stripe?{query}", status_code=303)
+
+
+@router.post("/finance/stripe/retry-all")
+def stripe_retry_all(
+    request: Request, session: SessionDep, posted: FinancePost
+) -> RedirectResponse:
+    """Put every failed, mismatched or waiting invoice in line and, when Stripe sync is on,
+    run the sync job now."""
+    session.commit()  # the sign-in check is done: hold no transaction while Stripe is called
+    queued = retry_all(request.app.state.engine, now())
+    outcome = "nothing to retry" if queued == 0 else _run_sync(request)
+    query = urlencode({"retried": f"{queued} invoice{'s' if queued != 1 else ''}", "outcome": outcome})
+    return RedirectResponse(f"/finance/stripe?{query}", status_code=303)
+
+
+def _run_sync(request: Request) -> str:
+    """Run the Stripe sync job now when it is on and free; what it did, in words."""
+    engine, settings = request.app.state.engine, request.app.state.settings
+    if not SYNC_STRIPE.enabled(settings):
+        return "queued; Stripe sync is off (BILLING_STRIPE_API_KEY is not set)"
+    context = JobContext(engine=engine, settings=settings, catalog=request.app.state.catalog)
+    report = runner.run_if_free(SYNC_STRIPE, context)
+    return "queued; a sync running elsewhere will take it" if report is None else str(report)

@@ -71,6 +71,8 @@ def test_stripe_down_mid_run_means_retry_later_and_nothing_duplicated(engine, st
     state = sync_state(engine)
     assert (state.status, state.attempts) == ("pending", 1)
     assert "APIError" in state.last_error
+    # the row names the call Stripe failed, for finance and for Stripe's request logs
+    assert state.last_error.endswith("(GET /v1/customers/search)"), state.last_error
     assert state.next_attempt_at >= AFTER + dt.timedelta(seconds=30)
     assert sync_due(engine, client, AFTER + dt.timedelta(seconds=10)).synced == 0  # not due
     later = sync_due(engine, client, AFTER + dt.timedelta(minutes=5))

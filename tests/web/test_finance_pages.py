@@ -134,15 +134,28 @@ def test_the_stripe_panel_shows_failures_first_and_retries_now(
         answer = pages.post("/finance/stripe/retry", data={"csrf_token": csrf, "invoice": ids[1]})
         assert answer.status_code == 200
         assert re.search(
-            r'id="retry-outcome">Retry of inv_\w+: 1 synced, 0 to retry, 0 failed', answer.text
+            r'id="retry-outcome">Retry of INV-\d{6}: 1 synced, 0 to retry, 0 failed', answer.text
         )
-    with engine.connect() as connection:
-        state = connection.execute(
-            text("SELECT status, last_error FROM invoice_sync WHERE invoice_id = :i"),
-            {"i": ids[1]},
-        ).one()
-    assert (state.status, state.last_error) == ("synced", None)
-    assert len(stripe_api.invoices) == 2  # found again, not sent twice
+        with engine.connect() as connection:
+            state = connection.execute(
+                text("SELECT status, last_error FROM invoice_sync WHERE invoice_id = :i"),
+                {"i": ids[1]},
+            ).one()
+        assert (state.status, state.last_error) == ("synced", None)
+        assert len(stripe_api.invoices) == 2  # found again, not sent twice
+
+        # Retry all: every failed or mismatched invoice at once, one sync run
+        set_sync(engine, ids[0], "sync_failed", "APIError: boom (POST /v1/invoices)")
+        set_sync(engine, ids[1], "mismatch", "Stripe's amount due is 3000")
+        panel = pages.get("/finance/stripe").text
+        assert "Retry all 2 failed or waiting" in panel
+        assert "(POST /v1/invoices)" in panel  # which call failed
+        refused = pages.post("/finance/stripe/retry-all", data={})
+        assert refused.status_code == 403
+        everything = pages.post("/finance/stripe/retry-all", data={"csrf_token": csrf})
+        assert 'id="retry-outcome">Retry of 2 invoices: 2 synced' in everything.text
+        assert 'id="retry-all"' not in everything.text  # nothing left to retry
+    assert len(stripe_api.invoices) == 2
 
 
 def test_retry_without_a_stripe_key_queues_and_says_sync_is_off(api, engine, finance):

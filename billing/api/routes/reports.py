@@ -74,12 +74,20 @@ def revenue_report(
     group_by: Literal["product", "customer", "month"] = "product",
     from_: Annotated[str | None, Query(alias="from", pattern=r"^\d{4}-\d{2}$")] = None,
     to: MonthQuery = None,
+    basis: Annotated[
+        Literal["service", "issued"],
+        Query(
+            description="which month an invoice counts in: service, the month its billing "
+            "period starts (default); issued, the month it was issued"
+        ),
+    ] = "service",
 ) -> RevenuePublic:
-    """List price, discounts, commitments sold, credits applied and amount due, per group,
-    from finalized invoices; the totals equal the sums over those invoices."""
+    """Billings: list price, discounts, commitments sold, credits applied and amount due,
+    per group, from issued invoices (not void), dated by `basis`; the totals equal the sums
+    over those invoices. Billings are what invoices charge, not cash collected."""
     start, end = reports.months(from_, to)
-    groups, total = reports.revenue(session.connection(), group_by, start, end)
-    return revenue_public(group_by, catalog.currency, groups, total)
+    groups, total = reports.revenue(session.connection(), group_by, start, end, basis)
+    return revenue_public(group_by, catalog.currency, groups, total, basis)
 
 
 @router.get("/caps", responses=ERRORS)
