@@ -325,8 +325,7 @@ def _retry(engine: Engine, invoice_id: str | None, now: dt.datetime) -> int:
                 _SYNC.c.status.in_(
                     (SyncStatus.PENDING, SyncStatus.SYNC_FAILED, SyncStatus.MISMATCH)
                 )
-            )
-            .values(status=SyncStatus.PENDING, next_attempt_at=now, updated_at=now)
+            ).values(status=SyncStatus.PENDING, next_attempt_at=now, updated_at=now)
         )
         return int(changed.rowcount)
 

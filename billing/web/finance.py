@@ -386,10 +386,10 @@ def stripe_retry(request: Request, session: SessionDep, posted: FinancePost) -> 
         outcome = "not retried: it is not waiting or failed"
     else:
         outcome = _run_sync(request)
-    number = next(
-        (r["number"] for r in reports.sync_panel(session.connection()) if r["invoice"] == invoice_id),
-        invoice_id,
-    )
+    try:
+        number = invoicing_service.get_invoice(session.connection(), invoice_id).number
+    except BillingError:
+        number = invoice_id
     query = urlencode({"retried": number, "outcome": outcome})
     return RedirectResponse(f"/finance/stripe?{query}", status_code=303)
 
@@ -403,7 +403,8 @@ def stripe_retry_all(
     session.commit()  # the sign-in check is done: hold no transaction while Stripe is called
     queued = retry_all(request.app.state.engine, now())
     outcome = "nothing to retry" if queued == 0 else _run_sync(request)
-    query = urlencode({"retried": f"{queued} invoice{'s' if queued != 1 else ''}", "outcome": outcome})
+    retried = f"{queued} invoice{'s' if queued != 1 else ''}"
+    query = urlencode({"retried": retried, "outcome": outcome})
     return RedirectResponse(f"/finance/stripe?{query}", status_code=303)
 
 
