@@ -63,22 +63,31 @@ def report_revenue(
     group_by: Annotated[str, typer.Option(help="product | customer | month")] = "product",
     from_: FromOption = None,
     to: ToOption = None,
+    basis: Annotated[
+        str,
+        typer.Option(
+            help="service: an invoice counts in the month its billing period starts; "
+            "issued: in the month it was issued"
+        ),
+    ] = "service",
     form: FormatOption = "table",
     tiers: TiersOption = None,
 ) -> None:
-    """Revenue of issued invoices (not void), grouped, with credit notes; the last row is
-    the total."""
+    """Billings (what issued invoices charge, not cash collected; void ones left out),
+    grouped, with credit notes; the last row is the total."""
     from billing.reports import service as reports
 
     if group_by not in ("product", "customer", "month"):
         raise fail(f"--group-by: product, customer or month, not {group_by!r}")
+    if basis not in ("service", "issued"):
+        raise fail(f"--basis: service or issued, not {basis!r}")
     currency = load_tiers(tiers).currency
     with open_session() as session:
         try:
             start, end = reports.months(from_, to)
         except BillingError as error:
             raise fail(error.message) from None
-        groups, total = reports.revenue(session.connection(), group_by, start, end)
+        groups, total = reports.revenue(session.connection(), group_by, start, end, basis)
 
     def row(key: str, item: reports.Revenue) -> dict[str, str]:
         return {

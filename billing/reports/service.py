@@ -52,6 +52,11 @@ class InvoiceFilter:
     basis: str = "service"
 
 
+# The two months an invoice can be reported in (docs/finance.md, "Billings"): the month its
+# billing period starts (the service it charges for) or the month it was issued.
+BASES = ("service", "issued")
+
+
 def _query(filters: InvoiceFilter) -> Any:
     query = (
         select(_INVOICES, _SYNC.c.status.label("sync_status"))

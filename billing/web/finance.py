@@ -19,6 +19,7 @@ from billing.corrections.calculate import LineRequest
 from billing.corrections.credit_notes import create_credit_note
 from billing.errors import (
     BillingError,
+    InputError,
     InvalidAmount,
     InvalidCreditNoteLine,
     MissingField,
@@ -46,7 +47,7 @@ from billing.web.templating import Area
 router = APIRouter(include_in_schema=False)
 NAV = (
     ("/finance/invoices", "Invoices"),
-    ("/finance/revenue", "Revenue"),
+    ("/finance/revenue", "Billings"),
     ("/finance/caps", "Caps hit"),
     ("/finance/stripe", "Stripe sync"),
 )
@@ -279,12 +280,16 @@ def revenue_page(
     user: FinanceUser,
     from_: Annotated[str, Query(alias="from", max_length=7)] = "",
     to: Month = "",
+    basis: Annotated[str, Query(max_length=10)] = "service",
 ) -> HTMLResponse:
-    """Revenue by product per month (chart and table), discounts and credits used."""
+    """Billings by product per month (chart and table, with totals), discounts and credits
+    used; months by service (the billing period's start) or by issue."""
     default_from, default_to = _default_range(now().date())
-    form = {"from": from_ or default_from, "to": to or default_to}
+    form = {"from": from_ or default_from, "to": to or default_to, "basis": basis}
     context: dict[str, Any] = {"form": form, "error": None, "currency": catalog.currency}
     try:
+        if basis not in reports.BASES:
+            raise InputError(f"basis: service or issued, not {basis!r}", field="basis")
         start, end = reports.months(form["from"], form["to"])
     except BillingError as error:
         context["error"] = {"field": error.field, "message": error.message}
@@ -297,17 +302,31 @@ def revenue_page(
             status=status_of(error),
         )
     connection = session.connection()
-    matrix = reports.revenue_by_month_and_product(connection, start, end)
-    by_month, total = reports.revenue(connection, "month", start, end)
-    by_product, _ = reports.revenue(connection, "product", start, end)
+    matrix = reports.revenue_by_month_and_product(connection, start, end, basis)
+    by_month, total = reports.revenue(connection, "month", start, end, basis)
+    by_product, _ = reports.revenue(connection, "product", start, end, basis)
     months = list(matrix)
     products = [key for key in catalog.products if any(key in row for row in matrix.values())]
     names = {key: catalog.products[key].name for key in products}
     series = [(names[key], [_net(matrix[m].get(key)) for m in months]) for key in products]
+    this_month = now().strftime("%Y-%m")
     context.update(
         chart=stacked_bars(months, series, catalog.currency) if months else None,
         months=months,
-        series=[(name, [_money(v, catalog) for v in values]) for name, values in series],
+        series=[
+            (name, [_money(v, catalog) for v in values], _money(sum(values, Decimal(0)), catalog))
+            for name, values in series
+        ],
+        month_totals=[
+            _money(sum((values[index] for _, values in series), Decimal(0)), catalog)
+            for index in range(len(months))
+        ],
+        matrix_total=_money(sum((v for _, values in series for v in values), Decimal(0)), catalog),
+        this_month=this_month,
+        this_month_open=basis == "service"
+        and end is not None
+        and start is not None
+        and start.strftime("%Y-%m") <= this_month < end.strftime("%Y-%m"),
         by_month=[(key, _figures(item, catalog)) for key, item in by_month.items()],
         by_product=[
             (names.get(key, key), _figures(item, catalog)) for key, item in by_product.items()

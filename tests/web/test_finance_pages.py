@@ -70,8 +70,19 @@ def test_the_revenue_chart_and_tables_reconcile_with_the_revenue_report(api, fin
     matrix = matrix[: matrix.index("</table>")]
     months = re.findall(r'<th scope="col" class="num">(\d{4}-\d{2})</th>', matrix)
     assert months == [g["key"] for g in by_month["groups"]]
-    cells = re.findall(r'<td class="num">([\d,.-]+)</td>', matrix)
+    body = matrix[matrix.index("<tbody>") : matrix.index("</tbody>")]
+    rows = [re.findall(r'<td class="num">([\d,.-]+)</td>', r) for r in body.split("</tr>")[:-1]]
+    cells = [c for row in rows for c in row[:-1]]  # the last cell of a row is its total
     assert sum(D(c.replace(",", "")) for c in cells) == D(by_month["total"]["amount_due"])
+    # totals: each product's row, each month's column, and the whole, sums of their cells
+    money = lambda text: D(text.replace(",", ""))  # noqa: E731
+    for row in rows:
+        assert sum(money(c) for c in row[:-1]) == money(row[-1])
+    foot = re.findall(r'<td class="num"[^>]*>([\d,.-]+)</td>', matrix[matrix.index("<tfoot>") :])
+    for index, month_total in enumerate(foot[:-1]):
+        assert sum(money(row[index]) for row in rows) == money(month_total)
+    assert money(foot[-1]) == D(by_month["total"]["amount_due"])
+    assert "Billings" in page and "not cash collected" in page  # it says what it counts
     bars = re.findall(
         r'<rect class="series-\d" x="[\d.]+" y="[\d.]+" width="[\d.]+" '
         r'height="([\d.]+)"><title>([^<]+)</title>',
@@ -83,6 +94,35 @@ def test_the_revenue_chart_and_tables_reconcile_with_the_revenue_report(api, fin
         re.search(r'id="total-due">([\d,.]+)<', page).group(1).replace(",", "")
         == (by_month["total"]["amount_due"])
     )
+
+
+def test_billings_by_issue_month_put_this_months_invoices_in_this_month(api, finance, keys):
+    """By service month the running month is empty (its usage is not invoiced yet) and the
+    page says why; by issue month the invoices issued this month are there. Page and API
+    agree either way, and an unknown basis is refused on both."""
+    import datetime as dt
+
+    this_month = dt.datetime.now(dt.UTC).strftime("%Y-%m")
+    service = api.get("/finance/revenue").text
+    assert 'id="this-month"' in service
+    issued_page = api.get("/finance/revenue", params={"basis": "issued"}).text
+    issued = api.get(
+        "/v1/reports/revenue",
+        params={"group_by": "month", "basis": "issued"},
+        headers=bearer(keys["finance"]),
+    ).json()
+    assert issued["basis"] == "issued"
+    assert this_month in [g["key"] for g in issued["groups"]]
+    assert f'<th scope="col" class="num">{this_month}</th>' in issued_page
+    total = re.search(r'id="total-due">([\d,.]+)<', issued_page).group(1).replace(",", "")
+    assert total == issued["total"]["amount_due"]
+    refused = api.get("/finance/revenue", params={"basis": "paid"})
+    assert refused.status_code == 422
+    assert "basis: service or issued" in refused.text
+    api_refused = api.get(
+        "/v1/reports/revenue", params={"basis": "paid"}, headers=bearer(keys["finance"])
+    )
+    assert api_refused.status_code == 422
 
 
 def test_caps_hit_lists_the_limited_pairs(api, finance):

@@ -327,7 +327,7 @@ def test_finance_filters_invoices_downloads_the_csv_and_reads_the_chart(browser,
     shown = page.locator("#invoice-table tbody tr td:nth-child(9)").all_inner_texts()
     assert [r["amount_due"] for r in rows] == [s.replace(",", "") for s in shown]
 
-    page.get_by_role("navigation").get_by_role("link", name="Revenue").click()
+    page.get_by_role("navigation").get_by_role("link", name="Billings").click()
     chart = page.locator("#revenue-chart svg[role=img]")
     expect(chart).to_be_visible()
     assert chart.locator("rect[class^=series-]").count() > 0
