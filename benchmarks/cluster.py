@@ -51,7 +51,7 @@ from ingest import POSTGRES_URL, postgres_schema, postgres_unreachable
 from sqlalchemy import bindparam, create_engine, text
 
 sys.path.insert(0, str(REPO))
-from tests.stripe_emulator import StripeEmulator
+from billing.stripe_emulator import StripeEmulator
 
 CUSTOMERS = [f"c{n:02d}" for n in range(20)]
 CAPPED = CUSTOMERS[:5]  # session_replay capped at $10: 7,000 recordings

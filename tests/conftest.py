@@ -27,8 +27,8 @@ from billing.catalog import Catalog, load_catalog
 from billing.settings import Settings
 
 if TYPE_CHECKING:
+    from billing.stripe_emulator import StripeEmulator
     from tests.servers import Receiver
-    from tests.stripe_emulator import StripeEmulator
 
 REPO = Path(__file__).resolve().parent.parent
 TIERS = REPO / "pricing_tiers"
@@ -121,8 +121,8 @@ def customer_keys(engine: Engine, api: TestClient, keys: dict[str, str]) -> dict
 
 @pytest.fixture
 def stripe_api() -> Iterator[StripeEmulator]:
-    """The Stripe emulator on 127.0.0.1 (tests/stripe_emulator.py), closed afterwards."""
-    from tests.stripe_emulator import StripeEmulator
+    """The Stripe emulator on 127.0.0.1 (billing/stripe_emulator.py), closed afterwards."""
+    from billing.stripe_emulator import StripeEmulator
 
     emulator = StripeEmulator()
     yield emulator

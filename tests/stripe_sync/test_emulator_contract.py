@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import stripe
 
+from billing.stripe_emulator import StripeEmulator
 from billing.stripe_sync.sync import make_client
 from tests.conftest import free_port
-from tests.stripe_emulator import StripeEmulator
 
 LOCALSTRIPE = shutil.which("localstripe", path=str(Path(sys.executable).parent))
 

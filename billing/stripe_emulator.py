@@ -113,7 +113,10 @@ def _route_of(method: str, path: str) -> tuple[str, str]:
 
 
 class StripeEmulator:
-    def __init__(self) -> None:
+    """The emulator, serving on `host`:`port` (0: any free port; `base` is its address) in a
+    daemon thread from construction until `close`. Everything is kept in memory."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self.customers: dict[str, dict[str, Any]] = {}
         self.invoices: dict[str, dict[str, Any]] = {}
         self.items: dict[str, dict[str, Any]] = {}  # invoice items, pending or on an invoice
@@ -122,9 +125,9 @@ class StripeEmulator:
         self.deleted: list[dict[str, Any]] = []  # deleted drafts, for the tests to see
         self.sent: list[str] = []  # invoice ids, once per send
         # key -> (request fingerprint, status, answer, when): replayed for 24 hours
-        self.idempotent: dict[str, tuple[str, int, bytes, float]] = {}
+        self.idempotent: dict[str, tuple[str, int, bytes, float]] = {}  # float-ok: seconds
         self._in_flight: set[str] = set()  # keys of requests held in progress
-        self.clock: Callable[[], float] = time.time  # seconds; tests move it forward
+        self.clock: Callable[[], float] = time.time  # float-ok: seconds; tests move it
         self.save_500_for: str | None = None  # the next POST whose key starts so: a saved 500
         self.done_500_for: str | None = None  # the same, but after doing what was asked
         self.faults: list[str] = []  # "500" | "429" | "409" | "400" | "drop", one per request
@@ -157,8 +160,8 @@ class StripeEmulator:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.server = http.server.ThreadingHTTPServer((host, port), Handler)
+        self.base = f"http://{host}:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def close(self) -> None:
@@ -244,7 +247,7 @@ class StripeEmulator:
                 if saved is not None and now - saved[3] >= KEY_LIFETIME:
                     del self.idempotent[key]  # Stripe forgets a key after 24 hours
                 elif saved is not None:
-                    first, status, answer, _at = saved
+                    first, saved_status, saved_answer, _at = saved
                     if first != fingerprint:
                         error = _error(
                             "idempotency_error",
@@ -253,7 +256,7 @@ class StripeEmulator:
                         )
                         self._send(handler, 400, error)
                         return
-                    self._send_raw(handler, status, answer)  # a saved 500 too
+                    self._send_raw(handler, saved_status, saved_answer)  # a saved 500 too
                     return
             if key is not None and self.save_500_for and key.startswith(self.save_500_for):
                 self.save_500_for = None  # once: Stripe failed while executing, and says so
@@ -314,7 +317,7 @@ class StripeEmulator:
         self, method: str, rest: list[str], params: dict[str, str]
     ) -> tuple[int, dict[str, Any]]:
         if rest == [] and method == "POST":
-            customer = {
+            customer: dict[str, Any] = {
                 "id": self._new_id("cus"),
                 "object": "customer",
                 "name": params.get("name"),
@@ -334,12 +337,12 @@ class StripeEmulator:
             url = "/v1/customers/search"
             return 200, {"object": "search_result", "data": found, "has_more": False, "url": url}
         if len(rest) == 1 and method == "GET":
-            customer = self.customers.get(rest[0])
-            if customer is None:
+            known = self.customers.get(rest[0])
+            if known is None:
                 return 404, _error(
                     "invalid_request_error", f"No such customer: '{rest[0]}'", "resource_missing"
                 )
-            return 200, customer
+            return 200, known
         return 404, _error("invalid_request_error", f"Unrecognized request URL ({method})")
 
     def _create_invoice(self, params: dict[str, str]) -> tuple[int, dict[str, Any]]:
@@ -368,7 +371,7 @@ class StripeEmulator:
                 "days_until_due and due_date are valid only with collection_method=send_invoice",
                 param="days_until_due",
             )
-        invoice = {
+        invoice: dict[str, Any] = {
             "id": self._new_id("in"),
             "object": "invoice",
             "customer": params["customer"],
@@ -401,7 +404,7 @@ class StripeEmulator:
             found = [
                 _public(i)
                 for i in self.invoices.values()
-                if i["customer"] == params.get("customer")
+                if "customer" not in params or i["customer"] == params["customer"]
             ]
             return 200, {"object": "list", "data": found, "has_more": False, "url": "/v1/invoices"}
         invoice = self.invoices.get(rest[0]) if rest else None
@@ -507,7 +510,7 @@ class StripeEmulator:
                 f"the invoice's ({invoice['currency']})",
                 param="currency",
             )
-        item = {
+        item: dict[str, Any] = {
             "id": self._new_id("ii"),
             "object": "invoiceitem",
             "amount": int(params["amount"]),
@@ -585,7 +588,7 @@ class StripeEmulator:
                 return 400, _error(
                     "invalid_request_error", f"Received unknown parameter: {name}", param=name
                 )
-        amounts = {
+        amounts: dict[str, str] = {
             name: params[name]
             for name in ("amount", "refund_amount", "credit_amount", "out_of_band_amount")
             if name in params
