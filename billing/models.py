@@ -10,6 +10,7 @@ from billing.idempotency.models import IdempotencyKey
 from billing.invoicing.models import CreditNote, CreditNoteLine, Invoice, InvoiceLine, InvoiceSeries
 from billing.jobs.models import JobRun
 from billing.metering.models import Event, Usage
+from billing.notifications.models import NotificationEvent, WebhookDelivery, WebhookEndpoint
 from billing.stripe_sync.models import CreditNoteSync, InvoiceSync, StripeCustomer, StripeEvent
 from billing.web.models import WebLink, WebSecret, WebSession
 
@@ -29,6 +30,7 @@ __all__ = [
     "InvoiceSeries",
     "InvoiceSync",
     "JobRun",
+    "NotificationEvent",
     "Outbox",
     "SpendCap",
     "SpendCapChange",
@@ -38,4 +40,6 @@ __all__ = [
     "WebLink",
     "WebSecret",
     "WebSession",
+    "WebhookDelivery",
+    "WebhookEndpoint",
 ]

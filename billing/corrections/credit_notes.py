@@ -46,7 +46,6 @@ from billing.errors import (
     OutcomeNotAllowed,
 )
 from billing.invoicing.credit_notes import NoteRecord, notes_of, write_note
-from billing.invoicing.issue import display_number
 from billing.invoicing.models import (
     CreditNoteOutcome,
     Invoice,
@@ -55,6 +54,7 @@ from billing.invoicing.models import (
     InvoiceStatus,
     LineKind,
 )
+from billing.invoicing.numbers import display_number
 from billing.invoicing.service import customer_of
 from billing.money import EXACT, ZERO, format_amount, round_to_billing_unit
 from billing.pricing.charge import charge

@@ -23,8 +23,9 @@ from billing.customers.service import lock_customer
 from billing.db import table_of
 from billing.errors import InvoiceNotFinalized, InvoicePaid, MissingReason, NotReissuable
 from billing.invoicing.close import issue_period_invoice
-from billing.invoicing.issue import Issued, display_number
+from billing.invoicing.issue import Issued
 from billing.invoicing.models import Invoice, InvoiceKind, InvoiceStatus
+from billing.invoicing.numbers import display_number
 from billing.invoicing.service import customer_of
 
 _INVOICES = table_of(Invoice)

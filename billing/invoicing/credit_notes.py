@@ -18,8 +18,8 @@ from decimal import Decimal
 from sqlalchemy import Connection, insert, select
 
 from billing.db import table_of
-from billing.invoicing.issue import display_number, next_number
 from billing.invoicing.models import CreditNote, CreditNoteLine, CreditNoteOutcome
+from billing.invoicing.numbers import display_number, next_number
 from billing.money import EXACT, ZERO
 
 SERIES = "CN"

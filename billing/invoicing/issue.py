@@ -1,10 +1,5 @@
-"""Issuing an invoice: numbered without gaps, finalized in the caller's transaction.
-
-The number comes from `invoice_series` with UPDATE ... RETURNING, which holds the series
-row locked until the transaction ends: two transactions issuing at once take consecutive
-numbers, and a transaction that rolls back gives its number back, so a series never has a
-gap (docs/invoicing.md).
-"""
+"""Issuing an invoice: numbered without gaps (invoicing/numbers.py), finalized in the
+caller's transaction, its `invoice.finalized` event written in that transaction too."""
 
 from __future__ import annotations
 
@@ -14,13 +9,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import Connection, insert, text
+from sqlalchemy import Connection, insert
 
 from billing.db import table_of
 from billing.invoicing.calculate import LineIn, totals
 from billing.invoicing.models import Invoice, InvoiceKind, InvoiceLine, InvoiceStatus
-
-SERIES = "INV"
+from billing.invoicing.numbers import SERIES, display_number, next_number
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,28 +26,6 @@ class Issued:
     amount_due: Decimal
 
 
-def display_number(series: str, number: int) -> str:
-    return f"{series}-{number:06d}"
-
-
-def next_number(connection: Connection, series: str = SERIES) -> int:
-    """Take the next number of `series` (locked until the transaction ends)."""
-    taken = connection.execute(_BUMP, {"series": series}).scalar()
-    if taken is None:  # the series' first invoice
-        connection.execute(_FIRST, {"series": series})
-        taken = connection.execute(_BUMP, {"series": series}).scalar_one()
-    return int(taken)
-
-
-# NOTE: statements built once: building one per invoice cost more than running it.
-_BUMP = text(
-    "UPDATE invoice_series SET next_number = next_number + 1 WHERE series = :series "
-    "RETURNING next_number - 1"
-)
-_FIRST = text(
-    "INSERT INTO invoice_series (series, next_number) VALUES (:series, 1) "
-    "ON CONFLICT (series) DO NOTHING"
-)
 _INSERT_INVOICE = insert(table_of(Invoice))
 _INSERT_LINES = insert(table_of(InvoiceLine))
 

@@ -12,8 +12,8 @@ from pydantic import Field
 
 from billing.customers.periods import Period
 from billing.invoicing.credit_notes import NoteRecord
-from billing.invoicing.issue import display_number
 from billing.invoicing.models import CreditNoteOutcome, InvoiceStatus
+from billing.invoicing.numbers import display_number
 from billing.money import EXACT, ZERO, format_exact, format_quantity
 from billing.public import MoneyText, PublicModel, QuantityText, Timestamp
 

@@ -20,7 +20,6 @@ from sqlalchemy import Connection, Engine, case, func, literal, select
 
 from billing.db import read_only, table_of
 from billing.errors import InvalidMonth, ReversedRange, UnknownStatus
-from billing.invoicing.issue import display_number
 from billing.invoicing.models import (
     CreditNote,
     CreditNoteLine,
@@ -28,6 +27,7 @@ from billing.invoicing.models import (
     InvoiceLine,
     InvoiceStatus,
 )
+from billing.invoicing.numbers import display_number
 from billing.metering.store import usage_table
 from billing.money import ZERO, format_exact, format_quantity
 from billing.reports.public import CapHitRow, InvoiceReportRow

@@ -44,7 +44,6 @@ from stripe.params import (
 
 from billing.db import table_of
 from billing.invoicing.credit_notes import SERIES
-from billing.invoicing.issue import display_number
 from billing.invoicing.models import (
     CreditNote,
     CreditNoteLine,
@@ -52,6 +51,7 @@ from billing.invoicing.models import (
     Invoice,
     InvoiceStatus,
 )
+from billing.invoicing.numbers import display_number
 from billing.stripe_sync.amounts import StripeAmountError, to_stripe_amount
 from billing.stripe_sync.models import CreditNoteSync, InvoiceSync, SyncStatus
 from billing.stripe_sync.retry import failed_try, key, meta
