@@ -20,6 +20,7 @@ from billing.caps.accounts import Account
 from billing.caps.quota import AlertDue, QuotaState, QuotaTerms, alerts_due, with_alerts
 from billing.db import table_of
 from billing.money import format_amount
+from billing.notifications.events import emit
 
 
 def fire_due_alerts(
@@ -44,6 +45,15 @@ def fire_due_alerts(
     alert_table = table_of(Alert)
     outbox_table = table_of(Outbox)
     for item in due:
+        if item.silent:  # the cap is reached: an event for integrators, no alert
+            emit(
+                connection,
+                "spend_cap.reached",
+                customer=account.id,
+                data=_quota_data(product, period_start, state, terms),
+                now=now,
+            )
+            continue
         alert_id = connection.execute(
             insert(alert_table)
             .values(
@@ -72,7 +82,39 @@ def fire_due_alerts(
                     created_at=now,
                 )
             )
+        emit(
+            connection,
+            "usage.alert",
+            customer=account.id,
+            data=_alert_data(alert_id, account.id, product, period_start, item, now, state, terms),
+            now=now,
+        )
     return with_alerts(state, due)
+
+
+def _alert_data(*args: Any) -> Any:
+    """usage.alert's data: the alert and the quota, as the alert webhook carries them."""
+
+    def build() -> dict[str, Any]:
+        document = json.loads(webhook_body(*args))
+        return {"alert": document["alert"], "quota": document["quota"]}
+
+    return build
+
+
+def _quota_data(
+    product: str, period_start: dt.datetime, state: QuotaState, terms: QuotaTerms
+) -> dict[str, Any]:
+    """spend_cap.reached's data: the product, its period and its quota at the cap."""
+    cap = terms.cap
+    return {
+        "product": product,
+        "period_start": utc_text(period_start),
+        "cap": None if cap is None else format_amount(cap, terms.plan.currency),
+        "limit_quantity": _text(state.limit_quantity),
+        "accepted_quantity": format(state.accepted, "f"),
+        "billed_quantity": format(state.billed, "f"),
+    }
 
 
 def webhook_body(

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import Field
 
-from billing.caps.quota import ProductQuota
+from billing.caps.quota import CAP_REACHED, ProductQuota
 from billing.catalog import Catalog
 from billing.customers.periods import Period
 from billing.money import format_amount, format_quantity
@@ -126,7 +126,7 @@ def _cap_fields(view: ProductQuota, catalog: Catalog) -> dict[str, Any]:
         "over_limit_quantity": format_quantity(view.over_limit_quantity),
         "status": view.status,
         "thresholds_fired": [k.removeprefix("cap_") for k in view.alerts_fired if k[:4] == "cap_"],
-        "alerts_fired": list(view.alerts_fired),
+        "alerts_fired": [k for k in view.alerts_fired if k != CAP_REACHED],
     }
 
 

@@ -38,6 +38,9 @@ from billing.pricing.discounts import line_figures
 from billing.pricing.plan import PricePlan
 
 FREE_ALLOWANCE = "free_allowance"
+# Recorded once a period when a product becomes limited by its cap, whatever the customer's
+# thresholds: the spend_cap.reached event (no alert of its own; docs/webhooks.md).
+CAP_REACHED = "limited"
 DEFAULT_THRESHOLDS = (Decimal(50), Decimal(80), Decimal(100))
 
 
@@ -185,6 +188,7 @@ class AlertDue:
     kind: str
     message: str
     passed: tuple[str, ...] = ()
+    silent: bool = False  # an event only (CAP_REACHED), not an alert the customer reads
 
 
 def with_alerts(state: QuotaState, due: Iterable[AlertDue]) -> QuotaState:
@@ -227,12 +231,15 @@ def alerts_due(
         )
     if cap is None:
         return due
+    limited = state.limited
+    shown_cap = display_amount(cap, plan.currency)
+    if limited and CAP_REACHED not in fired:
+        text = f"{product_name}: the spend cap of {shown_cap} is reached"
+        due.append(AlertDue(CAP_REACHED, text, silent=True))
     pending = [t for t in sorted(set(thresholds)) if cap_alert(t) not in fired]
     if not pending:
         return due
     total = line_total(plan, billed, terms.discount_percent)
-    limited = state.limited
-    shown_cap = display_amount(cap, plan.currency)
     shown_total = display_amount(total, plan.currency)
     reached: list[Decimal] = []
     for threshold in pending:

@@ -19,6 +19,12 @@ from sqlalchemy import Connection, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from billing.catalog import Catalog
+from billing.commitments.events import (
+    EXPIRING_NOTICE,
+    commitment_event,
+    expiring_event,
+    ledger_events,
+)
 from billing.commitments.models import Commitment, CommitmentStatus
 from billing.credits import ledger
 from billing.credits.models import CreditEntry, EntryKind
@@ -177,12 +183,14 @@ def start(
             "a commitment was just started for this customer", field="credit"
         ) from None
     outcome = Outcome(commitment_id)
-    _run_schedule(connection, catalog, commitment_id, now, outcome)
+    _run_schedule(connection, catalog, commitment_id, now, outcome, announce=False)
     rolled = _roll_over(
         connection, catalog, customer_id, _commitment(connection, commitment_id), now
     )
     if rolled is not None:
         outcome.entries.append(rolled)
+    commitment_event(connection, "commitment.started", commitment_id, schedule.currency, now)
+    ledger_events(connection, customer_id, outcome.entries, schedule.currency, now)
     return outcome
 
 
@@ -239,13 +247,21 @@ def _release_amount(credit: Decimal, index: int, currency: str) -> Decimal:
 
 
 def _run_schedule(
-    connection: Connection, catalog: Catalog, commitment_id: str, now: dt.datetime, outcome: Outcome
+    connection: Connection,
+    catalog: Catalog,
+    commitment_id: str,
+    now: dt.datetime,
+    outcome: Outcome,
+    *,
+    announce: bool = True,
 ) -> None:
-    """Invoice contract years, release credit and end the term, as far as `now` reaches.
+    """Invoice contract years, release credit and end the term, as far as `now` reaches;
+    with `announce`, the billing events of what it did (commitments/events.py).
 
     The commitment is read again under its customer's lock, so two runs at once (two
     processes) never act on the same progress twice.
     """
+    first_entry = len(outcome.entries)
     schedule = _schedule(catalog)
     currency = schedule.currency
     table = table_of(Commitment)
@@ -334,6 +350,13 @@ def _run_schedule(
             rollover_until=period_for(customer.anchor_day, row.ends_at).end,
         )
     connection.execute(update(table).where(table.c.id == row.id).values(**values))
+    if not announce:
+        return
+    ledger_events(connection, row.customer_id, outcome.entries[first_entry:], currency, now)
+    if values.get("status") == CommitmentStatus.ENDED:
+        commitment_event(connection, "commitment.ended", row.id, currency, now)
+    elif row.ends_at - EXPIRING_NOTICE <= now < row.ends_at:
+        expiring_event(connection, row, unused_credit(connection, row.id, now), currency, now)
 
 
 def _roll_over(
@@ -459,6 +482,7 @@ def topup(
             note=f"top-up of {_money(amount)} {schedule.currency}, available at once",
         )
     )
+    ledger_events(connection, customer_id, outcome.entries, schedule.currency, now)
     return outcome
 
 
@@ -561,4 +585,5 @@ def cancel(
     connection.execute(
         update(table).where(table.c.id == commitment_id).values(status=CommitmentStatus.CANCELLED)
     )
+    commitment_event(connection, "commitment.ended", commitment_id, currency, now)
     return unused

@@ -27,6 +27,7 @@ from sqlalchemy import Connection, select
 
 from billing.catalog import Catalog
 from billing.commitments import service as commitments
+from billing.commitments.events import ledger_events
 from billing.commitments.models import Commitment, CommitmentStatus
 from billing.corrections.calculate import (
     Creditable,
@@ -55,8 +56,10 @@ from billing.invoicing.models import (
     LineKind,
 )
 from billing.invoicing.numbers import display_number
+from billing.invoicing.public import credit_note_public
 from billing.invoicing.service import customer_of
 from billing.money import EXACT, ZERO, format_amount, round_to_billing_unit
+from billing.notifications.events import emit
 from billing.pricing.charge import charge
 from billing.pricing.plan import PricePlan
 
@@ -141,8 +144,9 @@ def create_credit_note(
         actor=actor,
         now=now,
     )
+    granted = None
     if outcome is CreditNoteOutcome.CREDIT_BALANCE:
-        ledger.append(
+        granted = ledger.append(
             connection,
             customer_id,
             EntryKind.CREDIT_NOTE,
@@ -160,6 +164,15 @@ def create_credit_note(
             allow_used=True,
             currency=invoice.currency,
         )
+    emit(
+        connection,
+        "credit_note.created",
+        customer=customer_id,
+        data=lambda: credit_note_public(note, number).model_dump(mode="json", by_alias=True),
+        now=now,
+    )
+    if granted is not None:  # the credit it put in the balance: after the note itself
+        ledger_events(connection, customer_id, [granted], invoice.currency, now)
     return note
 
 

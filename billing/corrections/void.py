@@ -27,6 +27,7 @@ from billing.invoicing.issue import Issued
 from billing.invoicing.models import Invoice, InvoiceKind, InvoiceStatus
 from billing.invoicing.numbers import display_number
 from billing.invoicing.service import customer_of
+from billing.invoicing.snapshot import emit_invoice_event
 
 _INVOICES = table_of(Invoice)
 
@@ -89,6 +90,7 @@ def void(
             status_changed_at=now,
         )
     )
+    emit_invoice_event(connection, "invoice.voided", invoice_id, customer.id, now)
     drawn = ledger.drawn_by(connection, customer.id, invoice_id)
     if drawn.total:
         ledger.append(

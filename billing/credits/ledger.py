@@ -48,7 +48,7 @@ _BALANCE = (
     .order_by(_ENTRIES.c.id.desc())
     .limit(1)
 )
-_APPEND = insert(_ENTRIES)
+_APPEND = insert(_ENTRIES).returning(_ENTRIES.c.id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,10 +77,14 @@ def balance(connection: Connection, customer_id: str) -> Decimal:
 
 @dataclass(frozen=True, slots=True)
 class Entry:
+    """A ledger entry just written: its kind, signed amount and balance after (major
+    units), its note, and its row id."""
+
     kind: EntryKind
     amount: Decimal
     balance_after: Decimal
     note: str
+    id: int | None = None
 
 
 def append(
@@ -115,7 +119,7 @@ def append(
         raise ValueError(
             f"credit balance of {customer_id} would leave {after} with {notes} from credit notes"
         )
-    connection.execute(
+    entry_id = connection.execute(
         _APPEND,
         {
             "customer_id": customer_id,
@@ -129,8 +133,8 @@ def append(
             "note": note,
             "created_at": now,
         },
-    )
-    return Entry(kind, amount, after, note)
+    ).scalar_one()
+    return Entry(kind, amount, after, note, int(entry_id))
 
 
 def entries(connection: Connection, customer_id: str) -> list[Any]:

@@ -15,6 +15,7 @@ from billing.db import table_of
 from billing.invoicing.calculate import LineIn, totals
 from billing.invoicing.models import Invoice, InvoiceKind, InvoiceLine, InvoiceStatus
 from billing.invoicing.numbers import SERIES, display_number, next_number
+from billing.invoicing.snapshot import emit_invoice_event
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,4 +96,5 @@ def issue_invoice(
                 for position, line in enumerate(lines, start=1)
             ],
         )
+    emit_invoice_event(connection, "invoice.finalized", invoice_id, customer_id, now)
     return Issued(invoice_id, display_number(SERIES, number), figures.amount_due)

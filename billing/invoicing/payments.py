@@ -23,6 +23,7 @@ from sqlalchemy import Connection, select, update
 from billing.db import table_of
 from billing.errors import NotFound
 from billing.invoicing.models import Invoice, InvoiceStatus
+from billing.invoicing.snapshot import emit_invoice_event
 
 
 class PaymentEvent(StrEnum):
@@ -86,9 +87,9 @@ def apply_event(
     invoice, its row locked; the decision. NotFound for an unknown invoice."""
     if event is PaymentEvent.VOIDED:
         raise ValueError("voids go through invoicing.service.void")
-    query = select(_INVOICES.c.status, _INVOICES.c.status_changed_at).where(
-        _INVOICES.c.id == invoice_id
-    )
+    query = select(
+        _INVOICES.c.status, _INVOICES.c.status_changed_at, _INVOICES.c.customer_id
+    ).where(_INVOICES.c.id == invoice_id)
     if connection.dialect.name == "postgresql":
         query = query.with_for_update()
     row = connection.execute(query).first()
@@ -100,4 +101,5 @@ def apply_event(
         if decision.status is InvoiceStatus.PAID:
             values["paid_at"] = at
         connection.execute(update(_INVOICES).where(_INVOICES.c.id == invoice_id).values(**values))
+        emit_invoice_event(connection, f"invoice.{event}", invoice_id, row.customer_id, at)
     return decision

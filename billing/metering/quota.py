@@ -19,11 +19,13 @@ from sqlalchemy import Connection, select
 from billing.alerts.service import fire_due_alerts
 from billing.caps import service as caps_service
 from billing.caps.accounts import Account, read_accounts, terms_for
+from billing.caps.public import cap_change_public
 from billing.caps.quota import ProductQuota, QuotaState, reprice, view
 from billing.catalog import Catalog
 from billing.customers.periods import Period, period_for
 from billing.errors import NotFound
 from billing.metering import store
+from billing.notifications.events import emit
 
 
 def account_of(connection: Connection, customer_id: str) -> Account:
@@ -149,6 +151,15 @@ def set_cap(
         new_amount=amount,
         actor=actor,
         effect=effect,
+        now=now,
+    )
+    emit(
+        connection,
+        "spend_cap.changed",
+        customer=customer_id,
+        data=lambda: cap_change_public(
+            customer_id, shown, catalog, previous=old, effect=effect
+        ).model_dump(mode="json", by_alias=True),
         now=now,
     )
     return CapChange(shown, old, effect)

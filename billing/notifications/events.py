@@ -31,6 +31,7 @@ EVENT_TYPES: Mapping[str, str] = {
     "invoice.paid": "an invoice was paid",
     "invoice.payment_failed": "a payment of an invoice failed",
     "invoice.voided": "an invoice was voided",
+    "invoice.marked_uncollectible": "an invoice was marked uncollectible",
     "credit_note.created": "a credit note was issued",
     "credits.granted": "usage credit became available (a grant, a release, a top-up)",
     "credits.expiring": "a commitment ends within 30 days with credit unused",
