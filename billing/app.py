@@ -32,6 +32,7 @@ from billing.api.routes import (
     pricing,
     reports,
     stripe_webhook,
+    webhook_endpoints,
 )
 from billing.auth.cache import KeyCache
 from billing.catalog import Catalog, load_catalog
@@ -137,6 +138,7 @@ def create_app(
     app.include_router(events.router)
     app.include_router(caps.router)
     app.include_router(alerts.router)
+    app.include_router(webhook_endpoints.router)
     app.include_router(commitments.router)
     app.include_router(invoices.router)
     app.include_router(stripe_webhook.router)

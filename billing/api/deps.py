@@ -28,6 +28,7 @@ from billing.errors import Forbidden, InvalidPeriod, Unauthorized
 from billing.http.deps import SessionDep
 from billing.idempotency import service as idempotency
 from billing.invoicing import service as invoicing_service
+from billing.notifications import endpoints as webhook_endpoints
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 _bearer = HTTPBearer(auto_error=False, description="an API key: Authorization: Bearer bk_...")
@@ -131,6 +132,22 @@ def invoice_in_path(
 # before them, so a key of the wrong role is refused before the customer is looked up.
 CustomerAccess = Annotated[CustomerRow, Depends(customer_in_path)]
 InvoiceAccess = Annotated[str, Depends(invoice_in_path)]
+
+
+def endpoint_in_path(
+    endpoint_id: Annotated[str, Path(description="the webhook endpoint's id (we_...)")],
+    principal: CurrentKey,
+    session: SessionDep,
+) -> Any:
+    """The `{endpoint_id}` of the path: 404 when unknown; 403 for a customer key when it is
+    not that customer's own (an admin endpoint included)."""
+    found = webhook_endpoints.get(session.connection(), endpoint_id)
+    if principal.role is Role.CUSTOMER and found.customer_id != principal.customer_id:
+        raise Forbidden("this webhook endpoint is not this customer's", field="endpoint")
+    return found
+
+
+EndpointAccess = Annotated[Any, Depends(endpoint_in_path)]
 
 
 class Idempotency:

@@ -95,6 +95,31 @@ class AlertSettingsIn(BaseModel):
     rotate_secret: StrictBool = Field(False, description="issue a new signing secret")
 
 
+class WebhookEndpointIn(BaseModel):
+    """A webhook endpoint to make (docs/webhooks.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(max_length=2000, description="http(s) URL events are POSTed to, signed")
+    events: list[str] = Field(
+        max_length=50, description='event types to receive, e.g. ["invoice.paid"]; ["*"]: all'
+    )
+    customer: str | None = Field(
+        None,
+        max_length=64,
+        description="admins: whose events (null: every customer's); customer keys: their own",
+    )
+    description: str = Field("", max_length=200)
+
+
+class RotateSecretIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    overlap_hours: int = Field(
+        24, ge=0, le=168, description="how long the old secret keeps signing beside the new one"
+    )
+
+
 class CommitmentIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

@@ -44,7 +44,8 @@ DISABLE_AFTER = 50  # attempts failed in a row, across deliveries
 
 def backoff(attempts: int) -> dt.timedelta:
     """The wait after the `attempts`-th failed attempt: 30 s doubling, at most 6 hours."""
-    return min(dt.timedelta(seconds=30) * 2 ** max(attempts - 1, 0), dt.timedelta(hours=6))
+    wait: dt.timedelta = dt.timedelta(seconds=30) * 2 ** max(attempts - 1, 0)
+    return min(wait, dt.timedelta(hours=6))
 
 
 class Outcome(Protocol):
