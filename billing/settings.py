@@ -125,6 +125,13 @@ class Settings(BaseSettings):
     )
 
     @property
+    def invoice_due_days(self) -> int:
+        """Days after the day of issue (UTC) an invoice is due (docs/invoicing.md, "Due date"):
+        what a sent invoice gives (stripe_days_until_due) under send_invoice; 0 under
+        charge_automatically, where Stripe charges the invoice as it is issued."""
+        return self.stripe_days_until_due if self.stripe_collection_method == "send_invoice" else 0
+
+    @property
     def stripe_sync_state(self) -> str:
         """What /healthz and the logs say about Stripe sync."""
         if not self.stripe_api_key:

@@ -14,9 +14,11 @@ from billing.db import table_of
 from billing.errors import NotFound
 from billing.invoicing.close import draft
 from billing.invoicing.credit_notes import notes_of
-from billing.invoicing.models import Invoice, InvoiceLine
+from billing.invoicing.issue import display_number
+from billing.invoicing.models import Invoice, InvoiceLine, InvoiceStatus
 from billing.invoicing.public import (
     InvoicePublic,
+    InvoiceRef,
     InvoiceSummaryPublic,
     UpcomingInvoicePublic,
     invoice_public,
@@ -42,11 +44,47 @@ def _lines(connection: Connection, invoice_id: str) -> list[Any]:
     return list(connection.execute(query))
 
 
-def get_invoice(connection: Connection, invoice_id: str) -> InvoicePublic:
-    """One invoice with its lines; NotFound for an unknown id."""
+def _ref(row: Any) -> InvoiceRef:
+    return InvoiceRef(str(row.id), display_number(row.series, row.number))
+
+
+def _replaces(connection: Connection, row: Any) -> InvoiceRef | None:
+    """The voided invoice `row` re-issues, if any."""
+    if row.replaces is None:
+        return None
+    table = table_of(Invoice)
+    query = select(table.c.id, table.c.series, table.c.number).where(table.c.id == row.replaces)
+    found = connection.execute(query).first()
+    return None if found is None else _ref(found)
+
+
+def _replaced_by(connection: Connection, row: Any) -> InvoiceRef | None:
+    """The invoice that re-issues `row`, when `row` is void and was re-issued."""
+    if row.status != InvoiceStatus.VOID:
+        return None
+    table = table_of(Invoice)
+    query = (
+        select(table.c.id, table.c.series, table.c.number)
+        .where(table.c.replaces == row.id)
+        .order_by(table.c.number)
+    )
+    found = connection.execute(query).first()
+    return None if found is None else _ref(found)
+
+
+def get_invoice(connection: Connection, invoice_id: str, *, due_days: int) -> InvoicePublic:
+    """One invoice with its lines, due `due_days` after its day of issue (the terms:
+    Settings.invoice_due_days); NotFound for an unknown id."""
     row = _invoice_row(connection, invoice_id)
     notes = notes_of(connection, [row.id]).get(row.id, [])
-    return invoice_public(row, _lines(connection, invoice_id), notes)
+    return invoice_public(
+        row,
+        _lines(connection, invoice_id),
+        notes,
+        due_days=due_days,
+        replaces=_replaces(connection, row),
+        replaced_by=_replaced_by(connection, row),
+    )
 
 
 def resolve_invoice_id(connection: Connection, reference: str) -> str:

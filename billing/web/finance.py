@@ -138,17 +138,24 @@ def invoices_csv(request: Request, user: FinanceUser, form: FilterForm) -> Respo
     )
 
 
+def _no_invoice(request: Request, user: WebUser, invoice_id: str) -> HTMLResponse:
+    missing = {"title": "Invoice not found", "message": f"No invoice {invoice_id}."}
+    return AREA.page(request, user, "message.html", missing, active="/finance/invoices", status=404)
+
+
 @router.get("/finance/invoices/{invoice_id}", response_class=HTMLResponse)
 def invoice_page(
     invoice_id: str, request: Request, session: SessionDep, user: FinanceUser
 ) -> HTMLResponse:
+    """Any customer's invoice (by id or number), with its credit notes and the form to
+    issue one."""
+    connection = session.connection()
+    days = request.app.state.settings.invoice_due_days
     try:
-        found = invoicing_service.get_invoice(session.connection(), invoice_id)
+        found_id = invoicing_service.resolve_invoice_id(connection, invoice_id)
+        found = invoicing_service.get_invoice(connection, found_id, due_days=days)
     except BillingError:
-        missing = {"title": "Invoice not found", "message": f"No invoice {invoice_id}."}
-        return AREA.page(
-            request, user, "message.html", missing, active="/finance/invoices", status=404
-        )
+        return _no_invoice(request, user, invoice_id)
     return _invoice_page(request, user, found)
 
 
@@ -192,13 +199,11 @@ def credit_note_post(
     connection = session.connection()
     form = {k: posted.text(k) for k in ("line", "amount", "outcome", "reason")}
     token = posted.text("form_token")
+    days = request.app.state.settings.invoice_due_days
     try:
-        found = invoicing_service.get_invoice(connection, invoice_id)
+        found = invoicing_service.get_invoice(connection, invoice_id, due_days=days)
     except BillingError:
-        missing = {"title": "Invoice not found", "message": f"No invoice {invoice_id}."}
-        return AREA.page(
-            request, posted.user, "message.html", missing, active="/finance/invoices", status=404
-        )
+        return _no_invoice(request, posted.user, invoice_id)
     try:
         if not token:
             raise MissingField("the form is out of date: open the invoice again", field="form")
@@ -230,7 +235,7 @@ def credit_note_post(
         return _invoice_page(
             request,
             posted.user,
-            invoicing_service.get_invoice(session.connection(), invoice_id),
+            invoicing_service.get_invoice(session.connection(), invoice_id, due_days=days),
             credit_form=form,
             credit_error=error.message,
             status=status_of(error),
