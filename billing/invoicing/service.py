@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, select
 
 from billing.catalog import Catalog
 from billing.customers.periods import period_for
-from billing.customers.service import read_customer
+from billing.customers.service import get_customer, read_customer
 from billing.db import table_of
 from billing.errors import NotFound
 from billing.invoicing.close import draft
 from billing.invoicing.credit_notes import notes_of
 from billing.invoicing.issue import display_number
 from billing.invoicing.models import Invoice, InvoiceLine, InvoiceStatus
+from billing.invoicing.party import Party
 from billing.invoicing.public import (
     InvoicePublic,
     InvoiceRef,
@@ -85,6 +87,32 @@ def get_invoice(connection: Connection, invoice_id: str, *, due_days: int) -> In
         replaces=_replaces(connection, row),
         replaced_by=_replaced_by(connection, row),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceFile:
+    """A document of an invoice: the name to save it as, its media type and its bytes."""
+
+    filename: str
+    media_type: str
+    content: bytes
+
+
+def invoice_pdf(
+    connection: Connection, invoice_id: str, *, due_days: int, seller: Party
+) -> InvoiceFile:
+    """The invoice `invoice_id` (our id) as a PDF, from `seller` to its customer (name, email,
+    customer id), drawn from the same `InvoicePublic` the API answers; NotFound for an
+    unknown id."""
+    # NOTE: imported here, not at the top: fpdf2 (with Pillow and fontTools) takes a good
+    # part of a second to import, which no command that never draws a PDF should pay.
+    from billing.invoicing import pdf
+
+    invoice = get_invoice(connection, invoice_id, due_days=due_days)
+    customer = get_customer(connection=connection, customer_id=invoice.customer)
+    buyer = Party(name=customer.name, email=customer.email, customer_id=customer.id)
+    content = pdf.render_invoice_pdf(invoice, seller=seller, buyer=buyer)
+    return InvoiceFile(pdf.filename(invoice), pdf.MEDIA_TYPE, content)
 
 
 def resolve_invoice_id(connection: Connection, reference: str) -> str:

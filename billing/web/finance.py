@@ -25,10 +25,12 @@ from billing.errors import (
     UnknownAction,
 )
 from billing.http.deps import CatalogDep, SessionDep
+from billing.http.downloads import download
 from billing.http.errors import status_of
 from billing.idempotency import service as idempotency
 from billing.invoicing import service as invoicing_service
 from billing.invoicing.models import CreditNoteOutcome, InvoiceStatus
+from billing.invoicing.party import seller_of
 from billing.invoicing.public import InvoicePublic
 from billing.jobs import runner
 from billing.jobs.context import JobContext
@@ -159,6 +161,25 @@ def invoice_page(
     return _invoice_page(request, user, found)
 
 
+@router.get("/finance/invoices/{invoice_id}/pdf", response_model=None)
+def invoice_pdf(
+    invoice_id: str, request: Request, session: SessionDep, user: FinanceUser
+) -> Response:
+    """Any customer's invoice (by id or number) as a PDF download, as the API draws it."""
+    connection = session.connection()
+    settings = request.app.state.settings
+    try:
+        made = invoicing_service.invoice_pdf(
+            connection,
+            invoicing_service.resolve_invoice_id(connection, invoice_id),
+            due_days=settings.invoice_due_days,
+            seller=seller_of(settings),
+        )
+    except BillingError:
+        return _no_invoice(request, user, invoice_id)
+    return download(made.content, made.filename, made.media_type)
+
+
 def _invoice_page(
     request: Request,
     user: WebUser,
@@ -177,6 +198,7 @@ def _invoice_page(
     context = {
         "invoice": invoice,
         "back": "/finance/invoices",
+        "pdf": f"/finance/invoices/{found.number}/pdf",
         "csrf": user.csrf,
         # NOTE: single-use: a resubmitted form issues no second note (docs/finance.md).
         "form_token": secrets.token_urlsafe(18),

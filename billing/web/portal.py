@@ -34,9 +34,11 @@ from billing.errors import (
     UnknownAction,
 )
 from billing.http.deps import CatalogDep, SessionDep
+from billing.http.downloads import download
 from billing.http.errors import status_of
 from billing.idempotency import service as idempotency
 from billing.invoicing import service as invoicing_service
+from billing.invoicing.party import seller_of
 from billing.invoicing.projection import project
 from billing.metering import quota as quota_service
 from billing.money import format_amount, format_quantity
@@ -171,15 +173,35 @@ def invoice_page(
     invoice_id: str, request: Request, session: SessionDep, user: CustomerUser
 ) -> HTMLResponse:
     """One invoice (by id or number) with its lines and tier breakdown, its due date or when
-    it was paid (another customer's: not found)."""
+    it was paid, and its PDF (another customer's: not found)."""
     days = request.app.state.settings.invoice_due_days
     try:
         found_id = _own_invoice(session, user, invoice_id)
         found = invoicing_service.get_invoice(session.connection(), found_id, due_days=days)
     except BillingError:
         return _no_invoice(request, user, invoice_id)
-    context = {"invoice": _shown(found), "back": "/portal"}
+    pdf = f"/portal/invoices/{found.number}/pdf"
+    context = {"invoice": _shown(found), "back": "/portal", "pdf": pdf}
     return AREA.page(request, user, "invoice.html", context, active="/portal")
+
+
+@router.get("/portal/invoices/{invoice_id}/pdf", response_model=None)
+def invoice_pdf(
+    invoice_id: str, request: Request, session: SessionDep, user: CustomerUser
+) -> Response:
+    """The customer's own invoice (by id or number) as a PDF download (another customer's:
+    not found)."""
+    settings = request.app.state.settings
+    try:
+        made = invoicing_service.invoice_pdf(
+            session.connection(),
+            _own_invoice(session, user, invoice_id),
+            due_days=settings.invoice_due_days,
+            seller=seller_of(settings),
+        )
+    except BillingError:
+        return _no_invoice(request, user, invoice_id)
+    return download(made.content, made.filename, made.media_type)
 
 
 # --- spend caps --------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Invoices: list, read, the upcoming draft, and void (docs/invoicing.md)."""
+"""Invoices: list, read (JSON or PDF), the upcoming draft, and void (docs/invoicing.md)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from billing.api.deps import (
     CustomerAccess,
@@ -22,8 +22,10 @@ from billing.corrections import credit_notes
 from billing.corrections.calculate import LineRequest
 from billing.corrections.void import void
 from billing.http.deps import CatalogDep, SessionDep
+from billing.http.downloads import PDF_ANSWER, PDFResponse, download
 from billing.invoicing import service as invoices
 from billing.invoicing.models import CreditNoteOutcome
+from billing.invoicing.party import seller_of
 from billing.invoicing.public import (
     CreditNoteListPublic,
     CreditNotePublic,
@@ -38,6 +40,12 @@ from billing.settings import Settings
 router = APIRouter(prefix="/v1", tags=["invoices"], route_class=ExactJSONRoute)
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorOut} for code in (401, 403, 404, 409, 422)
+}
+# A PDF route's errors are still the JSON error body (a `model` would be filed under the
+# route's own media type, application/pdf).
+_ERROR_JSON = {"schema": {"$ref": f"#/components/schemas/{ErrorOut.__name__}"}}
+PDF_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"content": {"application/json": _ERROR_JSON}} for code in (401, 403, 404, 422)
 }
 
 
@@ -73,6 +81,26 @@ def get_invoice(
     return invoices.get_invoice(
         session.connection(), invoice_id, due_days=settings.invoice_due_days
     )
+
+
+@router.get(
+    "/invoices/{invoice_id}/pdf",
+    response_class=PDFResponse,
+    responses={**PDF_ERRORS, 200: PDF_ANSWER},
+)
+def get_invoice_pdf(
+    _: ReaderKey, invoice_id: InvoiceAccess, session: SessionDep, settings: SettingsDep
+) -> Response:
+    """The invoice as a PDF (an attachment named after its number, `INV-000123.pdf`): the
+    seller (BILLING_SELLER_*), the customer, dates, status, every line and the amount due,
+    the same figures as `GET /v1/invoices/{invoice_id}`."""
+    made = invoices.invoice_pdf(
+        session.connection(),
+        invoice_id,
+        due_days=settings.invoice_due_days,
+        seller=seller_of(settings),
+    )
+    return download(made.content, made.filename, made.media_type)
 
 
 @router.post("/invoices/{invoice_id}/void", responses=ERRORS, response_model=VoidPublic)
