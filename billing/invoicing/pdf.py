@@ -144,7 +144,7 @@ class _Document(FPDF):
 
     def text_line(self, text: str, *, size: int = 10, bold: bool = False, height: int = 5) -> None:
         self.set_font(FAMILY, "B" if bold else "", size)
-        self.multi_cell(0, height, printable(text), new_x="LMARGIN", new_y="NEXT")
+        self.multi_cell(0, height, printable(text), new_x="LMARGIN", new_y="NEXT", align="L")
 
 
 def _party_lines(party: Party, *, seller: bool) -> list[str]:
@@ -182,10 +182,10 @@ def _header(pdf: _Document, invoice: InvoicePublic, seller: Party, buyer: Party)
     pdf.cell(0, 6, invoice.number, align="R", new_x="LMARGIN", new_y="NEXT")
     pdf.set_y(top)
     pdf.set_font(FAMILY, "B", 14)
-    pdf.multi_cell(half, 7, printable(seller.name), new_x="LMARGIN", new_y="NEXT")
+    pdf.multi_cell(half, 7, printable(seller.name), new_x="LMARGIN", new_y="NEXT", align="L")
     pdf.set_font(FAMILY, "", 9)
     for line in _party_lines(seller, seller=True):
-        pdf.multi_cell(half, 5, printable(line), new_x="LMARGIN", new_y="NEXT")
+        pdf.multi_cell(half, 5, printable(line), new_x="LMARGIN", new_y="NEXT", align="L")
     pdf.ln(8)
 
     top = pdf.get_y()
@@ -194,10 +194,10 @@ def _header(pdf: _Document, invoice: InvoicePublic, seller: Party, buyer: Party)
     pdf.cell(half, 5, "BILL TO", new_x="LMARGIN", new_y="NEXT")
     pdf.set_text_color(0, 0, 0)
     pdf.set_font(FAMILY, "B", 11)
-    pdf.multi_cell(half - 4, 6, printable(buyer.name), new_x="LMARGIN", new_y="NEXT")
+    pdf.multi_cell(half - 4, 6, printable(buyer.name), new_x="LMARGIN", new_y="NEXT", align="L")
     pdf.set_font(FAMILY, "", 9)
     for line in _party_lines(buyer, seller=False):
-        pdf.multi_cell(half - 4, 5, printable(line), new_x="LMARGIN", new_y="NEXT")
+        pdf.multi_cell(half - 4, 5, printable(line), new_x="LMARGIN", new_y="NEXT", align="L")
     bottom = pdf.get_y()
 
     pdf.set_y(top)
@@ -208,7 +208,7 @@ def _header(pdf: _Document, invoice: InvoicePublic, seller: Party, buyer: Party)
         pdf.cell(32, 5, label)
         pdf.set_text_color(*(RED if value.startswith("VOID") else (0, 0, 0)))
         pdf.set_font(FAMILY, "B", 9)
-        pdf.multi_cell(half - 32, 5, printable(value), new_x="LMARGIN", new_y="NEXT")
+        pdf.multi_cell(half - 32, 5, printable(value), new_x="LMARGIN", new_y="NEXT", align="L")
     pdf.set_text_color(0, 0, 0)
     pdf.set_y(max(bottom, pdf.get_y()) + 6)
 
