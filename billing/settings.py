@@ -123,6 +123,34 @@ class Settings(BaseSettings):
     session_ttl: dt.timedelta = Field(
         dt.timedelta(hours=8), description="how long a portal or finance sign-in lasts"
     )
+    # The seller on every invoice PDF (docs/invoicing.md, "PDF"): demo values until set.
+    seller_name: str = Field(
+        "Example Billing Inc.", min_length=1, description="who issues the invoices"
+    )
+    seller_address: str = Field(
+        "100 Example Street\nSpringfield, IL 62701\nUnited States",
+        description="the seller's postal address; lines separated by newlines (or the two "
+        "characters \\n, for one-line environment files)",
+    )
+    seller_email: str | None = Field(
+        "billing@example.com", description="where customers write about an invoice (empty: none)"
+    )
+    seller_tax_id: str | None = Field(
+        None, description="the seller's VAT or tax number, printed when set"
+    )
+
+    @property
+    def invoice_due_days(self) -> int:
+        """Days after the day of issue (UTC) an invoice is due (docs/invoicing.md, "Due date"):
+        what a sent invoice gives (stripe_days_until_due) under send_invoice; 0 under
+        charge_automatically, where Stripe charges the invoice as it is issued."""
+        return self.stripe_days_until_due if self.stripe_collection_method == "send_invoice" else 0
+
+    @property
+    def seller_address_lines(self) -> list[str]:
+        """The seller's address, a line each (newlines or literal \\n separate them)."""
+        lines = self.seller_address.replace("\\n", "\n").splitlines()
+        return [line.strip() for line in lines if line.strip()]
 
     @property
     def stripe_sync_state(self) -> str:

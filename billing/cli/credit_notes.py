@@ -81,10 +81,15 @@ def credit_notes_list(
 ) -> None:
     """An invoice's credit notes, in number order."""
     from billing.invoicing import service as invoices
+    from billing.settings import get_settings
 
     with open_session() as session:
         connection = session.connection()
-        found = invoices.get_invoice(connection, invoices.resolve_invoice_id(connection, invoice))
+        found = invoices.get_invoice(
+            connection,
+            invoices.resolve_invoice_id(connection, invoice),
+            due_days=get_settings().invoice_due_days,
+        )
     if not found.credit_notes:
         typer.echo(f"{found.number}: no credit notes")
         return

@@ -6,7 +6,7 @@ import datetime as dt
 import json
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
-from typing import Literal, Protocol
+from typing import Literal, NamedTuple, Protocol
 
 from pydantic import Field
 
@@ -15,7 +15,7 @@ from billing.invoicing.credit_notes import NoteRecord
 from billing.invoicing.models import CreditNoteOutcome, InvoiceStatus
 from billing.invoicing.numbers import display_number
 from billing.money import EXACT, ZERO, format_exact, format_quantity
-from billing.public import MoneyText, PublicModel, QuantityText, Timestamp
+from billing.public import Day, MoneyText, PublicModel, QuantityText, Timestamp
 
 
 class LineRecord(Protocol):
@@ -171,10 +171,22 @@ class CreditNoteListPublic(PublicModel):
 
 
 class InvoicePublic(InvoiceSummaryPublic):
-    """An invoice with its lines, their tier breakdown, and its credit notes."""
+    """An invoice with its lines, their tier breakdown, its credit notes, when it is due, and
+    the numbers of the invoices a void and its re-issue link."""
 
     lines: list[InvoiceLinePublic]
     credit_notes: list[CreditNotePublic] = Field(description="in number order")
+    due_date: Day | None = Field(
+        description="the day payment is due: the day of issue (UTC) plus the payment terms "
+        '(docs/invoicing.md, "Due date"); null when void: nothing is due'
+    )
+    replaces_number: str | None = Field(
+        description="the number of the voided invoice this one re-issues", examples=["INV-000041"]
+    )
+    replaced_by: str | None = Field(description="a void invoice's re-issue: its id")
+    replaced_by_number: str | None = Field(
+        description="a void invoice's re-issue: its number", examples=["INV-000043"]
+    )
 
 
 class InvoiceListPublic(PublicModel):
@@ -201,6 +213,21 @@ class UpcomingInvoicePublic(PublicModel):
 class VoidPublic(PublicModel):
     voided: InvoicePublic
     reissued: InvoicePublic | None = Field(description="the corrected invoice, when re-issued")
+
+
+class InvoiceRef(NamedTuple):
+    """Another invoice an invoice names: its id and its number."""
+
+    id: str
+    number: str
+
+
+def due_date(issued_at: dt.datetime, status: str, due_days: int) -> dt.date | None:
+    """The day an invoice is due: `due_days` after the day it was issued, in UTC (the terms:
+    Settings.invoice_due_days); None for a void invoice, on which nothing is due."""
+    if InvoiceStatus(status) is InvoiceStatus.VOID:
+        return None
+    return issued_at.astimezone(dt.UTC).date() + dt.timedelta(days=due_days)
 
 
 def _iso(value: dt.datetime | None) -> str | None:
@@ -295,17 +322,30 @@ def credit_note_public(note: NoteRecord, invoice_number: str) -> CreditNotePubli
 
 
 def invoice_public(
-    row: InvoiceRecord, lines: Iterable[StoredLineRecord], notes: Sequence[NoteRecord] = ()
+    row: InvoiceRecord,
+    lines: Iterable[StoredLineRecord],
+    notes: Sequence[NoteRecord] = (),
+    *,
+    due_days: int,
+    replaces: InvoiceRef | None = None,
+    replaced_by: InvoiceRef | None = None,
 ) -> InvoicePublic:
-    """A stored invoice with its `lines`, in position order, and its credit `notes`."""
+    """A stored invoice with its `lines`, in position order, its credit `notes`, due
+    `due_days` after its day of issue, and the invoice it re-issues (`replaces`) or that
+    re-issues it (`replaced_by`)."""
     shown = [line_public(line.position, line, row.currency) for line in lines]
     number = display_number(row.series, row.number)
+    due = due_date(row.issued_at, row.status, due_days)
     return InvoicePublic.model_validate(
         {
             **_summary_fields(row),
             **_net_fields(row, notes),
             "lines": shown,
             "credit_notes": [credit_note_public(note, number) for note in notes],
+            "due_date": None if due is None else due.isoformat(),
+            "replaces_number": None if replaces is None else replaces.number,
+            "replaced_by": None if replaced_by is None else replaced_by.id,
+            "replaced_by_number": None if replaced_by is None else replaced_by.number,
         }
     )
 

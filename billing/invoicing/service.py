@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, select
 
 from billing.catalog import Catalog
 from billing.customers.periods import period_for
-from billing.customers.service import read_customer
+from billing.customers.service import get_customer, read_customer
 from billing.db import table_of
 from billing.errors import NotFound
 from billing.invoicing.close import draft
 from billing.invoicing.credit_notes import notes_of
-from billing.invoicing.models import Invoice, InvoiceLine
+from billing.invoicing.models import Invoice, InvoiceLine, InvoiceStatus
+from billing.invoicing.numbers import display_number
+from billing.invoicing.party import Party
 from billing.invoicing.public import (
     InvoicePublic,
+    InvoiceRef,
     InvoiceSummaryPublic,
     UpcomingInvoicePublic,
     invoice_public,
@@ -42,13 +46,75 @@ def _lines(connection: Connection, invoice_id: str) -> list[Any]:
     return list(connection.execute(query))
 
 
-def get_invoice(connection: Connection, reference: str) -> InvoicePublic:
-    """One invoice with its lines, named by its id (inv_...) or its number (INV-000123);
-    NotFound when none."""
+def _ref(row: Any) -> InvoiceRef:
+    return InvoiceRef(str(row.id), display_number(row.series, row.number))
+
+
+def _replaces(connection: Connection, row: Any) -> InvoiceRef | None:
+    """The voided invoice `row` re-issues, if any."""
+    if row.replaces is None:
+        return None
+    table = table_of(Invoice)
+    query = select(table.c.id, table.c.series, table.c.number).where(table.c.id == row.replaces)
+    found = connection.execute(query).first()
+    return None if found is None else _ref(found)
+
+
+def _replaced_by(connection: Connection, row: Any) -> InvoiceRef | None:
+    """The invoice that re-issues `row`, when `row` is void and was re-issued."""
+    if row.status != InvoiceStatus.VOID:
+        return None
+    table = table_of(Invoice)
+    query = (
+        select(table.c.id, table.c.series, table.c.number)
+        .where(table.c.replaces == row.id)
+        .order_by(table.c.number)
+    )
+    found = connection.execute(query).first()
+    return None if found is None else _ref(found)
+
+
+def get_invoice(connection: Connection, reference: str, *, due_days: int) -> InvoicePublic:
+    """One invoice with its lines, named by its id (inv_...) or its number (INV-000123),
+    due `due_days` after its day of issue (the terms: Settings.invoice_due_days); NotFound
+    when none."""
     invoice_id = resolve_invoice_id(connection, reference)
     row = _invoice_row(connection, invoice_id)
     notes = notes_of(connection, [row.id]).get(row.id, [])
-    return invoice_public(row, _lines(connection, invoice_id), notes)
+    return invoice_public(
+        row,
+        _lines(connection, invoice_id),
+        notes,
+        due_days=due_days,
+        replaces=_replaces(connection, row),
+        replaced_by=_replaced_by(connection, row),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceFile:
+    """A document of an invoice: the name to save it as, its media type and its bytes."""
+
+    filename: str
+    media_type: str
+    content: bytes
+
+
+def invoice_pdf(
+    connection: Connection, invoice_id: str, *, due_days: int, seller: Party
+) -> InvoiceFile:
+    """The invoice `invoice_id` (our id) as a PDF, from `seller` to its customer (name, email,
+    customer id), drawn from the same `InvoicePublic` the API answers; NotFound for an
+    unknown id."""
+    # NOTE: imported here, not at the top: fpdf2 (with Pillow and fontTools) takes a good
+    # part of a second to import, which no command that never draws a PDF should pay.
+    from billing.invoicing import pdf
+
+    invoice = get_invoice(connection, invoice_id, due_days=due_days)
+    customer = get_customer(connection=connection, customer_id=invoice.customer)
+    buyer = Party(name=customer.name, email=customer.email, customer_id=customer.id)
+    content = pdf.render_invoice_pdf(invoice, seller=seller, buyer=buyer)
+    return InvoiceFile(pdf.filename(invoice), pdf.MEDIA_TYPE, content)
 
 
 def resolve_invoice_id(connection: Connection, reference: str) -> str:

@@ -13,6 +13,7 @@ from billing.invoicing.credit_notes import notes_of
 from billing.invoicing.models import Invoice, InvoiceLine
 from billing.invoicing.public import invoice_public
 from billing.notifications.events import emit
+from billing.settings import get_settings
 
 _INVOICES = table_of(Invoice)
 _LINES = table_of(InvoiceLine)
@@ -28,7 +29,9 @@ def invoice_snapshot(connection: Connection, invoice_id: str) -> dict[str, Any]:
         select(_LINES).where(_LINES.c.invoice_id == invoice_id).order_by(_LINES.c.position)
     )
     notes = notes_of(connection, [invoice_id]).get(invoice_id, [])
-    shown = invoice_public(row, list(lines), notes)
+    # NOTE: due dates follow the payment terms of the settings in force (docs/invoicing.md,
+    # "Due date"), as GET /v1/invoices/{id} shows them
+    shown = invoice_public(row, list(lines), notes, due_days=get_settings().invoice_due_days)
     return shown.model_dump(mode="json", by_alias=True)
 
 

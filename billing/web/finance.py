@@ -26,10 +26,12 @@ from billing.errors import (
     UnknownAction,
 )
 from billing.http.deps import CatalogDep, SessionDep
+from billing.http.downloads import download
 from billing.http.errors import status_of
 from billing.idempotency import service as idempotency
 from billing.invoicing import service as invoicing_service
 from billing.invoicing.models import CreditNoteOutcome, InvoiceStatus
+from billing.invoicing.party import seller_of
 from billing.invoicing.public import InvoicePublic
 from billing.jobs import runner
 from billing.jobs.context import JobContext
@@ -139,18 +141,44 @@ def invoices_csv(request: Request, user: FinanceUser, form: FilterForm) -> Respo
     )
 
 
+def _no_invoice(request: Request, user: WebUser, invoice_id: str) -> HTMLResponse:
+    missing = {"title": "Invoice not found", "message": f"No invoice {invoice_id}."}
+    return AREA.page(request, user, "message.html", missing, active="/finance/invoices", status=404)
+
+
 @router.get("/finance/invoices/{invoice_id}", response_class=HTMLResponse)
 def invoice_page(
     invoice_id: str, request: Request, session: SessionDep, user: FinanceUser
 ) -> HTMLResponse:
+    """Any customer's invoice (by id or number), with its credit notes and the form to
+    issue one."""
+    connection = session.connection()
+    days = request.app.state.settings.invoice_due_days
     try:
-        found = invoicing_service.get_invoice(session.connection(), invoice_id)
+        found_id = invoicing_service.resolve_invoice_id(connection, invoice_id)
+        found = invoicing_service.get_invoice(connection, found_id, due_days=days)
     except BillingError:
-        missing = {"title": "Invoice not found", "message": f"No invoice {invoice_id}."}
-        return AREA.page(
-            request, user, "message.html", missing, active="/finance/invoices", status=404
-        )
+        return _no_invoice(request, user, invoice_id)
     return _invoice_page(request, user, found)
+
+
+@router.get("/finance/invoices/{invoice_id}/pdf", response_model=None)
+def invoice_pdf(
+    invoice_id: str, request: Request, session: SessionDep, user: FinanceUser
+) -> Response:
+    """Any customer's invoice (by id or number) as a PDF download, as the API draws it."""
+    connection = session.connection()
+    settings = request.app.state.settings
+    try:
+        made = invoicing_service.invoice_pdf(
+            connection,
+            invoicing_service.resolve_invoice_id(connection, invoice_id),
+            due_days=settings.invoice_due_days,
+            seller=seller_of(settings),
+        )
+    except BillingError:
+        return _no_invoice(request, user, invoice_id)
+    return download(made.content, made.filename, made.media_type)
 
 
 def _invoice_page(
@@ -171,6 +199,7 @@ def _invoice_page(
     context = {
         "invoice": invoice,
         "back": "/finance/invoices",
+        "pdf": f"/finance/invoices/{found.number}/pdf",
         "csrf": user.csrf,
         # NOTE: single-use: a resubmitted form issues no second note (docs/finance.md).
         "form_token": secrets.token_urlsafe(18),
@@ -193,13 +222,11 @@ def credit_note_post(
     connection = session.connection()
     form = {k: posted.text(k) for k in ("line", "amount", "outcome", "reason")}
     token = posted.text("form_token")
+    days = request.app.state.settings.invoice_due_days
     try:
-        found = invoicing_service.get_invoice(connection, invoice_id)
+        found = invoicing_service.get_invoice(connection, invoice_id, due_days=days)
     except BillingError:
-        missing = {"title": "Invoice not found", "message": f"No invoice {invoice_id}."}
-        return AREA.page(
-            request, posted.user, "message.html", missing, active="/finance/invoices", status=404
-        )
+        return _no_invoice(request, posted.user, invoice_id)
     try:
         if not token:
             raise MissingField("the form is out of date: open the invoice again", field="form")
@@ -231,7 +258,7 @@ def credit_note_post(
         return _invoice_page(
             request,
             posted.user,
-            invoicing_service.get_invoice(session.connection(), invoice_id),
+            invoicing_service.get_invoice(session.connection(), invoice_id, due_days=days),
             credit_form=form,
             credit_error=error.message,
             status=status_of(error),
@@ -406,7 +433,10 @@ def stripe_retry(request: Request, session: SessionDep, posted: FinancePost) -> 
     else:
         outcome = _run_sync(request)
     try:
-        number = invoicing_service.get_invoice(session.connection(), invoice_id).number
+        days = request.app.state.settings.invoice_due_days
+        number = invoicing_service.get_invoice(
+            session.connection(), invoice_id, due_days=days
+        ).number
     except BillingError:
         number = invoice_id
     query = urlencode({"retried": number, "outcome": outcome})

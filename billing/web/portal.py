@@ -30,12 +30,15 @@ from billing.errors import (
     InvalidThreshold,
     MissingField,
     NoCommitmentSchedule,
+    NotFound,
     UnknownAction,
 )
 from billing.http.deps import CatalogDep, SessionDep
+from billing.http.downloads import download
 from billing.http.errors import status_of
 from billing.idempotency import service as idempotency
 from billing.invoicing import service as invoicing_service
+from billing.invoicing.party import seller_of
 from billing.invoicing.projection import project
 from billing.metering import quota as quota_service
 from billing.money import display_amount, format_amount, format_quantity
@@ -150,20 +153,55 @@ def overview(
     return AREA.page(request, user, "portal_overview.html", context, active="/portal")
 
 
+def _own_invoice(session: SessionDep, user: WebUser, reference: str) -> str:
+    """Our id of the signed-in customer's invoice `reference` (an id or a number); NotFound
+    for an unknown one and for another customer's: the same answer, nothing leaks."""
+    connection = session.connection()
+    found = invoicing_service.resolve_invoice_id(connection, reference)
+    if invoicing_service.customer_of(connection, found) != _cid(user):
+        raise NotFound(f"no invoice {reference!r}", field="invoice")
+    return found
+
+
+def _no_invoice(request: Request, user: WebUser, invoice_id: str) -> HTMLResponse:
+    missing = {"title": "Invoice not found", "message": f"No invoice {invoice_id}."}
+    return AREA.page(request, user, "message.html", missing, active="/portal", status=404)
+
+
 @router.get("/portal/invoices/{invoice_id}", response_class=HTMLResponse)
 def invoice_page(
     invoice_id: str, request: Request, session: SessionDep, user: CustomerUser
 ) -> HTMLResponse:
-    """One invoice with its lines and tier breakdown (another customer's: not found)."""
+    """One invoice (by id or number) with its lines and tier breakdown, its due date or when
+    it was paid, and its PDF (another customer's: not found)."""
+    days = request.app.state.settings.invoice_due_days
     try:
-        found = invoicing_service.get_invoice(session.connection(), invoice_id)
+        found_id = _own_invoice(session, user, invoice_id)
+        found = invoicing_service.get_invoice(session.connection(), found_id, due_days=days)
     except BillingError:
-        found = None
-    if found is None or found.customer != _cid(user):  # the same answer: nothing leaks
-        missing = {"title": "Invoice not found", "message": f"No invoice {invoice_id}."}
-        return AREA.page(request, user, "message.html", missing, active="/portal", status=404)
-    context = {"invoice": _shown(found), "back": "/portal"}
+        return _no_invoice(request, user, invoice_id)
+    pdf = f"/portal/invoices/{found.number}/pdf"
+    context = {"invoice": _shown(found), "back": "/portal", "pdf": pdf}
     return AREA.page(request, user, "invoice.html", context, active="/portal")
+
+
+@router.get("/portal/invoices/{invoice_id}/pdf", response_model=None)
+def invoice_pdf(
+    invoice_id: str, request: Request, session: SessionDep, user: CustomerUser
+) -> Response:
+    """The customer's own invoice (by id or number) as a PDF download (another customer's:
+    not found)."""
+    settings = request.app.state.settings
+    try:
+        made = invoicing_service.invoice_pdf(
+            session.connection(),
+            _own_invoice(session, user, invoice_id),
+            due_days=settings.invoice_due_days,
+            seller=seller_of(settings),
+        )
+    except BillingError:
+        return _no_invoice(request, user, invoice_id)
+    return download(made.content, made.filename, made.media_type)
 
 
 # --- spend caps --------------------------------------------------------------------------

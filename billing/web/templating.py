@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,15 @@ def day(text: Any) -> str:
     return "—" if not text else str(text)[:10]
 
 
+def last_day(text: Any) -> str:
+    """Display only: the last day a period ending (exclusive) at an ISO timestamp covers
+    ("2026-11-01T00:00:00+00:00" -> "2026-10-31")."""
+    if not text:
+        return "—"
+    end = dt.datetime.fromisoformat(str(text)).astimezone(dt.UTC)
+    return (end - dt.timedelta(microseconds=1)).date().isoformat()
+
+
 def minute(text: Any) -> str:
     """Display only: an ISO timestamp to the minute, UTC ("2026-11-01 13:05 UTC")."""
     return "—" if not text else f"{str(text)[:10]} {str(text)[11:16]} UTC"
@@ -50,6 +60,7 @@ def minute(text: Any) -> str:
 TEMPLATES.env.filters["group"] = group_digits
 TEMPLATES.env.filters["day"] = day
 TEMPLATES.env.filters["minute"] = minute
+TEMPLATES.env.filters["last_day"] = last_day
 
 
 def render(

@@ -52,8 +52,30 @@ def test_every_json_answer_has_named_properties(openapi):
     assert unnamed == []
 
 
+# Operations that answer a file instead of JSON, and its media type.
+FILE_ANSWERS = {"GET /v1/invoices/{invoice_id}/pdf": "application/pdf"}
+BINARY = {"type": "string", "format": "binary"}
+
+
+def _file_answers(document: dict[str, Any]) -> set[str]:
+    """Operations whose 2xx answer is declared as a binary file of the media type listed for
+    them in FILE_ANSWERS."""
+    found = set()
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            where = f"{method.upper()} {path}"
+            for status, response in operation["responses"].items():
+                content = response.get("content", {}).get(FILE_ANSWERS.get(where, ""), {})
+                if status.startswith("2") and content.get("schema") == BINARY:
+                    found.add(where)
+    return found
+
+
 def test_every_operation_declares_a_json_answer(openapi):
+    """... or, for the few listed in FILE_ANSWERS, a binary file of its media type."""
     declared = {where.rsplit(" ", 1)[0] for where, _ in _json_answers(openapi)}
+    assert _file_answers(openapi) == set(FILE_ANSWERS)
+    declared |= _file_answers(openapi)
     operations = {
         f"{method.upper()} {path}"
         for path, operations in openapi["paths"].items()

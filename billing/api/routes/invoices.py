@@ -1,12 +1,12 @@
-"""Invoices: list, read, the upcoming draft, and void (docs/invoicing.md)."""
+"""Invoices: list, read (JSON or PDF), the upcoming draft, and void (docs/invoicing.md)."""
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, Response
 
 from billing.api.deps import (
     CustomerAccess,
@@ -22,8 +22,10 @@ from billing.corrections import credit_notes
 from billing.corrections.calculate import LineRequest
 from billing.corrections.void import void
 from billing.http.deps import CatalogDep, SessionDep
+from billing.http.downloads import PDF_ANSWER, PDFResponse, download
 from billing.invoicing import service as invoices
 from billing.invoicing.models import CreditNoteOutcome
+from billing.invoicing.party import seller_of
 from billing.invoicing.public import (
     CreditNoteListPublic,
     CreditNotePublic,
@@ -33,11 +35,26 @@ from billing.invoicing.public import (
     VoidPublic,
     credit_note_public,
 )
+from billing.settings import Settings
 
 router = APIRouter(prefix="/v1", tags=["invoices"], route_class=ExactJSONRoute)
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorOut} for code in (401, 403, 404, 409, 422)
 }
+# A PDF route's errors are still the JSON error body (a `model` would be filed under the
+# route's own media type, application/pdf).
+_ERROR_JSON = {"schema": {"$ref": f"#/components/schemas/{ErrorOut.__name__}"}}
+PDF_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"content": {"application/json": _ERROR_JSON}} for code in (401, 403, 404, 422)
+}
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+SettingsDep = Annotated[Settings, Depends(_settings)]
 
 
 @router.get("/customers/{customer_id}/invoices", responses=ERRORS)
@@ -57,9 +74,33 @@ def upcoming_invoice(
 
 
 @router.get("/invoices/{invoice_id}", responses=ERRORS)
-def get_invoice(_: ReaderKey, invoice_id: InvoiceAccess, session: SessionDep) -> InvoicePublic:
-    """One invoice with its lines and their tier breakdown."""
-    return invoices.get_invoice(session.connection(), invoice_id)
+def get_invoice(
+    _: ReaderKey, invoice_id: InvoiceAccess, session: SessionDep, settings: SettingsDep
+) -> InvoicePublic:
+    """One invoice with its lines and their tier breakdown, and its due date."""
+    return invoices.get_invoice(
+        session.connection(), invoice_id, due_days=settings.invoice_due_days
+    )
+
+
+@router.get(
+    "/invoices/{invoice_id}/pdf",
+    response_class=PDFResponse,
+    responses={**PDF_ERRORS, 200: PDF_ANSWER},
+)
+def get_invoice_pdf(
+    _: ReaderKey, invoice_id: InvoiceAccess, session: SessionDep, settings: SettingsDep
+) -> Response:
+    """The invoice as a PDF (an attachment named after its number, `INV-000123.pdf`): the
+    seller (BILLING_SELLER_*), the customer, dates, status, every line and the amount due,
+    the same figures as `GET /v1/invoices/{invoice_id}`."""
+    made = invoices.invoice_pdf(
+        session.connection(),
+        invoice_id,
+        due_days=settings.invoice_due_days,
+        seller=seller_of(settings),
+    )
+    return download(made.content, made.filename, made.media_type)
 
 
 @router.post("/invoices/{invoice_id}/void", responses=ERRORS, response_model=VoidPublic)
@@ -70,6 +111,7 @@ def void_invoice(
     session: SessionDep,
     catalog: CatalogDep,
     idempotent: IdempotencyDep,
+    settings: SettingsDep,
 ) -> VoidPublic | JSONResponse:
     """Void an unpaid invoice (finance or admin), with a reason; credits drawn go back. With
     `"reissue": true` a corrected invoice for the same period replaces it. A paid invoice is
@@ -89,9 +131,12 @@ def void_invoice(
         now=now,
         reissue=body.reissue,
     )
+    days = settings.invoice_due_days
     result = VoidPublic(
-        voided=invoices.get_invoice(connection, voided),
-        reissued=None if issued is None else invoices.get_invoice(connection, issued.id),
+        voided=invoices.get_invoice(connection, voided, due_days=days),
+        reissued=None
+        if issued is None
+        else invoices.get_invoice(connection, issued.id, due_days=days),
     )
     return idempotent.answer(result, 200, now)
 
@@ -109,6 +154,7 @@ def create_credit_note(
     session: SessionDep,
     catalog: CatalogDep,
     idempotent: IdempotencyDep,
+    settings: SettingsDep,
 ) -> CreditNotePublic | JSONResponse:
     """Credit an open or paid invoice (finance or admin): whole lines, part of a line's
     amount, or a quantity re-priced; `outcome` says where the money goes (docs/invoicing.md,
@@ -131,14 +177,15 @@ def create_credit_note(
         actor=actor(principal),
         now=now,
     )
-    number = invoices.get_invoice(connection, invoice_id).number
+    number = invoices.get_invoice(connection, invoice_id, due_days=settings.invoice_due_days).number
     return idempotent.answer(credit_note_public(note, number), 201, now)
 
 
 @router.get("/invoices/{invoice_id}/credit-notes", responses=ERRORS)
 def list_credit_notes(
-    _: ReaderKey, invoice_id: InvoiceAccess, session: SessionDep
+    _: ReaderKey, invoice_id: InvoiceAccess, session: SessionDep, settings: SettingsDep
 ) -> CreditNoteListPublic:
     """An invoice's credit notes, in number order."""
-    invoice = invoices.get_invoice(session.connection(), invoice_id)
+    days = settings.invoice_due_days
+    invoice = invoices.get_invoice(session.connection(), invoice_id, due_days=days)
     return CreditNoteListPublic(invoice=invoice.id, credit_notes=invoice.credit_notes)
