@@ -22,6 +22,7 @@ from billing.catalog.public import catalog_public
 from billing.errors import BillingError
 from billing.http.deps import CatalogDep
 from billing.money import ZERO, billing_digits, format_exact, fraction_digits, group_quantity
+from billing.observability.metrics import RATE_LIMITED
 from billing.parsing import MAX_AMOUNT, MAX_DECIMALS, MAX_QUANTITY, parse_amount, parse_quantity
 from billing.pricing import CommitmentOption, Quote
 from billing.web.templating import render
@@ -59,11 +60,21 @@ def pricing_page(request: Request, catalog: CatalogDep) -> HTMLResponse:
     """The pricing calculator, priced on the server from the query string:
     `<product>=<quantity>` and `cap.<product>=<amount>` (the catalogue's currency). With no
     quantity at all, every product is priced at its starting volume (`DEFAULTS_RULE`). Bad
-    input is explained next to its field, and the other products are still priced."""
+    input is explained next to its field, and the other products are still priced.
+
+    Each answer is a quote, so it draws on the client address's quote budget, shared with
+    `POST /v1/quote` (BILLING_QUOTE_RATE_PER_MINUTE): over it, the page keeps the inputs,
+    prices nothing, says when to try again, and answers 429 with Retry-After."""
     today = dt.datetime.now(dt.UTC).date()
     shown = catalog_public(catalog, today).model_dump(mode="json", by_alias=True)
     form = read_pricing_form(request.query_params, catalog, today)
-    result, problem = _price(form, catalog, today)
+    client = request.client.host if request.client else "unknown"
+    wait = request.app.state.quote_limiter.allow(client)
+    if wait:
+        RATE_LIMITED.labels("/pricing").inc()
+        result, problem = None, f"Too many quotes from your address. Try again in {wait} s."
+    else:
+        result, problem = _price(form, catalog, today)
     quote = (
         None
         if result is None
@@ -86,7 +97,10 @@ def pricing_page(request: Request, catalog: CatalogDep) -> HTMLResponse:
         "options": _options_view(result, quote, catalog.currency) if result and quote else [],
         "share": f"/pricing?{form.query()}",
     }
-    return render(request, "pricing.html", context, private=False)
+    response = render(request, "pricing.html", context, status=429 if wait else 200, private=False)
+    if wait:
+        response.headers["Retry-After"] = str(wait)
+    return response
 
 
 @dataclass

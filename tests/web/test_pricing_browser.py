@@ -147,6 +147,30 @@ def test_a_bad_quantity_is_explained_next_to_it_and_the_rest_stays_priced(page, 
         expect(page.locator("main")).not_to_contain_text(text)
 
 
+def test_over_the_quote_budget_the_page_says_so_and_tries_again(page, base_url):  # noqa: F811
+    from playwright.sync_api import expect
+
+    page.goto(f"{base_url}/pricing")
+    expect(page.locator("#total")).to_have_text("496.00")
+    refused: list[str] = []
+
+    def once(route):
+        if refused:
+            route.continue_()
+            return
+        refused.append(route.request.url)
+        route.fulfill(status=429, headers={"Retry-After": "1"}, body="")
+
+    page.route("**/pricing?*", once)
+    page.get_by_label("Surveys", exact=True).fill("")
+    expect(page.locator("#offline")).to_have_text(
+        "Too many quotes from your address: the figures update again in 1 s."
+    )
+    expect(page.locator("#total")).to_have_text("446.00")  # priced once the second is up
+    expect(page.locator("#offline")).to_have_text("")
+    assert len(refused) == 1
+
+
 def test_a_large_recommended_commitment_is_highlighted(page, base_url):  # noqa: F811
     from playwright.sync_api import expect
 

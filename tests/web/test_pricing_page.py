@@ -13,9 +13,13 @@ from html.parser import HTMLParser
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
+from fastapi.testclient import TestClient
 
 from billing import quotes
+from billing.app import create_app
 from billing.pricing import Model, PricePlan, Tier
+from billing.settings import Settings
+from tests.conftest import TIERS
 from tests.servers import running_server
 
 CHROMIUM_ARGS = [
@@ -50,6 +54,17 @@ def page(chromium_path, base_url):
         yield page
         context.close()
         browser.close()
+
+
+@pytest.fixture(scope="module")
+def client(catalog) -> Iterator[TestClient]:
+    """The app in process, without the per-address quote limit (tested on its own below),
+    which these many quick page loads would otherwise share with the rest of the session."""
+    settings = Settings(
+        tiers_dir=TIERS, database_url="sqlite://", scheduler=False, quote_rate_per_minute=0
+    )
+    with TestClient(create_app(settings, catalog)) as test_client:
+        yield test_client
 
 
 # --- reading the served HTML -----------------------------------------------------------
@@ -351,3 +366,26 @@ def test_the_quote_api_carries_each_options_break_even(client):
     assert first["credit"] == "19999.99"  # the API's answer is unchanged
     assert options[1]["break_even_monthly_usage"] == "1333.33"
     assert options[1]["outgrown"] is False
+
+
+# --- the quote budget ---------------------------------------------------------------------
+
+
+def test_the_page_shares_the_quote_budget_of_its_address(catalog):
+    settings = Settings(
+        tiers_dir=TIERS, database_url="sqlite://", scheduler=False, quote_rate_per_minute=3
+    )
+    query = {"product_analytics": "3000000", "cap.product_analytics": "50"}
+    with TestClient(create_app(settings, catalog)) as limited:
+        assert limited.post("/v1/quote", json={"usage": {"surveys": 1}}).status_code == 200
+        assert [limited.get("/pricing", params=query).status_code for _ in range(2)] == [200] * 2
+        refused = limited.get("/pricing", params=query)
+        assert refused.status_code == 429
+        assert int(refused.headers["retry-after"]) >= 1
+        page = Parsed(refused.text)
+        assert "Too many quotes from your address. Try again in" in page.text("summary")
+        assert page.text("total") == "—"
+        assert page.value("product_analytics") == "3000000"  # the inputs are kept
+        assert page.value("cap.product_analytics") == "50"
+        assert "Not priced" in page.text("breakdown-section")
+        assert limited.post("/v1/quote", json={"usage": {"surveys": 1}}).status_code == 429

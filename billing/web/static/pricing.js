@@ -77,6 +77,16 @@
     let html;
     try {
       const response = await fetch(address, { headers: { Accept: "text/html" } });
+      if (response.status === 429) {
+        // Over the address's quote budget: say so, and try again when the server says.
+        const wait = Math.max(1, Number(response.headers.get("Retry-After")) || 1);
+        if (mine !== sequence) return;
+        offline.textContent = "Too many quotes from your address: the figures update again " +
+          "in " + wait + " s.";
+        clearTimeout(timer);
+        timer = setTimeout(reprice, wait * 1000);
+        return;
+      }
       if (!response.ok) throw new Error(String(response.status));
       html = await response.text();
     } catch (e) {
