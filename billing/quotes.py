@@ -55,6 +55,35 @@ def quote(
     )
 
 
+STARTING_QUANTITY_UNPRICED = Decimal(1000)
+
+
+def starting_quantity(plan: PricePlan) -> Decimal:
+    """The volume the pricing page opens a product on, in units (not packages): the top of
+    its first paid tier, i.e. the free allowance plus one whole paid tier, so the breakdown
+    shows what is free and what the next units cost.
+
+    When that tier is the last, unbounded one, twice where it starts (1,000 units when every
+    unit is paid for); when every unit is free, the top of the last bounded tier (1,000
+    units when there is none). Always a whole number of units, never negative.
+    """
+    size = plan.package_size or 1
+    for lower, tier in zip(plan.lowers, plan.tiers, strict=True):
+        if tier.unit_price or tier.flat_fee:
+            if tier.up_to is not None:
+                return tier.up_to * size
+            return (lower * 2 if lower else STARTING_QUANTITY_UNPRICED) * size
+    return (plan.lowers[-1] or STARTING_QUANTITY_UNPRICED) * size
+
+
+def starting_usage(catalog: Catalog, at: dt.date) -> dict[str, Decimal]:
+    """Product key -> `starting_quantity` of the version in force on `at`, for every product
+    with a price in force then (catalogue order)."""
+    return {
+        key: starting_quantity(version.plan) for key, (_, version) in catalog.in_force(at).items()
+    }
+
+
 def _check_minor(amount: Decimal, currency: str, field: str) -> None:
     if fraction_digits(amount) > billing_digits(currency):
         raise InvalidAmount(
@@ -121,6 +150,19 @@ class CommitmentQuotePublic(PublicModel):
 
 class CommitmentOptionPublic(CommitmentQuotePublic):
     recommended: bool
+    outgrown: bool = Field(
+        description="the year's usage reaches the next bracket of this term, which saves more: "
+        "this one is priced at its ceiling (just below that bracket) and is not worth choosing"
+    )
+    break_even_annual_usage: MoneyText | None = Field(
+        description="exact: the yearly pay-as-you-go spend at which this bracket's smallest "
+        "commitment costs the same as paying as you go (its price per year); above it the "
+        "bracket saves. null when the bracket never saves"
+    )
+    break_even_monthly_usage: MoneyText | None = Field(
+        description="break_even_annual_usage / 12, rounded half-up to the minor unit: every "
+        "monthly spend above it saves"
+    )
 
 
 class QuotePublic(PublicModel):
@@ -216,9 +258,23 @@ def commitment_public(c: CommitmentQuote, currency: str) -> CommitmentQuotePubli
 
 
 def commitment_option_public(option: CommitmentOption, currency: str) -> CommitmentOptionPublic:
-    """One bracket offered, priced, and whether it is the recommended one."""
+    """One bracket offered, priced: whether it is the recommended one, whether the usage has
+    outgrown it, and its break-even spend (money as strings in `currency`)."""
     fields = _commitment_fields(option.quote, currency)
-    return CommitmentOptionPublic.model_validate({**fields, "recommended": option.recommended})
+    even = option.break_even
+    return CommitmentOptionPublic.model_validate(
+        {
+            **fields,
+            "recommended": option.recommended,
+            "outgrown": option.outgrown,
+            "break_even_annual_usage": None
+            if even is None
+            else format_exact(even.annual, currency),
+            "break_even_monthly_usage": None
+            if even is None
+            else format_exact(even.monthly, currency),
+        }
+    )
 
 
 def _money(value: Decimal | None, currency: str) -> str | None:

@@ -32,7 +32,10 @@ class Settings(BaseSettings):
         description="largest request body accepted (POST /v1/events has its own 5 MB limit)",
     )
     quote_rate_per_minute: int = Field(
-        120, ge=0, description="POST /v1/quote requests a minute per client IP (0: no limit)"
+        120,
+        ge=0,
+        description="quotes a minute per client IP, POST /v1/quote and GET /pricing together "
+        "(0: no limit)",
     )
     signin_rate_per_minute: int = Field(
         10, ge=0, description="finance key sign-in attempts a minute per client IP (0: no limit)"

@@ -4,6 +4,10 @@ The customer picks an annual credit amount and a term; the bracket is the one fo
 term with the highest `min_credit` not above the amount. A contract year costs
 credit * (1 - discount / 100), rounded once. Usage is drawn from credit at list price
 (after caps and any percentage discount); what credit does not cover is overage.
+
+A bracket's break-even is the yearly pay-as-you-go spend at which its smallest commitment
+costs exactly what paying as you go does: that commitment's price per year. Above it the
+bracket saves money; below it, it costs more (`break_even`).
 """
 
 from __future__ import annotations
@@ -16,10 +20,12 @@ from billing.errors import BelowMinimumPurchase, UnknownTerm
 from billing.money import (
     EXACT,
     HUNDRED,
+    ROUNDING,
     ZERO,
     billing_unit,
     divide_to_billing_unit,
     round_to_billing_unit,
+    round_to_minor,
 )
 
 MONTHS_PER_YEAR = 12
@@ -153,11 +159,47 @@ def _quote_commitment(
 
 
 @dataclass(frozen=True, slots=True)
+class BreakEven:
+    """Where a bracket starts to pay, against paying as you go at a steady usage.
+
+    `annual` is exact: the price per year of the bracket's smallest commitment (its
+    `min_credit`, or `min_purchase` when that is larger), in major units, a billing-unit
+    amount. At a yearly pay-as-you-go spend of exactly `annual` that commitment saves
+    nothing; at any spend above it, it saves (the bracket's best credit saves at least as
+    much); below it every credit of the bracket costs more than paying as you go.
+    `monthly` is `annual / 12` rounded once, half-up, to the currency's minor unit, for
+    display: every whole-minor-unit monthly spend above `monthly` saves.
+    """
+
+    annual: Decimal
+    monthly: Decimal
+
+
+def break_even(schedule: CommitmentSchedule, bracket: Bracket) -> BreakEven | None:
+    """The bracket's break-even spend (`BreakEven`), or None for a bracket that never
+    saves: one whose smallest commitment costs its whole credit (no discount, or one that
+    rounds away)."""
+    floor = max(bracket.min_credit, schedule.min_purchase)
+    annual = price_per_year(floor, bracket, schedule.currency)
+    if annual >= floor:
+        return None
+    monthly = round_to_minor(ROUNDING.divide(annual, Decimal(MONTHS_PER_YEAR)), schedule.currency)
+    return BreakEven(annual=annual, monthly=monthly)
+
+
+@dataclass(frozen=True, slots=True)
 class CommitmentOption:
-    """One bracket offered to a customer, at the credit that suits their usage best."""
+    """One bracket offered to a customer, at the credit that suits their usage best.
+
+    `outgrown`: the year's usage reaches the next bracket of the same term, and that
+    bracket saves more; this one is then priced at its ceiling (just below the next
+    bracket's `min_credit`), an offer nobody should take. `break_even`: see `BreakEven`.
+    """
 
     quote: CommitmentQuote
     recommended: bool
+    break_even: BreakEven | None = None
+    outgrown: bool = False
 
 
 def commitment_options(
@@ -171,11 +213,13 @@ def commitment_options(
 def _commitment_options(
     schedule: CommitmentSchedule, monthly_usage: Decimal
 ) -> tuple[CommitmentOption, ...]:
-    quotes = []
+    quotes: list[CommitmentQuote] = []
+    outgrown: list[bool] = []
     step = billing_unit(schedule.currency)
     annual = monthly_usage * MONTHS_PER_YEAR
     for years in schedule.terms:
         brackets = schedule.brackets_for(years)
+        term = []
         for index, bracket in enumerate(brackets):
             # NOTE: inside a bracket the yearly cost falls until credit equals usage and
             # rises after, so the best credit is the usage, held within the bracket.
@@ -183,9 +227,20 @@ def _commitment_options(
             credit = max(floor, annual)
             if index + 1 < len(brackets):
                 credit = min(credit, brackets[index + 1].min_credit - step)
-            quotes.append(quote_commitment(schedule, max(credit, floor), years, monthly_usage))
+            term.append(quote_commitment(schedule, max(credit, floor), years, monthly_usage))
+        for index, q in enumerate(term):
+            following = term[index + 1] if index + 1 < len(term) else None
+            outgrown.append(
+                following is not None
+                and annual >= following.bracket.min_credit
+                and following.saving > q.saving
+            )
+        quotes.extend(term)
     best = None
     for q in quotes:
         if q.saving > 0 and (best is None or q.saving > best.saving):
             best = q
-    return tuple(CommitmentOption(q, q is best) for q in quotes)
+    return tuple(
+        CommitmentOption(q, q is best, break_even(schedule, q.bracket), past)
+        for q, past in zip(quotes, outgrown, strict=True)
+    )

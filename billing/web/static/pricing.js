@@ -1,152 +1,150 @@
-// Live pricing: every edit re-prices through POST /v1/quote and redraws the answer.
-// The server does all arithmetic; this file only collects inputs and shows results.
+// Live pricing. The page's state is its query string (?<product>=<quantity>&cap.<product>=<amount>),
+// priced and written out by the server (billing/web/pages.py). As the visitor types or drags,
+// this file only writes the inputs into the address (history.replaceState), asks the server
+// for the page at that address, and swaps in the parts marked data-live. No arithmetic and no
+// wording lives here, so the page with and without JavaScript, and a shared link, say the same.
 (function () {
   "use strict";
   const form = document.getElementById("calculator");
   if (!form) return;
   const products = Array.from(document.querySelectorAll(".product"));
-  const discount = document.getElementById("discount");
+  const share = document.getElementById("share-link");
+  const copy = document.getElementById("copy-link");
+  const copyStatus = document.getElementById("copy-status");
+  const offline = document.getElementById("offline");
+  const main = document.querySelector("main");
   let sequence = 0;
   let timer = null;
 
+  // The same cleaning as the server's clean_number: commas, underscores and spaces go.
   const clean = (text) => text.replace(/[,_\s]/g, "");
-  // Display only: "1000000.5" -> "1,000,000.5", "inf" -> "∞". Strings in, strings out.
-  const group = (text) => {
-    if (text === "inf") return "∞";
-    const [whole, fraction] = String(text).split(".");
-    const grouped = whole.replace(/\B(?=(\d{3})+(?!\d))/g, ",");
-    return fraction === undefined ? grouped : grouped + "." + fraction;
-  };
-  const cell = (text, cls) => {
-    const td = document.createElement("td");
-    td.textContent = text;
-    if (cls) td.className = cls;
-    return td;
-  };
 
-  // The slider is logarithmic: position 0..1000 maps to 0..max units.
-  function sliderToQuantity(slider, section) {
+  // The slider is logarithmic: position 0..1000 maps to 0..max units (display only).
+  function sliderToQuantity(section, position) {
     const max = Number(section.dataset.max) * 4 || 1e6;
-    const pos = Number(slider.value) / 1000;
+    const pos = position / 1000;
     return pos === 0 ? 0 : Math.round(Math.pow(max + 1, pos) - 1);
   }
-  function quantityToSlider(quantity, section) {
+  function quantityToSlider(section, text) {
     const max = Number(section.dataset.max) * 4 || 1e6;
-    const q = Number(quantity);
+    const q = Number(text);
     if (!isFinite(q) || q <= 0) return 0;
     return Math.min(1000, Math.round((Math.log(q + 1) / Math.log(max + 1)) * 1000));
   }
 
-  function collect() {
-    const usage = {};
-    const caps = {};
+  // The query string of the form as the server writes it (PricingForm.query): every
+  // quantity, an empty one too, then every cap that is set.
+  function query() {
+    const params = new URLSearchParams();
     for (const section of products) {
-      const key = section.dataset.product;
-      const qty = clean(section.querySelector(".qty").value);
-      if (qty !== "") usage[key] = qty;
-      const cap = clean(section.querySelector(".cap").value);
-      if (cap !== "") caps[key] = cap;
+      const input = section.querySelector(".qty");
+      params.append(input.name, clean(input.value));
     }
-    const body = { usage: usage, include_commitment_options: true };
-    if (Object.keys(caps).length) body.spend_caps = caps;
-    if (clean(discount.value) !== "") body.discount_percent = clean(discount.value);
-    return body;
+    for (const section of products) {
+      const input = section.querySelector(".cap");
+      const cap = clean(input.value);
+      if (cap !== "") params.append(input.name, cap);
+    }
+    return params.toString();
   }
 
-  function showError(error) {
-    for (const el of document.querySelectorAll(".error")) el.textContent = "";
-    if (!error) return;
-    const parts = (error.field || "").split(".");
-    const key = parts.length > 1 ? parts[1] : null;
-    const target = key && document.getElementById("err-" + key);
-    (target || document.getElementById("form-error")).textContent = error.message;
+  function remember() {
+    const address = "/pricing?" + query();
+    history.replaceState(null, "", address);
+    share.href = address;
+    copyStatus.textContent = "";
+    return address;
   }
 
-  function render(quote) {
-    document.getElementById("total").textContent = group(quote.total);
-    document.getElementById("total-detail").textContent =
-      "list " + group(quote.subtotal) + ", discount " + group(quote.discount);
-    for (const section of products) {
-      section.querySelector(".line").textContent = "";
+  function swap(html) {
+    const next = new DOMParser().parseFromString(html, "text/html");
+    for (const fresh of next.querySelectorAll("[data-live]")) {
+      const current = document.getElementById(fresh.id);
+      if (!current) continue;
+      current.className = fresh.className;
+      current.replaceChildren(...Array.from(fresh.childNodes, (n) => document.importNode(n, true)));
     }
-    const tbody = document.querySelector("#breakdown tbody");
-    tbody.textContent = "";
-    for (const line of quote.lines) {
-      const holder = document.getElementById("line-" + line.product);
-      if (holder) {
-        const p = document.createElement("p");
-        p.className = "line-total";
-        p.textContent = group(line.total) + " " + quote.currency;
-        if (line.capped) {
-          const note = document.createElement("span");
-          note.className = "capped";
-          note.textContent = " · capped at " + group(line.billable_quantity) + " " + line.unit + "s";
-          p.appendChild(note);
-        }
-        holder.appendChild(p);
-      }
-      for (const t of line.tiers) {
-        const tr = document.createElement("tr");
-        tr.append(cell(line.name), cell(group(t.from) + " – " + group(t.up_to)),
-          cell(group(t.quantity), "num"), cell(t.unit_price, "num"), cell(group(t.amount), "num"));
-        tbody.appendChild(tr);
-      }
-    }
-    const options = document.querySelector("#options tbody");
-    if (options && quote.commitment_options) {
-      options.textContent = "";
-      for (const o of quote.commitment_options) {
-        const tr = document.createElement("tr");
-        if (o.recommended) tr.className = "recommended";
-        tr.append(cell(o.years + " yr"), cell(group(o.bracket.min_credit), "num"),
-          cell(o.discount_percent + "%", "num"), cell(group(o.credit), "num"),
-          cell(group(o.price_per_year), "num"), cell(group(o.annual_cost_without_commitment), "num"),
-          cell(group(o.annual_cost_with_commitment), "num"), cell(group(o.saving), "num"));
-        options.appendChild(tr);
-      }
+    for (const input of form.querySelectorAll(".qty, .cap")) {
+      const fresh = next.getElementById(input.id);
+      if (fresh && fresh.hasAttribute("aria-invalid")) input.setAttribute("aria-invalid", "true");
+      else input.removeAttribute("aria-invalid");
     }
   }
 
   async function reprice() {
     const mine = ++sequence;
-    let response;
+    const address = remember();
+    let html;
     try {
-      response = await fetch("/v1/quote", {
-        method: "POST",
-        headers: { "Content-Type": "application/json" },
-        body: JSON.stringify(collect()),
-      });
+      const response = await fetch(address, { headers: { Accept: "text/html" } });
+      if (response.status === 429) {
+        // Over the address's quote budget: say so, and try again when the server says.
+        const wait = Math.max(1, Number(response.headers.get("Retry-After")) || 1);
+        if (mine !== sequence) return;
+        offline.textContent = "Too many quotes from your address: the figures update again " +
+          "in " + wait + " s.";
+        clearTimeout(timer);
+        timer = setTimeout(reprice, wait * 1000);
+        return;
+      }
+      if (!response.ok) throw new Error(String(response.status));
+      html = await response.text();
     } catch (e) {
-      showError({ message: "Could not reach the pricing service." });
+      if (mine !== sequence) return;
+      busy(false);
+      offline.textContent = "Could not reach the pricing service: the figures shown are for " +
+        "the previous inputs. They update once it answers again.";
       return;
     }
-    const data = await response.json();
     if (mine !== sequence) return; // a newer edit is on its way
-    if (!response.ok) { showError(data); return; }
-    showError(null);
-    render(data);
+    offline.textContent = "";
+    swap(html);
+    busy(false);
+  }
+
+  // While inputs wait to be priced, the figures are stale: say so to assistive technology.
+  function busy(on) {
+    if (on) main.setAttribute("aria-busy", "true");
+    else main.removeAttribute("aria-busy");
   }
 
   function schedule() {
+    busy(true);
+    remember();
     clearTimeout(timer);
-    timer = setTimeout(reprice, 120);
+    timer = setTimeout(reprice, 150);
   }
 
   for (const section of products) {
     const qty = section.querySelector(".qty");
     const slider = section.querySelector(".slider");
-    slider.value = quantityToSlider(clean(qty.value), section);
+    slider.hidden = false;
+    slider.value = quantityToSlider(section, clean(qty.value));
     qty.addEventListener("input", () => {
-      slider.value = quantityToSlider(clean(qty.value), section);
+      slider.value = quantityToSlider(section, clean(qty.value));
       schedule();
     });
     slider.addEventListener("input", () => {
-      qty.value = String(sliderToQuantity(slider, section));
+      qty.value = String(sliderToQuantity(section, Number(slider.value)));
       schedule();
     });
     section.querySelector(".cap").addEventListener("input", schedule);
   }
-  discount.addEventListener("input", schedule);
-  form.addEventListener("submit", (event) => { event.preventDefault(); reprice(); });
-  if (products.some((s) => clean(s.querySelector(".qty").value) !== "")) reprice();
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    clearTimeout(timer);
+    busy(true);
+    reprice();
+  });
+
+  copy.hidden = false;
+  copy.addEventListener("click", async () => {
+    const link = new URL(remember(), location.href).href;
+    try {
+      await navigator.clipboard.writeText(link);
+      copyStatus.textContent = "Copied.";
+    } catch (e) {
+      copyStatus.textContent = "Copy this address: " + link;
+    }
+  });
 })();
