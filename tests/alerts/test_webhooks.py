@@ -3,6 +3,7 @@ timeouts, marked failed after the last attempt; URLs checked before they are sto
 
 import datetime as dt
 import re
+import socket
 import time
 from decimal import Decimal as D
 
@@ -104,7 +105,7 @@ def test_private_addresses_are_refused_at_delivery_unless_allowed(
     report = deliver_due(engine, now=NOW, allow_private=False)
     assert report.retrying == 1
     assert receiver.requests == []
-    assert "loopback or private" in alerts(session)[0]["last_error"]
+    assert "127.0.0.1 is a loopback address" in alerts(session)[0]["last_error"]
 
 
 @pytest.mark.parametrize(
@@ -112,11 +113,16 @@ def test_private_addresses_are_refused_at_delivery_unless_allowed(
     [
         ("ftp://hooks.example.com/x", "http:// or https://"),
         ("hooks.example.com/x", "http:// or https://"),
-        ("http://169.254.169.254/latest/meta-data", "not a routable address"),
-        ("http://0.0.0.0:8080/", "not a routable address"),
-        ("http://[ff02::1]/", "not a routable address"),
-        ("http://127.0.0.1:9000/hook", "loopback or private"),
-        ("http://10.1.2.3/hook", "loopback or private"),
+        ("http://169.254.169.254/latest/meta-data", "169.254.169.254 is a link-local address"),
+        ("http://100.100.100.200/", "100.100.100.200 is a cloud metadata address"),
+        ("http://192.0.0.192/", "192.0.0.192 is an IETF protocol address"),
+        ("http://100.64.0.1/", "100.64.0.1 is a shared (carrier-grade NAT) address"),
+        ("http://0.0.0.0:8080/", "0.0.0.0 is a 'this network' address"),
+        ("http://[ff02::1]/", "ff02::1 is a multicast address"),
+        ("http://[::ffff:127.0.0.1]/", "the IPv4 address 127.0.0.1, a loopback address"),
+        ("http://[2002:a9fe:a9fe::]/", "a 6to4 form of 169.254.169.254"),
+        ("http://127.0.0.1:9000/hook", "127.0.0.1 is a loopback address"),
+        ("http://10.1.2.3/hook", "10.1.2.3 is a private address"),
         ("http://localhost/hook", "loopback name"),
         ("https://user:secret@hooks.example.com/x", "credentials"),
         ("https://hooks.example.com:99999/x", "port"),
@@ -131,6 +137,22 @@ def test_webhook_urls_that_cannot_be_used_are_refused(url, why):
 
 def test_a_public_https_url_is_accepted():
     assert check_url("https://hooks.example.com/billing?x=1", allow_private=False)
+
+
+def test_a_name_is_saved_without_being_resolved(monkeypatch):
+    def no_dns(*args):
+        raise AssertionError("saving a webhook URL must not depend on DNS")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_dns)
+    assert check_url("https://hooks.invalid/billing", allow_private=False)
+
+
+@pytest.mark.parametrize(
+    "url", ["http://169.254.169.254/", "http://[fd00:ec2::254]/", "http://[2002:7f00:1::]/"]
+)
+def test_development_still_refuses_metadata_and_tunnels(url):
+    with pytest.raises(WebhookUrlNotAllowed):
+        check_url(url, allow_private=True)
 
 
 def test_settings_keep_what_is_not_sent_and_rotate_the_secret(session):
