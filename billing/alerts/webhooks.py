@@ -9,7 +9,6 @@ each address it resolves to is checked by the same rules (`billing.webhooks_out.
 
 from __future__ import annotations
 
-import socket
 from urllib.parse import urlsplit
 
 from billing.errors import WebhookUrlNotAllowed
@@ -48,19 +47,3 @@ def check_url(url: str, allow_private: bool) -> str:
     except ValueError as error:
         raise refuse(f"bad port: {error}") from None
     return url
-
-
-def resolved_problem(url: str, allow_private: bool) -> str | None:
-    """At delivery: why the URL's host resolves somewhere it must not go (None if fine)."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    try:
-        infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
-    except OSError as error:
-        return f"cannot resolve {host}: {error}"
-    for info in infos:
-        problem = address_problem(str(info[4][0]), allow_private=allow_private)
-        if problem:
-            return problem
-    return None

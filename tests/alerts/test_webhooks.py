@@ -16,6 +16,7 @@ from billing.alerts.signing import HEADER, signature, verify
 from billing.alerts.webhooks import check_url
 from billing.errors import InvalidThreshold, WebhookUrlNotAllowed
 from billing.metering import service as metering_service
+from billing.webhooks_out.send import no_answer_reason
 from tests.caps.helpers import set_cap
 from tests.conftest import REPO
 from tests.metering.helpers import NOW, add_customer, event
@@ -42,8 +43,9 @@ def fire_cap_50(session, catalog, receiver):
     return secret
 
 
-def alerts(session):
-    listed = alerts_service.list_alerts(session.connection(), "cust_1")
+def alerts(session, detail=True):
+    """The alerts as an admin sees them (with `detail`), or as the customer does."""
+    listed = alerts_service.list_alerts(session.connection(), "cust_1", detail=detail)
     session.rollback()  # end the read: SQLite's next writer must not wait for this session
     return [alert.model_dump() for alert in listed]
 
@@ -73,6 +75,7 @@ def test_errors_are_retried_with_backoff_then_marked_failed(engine, session, cat
     assert deliver_due(engine, now=at, allow_private=True).retrying == 1
     [alert] = alerts(session)
     assert (alert["delivery"], alert["attempts"], alert["last_error"]) == ("pending", 1, "HTTP 500")
+    assert alerts(session, detail=False)[0]["last_error"] == "your endpoint answered HTTP 500"
     early = at + BACKOFF[0] - dt.timedelta(seconds=1)
     assert deliver_due(engine, now=early, allow_private=True).retrying == 0  # not yet due
     for attempt in range(1, MAX_ATTEMPTS):
@@ -91,7 +94,8 @@ def test_a_timeout_is_retried_and_a_later_success_delivers(engine, session, cata
     receiver.delay = 1.0
     report = deliver_due(engine, now=NOW, timeout=0.2, allow_private=True)
     assert report.retrying == 1
-    assert "timed out" in alerts(session)[0]["last_error"]
+    assert "timed out after 0.2 s" in alerts(session)[0]["last_error"]
+    assert alerts(session, detail=False)[0]["last_error"] == no_answer_reason(0.2)
     receiver.delay = 0
     later = NOW + BACKOFF[0]
     assert deliver_due(engine, now=later, timeout=2, allow_private=True).delivered == 1
@@ -105,7 +109,8 @@ def test_private_addresses_are_refused_at_delivery_unless_allowed(
     report = deliver_due(engine, now=NOW, allow_private=False)
     assert report.retrying == 1
     assert receiver.requests == []
-    assert "127.0.0.1 is a loopback address" in alerts(session)[0]["last_error"]
+    assert alerts(session)[0]["last_error"] == "refused: 127.0.0.1 is a loopback address"
+    assert alerts(session, detail=False)[0]["last_error"] == no_answer_reason(5)
 
 
 @pytest.mark.parametrize(
