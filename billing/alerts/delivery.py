@@ -1,4 +1,4 @@
-"""Sending the outbox: signed webhook POSTs with exponential backoff.
+"""Sending the outbox: signed webhook POSTs, several receivers at once, with exponential backoff.
 
 Each due message is first claimed (its next attempt moved a lease ahead, in a short
 transaction of its own), then sent outside any transaction, then recorded. Two delivery
@@ -8,7 +8,13 @@ ends. Delivery is at least once: receivers deduplicate by the alert id (docs/spe
 
 A message is sent by `billing.webhooks_out.send`: its host resolved once, every address
 checked, the connection made to the checked address, no redirects, and one deadline
-(`timeout`, BILLING_WEBHOOK_TIMEOUT_SECONDS) for the whole attempt.
+(`timeout`, BILLING_WEBHOOK_TIMEOUT_SECONDS) for the whole attempt. A run groups what it
+claimed by URL: one URL's messages go out one after another in claim order, different URLs
+at once (WORKERS threads), so a slow receiver delays only its own messages. When a URL does
+not answer at all (a refused address, no connection, the deadline), its other messages of
+the run are not tried: a later run sends them once their lease ends, so a dead endpoint
+costs one deadline per run, not one per message. Only the sending runs in the threads;
+claiming and recording stay on the calling thread, which records each result as it comes.
 
 A 2xx answer delivers. Anything else schedules another attempt after BACKOFF[attempts - 1];
 after the last one the message and its alert are marked `failed`. A failed attempt keeps two
@@ -21,6 +27,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import queue
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +40,7 @@ from billing.alerts.models import Alert, Outbox
 from billing.alerts.signing import HEADER, signature
 from billing.customers.models import Customer
 from billing.db import table_of
-from billing.webhooks_out.send import Outcome, send
+from billing.webhooks_out.send import Outcome, no_answer_reason, send
 
 logger = logging.getLogger(__name__)
 BACKOFF = tuple(
@@ -40,6 +49,7 @@ BACKOFF = tuple(
 MAX_ATTEMPTS = len(BACKOFF) + 1
 LEASE = dt.timedelta(minutes=2)
 BATCH = 100
+WORKERS = 8  # receivers sent to at once
 
 
 @dataclass
@@ -121,6 +131,40 @@ def _send_one(
     return send(row.url, body, headers, deadline=timeout, allow_private=allow_private)
 
 
+Results = queue.SimpleQueue[tuple[Any, Outcome | None]]
+
+
+def _send_group(
+    rows: Sequence[Any],
+    results: Results,
+    now: dt.datetime | None,
+    timeout: float,  # float-ok: seconds
+    allow_private: bool,
+) -> None:
+    """Send one URL's messages in order, each result put in `results` as it comes; after
+    an attempt nothing answered, the rest are put with no outcome (left to a later run)."""
+    for index, row in enumerate(rows):
+        try:
+            outcome = _send_one(row, now, timeout, allow_private)
+        except Exception as error:  # a bug, not the network: recorded as a failed attempt
+            logger.exception("webhook %s could not be sent", row.id)
+            outcome = Outcome(
+                False, None, f"{type(error).__name__}: {error}", no_answer_reason(timeout)
+            )
+        results.put((row, outcome))
+        if outcome.status is None and not outcome.delivered:
+            for left in rows[index + 1 :]:
+                results.put((left, None))
+            return
+
+
+def _by_url(rows: Sequence[Any]) -> list[list[Any]]:
+    groups: dict[str, list[Any]] = {}
+    for row in rows:
+        groups.setdefault(row.url, []).append(row)
+    return list(groups.values())
+
+
 def deliver_due(
     engine: Engine,
     *,
@@ -128,22 +172,30 @@ def deliver_due(
     timeout: float = 5.0,  # float-ok: seconds
     allow_private: bool = False,
 ) -> DeliveryReport:
-    """Send every message due at `now` (default: the clock); report what became of them."""
+    """Send every message due at `now` (default: the clock); report what became of them.
+    A message left for a later run (its URL did not answer this run) counts as to retry."""
     report = DeliveryReport()
-    while True:
-        claimed = _claim(engine, now or dt.datetime.now(dt.UTC))
-        if not claimed:
-            return report
-        for row in claimed:
-            outcome = _send_one(row, now, timeout, allow_private)
-            status = _record(engine, row, outcome, now or dt.datetime.now(dt.UTC))
-            if status == "delivered":
-                report.delivered += 1
-            elif status == "failed":
-                report.failed += 1
-                logger.warning("webhook %s failed for good: %s", row.id, outcome.detail)
-            else:
-                report.retrying += 1
-                logger.info("webhook %s to retry: %s", row.id, outcome.detail)
-        if now is not None and len(claimed) < BATCH:
-            return report
+    with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="webhooks") as pool:
+        while True:
+            claimed = _claim(engine, now or dt.datetime.now(dt.UTC))
+            if not claimed:
+                return report
+            results: Results = queue.SimpleQueue()
+            for rows in _by_url(claimed):
+                pool.submit(_send_group, rows, results, now, timeout, allow_private)
+            for _ in claimed:
+                row, outcome = results.get()
+                if outcome is None:
+                    report.retrying += 1
+                    continue
+                status = _record(engine, row, outcome, now or dt.datetime.now(dt.UTC))
+                if status == "delivered":
+                    report.delivered += 1
+                elif status == "failed":
+                    report.failed += 1
+                    logger.warning("webhook %s failed for good: %s", row.id, outcome.detail)
+                else:
+                    report.retrying += 1
+                    logger.info("webhook %s to retry: %s", row.id, outcome.detail)
+            if now is not None and len(claimed) < BATCH:
+                return report

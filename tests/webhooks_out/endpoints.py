@@ -40,7 +40,11 @@ class Endpoint:
         self.hold = hold
         self.connections = 0
         self.requests: list[Request] = []
+        self.in_flight = 0
+        self.most_at_once = 0  # the most requests it was answering at the same time
         self.arrived = threading.Event()  # set when a request has been read
+        self.delay = 0.0  # float-ok: seconds each answer waits
+        self.lock = threading.Lock()
         endpoint = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -50,10 +54,16 @@ class Endpoint:
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                endpoint.requests.append(Request(self.path, dict(self.headers), body))
+                with endpoint.lock:
+                    endpoint.in_flight += 1
+                    endpoint.most_at_once = max(endpoint.most_at_once, endpoint.in_flight)
+                    endpoint.requests.append(Request(self.path, dict(self.headers), body))
                 endpoint.arrived.set()
                 if endpoint.hold is not None:
                     endpoint.hold.wait(30)
+                time.sleep(endpoint.delay)
+                with endpoint.lock:
+                    endpoint.in_flight -= 1
                 self.send_response(endpoint.status)
                 for name, value in endpoint.headers.items():
                     self.send_header(name, value)
