@@ -108,7 +108,10 @@ class Settings(BaseSettings):
         "tests; keep off in production)",
     )
     webhook_timeout_seconds: float = Field(  # float-ok: seconds
-        5.0, gt=0, description="how long a webhook delivery waits for an answer"
+        5.0,
+        gt=0,
+        description="how long one webhook delivery attempt may take in all: resolving, "
+        "connecting, sending and reading the answer",
     )
     secret_key: str | None = Field(
         None,

@@ -39,6 +39,7 @@ class Outbox(SQLModel, table=True):
     status: str = Field(max_length=16)  # pending | delivered | failed
     attempts: int = 0
     next_attempt_at: dt.datetime = Field(sa_type=UTCDateTime)
-    last_error: str | None = Field(default=None, max_length=500)
+    last_error: str | None = Field(default=None, max_length=500)  # the detail: admins, logs
+    public_error: str | None = Field(default=None, max_length=500)  # what the customer sees
     created_at: dt.datetime = Field(sa_type=UTCDateTime)
     delivered_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)

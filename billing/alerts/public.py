@@ -25,7 +25,11 @@ class AlertPublic(PublicModel):
     fired_at: Timestamp
     delivery: str = Field(description="none (no webhook URL) | pending | delivered | failed")
     attempts: int
-    last_error: str | None
+    last_error: str | None = Field(
+        description="why the last attempt failed: for the customer's own key, the status "
+        "their endpoint answered or a generic reason; for admin and finance keys, the detail "
+        "(the address, a timeout, a refused connection)"
+    )
     delivered_at: Timestamp | None
 
 

@@ -156,17 +156,23 @@ def _text(value: Any) -> str | None:
 
 
 def list_alerts(
-    connection: Connection, customer_id: str, period_start: dt.datetime | None = None
+    connection: Connection,
+    customer_id: str,
+    period_start: dt.datetime | None = None,
+    *,
+    detail: bool = False,
 ) -> list[AlertPublic]:
-    """A customer's alerts, newest first, with their delivery state."""
+    """A customer's alerts, newest first, with their delivery state. A failed delivery says
+    what the customer may see, or with `detail` (admin and finance keys) what went wrong."""
     alert_table = table_of(Alert)
     outbox_table = table_of(Outbox)
     joined = alert_table.outerjoin(outbox_table, outbox_table.c.alert_id == alert_table.c.id)
+    error = outbox_table.c.last_error if detail else outbox_table.c.public_error
     query = (
         select(
             alert_table,
             outbox_table.c.attempts,
-            outbox_table.c.last_error,
+            error.label("last_error"),
             outbox_table.c.delivered_at,
         )
         .select_from(joined)

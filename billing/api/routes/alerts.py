@@ -12,6 +12,7 @@ from billing.alerts.settings import update_settings
 from billing.api.deps import CustomerAccess, OwnerKey, ReaderKey, labelled_period
 from billing.api.exact_json import ExactJSONRoute
 from billing.api.schemas import AlertSettingsIn, ErrorOut
+from billing.auth.models import Role
 from billing.http.deps import SessionDep
 
 router = APIRouter(prefix="/v1/customers", tags=["alerts"], route_class=ExactJSONRoute)
@@ -22,16 +23,19 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 
 @router.get("/{customer_id}/alerts", responses=ERRORS)
 def list_alerts(
-    _: ReaderKey,
+    reader: ReaderKey,
     customer: CustomerAccess,
     session: SessionDep,
     period: Annotated[str | None, Query(description="YYYY-MM (default: every period)")] = None,
 ) -> AlertListPublic:
-    """Alerts fired, newest first, with their webhook delivery state."""
+    """Alerts fired, newest first, with their webhook delivery state. Why a delivery failed
+    is told in detail to admin and finance keys; the customer's key gets the status its
+    endpoint answered or a generic reason, never what sits at an address."""
     start = None
     if period is not None:
         start = labelled_period(period, customer.billing_anchor_day).start
-    alerts = alerts_service.list_alerts(session.connection(), customer.id, start)
+    staff = reader.role is not Role.CUSTOMER
+    alerts = alerts_service.list_alerts(session.connection(), customer.id, start, detail=staff)
     return AlertListPublic(customer=customer.id, alerts=alerts)
 
 
