@@ -3,6 +3,7 @@
 - close_periods: close due billing periods into invoices, every BILLING_CLOSE_EVERY_SECONDS
   (300 s);
 - deliver_alerts: send due alert webhooks, every BILLING_ALERT_DELIVERY_SECONDS (30 s);
+- deliver_events: send billing events to webhook endpoints, on the same schedule;
 - run_commitments: release credit, invoice contract years, end terms, hourly;
 - sync_stripe: push finalized invoices to Stripe, every BILLING_STRIPE_SYNC_EVERY_SECONDS
   (300 s), only when BILLING_STRIPE_API_KEY is set.
@@ -15,6 +16,7 @@ summary that is logged and kept in `job_run`.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -23,9 +25,11 @@ from billing.alerts.delivery import DeliveryReport, deliver_due
 from billing.commitments import service as commitments
 from billing.idempotency import service as idempotency
 from billing.jobs.context import JobContext
+from billing.notifications import delivery as event_delivery
 from billing.pipeline import CloseReport, close_due, run_commitments
 from billing.settings import Settings
 from billing.stripe_sync.sync import Collection, SyncReport, sync_due
+from billing.webhooks_out.send import send
 
 R_co = TypeVar("R_co", covariant=True)  # a run's report; str(report) is its summary
 
@@ -67,6 +71,18 @@ def _deliver_alerts(context: JobContext, as_of: dt.datetime | None) -> DeliveryR
         timeout=settings.webhook_timeout_seconds,
         allow_private=settings.webhook_allow_private,
     )
+
+
+def _deliver_events(
+    context: JobContext, as_of: dt.datetime | None
+) -> event_delivery.DeliveryReport:
+    settings = context.settings
+    sender = functools.partial(
+        send,
+        deadline=settings.webhook_timeout_seconds,
+        allow_private=settings.webhook_allow_private,
+    )
+    return event_delivery.deliver_due(context.engine, sender, now=as_of)
 
 
 @dataclass(frozen=True)
@@ -127,6 +143,9 @@ CLOSE_PERIODS = Job(
 DELIVER_ALERTS = Job(
     name="deliver_alerts", interval=lambda s: s.alert_delivery_seconds, run=_deliver_alerts
 )
+DELIVER_EVENTS = Job(
+    name="deliver_events", interval=lambda s: s.alert_delivery_seconds, run=_deliver_events
+)
 RUN_COMMITMENTS = Job(name="run_commitments", interval=lambda s: HOUR, run=_run_commitments)
 SYNC_STRIPE = Job(
     name="sync_stripe",
@@ -142,6 +161,7 @@ PURGE_IDEMPOTENCY_KEYS = Job(
 JOBS: tuple[Job[object], ...] = (
     CLOSE_PERIODS,
     DELIVER_ALERTS,
+    DELIVER_EVENTS,
     RUN_COMMITMENTS,
     SYNC_STRIPE,
     PURGE_IDEMPOTENCY_KEYS,
