@@ -93,9 +93,12 @@ class InvoiceTierPublic(PublicModel):
     from_: QuantityText = Field(alias="from", description="exclusive lower bound")
     up_to: QuantityText | None = Field(description="inclusive upper bound; null for none")
     quantity: QuantityText
-    unit_price: MoneyText
-    flat_fee: MoneyText
-    amount: MoneyText
+    unit_price: MoneyText = Field(description="exact, per unit")
+    flat_fee: MoneyText = Field(description="exact")
+    amount: MoneyText = Field(
+        description="exact, not rounded: quantity x unit_price + flat_fee; the line's amount "
+        "is the sum of its tiers rounded once, half-up, to the currency's minor unit"
+    )
 
 
 class InvoiceLinePublic(PublicModel):
