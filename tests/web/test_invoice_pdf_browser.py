@@ -6,6 +6,7 @@ amount due the API answers."""
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import pytest
@@ -45,6 +46,11 @@ def test_a_customer_downloads_an_invoice_pdf_from_the_portal(browser, site: Site
     expect(page.locator("#due-date")).to_have_text(shown["due_date"])
     due = money(shown["amount_due"], shown["currency"])
     expect(page.locator("#amount-due")).to_have_text(due)
+    # what a person reads: numbers, never our ids; every line's amount rounded to the cent
+    assert "inv_" not in page.locator("main").inner_text()
+    amounts = page.locator("tr[class^='line-'] > td.num:last-child").all_inner_texts()
+    assert amounts
+    assert all(re.fullmatch(r"-?[\d,]+\.\d\d", a.strip()) for a in amounts), amounts
     browser.shot("portal-invoice")
 
     name, text = downloaded_pdf(browser)
