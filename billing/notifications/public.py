@@ -30,6 +30,13 @@ class WebhookEndpointPublic(PublicModel):
     )
 
 
+class WebhookEndpointDeletedPublic(PublicModel):
+    """What deleting an endpoint answers (as Stripe does)."""
+
+    id: str
+    deleted: bool = Field(description="always true")
+
+
 class WebhookEndpointListPublic(PublicModel):
     endpoints: list[WebhookEndpointPublic]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Request
 
 from billing.alerts.webhooks import check_url
 from billing.api.deps import EndpointAccess, OwnerKey, actor
@@ -23,6 +23,7 @@ from billing.notifications import endpoints
 from billing.notifications.public import (
     WebhookDeliveryListPublic,
     WebhookDeliveryPublic,
+    WebhookEndpointDeletedPublic,
     WebhookEndpointListPublic,
     WebhookEndpointPublic,
     delivery_public,
@@ -80,11 +81,13 @@ def get_endpoint(_: OwnerKey, endpoint: EndpointAccess) -> WebhookEndpointPublic
     return endpoint_public(endpoint)
 
 
-@router.delete("/{endpoint_id}", status_code=204, responses=ERRORS)
-def delete_endpoint(_: OwnerKey, endpoint: EndpointAccess, session: SessionDep) -> Response:
+@router.delete("/{endpoint_id}", responses=ERRORS)
+def delete_endpoint(
+    _: OwnerKey, endpoint: EndpointAccess, session: SessionDep
+) -> WebhookEndpointDeletedPublic:
     """Delete an endpoint: nothing more is sent to it."""
     endpoints.remove(session.connection(), endpoint.id)
-    return Response(status_code=204)
+    return WebhookEndpointDeletedPublic(id=endpoint.id, deleted=True)
 
 
 @router.post("/{endpoint_id}/disable", responses=ERRORS)
