@@ -29,6 +29,16 @@ _NON_FINITE = re.compile(r"[-+]?(?:nan|snan|inf|infinity)", re.IGNORECASE)
 MAX_TEXT = 64
 
 
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+UNSTORABLE = "contains a NUL character or a lone surrogate (text a database cannot store)"
+
+
+def storable(text: str) -> bool:
+    """Whether `text` can be stored as text on both engines: no NUL (PostgreSQL refuses it)
+    and no lone surrogate (not encodable as UTF-8). ASCII without NUL is the fast case."""
+    return ("\x00" not in text and text.isascii()) or _UNSTORABLE.search(text) is None
+
+
 def show(value: Any) -> str:
     """A value as a message shows it: short, plain, never a Python repr of Decimal."""
     text = str(value) if isinstance(value, Decimal | int) else repr(value)

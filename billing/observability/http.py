@@ -1,6 +1,8 @@
 """ASGI middleware around every request: a request id (answered as X-Request-ID and put on
 every log line), one structured log line per request, metrics, and body size limits
-enforced before the application reads anything."""
+enforced before the application reads anything. A URL whose path or query holds a NUL
+character (`%00`) is refused here too (422 invalid_text): no id or value can hold one, and
+PostgreSQL refuses it in any query."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import re
 import time
 import uuid
 from typing import Any
+from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -60,6 +63,10 @@ class RequestContext:
             await send(message)
 
         try:
+            nul = _nul_in_url(scope)
+            if nul is not None:
+                await _send_error(send_with_id, 422, "invalid_text", *nul)
+                return
             limit = self.limits.get(scope["path"], self.default_limit)
             declared = headers.get(b"content-length", b"")
             if declared.isdigit():  # the server holds the body to its declared length
@@ -101,6 +108,32 @@ class RequestContext:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+def _nul_in_url(scope: Scope) -> tuple[str, str] | None:
+    """(message, field) for a path or query parameter holding a NUL character; else None."""
+    if "\x00" in scope["path"]:
+        return "path: contains a NUL character (%00), which no id can hold", "path"
+    query = scope.get("query_string", b"")
+    if b"%00" not in query and b"\x00" not in query:
+        return None
+    for name, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+        if "\x00" in name or "\x00" in value:
+            field = name.replace("\x00", "") or "query"
+            return f"{field}: contains a NUL character (%00), which no value can hold", field
+    return None
+
+
+async def _send_error(send: Any, status: int, code: str, message: str, field: str) -> None:
+    body = json.dumps({"code": code, "message": message, "field": field}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json")],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 async def _read_within(receive: Receive, limit: int) -> list[Message] | None:
