@@ -107,6 +107,13 @@ class Settings(BaseSettings):
     webhook_timeout_seconds: float = Field(  # float-ok: seconds
         5.0, gt=0, description="how long a webhook delivery waits for an answer"
     )
+    metrics_token: str | None = Field(
+        None,
+        min_length=16,
+        description="a bearer token that reads /metrics and /readyz's details without an API "
+        "key (for a Prometheus scraper or a dashboard); an admin key always can; unset: only "
+        "admin keys (at least 16 characters)",
+    )
     secret_key: str | None = Field(
         None,
         min_length=32,

@@ -12,14 +12,15 @@ from tests.conftest import TIERS, bearer
 from tests.metering.helpers import event
 
 QUOTE = {"usage": {"product_analytics": 3000000}}
+TOKEN = "metrics-token-for-tests-1234"
 
 
 def sample(name, **labels):
     return REGISTRY.get_sample_value(name, labels) or 0
 
 
-def test_readyz_reports_database_migrations_jobs_and_stripe_lag(api):
-    answer = api.get("/readyz")
+def test_readyz_reports_database_migrations_jobs_and_stripe_lag(api, keys):
+    answer = api.get("/readyz", headers=bearer(keys["admin"]))
     assert answer.status_code == 200
     body = answer.json()
     assert body["status"] == "ready"
@@ -36,10 +37,15 @@ def test_readyz_reports_database_migrations_jobs_and_stripe_lag(api):
 
 def test_readyz_is_503_on_a_database_behind_its_migrations(catalog, tmp_path):
     settings = Settings(
-        tiers_dir=TIERS, database_url=f"sqlite:///{tmp_path / 'b.db'}", scheduler=False
+        tiers_dir=TIERS,
+        database_url=f"sqlite:///{tmp_path / 'b.db'}",
+        scheduler=False,
+        metrics_token=TOKEN,
     )
     with TestClient(create_app(settings, catalog)) as client:
-        answer = client.get("/readyz")
+        bare = client.get("/readyz")
+        answer = client.get("/readyz", headers=bearer(TOKEN))
+    assert (bare.status_code, bare.json()) == (503, {"status": "not ready"})
     assert answer.status_code == 503
     [problem] = answer.json()["problems"]
     assert "run `billing db upgrade`" in problem
@@ -63,7 +69,7 @@ def test_metrics_count_events_by_outcome_and_ingestion_latency(api, keys, sessio
         == 2
     )
     api.post("/v1/events", json={"events": batch[:1]}, headers=bearer(keys["ingest"]))
-    text = api.get("/metrics").text
+    text = api.get("/metrics", headers=bearer(keys["admin"])).text
     assert "billing_events_total" in text
     assert "billing_ingest_seconds_bucket" in text
     after = sample("billing_events_total", outcome="accepted", reason="")
@@ -152,6 +158,48 @@ def test_cors_is_closed_unless_origins_are_named(catalog, client):
         assert "access-control-allow-origin" not in refused.headers
 
 
-@pytest.mark.parametrize("path", ["/readyz", "/metrics", "/healthz"])
-def test_operations_endpoints_need_no_key(api, path):
-    assert api.get(path).status_code == 200
+def test_probes_need_no_key_and_say_no_more_than_their_status(api):
+    assert api.get("/healthz").status_code == 200
+    ready = api.get("/readyz")
+    assert (ready.status_code, ready.json()) == (200, {"status": "ready"})
+
+
+def test_metrics_without_credentials_is_a_401_with_the_error_body(api):
+    answer = api.get("/metrics")
+    assert answer.status_code == 401
+    assert answer.headers["www-authenticate"] == "Bearer"
+    assert answer.json() == {
+        "code": "unauthorized",
+        "message": "/metrics needs an admin key or BILLING_METRICS_TOKEN: "
+        "Authorization: Bearer <token>",
+        "field": None,
+    }
+
+
+@pytest.fixture
+def with_token(engine, catalog, database_url):
+    settings = Settings(
+        tiers_dir=TIERS, database_url=database_url, scheduler=False, metrics_token=TOKEN
+    )
+    with TestClient(create_app(settings, catalog, engine)) as client:
+        yield client
+
+
+@pytest.mark.parametrize("path", ["/readyz", "/metrics"])
+def test_operational_details_need_an_admin_key_or_the_metrics_token(with_token, keys, path):
+    for allowed in (keys["admin"], TOKEN):
+        answer = with_token.get(path, headers=bearer(allowed))
+        assert answer.status_code == 200, answer.text
+        assert ("problems" in answer.json()) if path == "/readyz" else "billing_" in answer.text
+    for role in ("finance", "ingest"):
+        refused = with_token.get(path, headers=bearer(keys[role]))
+        assert (refused.status_code, refused.json()["code"]) == (403, "forbidden")
+    for wrong in ("bk_not_a_key", TOKEN + "x", TOKEN[:-1]):
+        refused = with_token.get(path, headers=bearer(wrong))
+        assert (refused.status_code, refused.json()["code"]) == (401, "unauthorized")
+        assert refused.headers["www-authenticate"] == "Bearer"
+
+
+def test_the_metrics_token_is_at_least_16_characters():
+    with pytest.raises(ValueError, match="at least 16 characters"):
+        Settings(metrics_token="short")
