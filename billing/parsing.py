@@ -100,11 +100,15 @@ def parse_quantity(value: Any) -> Decimal:
 
 
 def parse_amount(value: Any) -> Decimal:
-    """An amount of money: a decimal string (or whole number), at most 3 decimals."""
-    if isinstance(value, JSONNumber) and value.is_finite():
+    """An amount of money: a decimal string, at most 3 decimals. A JSON number, whole or
+    not, is refused (docs/money.md, "Money in JSON"): money travels as strings both ways."""
+    if (isinstance(value, int) and not isinstance(value, bool)) or (
+        isinstance(value, JSONNumber) and value.is_finite()
+    ):
         raise PydanticCustomError(
             "invalid_amount",
-            'amounts of money are sent as strings, like "{value}", so they stay exact',
+            'amounts of money are sent as strings, like "{value}", not JSON numbers, so they '
+            "stay exact",
             {"value": show(value)},
         )
     number = _number(value, "an amount", "invalid_amount")
