@@ -20,7 +20,11 @@ class JSONNumber(Decimal):
 
 MAX_QUANTITY = Decimal(10) ** 15
 MAX_DECIMALS = 12
-MAX_AMOUNT = Decimal(10) ** 12
+# The largest amount of money accepted as input, in major units of the catalogue's currency
+# (a cap, a commitment's or a top-up's credit, a credit note's amount, a quote's caps and
+# credit, the CLI's and the pages' too): a sanity bound, so a slip of the keyboard (a
+# commitment of 999,999,999,999) is refused, not invoiced. docs/money.md, "Money in JSON".
+MAX_AMOUNT = Decimal(1_000_000_000)
 MAX_AMOUNT_DECIMALS = 3
 
 
@@ -114,7 +118,9 @@ def parse_amount(value: Any) -> Decimal:
     number = _number(value, "an amount", "invalid_amount")
     if number > MAX_AMOUNT:
         raise PydanticCustomError(
-            "invalid_amount", "an amount must be at most 10^12, got {value}", {"value": show(value)}
+            "invalid_amount",
+            "an amount must be at most {limit} (in the catalogue's currency), got {value}",
+            {"limit": f"{MAX_AMOUNT:,}", "value": show(value)},
         )
     if fraction_digits(number) > MAX_AMOUNT_DECIMALS:
         raise PydanticCustomError(

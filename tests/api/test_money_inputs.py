@@ -79,3 +79,21 @@ def test_every_money_input_refuses_a_json_number_and_takes_a_string(
             assert "sent as strings" in error["message"], (path, number)
         taken = _send(api, keys, customer_keys, who, method, path, body.format(json.dumps("3000")))
         assert taken.status_code < 300, (path, taken.text)
+
+
+def test_every_money_input_is_at_most_a_billion_and_says_so(api, keys, customer_keys, invoice_id):
+    """Issue 17, 4: a commitment of 999,999,999,999 was accepted. 1,000,000,000 (in the
+    catalogue's currency) is the most any amount sent in may be."""
+    for who, method, path, body, field in _inputs(invoice_id):
+        for over in ("999999999999", "1000000000.01", "1000000001"):
+            answer = _send(api, keys, customer_keys, who, method, path, body.format(f'"{over}"'))
+            assert answer.status_code == 422, (path, over, answer.text)
+            error = answer.json()
+            assert (error["code"], error["field"]) == ("invalid_amount", field), (path, over)
+            assert error["message"] == (
+                f"{field}: an amount must be at most 1,000,000,000 (in the catalogue's "
+                f"currency), got '{over}'"
+            )
+        at_most = _send(api, keys, customer_keys, who, method, path, body.format('"1000000000"'))
+        if at_most.status_code >= 400:  # refused for another reason (more than the invoice)
+            assert at_most.json()["code"] != "invalid_amount", (path, at_most.text)

@@ -166,3 +166,17 @@ def test_settings_declare_the_late_usage_policy_and_are_validated_with_the_rest(
         ("settings.toml", "late_usage.window_days"),
         ("settings.toml", "late_usage.extra"),
     }
+
+
+def test_a_credit_above_what_can_be_sent_in_is_refused_in_the_tier_file(tmp_path):
+    """A bracket from more than 1,000,000,000 (the most any amount sent in may be) could
+    never be bought: the tier file is refused, naming the key."""
+    import shutil
+
+    directory = tmp_path / "tiers"
+    shutil.copytree(TIERS, directory)
+    discounts = directory / "discounts.toml"
+    discounts.write_text(discounts.read_text().replace('"100000",', '"1000000001",', 1))
+    [problem] = validate_directory(directory)
+    assert (problem.file, problem.path) == ("discounts.toml", "brackets[3].min_credit")
+    assert problem.message == 'an amount must be at most 1000000000, got "1000000001"'
