@@ -7,6 +7,7 @@ from prometheus_client import REGISTRY
 
 from billing.app import create_app
 from billing.db import head_revision
+from billing.observability.http import human_bytes
 from billing.settings import Settings
 from tests.conftest import TIERS, bearer
 from tests.metering.helpers import event
@@ -99,7 +100,8 @@ def test_bodies_over_the_limit_are_refused_before_the_route_reads_them(catalog):
         assert answer.status_code == 413
         assert answer.json() == {
             "code": "payload_too_large",
-            "message": "the body is over 1,000 bytes",
+            "message": "the body is over 1,000 bytes: the most a request body may be "
+            "(BILLING_MAX_BODY_BYTES)",
             "field": "body",
         }
 
@@ -112,6 +114,76 @@ def test_bodies_over_the_limit_are_refused_before_the_route_reads_them(catalog):
         )
         assert streamed.status_code == 413
         assert client.post("/v1/quote", json=QUOTE).status_code == 200
+
+
+def _chunked(size):
+    """A body of `size` bytes sent without a Content-Length (streamed)."""
+    for _ in range(size // 65536):
+        yield b"x" * 65536
+    yield b"x" * (size % 65536)
+
+
+EVENTS_413 = "the body is over 5,242,880 bytes (5 MB): at most 10,000 events and 5 MB per request"
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["declared", "streamed"])
+def test_every_413_quotes_the_limit_applied_to_its_route(catalog, streamed):
+    """Issue 17, 6: a body over 10 MB sent to /v1/events was told of a 10,485,760-byte
+    limit, while the route takes 5 MB. Each route's 413 quotes its own limit, in bytes and
+    in human units, declared or streamed, whatever the default limit is."""
+    headers = {"Content-Type": "application/json"}  # refused before any key is asked for
+    for default in (1024 * 1024, 10 * 1024 * 1024, 1000):
+        settings = Settings(
+            tiers_dir=TIERS, database_url="sqlite://", scheduler=False, max_body_bytes=default
+        )
+        with TestClient(create_app(settings, catalog)) as client:
+            for size in (5 * 1024 * 1024 + 1, 11 * 1024 * 1024):
+                body = _chunked(size) if streamed else b"x" * size
+                answer = client.post("/v1/events", content=body, headers=headers)
+                assert answer.status_code == 413, (default, size)
+                assert answer.json() == {
+                    "code": "too_large",
+                    "message": EVENTS_413,
+                    "field": "body",
+                }
+            over_default = default + 1
+            body = _chunked(over_default) if streamed else b"x" * over_default
+            answer = client.post("/v1/quote", content=body, headers=headers)
+            assert answer.status_code == 413, default
+            assert answer.json()["code"] == "payload_too_large"
+            assert answer.json()["message"].startswith(f"the body is over {default:,} bytes")
+    shown = {
+        1000: "the body is over 1,000 bytes: ",
+        1024 * 1024: "the body is over 1,048,576 bytes (1 MB): ",
+        10 * 1024 * 1024: "the body is over 10,485,760 bytes (10 MB): ",
+    }
+    for default, words in shown.items():
+        settings = Settings(
+            tiers_dir=TIERS, database_url="sqlite://", scheduler=False, max_body_bytes=default
+        )
+        with TestClient(create_app(settings, catalog)) as client:
+            answer = client.post("/v1/quote", content=b"x" * (default + 1), headers=headers)
+            assert answer.json()["message"] == (
+                f"{words}the most a request body may be (BILLING_MAX_BODY_BYTES)"
+            )
+
+
+def test_events_take_their_own_5_mb_under_a_smaller_default(catalog):
+    settings = Settings(
+        tiers_dir=TIERS, database_url="sqlite://", scheduler=False, max_body_bytes=1000
+    )
+    with TestClient(create_app(settings, catalog)) as client:
+        big = {"events": [{"id": f"e{i}", "padding": "x" * 100} for i in range(50)]}
+        answer = client.post("/v1/events", json=big)  # 5,000+ bytes, over the default
+        assert answer.status_code == 401  # read as far as the key: not a 413
+
+
+def test_sizes_are_shown_in_bytes_and_binary_units():
+    assert human_bytes(1000) == "1,000 bytes"
+    assert human_bytes(1024) == "1 KB"
+    assert human_bytes(1_500_000) == "1.4 MB"
+    assert human_bytes(5 * 1024 * 1024) == "5 MB"
+    assert human_bytes(3 * 1024**3) == "3 GB"
 
 
 def test_the_public_quote_endpoint_is_rate_limited_per_client(catalog):
