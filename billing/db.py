@@ -97,12 +97,24 @@ def table_of(model: type[SQLModel]) -> Table:
 
 
 def make_engine(url: str) -> Engine:
-    """An engine for `url`, with the SQLite pragmas and transaction mode set."""
+    """An engine for `url`, with the SQLite pragmas and transaction mode set. Every engine
+    of the service, the CLI and the migrations is made here.
+
+    `hide_parameters`: a database error's text never carries the values bound to its
+    statement (SQLAlchemy adds `[parameters: ...]` otherwise), so a log of it cannot leak
+    what a request sent; the log formatters drop the rest (billing/observability/logs.py).
+    """
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            hide_parameters=True,
+        )
         _configure_sqlite(engine)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    return create_engine(
+        url, pool_pre_ping=True, pool_size=10, max_overflow=20, hide_parameters=True
+    )
 
 
 def _configure_sqlite(engine: Engine) -> None:

@@ -18,6 +18,7 @@
     │   ├── NoCommitmentSchedule      no_commitment_schedule
     │   ├── InvalidJson               invalid_json
     │   ├── InvalidType               invalid_type
+    │   ├── InvalidText               invalid_text
     │   ├── UnknownField              unknown_field
     │   ├── MissingField              missing_field
     │   ├── NullNotAllowed            null_not_allowed
@@ -155,6 +156,13 @@ class InvalidType(InputError):
     """A value of the wrong JSON type (the body not an object, `events` not a list)."""
 
     code = "invalid_type"
+
+
+class InvalidText(InputError):
+    """Text no database can store: a NUL character or a lone surrogate, in a JSON body's
+    string or key, or in the URL."""
+
+    code = "invalid_text"
 
 
 class UnknownField(InputError):

@@ -20,13 +20,27 @@ class JSONNumber(Decimal):
 
 MAX_QUANTITY = Decimal(10) ** 15
 MAX_DECIMALS = 12
-MAX_AMOUNT = Decimal(10) ** 12
+# The largest amount of money accepted as input, in major units of the catalogue's currency
+# (a cap, a commitment's or a top-up's credit, a credit note's amount, a quote's caps and
+# credit, the CLI's and the pages' too): a sanity bound, so a slip of the keyboard (a
+# commitment of 999,999,999,999) is refused, not invoiced. docs/money.md, "Money in JSON".
+MAX_AMOUNT = Decimal(1_000_000_000)
 MAX_AMOUNT_DECIMALS = 3
 
 
 _NUMBER_TEXT = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d{1,6})?", re.ASCII)
 _NON_FINITE = re.compile(r"[-+]?(?:nan|snan|inf|infinity)", re.IGNORECASE)
 MAX_TEXT = 64
+
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+UNSTORABLE = "contains a NUL character or a lone surrogate (text a database cannot store)"
+
+
+def storable(text: str) -> bool:
+    """Whether `text` can be stored as text on both engines: no NUL (PostgreSQL refuses it)
+    and no lone surrogate (not encodable as UTF-8). ASCII without NUL is the fast case."""
+    return ("\x00" not in text and text.isascii()) or _UNSTORABLE.search(text) is None
 
 
 def show(value: Any) -> str:
@@ -90,17 +104,23 @@ def parse_quantity(value: Any) -> Decimal:
 
 
 def parse_amount(value: Any) -> Decimal:
-    """An amount of money: a decimal string (or whole number), at most 3 decimals."""
-    if isinstance(value, JSONNumber) and value.is_finite():
+    """An amount of money: a decimal string, at most 3 decimals. A JSON number, whole or
+    not, is refused (docs/money.md, "Money in JSON"): money travels as strings both ways."""
+    if (isinstance(value, int) and not isinstance(value, bool)) or (
+        isinstance(value, JSONNumber) and value.is_finite()
+    ):
         raise PydanticCustomError(
             "invalid_amount",
-            'amounts of money are sent as strings, like "{value}", so they stay exact',
+            'amounts of money are sent as strings, like "{value}", not JSON numbers, so they '
+            "stay exact",
             {"value": show(value)},
         )
     number = _number(value, "an amount", "invalid_amount")
     if number > MAX_AMOUNT:
         raise PydanticCustomError(
-            "invalid_amount", "an amount must be at most 10^12, got {value}", {"value": show(value)}
+            "invalid_amount",
+            "an amount must be at most {limit} (in the catalogue's currency), got {value}",
+            {"limit": f"{MAX_AMOUNT:,}", "value": show(value)},
         )
     if fraction_digits(number) > MAX_AMOUNT_DECIMALS:
         raise PydanticCustomError(

@@ -113,6 +113,13 @@ class Settings(BaseSettings):
         description="how long one webhook delivery attempt may take in all: resolving, "
         "connecting, sending and reading the answer",
     )
+    metrics_token: str | None = Field(
+        None,
+        min_length=16,
+        description="a bearer token that reads /metrics and /readyz's details without an API "
+        "key (for a Prometheus scraper or a dashboard); an admin key always can; unset: only "
+        "admin keys (at least 16 characters)",
+    )
     secret_key: str | None = Field(
         None,
         min_length=32,

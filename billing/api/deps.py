@@ -4,6 +4,7 @@ or invoice a path names (the catalogue and the session come from billing/http/de
 from __future__ import annotations
 
 import datetime as dt
+import hmac
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any, TypeVar
 
@@ -61,6 +62,30 @@ def _authenticate(engine: Engine, key: str) -> Principal | None:
 
 
 CurrentKey = Annotated[Principal, Depends(get_principal)]
+
+
+async def operator_access(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> bool:
+    """Whether the caller may read the operational details (/metrics, /readyz's details): an
+    admin key, or BILLING_METRICS_TOKEN, as a bearer. False without credentials (the caller
+    decides what that gets); 401 for a bearer that is neither, 403 for a key of another role."""
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        return False
+    token: str | None = request.app.state.settings.metrics_token
+    if token and hmac.compare_digest(credentials.credentials.encode(), token.encode()):
+        return True
+    principal = await get_principal(request, credentials)
+    if principal.role is not Role.ADMIN:
+        raise Forbidden(
+            f"operational details need an admin key or BILLING_METRICS_TOKEN; this key's role "
+            f"is {principal.role}"
+        )
+    return True
+
+
+OperatorAccess = Annotated[bool, Depends(operator_access)]
 
 
 def require(*roles: Role) -> Callable[[Principal], Coroutine[Any, Any, Principal]]:

@@ -4,6 +4,10 @@ FastAPI's default parser turns 0.1 into a float before any validator sees it. Ro
 this API use `ExactJSONRoute`, whose request parses numbers with a fraction or exponent
 as `JSONNumber` (a Decimal), so "quantity": 1.1 is exactly 1.1. Amounts of money are still
 refused as JSON numbers by their validators: money travels as strings.
+
+The same routes refuse a body with a string or key no database can store (a NUL character,
+which PostgreSQL refuses, or a lone surrogate, which is not UTF-8) before any validator or
+query sees it: 422 `invalid_text`, naming the field.
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ from typing import Any
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
 
-from billing.parsing import JSONNumber
+from billing.errors import InvalidText
+from billing.parsing import UNSTORABLE, JSONNumber, storable
 
 MAX_INT_DIGITS = 40
 
@@ -52,6 +57,26 @@ def loads(body: bytes | str) -> Any:
         raise json.JSONDecodeError("nested too deeply", "", 0) from None
 
 
+def unstorable_at(document: Any) -> tuple[str, str] | None:
+    """Where `document` holds a string or key no database can store, as (field, message);
+    None when it holds none. The field is a dotted path ("usage.session_replay",
+    "thresholds.0"); for a key, the object holding it ("body" at the top)."""
+    stack: list[tuple[tuple[str, ...], Any]] = [((), document)]
+    while stack:  # a loop, not recursion: a body may be nested as deep as the parser allows
+        path, node = stack.pop()
+        if isinstance(node, str):
+            if not storable(node):
+                return ".".join(path) or "body", UNSTORABLE
+        elif isinstance(node, dict):
+            for key, value in node.items():
+                if not storable(key):
+                    return ".".join(path) or "body", f"a key {UNSTORABLE}"
+                stack.append(((*path, key), value))
+        elif isinstance(node, list):
+            stack.extend(((*path, str(index)), value) for index, value in enumerate(node))
+    return None
+
+
 class ExactJSONRequest(Request):
     async def json(self) -> Any:
         if not hasattr(self, "_json"):
@@ -65,6 +90,22 @@ class ExactJSONRoute(APIRoute):
         handler = super().get_route_handler()
 
         async def exact_handler(request: Request) -> Response:
-            return await handler(ExactJSONRequest(request.scope, request.receive))
+            exact = ExactJSONRequest(request.scope, request.receive)
+            await _refuse_unstorable_text(exact)
+            return await handler(exact)
 
         return exact_handler
+
+
+async def _refuse_unstorable_text(request: ExactJSONRequest) -> None:
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media != "application/json" and not media.endswith("+json"):
+        return
+    try:
+        document = await request.json()
+    except ValueError:  # not JSON: the route's own parsing answers it (invalid_json)
+        return
+    found = unstorable_at(document)
+    if found is not None:
+        field, message = found
+        raise InvalidText(f"{field}: {message}", field=field)

@@ -2,6 +2,13 @@
 
 `load_catalog` either returns a complete `Catalog` or raises `CatalogError` listing every
 problem with its file, key path and reason. Nothing is half-loaded.
+
+A pathological file is a problem like any other, never a traceback or an exhausted
+machine: over 1 MB; nested more than 32 levels (Python's TOML parser recurses, so 10,000
+nested arrays were a RecursionError); a dotted key of more than 32 parts (the parser keeps
+every prefix of a key, so one of 100,000 parts takes gigabytes); an integer outside the
+64-bit range TOML allows (one of more than 4,300 digits cannot even be read). Files are
+checked for these before they are parsed.
 """
 
 from __future__ import annotations
@@ -30,6 +37,10 @@ DISCOUNTS_FILE = "discounts.toml"
 SETTINGS_FILE = "settings.toml"
 M = TypeVar("M", bound=BaseModel)
 _TOML_POSITION = re.compile(r"\(at line (\d+), column (\d+)\)")
+MAX_FILE_BYTES = 1024 * 1024  # the shipped files are about 1 KB
+MAX_DEPTH = 32  # arrays and inline tables within one another; tier files need 3
+MAX_KEY_PARTS = 32  # a.b.c is 3
+_INT64 = range(-(2**63), 2**63)  # TOML's integers (https://toml.io/en/v1.0.0#integer)
 
 
 def load_catalog(directory: Path | str) -> Catalog:
@@ -85,17 +96,129 @@ def _read(
 
 def _parse(path: Path, problems: list[Problem]) -> dict[str, Any] | None:
     try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            problems.append(
+                Problem(
+                    path.name,
+                    "",
+                    f"the file is {size:,} bytes; a tier file is at most {MAX_FILE_BYTES:,} "
+                    "bytes (1 MB)",
+                )
+            )
+            return None
         text = path.read_bytes().decode("utf-8")
         # NOTE: some editors save a byte-order mark; it is not TOML, but harmless to drop.
-        return tomllib.loads(text.removeprefix("\ufeff"))
+        text = text.removeprefix("\ufeff")
+        odd = _pathological(text)
+        if odd is not None:
+            problems.append(Problem(path.name, f"line {odd[0]}", f"cannot be read: {odd[1]}"))
+            return None
+        raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         message = str(error)
         position = _TOML_POSITION.search(message)
         reason = _TOML_POSITION.sub("", message).strip()
         where = f"line {position[1]}, column {position[2]}" if position else ""
         problems.append(Problem(path.name, where, f"not valid TOML: {reason}"))
+        return None
     except (OSError, UnicodeDecodeError) as error:
         problems.append(Problem(path.name, "", f"cannot read the file: {error}"))
+        return None
+    except (ValueError, RecursionError, MemoryError) as error:
+        # NOTE: what the checks above should have caught (an integer of more than 4,300
+        # digits is a ValueError); still a problem of the file, never a traceback.
+        reason = (
+            "a number too large to read"
+            if isinstance(error, ValueError)
+            else "nested too deeply to read"
+            if isinstance(error, RecursionError)
+            else "too large to read"
+        )
+        problems.append(Problem(path.name, "", f"not valid TOML: {reason}"))
+        return None
+    outside = _out_of_range(raw)
+    if outside is not None:
+        problems.append(
+            Problem(
+                path.name,
+                outside,
+                "not valid TOML: an integer outside the 64-bit range TOML allows",
+            )
+        )
+        return None
+    return raw
+
+
+def _string_end(text: str, at: int) -> int:
+    """Where the TOML string opening at `at` ends (just past it; the end of the text when
+    it is not closed: tomllib then says what is wrong)."""
+    quote = text[at]
+    delimiter = quote * 3 if text.startswith(quote * 3, at) else quote
+    at += len(delimiter)
+    while at < len(text):
+        if quote == '"' and text[at] == "\\":  # an escape in a basic string
+            at += 2
+        elif text.startswith(delimiter, at):
+            at += len(delimiter)
+            extra = 0  # a multi-line string may end with up to two more quotes: a""""
+            while len(delimiter) == 3 and extra < 2 and text.startswith(quote, at):
+                at, extra = at + 1, extra + 1
+            return at
+        elif len(delimiter) == 1 and text[at] == "\n":
+            return at  # a one-line string does not cross lines
+        else:
+            at += 1
+    return at
+
+
+def _out_of_range(raw: Any) -> str | None:
+    """The key path of an integer outside TOML's 64-bit range in a parsed file, if any."""
+    stack: list[tuple[tuple[int | str, ...], Any]] = [((), raw)]
+    while stack:
+        where, value = stack.pop()
+        if isinstance(value, int) and not isinstance(value, bool) and value not in _INT64:
+            return _path(where)
+        if isinstance(value, dict):
+            stack.extend(((*where, key), inner) for key, inner in value.items())
+        elif isinstance(value, list):
+            stack.extend(((*where, index), inner) for index, inner in enumerate(value))
+    return None
+
+
+def _pathological(text: str) -> tuple[int, str] | None:
+    """(line, why) when `text` nests arrays and inline tables more than MAX_DEPTH deep or
+    has a dotted key of more than MAX_KEY_PARTS parts; None otherwise. One pass over the
+    text that skips strings and comments, so that tomllib never recurses too deep or holds
+    every prefix of a huge key."""
+    depth = dots = 0
+    line, at, end = 1, 0, len(text)
+    while at < end:
+        char = text[at]
+        if char in "\"'":
+            start, at = at, _string_end(text, at)
+            line += text.count("\n", start, at)  # multi-line strings
+            continue
+        if char == "#":
+            newline = text.find("\n", at)
+            at = end if newline < 0 else newline
+            continue
+        if char == "\n":
+            line += 1
+            dots = 0
+        elif char in "[{":
+            depth, dots = depth + 1, 0
+            if depth > MAX_DEPTH:
+                return line, f"nested more than {MAX_DEPTH} levels deep (arrays or inline tables)"
+        elif char in "]}":
+            depth, dots = max(depth - 1, 0), 0
+        elif char in "=,":
+            dots = 0
+        elif char == ".":
+            dots += 1
+            if dots >= MAX_KEY_PARTS:
+                return line, f"a dotted key of more than {MAX_KEY_PARTS} parts"
+        at += 1
     return None
 
 

@@ -16,12 +16,13 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSche
 from pydantic_core import PydanticCustomError
 
 from billing.money import MINOR_UNITS, fraction_digits
+from billing.parsing import MAX_AMOUNT as MAX_INPUT_AMOUNT
 from billing.pricing.commitments import Release
 from billing.pricing.plan import Model
 
 MAX_PRICE_DECIMALS = 12
 MAX_PRICE = Decimal(10) ** 9
-MAX_AMOUNT = Decimal(10) ** 12
+MAX_AMOUNT = MAX_INPUT_AMOUNT  # a credit above what can be sent in could never be bought
 _PLAIN_DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]+)?", re.ASCII)
 SLUG_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
 DECIMAL_PATTERN = r"^[0-9]+(\.[0-9]{1,12})?$"

@@ -6,14 +6,13 @@ Reasons are the strings of docs/metering.md: `invalid: <field>: <reason>` for ma
 from __future__ import annotations
 
 import datetime as dt
-import re
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from pydantic_core import PydanticCustomError
 
-from billing.parsing import parse_quantity
+from billing.parsing import UNSTORABLE, parse_quantity, storable
 
 MAX_ID_LENGTH = 200
 FIELDS = frozenset(("id", "customer", "product", "quantity", "timestamp"))
@@ -96,16 +95,6 @@ def parse_event(
     if isinstance(timestamp, str):
         return Rejection(index, raw_id, f"invalid: timestamp: {timestamp}")
     return ParsedEvent(index, raw_id, raw["customer"], raw["product"], quantity, timestamp)
-
-
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
-UNSTORABLE = "contains a NUL character or a lone surrogate (text a database cannot store)"
-
-
-def storable(text: str) -> bool:
-    """Whether `text` can be stored as text on both engines: no NUL (PostgreSQL refuses it)
-    and no lone surrogate (not encodable as UTF-8). ASCII without NUL is the fast case."""
-    return ("\x00" not in text and text.isascii()) or _UNSTORABLE.search(text) is None
 
 
 def _well_formed(

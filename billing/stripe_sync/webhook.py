@@ -8,11 +8,17 @@ older event never undoes a newer one. Every event received is recorded once with
 did (docs/stripe.md, "Events consumed"): `recorded` (applied), `not_applied` (with the
 reason), `replayed` (the same event id again: nothing changes), `unknown_invoice`, or
 `ignored` (a type we do not use, or a shape we do not expect).
+
+Stripe signs what it sends, but a signed body may still be any JSON object: every field is
+read defensively (`_field`, `_id`), and an id that is not one Stripe could have made (not a
+string, empty, over 255 characters, or with characters Stripe ids never have, such as NUL,
+which PostgreSQL cannot store) makes the event `ignored`, never an error.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +29,7 @@ from billing.corrections.void import void
 from billing.db import table_of
 from billing.errors import Conflict
 from billing.invoicing import payments
+from billing.invoicing.models import Invoice
 from billing.invoicing.payments import PaymentEvent
 from billing.stripe_sync.models import InvoiceSync, StripeEvent, SyncStatus
 
@@ -40,6 +47,10 @@ _SYNC_SHOWS = {
 }
 _SYNC = table_of(InvoiceSync)
 _EVENTS = table_of(StripeEvent)
+_INVOICES = table_of(Invoice)
+# Stripe's ids (evt_..., in_...) are printable ASCII without spaces; their columns hold 255.
+_STRIPE_ID = re.compile(r"[\x21-\x7e]{1,255}")
+_OUR_ID = re.compile(r"[\x21-\x7e]{1,32}")  # our invoice ids (inv_...), as in metadata
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,38 +68,48 @@ def _field(obj: Any, name: str) -> Any:
         return getattr(obj, name, None)
 
 
-def _our_invoice(connection: Connection, stripe_invoice: Any) -> str | None:
-    stripe_id = _field(stripe_invoice, "id")
+def _id(value: Any, shape: re.Pattern[str]) -> str | None:
+    """`value` when it is an id of that shape; None for anything else."""
+    return value if isinstance(value, str) and shape.fullmatch(value) else None
+
+
+def _our_invoice(connection: Connection, stripe_invoice: Any, stripe_id: str) -> str | None:
+    """Our invoice for Stripe's: by the id we recorded, else by our id in its metadata when
+    such an invoice exists."""
     found = connection.execute(
         select(_SYNC.c.invoice_id).where(_SYNC.c.stripe_invoice_id == stripe_id)
     ).scalar()
     if found is not None:
         return str(found)
-    metadata = _field(stripe_invoice, "metadata")
-    ours = _field(metadata, "billing_invoice_id") if metadata is not None else None
-    return None if ours is None else str(ours)
+    ours = _id(_field(_field(stripe_invoice, "metadata"), "billing_invoice_id"), _OUR_ID)
+    if ours is None:
+        return None
+    known = connection.execute(select(_INVOICES.c.id).where(_INVOICES.c.id == ours)).scalar()
+    return None if known is None else str(known)
 
 
 def apply_event(connection: Connection, catalog: Catalog, event: Any, now: dt.datetime) -> Receipt:
-    """Apply one verified event in the caller's transaction; what it did."""
-    kind = EVENTS.get(str(_field(event, "type")))
-    event_id = _field(event, "id")
+    """Apply one verified event in the caller's transaction; what it did. `event` may be any
+    JSON value: a shape this service cannot use is `ignored`, never an exception."""
+    event_type = _field(event, "type")
+    kind = EVENTS.get(event_type) if isinstance(event_type, str) else None
+    event_id = _id(_field(event, "id"), _STRIPE_ID)
     stripe_invoice = _field(_field(event, "data"), "object")
     created = _field(event, "created")
-    stripe_id = _field(stripe_invoice, "id")
+    stripe_id = _id(_field(stripe_invoice, "id"), _STRIPE_ID)
     if kind is None:
         return Receipt("ignored", "not an event this service uses")
-    if not isinstance(event_id, str) or not isinstance(stripe_id, str):
+    if event_id is None or stripe_id is None:
         return Receipt("ignored", "not the shape of a Stripe invoice event")
     seen = connection.execute(select(_EVENTS.c.id).where(_EVENTS.c.id == event_id)).first()
     if seen is not None:
         return Receipt("replayed")
     at = (
         dt.datetime.fromtimestamp(created, dt.UTC)
-        if isinstance(created, int) and 0 < created < 2**37
+        if type(created) is int and 0 < created < 2**37
         else now
     )
-    invoice_id = _our_invoice(connection, stripe_invoice)
+    invoice_id = _our_invoice(connection, stripe_invoice, stripe_id)
     receipt = (
         Receipt("unknown_invoice", f"no invoice of ours is Stripe's {stripe_id}")
         if invoice_id is None
@@ -98,7 +119,7 @@ def apply_event(connection: Connection, catalog: Catalog, event: Any, now: dt.da
         insert(_EVENTS),
         {
             "id": event_id,
-            "type": str(_field(event, "type")),
+            "type": event_type,
             "received_at": now,
             "stripe_invoice_id": stripe_id,
             "created": at,

@@ -25,6 +25,7 @@ pytestmark = pytest.mark.slow
 SECRET_KEY = "s3cr3t-signing-key-for-the-log-test-0123456789"
 STRIPE_KEY = "sk_test_never_in_the_logs_4242"
 STRIPE_WEBHOOK_SECRET = "whsec_stripe_endpoint_never_in_the_logs"
+METRICS_TOKEN = "metrics-token-never-in-the-logs-77"
 
 
 def log_of(server: Server) -> str:
@@ -49,11 +50,13 @@ def test_a_full_run_logs_json_lines_with_request_ids_and_no_secret(tmp_path, rec
             "BILLING_ALERT_DELIVERY_SECONDS": "0.5",
             "BILLING_LOG_LEVEL": "info",
             "BILLING_WEBHOOK_ALLOW_PRIVATE": "1",
+            "BILLING_METRICS_TOKEN": METRICS_TOKEN,
         }
     )
     env["BILLING_PUBLIC_URL"] = server.base
     server.start()
     secrets_seen = [admin, ingest, finance, SECRET_KEY, STRIPE_KEY, STRIPE_WEBHOOK_SECRET]
+    secrets_seen.append(METRICS_TOKEN)
     try:
         with httpx.Client(base_url=server.base, timeout=30) as http:
             admin_auth = {"Authorization": f"Bearer {admin}"}
@@ -132,6 +135,9 @@ def test_a_full_run_logs_json_lines_with_request_ids_and_no_secret(tmp_path, rec
                 data={"csrf_token": CSRF.search(login.text).group(1), "key": finance},
             )
             assert http.get("/finance/invoices").status_code == 200
+            scraped = http.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+            assert "billing_http_requests_total" in scraped.text  # as a scraper would
+            assert http.get("/metrics").status_code == 401
             # The free-allowance alert went out, signed, to the customer's receiver.
             assert wait_for(lambda: len(receiver.requests) == 1)
             [(delivered, alert)] = receiver.requests

@@ -2,6 +2,7 @@
 
 import datetime as dt
 import json
+import shutil
 from decimal import Decimal as D
 from pathlib import Path
 
@@ -166,3 +167,76 @@ def test_settings_declare_the_late_usage_policy_and_are_validated_with_the_rest(
         ("settings.toml", "late_usage.window_days"),
         ("settings.toml", "late_usage.extra"),
     }
+
+
+def test_a_credit_above_what_can_be_sent_in_is_refused_in_the_tier_file(tmp_path):
+    """A bracket from more than 1,000,000,000 (the most any amount sent in may be) could
+    never be bought: the tier file is refused, naming the key."""
+    directory = tmp_path / "tiers"
+    shutil.copytree(TIERS, directory)
+    discounts = directory / "discounts.toml"
+    discounts.write_text(discounts.read_text().replace('"100000",', '"1000000001",', 1))
+    [problem] = validate_directory(directory)
+    assert (problem.file, problem.path) == ("discounts.toml", "brackets[3].min_credit")
+    assert problem.message == 'an amount must be at most 1000000000, got "1000000001"'
+
+
+PATHOLOGICAL = [
+    (
+        "x = " + "[" * 10_000 + "]" * 10_000,  # a RecursionError in tomllib
+        "line 1",
+        "cannot be read: nested more than 32 levels deep (arrays or inline tables)",
+    ),
+    (
+        "x = " + "{a = " * 10_000 + "1" + "}" * 10_000,
+        "line 1",
+        "cannot be read: nested more than 32 levels deep (arrays or inline tables)",
+    ),
+    (  # tomllib keeps every prefix of a key: gigabytes
+        'key = "weird"\n' + "a" + ".a" * 100_000 + " = 1",
+        "line 2",
+        "cannot be read: a dotted key of more than 32 parts",
+    ),
+    (
+        "".join(f"[{'.'.join(['t'] * depth)}]\n" for depth in range(1, 100)),
+        "line 33",
+        "cannot be read: a dotted key of more than 32 parts",
+    ),
+    ("up_to = " + "1" * 5_000, "", "not valid TOML: a number too large to read"),
+    ("up_to = 0x" + "f" * 5_000, "up_to", "not valid TOML: an integer outside the 64-bit range"),
+    ("up_to = 9223372036854775808", "up_to", "not valid TOML: an integer outside the 64-bit"),
+    ("# " + "x" * (1024 * 1024), "", "the file is 1,048,578 bytes; a tier file is at most"),
+]
+
+
+@pytest.mark.parametrize(("text", "path", "message"), PATHOLOGICAL)
+def test_a_pathological_file_is_one_problem_naming_it_never_a_traceback(
+    tmp_path, text, path, message
+):
+    directory = tmp_path / "tiers"
+    shutil.copytree(TIERS, directory)
+    (directory / "weird.toml").write_text(text)
+    [problem] = validate_directory(directory)
+    assert (problem.file, problem.path) == ("weird.toml", path)
+    assert problem.message.startswith(message)
+    with pytest.raises(CatalogError) as refused:
+        load_catalog(directory)
+    assert refused.value.problems == [problem]
+
+
+def test_what_only_looks_deep_or_dotted_is_read_as_usual(tmp_path):
+    """Brackets and dots inside strings and comments, floats in a list, 30 levels."""
+    directory = tmp_path / "tiers"
+    shutil.copytree(TIERS, directory)
+    odd = (
+        "# " + "[" * 100 + "." * 100 + "\n"
+        'name = "' + "[" * 100 + '"\n'
+        "unit = '" + "." * 100 + "'\n"
+        'description = """' + "{" * 100 + '\n"quoted" """"\n'
+        "x = [" + ", ".join(["1.5"] * 100) + "]\n"
+        "y = " + "[" * 30 + "]" * 30 + "\n"
+    )
+    (directory / "weird.toml").write_text(odd)
+    found = [p for p in validate_directory(directory) if p.file == "weird.toml"]
+    assert "missing required key 'key'" in {p.message for p in found}  # parsed, then validated
+    assert not any("cannot be read" in p.message or "TOML" in p.message for p in found)

@@ -1,6 +1,7 @@
 """The installed `billing` command: quote, tiers validate, tiers schema."""
 
 import json
+import shutil
 
 import pytest
 
@@ -67,6 +68,27 @@ def test_tiers_validate_passes_the_shipped_directory_and_fails_a_broken_one():
     bad = billing("tiers", "validate", str(INVALID / "three_mistakes"))
     assert bad.returncode == 1
     assert bad.stderr.count("thing.toml:") == 3
+
+
+@pytest.mark.parametrize(
+    "command",
+    [("tiers", "validate", "{}"), ("serve", "--tiers", "{}"), ("worker", "--tiers", "{}")],
+)
+def test_a_deeply_nested_tier_file_is_one_line_naming_it_not_a_traceback(tmp_path, command):
+    """10,000 nested arrays were a RecursionError in the TOML parser, printed as a traceback
+    by every command that loads the tier directory (issue 17, 7)."""
+    directory = tmp_path / "tiers"
+    shutil.copytree(TIERS, directory)
+    (directory / "deep.toml").write_text("x = " + "[" * 10_000 + "]" * 10_000)
+    result = billing(*(part.format(directory) for part in command))
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "RecursionError" not in result.stderr
+    [line] = [line for line in result.stderr.splitlines() if "deep.toml" in line]
+    assert line.endswith(
+        "deep.toml: line 1: cannot be read: nested more than 32 levels deep (arrays or "
+        "inline tables)"
+    )
 
 
 def test_tiers_schema_prints_the_json_schema():

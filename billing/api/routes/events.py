@@ -25,6 +25,7 @@ from billing.errors import (
 from billing.metering import service as metering_service
 from billing.metering.public import IngestPublic
 from billing.metering.writer import IngestWriter
+from billing.observability.http import BodyLimit, human_bytes
 from billing.observability.metrics import record_ingest
 
 
@@ -51,7 +52,9 @@ router = APIRouter(prefix="/v1", tags=["metering"])
 MAX_EVENTS = 10_000
 MAX_BYTES = 5 * 1024 * 1024
 GROUP_BELOW = 1_000  # smaller requests share transactions (group commit, metering/writer.py)
-LIMITS = f"at most {MAX_EVENTS:,} events and {MAX_BYTES // (1024 * 1024)} MB per request"
+LIMITS = f"at most {MAX_EVENTS:,} events and {human_bytes(MAX_BYTES)} per request"
+# Applied by the request middleware (billing/app.py) before this route reads anything.
+BODY_LIMIT = BodyLimit(MAX_BYTES, code="too_large", rule=LIMITS)
 
 
 @router.post(
@@ -90,14 +93,16 @@ async def _body(request: Request) -> bytes:
             f"send events as application/json, not {media or 'no content type'}",
             field="content-type",
         )
+    # NOTE: the middleware refuses a larger body first; held here too, with its words, for
+    # an app composed without it.
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > MAX_BYTES:
-        raise PayloadTooLarge(f"the body is {int(declared):,} bytes; {LIMITS}", field="body")
+        raise PayloadTooLarge(BODY_LIMIT.message(), field="body")
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > MAX_BYTES:
-            raise PayloadTooLarge(f"the body is over 5 MB; {LIMITS}", field="body")
+            raise PayloadTooLarge(BODY_LIMIT.message(), field="body")
         chunks.append(chunk)
     return b"".join(chunks)
 

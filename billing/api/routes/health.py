@@ -1,4 +1,9 @@
-"""Liveness (/healthz), readiness (/readyz) and Prometheus metrics (/metrics)."""
+"""Liveness (/healthz), readiness (/readyz) and Prometheus metrics (/metrics).
+
+/healthz and /readyz's status answer anyone: load balancers probe them without a key.
+/readyz's details (database, migrations, jobs, scheduler, Stripe sync) and /metrics need an
+admin key or BILLING_METRICS_TOKEN as a bearer (`operator_access`); /metrics without one is
+401, /readyz without one answers its status alone."""
 
 from __future__ import annotations
 
@@ -15,7 +20,10 @@ from pydantic import Field
 from sqlalchemy import Engine, func, select, text
 
 from billing import __version__
+from billing.api.deps import OperatorAccess
+from billing.api.schemas import ErrorOut
 from billing.db import head_revision, table_of
+from billing.errors import Unauthorized
 from billing.http.deps import CatalogDep
 from billing.jobs.models import JobRun
 from billing.public import PublicModel, Timestamp
@@ -49,8 +57,15 @@ class SyncStatePublic(PublicModel):
     state: str = Field(description="on, or off and why")
 
 
+class ReadinessStatusPublic(PublicModel):
+    """/readyz without credentials: whether the process is ready, nothing more."""
+
+    status: str = Field(description="ready | not ready")
+
+
 class ReadinessPublic(PublicModel):
-    """Keys a check could not reach are left out (e.g. `migrations` without a database)."""
+    """/readyz with an admin key or BILLING_METRICS_TOKEN. Keys a check could not reach are
+    left out (e.g. `migrations` without a database)."""
 
     problems: list[str]
     database: str = Field(description="ok | unreachable")
@@ -74,12 +89,20 @@ async def healthz(catalog: CatalogDep, request: Request) -> HealthPublic:
 
 @router.get(
     "/readyz",
-    response_model=ReadinessPublic,
-    responses={503: {"model": ReadinessPublic, "description": "not ready: see `problems`"}},
+    response_model=ReadinessPublic | ReadinessStatusPublic,
+    responses={
+        401: {"model": ErrorOut, "description": "a bearer that is no admin key nor the token"},
+        403: {"model": ErrorOut, "description": "a key of another role than admin"},
+        503: {
+            "model": ReadinessPublic | ReadinessStatusPublic,
+            "description": "not ready: see `problems`",
+        },
+    },
 )
-async def readyz(request: Request) -> JSONResponse:
+async def readyz(request: Request, details: OperatorAccess) -> JSONResponse:
     """Readiness: the database answers, its schema is at this build's migration, the process
-    is not shutting down; with the scheduler's state, the last run of each job, and how far
+    is not shutting down. Anyone gets the status; an admin key or BILLING_METRICS_TOKEN (as
+    a bearer) also gets why, the scheduler's state, the last run of each job, and how far
     behind Stripe sync is (the oldest invoice waiting to be sent)."""
     state = request.app.state
     answer = await run_in_threadpool(_readiness, state.engine)
@@ -89,7 +112,8 @@ async def readyz(request: Request) -> JSONResponse:
     answer["scheduler"] = "on" if settings.scheduler else "off (run by `billing worker`)"
     answer["stripe_sync"]["state"] = settings.stripe_sync_state
     answer["status"] = "ready" if not answer["problems"] else "not ready"
-    return JSONResponse(answer, status_code=200 if not answer["problems"] else 503)
+    shown = answer if details else {"status": answer["status"]}
+    return JSONResponse(shown, status_code=200 if not answer["problems"] else 503)
 
 
 def _readiness(engine: Engine) -> dict[str, Any]:
@@ -133,6 +157,10 @@ def _readiness(engine: Engine) -> dict[str, Any]:
 
 
 @router.get("/metrics", include_in_schema=False)
-async def metrics() -> Response:
-    """Prometheus metrics of this process."""
+async def metrics(allowed: OperatorAccess) -> Response:
+    """Prometheus metrics of this process (an admin key or BILLING_METRICS_TOKEN)."""
+    if not allowed:
+        raise Unauthorized(
+            "/metrics needs an admin key or BILLING_METRICS_TOKEN: Authorization: Bearer <token>"
+        )
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

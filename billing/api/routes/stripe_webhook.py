@@ -1,13 +1,21 @@
-"""POST /v1/stripe/webhook: signed by Stripe, not by an API key."""
+"""POST /v1/stripe/webhook: signed by Stripe, not by an API key.
+
+The official SDK checks the signature on the raw body; the body is then read here as JSON
+(numbers exactly, never as floats), and anything that is not a JSON object (an
+array, a string, a body nested too deeply to read) is not a Stripe event: 400. A signed
+object of any shape is Stripe's to send: it is acknowledged with 200, and `ignored` when it
+is not an event this service can use (docs/stripe.md, "The webhook")."""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import stripe
 from fastapi import APIRouter, Request
 from pydantic import Field
 
+from billing.api import exact_json
 from billing.api.schemas import ErrorOut
 from billing.errors import BadRequest
 from billing.http.deps import CatalogDep, SessionDep
@@ -42,15 +50,51 @@ async def stripe_webhook(
     payload = await request.body()
     signature = request.headers.get("stripe-signature")
     try:
-        event = stripe.Webhook.construct_event(payload, signature, secret)
+        stripe.WebhookSignature.verify_header(
+            payload,
+            signature,
+            secret,
+            tolerance=stripe.Webhook.DEFAULT_TOLERANCE,  # 5 minutes
+        )
     except stripe.SignatureVerificationError as error:
         raise BadRequest(f"bad signature: {error}", field="Stripe-Signature") from None
-    except ValueError as error:
+    except ValueError as error:  # a body that is not UTF-8
         raise BadRequest(f"not a Stripe event: {error}", field="body") from None
+    event = _event(payload)
     receipt = apply_event(session.connection(), catalog, event, dt.datetime.now(dt.UTC))
+    event_id = event.get("id")
     return WebhookReceiptPublic(
         received=True,
-        event=str(getattr(event, "id", "")),
+        event=event_id if isinstance(event_id, str) else "",
         outcome=receipt.outcome,
         reason=receipt.reason,
     )
+
+
+def _event(payload: bytes) -> dict[str, object]:
+    """The signed body as a JSON object; BadRequest when it is not one."""
+    try:
+        document = exact_json.loads(payload)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise BadRequest(f"not a Stripe event: not JSON ({error})", field="body") from None
+    if not isinstance(document, dict):
+        raise BadRequest(
+            f"not a Stripe event: the body is {_kind(document)}, not a JSON object", field="body"
+        )
+    if document.get("object") == "v2.core.event":
+        raise BadRequest(
+            "not a Stripe event: a thin event (v2.core.event); this endpoint takes snapshot "
+            "events (v1)",
+            field="body",
+        )
+    return document
+
+
+def _kind(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, list):
+        return "an array"
+    return "a string" if isinstance(value, str) else "a number"
