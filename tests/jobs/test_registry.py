@@ -53,6 +53,7 @@ def test_the_scheduler_runs_every_job_of_the_registry_on_the_interval_its_settin
     assert every == {
         "close_periods": dt.timedelta(seconds=7),
         "deliver_alerts": dt.timedelta(seconds=3),
+        "deliver_events": dt.timedelta(seconds=3),
         "run_commitments": dt.timedelta(hours=1),
         "sync_stripe": dt.timedelta(seconds=11),
         "purge_idempotency_keys": dt.timedelta(hours=1),
@@ -66,6 +67,7 @@ def test_without_a_stripe_key_the_sync_job_is_off_and_the_log_says_so(caplog):
     assert list(jobs) == [
         "close_periods",
         "deliver_alerts",
+        "deliver_events",
         "run_commitments",
         "purge_idempotency_keys",
     ]
