@@ -33,6 +33,7 @@
     │   ├── InvalidThreshold          invalid_threshold
     │   ├── WebhookUrlNotAllowed      webhook_url_not_allowed
     │   ├── UnknownStatus             unknown_status
+    │   ├── UnknownEventType          unknown_event_type
     │   ├── UnknownAction             unknown_action
     │   ├── InvalidCreditNoteLine     invalid_credit_note_line
     │   └── IdempotencyError          idempotency_error
@@ -247,6 +248,12 @@ class UnknownStatus(InputError):
     """A status filter that is not one of the invoice statuses."""
 
     code = "unknown_status"
+
+
+class UnknownEventType(InputError):
+    """A webhook endpoint's event filter names a type that does not exist."""
+
+    code = "unknown_event_type"
 
 
 class UnknownAction(InputError):

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, insert, select, update
 
 from billing.db import table_of
-from billing.errors import InputError, NotFound
+from billing.errors import MissingField, NotFound, TooManyItems, UnknownEventType
 from billing.notifications.events import ALL, EVENT_TYPES, emit
 from billing.notifications.models import NotificationEvent, WebhookDelivery, WebhookEndpoint
 from billing.notifications.signing import new_secret
@@ -30,13 +30,13 @@ SUBSCRIBABLE = tuple(t for t in EVENT_TYPES if t != "ping")
 
 def check_events(events: Sequence[str]) -> str:
     """The stored form of an event-type filter ("*" or comma-separated types), or
-    InputError(field="events") naming the unknown type."""
+    UnknownEventType(field="events.N") naming the unknown type (MissingField for none)."""
     if not events:
-        raise InputError('events: name at least one event type, or "*" for all', field="events")
+        raise MissingField('events: name at least one event type, or "*" for all', field="events")
     chosen = []
     for index, name in enumerate(events):
         if name != ALL and name not in SUBSCRIBABLE:
-            raise InputError(
+            raise UnknownEventType(
                 f"events.{index}: unknown event type {name!r}; the types are "
                 + ", ".join(SUBSCRIBABLE),
                 field=f"events.{index}",
@@ -63,7 +63,7 @@ def create(
         else _ENDPOINTS.c.customer_id == customer
     )
     if len(connection.execute(owned).all()) >= MAX_ENDPOINTS_PER_OWNER:
-        raise InputError(
+        raise TooManyItems(
             f"at most {MAX_ENDPOINTS_PER_OWNER} endpoints per customer (and for admins); "
             "delete one first",
             field="url",
@@ -128,7 +128,7 @@ def rotate(
     """A new secret; the current one keeps signing beside it for `overlap` (0 to 7 days),
     so receivers can switch without missing a request. The endpoint and the new secret."""
     if not dt.timedelta(0) <= overlap <= MAX_OVERLAP:
-        raise InputError("overlap_hours: from 0 to 168", field="overlap_hours")
+        raise ValueError("overlap from 0 to 168 hours")  # the API's schema bounds it first
     row = get(connection, endpoint_id)
     secret = new_secret()
     connection.execute(

@@ -19,11 +19,11 @@ from billing.corrections.calculate import LineRequest
 from billing.corrections.credit_notes import create_credit_note
 from billing.errors import (
     BillingError,
-    InputError,
     InvalidAmount,
     InvalidCreditNoteLine,
     MissingField,
     UnknownAction,
+    UnknownStatus,
 )
 from billing.http.deps import CatalogDep, SessionDep
 from billing.http.downloads import download
@@ -316,7 +316,7 @@ def revenue_page(
     context: dict[str, Any] = {"form": form, "error": None, "currency": catalog.currency}
     try:
         if basis not in reports.BASES:
-            raise InputError(f"basis: service or issued, not {basis!r}", field="basis")
+            raise UnknownStatus(f"basis: service or issued, not {basis!r}", field="basis")
         start, end = reports.months(form["from"], form["to"])
     except BillingError as error:
         context["error"] = {"field": error.field, "message": error.message}
