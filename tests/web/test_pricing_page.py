@@ -297,7 +297,7 @@ def test_a_bad_quantity_is_explained_next_to_it_and_the_rest_is_priced(client, v
         ("fifty", "A spend cap is an amount in USD, like 50 or 50.00"),
         ("-1", "A spend cap cannot be negative"),
         ("12.345", "A spend cap in USD has at most 2 decimal places, like 50.25"),
-        ("1e13", "A spend cap is at most 1,000,000,000,000 USD"),
+        ("1e13", "A spend cap is at most 1,000,000,000 USD"),
     ],
 )
 def test_a_bad_cap_is_explained_next_to_it_and_the_product_priced_without_it(
