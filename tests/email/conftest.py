@@ -16,9 +16,12 @@ import pytest
 import trustme
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
+from sqlalchemy import select
 
 from billing.customers import service as customers_service
 from billing.customers.models import CustomerCreate
+from billing.db import table_of
+from billing.email.models import EmailOutbox
 from billing.settings import Settings
 from tests.conftest import TIERS, free_port
 
@@ -144,6 +147,12 @@ def add_customer(session, customer_id="acme", name="Acme Analytics", email="ops@
         now=dt.datetime(2026, 10, 15, tzinfo=dt.UTC),
     )
     session.commit()
+
+
+def outbox_rows(engine) -> list[Any]:
+    table = table_of(EmailOutbox)
+    with engine.connect() as connection:
+        return list(connection.execute(select(table).order_by(table.c.id)))
 
 
 def text_of(message: EmailMessage) -> str:
