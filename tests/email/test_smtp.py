@@ -2,6 +2,7 @@
 what it says when the server is unsafe, unknown, silent or refuses; the settings that
 configure it, and how the service says whether email is on."""
 
+import logging
 import re
 import socket
 import threading
@@ -9,9 +10,12 @@ import time
 from email.message import EmailMessage
 
 import pytest
+from apscheduler.schedulers.background import BackgroundScheduler
 from pydantic import ValidationError
 
 from billing.email.smtp import send
+from billing.jobs import registry, scheduler
+from billing.jobs.context import JobContext
 from billing.settings import Settings
 from tests.conftest import REPO, TIERS
 from tests.email.conftest import FROM, PASSWORD, USER, Mailbox, smtp_settings
@@ -194,6 +198,23 @@ def test_the_smtp_settings_and_their_defaults(monkeypatch):
     assert read.smtp_password.get_secret_value() == PASSWORD
     assert PASSWORD not in repr(read)
     assert PASSWORD not in str(read.model_dump())
+
+
+def test_without_a_host_email_is_off_and_the_log_and_healthz_say_so(caplog, client):
+    caplog.set_level(logging.WARNING, logger="billing.jobs.scheduler")
+    off = settings()
+    assert off.email_state == "off: BILLING_SMTP_HOST is not set"
+    context = JobContext(engine=None, settings=off)
+    jobs = scheduler.schedule(BackgroundScheduler(timezone="UTC"), context).get_jobs()
+    assert "send_email" not in {job.id for job in jobs}
+    assert "Email is off: BILLING_SMTP_HOST is not set" in caplog.messages
+    assert client.get("/healthz").json()["email"] == "off: BILLING_SMTP_HOST is not set"
+    on = settings(smtp_host="smtp.example.com", smtp_from=FROM)
+    assert registry.SEND_EMAIL.enabled(on)
+    assert on.email_state == "on"
+    assert settings(smtp_host="smtp.example.com", smtp_from=FROM, scheduler=False).email_state == (
+        "on (run by `billing worker` or `billing email send`)"
+    )
 
 
 def test_every_smtp_setting_is_documented():
