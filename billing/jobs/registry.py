@@ -28,8 +28,8 @@ from billing.commitments import service as commitments
 from billing.email.outbox import SendReport
 from billing.idempotency import service as idempotency
 from billing.jobs.context import JobContext
-from billing.notifications import delivery as event_delivery
 from billing.notices.sending import send_due as send_due_email
+from billing.notifications import delivery as event_delivery
 from billing.pipeline import CloseReport, close_due, run_commitments
 from billing.settings import Settings
 from billing.stripe_sync.sync import Collection, SyncReport, sync_due

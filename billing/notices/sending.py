@@ -3,14 +3,14 @@
 Each email is composed at its first attempt from what the API answers at that moment: the
 customer (its name, and its billing email: none, and the email is skipped with "no billing
 email"), the alert as `GET /v1/customers/{id}/alerts` lists it, the invoice as `GET
-/v1/invoices/{id}` shows it (one voided or settled meanwhile is skipped). The seller is the
-name of BILLING_SMTP_FROM; the portal is linked when BILLING_PUBLIC_URL is set.
+/v1/invoices/{id}` shows it, with its due date (one voided or settled meanwhile is skipped).
+The seller is BILLING_SELLER_NAME, as on the invoice PDF; the portal is linked when
+BILLING_PUBLIC_URL is set.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from email.utils import parseaddr
 
 from sqlalchemy import Engine
 
@@ -28,7 +28,6 @@ from billing.email.outbox import (
     SendReport,
 )
 from billing.invoicing.models import InvoiceStatus
-from billing.invoicing.public import InvoicePublic
 from billing.invoicing.service import get_invoice
 from billing.notices.messages import alert_email, invoice_email
 from billing.settings import Settings
@@ -40,21 +39,6 @@ def portal_url(settings: Settings) -> str | None:
     if "public_url" not in settings.model_fields_set:
         return None
     return settings.public_url.rstrip("/")
-
-
-def seller_name(settings: Settings) -> str:
-    """Who the invoices are from: the name of BILLING_SMTP_FROM, else its address."""
-    name, address = parseaddr(settings.smtp_from or "")
-    return name or address
-
-
-def due_date(invoice: InvoicePublic, settings: Settings) -> dt.date:
-    """The day an invoice is due: the day of issue (UTC) plus the payment terms Stripe is
-    given, BILLING_STRIPE_DAYS_UNTIL_DUE under send_invoice, none under
-    charge_automatically (docs/stripe.md, "Collection")."""
-    issued = dt.datetime.fromisoformat(invoice.issued_at).astimezone(dt.UTC).date()
-    send_invoice = settings.stripe_collection_method == "send_invoice"
-    return issued + dt.timedelta(days=settings.stripe_days_until_due if send_invoice else 0)
 
 
 def composer(engine: Engine, settings: Settings) -> Compose:
@@ -75,15 +59,17 @@ def composer(engine: Engine, settings: Settings) -> Compose:
                     alert, to=customer.email, customer_name=customer.name, portal_url=portal
                 )
             if row.kind == EmailKind.INVOICE:
-                invoice = get_invoice(connection, row.reference)
+                invoice = get_invoice(connection, row.reference, due_days=settings.invoice_due_days)
                 if not InvoiceStatus(invoice.status).open:
                     return NotSent(f"invoice {invoice.status} before its notice was sent")
                 return invoice_email(
                     invoice,
                     to=customer.email,
                     customer_name=customer.name,
-                    seller=seller_name(settings),
-                    due=due_date(invoice, settings),
+                    seller=settings.seller_name,
+                    due=None
+                    if invoice.due_date is None
+                    else dt.date.fromisoformat(invoice.due_date),
                     portal_url=portal,
                 )
         return NotSent(f"unknown kind {row.kind!r}")

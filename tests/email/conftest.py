@@ -86,7 +86,8 @@ class Mailbox:
 
 
 def smtp_settings(port: int, **changes: Any) -> Settings:
-    """Settings that send to 127.0.0.1:`port`, plain, from FROM, within 5 s."""
+    """Settings that send to 127.0.0.1:`port`, plain, from FROM, within 5 s, invoices issued by
+    Acme Billing (BILLING_SELLER_NAME)."""
     values: dict[str, Any] = {
         "tiers_dir": TIERS,
         "database_url": "sqlite://",
@@ -94,6 +95,7 @@ def smtp_settings(port: int, **changes: Any) -> Settings:
         "smtp_port": port,
         "smtp_security": "none",
         "smtp_from": FROM,
+        "seller_name": "Acme Billing",
         "smtp_timeout_seconds": 5,
         **changes,
     }

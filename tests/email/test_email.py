@@ -64,7 +64,7 @@ def october_invoice(engine, catalog, email="ops@acme.example"):
     assert close_due(engine, catalog, CLOSED_AT, dt.timedelta(hours=1)).invoices == 1
     with engine.connect() as connection:
         [summary] = list_invoices(connection, "acme")
-        return get_invoice(connection, summary.id)
+        return get_invoice(connection, summary.id, due_days=30)
 
 
 def documented_invoice_email():
