@@ -6,6 +6,7 @@ from billing.caps.models import SpendCap, SpendCapChange
 from billing.commitments.models import Commitment
 from billing.credits.models import CreditEntry
 from billing.customers.models import Customer
+from billing.email.models import EmailOutbox
 from billing.idempotency.models import IdempotencyKey
 from billing.invoicing.models import CreditNote, CreditNoteLine, Invoice, InvoiceLine, InvoiceSeries
 from billing.jobs.models import JobRun
@@ -23,6 +24,7 @@ __all__ = [
     "CreditNoteLine",
     "CreditNoteSync",
     "Customer",
+    "EmailOutbox",
     "Event",
     "IdempotencyKey",
     "Invoice",

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+from email.utils import parseaddr
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -164,6 +165,54 @@ class Settings(BaseSettings):
         """The seller's address, a line each (newlines or literal \\n separate them)."""
         lines = self.seller_address.replace("\\n", "\n").splitlines()
         return [line.strip() for line in lines if line.strip()]
+
+    # --- email (docs/email.md): usage alerts and invoice notices through SMTP -------------
+    smtp_host: str | None = Field(
+        None, description="SMTP server for email; unset: no email is sent (and the logs say so)"
+    )
+    smtp_port: int = Field(587, ge=1, le=65535, description="SMTP port (587: submission)")
+    smtp_security: Literal["starttls", "tls", "none"] = Field(
+        "starttls",
+        description="starttls: upgrade the connection with STARTTLS (port 587); tls: TLS from "
+        "the start (port 465); none: plain text, for a relay on this machine only",
+    )
+    smtp_username: str | None = Field(None, description="SMTP user name; unset: no login")
+    smtp_password: SecretStr | None = Field(None, description="SMTP password (never logged)")
+    smtp_from: str | None = Field(
+        None,
+        description='who email comes from, "Name <address>" (e.g. "Acme Billing '
+        '<billing@acme.example>"); needed with BILLING_SMTP_HOST',
+    )
+    smtp_timeout_seconds: float = Field(  # float-ok: seconds
+        30.0, gt=0, description="how long one email may take to send, all steps together"
+    )
+
+    @model_validator(mode="after")
+    def _smtp_complete(self) -> Settings:
+        if not self.smtp_host:
+            return self
+        if not self.smtp_from or "@" not in parseaddr(self.smtp_from)[1]:
+            raise ValueError(
+                'BILLING_SMTP_FROM must be set to "Name <address>" when BILLING_SMTP_HOST is '
+                f"set, got {self.smtp_from!r}"
+            )
+        if (self.smtp_username is None) != (self.smtp_password is None):
+            raise ValueError("set both BILLING_SMTP_USERNAME and BILLING_SMTP_PASSWORD, or neither")
+        if self.smtp_username is not None and self.smtp_security == "none":
+            raise ValueError(
+                "BILLING_SMTP_SECURITY=none would send BILLING_SMTP_PASSWORD in clear: "
+                "use starttls or tls"
+            )
+        return self
+
+    @property
+    def email_state(self) -> str:
+        """What /healthz and the logs say about email."""
+        if not self.smtp_host:
+            return "off: BILLING_SMTP_HOST is not set"
+        return "on" if self.scheduler else "on (run by `billing worker` or `billing email send`)"
+
+    # --- end of email ---------------------------------------------------------------------
 
     @property
     def stripe_sync_state(self) -> str:

@@ -19,6 +19,7 @@ from billing.alerts.public import AlertPublic, alert_public, utc_text
 from billing.caps.accounts import Account
 from billing.caps.quota import AlertDue, QuotaState, QuotaTerms, alerts_due, with_alerts
 from billing.db import table_of
+from billing.email.outbox import EmailKind, enqueue
 from billing.money import format_amount
 from billing.notifications.events import emit
 
@@ -87,6 +88,14 @@ def fire_due_alerts(
             "usage.alert",
             customer=account.id,
             data=_alert_data(alert_id, account.id, product, period_start, item, now, state, terms),
+            now=now,
+        )
+        # Email: the customer's billing email is told too (billing/email, docs/email.md).
+        enqueue(
+            connection,
+            customer_id=account.id,
+            kind=EmailKind.USAGE_ALERT,
+            reference=str(alert_id),
             now=now,
         )
     return with_alerts(state, due)

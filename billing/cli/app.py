@@ -13,6 +13,7 @@ from billing.cli import (
     customers,
     db,
     demo,
+    email,
     invoices,
     keys,
     portal_link,
@@ -36,6 +37,7 @@ app.add_typer(db.app, name="db")
 app.add_typer(keys.app, name="keys")
 app.add_typer(customers.app, name="customers")
 app.add_typer(alerts.app, name="alerts")
+app.add_typer(email.app, name="email")
 app.add_typer(caps.app, name="caps")
 app.add_typer(report.app, name="report")
 app.add_typer(stripe.app, name="stripe")

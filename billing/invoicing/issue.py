@@ -12,6 +12,7 @@ from decimal import Decimal
 from sqlalchemy import Connection, insert
 
 from billing.db import table_of
+from billing.email.outbox import EmailKind, enqueue
 from billing.invoicing.calculate import LineIn, totals
 from billing.invoicing.models import Invoice, InvoiceKind, InvoiceLine, InvoiceStatus
 from billing.invoicing.numbers import SERIES, display_number, next_number
@@ -97,4 +98,13 @@ def issue_invoice(
             ],
         )
     emit_invoice_event(connection, "invoice.finalized", invoice_id, customer_id, now)
+    if figures.amount_due > 0:
+        # Email: the invoice notice to the customer's billing email (billing/email).
+        enqueue(
+            connection,
+            customer_id=customer_id,
+            kind=EmailKind.INVOICE,
+            reference=invoice_id,
+            now=now,
+        )
     return Issued(invoice_id, display_number(SERIES, number), figures.amount_due)

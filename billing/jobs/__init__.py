@@ -7,6 +7,6 @@
     models.py     the `job_run` table
 
 The scheduler, the command twins (`billing invoices close`, `billing alerts deliver`,
-`billing credits release`, `billing stripe sync`) and the finance page's "retry now" all
-take a job from the registry and run it through the runner.
+`billing credits release`, `billing stripe sync`, `billing email send`) and the finance
+page's "retry now" all take a job from the registry and run it through the runner.
 """

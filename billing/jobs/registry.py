@@ -7,6 +7,8 @@
 - run_commitments: release credit, invoice contract years, end terms, hourly;
 - sync_stripe: push finalized invoices to Stripe, every BILLING_STRIPE_SYNC_EVERY_SECONDS
   (300 s), only when BILLING_STRIPE_API_KEY is set.
+- send_email: send due usage-alert and invoice emails, every 30 s, only when
+  BILLING_SMTP_HOST is set.
 
 A run does its work as at `as_of` (None: the clock, which is what the scheduler passes; the
 command twins pass `--as-of` for replays) and returns a report whose `str()` is the one-line
@@ -23,8 +25,10 @@ from typing import Generic, TypeVar
 
 from billing.alerts.delivery import DeliveryReport, deliver_due
 from billing.commitments import service as commitments
+from billing.email.outbox import SendReport
 from billing.idempotency import service as idempotency
 from billing.jobs.context import JobContext
+from billing.notices.sending import send_due as send_due_email
 from billing.notifications import delivery as event_delivery
 from billing.pipeline import CloseReport, close_due, run_commitments
 from billing.settings import Settings
@@ -135,7 +139,16 @@ def _stripe_off(settings: Settings) -> str | None:
     return None if settings.stripe_api_key else f"Stripe sync is {settings.stripe_sync_state}"
 
 
+def _send_email(context: JobContext, as_of: dt.datetime | None) -> SendReport:
+    return send_due_email(context.engine, context.settings, as_of)
+
+
+def _email_off(settings: Settings) -> str | None:
+    return None if settings.smtp_host else f"Email is {settings.email_state}"
+
+
 HOUR = 3600  # seconds
+EMAIL_EVERY = 30  # seconds
 
 CLOSE_PERIODS = Job(
     name="close_periods", interval=lambda s: s.close_every_seconds, run=_close_periods
@@ -157,6 +170,9 @@ SYNC_STRIPE = Job(
 PURGE_IDEMPOTENCY_KEYS = Job(
     name="purge_idempotency_keys", interval=lambda s: HOUR, run=_purge_idempotency_keys
 )
+SEND_EMAIL = Job(
+    name="send_email", interval=lambda s: EMAIL_EVERY, run=_send_email, off_reason=_email_off
+)
 
 JOBS: tuple[Job[object], ...] = (
     CLOSE_PERIODS,
@@ -165,4 +181,5 @@ JOBS: tuple[Job[object], ...] = (
     RUN_COMMITMENTS,
     SYNC_STRIPE,
     PURGE_IDEMPOTENCY_KEYS,
+    SEND_EMAIL,
 )

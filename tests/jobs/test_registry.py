@@ -43,6 +43,8 @@ def test_the_scheduler_runs_every_job_of_the_registry_on_the_interval_its_settin
     jobs = scheduled(
         settings(
             stripe_api_key="sk_test_x",
+            smtp_host="smtp.example.com",
+            smtp_from="Billing <billing@example.com>",
             close_every_seconds=7,
             alert_delivery_seconds=3,
             stripe_sync_every_seconds=11,
@@ -57,6 +59,7 @@ def test_the_scheduler_runs_every_job_of_the_registry_on_the_interval_its_settin
         "run_commitments": dt.timedelta(hours=1),
         "sync_stripe": dt.timedelta(seconds=11),
         "purge_idempotency_keys": dt.timedelta(hours=1),
+        "send_email": dt.timedelta(seconds=30),
     }
     assert all(job.max_instances == 1 and job.coalesce for job in jobs.values())
 

@@ -43,6 +43,7 @@ class HealthPublic(PublicModel):
     version: str
     catalog: CatalogStatePublic
     stripe_sync: str = Field(description="on, or off and why")
+    email: str = Field(description="on, or off and why (docs/email.md)")
 
 
 class MigrationsPublic(PublicModel):
@@ -78,12 +79,14 @@ class ReadinessPublic(PublicModel):
 
 @router.get("/healthz")
 async def healthz(catalog: CatalogDep, request: Request) -> HealthPublic:
-    """Liveness: the process is up and its catalogue loaded; whether Stripe sync runs."""
+    """Liveness: the process is up and its catalogue loaded; whether Stripe sync and email
+    run."""
     return HealthPublic(
         status="ok",
         version=__version__,
         catalog=CatalogStatePublic(directory=catalog.directory, products=len(catalog.products)),
         stripe_sync=request.app.state.settings.stripe_sync_state,
+        email=request.app.state.settings.email_state,
     )
 
 
