@@ -186,6 +186,12 @@ class Settings(BaseSettings):
     smtp_timeout_seconds: float = Field(  # float-ok: seconds
         30.0, gt=0, description="how long one email may take to send, all steps together"
     )
+    admin_email: str | None = Field(
+        None,
+        max_length=320,
+        description="where notices to the operators go by email (a webhook endpoint disabled "
+        "after failing); unset: the log and the webhook_endpoint.disabled event only",
+    )
 
     @model_validator(mode="after")
     def _smtp_complete(self) -> Settings:

@@ -11,7 +11,8 @@ from billing.db import UTCDateTime
 
 
 class EmailOutbox(SQLModel, table=True):
-    """An email to a customer about one thing (`kind`, `reference`): at most one per thing.
+    """An email to a customer about one thing (`kind`, `reference`): at most one per thing;
+    with no customer, a notice to the operators (BILLING_ADMIN_EMAIL).
 
     The address, subject and bodies are empty until the message is first composed, just
     before its first attempt; every later attempt sends what was composed then.
@@ -24,9 +25,9 @@ class EmailOutbox(SQLModel, table=True):
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    customer_id: str = Field(foreign_key="customer.id", max_length=64)
-    kind: str = Field(max_length=32)  # usage_alert | invoice
-    reference: str = Field(max_length=64)  # the alert's id, the invoice's id
+    customer_id: str | None = Field(default=None, foreign_key="customer.id", max_length=64)
+    kind: str = Field(max_length=32)  # usage_alert | invoice | endpoint_disabled
+    reference: str = Field(max_length=64)  # the alert's id, the invoice's id, the endpoint's
     to_address: str | None = Field(default=None, max_length=320)
     subject: str | None = Field(default=None, max_length=500)
     body_text: str | None = None

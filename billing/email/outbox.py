@@ -25,6 +25,7 @@ off, or the server away for a week) is `skipped` rather than sent late.
 from __future__ import annotations
 
 import datetime as dt
+import email.policy
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -56,6 +57,9 @@ class EmailKind(StrEnum):
 
     USAGE_ALERT = "usage_alert"  # reference: the alert's id
     INVOICE = "invoice"  # reference: the invoice's id
+    # reference: "<endpoint id>@<when it was disabled, epoch seconds>" (it may be disabled
+    # again after being enabled); to its customer, or to the operators with no customer
+    ENDPOINT_DISABLED = "endpoint_disabled"
 
 
 class EmailStatus(StrEnum):
@@ -73,13 +77,14 @@ _ENQUEUE = insert(_OUTBOX)
 def enqueue(
     connection: Connection,
     *,
-    customer_id: str,
+    customer_id: str | None,
     kind: EmailKind,
     reference: str,
     now: dt.datetime,
 ) -> None:
-    """Record, in the caller's transaction, that `customer_id` is to be emailed about
-    `reference`; it is due at `now`. At most once per (kind, reference)."""
+    """Record, in the caller's transaction, that `customer_id` (None: the operators, at
+    BILLING_ADMIN_EMAIL) is to be emailed about `reference`; it is due at `now`. At most
+    once per (kind, reference)."""
     connection.execute(
         _ENQUEUE,
         {
@@ -99,7 +104,7 @@ class PendingEmail:
     """A claimed row: what it is about, and what was composed for it, if anything yet."""
 
     id: int
-    customer_id: str
+    customer_id: str | None
     kind: str
     reference: str
     to_address: str | None
@@ -153,12 +158,18 @@ def message_id(row: PendingEmail, settings: Settings) -> str:
     return f"<billing-email-{row.id}-{stamp}@{domain}>"
 
 
+_POLICY = email.policy.default.clone(max_line_length=998)
+
+
 def email_message(
     composed: Composed, settings: Settings, *, message_id: str, now: dt.datetime
 ) -> EmailMessage:
     """The message to hand over: From BILLING_SMTP_FROM, marked automatic (RFC 3834), plain
     text with the HTML alternative when there is one."""
-    message = EmailMessage()
+    # NOTE: headers are not folded below RFC 5322's 998 characters: CPython folds some
+    # subjects of 70-odd characters onto a line of their own, and readers then show them
+    # with a leading space (a subject with a URL or a long word in it).
+    message = EmailMessage(policy=_POLICY)
     message["From"] = settings.smtp_from or ""
     message["To"] = composed.to
     message["Subject"] = composed.subject

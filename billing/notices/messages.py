@@ -1,5 +1,6 @@
 """What the emails say: pure functions of the API's own shapes (`AlertPublic`,
-`InvoicePublic`), so every figure in an email is the one the API and the pages show.
+`InvoicePublic`, `WebhookEndpointPublic`), so every figure in an email is the one the API
+and the pages show.
 
 Each email is plain text with a simple HTML alternative; money is shown as everywhere
 for people, rounded half-up to the currency's minor unit and grouped ("1,234.50 USD",
@@ -17,6 +18,7 @@ from billing.alerts.public import AlertPublic
 from billing.email.outbox import Composed
 from billing.invoicing.public import InvoicePublic
 from billing.money import display_amount
+from billing.notifications.public import WebhookEndpointPublic
 
 _HTML = Environment(autoescape=True, trim_blocks=True, lstrip_blocks=True)
 
@@ -164,3 +166,73 @@ def invoice_email(
         footer=_footer(customer_name),
     )
     return Composed(to=to, subject=_one_line(subject), text="\n".join(text) + "\n", html=html)
+
+
+def endpoint_disabled_email(
+    endpoint: WebhookEndpointPublic,
+    *,
+    to: str,
+    owner_name: str | None,
+    disabled_at: dt.datetime,
+    portal_url: str | None,
+) -> Composed:
+    """An endpoint disabled after failing (docs/webhooks.md, "Disabling"): to its customer
+    (`owner_name` is the customer's name) or to the operators (`owner_name` None). It says
+    which endpoint, when, why (the reason the owner may read: no internal addresses), that
+    its events wait in order, and how to enable it again."""
+    when = disabled_at.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    whose = (
+        f"Your webhook endpoint {endpoint.id}"
+        if owner_name is not None
+        else f"The webhook endpoint {endpoint.id}"
+        + (
+            f" of customer {endpoint.customer}"
+            if endpoint.customer
+            else " (an admin endpoint: every customer's events)"
+        )
+    )
+    enable = f"POST /v1/webhook-endpoints/{endpoint.id}/enable"
+    link = (
+        f"{portal_url}/portal/webhooks/{endpoint.id}"
+        if portal_url and owner_name is not None
+        else None
+    )
+    text = [
+        f"Hello {owner_name}," if owner_name is not None else "Hello,",
+        "",
+        f"{whose} at {endpoint.url} was disabled on {when}: {endpoint.disabled_reason}.",
+        "",
+        "Its events keep being recorded and wait, in order. Once it answers again, enable it"
+        + (f" in the portal ({link}) or with {enable}." if link else f" with {enable}."),
+    ]
+    if owner_name is None:
+        text += [
+            "",
+            "Each failure's detail: GET "
+            f"/v1/webhook-endpoints/{endpoint.id}/deliveries with an admin key, and the log.",
+        ]
+    footer = (
+        _footer(owner_name)
+        if owner_name is not None
+        else "You receive this email as the operator of this billing service (BILLING_ADMIN_EMAIL)."
+    )
+    text += ["", "-- ", footer]
+    tag = f"[{owner_name}] " if owner_name is not None else ""
+    subject = f"{tag}Webhook endpoint disabled: {endpoint.url}"
+    html = _ENDPOINT_HTML.render(lines=text[:-3], link=link, footer=footer)
+    return Composed(to=to, subject=_one_line(subject)[:300], text="\n".join(text) + "\n", html=html)
+
+
+_ENDPOINT_HTML = _HTML.from_string(
+    """<!doctype html>
+<html><body style="font-family: sans-serif">
+{% for line in lines if line %}
+<p>{{ line }}</p>
+{% endfor %}
+{% if link %}
+<p><a href="{{ link }}">Your webhook endpoint</a></p>
+{% endif %}
+<p style="color: #666">{{ footer }}</p>
+</body></html>
+"""
+)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from billing.alerts.service import list_alerts
 from billing.customers.service import get_customer
@@ -27,9 +27,12 @@ from billing.email.outbox import (
     PendingEmail,
     SendReport,
 )
+from billing.errors import NotFound
 from billing.invoicing.models import InvoiceStatus
 from billing.invoicing.service import get_invoice
-from billing.notices.messages import alert_email, invoice_email
+from billing.notices.messages import alert_email, endpoint_disabled_email, invoice_email
+from billing.notifications import endpoints
+from billing.notifications.public import endpoint_public
 from billing.settings import Settings
 
 
@@ -47,6 +50,10 @@ def composer(engine: Engine, settings: Settings) -> Compose:
 
     def compose(row: PendingEmail) -> Composed | NotSent:
         with read_only(engine) as connection:
+            if row.kind == EmailKind.ENDPOINT_DISABLED:
+                return _endpoint_disabled(connection, row, settings, portal)
+            if row.customer_id is None:
+                return NotSent(f"a {row.kind} email needs a customer")
             customer = get_customer(connection=connection, customer_id=row.customer_id)
             if not customer.email:
                 return NotSent(NO_BILLING_EMAIL)
@@ -75,6 +82,42 @@ def composer(engine: Engine, settings: Settings) -> Compose:
         return NotSent(f"unknown kind {row.kind!r}")
 
     return compose
+
+
+def _endpoint_disabled(
+    connection: Connection, row: PendingEmail, settings: Settings, portal: str | None
+) -> Composed | NotSent:
+    """The notice of an endpoint disabled after failing, to its customer's billing email or,
+    for the operators' row, to BILLING_ADMIN_EMAIL; none when it was enabled again or
+    deleted before the notice went out."""
+    endpoint_id, _, stamp = row.reference.removeprefix("admin:").partition("@")
+    try:
+        found = endpoint_public(endpoints.get(connection, endpoint_id))
+    except NotFound:
+        return NotSent("the endpoint was deleted before its notice was sent")
+    if found.status != "disabled":
+        return NotSent("the endpoint was enabled again before its notice was sent")
+    disabled_at = dt.datetime.fromtimestamp(int(stamp), dt.UTC)
+    if row.customer_id is None:
+        if not settings.admin_email:
+            return NotSent("no BILLING_ADMIN_EMAIL")
+        return endpoint_disabled_email(
+            found,
+            to=settings.admin_email,
+            owner_name=None,
+            disabled_at=disabled_at,
+            portal_url=portal,
+        )
+    customer = get_customer(connection=connection, customer_id=row.customer_id)
+    if not customer.email:
+        return NotSent(NO_BILLING_EMAIL)
+    return endpoint_disabled_email(
+        found,
+        to=customer.email,
+        owner_name=customer.name,
+        disabled_at=disabled_at,
+        portal_url=portal,
+    )
 
 
 def send_due(engine: Engine, settings: Settings, now: dt.datetime | None = None) -> SendReport:

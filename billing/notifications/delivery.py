@@ -7,8 +7,9 @@
 - A 2xx answer delivers. Anything else is retried after BACKOFF (30 s doubling up to 6 h);
   after MAX_ATTEMPTS the delivery is `failed` and the endpoint's next one goes.
 - An endpoint that fails DISABLE_AFTER attempts in a row (whatever the deliveries) is
-  disabled, said in the log at error level and in a `webhook_endpoint.disabled` event to
-  admin endpoints; its deliveries wait, in order, until it is enabled again.
+  disabled, said in the log at error level, in a `webhook_endpoint.disabled` event to
+  admin endpoints and by email to its customer's billing email and to BILLING_ADMIN_EMAIL;
+  its deliveries wait, in order, until it is enabled again.
 - At least once: a run that dies after sending and before recording sends again after its
   lease; receivers deduplicate by the event id.
 
@@ -29,6 +30,7 @@ from sqlalchemy import Engine, select, update
 
 from billing import __version__
 from billing.db import table_of
+from billing.email.outbox import EmailKind, enqueue
 from billing.notifications.events import emit
 from billing.notifications.models import NotificationEvent, WebhookDelivery, WebhookEndpoint
 from billing.notifications.signing import HEADER, signature
@@ -210,9 +212,13 @@ def _record(
     failures = 0 if outcome.delivered else endpoint.failures_in_a_row + 1
     endpoint_values: dict[str, Any] = {"failures_in_a_row": failures}
     disable = failures >= DISABLE_AFTER
+    in_a_row = f"{failures} attempts failed in a row; the last: "
+    reason = (in_a_row + outcome.detail)[:300]  # for the log and the operators
     if disable:
-        reason = f"{failures} attempts failed in a row; the last: {outcome.detail}"[:300]
-        endpoint_values.update(status="disabled", disabled_reason=reason)
+        # NOTE: the endpoint's owner reads disabled_reason: the reason without internal
+        # addresses or ports, as its deliveries show them (docs/webhooks.md)
+        public = (in_a_row + outcome.public_reason)[:300]
+        endpoint_values.update(status="disabled", disabled_reason=public)
         report.disabled += 1
         logger.error("webhook endpoint %s (%s) disabled: %s", endpoint.id, endpoint.url, reason)
     with engine.begin() as connection:
@@ -231,6 +237,24 @@ def _record(
                     "url": endpoint.url,
                     "disabled_reason": reason,
                 },
+                now=at,
+            )
+            # The owner and the operators are told by email too (docs/email.md); once per
+            # disabling: an endpoint enabled and disabled again is a new notice.
+            notice = f"{endpoint.id}@{int(at.timestamp())}"
+            if endpoint.customer_id is not None:
+                enqueue(
+                    connection,
+                    customer_id=endpoint.customer_id,
+                    kind=EmailKind.ENDPOINT_DISABLED,
+                    reference=notice,
+                    now=at,
+                )
+            enqueue(
+                connection,
+                customer_id=None,
+                kind=EmailKind.ENDPOINT_DISABLED,
+                reference="admin:" + notice,
                 now=at,
             )
         return connection.execute(select(_ENDPOINTS).where(_ENDPOINTS.c.id == endpoint.id)).one()

@@ -13,12 +13,13 @@ import pytest
 from apscheduler.schedulers.background import BackgroundScheduler
 from pydantic import ValidationError
 
+from billing.email.outbox import Composed, email_message
 from billing.email.smtp import send
 from billing.jobs import registry, scheduler
 from billing.jobs.context import JobContext
 from billing.settings import Settings
 from tests.conftest import REPO, TIERS
-from tests.email.conftest import FROM, PASSWORD, USER, Mailbox, smtp_settings
+from tests.email.conftest import FROM, NOW, PASSWORD, USER, Mailbox, smtp_settings
 
 TO = "ops@acme.example"
 # aiosmtpd 1.4 warns about its own attribute when a login succeeds
@@ -226,3 +227,22 @@ def test_every_smtp_setting_is_documented():
     guide = (REPO / "docs" / "email.md").read_text()
     assert [n for n in names if f"| `{n}` |" not in operations] == []
     assert [n for n in names if n not in guide] == []
+
+
+@pytest.mark.parametrize(
+    "subject",
+    [
+        "[Acme Analytics] Webhook endpoint disabled: http://127.0.0.1:52573/hooks",
+        "[Acme Analytics] Webhook endpoint we_93438a36e3539b16 disabled after failing",
+        "[Ünïcødé GmbH] Product analytics: 80% of the spend cap of 10.00 USD is used (8.00 USD)",
+    ],
+)
+def test_a_subject_arrives_as_written_whatever_its_length(mailbox, subject):
+    # CPython's default policy folds these onto a line of their own: read back, they would
+    # start with a space
+    composed = Composed(to=TO, subject=subject, text="Hello\n")
+    settings = mailbox.settings()
+    made = email_message(composed, settings, message_id="<m-1@acme.example>", now=NOW)
+    assert send(settings, TO, made).delivered
+    [received] = mailbox.received
+    assert received["Subject"] == subject

@@ -22,7 +22,7 @@ def upgrade() -> None:
     op.create_table(
         "email_outbox",
         sa.Column("id", sa.Integer(), primary_key=True),
-        sa.Column("customer_id", sa.String(64), sa.ForeignKey("customer.id"), nullable=False),
+        sa.Column("customer_id", sa.String(64), sa.ForeignKey("customer.id"), nullable=True),
         sa.Column("kind", sa.String(32), nullable=False),
         sa.Column("reference", sa.String(64), nullable=False),
         sa.Column("to_address", sa.String(320), nullable=True),
