@@ -44,7 +44,7 @@ from billing.metering.writer import IngestWriter
 from billing.observability.http import RequestContext
 from billing.observability.ratelimit import RateLimiter
 from billing.settings import Settings, get_settings
-from billing.web import finance, pages, portal, signin_pages
+from billing.web import finance, pages, portal, portal_webhooks, signin_pages
 
 STATIC_DIR = Path(__file__).resolve().parent / "web" / "static"
 # Swagger UI and ReDoc as installed with the fastapi-offline package: /docs and /redoc work
@@ -147,6 +147,7 @@ def create_app(
     signin_pages.install(app)
     app.include_router(signin_pages.router)
     app.include_router(portal.router)
+    app.include_router(portal_webhooks.router)
     app.include_router(finance.router)
     _api_docs(app)
     app.mount("/static/docs", StaticFiles(directory=DOCS_ASSETS), name="docs-assets")

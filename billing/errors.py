@@ -19,6 +19,7 @@
     │   ├── InvalidJson               invalid_json
     │   ├── InvalidType               invalid_type
     │   ├── InvalidText               invalid_text
+    │   ├── TextTooLong               text_too_long
     │   ├── UnknownField              unknown_field
     │   ├── MissingField              missing_field
     │   ├── NullNotAllowed            null_not_allowed
@@ -164,6 +165,13 @@ class InvalidText(InputError):
     string or key, or in the URL."""
 
     code = "invalid_text"
+
+
+class TextTooLong(InputError):
+    """Text longer than its field holds (a webhook endpoint's description: 200 characters);
+    the message gives the limit."""
+
+    code = "text_too_long"
 
 
 class UnknownField(InputError):

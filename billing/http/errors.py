@@ -47,6 +47,7 @@ _CODE_BY_PYDANTIC_TYPE = {
     "model_attributes_type": "invalid_type",
     "dict_type": "invalid_type",
     "too_long": "too_many_items",
+    "string_too_long": "text_too_long",
 }
 
 
@@ -141,6 +142,8 @@ def _problem(item: Any) -> dict[str, str | None]:
         message = f"{loc[-1]!r} is required" if loc else "a JSON body is required"
     elif kind in ("model_attributes_type", "dict_type"):
         message = f"{field} must be a JSON object" if loc else "the body must be a JSON object"
+    elif kind == "string_too_long":
+        message = f"{field}: at most {item.get('ctx', {}).get('max_length')} characters"
     if kind in _CODE_BY_PYDANTIC_TYPE:
         code = _CODE_BY_PYDANTIC_TYPE[kind]
     else:

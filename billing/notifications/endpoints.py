@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, insert, select, update
 
 from billing.db import table_of
-from billing.errors import MissingField, NotFound, TooManyItems, UnknownEventType
+from billing.errors import MissingField, NotFound, TextTooLong, TooManyItems, UnknownEventType
 from billing.notifications.events import ALL, EVENT_TYPES, emit
 from billing.notifications.models import NotificationEvent, WebhookDelivery, WebhookEndpoint
 from billing.notifications.signing import new_secret
@@ -25,6 +25,7 @@ _DELIVERIES = table_of(WebhookDelivery)
 DEFAULT_OVERLAP = dt.timedelta(hours=24)
 MAX_OVERLAP = dt.timedelta(days=7)
 MAX_ENDPOINTS_PER_OWNER = 20
+MAX_DESCRIPTION = 200  # characters
 SUBSCRIBABLE = tuple(t for t in EVENT_TYPES if t != "ping")
 
 
@@ -56,7 +57,11 @@ def create(
     actor: str,
     now: dt.datetime,
 ) -> tuple[Any, str]:
-    """A new enabled endpoint (the URL already checked by the caller) and its secret."""
+    """A new enabled endpoint (the URL already checked by the caller) and its secret.
+    TooManyItems past MAX_ENDPOINTS_PER_OWNER, TextTooLong for a description over
+    MAX_DESCRIPTION characters, UnknownEventType/MissingField for the events."""
+    if len(description) > MAX_DESCRIPTION:
+        raise TextTooLong(f"description: at most {MAX_DESCRIPTION} characters", field="description")
     owned = select(_ENDPOINTS.c.id).where(
         _ENDPOINTS.c.customer_id.is_(None)
         if customer is None

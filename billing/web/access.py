@@ -10,7 +10,9 @@ from typing import Annotated, Any
 from fastapi import Depends, Request, Response
 from starlette.datastructures import FormData
 
+from billing.errors import InvalidText
 from billing.http.deps import EngineDep, SessionDep
+from billing.parsing import UNSTORABLE, storable
 from billing.web import signin
 from billing.web.signin import CUSTOMER, FINANCE, WebUser
 
@@ -75,8 +77,21 @@ class Posted:
     form: FormData
 
     def text(self, name: str) -> str:
+        """The field's text, stripped ("" when absent); InvalidText(field=name) for text no
+        database can store (a NUL, a lone surrogate), so it never reaches one."""
         value = self.form.get(name)
-        return value.strip() if isinstance(value, str) else ""
+        text = value.strip() if isinstance(value, str) else ""
+        if not storable(text):
+            raise InvalidText(f"{name}: {UNSTORABLE}", field=name)
+        return text
+
+    def texts(self, name: str) -> list[str]:
+        """Every value of a repeated field (ticked checkboxes), checked as `text` checks."""
+        values = [v.strip() for v in self.form.getlist(name) if isinstance(v, str)]
+        for value in values:
+            if not storable(value):
+                raise InvalidText(f"{name}: {UNSTORABLE}", field=name)
+        return values
 
 
 def _posted(kind: str) -> Any:

@@ -51,7 +51,12 @@ from billing.web.signin import WebUser
 from billing.web.templating import Area
 
 router = APIRouter(include_in_schema=False)
-NAV = (("/portal", "Overview"), ("/portal/caps", "Spend caps"), ("/portal/discount", "Discount"))
+NAV = (
+    ("/portal", "Overview"),
+    ("/portal/caps", "Spend caps"),
+    ("/portal/discount", "Discount"),
+    ("/portal/webhooks", "Webhooks"),
+)
 AREA = Area("Billing portal", "/portal", NAV)
 
 
