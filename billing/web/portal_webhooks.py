@@ -65,7 +65,7 @@ def _list_page(
         "csrf": user.csrf,
         "endpoints": [_shown(r) for r in rows],
         "types": [(name, EVENT_TYPES[name]) for name in CUSTOMER_TYPES],
-        "form": form or {"events": [ALL]},
+        "form": form or {"events": []},
         "error": None if error is None else {"field": error.field, "message": error.message},
         "made": made,
         "max_description": MAX_DESCRIPTION,
@@ -95,6 +95,8 @@ def add_endpoint(request: Request, session: SessionDep, posted: CustomerPost) ->
         }
         if not form["url"]:
             raise MissingField("enter the URL events are sent to", field="url")
+        if not form["events"]:
+            raise MissingField("tick at least one event type, or All events", field="events")
         url = check_url(form["url"], request.app.state.settings.webhook_allow_private)
         row, secret = endpoints.create(
             session.connection(),

@@ -344,3 +344,64 @@ def test_finance_filters_invoices_downloads_the_csv_and_reads_the_chart(browser,
     page.goto(f"{site.base}/finance/invoices")
     expect(page).to_have_url(f"{site.base}/finance/login")
     assert browser.errors == []
+
+
+def test_a_customer_manages_a_webhook_endpoint(browser, site):
+    """Add with two event types ticked (the secret shown once), send a test event, rotate,
+    disable and enable, then delete after confirming; a refused URL is explained next to
+    the form. The same endpoint as the API shows it."""
+    from playwright.sync_api import expect
+
+    page = browser.page
+    sign_in_by_link(browser, site, "globex")
+    page.get_by_role("navigation").get_by_role("link", name="Webhooks").click()
+    expect(page.get_by_role("heading", name="Webhooks", exact=True)).to_be_visible()
+    expect(page.locator("#no-endpoints")).to_be_visible()
+
+    form = page.locator("#add-endpoint")
+    form.get_by_label(re.compile("URL")).fill("http://10.0.0.8/hooks")
+    form.get_by_label(re.compile("invoice.paid")).check()
+    form.get_by_role("button", name="Add endpoint").click()
+    expect(page.locator("#add-error")).to_contain_text("10.0.0.8 is a private address")
+    expect(page.locator("#w-url")).to_have_attribute("aria-invalid", "true")
+    expect(page.get_by_label(re.compile("invoice.paid"))).to_be_checked()  # kept
+
+    form = page.locator("#add-endpoint")
+    form.get_by_label(re.compile("URL")).fill("https://hooks.example.com/globex")
+    form.get_by_label(re.compile("Description")).fill("ERP sync")
+    form.get_by_label(re.compile("credit_note.created")).check()
+    form.get_by_role("button", name="Add endpoint").click()
+    expect(page.locator("#made")).to_contain_text("shown this once")
+    secret = page.locator("#secret").inner_text()
+    assert secret.startswith("whsec_")
+    browser.shot("portal-webhooks")
+    [made] = site.api("/v1/webhook-endpoints?customer=globex")["endpoints"]
+    assert (made["url"], made["events"], made["description"]) == (
+        "https://hooks.example.com/globex",
+        ["invoice.paid", "credit_note.created"],
+        "ERP sync",
+    )
+
+    page.get_by_role("link", name="Open the endpoint").click()
+    page.get_by_role("button", name="Send a test event").click()
+    expect(page.locator("#done")).to_contain_text("A test event")
+    expect(page.locator("#deliveries")).to_contain_text("ping")
+    page.get_by_role("button", name=re.compile("Rotate secret")).click()
+    rotated = page.locator("#secret").inner_text()
+    assert rotated.startswith("whsec_")
+    assert rotated != secret
+    expect(page.locator("#done")).to_contain_text("keeps signing beside it")
+    browser.shot("portal-webhook-endpoint")
+
+    page.get_by_role("button", name="Disable").click()
+    expect(page.locator("#status")).to_have_text("disabled")
+    page.get_by_role("button", name="Enable").click()
+    expect(page.locator("#status")).to_have_text("enabled")
+
+    page.get_by_role("button", name="Delete", exact=True).click()
+    expect(page.locator("#confirm-delete")).to_contain_text("Delete this endpoint?")
+    assert len(site.api("/v1/webhook-endpoints?customer=globex")["endpoints"]) == 1
+    page.get_by_role("button", name="Delete endpoint").click()
+    expect(page.locator("#done")).to_contain_text("Endpoint deleted")
+    assert site.api("/v1/webhook-endpoints?customer=globex")["endpoints"] == []
+    assert [e for e in browser.errors if "status of 422" not in e] == []  # the refused URL

@@ -170,7 +170,7 @@ def test_disable_enable_and_delete_after_confirming(engine, portal):
         ({"url": "ftp://hooks.example.com/x"}, "url", "must be an http:// or https:// URL"),
         ({"url": "http://169.254.169.254/latest"}, "url", "169.254.169.254"),
         ({"url": "http://100.100.100.200/x"}, "url", "100.100.100.200"),
-        ({"events": []}, "events", "name at least one event type"),
+        ({"events": []}, "events", "tick at least one event type, or All events"),
         ({"events": ["invoice.exploded"]}, "events", "unknown event type 'invoice.exploded'"),
         ({"description": "x" * 201}, "description", "at most 200 characters"),
         ({"description": "a\x00b"}, "description", "NUL character"),
