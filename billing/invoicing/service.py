@@ -15,18 +15,16 @@ from billing.db import table_of
 from billing.errors import NotFound
 from billing.invoicing.close import draft
 from billing.invoicing.credit_notes import notes_of
-from billing.invoicing.models import Invoice, InvoiceLine, InvoiceStatus
-from billing.invoicing.numbers import display_number
+from billing.invoicing.models import Invoice
 from billing.invoicing.party import Party
 from billing.invoicing.public import (
     InvoicePublic,
-    InvoiceRef,
     InvoiceSummaryPublic,
     UpcomingInvoicePublic,
-    invoice_public,
     invoice_summary,
     upcoming_public,
 )
+from billing.invoicing.snapshot import read_invoice
 
 
 def _invoice_row(connection: Connection, invoice_id: str, *, lock: bool = False) -> Any:
@@ -40,55 +38,11 @@ def _invoice_row(connection: Connection, invoice_id: str, *, lock: bool = False)
     return row
 
 
-def _lines(connection: Connection, invoice_id: str) -> list[Any]:
-    table = table_of(InvoiceLine)
-    query = select(table).where(table.c.invoice_id == invoice_id).order_by(table.c.position)
-    return list(connection.execute(query))
-
-
-def _ref(row: Any) -> InvoiceRef:
-    return InvoiceRef(str(row.id), display_number(row.series, row.number))
-
-
-def _replaces(connection: Connection, row: Any) -> InvoiceRef | None:
-    """The voided invoice `row` re-issues, if any."""
-    if row.replaces is None:
-        return None
-    table = table_of(Invoice)
-    query = select(table.c.id, table.c.series, table.c.number).where(table.c.id == row.replaces)
-    found = connection.execute(query).first()
-    return None if found is None else _ref(found)
-
-
-def _replaced_by(connection: Connection, row: Any) -> InvoiceRef | None:
-    """The invoice that re-issues `row`, when `row` is void and was re-issued."""
-    if row.status != InvoiceStatus.VOID:
-        return None
-    table = table_of(Invoice)
-    query = (
-        select(table.c.id, table.c.series, table.c.number)
-        .where(table.c.replaces == row.id)
-        .order_by(table.c.number)
-    )
-    found = connection.execute(query).first()
-    return None if found is None else _ref(found)
-
-
 def get_invoice(connection: Connection, reference: str, *, due_days: int) -> InvoicePublic:
     """One invoice with its lines, named by its id (inv_...) or its number (INV-000123),
     due `due_days` after its day of issue (the terms: Settings.invoice_due_days); NotFound
     when none."""
-    invoice_id = resolve_invoice_id(connection, reference)
-    row = _invoice_row(connection, invoice_id)
-    notes = notes_of(connection, [row.id]).get(row.id, [])
-    return invoice_public(
-        row,
-        _lines(connection, invoice_id),
-        notes,
-        due_days=due_days,
-        replaces=_replaces(connection, row),
-        replaced_by=_replaced_by(connection, row),
-    )
+    return read_invoice(connection, resolve_invoice_id(connection, reference), due_days=due_days)
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,7 @@ from billing.http.deps import SessionDep
 from billing.http.errors import status_of
 from billing.notifications import endpoints
 from billing.notifications.endpoints import DEFAULT_OVERLAP, MAX_DESCRIPTION
-from billing.notifications.events import ALL, EVENT_TYPES
+from billing.notifications.events import EVENT_TYPES
 from billing.notifications.public import delivery_public, endpoint_public
 from billing.web.access import CustomerPost, CustomerUser, now
 from billing.web.portal import AREA

@@ -155,24 +155,39 @@ def test_a_customers_life_reaches_its_endpoint_once_each_signed(engine, session,
         receiver.close()
 
 
-def test_a_held_endpoint_delays_only_itself(engine, session, catalog):
+def test_a_trickling_endpoint_delays_only_itself(engine, session, catalog):
     slow, fast = Receiver(), Receiver()
     release = threading.Event()
     held = threading.Event()
-    original = slow.server.RequestHandlerClass.do_POST
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 
-    def hold(handler):  # the slow receiver keeps its request until released
+    def trickle(handler):  # one byte of its answer every 0.2 s until released, then the rest
+        body = handler.rfile.read(int(handler.headers["Content-Length"]))
+        slow.requests.append((dict(handler.headers), body))
         held.set()
-        release.wait(20)
-        original(handler)
+        sent = 0
+        while not release.is_set() and sent < len(answer) - 1:
+            handler.wfile.write(answer[sent : sent + 1])
+            handler.wfile.flush()
+            sent += 1
+            release.wait(0.2)
+        handler.wfile.write(answer[sent:])
+        handler.wfile.flush()
+        handler.close_connection = True
 
-    slow.server.RequestHandlerClass.do_POST = hold
+    slow.server.RequestHandlerClass.do_POST = trickle
     try:
         add_customer(session, billing_start=START)
-        make_endpoint(engine, slow.url)
-        make_endpoint(engine, fast.url)
+        slow_id, _ = make_endpoint(engine, slow.url)
+        fast_id, _ = make_endpoint(engine, fast.url)
         set_cap(session.connection(), catalog, "cust_1", "product_analytics", D(10), START)
         session.commit()
+
+        def statuses(endpoint_id):
+            with engine.connect() as connection:
+                query = text("SELECT status FROM webhook_delivery WHERE endpoint_id = :e")
+                return list(connection.execute(query, {"e": endpoint_id}).scalars())
+
         runner = threading.Thread(
             target=deliver_due,
             args=(engine, functools.partial(send, deadline=30, allow_private=True)),
@@ -181,14 +196,17 @@ def test_a_held_endpoint_delays_only_itself(engine, session, catalog):
         runner.start()
         assert held.wait(20)
         for _ in range(200):  # the other endpoint's delivery completes meanwhile
-            if fast.requests:
+            if statuses(fast_id) == ["delivered"]:
                 break
             threading.Event().wait(0.05)
+        assert statuses(fast_id) == ["delivered"]
         assert len(fast.requests) == 1
-        assert runner.is_alive()  # still held by the slow one
+        assert runner.is_alive()  # the slow one is still trickling its answer
+        assert statuses(slow_id) == ["pending"]
         release.set()
         runner.join(30)
         assert len(slow.requests) == 1
+        assert statuses(slow_id) == ["delivered"]
     finally:
         release.set()
         slow.close()
@@ -242,3 +260,44 @@ def test_an_endpoint_receives_only_the_types_it_chose(engine, session, catalog, 
         )
     finally:
         receiver.close()
+
+
+def test_an_invoice_events_data_is_the_invoice_the_api_answers(engine, session, catalog):
+    """A re-issue's invoice.finalized carries `replaces` as GET /v1/invoices/{id} does."""
+    from billing.invoicing.service import get_invoice
+    from billing.settings import get_settings
+
+    add_customer(session, billing_start=START)
+    make_endpoint(engine, "https://hooks.example.com/billing")
+    metering_service.ingest(
+        connection=session.connection(),
+        catalog=catalog,
+        raw_events=[event("e1", 3_000_000, at="2026-10-05T10:00:00Z")],
+        now=dt.datetime(2026, 10, 5, 11, tzinfo=dt.UTC),
+    )
+    session.commit()
+    assert close_due(engine, catalog, dt.datetime(2026, 11, 2, tzinfo=dt.UTC), GRACE)
+    with engine.begin() as connection:
+        october = connection.execute(text("SELECT id FROM invoice")).scalar_one()
+        void(
+            connection,
+            catalog,
+            october,
+            reason="wrong address",
+            actor="test",
+            now=dt.datetime(2026, 11, 3, tzinfo=dt.UTC),
+            reissue=True,
+        )
+    with engine.connect() as connection:
+        payloads = [
+            json.loads(p)
+            for p in connection.execute(
+                text("SELECT payload FROM notification_event WHERE type = 'invoice.finalized'")
+            ).scalars()
+        ]
+        due_days = get_settings().invoice_due_days
+        [reissued] = [p["data"] for p in payloads if p["data"]["id"] != october]
+        answered = get_invoice(connection, reissued["id"], due_days=due_days)
+    assert reissued["replaces"] == october
+    assert reissued["replaces_number"] == answered.replaces_number
+    assert reissued == answered.model_dump(mode="json", by_alias=True)
