@@ -58,11 +58,21 @@ class EventIn(BaseModel):
 
     id: str = Field(max_length=200, description="unique id; a retry must reuse it")
     customer: str
-    product: str
+    product: str | None = Field(None, description="the product's key; or name the `event`")
+    event: str | None = Field(
+        None,
+        description="an event name the products' sources select (docs/tier-files.md, "
+        '"Sources"), instead of `product`',
+    )
     quantity: str | int | float = Field(  # float-ok: documents a JSON number; parsed exactly
         1, description="non-negative; default 1"
     )
     timestamp: str = Field(description="ISO 8601 with a zone, e.g. 2026-11-24T10:00:00Z")
+    properties: dict[str, str | int | float] | None = Field(  # float-ok: documents JSON
+        None,
+        description="flat map of names to short strings or numbers (at most 20; "
+        'docs/metering.md, "Properties")',
+    )
 
 
 class EventBatchIn(BaseModel):

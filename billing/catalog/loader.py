@@ -25,8 +25,8 @@ from typing import Any, TypeVar, get_args
 
 from pydantic import BaseModel, ValidationError
 
-from billing.catalog.models import Catalog, LatePolicy, Product, ProductVersion
-from billing.catalog.rules import discounts_rules, product_rules
+from billing.catalog.models import Catalog, LatePolicy, Product, ProductVersion, Source
+from billing.catalog.rules import discounts_rules, product_rules, sources_rules
 from billing.catalog.schema import DiscountsFile, ProductFile, SettingsFile
 from billing.errors import CatalogError, Problem
 from billing.money import MINOR_UNITS
@@ -91,6 +91,9 @@ def _read(
     if not any(p.name not in (DISCOUNTS_FILE, SETTINGS_FILE) for p in files):
         problems.append(Problem(str(directory), "", "no product files (*.toml) in the directory"))
     problems.extend(_directory_rules(raw_products, raw_discounts))
+    problems.extend(
+        Problem(file, path, message) for file, (path, message) in sources_rules(raw_products)
+    )
     return _unique(problems), products, discounts, settings
 
 
@@ -363,6 +366,8 @@ def _build(
             model=spec.model,
             package_size=spec.package_size,
             versions=versions,
+            sources=tuple(Source(s.event, s.multiplier) for s in spec.sources or ()),
+            where={name: frozenset(values) for name, values in (spec.where or {}).items()},
         )
     schedule = None
     if discounts is not None:

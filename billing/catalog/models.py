@@ -6,6 +6,7 @@ import datetime as dt
 from bisect import bisect_right
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 from billing.errors import NoPriceInForce, UnknownProduct
 from billing.pricing.commitments import CommitmentSchedule
@@ -19,7 +20,20 @@ class ProductVersion:
 
 
 @dataclass(frozen=True, slots=True)
+class Source:
+    """A kind of metered event a product counts (docs/tier-files.md, "Sources"): events
+    named `event`, each unit counted `multiplier` times (exactly)."""
+
+    event: str
+    multiplier: Decimal = Decimal(1)
+
+
+@dataclass(frozen=True, slots=True)
 class Product:
+    """A priced product. It counts the events its `sources` name (by default events sent
+    with `product = key`) that pass its `where` filter: for each property named, the
+    event's value is one of those listed (text; a whole number as its digits)."""
+
     key: str
     name: str
     unit: str
@@ -27,10 +41,22 @@ class Product:
     model: Model
     package_size: int | None
     versions: tuple[ProductVersion, ...]
+    sources: tuple[Source, ...] = ()
+    where: Mapping[str, frozenset[str]] = field(default_factory=dict)
     _dates: tuple[dt.date, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_dates", tuple(v.effective_from for v in self.versions))
+        if not self.sources:
+            object.__setattr__(self, "sources", (Source(self.key),))
+
+    def selects(self, properties: Mapping[str, str] | None) -> bool:
+        """Whether an event with these properties passes the product's `where` filter."""
+        if not self.where:
+            return True
+        if properties is None:
+            return False
+        return all(properties.get(name) in allowed for name, allowed in self.where.items())
 
     def version_at(self, day: dt.date) -> ProductVersion | None:
         """The version in force on `day`: the latest with effective_from <= day."""
@@ -60,6 +86,29 @@ class Catalog:
     products: Mapping[str, Product]
     schedule: CommitmentSchedule | None
     late_usage: LatePolicy = LatePolicy()
+    # event name -> (product key, multiplier) of every product counting it, in key order
+    _by_event: Mapping[str, tuple[tuple[Product, Decimal], ...]] = field(
+        init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        by_event: dict[str, list[tuple[Product, Decimal]]] = {}
+        for key in sorted(self.products):
+            product = self.products[key]
+            for source in product.sources:
+                by_event.setdefault(source.event, []).append((product, source.multiplier))
+        object.__setattr__(self, "_by_event", {k: tuple(v) for k, v in by_event.items()})
+
+    def counted_by(
+        self, event: str, properties: Mapping[str, str] | None
+    ) -> list[tuple[str, Decimal]]:
+        """The products an event named `event` with `properties` counts toward, each with
+        its multiplier, in key order (docs/tier-files.md, "Sources"); empty when none."""
+        return [
+            (product.key, multiplier)
+            for product, multiplier in self._by_event.get(event, ())
+            if product.selects(properties)
+        ]
 
     def plan_at(self, product: str, day: dt.date, *, field: str = "at") -> PricePlan:
         """The price plan of `product` in force on `day` (docs/tier-files.md, "Versions").

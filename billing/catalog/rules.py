@@ -27,6 +27,7 @@ def product_rules(raw: dict[str, Any], stem: str) -> Iterator[Found]:
         yield "package_size", 'model "package" needs package_size (units per package)'
     if model in ("graduated", "volume") and "package_size" in raw:
         yield "package_size", f'package_size only applies to model "package", not {model!r}'
+    yield from _selection_rules(raw)
     versions = raw.get("versions")
     if isinstance(versions, list) and not versions:
         yield "versions", "at least one [[versions]] table is needed"
@@ -50,6 +51,73 @@ def product_rules(raw: dict[str, Any], stem: str) -> Iterator[Found]:
             yield f"versions[{i}].tiers", 'a version needs at least one tier (the last is "inf")'
         elif isinstance(tiers, list):
             yield from _tier_rules(tiers, f"versions[{i}].tiers")
+
+
+def _selection_rules(raw: dict[str, Any]) -> Iterator[Found]:
+    """`sources` name each event once; every `where` property lists at least one value."""
+    sources = raw.get("sources")
+    if isinstance(sources, list) and not sources:
+        yield "sources", "list at least one source (leave sources out to count the product's key)"
+    if isinstance(sources, list):
+        seen: dict[str, int] = {}
+        for i, source in enumerate(sources):
+            event = source.get("event") if isinstance(source, dict) else None
+            if not isinstance(event, str):
+                continue
+            if event in seen:
+                yield (
+                    f"sources[{i}].event",
+                    f"{event!r} is counted twice (also sources[{seen[event]}]): one source per "
+                    "event, with its multiplier",
+                )
+            else:
+                seen[event] = i
+    where = raw.get("where")
+    if isinstance(where, dict):
+        for name, values in where.items():
+            if isinstance(values, list) and not values:
+                yield f"where.{name}", "list at least one value (an empty list selects nothing)"
+            elif not isinstance(values, list):
+                yield f"where.{name}", f'a list of values, like {name} = ["a", "b"]'
+
+
+def sources_rules(raw_products: list[tuple[str, dict[str, Any]]]) -> Iterator[tuple[str, Found]]:
+    """Across the product files: a source names a metered event. Naming another product's
+    key is allowed only when that product itself counts events of that name (its default);
+    otherwise the source would count a product's count (a chain, which may loop): the
+    error names the events to list instead. (file, (key path, message)) each."""
+    counts: dict[str, list[str]] = {}
+    for _, raw in raw_products:
+        key = raw.get("key")
+        sources = raw.get("sources")
+        if not isinstance(key, str):
+            continue
+        if isinstance(sources, list):
+            counts[key] = [
+                s["event"]
+                for s in sources
+                if isinstance(s, dict) and isinstance(s.get("event"), str)
+            ]
+        else:
+            counts[key] = [key]
+    for file, raw in raw_products:
+        sources = raw.get("sources")
+        if not isinstance(sources, list):
+            continue
+        for i, source in enumerate(sources):
+            event = source.get("event") if isinstance(source, dict) else None
+            if event == raw.get("key") or event not in counts or event in counts[event]:
+                continue
+            listed = ", ".join(repr(e) for e in counts[event])
+            yield (
+                file,
+                (
+                    f"sources[{i}].event",
+                    f"{event!r} is a product that counts other events ({listed}), not an event: "
+                    "a source counts metered events, never another product's count (which could "
+                    "loop); list those events here instead",
+                ),
+            )
 
 
 def _tier_rules(tiers: list[Any], path: str) -> Iterator[Found]:

@@ -25,6 +25,10 @@ MAX_PRICE = Decimal(10) ** 9
 MAX_AMOUNT = MAX_INPUT_AMOUNT  # a credit above what can be sent in could never be bought
 _PLAIN_DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]+)?", re.ASCII)
 SLUG_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
+EVENT_PATTERN = r"^[A-Za-z0-9_$.-]{1,64}$"
+PROPERTY_PATTERN = r"^[A-Za-z0-9_$.-]{1,40}$"  # as events send them (metering/validate.py)
+MAX_PROPERTY_VALUE = 200
+MAX_SOURCES = 20
 DECIMAL_PATTERN = r"^[0-9]+(\.[0-9]{1,12})?$"
 
 
@@ -162,6 +166,30 @@ def _whole(minimum: int) -> Any:
     return check
 
 
+def _multiplier(value: Any) -> Decimal:
+    number = _decimal_string(value, what="a multiplier", max_decimals=6, maximum=Decimal(10**6))
+    if number == 0:
+        raise PydanticCustomError(
+            "multiplier_zero",
+            'a multiplier must be above 0 (leave the source out to count nothing), got "{value}"',
+            {"value": value},
+        )
+    return number
+
+
+def _filter_value(value: Any) -> str:
+    """A `where` value: a string, or a whole number (compared as its digits)."""
+    if isinstance(value, str) and 0 < len(value) <= MAX_PROPERTY_VALUE:
+        return value
+    if type(value) is int:
+        return str(value)
+    raise PydanticCustomError(
+        "filter_value",
+        "a filter value is a string of 1 to {max} characters or a whole number, got {value}",
+        {"max": MAX_PROPERTY_VALUE, "value": repr(value)[:60]},
+    )
+
+
 def _decimal_schema(description: str) -> WithJsonSchema:
     return WithJsonSchema(
         {"type": "string", "pattern": DECIMAL_PATTERN, "description": description}
@@ -189,6 +217,32 @@ Years = Annotated[
 Months = Annotated[
     int, BeforeValidator(_whole(0)), WithJsonSchema({"type": "integer", "minimum": 0})
 ]
+Multiplier = Annotated[
+    Decimal,
+    BeforeValidator(_multiplier),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": r"^[0-9]+(\.[0-9]{1,6})?$",
+            "description": "exact decimal string above 0, <= 6 places",
+        }
+    ),
+]
+EventName = Annotated[
+    str,
+    Field(
+        pattern=EVENT_PATTERN,
+        description="an event name as events send it in `event` (or a product key)",
+    ),
+]
+PropertyName = Annotated[str, Field(pattern=PROPERTY_PATTERN)]
+FilterValue = Annotated[
+    str,
+    BeforeValidator(_filter_value),
+    WithJsonSchema(
+        {"anyOf": [{"type": "string", "minLength": 1, "maxLength": 200}, {"type": "integer"}]}
+    ),
+]
 PackageSize = Annotated[
     int, BeforeValidator(_whole(1)), WithJsonSchema({"type": "integer", "minimum": 1})
 ]
@@ -213,6 +267,14 @@ class VersionSpec(BaseModel):
     tiers: tuple[TierSpec, ...]
 
 
+class SourceSpec(BaseModel):
+    """One kind of metered event a product counts, each unit `multiplier` times."""
+
+    model_config = FROZEN
+    event: EventName
+    multiplier: Multiplier = Decimal(1)
+
+
 class ProductFile(BaseModel):
     """pricing_tiers/<key>.toml: one product's pricing, all its versions."""
 
@@ -223,6 +285,17 @@ class ProductFile(BaseModel):
     currency: Currency
     model: Model
     package_size: PackageSize | None = None
+    sources: tuple[SourceSpec, ...] | None = Field(
+        None,
+        max_length=MAX_SOURCES,
+        description='the metered events it counts; default [{event = "<key>"}]',
+    )
+    where: dict[PropertyName, tuple[FilterValue, ...]] | None = Field(
+        None,
+        max_length=10,
+        description="only events whose property is one of these values (every property "
+        "named must match)",
+    )
     versions: tuple[VersionSpec, ...]
 
 

@@ -5,14 +5,15 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from sqlalchemy import Index, text
+from sqlalchemy import Index, Text, text
 from sqlmodel import Field, SQLModel
 
 from billing.db import ExactDecimal, UTCDateTime
 
 
 class Event(SQLModel, table=True):
-    """A raw event, kept for audit and re-aggregation; keyed by id for deduplication only."""
+    """A raw event, kept for audit and re-aggregation; keyed by id for deduplication only.
+    `product` is what it was sent as metering: a product's key, or an event name."""
 
     id: str = Field(primary_key=True, max_length=200)
     customer_id: str = Field(foreign_key="customer.id", max_length=64)
@@ -22,6 +23,11 @@ class Event(SQLModel, table=True):
     period_start: dt.datetime = Field(sa_type=UTCDateTime)
     status: str = Field(default="accepted", max_length=16)  # accepted | over_limit
     received_at: dt.datetime = Field(sa_type=UTCDateTime)
+    # its properties, as compact JSON with sorted keys (docs/metering.md, "Properties")
+    properties: str | None = Field(default=None, sa_type=Text)
+    # over_limit: the products whose cap refused it, comma-separated (an event may count
+    # toward several products: docs/tier-files.md, "Sources")
+    over_limit_products: str | None = Field(default=None, max_length=1400)
 
 
 class Usage(SQLModel, table=True):

@@ -41,9 +41,18 @@ class RejectedEventPublic(PublicModel):
 class IngestPublic(PublicModel):
     """What a batch did; the ingest path renders it by hand (metering.service), for speed."""
 
-    accepted: int
+    accepted: int = Field(
+        description="events stored and counted by at least one product (an event counted by "
+        "several products is one event)"
+    )
     duplicates: int = Field(description="events seen before with the same content")
-    over_limit: list[str] = Field(description="ids kept but over their cap: never billed")
+    over_limit: list[str] = Field(
+        description="ids kept but refused by a product's cap: never billed by that product"
+    )
+    over_limit_products: dict[str, list[str]] = Field(
+        description="each over_limit id with the products whose cap refused it; an event "
+        "counted by several products may be refused by some and billed by the others"
+    )
     rejected: list[RejectedEventPublic]
 
 

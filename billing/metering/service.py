@@ -43,6 +43,8 @@ class IngestResult:
     accepted: int = 0
     duplicates: int = 0
     over_limit_ids: dict[int, str] = field(default_factory=dict)  # index -> event id
+    # index -> the products whose cap refused the event (all of its products, or some)
+    over_limit_products: dict[int, list[str]] = field(default_factory=dict)
     rejected: list[Rejection] = field(default_factory=list)
     outcomes: dict[int, str] = field(default_factory=dict)  # index -> accepted | duplicate
     limits_changed: bool = False  # a product became limited (or stopped being) this batch
@@ -60,8 +62,15 @@ class IngestResult:
         self.duplicates += 1
         self.outcomes[event.index] = "duplicate"
 
-    def refuse_over_limit(self, event: ParsedEvent) -> None:
+    def refuse_over_limit(self, event: ParsedEvent, product: str) -> None:
         self.over_limit_ids[event.index] = event.id
+        self.over_limit_products.setdefault(event.index, []).append(product)
+
+    def counted_by_none(self, event: ParsedEvent) -> None:
+        """An accepted event that every product it counts toward refused at its cap: it is
+        over_limit, not accepted."""
+        self.accepted -= 1
+        self.outcomes.pop(event.index, None)
 
     def part(self, start: int, stop: int) -> IngestResult:
         """The result of events start..stop-1, re-indexed from 0 (one request of a group)."""
@@ -77,6 +86,11 @@ class IngestResult:
             for index, event_id in self.over_limit_ids.items()
             if start <= index < stop
         }
+        part.over_limit_products = {
+            index - start: products
+            for index, products in self.over_limit_products.items()
+            if start <= index < stop
+        }
         part.rejected = [
             Rejection(r.index - start, r.id, r.error)
             for r in self.rejected
@@ -90,6 +104,10 @@ class IngestResult:
             "accepted": self.accepted,
             "duplicates": self.duplicates,
             "over_limit": self.over_limit,
+            "over_limit_products": {
+                self.over_limit_ids[index]: self.over_limit_products[index]
+                for index in sorted(self.over_limit_ids)
+            },
             "rejected": [
                 {"index": r.index, "id": r.id, "error": r.error}
                 for r in sorted(self.rejected, key=lambda r: r.index)
@@ -168,13 +186,18 @@ def ingest(
             period = periods[cache_key] = period_for(anchor, event.timestamp)
         return period
 
-    def key_of(event: ParsedEvent) -> UsageKey:
-        return (event.customer, event.product, periods_of(event).start)
+    # What each event counts toward: (product, multiplier), by batch index.
+    selections: dict[int, list[tuple[str, Decimal]]] = {}
+
+    def keys_of(event: ParsedEvent) -> list[UsageKey]:
+        start = periods_of(event).start
+        return [(event.customer, product, start) for product, _ in selections[event.index]]
 
     def reject(event: ParsedEvent, error: str, *, count: bool = False) -> None:
         result.rejected.append(Rejection(event.index, event.id, error))
         if count:
-            tallies[key_of(event)].rejected += 1
+            for key in keys_of(event):
+                tallies[key].rejected += 1
 
     latest = now + FUTURE_TOLERANCE
     late = catalog.late_usage
@@ -182,58 +205,73 @@ def ingest(
     candidates: list[ParsedEvent] = []
     for event in parsed:
         customer = customers.get(event.customer)
+        selected = selections[event.index] = catalog.counted_by(event.product, event.properties)
         if customer is None:
             reject(event, "unknown_customer")
-        elif event.product not in catalog.products:
+        elif not selected:
             reject(event, "unknown_product")
         elif event.timestamp > latest:
             reject(event, "timestamp_in_future")
         elif customer.billing_start is not None and event.timestamp < customer.billing_start:
             starts = customer.billing_start.isoformat().replace("+00:00", "Z")
             reject(event, f"before_billing_start: billing starts at {starts}")
-        elif event.timestamp.date() < (first := catalog.first_price_day(event.product)):
-            reject(event, f"no_price_in_force: {event.product} is priced from {first}")
+        elif (unpriced := _unpriced(catalog, selected, event.timestamp.date())) is not None:
+            reject(event, f"no_price_in_force: {unpriced[0]} is priced from {unpriced[1]}")
         elif is_closed(customer.closed_through, event.timestamp) and not late.accepts(
             periods_of(event).end, now
         ):
             reject(event, "period_closed", count=True)
         elif (earlier := first_seen.get(event.id)) is not None:
-            if earlier.same_content(event.customer, event.product, event.quantity, event.timestamp):
+            if earlier.same_content(
+                event.customer,
+                event.product,
+                event.quantity,
+                event.timestamp,
+                event.stored_properties,
+            ):
                 result.duplicate(event)
-                tallies[key_of(event)].duplicates += 1
+                for key in keys_of(event):
+                    tallies[key].duplicates += 1
             else:
                 reject(event, "conflict", count=True)
         else:
             first_seen[event.id] = event
             candidates.append(event)
 
-    candidate_keys = [key_of(e) for e in candidates]
-    kept = _recheck_closed(connection, catalog, customers, candidates, periods, now, reject)
-    if kept is not candidates:
-        candidates, candidate_keys = kept, [key_of(e) for e in kept]
+    for event in candidates:
+        periods_of(event)  # known to _recheck_closed
+    candidates = _recheck_closed(connection, catalog, customers, candidates, periods, now, reject)
+    candidate_keys = [keys_of(e) for e in candidates]
     # NOTE: rows are locked and written in one global order (customers, usage keys, then
     # event ids, each sorted), so concurrent batches with shared keys or ids wait for each
     # other instead of deadlocking.
-    running = store.lock_usage(connection, sorted({*tallies, *candidate_keys}), now)
+    every_key = {key for keys in candidate_keys for key in keys}
+    running = store.lock_usage(connection, sorted({*tallies, *every_key}), now)
     order = sorted(range(len(candidates)), key=lambda i: candidates[i].id)
     rows = [
-        (e.id, e.customer, e.product, e.quantity, e.timestamp, k[2])
-        for e, k in ((candidates[i], candidate_keys[i]) for i in order)
+        (e.id, e.customer, e.product, e.quantity, e.timestamp, start, e.stored_properties)
+        for e, start in ((candidates[i], periods_of(candidates[i]).start) for i in order)
     ]
     inserted = store.insert_events(connection, rows, now)
     stored: dict[str, store.Stored] = {}
     if len(inserted) < len(candidates):  # stored before: by an earlier batch or a racing one
         stored = store.read_stored(connection, [e.id for e in candidates if e.id not in inserted])
-    runs: dict[UsageKey, list[ParsedEvent]] = defaultdict(list)  # stored now, in batch order
-    for event, key in zip(candidates, candidate_keys, strict=True):
+    # stored now, in batch order, per usage row: the event and its quantity there (times
+    # the source's multiplier)
+    runs: dict[UsageKey, list[tuple[ParsedEvent, Decimal]]] = defaultdict(list)
+    for event, keys in zip(candidates, candidate_keys, strict=True):
         if event.id in inserted:
-            runs[key].append(event)
+            for key, (_, multiplier) in zip(keys, selections[event.index], strict=True):
+                quantity = event.quantity if multiplier == 1 else event.quantity * multiplier
+                runs[key].append((event, quantity))
+            result.accept(event)
         elif event.same_content(*stored[event.id]):
             result.duplicate(event)
-            tallies[key].duplicates += 1
+            for key in keys:
+                tallies[key].duplicates += 1
         else:
             reject(event, "conflict", count=True)
-    over: list[str] = []
+    over: dict[str, list[str]] = {}  # event id -> products whose cap refused it
     moved: dict[UsageKey, store.UsageRow] = {}
     for key, row in running.items():
         customer_id, product, start = key
@@ -244,13 +282,11 @@ def ingest(
         # NOTE: a closed period keeps the limit it closed with: late usage is admitted under
         # the terms of its own period, never today's (docs/metering.md, "Late usage").
         quota = row.quota if closed else reprice(row.quota, terms)
-        admission = admit(quota, [e.quantity for e in events])
-        for event, accepted in zip(events, admission.accepted, strict=True):
-            if accepted:
-                result.accept(event)
-            else:
-                result.refuse_over_limit(event)
-                over.append(event.id)
+        admission = admit(quota, [quantity for _, quantity in events])
+        for (event, _), accepted in zip(events, admission.accepted, strict=True):
+            if not accepted:
+                result.refuse_over_limit(event, product)
+                over.setdefault(event.id, []).append(product)
         tally = tallies.get(key, _NO_TALLY)
         totals = row.totals
         moved[key] = store.UsageRow(
@@ -271,12 +307,29 @@ def ingest(
             period_end=period_for(account.anchor_day, start).end,
             amended=closed and bool(events),
         )
+    if over:
+        for event in candidates:
+            if event.id in over and len(over[event.id]) == len(selections[event.index]):
+                result.counted_by_none(event)
     store.mark_over_limit(connection, over)
     store.write_usage(connection, moved, now)
     result.limits_changed = any(
         moved[key].quota.limited != row.quota.limited for key, row in running.items()
     )
     return result
+
+
+def _unpriced(
+    catalog: Catalog, selected: list[tuple[str, Decimal]], day: dt.date
+) -> tuple[str, dt.date] | None:
+    """The first product an event dated `day` counts toward that has no price yet on that
+    day, with the day its price starts; None when every one is priced. An event is counted
+    by all of its products or refused: never billed by some of them silently."""
+    for product, _ in selected:
+        first = catalog.first_price_day(product)
+        if day < first:
+            return product, first
+    return None
 
 
 def _recheck_closed(

@@ -32,13 +32,16 @@ from billing.caps.quota import QuotaState
 from billing.db import table_of
 from billing.metering.models import Usage
 
-Stored = tuple[str, str, Decimal, dt.datetime]  # customer, product, quantity, timestamp
-Row = tuple[str, str, str, Decimal, dt.datetime, dt.datetime]  # id .. period_start
+# customer, product (or event name), quantity, timestamp, properties (canonical JSON or None)
+Stored = tuple[str, str, Decimal, dt.datetime, str | None]
+Row = tuple[str, str, str, Decimal, dt.datetime, dt.datetime, str | None]  # id .. properties
 UsageKey = tuple[str, str, dt.datetime]  # customer, product, period start
 CHUNK = 5000
 USAGE_CHUNK = 500  # rows per multi-row VALUES on SQLite (8 parameters each)
-_READ = "id, customer_id, product, quantity, timestamp"
-_COLUMNS = "id, customer_id, product, quantity, timestamp, period_start, status, received_at"
+_READ = "id, customer_id, product, quantity, timestamp, properties"
+_COLUMNS = (
+    "id, customer_id, product, quantity, timestamp, period_start, properties, status, received_at"
+)
 
 
 def _pg_binary(connection: Connection, sql: str, params: tuple[Any, ...]) -> list[Any]:
@@ -76,7 +79,7 @@ def read_stored(connection: Connection, ids: Sequence[str]) -> dict[str, Stored]
             connection, f"SELECT {_READ} FROM event WHERE id = ANY(%b::varchar[])", (list(ids),)
         )
         for row in stored:
-            found[row[0]] = (row[1], row[2], row[3], row[4].astimezone(dt.UTC))
+            found[row[0]] = (row[1], row[2], row[3], row[4].astimezone(dt.UTC), row[5])
         return found
     for start in range(0, len(ids), CHUNK):
         chunk = ids[start : start + CHUNK]
@@ -86,7 +89,7 @@ def read_stored(connection: Connection, ids: Sequence[str]) -> dict[str, Stored]
         )
         for row in rows:
             at = dt.datetime.fromisoformat(row[4]).replace(tzinfo=dt.UTC)
-            found[row[0]] = (row[1], row[2], Decimal(row[3]), at)
+            found[row[0]] = (row[1], row[2], Decimal(row[3]), at, row[5])
     return found
 
 
@@ -103,7 +106,7 @@ def insert_events(
             f"INSERT INTO event ({_COLUMNS}) "
             "SELECT u.*, 'accepted', %s FROM unnest("
             "%b::varchar[], %b::varchar[], %b::varchar[], %t::numeric[], "
-            "%b::timestamptz[], %b::timestamptz[]) AS u "
+            "%b::timestamptz[], %b::timestamptz[], %b::text[]) AS u "
             "ON CONFLICT (id) DO NOTHING RETURNING id",
             (received_at, *(list(column) for column in columns)),
         )
@@ -125,10 +128,19 @@ def _sqlite_insert(connection: Connection, rows: Sequence[Row], received_at: dt.
         return
     received, text = sqlite_datetime(received_at), _SqliteTimes()
     connection.exec_driver_sql(
-        f"INSERT INTO event ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, 'accepted', ?)",
+        f"INSERT INTO event ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, 'accepted', ?)",
         [
-            (event_id, customer, product, format(quantity, "f"), text[at], text[start], received)
-            for event_id, customer, product, quantity, at, start in rows
+            (
+                event_id,
+                customer,
+                product,
+                format(quantity, "f"),
+                text[at],
+                text[start],
+                properties,
+                received,
+            )
+            for event_id, customer, product, quantity, at, start, properties in rows
         ],
     )
 
@@ -328,23 +340,25 @@ def write_usage(connection: Connection, rows: dict[UsageKey, UsageRow], now: dt.
     )
 
 
-def mark_over_limit(connection: Connection, ids: Sequence[str]) -> None:
-    """Record that these just-inserted events were over their period's limit."""
-    if not ids:
+def mark_over_limit(connection: Connection, refused: dict[str, list[str]]) -> None:
+    """Record that these just-inserted events were over their period's limit: event id ->
+    the products whose cap refused it (comma-separated in `over_limit_products`)."""
+    if not refused:
         return
+    ids = list(refused)
+    products = [",".join(refused[i]) for i in ids]
     if connection.dialect.name == "postgresql":
         _pg_binary(
             connection,
-            "UPDATE event SET status = 'over_limit' WHERE id = ANY(%b::varchar[])",
-            (list(ids),),
+            "UPDATE event SET status = 'over_limit', over_limit_products = u.products "
+            "FROM unnest(%b::varchar[], %b::varchar[]) AS u(id, products) WHERE event.id = u.id",
+            (ids, products),
         )
         return
-    for start in range(0, len(ids), CHUNK):
-        chunk = ids[start : start + CHUNK]
-        marks = ",".join("?" * len(chunk))
-        connection.exec_driver_sql(
-            f"UPDATE event SET status = 'over_limit' WHERE id IN ({marks})", tuple(chunk)
-        )
+    connection.exec_driver_sql(
+        "UPDATE event SET status = 'over_limit', over_limit_products = ? WHERE id = ?",
+        list(zip(products, ids, strict=True)),
+    )
 
 
 def usage_table() -> Table:

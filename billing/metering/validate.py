@@ -1,11 +1,17 @@
 """Per-event validation of an ingestion batch. Pure: raw JSON values in, events or reasons out.
 
 Reasons are the strings of docs/metering.md: `invalid: <field>: <reason>` for malformed events.
+
+An event names what it meters with `product` (a product's key) or `event` (an event name the
+tier files' `sources` select, docs/tier-files.md "Sources"); it may carry `properties`, a flat
+map of short strings or numbers (limits below, in docs/metering.md "Properties").
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+import re
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -15,7 +21,12 @@ from pydantic_core import PydanticCustomError
 from billing.parsing import UNSTORABLE, parse_quantity, storable
 
 MAX_ID_LENGTH = 200
-FIELDS = frozenset(("id", "customer", "product", "quantity", "timestamp"))
+FIELDS = frozenset(("id", "customer", "product", "event", "quantity", "timestamp", "properties"))
+MAX_PROPERTIES = 20  # per event
+MAX_PROPERTY_NAME = 40  # characters
+MAX_PROPERTY_VALUE = 200  # characters of a string value
+MAX_PROPERTIES_BYTES = 2000  # the stored (compact JSON) form of all of them
+_NAME = re.compile(r"[A-Za-z0-9_$.-]+")
 _ONE = Decimal(1)
 _MAX_WHOLE = 10**15
 
@@ -27,17 +38,27 @@ class ParsedEvent:
     index: int
     id: str
     customer: str
-    product: str
+    product: str  # what it meters: a product's key, or an event name (`event`)
     quantity: Decimal
     timestamp: dt.datetime  # aware, UTC
+    properties: dict[str, str] | None = None  # values as text: "web", "3", "1.5"
+    stored_properties: str | None = None  # their canonical JSON, as the event row keeps it
 
-    def same_content(self, customer: str, product: str, quantity: Decimal, at: dt.datetime) -> bool:
+    def same_content(
+        self,
+        customer: str,
+        product: str,
+        quantity: Decimal,
+        at: dt.datetime,
+        properties: str | None = None,
+    ) -> bool:
         """True when a stored event with this id says the same thing (a retry)."""
         return (
             self.customer == customer
             and self.product == product
             and self.quantity == quantity
             and self.timestamp == at
+            and self.stored_properties == properties
         )
 
 
@@ -74,12 +95,21 @@ def parse_event(
         return Rejection(index, raw_id[:MAX_ID_LENGTH], "invalid: id: longer than 200 characters")
     if not storable(raw_id):
         return Rejection(index, None, f"invalid: id: {UNSTORABLE}")
-    for name in ("customer", "product"):
+    if "product" in raw and "event" in raw:
+        return Rejection(index, raw_id, "invalid: event: name a product or an event, not both")
+    meter = "event" if "event" in raw else "product"
+    for name in ("customer", meter):
         value = raw.get(name)
         if not isinstance(value, str) or not value:
             return Rejection(index, raw_id, f"invalid: {name}: must be a non-empty string")
         if not storable(value):
             return Rejection(index, raw_id, f"invalid: {name}: {UNSTORABLE}")
+    properties = stored = None
+    if raw.get("properties") is not None:
+        checked = parse_properties(raw["properties"])
+        if isinstance(checked, str):
+            return Rejection(index, raw_id, f"invalid: properties{checked}")
+        properties, stored = checked
     quantity = _ONE
     raw_quantity = raw.get("quantity", _ONE)
     if type(raw_quantity) is int and 0 <= raw_quantity <= _MAX_WHOLE:
@@ -94,7 +124,75 @@ def parse_event(
     timestamp = _cached_timestamp(raw.get("timestamp"), seen_times)
     if isinstance(timestamp, str):
         return Rejection(index, raw_id, f"invalid: timestamp: {timestamp}")
-    return ParsedEvent(index, raw_id, raw["customer"], raw["product"], quantity, timestamp)
+    return ParsedEvent(
+        index, raw_id, raw["customer"], raw[meter], quantity, timestamp, properties, stored
+    )
+
+
+def parse_properties(raw: Any) -> tuple[dict[str, str], str] | str:
+    """An event's properties as text values and their stored form (compact JSON, keys
+    sorted), or the problem: a suffix for "invalid: properties…" naming the key at fault."""
+    if not isinstance(raw, dict):
+        return ": must be a JSON object of names to strings or numbers"
+    if len(raw) > MAX_PROPERTIES:
+        return f": at most {MAX_PROPERTIES} properties, got {len(raw)}"
+    values: dict[str, str] = {}
+    kept: dict[str, str | int | Decimal] = {}
+    for name, value in raw.items():
+        if len(name) > MAX_PROPERTY_NAME or not _NAME.fullmatch(name):
+            return (
+                f": {name[:MAX_PROPERTY_NAME]!r}: a property name is 1 to {MAX_PROPERTY_NAME} "
+                "letters, digits, _ $ . or -"
+            )
+        if isinstance(value, str):
+            if len(value) > MAX_PROPERTY_VALUE:
+                return f".{name}: at most {MAX_PROPERTY_VALUE} characters"
+            if not storable(value):
+                return f".{name}: {UNSTORABLE}"
+            values[name] = kept[name] = value
+        elif type(value) is int and abs(value) <= _MAX_WHOLE:
+            values[name] = str(value)
+            kept[name] = value
+        elif (
+            isinstance(value, Decimal)
+            and value.is_finite()
+            and abs(value) <= _MAX_WHOLE
+            and value.normalize().as_tuple().exponent >= -12  # type: ignore[operator]
+        ):
+            text = format(value.normalize(), "f")
+            values[name] = text
+            kept[name] = Decimal(text)
+        else:
+            return (
+                f".{name}: must be a string or a number (up to 10^15, 12 decimal places), "
+                f"not {_kind(value)}"
+            )
+    stored = _canonical(kept)
+    if len(stored.encode()) > MAX_PROPERTIES_BYTES:
+        return f": at most {MAX_PROPERTIES_BYTES:,} bytes in all, got {len(stored.encode()):,}"
+    return values, stored
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, dict | list):
+        return "an object or a list (properties are flat)"
+    return (
+        "a number out of range" if isinstance(value, int | float | Decimal) else "that"
+    )  # float-ok
+
+
+def _canonical(values: dict[str, str | int | Decimal]) -> str:
+    """Compact JSON, keys sorted, numbers written exactly: one text per meaning."""
+    parts = []
+    for name in sorted(values):
+        value = values[name]
+        shown = json.dumps(value) if isinstance(value, str) else str(value)
+        parts.append(f"{json.dumps(name)}:{shown}")
+    return "{" + ",".join(parts) + "}"
 
 
 def _well_formed(

@@ -20,7 +20,13 @@ def test_requests_queued_together_are_one_group_answered_separately(engine, cata
     writer._ensure_started()
     answers = [future.result(timeout=30) for future in futures]
     writer.stop()
-    assert answers[0] == {"accepted": 2, "duplicates": 0, "over_limit": [], "rejected": []}
+    assert answers[0] == {
+        "accepted": 2,
+        "duplicates": 0,
+        "over_limit": [],
+        "over_limit_products": {},
+        "rejected": [],
+    }
     assert (answers[1]["accepted"], answers[1]["duplicates"]) == (1, 1)  # d; b repeats the first
     assert answers[1]["rejected"] == [
         {

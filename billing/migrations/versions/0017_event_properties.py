@@ -1,0 +1,31 @@
+"""Event properties and per-product over-limit refusals (docs/metering.md, "Properties";
+docs/tier-files.md, "Sources").
+
+Revision ID: 0017
+Revises: 0016
+Create Date: 2026-11-30
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0017"
+down_revision: str | None = "0016"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("event") as batch:
+        batch.add_column(sa.Column("properties", sa.Text(), nullable=True))
+        batch.add_column(sa.Column("over_limit_products", sa.String(1400), nullable=True))
+    # every event stored so far metered exactly one product: the one it names
+    op.execute("UPDATE event SET over_limit_products = product WHERE status = 'over_limit'")
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("event") as batch:
+        batch.drop_column("over_limit_products")
+        batch.drop_column("properties")
