@@ -21,6 +21,13 @@ class TierPublic(PublicModel):
     flat_fee: MoneyText
 
 
+class SourcePublic(PublicModel):
+    """A kind of metered event a product counts (docs/tier-files.md, "Sources")."""
+
+    event: str = Field(description="events sent with this `event` (or `product`) name")
+    multiplier: QuantityText = Field(description="each unit counts this many times, exactly")
+
+
 class ProductPublic(PublicModel):
     key: str
     name: str
@@ -32,6 +39,12 @@ class ProductPublic(PublicModel):
     next_version_from: Day | None
     free_allowance: BoundText
     tiers: list[TierPublic]
+    sources: list[SourcePublic] = Field(
+        description='what it counts; by default [{"event": "<key>", "multiplier": "1"}]'
+    )
+    where: dict[str, list[str]] = Field(
+        description="only events whose properties have one of these values; {} for all"
+    )
 
 
 class BracketPublic(PublicModel):
@@ -87,6 +100,11 @@ def catalog_public(catalog: Catalog, day: dt.date) -> CatalogPublic:
                 next_version_from=later[0].isoformat() if later else None,
                 free_allowance=_allowance(version.plan),
                 tiers=tiers_public(version.plan),
+                sources=[
+                    SourcePublic(event=s.event, multiplier=format_quantity(s.multiplier))
+                    for s in product.sources
+                ],
+                where={name: sorted(values) for name, values in product.where.items()},
             )
         )
     in_force = {p.key for p in products}

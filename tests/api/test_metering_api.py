@@ -212,3 +212,34 @@ def test_keys_are_stored_only_as_digests(keys, engine):
         )
     for key in keys.values():
         assert key not in stored
+
+
+def test_events_named_by_event_with_properties_count_as_the_tier_files_say(mid_month, api, keys):
+    """The shipped feature flags count a decide call once and a local evaluation ten times
+    (pricing_tiers/feature_flags.toml); properties travel with the event, exactly."""
+    make_customer(api, keys)
+    decide = {**ev("f1", 3), "event": "flag_decide", "properties": {"project": "web"}}
+    local = {**ev("f2", "1.5"), "event": "flag_local_evaluation", "properties": {"n": 2.50}}
+    for made in (decide, local):
+        del made["product"]
+    both = {**ev("x1"), "event": "flag_decide"}  # a product and an event: which?
+    response = send(api, keys["ingest"], [decide, local, both])
+    assert response.status_code == 200, response.text
+    assert response.json() == {
+        "accepted": 2,
+        "duplicates": 0,
+        "over_limit": [],
+        "over_limit_products": {},
+        "rejected": [
+            {
+                "index": 2,
+                "id": "x1",
+                "error": "invalid: event: name a product or an event, not both",
+            }
+        ],
+    }
+    retry = {**local, "properties": {"n": "2.5"}}  # a string is not the number 2.5
+    assert send(api, keys["ingest"], [retry]).json()["rejected"][0]["error"] == "conflict"
+    usage = api.get("/v1/customers/cust_1/usage", headers=bearer(keys["finance"])).json()
+    [flags] = usage["products"]
+    assert (flags["product"], flags["quantity"], flags["events"]) == ("feature_flags", "18", 2)

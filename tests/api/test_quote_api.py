@@ -135,6 +135,15 @@ def test_products_lists_the_catalogue_in_force_with_brackets(client):
         "flat_fee": "0.00",
     }
     assert replay["tiers"][-1]["up_to"] == "inf"
+    assert (replay["sources"], replay["where"]) == (
+        [{"event": "session_replay", "multiplier": "1"}],
+        {},
+    )
+    assert products["feature_flags"]["sources"] == [
+        {"event": "feature_flags", "multiplier": "1"},
+        {"event": "flag_decide", "multiplier": "1"},
+        {"event": "flag_local_evaluation", "multiplier": "10"},
+    ]
     brackets = data["commitments"]["brackets"]
     assert {"years": 1, "min_credit": "20000.00", "discount_percent": "20"} in brackets
     assert data["commitments"]["min_purchase"] == "3000.00"
