@@ -5,6 +5,11 @@ clock stepping forward. Afterwards every accepted unit is on exactly one invoice
 capped) or adjustment of the period it belongs to, every other event was answered duplicate,
 over_limit or rejected, and no period is billed above its cap.
 
+The catalogue counts some events toward several products (docs/tier-files.md, "Sources"):
+identified events is an add-on over product analytics' events with a `person_mode` filter,
+and feature flags count a local evaluation ten times. Every accepted unit is then on exactly
+one line of each product that counted it, times that product's multiplier.
+
 The schedule's clock is an input: each step runs frozen at its time (a close never runs ahead
 of the clock, so the clock must move for periods to close)."""
 
@@ -13,15 +18,18 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import itertools
+import shutil
 from collections import defaultdict
 from decimal import Decimal as D
 from typing import Any
 
+import pytest
 from freezegun import freeze_time
 from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
+from billing.catalog.loader import load_catalog
 from billing.catalog.models import LatePolicy
 from billing.commitments import service as commitments
 from billing.commitments.discounts import set_discount
@@ -34,9 +42,30 @@ from billing.invoicing.models import Invoice, InvoiceLine
 from billing.metering import quota as quota_service
 from billing.metering import service as metering_service
 from billing.pipeline import close_due, run_commitments
+from tests.conftest import TIERS
 
 PRODUCTS = ("product_analytics", "session_replay")
-QUANTITY = {"product_analytics": 700_000, "session_replay": 6_000}
+# what events are sent as: (field, name) and the 100 % quantity
+METERS = (
+    ("product", "product_analytics"),
+    ("product", "session_replay"),
+    ("event", "flag_local_evaluation"),
+)
+QUANTITY = {"product_analytics": 700_000, "session_replay": 6_000, "flag_local_evaluation": 90_000}
+CAPPED = (*PRODUCTS, "identified_events", "identified_events", "feature_flags")
+IDENTIFIED = """
+key = "identified_events"
+name = "Identified events"
+unit = "event"
+currency = "USD"
+model = "graduated"
+sources = [{ event = "product_analytics" }]
+where = { person_mode = ["full"] }
+
+[[versions]]
+effective_from = 2024-01-01
+tiers = [{ up_to = 100_000, unit_price = "0" }, { up_to = "inf", unit_price = "0.0001" }]
+"""
 T0 = dt.datetime(2026, 1, 10, tzinfo=dt.UTC)
 GRACE = dt.timedelta(hours=1)
 MINUTE = dt.timedelta(minutes=1)
@@ -51,7 +80,8 @@ customer_st = st.fixed_dictionaries(
 event_st = st.fixed_dictionaries(
     {
         "customer": st.integers(0, 2),
-        "product": st.sampled_from(PRODUCTS),
+        "meter": st.sampled_from(METERS),
+        "person_mode": st.sampled_from([None, "full", "full", "anonymous"]),
         "share": st.one_of(st.integers(1, 100), st.just(0)),  # percent of QUANTITY
         # minutes before the clock: negative is in the future (beyond 5 minutes: refused)
         "minutes_back": st.one_of(
@@ -74,7 +104,7 @@ step_st = st.one_of(
     st.tuples(
         st.just("cap"),
         st.integers(0, 2),
-        st.sampled_from(PRODUCTS),
+        st.sampled_from(CAPPED),
         st.sampled_from([None, D("0.50"), D("2.00"), D("10.00"), D("40.00")]),
     ),
     st.tuples(st.just("discount"), st.integers(0, 2), st.sampled_from([None, D(10), D(20), D(50)])),
@@ -93,18 +123,22 @@ schedule_st = st.fixed_dictionaries(
 class Sent:
     id: str
     customer: str
-    product: str
+    meter: tuple[str, str]  # ("product" or "event", its name)
     quantity: D
     at: dt.datetime
+    person_mode: str | None = None
 
     def raw(self) -> dict[str, Any]:
-        return {
+        made: dict[str, Any] = {
             "id": self.id,
             "customer": self.customer,
-            "product": self.product,
+            self.meter[0]: self.meter[1],
             "quantity": str(self.quantity),
             "timestamp": self.at.isoformat(),
         }
+        if self.person_mode is not None:
+            made["properties"] = {"person_mode": self.person_mode}
+        return made
 
 
 class Run:
@@ -117,6 +151,8 @@ class Run:
         self.customers: list[tuple[str, int]] = []  # (id, anchor)
         self.sent: list[Sent] = []
         self.accepted: dict[str, Sent] = {}
+        # accepted id -> (product, quantity) of each product that counted it
+        self.counted: dict[str, list[tuple[str, D]]] = {}
         self.answered = 0
         self.batches = 0
         self.ids = itertools.count()
@@ -129,7 +165,7 @@ class Run:
         batch: list[Any] = []
         for spec in specs:
             customer, _ = self.at(spec["customer"])
-            quantity = D(QUANTITY[spec["product"]] * spec["share"]) / 100
+            quantity = D(QUANTITY[spec["meter"][1]] * spec["share"]) / 100
             stamp = self.clock - spec["minutes_back"] * MINUTE
             if spec["kind"] == "resend" and self.sent:
                 batch.append(self.sent[len(self.sent) // 2].raw())
@@ -137,7 +173,8 @@ class Run:
             event_id = f"{self.prefix}e{next(self.ids)}"
             if spec["kind"] == "conflict" and self.sent:
                 event_id = self.sent[-1].id  # the same id with (likely) other content
-            sent = Sent(event_id, customer, spec["product"], quantity, stamp)
+            mode = spec["person_mode"]
+            sent = Sent(event_id, customer, spec["meter"], quantity, stamp, mode)
             raw = sent.raw()
             if spec["kind"] == "malformed":
                 raw["quantity"] = "-1"
@@ -153,23 +190,43 @@ class Run:
         answered = set(result.outcomes) | set(result.over_limit_ids)
         answered |= {r.index for r in result.rejected}
         assert answered == set(range(len(batch)))
-        assert not set(result.outcomes) & set(result.over_limit_ids)
-        assert result.accepted + result.duplicates + len(result.over_limit_ids) + len(
+        refused_by_all = set(result.over_limit_ids) - set(result.outcomes)
+        assert result.accepted + result.duplicates + len(refused_by_all) + len(
             result.rejected
         ) == len(batch)
-        for index, outcome in result.outcomes.items():
-            if outcome == "accepted":
-                raw = batch[index]
-                assert raw["id"] not in self.accepted, "an event accepted twice"
-                self.accepted[raw["id"]] = Sent(
-                    raw["id"],
-                    raw["customer"],
-                    raw["product"],
-                    D(raw["quantity"]),
-                    dt.datetime.fromisoformat(raw["timestamp"]),
+        for index in range(len(batch)):
+            raw = batch[index]
+            if index not in result.over_limit_ids and result.outcomes.get(index) != "accepted":
+                assert index in {r.index for r in result.rejected} or (
+                    result.outcomes.get(index) == "duplicate"
                 )
-            else:
-                assert batch[index]["id"] in self.accepted or outcome == "duplicate"
+                continue
+            assert raw["id"] not in self.accepted, "an event accepted twice"
+            name = raw.get("product") or raw["event"]
+            properties = {k: str(v) for k, v in raw.get("properties", {}).items()}
+            selected = self.catalog.counted_by(name, properties)
+            refused = result.over_limit_products.get(index, [])
+            # accepted: counted by a product at least; over_limit: refused by one at least
+            assert (result.outcomes.get(index) == "accepted") == (len(refused) < len(selected))
+            if len(selected) > 1:
+                event("an event counted by two products")
+            if refused:
+                event(f"over_limit for {'+'.join(sorted(refused))} of {len(selected)}")
+            if 0 < len(refused) < len(selected):
+                event("an event refused by one of its products' caps, billed by the other")
+            quantity = D(raw["quantity"])
+            self.accepted[raw["id"]] = Sent(
+                raw["id"],
+                raw["customer"],
+                ("product", name),
+                quantity,
+                dt.datetime.fromisoformat(raw["timestamp"]),
+            )
+            self.counted[raw["id"]] = [
+                (product, quantity * multiplier)
+                for product, multiplier in selected
+                if product not in refused
+            ]
 
     def job(self, job: Any) -> None:
         with freeze_time(self.clock):
@@ -181,8 +238,8 @@ class Run:
             try:
                 with connection.begin_nested():
                     action(connection)
-            except BillingError:
-                pass
+            except BillingError as error:
+                event(f"refused: {type(error).__name__}")
 
 
 def bound(history: list[tuple[dt.datetime, D | None]], start: dt.datetime, end: dt.datetime):
@@ -195,6 +252,16 @@ def bound(history: list[tuple[dt.datetime, D | None]], start: dt.datetime, end: 
     return None if any(c is None for c in caps) else max(caps)
 
 
+@pytest.fixture(scope="module")
+def sourced_catalog(tmp_path_factory):
+    """The shipped catalogue (feature flags count a local evaluation ten times) with
+    identified events as an add-on over analytics events of identified persons."""
+    directory = tmp_path_factory.mktemp("tiers") / "tiers"
+    shutil.copytree(TIERS, directory)
+    (directory / "identified_events.toml").write_text(IDENTIFIED)
+    return load_catalog(directory)
+
+
 @settings(
     max_examples=60,
     deadline=None,
@@ -203,8 +270,9 @@ def bound(history: list[tuple[dt.datetime, D | None]], start: dt.datetime, end: 
 )
 @given(schedule=schedule_st)
 def test_every_accepted_unit_ends_on_exactly_one_line_whatever_the_schedule(
-    engine, catalog, schedule
+    engine, sourced_catalog, schedule
 ):
+    catalog = sourced_catalog
     prefix = f"x{next(examples)}_"
     note(f"schedule: {schedule!r}")
     late = schedule["late"]
@@ -297,7 +365,7 @@ def test_every_accepted_unit_ends_on_exactly_one_line_whatever_the_schedule(
     with engine.connect() as connection:
         found = list(connection.execute(query))
     note(f"lines: {[tuple(r) for r in found]!r}")
-    sent = sorted((s.at, s.customer, s.product, s.quantity) for s in run.accepted.values())
+    sent = sorted((s.at, s.customer, s.meter, s.quantity) for s in run.accepted.values())
     note(f"accepted: {sent!r}")
     event(f"invoice lines: {min(len(found), 10)}+")
     event(f"accepted: {min(len(run.accepted), 5)}+")
@@ -315,7 +383,8 @@ def test_every_accepted_unit_ends_on_exactly_one_line_whatever_the_schedule(
     expected: dict[tuple[str, str, dt.datetime], D] = defaultdict(D)
     for sent in run.accepted.values():
         period = period_for(anchors[sent.customer], sent.at).start
-        expected[sent.customer, sent.product, period] += sent.quantity
+        for product, quantity in run.counted[sent.id]:
+            expected[sent.customer, product, period] += quantity
     # every accepted unit on exactly one line of its period: no more, no less
     assert {k: v for k, v in billed.items() if v} == {k: v for k, v in expected.items() if v}
     # no period billed above its cap (after its discount, with its adjustments)
