@@ -368,6 +368,8 @@ def _build(
             versions=versions,
             sources=tuple(Source(s.event, s.multiplier) for s in spec.sources or ()),
             where={name: frozenset(values) for name, values in (spec.where or {}).items()},
+            dimensions=spec.dimensions or (),
+            max_dimension_values=spec.max_dimension_values,
         )
     schedule = None
     if discounts is not None:

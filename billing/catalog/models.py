@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from bisect import bisect_right
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -17,6 +18,10 @@ from billing.pricing.plan import Model, PricePlan
 class ProductVersion:
     effective_from: dt.date
     plan: PricePlan
+
+
+NONE = "(none)"  # the breakdown value of an event without the property
+OTHER = "(other)"  # every value beyond max_dimension_values
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,12 +48,29 @@ class Product:
     versions: tuple[ProductVersion, ...]
     sources: tuple[Source, ...] = ()
     where: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    # the properties its lines are broken down by, and how many distinct values are kept
+    # per customer, product and period before the rest folds into OTHER
+    dimensions: tuple[str, ...] = ()
+    max_dimension_values: int = 1000
     _dates: tuple[dt.date, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_dates", tuple(v.effective_from for v in self.versions))
         if not self.sources:
             object.__setattr__(self, "sources", (Source(self.key),))
+
+    def breakdown_key(self, properties: Mapping[str, str] | None) -> str:
+        """The breakdown an event belongs to: its dimension values as compact JSON, names
+        in the product's order, NONE for a property it lacks ("" for a product without
+        dimensions)."""
+        if not self.dimensions:
+            return ""
+        values = properties or {}
+        return json.dumps(
+            {name: values.get(name, NONE) for name in self.dimensions},
+            separators=(",", ":"),
+            ensure_ascii=False,
+        )
 
     def selects(self, properties: Mapping[str, str] | None) -> bool:
         """Whether an event with these properties passes the product's `where` filter."""

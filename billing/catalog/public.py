@@ -45,6 +45,10 @@ class ProductPublic(PublicModel):
     where: dict[str, list[str]] = Field(
         description="only events whose properties have one of these values; {} for all"
     )
+    dimensions: list[str] = Field(description="properties its lines are broken down by")
+    max_dimension_values: int = Field(
+        description='distinct breakdown values kept per customer and period; beyond: "(other)"'
+    )
 
 
 class BracketPublic(PublicModel):
@@ -105,6 +109,8 @@ def catalog_public(catalog: Catalog, day: dt.date) -> CatalogPublic:
                     for s in product.sources
                 ],
                 where={name: sorted(values) for name, values in product.where.items()},
+                dimensions=list(product.dimensions),
+                max_dimension_values=product.max_dimension_values,
             )
         )
     in_force = {p.key for p in products}

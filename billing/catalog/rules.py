@@ -72,6 +72,13 @@ def _selection_rules(raw: dict[str, Any]) -> Iterator[Found]:
                 )
             else:
                 seen[event] = i
+    dimensions = raw.get("dimensions")
+    if isinstance(dimensions, list):
+        for i, name in enumerate(dimensions):
+            if name in dimensions[:i]:
+                yield f"dimensions[{i}]", f"{name!r} is listed twice"
+    if "max_dimension_values" in raw and not dimensions:
+        yield "max_dimension_values", "only applies with dimensions"
     where = raw.get("where")
     if isinstance(where, dict):
         for name, values in where.items():

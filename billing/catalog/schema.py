@@ -29,6 +29,8 @@ EVENT_PATTERN = r"^[A-Za-z0-9_$.-]{1,64}$"
 PROPERTY_PATTERN = r"^[A-Za-z0-9_$.-]{1,40}$"  # as events send them (metering/validate.py)
 MAX_PROPERTY_VALUE = 200
 MAX_SOURCES = 20
+MAX_DIMENSIONS = 3
+MAX_DIMENSION_VALUES = 100_000
 DECIMAL_PATTERN = r"^[0-9]+(\.[0-9]{1,12})?$"
 
 
@@ -295,6 +297,21 @@ class ProductFile(BaseModel):
         max_length=10,
         description="only events whose property is one of these values (every property "
         "named must match)",
+    )
+    dimensions: tuple[PropertyName, ...] | None = Field(
+        None,
+        max_length=MAX_DIMENSIONS,
+        description="up to 3 event properties its lines are broken down by, e.g. project",
+    )
+    max_dimension_values: Annotated[
+        int,
+        BeforeValidator(_whole(1)),
+        WithJsonSchema({"type": "integer", "minimum": 1, "maximum": MAX_DIMENSION_VALUES}),
+    ] = Field(
+        1000,
+        le=MAX_DIMENSION_VALUES,
+        description="distinct breakdown values kept per customer, product and period; "
+        'beyond it usage folds into "(other)"',
     )
     versions: tuple[VersionSpec, ...]
 

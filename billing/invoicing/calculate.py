@@ -22,11 +22,20 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 
+from billing.catalog.models import NONE
 from billing.invoicing.models import LineKind
-from billing.money import EXACT, ZERO, format_quantity, group_quantity, round_to_billing_unit
+from billing.money import (
+    EXACT,
+    ZERO,
+    billing_unit,
+    format_quantity,
+    group_quantity,
+    round_to_billing_unit,
+)
+from billing.pricing.allocate import largest_remainder
 from billing.pricing.charge import ChargeResult
 from billing.pricing.discounts import line_figures
 
@@ -165,3 +174,52 @@ def breakdown(result: ChargeResult) -> str:
         ],
         separators=(",", ":"),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Parts:
+    """A product's usage in a period by dimension value: (dimensions JSON, quantity
+    accepted) each, the quantity accepted in all (more than the parts' sum when usage came
+    before the product had dimensions: that shows as "(none)"), and the dimension names."""
+
+    rows: Sequence[tuple[str, Decimal]]
+    accepted: Decimal
+    dimensions: tuple[str, ...]
+
+
+def with_breakdowns(
+    lines: Sequence[LineIn], parts: dict[str, Parts], currency: str
+) -> tuple[LineIn, ...]:
+    """`lines` with each usage line of a product in `parts` broken down by dimension value
+    (docs/invoicing.md, "Breakdowns"): each part's quantity accepted, and its amount, the
+    line's rounded amount split in proportion to quantity by the largest-remainder rule
+    (billing.pricing.allocate) so the parts sum to the line to the billing unit. Kept in
+    the line's `detail` beside its tiers: {"tiers": [...], "breakdown": [...]}."""
+    made = []
+    for line in lines:
+        found = parts.get(line.product or "") if line.kind == LineKind.USAGE else None
+        if not found:
+            made.append(line)
+            continue
+        named = [(json.loads(name), quantity) for name, quantity in found.rows if quantity > 0]
+        rest = found.accepted - sum((q for _, q in named), ZERO)
+        if rest > 0:
+            named.append((dict.fromkeys(found.dimensions, NONE), rest))
+        weights = [quantity for _, quantity in named]
+        if sum(weights, ZERO) <= 0:
+            made.append(line)
+            continue
+        amounts = largest_remainder(line.amount, weights, billing_unit(currency))
+        detail = {
+            "tiers": json.loads(line.detail) if line.detail else None,
+            "breakdown": [
+                {
+                    "dimensions": dimensions,
+                    "quantity": format_quantity(quantity),
+                    "amount": format_quantity(amount),
+                }
+                for (dimensions, quantity), amount in zip(named, amounts, strict=True)
+            ],
+        }
+        made.append(replace(line, detail=json.dumps(detail, separators=(",", ":"))))
+    return tuple(made)

@@ -29,13 +29,16 @@ from billing.db import table_of
 from billing.invoicing.calculate import (
     BilledUsage,
     LineIn,
+    Parts,
     Totals,
     totals,
     usage_lines,
+    with_breakdowns,
     with_credits,
 )
 from billing.invoicing.issue import Issued, issue_invoice
 from billing.invoicing.models import Invoice, InvoiceKind, InvoiceStatus, LineKind
+from billing.metering.store import read_breakdowns
 from billing.metering.usage import PeriodUsage, amended_usage, mark_invoiced, period_usage
 from billing.money import EXACT, ZERO, group_quantity
 from billing.pricing.caps import max_quantity_within_cap
@@ -144,10 +147,12 @@ def draft(
     usage: list[BilledUsage] = []
     capped: list[LineIn] = []
     marks: list[tuple[str, dt.datetime, Decimal, Decimal]] = []
+    accepted: dict[str, Decimal] = {}
     for row in period_usage(connection, customer.id, period.start, lock=record):
         product = catalog.products.get(row.product)
         if product is None:
             continue
+        accepted[row.product] = row.accepted
         priced = _within_cap(connection, catalog, customer.id, row, period, discount)
         marks.append((row.product, period.start, priced.billed, priced.cut))
         if priced.cut > 0:
@@ -165,6 +170,18 @@ def draft(
             )
         )
     lines = [*usage_lines(usage, discount_percent=discount, currency=currency), *capped]
+    if any(catalog.products[p].dimensions for p in accepted):
+        found = read_breakdowns(connection, customer.id, period.start)
+        parts = {
+            key: Parts(
+                [(name, quantity) for name, quantity, _ in found.get(key, [])],
+                accepted[key],
+                catalog.products[key].dimensions,
+            )
+            for key in accepted
+            if catalog.products[key].dimensions
+        }
+        lines = list(with_breakdowns(lines, parts, currency))
     if adjust:
         for row in amended_usage(connection, customer.id, period.start, lock=record):
             made, mark = _adjustment(connection, catalog, customer, row)

@@ -101,6 +101,15 @@ class InvoiceTierPublic(PublicModel):
     )
 
 
+class BreakdownPartPublic(PublicModel):
+    """One part of a usage line: its dimension values, the units accepted with them, and
+    its share of the line's amount (largest remainder, in proportion to quantity)."""
+
+    dimensions: dict[str, str] = Field(examples=[{"project": "web"}])
+    quantity: QuantityText
+    amount: MoneyText
+
+
 class InvoiceLinePublic(PublicModel):
     position: int = Field(description="1, 2, ... in the order the lines are shown")
     kind: str = Field(description="usage | discount | credits | commitment")
@@ -109,6 +118,11 @@ class InvoiceLinePublic(PublicModel):
     quantity: QuantityText
     amount: MoneyText
     tiers: list[InvoiceTierPublic] | None = Field(description="a usage line's tier breakdown")
+    breakdown: list[BreakdownPartPublic] | None = Field(
+        None,
+        description="a usage line by dimension value (a product with dimensions): amounts sum "
+        'to the line to the cent (docs/invoicing.md, "Breakdowns")',
+    )
 
 
 class InvoiceSummaryPublic(PublicModel):
@@ -239,7 +253,11 @@ def _iso(value: dt.datetime | None) -> str | None:
 
 def line_public(position: int, line: LineRecord, currency: str) -> InvoiceLinePublic:
     """A stored or drafted line as answers show it (its tiers from the JSON kept with it)."""
-    tiers = json.loads(line.detail) if line.detail else None
+    detail = json.loads(line.detail) if line.detail else None
+    parts = None
+    tiers = detail
+    if isinstance(detail, dict):  # {"tiers": [...], "breakdown": [...]}
+        tiers, parts = detail.get("tiers"), detail.get("breakdown")
     return InvoiceLinePublic(
         position=position,
         kind=line.kind,
@@ -248,6 +266,16 @@ def line_public(position: int, line: LineRecord, currency: str) -> InvoiceLinePu
         quantity=format_quantity(line.quantity),
         amount=format_exact(line.amount, currency),
         tiers=None if tiers is None else [InvoiceTierPublic.model_validate(t) for t in tiers],
+        breakdown=None
+        if parts is None
+        else [
+            BreakdownPartPublic(
+                dimensions=p["dimensions"],
+                quantity=p["quantity"],
+                amount=format_exact(Decimal(p["amount"]), currency),
+            )
+            for p in parts
+        ],
     )
 
 

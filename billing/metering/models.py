@@ -67,3 +67,19 @@ class Usage(SQLModel, table=True):
     invoiced_quantity: Decimal = Field(default=Decimal(0), sa_type=ExactDecimal)
     capped_quantity: Decimal = Field(default=Decimal(0), sa_type=ExactDecimal)  # shown, not billed
     amended: bool = False  # moved since an invoice billed it (late usage): the next adjusts
+
+
+class UsageBreakdown(SQLModel, table=True):
+    """The part of a running total that one breakdown holds: a product's accepted quantity
+    per value of its dimensions (docs/tier-files.md, "Dimensions"), written with the running
+    total, under its lock. `dimensions` is the compact JSON of the values, e.g.
+    {"project":"web"}; values beyond the product's max_dimension_values fold into "(other)"."""
+
+    __tablename__ = "usage_breakdown"
+
+    customer_id: str = Field(primary_key=True, foreign_key="customer.id", max_length=64)
+    product: str = Field(primary_key=True, max_length=64)
+    period_start: dt.datetime = Field(primary_key=True, sa_type=UTCDateTime)
+    dimensions: str = Field(primary_key=True, max_length=1000)
+    quantity: Decimal = Field(default=Decimal(0), sa_type=ExactDecimal)
+    events: int = 0

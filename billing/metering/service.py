@@ -23,6 +23,7 @@ from billing.alerts.service import fire_due_alerts
 from billing.caps.accounts import Account, read_accounts, terms_for
 from billing.caps.quota import admit, reprice
 from billing.catalog import Catalog
+from billing.catalog.models import NONE, OTHER
 from billing.customers.models import Customer
 from billing.customers.periods import Period, is_closed, period_for
 from billing.db import table_of
@@ -273,6 +274,7 @@ def ingest(
             reject(event, "conflict", count=True)
     over: dict[str, list[str]] = {}  # event id -> products whose cap refused it
     moved: dict[UsageKey, store.UsageRow] = {}
+    breakdowns: store.Breakdowns = {}
     for key, row in running.items():
         customer_id, product, start = key
         account = customers[customer_id]
@@ -283,10 +285,16 @@ def ingest(
         # the terms of its own period, never today's (docs/metering.md, "Late usage").
         quota = row.quota if closed else reprice(row.quota, terms)
         admission = admit(quota, [quantity for _, quantity in events])
-        for (event, _), accepted in zip(events, admission.accepted, strict=True):
+        dimensioned = catalog.products[product].dimensions
+        for (event, quantity), accepted in zip(events, admission.accepted, strict=True):
             if not accepted:
                 result.refuse_over_limit(event, product)
                 over.setdefault(event.id, []).append(product)
+            elif dimensioned:
+                part = breakdowns.setdefault(key, {})
+                name = catalog.products[product].breakdown_key(event.properties)
+                before = part.get(name, (Decimal(0), 0))
+                part[name] = (before[0] + quantity, before[1] + 1)
         tally = tallies.get(key, _NO_TALLY)
         totals = row.totals
         moved[key] = store.UsageRow(
@@ -313,6 +321,15 @@ def ingest(
                 result.counted_by_none(event)
     store.mark_over_limit(connection, over)
     store.write_usage(connection, moved, now)
+    if breakdowns:
+        limits = {
+            product: (
+                catalog.products[product].max_dimension_values,
+                catalog.products[product].breakdown_key(None).replace(NONE, OTHER),
+            )
+            for _, product, _ in breakdowns
+        }
+        store.add_breakdowns(connection, breakdowns, limits)
     result.limits_changed = any(
         moved[key].quota.limited != row.quota.limited for key, row in running.items()
     )

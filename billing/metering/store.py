@@ -25,12 +25,12 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Table
+from sqlalchemy import Connection, Table, and_, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from billing.caps.quota import QuotaState
 from billing.db import table_of
-from billing.metering.models import Usage
+from billing.metering.models import Usage, UsageBreakdown
 
 # customer, product (or event name), quantity, timestamp, properties (canonical JSON or None)
 Stored = tuple[str, str, Decimal, dt.datetime, str | None]
@@ -364,3 +364,98 @@ def mark_over_limit(connection: Connection, refused: dict[str, list[str]]) -> No
 def usage_table() -> Table:
     """The running-totals table, for plain reads."""
     return table_of(Usage)
+
+
+# A product's breakdown additions in one batch: usage key -> breakdown key -> (quantity,
+# events), in the order they were accepted.
+Breakdowns = dict[UsageKey, dict[str, tuple[Decimal, int]]]
+
+
+def add_breakdowns(
+    connection: Connection, parts: Breakdowns, limits: dict[str, tuple[int, str]]
+) -> None:
+    """Add accepted quantities to the usage breakdowns (the running totals of those keys are
+    locked by the caller). `limits`: product -> (max distinct values, its "(other)" key). A
+    value not stored yet for its customer, product and period is kept while fewer than the
+    maximum are; beyond, it folds into "(other)": never an error, never lost. Quantities
+    are added in Python (exact), not in SQL (SQLite would add them as floats)."""
+    if not parts:
+        return
+    table = table_of(UsageBreakdown)
+    found = connection.execute(
+        select(table).where(
+            or_(
+                *(
+                    and_(
+                        table.c.customer_id == customer,
+                        table.c.product == product,
+                        table.c.period_start == start,
+                    )
+                    for customer, product, start in parts
+                )
+            )
+        )
+    )
+    stored: dict[UsageKey, dict[str, tuple[Decimal, int]]] = {}
+    for row in found:
+        key = (row.customer_id, row.product, row.period_start)
+        stored.setdefault(key, {})[row.dimensions] = (row.quantity, row.events)
+    inserts: list[dict[str, Any]] = []
+    for key, adds in parts.items():
+        customer, product, start = key
+        have = stored.get(key, {})
+        most, other = limits[product]
+        kept = sum(1 for name in have if name != other)
+        merged: dict[str, tuple[Decimal, int]] = {}
+        for name, (quantity, events) in adds.items():
+            target = name
+            if name not in have and name not in merged:
+                if kept >= most:
+                    target = other
+                else:
+                    kept += 1
+            before = merged.get(target, (Decimal(0), 0))
+            merged[target] = (before[0] + quantity, before[1] + events)
+        for name, (quantity, events) in merged.items():
+            if name in have:
+                old_quantity, old_events = have[name]
+                connection.execute(
+                    update(table)
+                    .where(
+                        table.c.customer_id == customer,
+                        table.c.product == product,
+                        table.c.period_start == start,
+                        table.c.dimensions == name,
+                    )
+                    .values(quantity=old_quantity + quantity, events=old_events + events)
+                )
+            else:
+                inserts.append(
+                    {
+                        "customer_id": customer,
+                        "product": product,
+                        "period_start": start,
+                        "dimensions": name,
+                        "quantity": quantity,
+                        "events": events,
+                    }
+                )
+    if inserts:
+        connection.execute(insert(table), inserts)
+
+
+def read_breakdowns(
+    connection: Connection, customer_id: str, period_start: dt.datetime
+) -> dict[str, list[tuple[str, Decimal, int]]]:
+    """A customer's breakdowns in a period: product -> [(dimensions JSON, quantity, events)],
+    largest quantity first, then by value."""
+    table = table_of(UsageBreakdown)
+    query = select(table).where(
+        table.c.customer_id == customer_id, table.c.period_start == period_start
+    )
+    found: dict[str, list[tuple[str, Decimal, int]]] = {}
+    for row in connection.execute(query):
+        found.setdefault(row.product, []).append((row.dimensions, row.quantity, row.events))
+    for rows in found.values():
+        rows.sort(key=lambda r: (-r[1], r[0]))
+    return found

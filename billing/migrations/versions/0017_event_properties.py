@@ -1,5 +1,5 @@
-"""Event properties and per-product over-limit refusals (docs/metering.md, "Properties";
-docs/tier-files.md, "Sources").
+"""Event properties, per-product over-limit refusals and usage breakdowns by dimension
+(docs/metering.md, "Properties"; docs/tier-files.md, "Sources" and "Dimensions").
 
 Revision ID: 0017
 Revises: 0016
@@ -10,6 +10,8 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+
+from billing.db import ExactDecimal, UTCDateTime
 
 revision: str = "0017"
 down_revision: str | None = "0016"
@@ -23,9 +25,19 @@ def upgrade() -> None:
         batch.add_column(sa.Column("over_limit_products", sa.String(1400), nullable=True))
     # every event stored so far metered exactly one product: the one it names
     op.execute("UPDATE event SET over_limit_products = product WHERE status = 'over_limit'")
+    op.create_table(
+        "usage_breakdown",
+        sa.Column("customer_id", sa.String(64), sa.ForeignKey("customer.id"), primary_key=True),
+        sa.Column("product", sa.String(64), primary_key=True),
+        sa.Column("period_start", UTCDateTime(), primary_key=True),
+        sa.Column("dimensions", sa.String(1000), primary_key=True),
+        sa.Column("quantity", ExactDecimal(), nullable=False),
+        sa.Column("events", sa.Integer(), nullable=False),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("usage_breakdown")
     with op.batch_alter_table("event") as batch:
         batch.drop_column("over_limit_products")
         batch.drop_column("properties")

@@ -1,0 +1,179 @@
+"""Breakdowns by dimension (docs/tier-files.md, "Dimensions"; docs/invoicing.md,
+"Breakdowns"), on both engines: accepted usage kept per project with the running totals,
+values beyond the declared maximum folded into "(other)" (never an error, never lost),
+duplicates and over-limit events not counted, and the invoice line split by project with
+amounts that sum to the line to the cent, for random data too."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import shutil
+from decimal import Decimal as D
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import text
+
+from billing.catalog.loader import load_catalog
+from billing.invoicing.service import get_invoice, list_invoices
+from billing.pipeline import close_due
+from tests.caps.helpers import set_cap
+from tests.conftest import TIERS
+from tests.metering.helpers import add_customer, ingest
+
+AT = "2026-10-20T10:00:00Z"
+NOW = dt.datetime(2026, 10, 21, tzinfo=dt.UTC)
+START = dt.datetime(2026, 10, 1, tzinfo=dt.UTC)
+CLOSE = dt.datetime(2026, 11, 2, tzinfo=dt.UTC)
+examples = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def catalog(tmp_path_factory):
+    """The shipped catalogue with product analytics broken down by project, keeping at most
+    3 distinct projects per customer and period."""
+    directory = tmp_path_factory.mktemp("tiers") / "tiers"
+    shutil.copytree(TIERS, directory)
+    path = directory / "product_analytics.toml"
+    path.write_text(
+        path.read_text().replace(
+            'model = "graduated"\n',
+            'model = "graduated"\ndimensions = ["project"]\nmax_dimension_values = 3\n',
+            1,
+        )
+    )
+    return load_catalog(directory)
+
+
+def sent(event_id, quantity, project=None, customer="cust_1", at=AT):
+    made = {
+        "id": event_id,
+        "customer": customer,
+        "product": "product_analytics",
+        "quantity": quantity,
+        "timestamp": at,
+    }
+    if project is not None:
+        made["properties"] = {"project": project, "sdk": "js"}
+    return made
+
+
+def breakdown(session, customer="cust_1"):
+    rows = session.connection().execute(
+        text("SELECT dimensions, quantity, events FROM usage_breakdown WHERE customer_id = :c"),
+        {"c": customer},
+    )
+    return {row.dimensions: (D(row.quantity), row.events) for row in rows}
+
+
+def test_usage_is_kept_by_project_and_folds_beyond_the_maximum(session, catalog):
+    add_customer(session, billing_start=START)
+    ingest(
+        session,
+        catalog,
+        [sent("e1", 100, "web"), sent("e2", 50, "api"), sent("e3", 7), sent("e4", 1, "web")],
+        now=NOW,
+    )
+    # a fourth and fifth distinct value: folded, in the batch after
+    result = ingest(
+        session,
+        catalog,
+        [
+            sent("e5", 20, "mobile"),
+            sent("e6", 3, "ios"),
+            sent("e7", 2, "api"),
+            sent("e1", 100, "web"),
+        ],
+        now=NOW,
+    )
+    assert (result.accepted, result.duplicates) == (3, 1)
+    assert breakdown(session) == {
+        '{"project":"web"}': (D(101), 2),
+        '{"project":"api"}': (D(52), 2),
+        '{"project":"(none)"}': (D(7), 1),
+        '{"project":"(other)"}': (D(23), 2),
+    }
+    total = (
+        session.connection()
+        .execute(text("SELECT quantity FROM usage WHERE customer_id = 'cust_1'"))
+        .scalar_one()
+    )
+    assert D(total) == D(101 + 52 + 7 + 23)  # the parts are the running total
+
+
+def test_over_limit_events_are_in_no_part(session, catalog):
+    add_customer(session, billing_start=START)
+    # a cap of 0 keeps the free allowance: 1,000,000 events
+    set_cap(session.connection(), catalog, "cust_1", "product_analytics", D(0), START)
+    session.commit()
+    result = ingest(
+        session,
+        catalog,
+        [sent("a", 900_000, "web"), sent("b", 200_000, "api"), sent("c", 5, "web")],
+        now=NOW,
+    )
+    assert result.over_limit == ["c"]
+    assert breakdown(session) == {
+        '{"project":"web"}': (D(900_000), 1),
+        '{"project":"api"}': (D(200_000), 1),  # the crossing event, accepted in full
+    }
+
+
+def test_the_invoice_line_is_split_by_project_to_the_cent(engine, session, catalog):
+    add_customer(session, billing_start=START)
+    events = [sent("w", 2_000_000, "web"), sent("a", 1_000_000, "api"), sent("n", 1)]
+    ingest(session, catalog, events, now=NOW)
+    assert close_due(engine, catalog, CLOSE, dt.timedelta(hours=1))
+    with engine.connect() as connection:
+        [summary] = list_invoices(connection, "cust_1")
+        invoice = get_invoice(connection, summary.id, due_days=0)
+    [line] = [line for line in invoice.lines if line.product == "product_analytics"]
+    # 3,000,001 events: 84.30 (1,000,000 free, then 0.00005 and 0.0000343 a unit, rounded)
+    assert line.amount == "84.30"
+    assert [(p.dimensions, p.quantity, p.amount) for p in line.breakdown] == [
+        ({"project": "web"}, "2000000", "56.20"),
+        ({"project": "api"}, "1000000", "28.10"),
+        ({"project": "(none)"}, "1", "0.00"),
+    ]
+    assert line.tiers  # the tier breakdown is still there
+    others = [line for line in invoice.lines if line.product != "product_analytics"]
+    assert all(line.breakdown is None for line in others)
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    usage=st.lists(
+        st.tuples(
+            st.sampled_from(["web", "api", "ios", "android", "cli", None]),
+            st.integers(1, 3_000_000),
+        ),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_parts_sum_to_the_line_to_the_cent_for_random_usage(engine, catalog, usage):
+    from sqlmodel import Session
+
+    customer = f"r{next(examples)}"
+    with Session(engine) as session:
+        add_customer(session, customer_id=customer, billing_start=START)
+        events = [
+            sent(f"{customer}_{i}", quantity, project, customer=customer)
+            for i, (project, quantity) in enumerate(usage)
+        ]
+        ingest(session, catalog, events, now=NOW)
+    close_due(engine, catalog, CLOSE, dt.timedelta(hours=1))
+    with engine.connect() as connection:
+        [summary] = list_invoices(connection, customer)
+        invoice = get_invoice(connection, summary.id, due_days=0)
+    [line] = [line for line in invoice.lines if line.product == "product_analytics"]
+    assert sum(D(p.amount) for p in line.breakdown) == D(line.amount)
+    assert sum(D(p.quantity) for p in line.breakdown) == sum(q for _, q in usage)
+    assert len(line.breakdown) <= 4  # 3 projects, then "(other)"
