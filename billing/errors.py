@@ -4,6 +4,7 @@
     BillingError                      billing_error             (the base, never raised itself)
     ├── InputError                    invalid                   422
     │   ├── UnknownProduct            unknown_product
+    │   ├── UnknownDimension          unknown_dimension
     │   ├── NoPriceInForce            no_price_in_force
     │   ├── InvalidQuantity           invalid_quantity
     │   ├── InvalidAmount             invalid_amount
@@ -88,6 +89,12 @@ class InputError(BillingError):
 
 class UnknownProduct(InputError):
     code = "unknown_product"
+
+
+class UnknownDimension(InputError):
+    """A dimension the product does not declare (a report by dimension)."""
+
+    code = "unknown_dimension"
 
 
 class NoPriceInForce(InputError):

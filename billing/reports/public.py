@@ -99,7 +99,7 @@ class RevenueGroupPublic(RevenueFiguresPublic, GroupKey):
 class RevenuePublic(PublicModel):
     """Billings (what issued invoices charge, not cash collected) per group and in total."""
 
-    group_by: str = Field(description="product | customer | month")
+    group_by: str = Field(description="product | customer | month | dimension")
     basis: str = Field(
         "service",
         description="service: invoices dated by the month their billing period starts; "

@@ -9,6 +9,7 @@ server-side cursor, so a CSV of 100,000 invoices never sits in memory.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from collections import defaultdict
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, case, func, literal, select
 
+from billing.catalog.models import NONE
 from billing.db import read_only, table_of
 from billing.errors import InvalidMonth, ReversedRange, UnknownStatus
 from billing.invoicing.models import (
@@ -29,7 +31,8 @@ from billing.invoicing.models import (
 )
 from billing.invoicing.numbers import display_number
 from billing.metering.store import usage_table
-from billing.money import ZERO, format_exact, format_quantity
+from billing.money import ZERO, billing_unit, format_exact, format_quantity
+from billing.pricing.allocate import largest_remainder
 from billing.reports.public import CapHitRow, InvoiceReportRow
 from billing.stripe_sync.models import InvoiceSync
 
@@ -227,7 +230,14 @@ def _issued_lines(
     filters = InvoiceFilter(start=start, end=end, basis=basis)
     invoices = {row.id: row for row in connection.execute(_query(filters)) if row.status != "void"}
     lines = connection.execute(
-        select(_LINES.c.invoice_id, _LINES.c.kind, _LINES.c.product, _LINES.c.amount)
+        select(
+            _LINES.c.invoice_id,
+            _LINES.c.kind,
+            _LINES.c.product,
+            _LINES.c.amount,
+            _LINES.c.detail,
+            _LINES.c.position,
+        )
         .join(_INVOICES, _INVOICES.c.id == _LINES.c.invoice_id)
         .where(_INVOICES.c.status != "void")
     )
@@ -241,6 +251,8 @@ def _issued_lines(
             literal("credit_note").label("kind"),
             _LINES.c.product,
             _NOTE_LINES.c.amount,
+            _LINES.c.detail,
+            _LINES.c.position,
         )
         .join(_NOTES, _NOTES.c.id == _NOTE_LINES.c.credit_note_id)
         .join(
@@ -253,6 +265,73 @@ def _issued_lines(
         invoice = invoices.get(line.invoice_id)
         if invoice is not None:
             yield invoice, line
+
+
+NOT_BROKEN_DOWN = "(not broken down)"  # adjustments of late usage: billed without parts
+
+
+@dataclass(frozen=True, slots=True)
+class _Share:
+    kind: str
+    amount: Decimal
+
+
+def revenue_by_dimension(
+    connection: Connection,
+    product: str,
+    dimension: str,
+    currency: str,
+    start: dt.datetime | None,
+    end: dt.datetime | None,
+    basis: str = "service",
+) -> tuple[dict[str, Revenue], Revenue]:
+    """`product`'s revenue by the value of one of its dimensions (docs/finance.md,
+    "By dimension"): each usage line as its breakdown splits it (the parts stored with the
+    line, which the invoice shows); its discount line and the credit notes against it split
+    in the same proportions by the largest-remainder rule, so every group and the total are
+    exact and the total equals the product's row of `revenue(group_by="product")`. A usage
+    line without a breakdown (issued before the product had dimensions) counts as "(none)";
+    adjustments for late usage as "(not broken down)". Values are those of `dimension` alone:
+    parts that differ in another dimension add up."""
+    unit = billing_unit(currency)
+    lines = [(i, line) for i, line in _issued_lines(connection, start, end, basis)]
+    parts: dict[str, list[tuple[str, Decimal]]] = {}  # invoice id -> usage line's parts
+    for invoice, line in lines:
+        if line.product == product and line.kind == "usage":
+            parts[invoice.id] = _parts_of(line.detail, dimension) or [(NONE, line.amount)]
+    groups: dict[str, Revenue] = defaultdict(Revenue)
+    total = Revenue()
+    for invoice, line in lines:
+        if line.product != product:
+            continue
+        if line.kind == "adjustment":
+            shares = [(NOT_BROKEN_DOWN, line.amount)]
+        elif line.kind == "usage":
+            shares = parts[invoice.id]
+        else:  # its discount line, a credit note's line: as the usage line splits
+            weights = parts.get(invoice.id) or [(NONE, Decimal(1))]
+            if not any(w for _, w in weights):
+                weights = [(NONE, Decimal(1))]
+            amounts = largest_remainder(line.amount, [abs(w) for _, w in weights], unit)
+            shares = [(key, amount) for (key, _), amount in zip(weights, amounts, strict=True)]
+        for key, amount in shares:
+            share = _Share(line.kind, amount)
+            _add(groups[key], invoice.id, share)
+        _add(total, invoice.id, _Share(line.kind, line.amount))
+    return dict(sorted(groups.items())), total
+
+
+def _parts_of(detail: str, dimension: str) -> list[tuple[str, Decimal]]:
+    """A usage line's parts by the value of `dimension`: (value, amount), values merged,
+    in order of first appearance; [] for a line without a breakdown."""
+    stored = json.loads(detail) if detail else None
+    if not isinstance(stored, dict) or not stored.get("breakdown"):
+        return []
+    merged: dict[str, Decimal] = {}
+    for part in stored["breakdown"]:
+        value = str(part["dimensions"].get(dimension, NONE))
+        merged[value] = merged.get(value, ZERO) + Decimal(part["amount"])
+    return list(merged.items())
 
 
 def _product_key(invoice: Any, line: Any) -> str:

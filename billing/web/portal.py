@@ -144,6 +144,10 @@ def overview(
     alerts = alerts_service.list_alerts(connection, _cid(user), period.start)
     credits = commitment_queries.credits(connection, catalog, _cid(user))
     invoices = invoicing_service.list_invoices(connection, _cid(user))
+    broken_down: list[dict[str, Any]] = []
+    if any(product.dimensions for product in catalog.products.values()):
+        draft = _shown(invoicing_service.upcoming(connection, catalog, _cid(user), at))
+        broken_down = [line for line in draft["lines"] if line.get("breakdown")]
     context = {
         "customer": customer,
         "currency": catalog.currency,
@@ -154,6 +158,7 @@ def overview(
         "alerts": [_shown(a) for a in alerts],
         "balance": credits.balance,
         "invoices": [_shown(i) for i in invoices[:6]],
+        "broken_down": broken_down,
     }
     return AREA.page(request, user, "portal_overview.html", context, active="/portal")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +58,18 @@ def minute(text: Any) -> str:
     return "—" if not text else f"{str(text)[:10]} {str(text)[11:16]} UTC"
 
 
+def shares(parts: Any) -> list[str]:
+    """Display only: each part's share of the parts' total quantity, in percent to one
+    decimal, for bars ("66.7"); all "0" when the total is 0."""
+    quantities = [Decimal(str(part["quantity"])) for part in parts]
+    whole = sum(quantities, Decimal(0))
+    if whole <= 0:
+        return ["0" for _ in quantities]
+    return [f"{(q / whole * 100).quantize(Decimal('0.1'))}" for q in quantities]
+
+
 TEMPLATES.env.filters["group"] = group_digits
+TEMPLATES.env.filters["shares"] = shares
 TEMPLATES.env.filters["day"] = day
 TEMPLATES.env.filters["minute"] = minute
 TEMPLATES.env.filters["last_day"] = last_day

@@ -10,6 +10,8 @@ from fastapi.responses import StreamingResponse
 
 from billing.api.deps import StaffKey
 from billing.api.schemas import ErrorOut
+from billing.catalog import Catalog
+from billing.errors import MissingField, UnknownDimension, UnknownProduct
 from billing.http.deps import CatalogDep, SessionDep
 from billing.reports import service as reports
 from billing.reports.public import (
@@ -71,7 +73,7 @@ def revenue_report(
     _: StaffKey,
     session: SessionDep,
     catalog: CatalogDep,
-    group_by: Literal["product", "customer", "month"] = "product",
+    group_by: Literal["product", "customer", "month", "dimension"] = "product",
     from_: Annotated[str | None, Query(alias="from", pattern=r"^\d{4}-\d{2}$")] = None,
     to: MonthQuery = None,
     basis: Annotated[
@@ -81,13 +83,44 @@ def revenue_report(
             "period starts (default); issued, the month it was issued"
         ),
     ] = "service",
+    product: Annotated[
+        str | None, Query(max_length=64, description="group_by=dimension: the product")
+    ] = None,
+    dimension: Annotated[
+        str | None,
+        Query(max_length=40, description="group_by=dimension: one of the product's dimensions"),
+    ] = None,
 ) -> RevenuePublic:
     """Billings: list price, discounts, commitments sold, credits applied and amount due,
     per group, from issued invoices (not void), dated by `basis`; the totals equal the sums
     over those invoices. Billings are what invoices charge, not cash collected."""
     start, end = reports.months(from_, to)
-    groups, total = reports.revenue(session.connection(), group_by, start, end, basis)
+    if group_by == "dimension":
+        chosen, name = _dimension_of(catalog, product, dimension)
+        groups, total = reports.revenue_by_dimension(
+            session.connection(), chosen, name, catalog.currency, start, end, basis
+        )
+    else:
+        groups, total = reports.revenue(session.connection(), group_by, start, end, basis)
     return revenue_public(group_by, catalog.currency, groups, total, basis)
+
+
+def _dimension_of(catalog: Catalog, product: str | None, dimension: str | None) -> tuple[str, str]:
+    """The product and dimension a by-dimension report names, checked against the tier
+    files (missing_field, unknown_product, unknown_dimension naming the parameter)."""
+    if not product:
+        raise MissingField("group_by=dimension needs product=<key>", field="product")
+    found = catalog.products.get(product)
+    if found is None:
+        raise UnknownProduct(f"unknown product {product!r}", field="product")
+    if not dimension:
+        raise MissingField("group_by=dimension needs dimension=<name>", field="dimension")
+    if dimension not in found.dimensions:
+        has = ", ".join(found.dimensions) or "none"
+        raise UnknownDimension(
+            f"{product} has no dimension {dimension!r}; its dimensions: {has}", field="dimension"
+        )
+    return product, dimension
 
 
 @router.get("/caps", responses=ERRORS)
