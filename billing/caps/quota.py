@@ -26,6 +26,7 @@ The arithmetic under them:
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
@@ -150,17 +151,20 @@ class Admission:
     accepted: tuple[bool, ...]
 
 
-def admit(state: QuotaState, quantities: Sequence[Decimal]) -> Admission:
-    """Decide a run of events of one product's period, in the order given.
+def admit(state: QuotaState, quantities: Sequence[Decimal], *, rule: str = "sum") -> Admission:
+    """Decide a run of events of one product's period, in the order given; `rule` is how an
+    accepted event moves the period's quantity: "sum" adds it (the aggregations sum, count
+    and unique_count, whose events bring 1 or 0), "max" keeps the largest
+    (docs/tier-files.md, "Aggregations").
 
     NOTE: PostHog-style, an event is accepted while the accepted quantity is below the
     limit, so the event that crosses it is accepted too (a customer never loses half an
-    event); later ones are over the limit. Sums run in the EXACT context: sums of
-    10^15-sized quantities need more than 28 digits.
+    event); later ones are over the limit. The rule is the same for every aggregation. Sums
+    run in the EXACT context: sums of 10^15-sized quantities need more than 28 digits.
     """
     accepted, limit = state.accepted, state.limit_quantity
     over_events, over_quantity = state.over_limit_events, state.over_limit_quantity
-    add = EXACT.add
+    add = EXACT.add if rule == "sum" else max
     flags: list[bool] = []
     for quantity in quantities:
         if limit is None or accepted < limit:
@@ -177,6 +181,34 @@ def admit(state: QuotaState, quantities: Sequence[Decimal]) -> Admission:
         over_limit_quantity=over_quantity,
     )
     return Admission(state=moved, accepted=tuple(flags))
+
+
+def admit_latest(
+    state: QuotaState,
+    readings: Sequence[tuple[Decimal, dt.datetime]],
+    latest_at: dt.datetime | None,
+) -> tuple[Admission, dt.datetime | None]:
+    """Decide a run of readings (quantity, when) of a product aggregated by "latest": the
+    period's quantity is the reading with the latest time (an earlier reading arriving late
+    changes nothing; of two at the same time, the one that arrived last). The crossing
+    rule of `admit` holds: a reading is accepted while the quantity is below the limit.
+    Also returns the time of the reading that now stands."""
+    accepted, limit = state.accepted, state.limit_quantity
+    over_events, over_quantity = state.over_limit_events, state.over_limit_quantity
+    flags: list[bool] = []
+    for quantity, at in readings:
+        if limit is None or accepted < limit:
+            if latest_at is None or at >= latest_at:
+                accepted, latest_at = quantity, at
+            flags.append(True)
+        else:
+            over_events += 1
+            over_quantity = EXACT.add(over_quantity, quantity)
+            flags.append(False)
+    moved = replace(
+        state, accepted=accepted, over_limit_events=over_events, over_limit_quantity=over_quantity
+    )
+    return Admission(state=moved, accepted=tuple(flags)), latest_at
 
 
 @dataclass(frozen=True, slots=True)

@@ -369,6 +369,8 @@ def _build(
             sources=tuple(Source(s.event, s.multiplier) for s in spec.sources or ()),
             where={name: frozenset(values) for name, values in (spec.where or {}).items()},
             dimensions=spec.dimensions or (),
+            aggregation=spec.aggregation,
+            unique_property=spec.unique_property,
             max_dimension_values=spec.max_dimension_values,
         )
     schedule = None

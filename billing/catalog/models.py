@@ -52,6 +52,9 @@ class Product:
     # per customer, product and period before the rest folds into OTHER
     dimensions: tuple[str, ...] = ()
     max_dimension_values: int = 1000
+    # how a period's events make its quantity (docs/tier-files.md, "Aggregations")
+    aggregation: str = "sum"  # sum | count | max | unique_count | latest
+    unique_property: str | None = None
     _dates: tuple[dt.date, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

@@ -45,6 +45,8 @@ class ProductPublic(PublicModel):
     where: dict[str, list[str]] = Field(
         description="only events whose properties have one of these values; {} for all"
     )
+    aggregation: str = Field(description="sum | count | max | unique_count | latest")
+    unique_property: str | None = Field(description="unique_count: the property counted")
     dimensions: list[str] = Field(description="properties its lines are broken down by")
     max_dimension_values: int = Field(
         description='distinct breakdown values kept per customer and period; beyond: "(other)"'
@@ -109,6 +111,8 @@ def catalog_public(catalog: Catalog, day: dt.date) -> CatalogPublic:
                     for s in product.sources
                 ],
                 where={name: sorted(values) for name, values in product.where.items()},
+                aggregation=product.aggregation,
+                unique_property=product.unique_property,
                 dimensions=list(product.dimensions),
                 max_dimension_values=product.max_dimension_values,
             )

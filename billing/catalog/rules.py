@@ -72,6 +72,23 @@ def _selection_rules(raw: dict[str, Any]) -> Iterator[Found]:
                 )
             else:
                 seen[event] = i
+    aggregation = raw.get("aggregation", "sum")
+    if aggregation == "unique_count" and not raw.get("unique_property"):
+        yield (
+            "unique_property",
+            'aggregation "unique_count" needs unique_property (the property counted)',
+        )
+    if "unique_property" in raw and aggregation != "unique_count":
+        yield (
+            "unique_property",
+            f'only applies with aggregation "unique_count", not {aggregation!r}',
+        )
+    if raw.get("dimensions") and aggregation in ("max", "unique_count", "latest"):
+        yield (
+            "dimensions",
+            f'a breakdown adds up parts: dimensions need aggregation "sum" or "count", not '
+            f"{aggregation!r}",
+        )
     dimensions = raw.get("dimensions")
     if isinstance(dimensions, list):
         for i, name in enumerate(dimensions):

@@ -298,6 +298,14 @@ class ProductFile(BaseModel):
         description="only events whose property is one of these values (every property "
         "named must match)",
     )
+    aggregation: Literal["sum", "count", "max", "unique_count", "latest"] = Field(
+        "sum",
+        description="how a period's events make its quantity: sum of quantities (default), "
+        "count of events, max quantity, unique_count of a property's values, latest quantity",
+    )
+    unique_property: PropertyName | None = Field(
+        None, description="unique_count: the property whose distinct values are counted"
+    )
     dimensions: tuple[PropertyName, ...] | None = Field(
         None,
         max_length=MAX_DIMENSIONS,

@@ -1,8 +1,9 @@
 """The running period's projected month-end cost, at the pace its usage has gone so far.
 
-Each product's accepted quantity is extrapolated to the whole period, held to the product's
-limit (a cap stops usage there), and priced like the invoice will price it: the plan in
-force at the period's start, the percentage discount, rounded per line.
+Each product's accepted quantity is extrapolated to the whole period (sums and counts; a
+max, a latest reading or a count of distinct values is taken as it stands), held to the
+product's limit (a cap stops usage there), and priced like the invoice will price it: the
+plan in force at the period's start, the percentage discount, rounded per line.
 """
 
 from __future__ import annotations
@@ -56,7 +57,10 @@ def project(catalog: Catalog, views: list[ProductQuota], now: dt.datetime) -> Mo
     length = int((period.end - period.start).total_seconds())
     lines = []
     for view in views:
-        quantity = at_pace(view.accepted, elapsed, length)
+        # NOTE: sums and counts grow with time; a max, the latest reading or a count of
+        # distinct values does not scale with the days left: it is projected as it stands
+        additive = catalog.products[view.product].aggregation in ("sum", "count")
+        quantity = at_pace(view.accepted, elapsed, length) if additive else view.accepted
         capped = view.limit_quantity is not None and quantity >= view.limit_quantity
         if view.limit_quantity is not None:
             quantity = min(quantity, view.limit_quantity)

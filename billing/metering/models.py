@@ -83,3 +83,28 @@ class UsageBreakdown(SQLModel, table=True):
     dimensions: str = Field(primary_key=True, max_length=1000)
     quantity: Decimal = Field(default=Decimal(0), sa_type=ExactDecimal)
     events: int = 0
+
+
+class UsageUnique(SQLModel, table=True):
+    """A value seen this period by a product aggregated by unique_count (its quantity is the
+    number of these rows; docs/tier-files.md, "Aggregations"): one row per distinct value
+    of its `unique_property`, written with the running total, under its lock."""
+
+    __tablename__ = "usage_unique"
+
+    customer_id: str = Field(primary_key=True, foreign_key="customer.id", max_length=64)
+    product: str = Field(primary_key=True, max_length=64)
+    period_start: dt.datetime = Field(primary_key=True, sa_type=UTCDateTime)
+    value: str = Field(primary_key=True, max_length=200)
+
+
+class UsageLatest(SQLModel, table=True):
+    """When the reading that stands was taken, for a product aggregated by latest (its
+    quantity is that reading): later readings replace it, earlier ones arriving late do not."""
+
+    __tablename__ = "usage_latest"
+
+    customer_id: str = Field(primary_key=True, foreign_key="customer.id", max_length=64)
+    product: str = Field(primary_key=True, max_length=64)
+    period_start: dt.datetime = Field(primary_key=True, sa_type=UTCDateTime)
+    taken_at: dt.datetime = Field(sa_type=UTCDateTime)

@@ -21,9 +21,9 @@ from sqlalchemy.exc import OperationalError
 
 from billing.alerts.service import fire_due_alerts
 from billing.caps.accounts import Account, read_accounts, terms_for
-from billing.caps.quota import admit, reprice
+from billing.caps.quota import Admission, QuotaState, admit, admit_latest, reprice
 from billing.catalog import Catalog
-from billing.catalog.models import NONE, OTHER
+from billing.catalog.models import NONE, OTHER, Product
 from billing.customers.models import Customer
 from billing.customers.periods import Period, is_closed, period_for
 from billing.db import table_of
@@ -211,6 +211,12 @@ def ingest(
             reject(event, "unknown_customer")
         elif not selected:
             reject(event, "unknown_product")
+        elif (needs := _missing_unique(catalog, selected, event)) is not None:
+            reject(
+                event,
+                f"invalid: properties.{needs[1]}: required by {needs[0]}, which counts its "
+                "distinct values",
+            )
         elif event.timestamp > latest:
             reject(event, "timestamp_in_future")
         elif customer.billing_start is not None and event.timestamp < customer.billing_start:
@@ -262,8 +268,11 @@ def ingest(
     runs: dict[UsageKey, list[tuple[ParsedEvent, Decimal]]] = defaultdict(list)
     for event, keys in zip(candidates, candidate_keys, strict=True):
         if event.id in inserted:
-            for key, (_, multiplier) in zip(keys, selections[event.index], strict=True):
-                quantity = event.quantity if multiplier == 1 else event.quantity * multiplier
+            for key, (product, multiplier) in zip(keys, selections[event.index], strict=True):
+                if catalog.products[product].aggregation == "count":
+                    quantity = multiplier  # each event counts once (times its multiplier)
+                else:
+                    quantity = event.quantity if multiplier == 1 else event.quantity * multiplier
                 runs[key].append((event, quantity))
             result.accept(event)
         elif event.same_content(*stored[event.id]):
@@ -284,7 +293,7 @@ def ingest(
         # NOTE: a closed period keeps the limit it closed with: late usage is admitted under
         # the terms of its own period, never today's (docs/metering.md, "Late usage").
         quota = row.quota if closed else reprice(row.quota, terms)
-        admission = admit(quota, [quantity for _, quantity in events])
+        admission = _admit(connection, catalog.products[product], key, quota, events)
         dimensioned = catalog.products[product].dimensions
         for (event, quantity), accepted in zip(events, admission.accepted, strict=True):
             if not accepted:
@@ -334,6 +343,53 @@ def ingest(
         moved[key].quota.limited != row.quota.limited for key, row in running.items()
     )
     return result
+
+
+def _admit(
+    connection: Connection,
+    product: Product,
+    key: UsageKey,
+    quota: QuotaState,
+    events: list[tuple[ParsedEvent, Decimal]],
+) -> Admission:
+    """Decide one product's run of events by its aggregation (docs/tier-files.md,
+    "Aggregations"), recording what unique_count and latest keep beside the total."""
+    if product.aggregation in ("sum", "count"):
+        return admit(quota, [quantity for _, quantity in events])
+    if product.aggregation == "max":
+        return admit(quota, [quantity for _, quantity in events], rule="max")
+    if product.aggregation == "latest":
+        before = store.latest_taken(connection, key) if events else None
+        readings = [(quantity, event.timestamp) for event, quantity in events]
+        admission, taken = admit_latest(quota, readings, before)
+        if taken is not None and taken != before:
+            store.set_latest_taken(connection, key, before, taken)
+        return admission
+    # unique_count: an event brings 1 when its value is new to the period, else 0
+    name = product.unique_property
+    assert name is not None  # the catalogue requires it
+    values = [(event.properties or {})[name] for event, _ in events]  # checked on the way in
+    known = store.known_values(connection, key, values)
+    firsts: list[str | None] = []
+    for value in values:
+        firsts.append(None if value in known else value)
+        known.add(value)
+    admission = admit(quota, [Decimal(0) if v is None else Decimal(1) for v in firsts])
+    counted = [v for v, ok in zip(firsts, admission.accepted, strict=True) if v and ok]
+    store.add_values(connection, key, counted)
+    return admission
+
+
+def _missing_unique(
+    catalog: Catalog, selected: list[tuple[str, Decimal]], event: ParsedEvent
+) -> tuple[str, str] | None:
+    """The first unique_count product an event counts toward whose property it lacks, with
+    that property; None when there is none."""
+    for key, _ in selected:
+        name = catalog.products[key].unique_property
+        if name is not None and (event.properties is None or name not in event.properties):
+            return key, name
+    return None
 
 
 def _unpriced(

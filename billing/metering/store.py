@@ -30,7 +30,7 @@ from sqlalchemy.exc import IntegrityError
 
 from billing.caps.quota import QuotaState
 from billing.db import table_of
-from billing.metering.models import Usage, UsageBreakdown
+from billing.metering.models import Usage, UsageBreakdown, UsageLatest, UsageUnique
 
 # customer, product (or event name), quantity, timestamp, properties (canonical JSON or None)
 Stored = tuple[str, str, Decimal, dt.datetime, str | None]
@@ -459,3 +459,74 @@ def read_breakdowns(
     for rows in found.values():
         rows.sort(key=lambda r: (-r[1], r[0]))
     return found
+
+
+def known_values(connection: Connection, key: UsageKey, values: Sequence[str]) -> set[str]:
+    """Which of `values` a unique_count product has seen already in this period (its
+    running total is locked by the caller)."""
+    if not values:
+        return set()
+    table = table_of(UsageUnique)
+    customer, product, start = key
+    found: set[str] = set()
+    unique = sorted(set(values))
+    for begin in range(0, len(unique), CHUNK):
+        query = select(table.c.value).where(
+            table.c.customer_id == customer,
+            table.c.product == product,
+            table.c.period_start == start,
+            table.c.value.in_(unique[begin : begin + CHUNK]),
+        )
+        found.update(connection.execute(query).scalars())
+    return found
+
+
+def add_values(connection: Connection, key: UsageKey, values: Sequence[str]) -> None:
+    """Record values newly counted by a unique_count product in this period."""
+    if not values:
+        return
+    customer, product, start = key
+    connection.execute(
+        insert(table_of(UsageUnique)),
+        [
+            {"customer_id": customer, "product": product, "period_start": start, "value": v}
+            for v in values
+        ],
+    )
+
+
+def latest_taken(connection: Connection, key: UsageKey) -> dt.datetime | None:
+    """When the standing reading of a latest product's period was taken (None: none yet)."""
+    table = table_of(UsageLatest)
+    customer, product, start = key
+    return connection.execute(
+        select(table.c.taken_at).where(
+            table.c.customer_id == customer,
+            table.c.product == product,
+            table.c.period_start == start,
+        )
+    ).scalar_one_or_none()
+
+
+def set_latest_taken(
+    connection: Connection, key: UsageKey, before: dt.datetime | None, at: dt.datetime
+) -> None:
+    """Record the time of the reading that now stands (`before`: the one read earlier)."""
+    table = table_of(UsageLatest)
+    customer, product, start = key
+    if before is None:
+        connection.execute(
+            insert(table).values(
+                customer_id=customer, product=product, period_start=start, taken_at=at
+            )
+        )
+    elif at != before:
+        connection.execute(
+            update(table)
+            .where(
+                table.c.customer_id == customer,
+                table.c.product == product,
+                table.c.period_start == start,
+            )
+            .values(taken_at=at)
+        )

@@ -48,14 +48,12 @@ FLAGS_SOURCES = """sources = [
 
 @pytest.fixture
 def catalog(tmp_path):
-    """The shipped catalogue, plus identified events as an add-on of product analytics,
-    and feature flags counting decide calls once and local evaluations ten times."""
+    """The shipped catalogue (whose feature flags count decide calls once and local
+    evaluations ten times), plus identified events as an add-on of product analytics."""
     directory = tmp_path / "tiers"
     shutil.copytree(TIERS, directory)
     (directory / "identified_events.toml").write_text(IDENTIFIED)
-    flags = (directory / "feature_flags.toml").read_text()
-    flags = flags.replace('model = "graduated"\n', 'model = "graduated"\n' + FLAGS_SOURCES, 1)
-    (directory / "feature_flags.toml").write_text(flags)
+    assert FLAGS_SOURCES in (directory / "feature_flags.toml").read_text()
     return load_catalog(directory)
 
 
@@ -270,9 +268,7 @@ def test_sources_and_filters_are_checked_with_file_and_key_path(tmp_path, change
     flags = (directory / "feature_flags.toml").read_text()
     # feature flags counting decide calls and local evaluations, not events of its key
     only_flags = FLAGS_SOURCES.replace('  { event = "feature_flags" },\n', "")
-    (directory / "feature_flags.toml").write_text(
-        flags.replace('model = "graduated"\n', 'model = "graduated"\n' + only_flags, 1)
-    )
+    (directory / "feature_flags.toml").write_text(flags.replace(FLAGS_SOURCES, only_flags, 1))
     if "feature_flags" in change:
         flags_source = IDENTIFIED.replace(
             'sources = [{ event = "product_analytics" }, { event = "pageview" }]', change

@@ -35,8 +35,25 @@ def upgrade() -> None:
         sa.Column("events", sa.Integer(), nullable=False),
     )
 
+    op.create_table(
+        "usage_unique",
+        sa.Column("customer_id", sa.String(64), sa.ForeignKey("customer.id"), primary_key=True),
+        sa.Column("product", sa.String(64), primary_key=True),
+        sa.Column("period_start", UTCDateTime(), primary_key=True),
+        sa.Column("value", sa.String(200), primary_key=True),
+    )
+    op.create_table(
+        "usage_latest",
+        sa.Column("customer_id", sa.String(64), sa.ForeignKey("customer.id"), primary_key=True),
+        sa.Column("product", sa.String(64), primary_key=True),
+        sa.Column("period_start", UTCDateTime(), primary_key=True),
+        sa.Column("taken_at", UTCDateTime(), nullable=False),
+    )
+
 
 def downgrade() -> None:
+    op.drop_table("usage_latest")
+    op.drop_table("usage_unique")
     op.drop_table("usage_breakdown")
     with op.batch_alter_table("event") as batch:
         batch.drop_column("over_limit_products")
