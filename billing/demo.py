@@ -18,13 +18,19 @@ from billing.metering import quota as quota_service
 from billing.metering import service as metering_service
 from billing.pipeline import close_due
 
-# (customer id, name, anchor day, monthly volume per product)
+# (customer id, name, anchor day, monthly volume per product, or per event name the tier
+# files' sources select, such as llm_generation: tokens)
 DEMO_CUSTOMERS: list[tuple[str, str, int, dict[str, int]]] = [
     (
         "acme",
         "Acme Analytics",
         1,
-        {"product_analytics": 3_000_000, "session_replay": 25_000, "feature_flags": 4_000_000},
+        {
+            "product_analytics": 3_000_000,
+            "session_replay": 25_000,
+            "feature_flags": 4_000_000,
+            "llm_generation": 40_000_000,
+        },
     ),
     ("globex", "Globex", 15, {"product_analytics": 40_000_000, "error_tracking": 900_000}),
     ("initech", "Initech", 1, {"surveys": 2_500, "data_warehouse": 12_000_000}),
@@ -37,6 +43,22 @@ DEMO_CAPS: dict[str, dict[str, str]] = {
     "hooli": {"product_analytics": "0"},
 }
 BATCH = 5_000
+# Properties the demo events carry (docs/metering.md, "Properties"): analytics events name
+# their project (the invoices break analytics down by it) and, for acme, a quarter are of
+# identified persons (the identified events add-on); LLM generations name their model.
+PROJECTS = ("web", "mobile", "api")
+MODELS = ("gpt-4o", "gpt-4o-mini", "claude-haiku")
+
+
+def _properties(customer_id: str, meter: str, index: int) -> dict[str, str] | None:
+    if meter == "product_analytics":
+        found = {"project": PROJECTS[index % len(PROJECTS)]}
+        if customer_id == "acme":
+            found["person_mode"] = "full" if index % 4 == 0 else "anonymous"
+        return found
+    if meter == "llm_generation":
+        return {"model": MODELS[index % len(MODELS)]}
+    return None
 
 
 def is_empty(engine: Engine) -> bool:
@@ -93,8 +115,8 @@ def seed(*, engine: Engine, catalog: Catalog, now: dt.datetime, seed_value: int 
             end = min(period.end, now)
             seconds = max(int((end - period.start).total_seconds()), 1)
             for product, volume in volumes.items():
-                if product not in catalog.products:
-                    continue
+                if not catalog.counted_by(product, _properties(customer_id, product, 0)):
+                    continue  # a catalogue without it
                 # A few hundred events per product whose quantities add up to the volume.
                 total = int(volume * share)
                 count = 300
@@ -102,15 +124,17 @@ def seed(*, engine: Engine, catalog: Catalog, now: dt.datetime, seed_value: int 
                 for index in range(count):
                     at = period.start + dt.timedelta(seconds=rng.randrange(seconds))
                     quantity = per_event + (total - per_event * count if index == 0 else 0)
-                    events.append(
-                        {
-                            "id": f"demo-{customer_id}-{product}-{number}-{index}",
-                            "customer": customer_id,
-                            "product": product,
-                            "quantity": Decimal(quantity),
-                            "timestamp": at.isoformat(),
-                        }
-                    )
+                    made: dict[str, object] = {
+                        "id": f"demo-{customer_id}-{product}-{number}-{index}",
+                        "customer": customer_id,
+                        "product" if product in catalog.products else "event": product,
+                        "quantity": Decimal(quantity),
+                        "timestamp": at.isoformat(),
+                    }
+                    properties = _properties(customer_id, product, index)
+                    if properties is not None:
+                        made["properties"] = properties
+                    events.append(made)
         for offset in range(0, len(events), BATCH):
             with engine.begin() as connection:
                 metering_service.ingest(

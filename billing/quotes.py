@@ -78,9 +78,12 @@ def starting_quantity(plan: PricePlan) -> Decimal:
 
 def starting_usage(catalog: Catalog, at: dt.date) -> dict[str, Decimal]:
     """Product key -> `starting_quantity` of the version in force on `at`, for every product
-    with a price in force then (catalogue order)."""
+    with a price in force then (catalogue order); 0 for a product with a `where` filter (an
+    add-on, or a variant priced on a subset of events, such as one model family): those
+    are chosen, not assumed (docs/pricing-api.md, "Starting volumes")."""
     return {
-        key: starting_quantity(version.plan) for key, (_, version) in catalog.in_force(at).items()
+        key: Decimal(0) if product.where else starting_quantity(version.plan)
+        for key, (product, version) in catalog.in_force(at).items()
     }
 
 

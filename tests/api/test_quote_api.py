@@ -123,7 +123,14 @@ def test_products_lists_the_catalogue_in_force_with_brackets(client):
     assert response.status_code == 200
     data = response.json()
     products = {p["key"]: p for p in data["products"]}
-    assert len(products) == 6
+    assert len(products) == 9
+    llm = products["llm_tokens_premium"]
+    assert (llm["sources"], llm["dimensions"], llm["aggregation"]) == (
+        [{"event": "llm_generation", "multiplier": "1"}],
+        ["model"],
+        "sum",
+    )
+    assert llm["where"] == {"model": ["claude-opus", "claude-sonnet", "gpt-4o", "o1"]}
     replay = products["session_replay"]
     assert replay["effective_from"] == "2024-01-01"
     assert replay["next_version_from"] == "2026-01-01"
