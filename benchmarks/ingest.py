@@ -2,13 +2,15 @@
 
 Run it from any directory:
 
-    .venv/bin/python benchmarks/ingest.py        (or `make bench`)
+    .venv/bin/python benchmarks/ingest.py                    (or `make bench`)
+    .venv/bin/python benchmarks/ingest.py --only dimensions  (steps 1 and 6 alone)
 
 It prints figures and asserts nothing about speed. Every phase is bounded in time and in
-work, so the whole run stops by itself in under seven minutes (the 5-million-event memory
-phase is most of it). All HTTP traffic goes to
+work, so the whole run stops by itself in under ten minutes (the 5-million-event memory
+phase is most of it; `--only dimensions` takes about a minute and a half). All HTTP traffic goes to
 servers this script starts on 127.0.0.1; they are stopped, the PostgreSQL schema it
-creates is dropped and its temporary SQLite files are deleted, whatever happens.
+creates is dropped and its temporary SQLite files and tier directory are deleted, whatever
+happens.
 
 For each engine (SQLite in a temporary file; PostgreSQL in a fresh schema of the database
 at BILLING_TEST_POSTGRES_URL, skipped with a reason when it cannot be reached):
@@ -22,6 +24,17 @@ at BILLING_TEST_POSTGRES_URL, skipped with a reason when it cannot be reached):
 4. Baseline: the same rows bulk-inserted into a bare table with only a primary key, with
    sqlite3 `executemany` in one transaction (WAL, synchronous=NORMAL) or psycopg COPY.
 5. Single events: one event per POST from SINGLE_CONNECTIONS keep-alive connections.
+6. Dimensions: a copy of the tier directory in which product_analytics gains
+   `dimensions = ["project", "model"]` and `max_dimension_values = 1000`, and a server of
+   its own on it (same database). Batches of BATCH events with properties (40 projects x 8
+   models, so up to 320 combinations per customer for product_analytics, plus an `sdk`
+   property no product uses) against the same batches without, in DIMENSIONS_ROUNDS
+   alternating rounds (tables of the same size for both); every answer must be a 200 with
+   all events accepted. Then the storage of `usage_breakdown` per row (one row per
+   customer, product, period and distinct combination of values: pg_total_relation_size
+   on PostgreSQL, the dbstat virtual table on SQLite) and the server's RSS before the
+   first batch with properties and after the last, per distinct value. Rounds stop being
+   started after DIMENSIONS_SECONDS.
 
 Then, on SQLite only, the server's memory while ingesting MEMORY_EVENTS events (bodies made
 lazily, RSS sampled from /proc/<pid>/status): scaled down when the rate measured in step 3
@@ -30,11 +43,14 @@ says it would not fit in MEMORY_SECONDS, and said so in the output.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import datetime as dt
 import json
+import math
 import os
 import random
+import shutil
 import sqlite3
 import statistics
 import sys
@@ -42,7 +58,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -90,6 +106,27 @@ GOAL_CAPS = 0.8
 RAW_RUNS = 3  # the baseline varies run to run on a shared VM: its median is the reference
 BATCHES = {"SQLite": 30, "PostgreSQL": 20}
 BATCH_SECONDS = 30.0
+# Dimensions: alternating rounds of batches with and without properties, on a server whose
+# product_analytics keeps usage per (project, model). New rounds stop after
+# DIMENSIONS_SECONDS (at least one always runs); each call of measure_batches is capped too.
+DIMENSIONS = ("project", "model")
+MAX_DIMENSION_VALUES = 1000
+PROJECTS = 40
+MODELS = (
+    "gpt-4o",
+    "gpt-4o-mini",
+    "o3-mini",
+    "claude-sonnet",
+    "claude-haiku",
+    "llama-70b",
+    "mistral-large",
+    "gemini-flash",
+)
+DIMENSIONS_ROUNDS = 3
+DIMENSIONS_BATCHES = 5
+DIMENSIONS_SECONDS = 60.0  # float-ok: seconds, per engine
+GOAL_DIMENSIONS = 0.8  # float-ok: a ratio of rates
+RSS_NEAR_ZERO = 100  # bytes of RSS growth per distinct value that still count as "none"
 # Single events: a warm-up, then a fixed window.
 SINGLE_CONNECTIONS = 16
 SINGLE_WARMUP_SECONDS = 1.0
@@ -104,7 +141,8 @@ MEMORY_SECONDS = 300.0
 MEMORY_SLOWDOWN = 0.7
 MEMORY_OVERRUN = 10.0
 # The whole run: the memory phase gets less than MEMORY_SECONDS when this would be exceeded.
-TOTAL_SECONDS = 400.0
+# (The dimensions phases are given their own time, not taken from the memory phase's.)
+TOTAL_SECONDS = 400.0 + 2 * DIMENSIONS_SECONDS  # float-ok: seconds
 RSS_INTERVAL = 0.05
 
 GRACE_SECONDS = 60.0  # for requests in flight when a phase's window closes
@@ -148,6 +186,7 @@ class Event:
     product: str
     quantity: int
     stamp: Stamp
+    properties: dict[str, str] | None = None
 
 
 def customer_id(number: int) -> str:
@@ -155,7 +194,14 @@ def customer_id(number: int) -> str:
 
 
 class EventSource:
-    """Events with unique random ids (like UUIDs), customers and products round-robin."""
+    """Events with unique random ids (like UUIDs), customers and products round-robin.
+
+    With `properties`, each event also carries a project, a model and an sdk. The k-th event
+    of a (customer, product) pair (k = n // 60: customers go round 20 and products 3) gets
+    project k % 40 and model (k // 40) % 8, so a pair goes through all 320 combinations.
+    (Taking both from n itself would give a pair only 2: n % 8 follows from n % 40, and
+    n % 40 from n % 120, of which a pair sees two values.)
+    """
 
     def __init__(self, seed: int) -> None:
         self.random = random.Random(seed)
@@ -163,11 +209,13 @@ class EventSource:
         last = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(minutes=1)
         self.stamps = [_stamp(last - dt.timedelta(milliseconds=ms)) for ms in range(STAMPS)]
 
-    def take(self, size: int) -> list[Event]:
+    def take(self, size: int, properties: bool = False) -> list[Event]:
         events = []
+        pairs = CUSTOMERS * len(PRODUCTS)
         for _ in range(size):
             n = self.count
             self.count += 1
+            k = n // pairs
             events.append(
                 Event(
                     id=f"{self.random.getrandbits(128):032x}",
@@ -175,6 +223,15 @@ class EventSource:
                     product=PRODUCTS[n % len(PRODUCTS)],
                     quantity=1 + n % 10,
                     stamp=self.stamps[n % STAMPS],
+                    properties=(
+                        {
+                            "project": f"p{k % PROJECTS}",
+                            "model": MODELS[(k // PROJECTS) % len(MODELS)],
+                            "sdk": "js",
+                        }
+                        if properties
+                        else None
+                    ),
                 )
             )
         return events
@@ -186,7 +243,7 @@ def _stamp(at: dt.datetime) -> Stamp:
 
 
 def batch_body(events: list[Event]) -> bytes:
-    """The JSON body of POST /v1/events for `events`."""
+    """The JSON body of POST /v1/events for `events` (with their properties, if any)."""
     return json.dumps(
         {
             "events": [
@@ -196,6 +253,7 @@ def batch_body(events: list[Event]) -> bytes:
                     "product": e.product,
                     "quantity": e.quantity,
                     "timestamp": e.stamp.text,
+                    **({"properties": e.properties} if e.properties is not None else {}),
                 }
                 for e in events
             ]
@@ -345,10 +403,13 @@ class Server:
 
 
 @contextmanager
-def running_server(url: str, workers: int = 1) -> Iterator[Server]:
-    """`billing serve` (`workers` processes) on `url`, healthy; stopped on the way out."""
+def running_server(url: str, workers: int = 1, tiers: Path | None = None) -> Iterator[Server]:
+    """`billing serve` (`workers` processes) on `url`, healthy; stopped on the way out.
+    `tiers`: its tier directory (TIERS_DIR when None)."""
     port = free_port()
     env = {"BILLING_DATABASE_URL": url, "BILLING_LOG_LEVEL": "warning"}
+    if tiers is not None:
+        env["BILLING_TIERS_DIR"] = str(tiers)
     with tempfile.TemporaryFile() as log:
         process = start_server(port, workers, log, env)
         try:
@@ -492,16 +553,23 @@ class BatchResult:
 
 
 def measure_batches(
-    server: Server, key: str, source: EventSource, count: int
+    server: Server,
+    key: str,
+    source: EventSource,
+    count: int,
+    *,
+    properties: bool = False,
+    seconds: float = BATCH_SECONDS,  # float-ok
 ) -> tuple[BatchResult, list[list[Event]]]:
-    """A warm-up batch, then up to `count` pre-serialized batches; also return the batches."""
-    warm_up = [events_request(server.port, key, batch_body(source.take(BATCH)))]
-    warm = Load(iter(warm_up), BATCH, time.perf_counter() + BATCH_SECONDS)
+    """A warm-up batch, then up to `count` pre-serialized batches (no new one is sent after
+    `seconds`), events with properties or not; also return the batches."""
+    warm_up = [events_request(server.port, key, batch_body(source.take(BATCH, properties)))]
+    warm = Load(iter(warm_up), BATCH, time.perf_counter() + seconds)
     run_load(server.port, warm, 1)
     report_problems(warm)
-    batches = [source.take(BATCH) for _ in range(count)]
+    batches = [source.take(BATCH, properties) for _ in range(count)]
     requests = [events_request(server.port, key, batch_body(batch)) for batch in batches]
-    load = Load(iter(requests), BATCH, time.perf_counter() + BATCH_SECONDS)
+    load = Load(iter(requests), BATCH, time.perf_counter() + seconds)
     seconds = run_load(server.port, load, BATCH_CONNECTIONS)
     report_problems(load)
     p50, p99 = (seconds * 1000 for seconds in percentiles(load.latencies))
@@ -512,7 +580,7 @@ def measure_batches(
         per_second=load.accepted / seconds,
         p50_ms=p50,
         p99_ms=p99,
-        problems=len(load.problems),
+        problems=len(warm.problems) + len(load.problems),
     )
     return result, batches[: load.sent]
 
@@ -707,6 +775,224 @@ def measure_caps(server: Server, key: str, url: str, source: EventSource) -> Cap
     return CapsResult(events[False] / seconds[False], events[True] / seconds[True])
 
 
+@contextmanager
+def dimension_tiers() -> Iterator[Path]:
+    """A temporary copy of TIERS_DIR in which product_analytics has DIMENSIONS and
+    MAX_DIMENSION_VALUES (two lines after its `model = "graduated"`); deleted afterwards."""
+    with tempfile.TemporaryDirectory(prefix="billing-bench-tiers-") as tmp:
+        tiers = Path(tmp) / "pricing_tiers"
+        shutil.copytree(TIERS_DIR, tiers)
+        path = tiers / "product_analytics.toml"
+        lines = path.read_text().splitlines(keepends=True)
+        anchor = 'model = "graduated"'
+        at = next((i for i, line in enumerate(lines) if line.strip() == anchor), None)
+        if at is None:
+            raise RuntimeError(f"{path.name} has no line {anchor!r} to add dimensions after")
+        lines[at + 1 : at + 1] = [
+            f"dimensions = {json.dumps(list(DIMENSIONS))}\n",
+            f"max_dimension_values = {MAX_DIMENSION_VALUES}\n",
+        ]
+        path.write_text("".join(lines))
+        yield tiers
+
+
+@dataclass(frozen=True)
+class Storage:
+    """The usage_breakdown table after the dimensions rounds."""
+
+    rows: int
+    bytes: int | None  # table and its index; None when it cannot be measured
+    how: str  # how it was measured, or why it could not be
+
+
+def sqlite_breakdown_storage(path: Path) -> Storage:
+    """Rows of usage_breakdown, and its pages (table and primary key index) from dbstat."""
+    connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        rows = connection.execute("SELECT count(*) FROM usage_breakdown").fetchone()[0]
+        try:
+            found = connection.execute(
+                "SELECT SUM(pgsize), COUNT(*) FROM dbstat WHERE name LIKE '%usage_breakdown%'"
+            ).fetchone()
+        except sqlite3.OperationalError as error:
+            return Storage(rows, None, f"dbstat is unavailable in this SQLite ({error})")
+        return Storage(rows, found[0], f"dbstat: {found[1]} pages of table and index")
+    finally:
+        connection.close()
+
+
+def postgres_breakdown_storage(url: str, schema: str) -> Storage:
+    """Rows of usage_breakdown, and pg_total_relation_size (table, index, TOAST)."""
+    table = f'"{schema}".usage_breakdown'
+    with psycopg.connect(postgres_conninfo(url)) as connection:
+        found = connection.execute(
+            f"SELECT (SELECT count(*) FROM {table}), pg_total_relation_size(%s::regclass)",
+            (table,),
+        ).fetchone()
+    assert found is not None  # an aggregate always has a row
+    return Storage(
+        found[0],
+        found[1],
+        "pg_total_relation_size: table, index and TOAST, with the dead row versions "
+        "updates leave until vacuum",
+    )
+
+
+@dataclass(frozen=True)
+class DimensionsResult:
+    rounds: int
+    without: BatchResult  # totals over the rounds: batches, events, seconds
+    with_properties: BatchResult
+    storage: Storage
+    rss_idle_kb: int  # server started, nothing sent
+    rss_before_kb: int  # after the first round without properties (batches' heap warm)
+    rss_after_kb: int  # after the last round
+    cut_short: bool  # fewer rounds or batches than planned: the phase's time cap
+
+    @property
+    def ratio(self) -> float:  # float-ok
+        if not self.without.per_second:
+            return math.nan
+        return self.with_properties.per_second / self.without.per_second
+
+    @property
+    def bytes_per_row(self) -> float | None:  # float-ok
+        if self.storage.bytes is None or not self.storage.rows:
+            return None
+        return self.storage.bytes / self.storage.rows
+
+    @property
+    def rss_growth_kb(self) -> int:
+        return self.rss_after_kb - self.rss_before_kb
+
+    @property
+    def rss_bytes_per_value(self) -> float | None:  # float-ok
+        if not self.storage.rows:
+            return None
+        return self.rss_growth_kb * 1024 / self.storage.rows
+
+    @property
+    def problems(self) -> int:
+        return self.without.problems + self.with_properties.problems
+
+
+def total(results: list[BatchResult]) -> BatchResult:
+    """Batch results added up (percentiles are not: NaN)."""
+    seconds = sum(r.seconds for r in results)
+    events = sum(r.events for r in results)
+    return BatchResult(
+        batches=sum(r.batches for r in results),
+        events=events,
+        seconds=seconds,
+        per_second=events / seconds if seconds else 0.0,  # float-ok: events/s
+        p50_ms=math.nan,
+        p99_ms=math.nan,
+        problems=sum(r.problems for r in results),
+    )
+
+
+def measure_dimensions(
+    url: str, key: str, source: EventSource, storage: Callable[[], Storage]
+) -> DimensionsResult:
+    """Step 6: batches without and with properties in alternating rounds, on a server whose
+    product_analytics keeps usage per dimension value; then storage and RSS."""
+    deadline = time.perf_counter() + DIMENSIONS_SECONDS
+    runs: dict[bool, list[BatchResult]] = {False: [], True: []}
+    rounds = 0
+    cut_short = False
+    with dimension_tiers() as tiers, running_server(url, tiers=tiers) as server:
+        say(f"   dimensions server pid {server.pid} on port {server.port}, tiers {tiers}")
+        idle = before = proc_status_kb(server.pid, "VmRSS") or 0
+        while rounds < DIMENSIONS_ROUNDS:
+            left = deadline - time.perf_counter()
+            if rounds and left <= 0:
+                cut_short = True
+                break
+            for properties in (False, True):
+                if properties and rounds == 0:
+                    before = proc_status_kb(server.pid, "VmRSS") or 0
+                result, _ = measure_batches(
+                    server,
+                    key,
+                    source,
+                    DIMENSIONS_BATCHES,
+                    properties=properties,
+                    # float-ok: seconds
+                    seconds=max(1.0, min(BATCH_SECONDS, deadline - time.perf_counter())),
+                )
+                runs[properties].append(result)
+                cut_short = cut_short or result.batches < DIMENSIONS_BATCHES
+            rounds += 1
+        after = proc_status_kb(server.pid, "VmRSS") or 0
+        stored = storage()
+    return DimensionsResult(
+        rounds=rounds,
+        without=total(runs[False]),
+        with_properties=total(runs[True]),
+        storage=stored,
+        rss_idle_kb=idle,
+        rss_before_kb=before,
+        rss_after_kb=after,
+        cut_short=cut_short,
+    )
+
+
+def dimensions_phase(
+    url: str, key: str, source: EventSource, storage: Callable[[], Storage]
+) -> DimensionsResult:
+    """Step 6, with its figures printed."""
+    say(
+        f"   dimensions: product_analytics by {', '.join(DIMENSIONS)} "
+        f"(max {MAX_DIMENSION_VALUES:,} values), {PROJECTS} projects x {len(MODELS)} models"
+    )
+    d = measure_dimensions(url, key, source, storage)
+    w, wo = d.with_properties, d.without
+    say(
+        f"   batches of {BATCH:,} with properties ({d.rounds} alternating rounds of "
+        f"{DIMENSIONS_BATCHES}): {w.per_second:,.0f} events/s ({w.events:,} events, "
+        f"{w.seconds:.1f} s) vs {wo.per_second:,.0f} without ({wo.events:,} events, "
+        f"{wo.seconds:.1f} s): {d.ratio:.2f} (goal >= {GOAL_DIMENSIONS})  "
+        f"mismatches {d.problems}"
+    )
+    if d.cut_short:
+        say(f"   (CUT SHORT by this phase's {DIMENSIONS_SECONDS:.0f} s cap)")
+    per_row = d.bytes_per_row
+    if d.storage.rows == 0:
+        say("   usage_breakdown: NO ROWS: the server did not keep usage by dimension")
+    elif per_row is None:
+        say(f"   usage_breakdown: {d.storage.rows:,} rows; bytes not measured: {d.storage.how}")
+    else:
+        say(
+            f"   usage_breakdown: {d.storage.rows:,} rows (distinct values), "
+            f"{d.storage.bytes:,} bytes: {per_row:,.0f} bytes per row ({d.storage.how})"
+        )
+    if d.storage.rows:
+        say(
+            f"   (a row per customer and combination: up to {PROJECTS * len(MODELS)} from the "
+            f'batches with properties, and one "(none)" from the batches without)'
+        )
+    per_value = d.rss_bytes_per_value
+    say(
+        f"   server RSS: idle {d.rss_idle_kb / 1024:,.1f} MB, before the first batch with "
+        f"properties {d.rss_before_kb / 1024:,.1f} MB, after the last {d.rss_after_kb / 1024:,.1f} "
+        f"MB: {d.rss_growth_kb / 1024:+,.1f} MB"
+        + (f", {per_value:+,.0f} bytes per distinct value" if per_value is not None else "")
+    )
+    if per_value is not None and abs(per_value) < RSS_NEAR_ZERO:
+        say(
+            f"   (near zero, as expected: the server keeps nothing per value in memory; "
+            f"under {RSS_NEAR_ZERO} bytes per value counts as noise here)"
+        )
+    elif per_value is not None:
+        say(
+            f"   (NOT near zero, though the server keeps nothing per value in memory: the "
+            f"growth comes with the batches with properties (bigger bodies and parsed "
+            f"events), and was as large on a server without dimensions when this phase was "
+            f"written; under {RSS_NEAR_ZERO} bytes per value would count as noise)"
+        )
+    return d
+
+
 @dataclass(frozen=True)
 class EngineResult:
     name: str
@@ -721,10 +1007,21 @@ class EngineResult:
         return self.batches.per_second / self.raw_per_second
 
 
-def run_engine(name: str, url: str, raw: Any) -> EngineResult:
-    """Steps 1-5 on one database; `raw(rows)` times the baseline bulk insert of `rows`."""
+def run_engine(
+    name: str, url: str, raw: Any, storage: Callable[[], Storage], only: str | None
+) -> tuple[EngineResult | None, DimensionsResult]:
+    """Steps 1-6 on one database (1 and 6 with `only` "dimensions"); `raw(rows)` times the
+    baseline bulk insert of `rows`, `storage()` measures usage_breakdown."""
     say(f"{name}")
     key = prepare(url)
+    result = measure_engine(name, url, key, raw) if only is None else None
+    dimensions = dimensions_phase(url, key, EventSource(seed=5 if name == "SQLite" else 6), storage)
+    say()
+    return result, dimensions
+
+
+def measure_engine(name: str, url: str, key: str, raw: Any) -> EngineResult:
+    """Steps 2-5 on one prepared database."""
     source = EventSource(seed=1 if name == "SQLite" else 2)
     with running_server(url) as server:
         say(f"   server pid {server.pid} on port {server.port}")
@@ -770,7 +1067,6 @@ def run_engine(name: str, url: str, raw: Any) -> EngineResult:
             f"p50 {single_two.p50_ms:.1f} ms  p99 {single_two.p99_ms:.1f} ms  "
             f"mismatches {single_two.problems}"
         )
-    say()
     return EngineResult(
         name=name,
         batches=batch,
@@ -781,19 +1077,34 @@ def run_engine(name: str, url: str, raw: Any) -> EngineResult:
     )
 
 
-def run_sqlite(workdir: Path) -> EngineResult:
-    url = f"sqlite:///{workdir / 'api.db'}"
-    return run_engine("SQLite", url, lambda rows: raw_sqlite(rows, workdir / "raw.db"))
+EngineRun = tuple[EngineResult | None, DimensionsResult]
 
 
-def run_postgres() -> EngineResult | str:
-    """PostgreSQL's result, or why it was skipped."""
+def run_sqlite(workdir: Path, only: str | None) -> EngineRun:
+    path = workdir / "api.db"
+    return run_engine(
+        "SQLite",
+        f"sqlite:///{path}",
+        lambda rows: raw_sqlite(rows, workdir / "raw.db"),
+        lambda: sqlite_breakdown_storage(path),
+        only,
+    )
+
+
+def run_postgres(only: str | None) -> EngineRun | str:
+    """PostgreSQL's results, or why it was skipped."""
     reason = postgres_unreachable(POSTGRES_URL)
     if reason is not None:
         return f"PostgreSQL at {POSTGRES_URL} is not reachable ({reason})"
     with postgres_schema(POSTGRES_URL) as (schema, url):
         say(f"(schema {schema}, dropped at the end)")
-        return run_engine("PostgreSQL", url, lambda rows: raw_postgres(rows, POSTGRES_URL, schema))
+        return run_engine(
+            "PostgreSQL",
+            url,
+            lambda rows: raw_postgres(rows, POSTGRES_URL, schema),
+            lambda: postgres_breakdown_storage(POSTGRES_URL, schema),
+            only,
+        )
 
 
 # --- report -------------------------------------------------------------------------------
@@ -803,7 +1114,12 @@ def met(ok: bool) -> str:
     return "met" if ok else "NOT MET"
 
 
-def summary(results: list[EngineResult], skipped: str | None, memory: MemoryResult | None) -> None:
+def summary(
+    results: list[EngineResult],
+    dimensions: dict[str, DimensionsResult],
+    skipped: str | None,
+    memory: MemoryResult | None,
+) -> None:
     say("summary")
     for r in results:
         goal = GOAL_RATIO[r.name]
@@ -832,6 +1148,19 @@ def summary(results: list[EngineResult], skipped: str | None, memory: MemoryResu
         )
         if r.batches.problems or r.single.problems or two.problems:
             say(f"      MISMATCHES: {r.batches.problems} batch, {r.single.problems} single")
+    for name, d in dimensions.items():
+        say(
+            f"   {name} dimensions: with properties {d.with_properties.per_second:,.0f} "
+            f"events/s vs {d.without.per_second:,.0f} without: {d.ratio:.2f}: "
+            f"goal >= {GOAL_DIMENSIONS}: {met(d.ratio >= GOAL_DIMENSIONS)}"
+            + (" (CUT SHORT)" if d.cut_short else "")
+        )
+        per_row, per_value = d.bytes_per_row, d.rss_bytes_per_value
+        stored = f"{per_row:,.0f} bytes per row" if per_row is not None else "bytes not measured"
+        rss = f"{per_value:+,.0f} bytes of RSS per value" if per_value is not None else "no rows"
+        say(f"      usage_breakdown {d.storage.rows:,} rows, {stored}; {rss}")
+        if d.problems:
+            say(f"      MISMATCHES: {d.problems}")
     if skipped:
         say(f"   PostgreSQL: skipped: {skipped}")
     if memory is not None:
@@ -865,7 +1194,18 @@ def memory_phase(workdir: Path, rate: float, budget: float) -> MemoryResult:  # 
     return result
 
 
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument(
+        "--only",
+        choices=["dimensions"],
+        help="run only this phase (step 6, after step 1, on each engine); default: all",
+    )
+    return parser.parse_args(argv)
+
+
 def main() -> None:
+    only: str | None = parse_args().only
     started = time.perf_counter()
     say(f"Ingestion benchmark, {os.cpu_count()} CPU(s), Python {sys.version.split()[0]}")
     say(
@@ -875,25 +1215,30 @@ def main() -> None:
     say(f"note: the load generator shares the machine's {os.cpu_count()} CPU(s) with the server")
     say()
     results: list[EngineResult] = []
+    dimensions: dict[str, DimensionsResult] = {}
     skipped: str | None = None
     memory: MemoryResult | None = None
     with tempfile.TemporaryDirectory(prefix="billing-bench-") as tmp:
         workdir = Path(tmp)
-        sqlite_result = run_sqlite(workdir)
-        results.append(sqlite_result)
+        sqlite_result, dimensions["SQLite"] = run_sqlite(workdir, only)
+        if sqlite_result is not None:
+            results.append(sqlite_result)
         for used in workdir.iterdir():  # free the disk for the memory phase
             used.unlink()
-        postgres = run_postgres()
+        postgres = run_postgres(only)
         if isinstance(postgres, str):
             skipped = postgres
             say(f"PostgreSQL: skipped: {postgres}")
             say()
         else:
-            results.append(postgres)
-        left = TOTAL_SECONDS - (time.perf_counter() - started)
-        budget = max(10.0, min(MEMORY_SECONDS, left))
-        memory = memory_phase(workdir, sqlite_result.batches.per_second, budget)
-    summary(results, skipped, memory)
+            postgres_result, dimensions["PostgreSQL"] = postgres
+            if postgres_result is not None:
+                results.append(postgres_result)
+        if sqlite_result is not None:
+            left = TOTAL_SECONDS - (time.perf_counter() - started)
+            budget = max(10.0, min(MEMORY_SECONDS, left))
+            memory = memory_phase(workdir, sqlite_result.batches.per_second, budget)
+    summary(results, dimensions, skipped, memory)
     say(f"   total run time {time.perf_counter() - started:.0f} s")
 
 
