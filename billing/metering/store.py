@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Table, and_, insert, or_, select, update
+from sqlalchemy import Connection, Table, and_, bindparam, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from billing.caps.quota import QuotaState
@@ -401,6 +401,7 @@ def add_breakdowns(
         key = (row.customer_id, row.product, row.period_start)
         stored.setdefault(key, {})[row.dimensions] = (row.quantity, row.events)
     inserts: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
     for key, adds in parts.items():
         customer, product, start = key
         have = stored.get(key, {})
@@ -419,15 +420,15 @@ def add_breakdowns(
         for name, (quantity, events) in merged.items():
             if name in have:
                 old_quantity, old_events = have[name]
-                connection.execute(
-                    update(table)
-                    .where(
-                        table.c.customer_id == customer,
-                        table.c.product == product,
-                        table.c.period_start == start,
-                        table.c.dimensions == name,
-                    )
-                    .values(quantity=old_quantity + quantity, events=old_events + events)
+                updates.append(
+                    {
+                        "c": customer,
+                        "p": product,
+                        "s": start,
+                        "d": name,
+                        "q": old_quantity + quantity,
+                        "n": old_events + events,
+                    }
                 )
             else:
                 inserts.append(
@@ -440,8 +441,25 @@ def add_breakdowns(
                         "events": events,
                     }
                 )
+    # NOTE: one statement each, executed for many rows (a batch of 10,000 events may move
+    # hundreds of parts): never a statement per part
+    if updates:
+        connection.execute(_UPDATE_BREAKDOWN, updates)
     if inserts:
         connection.execute(insert(table), inserts)
+
+
+_BREAKDOWNS = table_of(UsageBreakdown)
+_UPDATE_BREAKDOWN = (
+    update(_BREAKDOWNS)
+    .where(
+        _BREAKDOWNS.c.customer_id == bindparam("c"),
+        _BREAKDOWNS.c.product == bindparam("p"),
+        _BREAKDOWNS.c.period_start == bindparam("s"),
+        _BREAKDOWNS.c.dimensions == bindparam("d"),
+    )
+    .values(quantity=bindparam("q"), events=bindparam("n"))
+)
 
 
 def read_breakdowns(

@@ -180,9 +180,8 @@ def _kind(value: Any) -> str:
         return "true/false"
     if isinstance(value, dict | list):
         return "an object or a list (properties are flat)"
-    return (
-        "a number out of range" if isinstance(value, int | float | Decimal) else "that"
-    )  # float-ok
+    # JSON numbers arrive as int or Decimal (the API parses them exactly)
+    return "a number out of range" if isinstance(value, int | Decimal) else "that"
 
 
 def _canonical(values: dict[str, str | int | Decimal]) -> str:

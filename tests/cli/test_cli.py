@@ -64,7 +64,7 @@ def test_bad_quote_input_exits_2_naming_the_field(args, fragment):
 def test_tiers_validate_passes_the_shipped_directory_and_fails_a_broken_one():
     ok = billing("tiers", "validate", str(TIERS))
     assert ok.returncode == 0
-    assert "ok: 6 products, 12 commitment brackets" in ok.stdout
+    assert "ok: 9 products, 12 commitment brackets" in ok.stdout
     bad = billing("tiers", "validate", str(INVALID / "three_mistakes"))
     assert bad.returncode == 1
     assert bad.stderr.count("thing.toml:") == 3

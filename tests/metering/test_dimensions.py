@@ -39,8 +39,8 @@ def catalog(tmp_path_factory):
     path = directory / "product_analytics.toml"
     path.write_text(
         path.read_text().replace(
-            'model = "graduated"\n',
-            'model = "graduated"\ndimensions = ["project"]\nmax_dimension_values = 3\n',
+            'dimensions = ["project"]   # invoices say which project made the bill\n',
+            'dimensions = ["project"]\nmax_dimension_values = 3\n',
             1,
         )
     )

@@ -38,7 +38,9 @@ def catalog(tmp_path_factory):
     path = directory / "product_analytics.toml"
     path.write_text(
         path.read_text().replace(
-            'model = "graduated"\n', 'model = "graduated"\ndimensions = ["project", "env"]\n', 1
+            'dimensions = ["project"]   # invoices say which project made the bill\n',
+            'dimensions = ["project", "env"]\n',
+            1,
         )
     )
     return load_catalog(directory)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import shutil
 from decimal import Decimal as D
 
 import pytest
@@ -14,7 +13,6 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session
 
 from billing.app import create_app
-from billing.catalog.loader import load_catalog
 from billing.customers.periods import period_for
 from billing.invoicing.service import list_invoices
 from billing.metering import service as metering_service
@@ -26,18 +24,10 @@ from tests.web.helpers import sign_in
 
 
 @pytest.fixture
-def by_project(tmp_path, engine, database_url):
-    """acme, last period invoiced and this period running, analytics events by project;
-    the app on a catalogue that breaks analytics down by project, signed in as acme."""
-    directory = tmp_path / "tiers"
-    shutil.copytree(TIERS, directory)
-    path = directory / "product_analytics.toml"
-    path.write_text(
-        path.read_text().replace(
-            'model = "graduated"\n', 'model = "graduated"\ndimensions = ["project"]\n', 1
-        )
-    )
-    catalog = load_catalog(directory)
+def by_project(engine, catalog, database_url):
+    """acme, last period invoiced and this period running, analytics events by project (the
+    shipped catalogue breaks analytics down by project); the app, signed in as acme."""
+    assert catalog.products["product_analytics"].dimensions == ("project",)
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     current = period_for(1, now)
     previous = period_for(1, current.start - dt.timedelta(seconds=1))
@@ -69,7 +59,7 @@ def by_project(tmp_path, engine, database_url):
         )
         session.commit()
     close_due(engine, catalog, now, dt.timedelta(0))
-    settings = Settings(tiers_dir=directory, database_url=database_url, scheduler=False)
+    settings = Settings(tiers_dir=TIERS, database_url=database_url, scheduler=False)
     with TestClient(create_app(settings, catalog, engine)) as client:
         sign_in(client, engine, "acme")
         yield client
