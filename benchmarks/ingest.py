@@ -778,12 +778,14 @@ def measure_caps(server: Server, key: str, url: str, source: EventSource) -> Cap
 @contextmanager
 def dimension_tiers() -> Iterator[Path]:
     """A temporary copy of TIERS_DIR in which product_analytics has DIMENSIONS and
-    MAX_DIMENSION_VALUES (two lines after its `model = "graduated"`); deleted afterwards."""
+    MAX_DIMENSION_VALUES (two lines after its `model = "graduated"`, in place of the
+    dimensions it ships with); deleted afterwards."""
     with tempfile.TemporaryDirectory(prefix="billing-bench-tiers-") as tmp:
         tiers = Path(tmp) / "pricing_tiers"
         shutil.copytree(TIERS_DIR, tiers)
         path = tiers / "product_analytics.toml"
-        lines = path.read_text().splitlines(keepends=True)
+        shipped = path.read_text().splitlines(keepends=True)
+        lines = [line for line in shipped if not line.startswith("dimensions =")]
         anchor = 'model = "graduated"'
         at = next((i for i, line in enumerate(lines) if line.strip() == anchor), None)
         if at is None:

@@ -30,7 +30,7 @@ from billing.db import table_of
 from billing.metering import limited as limited_list
 from billing.metering import store
 from billing.metering.models import Usage
-from billing.metering.validate import ParsedEvent, Rejection, parse_event
+from billing.metering.validate import ParsedEvent, PropertiesSeen, Rejection, parse_event
 
 FUTURE_TOLERANCE = dt.timedelta(minutes=5)
 CHUNK = 5000
@@ -169,8 +169,9 @@ def ingest(
     result = IngestResult()
     parsed: list[ParsedEvent] = []
     seen_times: dict[str, dt.datetime] = {}
+    seen_properties: PropertiesSeen = {}
     for index, raw in enumerate(raw_events):
-        item = parse_event(raw, index, seen_times)
+        item = parse_event(raw, index, seen_times, seen_properties)
         if isinstance(item, Rejection):
             result.rejected.append(item)
         else:
@@ -204,9 +205,16 @@ def ingest(
     late = catalog.late_usage
     first_seen: dict[str, ParsedEvent] = {}
     candidates: list[ParsedEvent] = []
+    counted: dict[tuple[str, int], list[tuple[str, Decimal]]] = {}  # by name and properties
     for event in parsed:
         customer = customers.get(event.customer)
-        selected = selections[event.index] = catalog.counted_by(event.product, event.properties)
+        # NOTE: events sharing properties share one checked dict (validate.py): selecting
+        # once per name and dict is exact and spares a batch thousands of filter checks
+        cache_key = (event.product, id(event.properties))
+        selected = counted.get(cache_key)
+        if selected is None:
+            selected = counted[cache_key] = catalog.counted_by(event.product, event.properties)
+        selections[event.index] = selected
         if customer is None:
             reject(event, "unknown_customer")
         elif not selected:

@@ -69,17 +69,34 @@ class Rejection:
     error: str
 
 
+# Properties already checked in a batch: their items (as sent) -> the outcome.
+PropertiesSeen = dict[tuple[tuple[str, Any], ...], "tuple[dict[str, str], str] | str"]
+
+
 def parse_event(
-    raw: Any, index: int, seen_times: dict[str, dt.datetime] | None = None
+    raw: Any,
+    index: int,
+    seen_times: dict[str, dt.datetime] | None = None,
+    seen_properties: PropertiesSeen | None = None,
 ) -> ParsedEvent | Rejection:
     """One event of a batch, or the reason it is refused.
 
-    `seen_times` caches parsed timestamps within a batch (events often share them).
+    `seen_times` and `seen_properties` cache parsed timestamps and checked properties
+    within a batch (events often share them).
     """
-    if type(raw) is dict and len(raw) == 5 and seen_times is not None:
-        event = _well_formed(raw, index, seen_times)
-        if event is not None:
-            return event
+    if type(raw) is dict and seen_times is not None:
+        size = len(raw)
+        if size == 5:
+            event = _well_formed(raw, index, seen_times)
+            if event is not None:
+                return event
+        elif size == 6 and seen_properties is not None and "properties" in raw:
+            checked = _cached_properties(raw["properties"], seen_properties)
+            if not isinstance(checked, str):
+                event = _well_formed(raw, index, seen_times)
+                if event is not None:
+                    event.properties, event.stored_properties = checked
+                    return event
     if not isinstance(raw, dict):
         return Rejection(index, None, "invalid: event: must be a JSON object")
     raw_id = raw.get("id")
@@ -106,7 +123,7 @@ def parse_event(
             return Rejection(index, raw_id, f"invalid: {name}: {UNSTORABLE}")
     properties = stored = None
     if raw.get("properties") is not None:
-        checked = parse_properties(raw["properties"])
+        checked = _cached_properties(raw["properties"], seen_properties)
         if isinstance(checked, str):
             return Rejection(index, raw_id, f"invalid: properties{checked}")
         properties, stored = checked
@@ -171,6 +188,21 @@ def parse_properties(raw: Any) -> tuple[dict[str, str], str] | str:
     if len(stored.encode()) > MAX_PROPERTIES_BYTES:
         return f": at most {MAX_PROPERTIES_BYTES:,} bytes in all, got {len(stored.encode()):,}"
     return values, stored
+
+
+def _cached_properties(raw: Any, seen: PropertiesSeen | None) -> tuple[dict[str, str], str] | str:
+    """`parse_properties`, remembered per batch by the properties' items (the values it
+    returns are shared: read, never changed)."""
+    if seen is None or type(raw) is not dict:
+        return parse_properties(raw)
+    try:
+        key = tuple(raw.items())
+        found = seen.get(key)
+    except TypeError:  # a list or an object as a value: refused by parse_properties
+        return parse_properties(raw)
+    if found is None:
+        found = seen[key] = parse_properties(raw)
+    return found
 
 
 def _kind(value: Any) -> str:
