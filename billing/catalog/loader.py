@@ -91,6 +91,8 @@ def _read(
     if not any(p.name not in (DISCOUNTS_FILE, SETTINGS_FILE) for p in files):
         problems.append(Problem(str(directory), "", "no product files (*.toml) in the directory"))
     problems.extend(_directory_rules(raw_products, raw_discounts))
+    if settings is not None and settings.properties:
+        problems.extend(_property_rules(raw_products, settings.properties))
     problems.extend(
         Problem(file, path, message) for file, (path, message) in sources_rules(raw_products)
     )
@@ -325,6 +327,37 @@ def _directory_rules(
                     f"a catalogue prices in one currency: {currency} here, {reference} in "
                     f"{counts[reference]} other file(s)",
                 )
+
+
+def _property_rules(
+    raw_products: list[tuple[str, dict[str, Any]]], declared: Iterable[str]
+) -> Iterable[Problem]:
+    """Every property a product file names (where, dimensions, unique_property) is one
+    settings.toml declares in `properties`."""
+    known = list(declared)
+
+    def unknown(file: str, path: str, name: Any) -> Problem | None:
+        if not isinstance(name, str) or name in known:
+            return None
+        guess = difflib.get_close_matches(name, known, n=1)
+        hint = f" (did you mean {guess[0]!r}?)" if guess else ""
+        return Problem(
+            file,
+            path,
+            f"unknown property {name!r}{hint}; settings.toml declares: {', '.join(known)}",
+        )
+
+    for file, raw in raw_products:
+        found: list[Problem | None] = []
+        where = raw.get("where")
+        if isinstance(where, dict):
+            found += [unknown(file, f"where.{name}", name) for name in where]
+        dimensions = raw.get("dimensions")
+        if isinstance(dimensions, list):
+            found += [unknown(file, f"dimensions[{i}]", n) for i, n in enumerate(dimensions)]
+        if "unique_property" in raw:
+            found.append(unknown(file, "unique_property", raw["unique_property"]))
+        yield from (problem for problem in found if problem is not None)
 
 
 def _unique(problems: list[Problem]) -> list[Problem]:

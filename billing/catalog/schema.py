@@ -362,3 +362,10 @@ class SettingsFile(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, title="Billing settings file")
     late_usage: LateUsageSpec = LateUsageSpec()
+    properties: tuple[PropertyName, ...] | None = Field(
+        None,
+        max_length=100,
+        description="the event properties the product files may name (where, dimensions, "
+        "unique_property); when listed, any other name there is an error (a typo caught "
+        "before it selects nothing)",
+    )

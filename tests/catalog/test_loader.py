@@ -23,20 +23,23 @@ def problems_of(name):
     return [(p.file, p.path, p.message) for p in validate_directory(INVALID / name)]
 
 
-def test_the_shipped_tiers_are_valid_and_cover_six_products():
+def test_the_shipped_tiers_are_valid_and_cover_nine_products():
     catalog = load_catalog(TIERS)
-    assert set(catalog.products) >= {
+    assert set(catalog.products) == {
         "product_analytics",
         "session_replay",
         "feature_flags",
         "surveys",
         "data_warehouse",
         "error_tracking",
+        "identified_events",
+        "llm_tokens_standard",
+        "llm_tokens_premium",
     }
     for product in catalog.products.values():
         plan = product.versions[-1].plan
         assert plan.model is Model.GRADUATED
-        assert 4 <= len(plan.tiers) <= 7
+        assert 3 <= len(plan.tiers) <= 7
         assert plan.free_allowance
         assert plan.free_allowance > 0
     assert catalog.schedule is not None

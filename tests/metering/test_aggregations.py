@@ -215,3 +215,35 @@ def test_declarations_are_checked(tmp_path, extra, path, message):
     problems = [p for p in validate_directory(directory) if p.file == "gauge.toml"]
     assert [p.path for p in problems] == [path], problems
     assert message in problems[0].message
+
+
+def test_properties_named_in_product_files_are_the_declared_ones(tmp_path):
+    directory = tmp_path / "tiers"
+    shutil.copytree(TIERS, directory)
+    addon = directory / "identified_events.toml"
+    addon.write_text(addon.read_text().replace("where = { person_mode", "where = { person_mod"))
+    (directory / "gauge.toml").write_text(
+        PRODUCT.format(
+            key="gauge",
+            name="Gauge",
+            unit="unit",
+            extra='aggregation = "unique_count"\nunique_property = "user"\ndimensions = ["team"]',
+        )
+    )
+    problems = [(p.file, p.path, p.message) for p in validate_directory(directory)]
+    declared = "settings.toml declares: project, person_mode, model, person_id"
+    assert sorted(problems) == [
+        (
+            "gauge.toml",
+            "dimensions",
+            'a breakdown adds up parts: dimensions need aggregation "sum" or "count", '
+            "not 'unique_count'",
+        ),
+        ("gauge.toml", "dimensions[0]", f"unknown property 'team'; {declared}"),
+        ("gauge.toml", "unique_property", f"unknown property 'user'; {declared}"),
+        (
+            "identified_events.toml",
+            "where.person_mod",
+            f"unknown property 'person_mod' (did you mean 'person_mode'?); {declared}",
+        ),
+    ]

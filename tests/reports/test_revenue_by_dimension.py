@@ -43,6 +43,8 @@ def catalog(tmp_path_factory):
             1,
         )
     )
+    settings = directory / "settings.toml"
+    settings.write_text(settings.read_text().replace('"person_id"]', '"person_id", "env"]'))
     return load_catalog(directory)
 
 
