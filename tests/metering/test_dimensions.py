@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from sqlalchemy import text
 
 from billing.catalog.loader import load_catalog
-from billing.invoicing.service import get_invoice, list_invoices
+from billing.invoicing.service import get_invoice, list_invoices, upcoming
 from billing.pipeline import close_due
 from tests.caps.helpers import set_cap
 from tests.conftest import TIERS
@@ -177,3 +177,36 @@ def test_parts_sum_to_the_line_to_the_cent_for_random_usage(engine, catalog, usa
     assert sum(D(p.amount) for p in line.breakdown) == D(line.amount)
     assert sum(D(p.quantity) for p in line.breakdown) == sum(q for _, q in usage)
     assert len(line.breakdown) <= 4  # 3 projects, then "(other)"
+
+
+def test_late_events_with_properties_join_their_closed_periods_breakdown(engine, catalog):
+    """Late usage (the amend policy) lands in its own period's parts; the next invoice bills
+    it as an adjustment, which is not broken down (docs/invoicing.md, "Breakdowns"); a resent
+    late event is a duplicate and moves no part."""
+    import dataclasses
+
+    from sqlmodel import Session
+
+    from billing.catalog.models import LatePolicy
+
+    amend = dataclasses.replace(catalog, late_usage=LatePolicy(True, dt.timedelta(days=10)))
+    with Session(engine) as session:
+        add_customer(session, billing_start=START)
+        ingest(session, amend, [sent("e1", 2_000_000, "web")], now=NOW)
+    close_due(engine, amend, CLOSE, dt.timedelta(hours=1))
+    late_at = CLOSE + dt.timedelta(days=2)
+    with Session(engine) as session:
+        result = ingest(session, amend, [sent("late", 500_000, "api")], now=late_at)
+        assert result.accepted == 1
+        again = ingest(session, amend, [sent("late", 500_000, "api")], now=late_at)
+        assert again.duplicates == 1
+        assert breakdown(session) == {
+            '{"project":"web"}': (D(2_000_000), 1),
+            '{"project":"api"}': (D(500_000), 1),
+        }
+        session.commit()
+    with engine.connect() as connection:  # November's invoice, as it stands
+        november = upcoming(connection, amend, "cust_1", late_at)
+    [adjustment] = [line for line in november.lines if line.kind == "adjustment"]
+    assert adjustment.quantity == "500000"
+    assert adjustment.breakdown is None
