@@ -14,6 +14,7 @@ import re
 import shutil
 import urllib.request
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -405,3 +406,23 @@ def test_a_customer_manages_a_webhook_endpoint(browser, site):
     expect(page.locator("#done")).to_contain_text("Endpoint deleted")
     assert site.api("/v1/webhook-endpoints?customer=globex")["endpoints"] == []
     assert [e for e in browser.errors if "status of 422" not in e] == []  # the refused URL
+
+
+def test_a_customer_sees_what_made_the_bill(browser, site):
+    """acme's demo usage carries projects and models: the overview and a past invoice show
+    each broken-down line by value, amounts adding up to the line."""
+    from playwright.sync_api import expect
+
+    page = browser.page
+    sign_in_by_link(browser, site, "acme")
+    section = page.locator("#breakdown-product_analytics")
+    expect(section).to_contain_text("What made Product analytics: by project")
+    expect(page.locator("#breakdown-llm_tokens_standard")).to_contain_text("gpt-4o-mini")
+    browser.shot("portal-breakdown")
+    page.locator("a[href^='/portal/invoices/']").first.click()
+    part_amounts = page.locator("#breakdown-product_analytics tr.part td.num:nth-of-type(3)")
+    expect(part_amounts.first).to_be_visible()
+    amounts = [Decimal(t.replace(",", "")) for t in part_amounts.all_inner_texts()]
+    line = page.locator("tr.line-usage", has_text="Product analytics").locator("td.num").last
+    assert sum(amounts) == Decimal(line.inner_text().replace(",", ""))
+    assert browser.errors == []
