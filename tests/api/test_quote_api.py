@@ -305,3 +305,15 @@ def test_unknown_routes_answer_in_the_error_shape(client):
     response = client.get("/v1/nothing-here")
     assert response.status_code == 404
     assert response.json() == {"code": "not_found", "message": "Not Found", "field": None}
+
+
+def test_products_defined_by_sources_are_quoted_on_their_own_quantity(client):
+    """The quantity given is the product's, after sources and multipliers: 2,000,000
+    feature-flag requests are priced the same whether they came as decide calls or as
+    200,000 local evaluations; an add-on is priced on its own tiers."""
+    data = quote(
+        client, usage={"feature_flags": 2_000_000, "identified_events": 2_000_000}, at="2026-11-01"
+    )
+    lines = {line["product"]: line for line in data["lines"]}
+    assert lines["feature_flags"]["amount"] == "100.00"  # 1,000,000 free, then 0.0001
+    assert lines["identified_events"]["amount"] == "248.00"  # 1,000,000 free, then 0.000248
