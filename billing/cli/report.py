@@ -60,7 +60,10 @@ def report_invoices(
 
 @app.command("revenue")
 def report_revenue(
-    group_by: Annotated[str, typer.Option(help="product | customer | month")] = "product",
+    group_by: Annotated[
+        str,
+        typer.Option(help="product | customer | month | dimension (with --product, --dimension)"),
+    ] = "product",
     from_: FromOption = None,
     to: ToOption = None,
     basis: Annotated[
@@ -72,22 +75,34 @@ def report_revenue(
     ] = "service",
     form: FormatOption = "table",
     tiers: TiersOption = None,
+    product: Annotated[str | None, typer.Option(help="--group-by dimension: the product")] = None,
+    dimension: Annotated[
+        str | None, typer.Option(help="--group-by dimension: one of the product's dimensions")
+    ] = None,
 ) -> None:
     """Billings (what issued invoices charge, not cash collected; void ones left out),
-    grouped, with credit notes; the last row is the total."""
+    grouped, with credit notes; the last row is the total. By dimension: one product's
+    billings by the value of one of its dimensions (docs/finance.md, "By dimension")."""
     from billing.reports import service as reports
 
-    if group_by not in ("product", "customer", "month"):
-        raise fail(f"--group-by: product, customer or month, not {group_by!r}")
+    if group_by not in ("product", "customer", "month", "dimension"):
+        raise fail(f"--group-by: product, customer, month or dimension, not {group_by!r}")
     if basis not in ("service", "issued"):
         raise fail(f"--basis: service or issued, not {basis!r}")
-    currency = load_tiers(tiers).currency
+    catalog = load_tiers(tiers)
+    currency = catalog.currency
     with open_session() as session:
         try:
             start, end = reports.months(from_, to)
+            if group_by == "dimension":
+                chosen, name = reports.dimension_of(catalog, product, dimension)
+                groups, total = reports.revenue_by_dimension(
+                    session.connection(), chosen, name, currency, start, end, basis
+                )
+            else:
+                groups, total = reports.revenue(session.connection(), group_by, start, end, basis)
         except BillingError as error:
             raise fail(error.message) from None
-        groups, total = reports.revenue(session.connection(), group_by, start, end, basis)
 
     def row(key: str, item: reports.Revenue) -> dict[str, str]:
         return {

@@ -19,9 +19,17 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, case, func, literal, select
 
+from billing.catalog import Catalog
 from billing.catalog.models import NONE
 from billing.db import read_only, table_of
-from billing.errors import InvalidMonth, ReversedRange, UnknownStatus
+from billing.errors import (
+    InvalidMonth,
+    MissingField,
+    ReversedRange,
+    UnknownDimension,
+    UnknownProduct,
+    UnknownStatus,
+)
 from billing.invoicing.models import (
     CreditNote,
     CreditNoteLine,
@@ -265,6 +273,24 @@ def _issued_lines(
         invoice = invoices.get(line.invoice_id)
         if invoice is not None:
             yield invoice, line
+
+
+def dimension_of(catalog: Catalog, product: str | None, dimension: str | None) -> tuple[str, str]:
+    """The product and dimension a by-dimension report names, checked against the tier
+    files (missing_field, unknown_product, unknown_dimension naming the parameter)."""
+    if not product:
+        raise MissingField("group_by=dimension needs product=<key>", field="product")
+    found = catalog.products.get(product)
+    if found is None:
+        raise UnknownProduct(f"unknown product {product!r}", field="product")
+    if not dimension:
+        raise MissingField("group_by=dimension needs dimension=<name>", field="dimension")
+    if dimension not in found.dimensions:
+        has = ", ".join(found.dimensions) or "none"
+        raise UnknownDimension(
+            f"{product} has no dimension {dimension!r}; its dimensions: {has}", field="dimension"
+        )
+    return product, dimension
 
 
 NOT_BROKEN_DOWN = "(not broken down)"  # adjustments of late usage: billed without parts

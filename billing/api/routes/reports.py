@@ -10,8 +10,6 @@ from fastapi.responses import StreamingResponse
 
 from billing.api.deps import StaffKey
 from billing.api.schemas import ErrorOut
-from billing.catalog import Catalog
-from billing.errors import MissingField, UnknownDimension, UnknownProduct
 from billing.http.deps import CatalogDep, SessionDep
 from billing.reports import service as reports
 from billing.reports.public import (
@@ -96,31 +94,13 @@ def revenue_report(
     over those invoices. Billings are what invoices charge, not cash collected."""
     start, end = reports.months(from_, to)
     if group_by == "dimension":
-        chosen, name = _dimension_of(catalog, product, dimension)
+        chosen, name = reports.dimension_of(catalog, product, dimension)
         groups, total = reports.revenue_by_dimension(
             session.connection(), chosen, name, catalog.currency, start, end, basis
         )
     else:
         groups, total = reports.revenue(session.connection(), group_by, start, end, basis)
     return revenue_public(group_by, catalog.currency, groups, total, basis)
-
-
-def _dimension_of(catalog: Catalog, product: str | None, dimension: str | None) -> tuple[str, str]:
-    """The product and dimension a by-dimension report names, checked against the tier
-    files (missing_field, unknown_product, unknown_dimension naming the parameter)."""
-    if not product:
-        raise MissingField("group_by=dimension needs product=<key>", field="product")
-    found = catalog.products.get(product)
-    if found is None:
-        raise UnknownProduct(f"unknown product {product!r}", field="product")
-    if not dimension:
-        raise MissingField("group_by=dimension needs dimension=<name>", field="dimension")
-    if dimension not in found.dimensions:
-        has = ", ".join(found.dimensions) or "none"
-        raise UnknownDimension(
-            f"{product} has no dimension {dimension!r}; its dimensions: {has}", field="dimension"
-        )
-    return product, dimension
 
 
 @router.get("/caps", responses=ERRORS)
