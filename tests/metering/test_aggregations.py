@@ -108,6 +108,23 @@ def test_count_counts_events_whatever_their_quantity(session, catalog):
     assert usage(session, "api_calls") == (D(12), 3)  # 1 + 1 + 10 (a batch call counts 10)
 
 
+def test_count_keeps_the_cap_rule(engine, session, catalog):
+    add_customer(session, billing_start=START)
+    set_cap(session.connection(), catalog, "cust_1", "api_calls", D(5), START)
+    session.commit()
+    result = ingest(
+        session,
+        catalog,
+        [sent("c1", "api_call"), sent("c2", "batch_call"), sent("c3", "api_call", 9)],
+        now=NOW,
+    )
+    assert (result.accepted, result.over_limit) == (2, ["c3"])  # the batch call crosses
+    assert usage(session, "api_calls") == (D(11), 2)
+    lines = closed_lines(engine, catalog, "api_calls")
+    assert lines["usage"] == (D(5), D("5.00"))  # never above the cap
+    assert lines["capped"][0] == D(6)
+
+
 def test_max_keeps_the_largest_and_caps_at_the_limit(engine, session, catalog):
     add_customer(session, billing_start=START)
     set_cap(session.connection(), catalog, "cust_1", "seats", D(10), START)
