@@ -191,9 +191,15 @@ def ingest(
     # What each event counts toward: (product, multiplier), by batch index.
     selections: dict[int, list[tuple[str, Decimal]]] = {}
 
+    keys_by_index: dict[int, list[UsageKey]] = {}
+
     def keys_of(event: ParsedEvent) -> list[UsageKey]:
-        start = periods_of(event).start
-        return [(event.customer, product, start) for product, _ in selections[event.index]]
+        keys = keys_by_index.get(event.index)
+        if keys is None:
+            start = periods_of(event).start
+            keys = [(event.customer, product, start) for product, _ in selections[event.index]]
+            keys_by_index[event.index] = keys
+        return keys
 
     def reject(event: ParsedEvent, error: str, *, count: bool = False) -> None:
         result.rejected.append(Rejection(event.index, event.id, error))
@@ -265,7 +271,7 @@ def ingest(
     order = sorted(range(len(candidates)), key=lambda i: candidates[i].id)
     rows = [
         (e.id, e.customer, e.product, e.quantity, e.timestamp, start, e.stored_properties)
-        for e, start in ((candidates[i], periods_of(candidates[i]).start) for i in order)
+        for e, start in ((candidates[i], candidate_keys[i][0][2]) for i in order)
     ]
     inserted = store.insert_events(connection, rows, now)
     stored: dict[str, store.Stored] = {}
@@ -292,6 +298,7 @@ def ingest(
     over: dict[str, list[str]] = {}  # event id -> products whose cap refused it
     moved: dict[UsageKey, store.UsageRow] = {}
     breakdowns: store.Breakdowns = {}
+    names: dict[tuple[str, int], str] = {}  # breakdown keys by product and properties
     for key, row in running.items():
         customer_id, product, start = key
         account = customers[customer_id]
@@ -309,7 +316,10 @@ def ingest(
                 over.setdefault(event.id, []).append(product)
             elif dimensioned:
                 part = breakdowns.setdefault(key, {})
-                name = catalog.products[product].breakdown_key(event.properties)
+                cached = (product, id(event.properties))
+                name = names.get(cached) or names.setdefault(
+                    cached, catalog.products[product].breakdown_key(event.properties)
+                )
                 before = part.get(name, (Decimal(0), 0))
                 part[name] = (before[0] + quantity, before[1] + 1)
         tally = tallies.get(key, _NO_TALLY)
