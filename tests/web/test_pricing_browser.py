@@ -54,8 +54,10 @@ def test_the_page_opens_priced_at_the_starting_volumes(chromium_path, base_url):
         expect(page.get_by_label("Session replay", exact=True)).to_have_value("15,000")
         expect(page.locator("#total")).to_have_text("496.00")
         expect(page.locator("#line-product_analytics")).to_contain_text("50.00 USD a month")
-        # Every product's free tier and first paid tier, under the product's own row.
-        expect(page.locator("#breakdown tbody tr.product-row")).to_have_count(6)
+        # Every product has a row (add-ons and per-model variants at 0, chosen, not
+        # assumed); each priced one its free tier and first paid tier under it.
+        expect(page.locator("#breakdown tbody tr.product-row")).to_have_count(9)
+        expect(page.get_by_label("Identified events", exact=True)).to_have_value("0")
         expect(page.locator("#breakdown tbody tr.tier-row")).to_have_count(12)
         expect(page.locator("#breakdown tfoot")).to_contain_text("496.00")
         options = page.locator("#options tbody tr")
