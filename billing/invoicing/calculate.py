@@ -24,6 +24,7 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
+from typing import Any
 
 from billing.catalog.models import NONE
 from billing.invoicing.models import LineKind
@@ -211,7 +212,7 @@ def with_breakdowns(
             continue
         amounts = largest_remainder(line.amount, weights, billing_unit(currency))
         detail = {
-            "tiers": json.loads(line.detail) if line.detail else None,
+            "tiers": read_detail(line.detail)[0],
             "breakdown": [
                 {
                     "dimensions": dimensions,
@@ -223,3 +224,13 @@ def with_breakdowns(
         }
         made.append(replace(line, detail=json.dumps(detail, separators=(",", ":"))))
     return tuple(made)
+
+
+def read_detail(detail: str) -> tuple[list[Any] | None, list[Any] | None]:
+    """A line's stored `detail`: its tier breakdown and its breakdown by dimension value
+    (each None when it has none). Lines keep either the tier list alone (`breakdown`) or
+    {"tiers": [...], "breakdown": [...]} (`with_breakdowns`)."""
+    stored = json.loads(detail) if detail else None
+    if isinstance(stored, dict):
+        return stored.get("tiers"), stored.get("breakdown")
+    return stored, None

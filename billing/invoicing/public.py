@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import Literal, NamedTuple, Protocol
@@ -11,6 +10,7 @@ from typing import Literal, NamedTuple, Protocol
 from pydantic import Field
 
 from billing.customers.periods import Period
+from billing.invoicing.calculate import read_detail
 from billing.invoicing.credit_notes import NoteRecord
 from billing.invoicing.models import CreditNoteOutcome, InvoiceStatus
 from billing.invoicing.numbers import display_number
@@ -253,11 +253,7 @@ def _iso(value: dt.datetime | None) -> str | None:
 
 def line_public(position: int, line: LineRecord, currency: str) -> InvoiceLinePublic:
     """A stored or drafted line as answers show it (its tiers from the JSON kept with it)."""
-    detail = json.loads(line.detail) if line.detail else None
-    parts = None
-    tiers = detail
-    if isinstance(detail, dict):  # {"tiers": [...], "breakdown": [...]}
-        tiers, parts = detail.get("tiers"), detail.get("breakdown")
+    tiers, parts = read_detail(line.detail)
     return InvoiceLinePublic(
         position=position,
         kind=line.kind,

@@ -9,7 +9,6 @@ server-side cursor, so a CSV of 100,000 invoices never sits in memory.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 from collections import defaultdict
 from collections.abc import Iterator
@@ -30,6 +29,7 @@ from billing.errors import (
     UnknownProduct,
     UnknownStatus,
 )
+from billing.invoicing.calculate import read_detail
 from billing.invoicing.models import (
     CreditNote,
     CreditNoteLine,
@@ -350,11 +350,8 @@ def revenue_by_dimension(
 def _parts_of(detail: str, dimension: str) -> list[tuple[str, Decimal]]:
     """A usage line's parts by the value of `dimension`: (value, amount), values merged,
     in order of first appearance; [] for a line without a breakdown."""
-    stored = json.loads(detail) if detail else None
-    if not isinstance(stored, dict) or not stored.get("breakdown"):
-        return []
     merged: dict[str, Decimal] = {}
-    for part in stored["breakdown"]:
+    for part in read_detail(detail)[1] or []:
         value = str(part["dimensions"].get(dimension, NONE))
         merged[value] = merged.get(value, ZERO) + Decimal(part["amount"])
     return list(merged.items())

@@ -80,18 +80,19 @@ class Posted:
         """The field's text, stripped ("" when absent); InvalidText(field=name) for text no
         database can store (a NUL, a lone surrogate), so it never reaches one."""
         value = self.form.get(name)
-        text = value.strip() if isinstance(value, str) else ""
-        if not storable(text):
-            raise InvalidText(f"{name}: {UNSTORABLE}", field=name)
-        return text
+        return _storable(name, value.strip() if isinstance(value, str) else "")
 
     def texts(self, name: str) -> list[str]:
         """Every value of a repeated field (ticked checkboxes), checked as `text` checks."""
-        values = [v.strip() for v in self.form.getlist(name) if isinstance(v, str)]
-        for value in values:
-            if not storable(value):
-                raise InvalidText(f"{name}: {UNSTORABLE}", field=name)
-        return values
+        values = self.form.getlist(name)
+        return [_storable(name, v.strip()) for v in values if isinstance(v, str)]
+
+
+def _storable(name: str, text: str) -> str:
+    """`text` of the form field `name`; InvalidText when no database can store it."""
+    if not storable(text):
+        raise InvalidText(f"{name}: {UNSTORABLE}", field=name)
+    return text
 
 
 def _posted(kind: str) -> Any:
