@@ -36,7 +36,7 @@ def serve(
     if resolved_format(settings.log_format) == "text":  # a person reads it: say where things are
         _banner(host, port, workers)
     uvicorn.run(
-        "billing.app:create_app",
+        "billing.app:create_served_app",
         factory=True,
         host=host,
         port=port,

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Table, and_, bindparam, insert, or_, select, update
+from sqlalchemy import Connection, Table, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from billing.caps.quota import QuotaState
@@ -381,30 +381,12 @@ def add_breakdowns(
     are added in Python (exact), not in SQL (SQLite would add them as floats)."""
     if not parts:
         return
-    table = table_of(UsageBreakdown)
-    found = connection.execute(
-        select(table).where(
-            or_(
-                *(
-                    and_(
-                        table.c.customer_id == customer,
-                        table.c.product == product,
-                        table.c.period_start == start,
-                    )
-                    for customer, product, start in parts
-                )
-            )
-        )
-    )
-    stored: dict[UsageKey, dict[str, tuple[Decimal, int]]] = {}
-    for row in found:
-        key = (row.customer_id, row.product, row.period_start)
-        stored.setdefault(key, {})[row.dimensions] = (row.quantity, row.events)
-    inserts: list[dict[str, Any]] = []
-    updates: list[dict[str, Any]] = []
+    stored = _read_breakdowns_of(connection, list(parts))
+    inserts: list[tuple[str, str, dt.datetime, str, Decimal, int]] = []
+    updates: list[tuple[Decimal, int, _PartRef]] = []
     for key, adds in parts.items():
         customer, product, start = key
-        have = stored.get(key, {})
+        have = stored[key]
         most, other = limits[product]
         kept = sum(1 for name in have if name != other)
         merged: dict[str, tuple[Decimal, int]] = {}
@@ -419,47 +401,101 @@ def add_breakdowns(
             merged[target] = (before[0] + quantity, before[1] + events)
         for name, (quantity, events) in merged.items():
             if name in have:
-                old_quantity, old_events = have[name]
-                updates.append(
-                    {
-                        "c": customer,
-                        "p": product,
-                        "s": start,
-                        "d": name,
-                        "q": old_quantity + quantity,
-                        "n": old_events + events,
-                    }
-                )
+                old_quantity, old_events, ref = have[name]
+                updates.append((Decimal(old_quantity) + quantity, old_events + events, ref))
             else:
-                inserts.append(
-                    {
-                        "customer_id": customer,
-                        "product": product,
-                        "period_start": start,
-                        "dimensions": name,
-                        "quantity": quantity,
-                        "events": events,
-                    }
-                )
+                inserts.append((customer, product, start, name, quantity, events))
     # NOTE: one statement each, executed for many rows (a batch of 10,000 events may move
     # hundreds of parts): never a statement per part
+    _write_breakdowns(connection, updates, inserts)
+
+
+# Where a stored part is, to update it: its rowid on SQLite; its key on PostgreSQL.
+_PartRef = int | tuple[str, str, dt.datetime, str]
+# A stored part: quantity (text as SQLite returns it, made Decimal only when updated),
+# events, where it is.
+_Part = tuple[Decimal | str, int, _PartRef]
+
+
+def _read_breakdowns_of(
+    connection: Connection, keys: list[UsageKey]
+) -> dict[UsageKey, dict[str, _Part]]:
+    """The stored breakdown parts of `keys`: key -> dimensions JSON -> part."""
+    stored: dict[UsageKey, dict[str, _Part]] = {key: {} for key in keys}
+    if connection.dialect.name == "postgresql":
+        customers, products, starts = (list(column) for column in zip(*keys, strict=True))
+        rows = _pg_binary(
+            connection,
+            "SELECT b.customer_id, b.product, b.period_start, b.dimensions, b.quantity, "
+            "b.events FROM usage_breakdown AS b JOIN unnest(%b::varchar[], %b::varchar[], "
+            "%b::timestamptz[]) AS k(c, p, s) "
+            "ON b.customer_id = k.c AND b.product = k.p AND b.period_start = k.s",
+            (customers, products, starts),
+        )
+        for c, p, s, name, quantity, events in rows:
+            key = (c, p, s.astimezone(dt.UTC))
+            stored[key][name] = (quantity, events, (*key, name))
+        return stored
+    # NOTE: `customer_id IN (...)` searches the primary key's index (a row-value IN over all
+    # three columns made SQLite scan the table); other products and periods are skipped here
+    text = _SqliteTimes()
+    by_text = {(c, p, text[start]): (c, p, start) for c, p, start in keys}
+    customers = sorted({c for c, _, _ in keys})
+    for begin in range(0, len(customers), CHUNK):
+        chunk = customers[begin : begin + CHUNK]
+        found = connection.exec_driver_sql(
+            "SELECT customer_id, product, period_start, dimensions, quantity, events, rowid "
+            f"FROM usage_breakdown WHERE customer_id IN ({','.join('?' * len(chunk))})",
+            tuple(chunk),
+        )
+        for c, p, s, name, quantity, events, rowid in found:
+            wanted = by_text.get((c, p, s))
+            if wanted is not None:
+                stored[wanted][name] = (quantity, events, rowid)
+    return stored
+
+
+def _write_breakdowns(
+    connection: Connection,
+    updates: list[tuple[Decimal, int, _PartRef]],
+    inserts: list[tuple[str, str, dt.datetime, str, Decimal, int]],
+) -> None:
+    """Set the new totals of stored parts (`updates`: quantity, events, where) and store new
+    ones (`inserts`: customer, product, period start, dimensions JSON, quantity, events)."""
+    if connection.dialect.name == "postgresql":
+        if updates:
+            keys = [ref for _, _, ref in updates]
+            assert all(isinstance(ref, tuple) for ref in keys)
+            c, p, s, d = (list(column) for column in zip(*keys, strict=True))
+            _pg_binary(
+                connection,
+                "UPDATE usage_breakdown AS b SET quantity = v.q, events = v.n "
+                "FROM unnest(%b::varchar[], %b::varchar[], %b::timestamptz[], %b::varchar[], "
+                "%t::numeric[], %b::int8[]) AS v(c, p, s, d, q, n) WHERE b.customer_id = v.c "
+                "AND b.product = v.p AND b.period_start = v.s AND b.dimensions = v.d",
+                (c, p, s, d, [q for q, _, _ in updates], [n for _, n, _ in updates]),
+            )
+        if inserts:
+            _pg_binary(
+                connection,
+                "INSERT INTO usage_breakdown (customer_id, product, period_start, dimensions, "
+                "quantity, events) SELECT * FROM unnest(%b::varchar[], %b::varchar[], "
+                "%b::timestamptz[], %b::varchar[], %t::numeric[], %b::int8[])",
+                tuple(list(column) for column in zip(*inserts, strict=True)),
+            )
+        return
     if updates:
-        connection.execute(_UPDATE_BREAKDOWN, updates)
+        connection.exec_driver_sql(
+            "UPDATE usage_breakdown SET quantity = ?, events = ? WHERE rowid = ?",
+            [(format(q, "f"), n, rowid) for q, n, rowid in updates],
+        )
     if inserts:
-        connection.execute(insert(table), inserts)
-
-
-_BREAKDOWNS = table_of(UsageBreakdown)
-_UPDATE_BREAKDOWN = (
-    update(_BREAKDOWNS)
-    .where(
-        _BREAKDOWNS.c.customer_id == bindparam("c"),
-        _BREAKDOWNS.c.product == bindparam("p"),
-        _BREAKDOWNS.c.period_start == bindparam("s"),
-        _BREAKDOWNS.c.dimensions == bindparam("d"),
-    )
-    .values(quantity=bindparam("q"), events=bindparam("n"))
-)
+        text = _SqliteTimes()
+        connection.exec_driver_sql(
+            "INSERT INTO usage_breakdown (customer_id, product, period_start, dimensions, "
+            "quantity, events) VALUES (?, ?, ?, ?, ?, ?)",
+            [(c, p, text[s], d, format(q, "f"), n) for c, p, s, d, q, n in inserts],
+        )
 
 
 def read_breakdowns(
