@@ -381,14 +381,15 @@ def add_breakdowns(
     are added in Python (exact), not in SQL (SQLite would add them as floats)."""
     if not parts:
         return
-    stored = _read_breakdowns_of(connection, list(parts))
+    others = {product: other for product, (_, other) in limits.items()}
+    kept_now, stored = _read_breakdowns_of(connection, parts, others)
     inserts: list[tuple[str, str, dt.datetime, str, Decimal, int]] = []
     updates: list[tuple[Decimal, int, _PartRef]] = []
     for key, adds in parts.items():
         customer, product, start = key
         have = stored[key]
         most, other = limits[product]
-        kept = sum(1 for name in have if name != other)
+        kept = kept_now.get(key, 0)
         merged: dict[str, tuple[Decimal, int]] = {}
         for name, (quantity, events) in adds.items():
             target = name
@@ -418,41 +419,75 @@ _Part = tuple[Decimal | str, int, _PartRef]
 
 
 def _read_breakdowns_of(
-    connection: Connection, keys: list[UsageKey]
-) -> dict[UsageKey, dict[str, _Part]]:
-    """The stored breakdown parts of `keys`: key -> dimensions JSON -> part."""
+    connection: Connection, parts: Breakdowns, others: dict[str, str]
+) -> tuple[dict[UsageKey, int], dict[UsageKey, dict[str, _Part]]]:
+    """What `add_breakdowns` needs of the stored parts, and only that: per key, how many
+    values are kept apart from "(other)" (`others`: product -> its "(other)" key), and the
+    stored parts of the values `parts` adds to and of "(other)". Reading every part of a
+    key would read hundreds of rows per batch for a customer with many values."""
+    keys = list(parts)
+    wanted = [(*key, name) for key in keys for name in (*parts[key], others[key[1]])]
     stored: dict[UsageKey, dict[str, _Part]] = {key: {} for key in keys}
+    kept: dict[UsageKey, int] = {}
     if connection.dialect.name == "postgresql":
-        customers, products, starts = (list(column) for column in zip(*keys, strict=True))
+        c, p, s = (list(column) for column in zip(*keys, strict=True))
+        counts = _pg_binary(
+            connection,
+            "SELECT b.customer_id, b.product, b.period_start, count(*) "
+            "FROM usage_breakdown AS b JOIN unnest(%b::varchar[], %b::varchar[], "
+            "%b::timestamptz[], %b::varchar[]) AS k(c, p, s, o) "
+            "ON b.customer_id = k.c AND b.product = k.p AND b.period_start = k.s "
+            "WHERE b.dimensions <> k.o GROUP BY 1, 2, 3",
+            (c, p, s, [others[product] for product in p]),
+        )
+        for customer, product, start, count in counts:
+            kept[(customer, product, start.astimezone(dt.UTC))] = count
+        c, p, s, d = (list(column) for column in zip(*wanted, strict=True))
         rows = _pg_binary(
             connection,
             "SELECT b.customer_id, b.product, b.period_start, b.dimensions, b.quantity, "
             "b.events FROM usage_breakdown AS b JOIN unnest(%b::varchar[], %b::varchar[], "
-            "%b::timestamptz[]) AS k(c, p, s) "
-            "ON b.customer_id = k.c AND b.product = k.p AND b.period_start = k.s",
-            (customers, products, starts),
+            "%b::timestamptz[], %b::varchar[]) AS k(c, p, s, d) ON b.customer_id = k.c "
+            "AND b.product = k.p AND b.period_start = k.s AND b.dimensions = k.d",
+            (c, p, s, d),
         )
-        for c, p, s, name, quantity, events in rows:
-            key = (c, p, s.astimezone(dt.UTC))
+        for customer, product, start, name, quantity, events in rows:
+            key = (customer, product, start.astimezone(dt.UTC))
             stored[key][name] = (quantity, events, (*key, name))
-        return stored
+        return kept, stored
     # NOTE: `customer_id IN (...)` searches the primary key's index (a row-value IN over all
     # three columns made SQLite scan the table); other products and periods are skipped here
     text = _SqliteTimes()
     by_text = {(c, p, text[start]): (c, p, start) for c, p, start in keys}
     customers = sorted({c for c, _, _ in keys})
-    for begin in range(0, len(customers), CHUNK):
-        chunk = customers[begin : begin + CHUNK]
-        found = connection.exec_driver_sql(
-            "SELECT customer_id, product, period_start, dimensions, quantity, events, rowid "
-            f"FROM usage_breakdown WHERE customer_id IN ({','.join('?' * len(chunk))})",
-            tuple(chunk),
+    names = sorted({name for *_, name in wanted})
+    other_names = sorted(set(others.values()))
+    for begin in range(0, len(customers), USAGE_CHUNK):
+        chunk = customers[begin : begin + USAGE_CHUNK]
+        marks = ",".join("?" * len(chunk))
+        counted = connection.exec_driver_sql(
+            "SELECT customer_id, product, period_start, count(*) FROM usage_breakdown "
+            f"WHERE customer_id IN ({marks}) "
+            f"AND dimensions NOT IN ({','.join('?' * len(other_names))}) GROUP BY 1, 2, 3",
+            (*chunk, *other_names),
         )
-        for c, p, s, name, quantity, events, rowid in found:
-            wanted = by_text.get((c, p, s))
-            if wanted is not None:
-                stored[wanted][name] = (quantity, events, rowid)
-    return stored
+        for customer, product, start, count in counted:
+            known = by_text.get((customer, product, start))
+            if known is not None:
+                kept[known] = count
+        for first in range(0, len(names), CHUNK):
+            some = names[first : first + CHUNK]
+            found = connection.exec_driver_sql(
+                "SELECT customer_id, product, period_start, dimensions, quantity, events, rowid "
+                f"FROM usage_breakdown WHERE customer_id IN ({marks}) "
+                f"AND dimensions IN ({','.join('?' * len(some))})",
+                (*chunk, *some),
+            )
+            for customer, product, start, name, quantity, events, rowid in found:
+                known = by_text.get((customer, product, start))
+                if known is not None and (name in parts[known] or name == others[product]):
+                    stored[known][name] = (quantity, events, rowid)
+    return kept, stored
 
 
 def _write_breakdowns(

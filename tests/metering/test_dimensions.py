@@ -103,6 +103,38 @@ def test_usage_is_kept_by_project_and_folds_beyond_the_maximum(session, catalog)
     assert D(total) == D(101 + 52 + 7 + 23)  # the parts are the running total
 
 
+def test_later_batches_add_to_stored_parts_and_to_other_per_customer(session, catalog):
+    """A batch reads only the parts it adds to: stored values and "(other)" grow, a new
+    value still folds once three are kept, and another customer in the same batch keeps
+    values of its own (the limit is per customer)."""
+    add_customer(session, billing_start=START)
+    add_customer(session, "cust_2", billing_start=START)
+    batches = [
+        [sent("a1", 1, "web"), sent("a2", 2, "api"), sent("a3", 4, "ios")],
+        [sent("a4", 8, "mac"), sent("a5", 16, "web")],  # mac folds
+        [
+            sent("a6", 32, "linux"),  # folds into the stored "(other)"
+            sent("a7", 64, "mac"),  # folded before, folds again
+            sent("a8", 128, "api"),
+            sent("b1", 5, "mac", customer="cust_2"),
+            sent("b2", 6, "linux", customer="cust_2"),
+        ],
+    ]
+    for batch in batches:
+        result = ingest(session, catalog, batch, now=NOW)
+        assert result.accepted == len(batch)
+    assert breakdown(session) == {
+        '{"project":"web"}': (D(17), 2),
+        '{"project":"api"}': (D(130), 2),
+        '{"project":"ios"}': (D(4), 1),
+        '{"project":"(other)"}': (D(104), 3),
+    }
+    assert breakdown(session, "cust_2") == {
+        '{"project":"mac"}': (D(5), 1),
+        '{"project":"linux"}': (D(6), 1),
+    }
+
+
 def test_over_limit_events_are_in_no_part(session, catalog):
     add_customer(session, billing_start=START)
     # a cap of 0 keeps the free allowance: 1,000,000 events
