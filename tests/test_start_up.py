@@ -1,6 +1,11 @@
 """What a person sees when the service starts: on a terminal, where everything is, then text
 logs; piped, JSON lines only; job runs that did nothing are not logged at info."""
 
+import os
+import subprocess
+import sys
+
+from billing.app import SERVED_GC_THRESHOLD
 from billing.jobs import scheduler
 from billing.observability.logs import resolved_format
 from tests.conftest import TIERS
@@ -43,3 +48,30 @@ def test_a_job_summary_counting_nothing_is_a_heartbeat():
     assert not scheduler.did_something("0 expired idempotency keys removed")
     assert scheduler.did_something("2 invoices for 1 customers")
     assert scheduler.did_something("0 delivered, 1 to retry, 0 failed")
+
+
+def test_a_served_process_tunes_the_garbage_collector(tmp_path):
+    """`billing serve` builds each worker's app with `create_served_app`: generation 0 at
+    SERVED_GC_THRESHOLD and the start-up objects frozen; the process that merely calls
+    `create_app` (tests, embedders) keeps CPython's settings."""
+    url = f"sqlite:///{tmp_path / 'b.db'}"
+    cli_database(url)
+    script = (
+        "import gc\n"
+        "from billing.app import create_app, create_served_app\n"
+        "create_app()\n"
+        "print(gc.get_threshold()[0], gc.get_freeze_count() > 0)\n"
+        "create_served_app()\n"
+        "print(gc.get_threshold()[0], gc.get_freeze_count() > 0)\n"
+    )
+    env = {
+        **os.environ,
+        "BILLING_DATABASE_URL": url,
+        "BILLING_TIERS_DIR": str(TIERS),
+        "BILLING_SCHEDULER": "0",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[:2] == ["700 False", f"{SERVED_GC_THRESHOLD} True"]
