@@ -1,0 +1,209 @@
+"""Re-pricing closed periods under two catalogues, and the report of what moves. Pure.
+
+A record is priced the way the close priced it (billing/invoicing/close.py): billed units are
+min(accepted, limit) and never more than what the period's cap buys at its discount; the
+line total is the exact charge rounded half-up, minus its rounded discount. Under the new
+catalogue the cap buys a different quantity: the units the cap turned away (`over_limit`)
+count as demand, so billed = min(accepted + over_limit, what the cap buys at the new price).
+Amounts are line totals after the percentage discount and before prepaid credit (credit
+pays a bill, it does not price it), in major units of the catalogue's currency.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
+
+from billing.backtest.records import UsageRecord
+from billing.catalog import Catalog
+from billing.pricing.caps import max_quantity_within_cap
+from billing.pricing.charge import charge
+from billing.pricing.discounts import line_figures
+from billing.pricing.plan import PricePlan
+
+ZERO = Decimal(0)
+HUNDRED = Decimal(100)
+CENT_OF_PERCENT = Decimal("0.01")
+
+
+@dataclass(frozen=True, slots=True)
+class Priced:
+    """A record priced under one catalogue: units billed, line total (None: the product or a
+    price for the period does not exist in that catalogue), what the cap buys (None: no cap,
+    or no limit binds)."""
+
+    billed: Decimal
+    total: Decimal | None
+    cap_quantity: Decimal | None
+
+
+def _plan(catalog: Catalog, product: str, start: dt.datetime) -> PricePlan | None:
+    if product not in catalog.products:
+        return None
+    return catalog.plan_for_period(product, start)
+
+
+def price_old(catalog: Catalog, record: UsageRecord) -> Priced:
+    """The record as the close priced it under `catalog` (the one its invoices used)."""
+    plan = _plan(catalog, record.product, record.period_start)
+    billed = record.accepted if record.limit is None else min(record.accepted, record.limit)
+    if plan is None:
+        return Priced(billed, None, None)
+    bought = None
+    if record.cap is not None:
+        bought = max_quantity_within_cap(plan, record.cap, record.discount_percent)
+        if bought is not None:
+            billed = min(billed, bought)
+    return Priced(billed, _total(plan, billed, record.discount_percent), bought)
+
+
+def price_new(catalog: Catalog, record: UsageRecord) -> Priced:
+    """The record priced under `catalog` (a proposed change), the cap buying what it buys
+    at the new price (module docstring)."""
+    plan = _plan(catalog, record.product, record.period_start)
+    demand = record.accepted + record.over_limit if record.cap is not None else record.accepted
+    if plan is None:
+        return Priced(demand, None, None)
+    bought = None
+    billed = demand
+    if record.cap is not None:
+        bought = max_quantity_within_cap(plan, record.cap, record.discount_percent)
+        if bought is not None:
+            billed = min(demand, bought)
+    return Priced(billed, _total(plan, billed, record.discount_percent), bought)
+
+
+def _total(plan: PricePlan, quantity: Decimal, discount: Decimal) -> Decimal:
+    return line_figures(charge(plan, quantity).amount, discount, plan.currency).total
+
+
+def percent(delta: Decimal, old: Decimal) -> Decimal | None:
+    """delta / old as a percentage rounded half-up to 0.01; None when old is 0 (a move from
+    nothing has no percentage)."""
+    if old == 0:
+        return None
+    return (delta * HUNDRED / old).quantize(CENT_OF_PERCENT, rounding=ROUND_HALF_UP)
+
+
+@dataclass(frozen=True, slots=True)
+class Move:
+    """Old and new amounts of something (a month, a product's month, a customer, the total)."""
+
+    old: Decimal
+    new: Decimal
+
+    @property
+    def delta(self) -> Decimal:
+        return self.new - self.old
+
+    @property
+    def delta_pct(self) -> Decimal | None:
+        return percent(self.delta, self.old)
+
+
+@dataclass(frozen=True, slots=True)
+class CapMove:
+    """A spend cap whose purchasing power changes: the quantity it buys (whole units of the
+    product) before and after, in its latest period of the range. None: no limit binds."""
+
+    customer: str
+    product: str
+    month: str
+    cap: Decimal
+    quantity_old: Decimal | None
+    quantity_new: Decimal | None
+
+    @property
+    def drop_pct(self) -> Decimal | None:
+        """How much less the cap buys, in percent (positive: a drop); None when not known."""
+        if self.quantity_old is None or self.quantity_new is None:
+            return None
+        return percent(self.quantity_old - self.quantity_new, self.quantity_old)
+
+
+@dataclass(frozen=True, slots=True)
+class Mismatch:
+    """History and code disagree: re-pricing under the old catalogue does not give what the
+    invoices billed (`invoiced`; None: nothing billed it)."""
+
+    customer: str
+    month: str
+    product: str
+    invoiced: Decimal | None
+    repriced: Decimal | None
+
+
+@dataclass(slots=True)
+class Backtest:
+    """The report: moves per month, per product and month, per customer and in total; the
+    caps whose purchasing power changes; the mismatches of the old side; and how many
+    records were re-priced (and how many were left uncompared as pending)."""
+
+    months: dict[str, Move] = field(default_factory=dict)
+    by_product: dict[tuple[str, str], Move] = field(default_factory=dict)
+    customers: dict[str, Move] = field(default_factory=dict)
+    total: Move = field(default_factory=lambda: Move(ZERO, ZERO))
+    caps: list[CapMove] = field(default_factory=list)
+    mismatches: list[Mismatch] = field(default_factory=list)
+    records: int = 0
+    pending: int = 0
+
+
+def backtest(old: Catalog, new: Catalog, records: Iterable[UsageRecord]) -> Backtest:
+    """Re-price every record under `old` and `new` and sum the moves.
+
+    The old side is proven first, record by record: its total must equal what invoices
+    billed (`record.invoiced`) to the cent, else a Mismatch (pending records are not
+    compared). A product absent from a catalogue prices at 0.00 on that side.
+    """
+    report = Backtest()
+    months: dict[str, list[Decimal]] = defaultdict(lambda: [ZERO, ZERO])
+    products: dict[tuple[str, str], list[Decimal]] = defaultdict(lambda: [ZERO, ZERO])
+    customers: dict[str, list[Decimal]] = defaultdict(lambda: [ZERO, ZERO])
+    caps: dict[tuple[str, str], CapMove] = {}
+    for record in records:
+        report.records += 1
+        before = price_old(old, record)
+        after = price_new(new, record)
+        old_total = before.total if before.total is not None else ZERO
+        new_total = after.total if after.total is not None else ZERO
+        if record.pending:
+            report.pending += 1
+        elif before.total != record.invoiced and not (
+            before.total is None and record.invoiced in (None, ZERO)
+        ):
+            report.mismatches.append(
+                Mismatch(
+                    record.customer, record.month, record.product, record.invoiced, before.total
+                )
+            )
+        for sums in (
+            months[record.month],
+            products[(record.product, record.month)],
+            customers[record.customer],
+        ):
+            sums[0] += old_total
+            sums[1] += new_total
+        if record.cap is not None and before.cap_quantity != after.cap_quantity:
+            key = (record.customer, record.product)
+            if key not in caps or caps[key].month <= record.month:
+                caps[key] = CapMove(
+                    record.customer,
+                    record.product,
+                    record.month,
+                    record.cap,
+                    before.cap_quantity,
+                    after.cap_quantity,
+                )
+    report.months = {m: Move(*sums) for m, sums in sorted(months.items())}
+    report.by_product = {k: Move(*sums) for k, sums in sorted(products.items())}
+    report.customers = {c: Move(*sums) for c, sums in sorted(customers.items())}
+    report.total = Move(
+        sum((m.old for m in report.months.values()), ZERO),
+        sum((m.new for m in report.months.values()), ZERO),
+    )
+    report.caps = sorted(caps.values(), key=lambda c: (c.customer, c.product))
+    return report
