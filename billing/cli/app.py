@@ -29,7 +29,7 @@ app = typer.Typer(help="Usage-based billing and pricing engine.", no_args_is_hel
 app.command()(server.serve)
 app.command()(server.worker)
 app.command("portal-link")(portal_link.portal_link)
-app.command()(usage.usage)
+app.add_typer(usage.app, name="usage")
 app.command()(demo.demo)
 app.command()(quote.quote)
 app.add_typer(tiers.app, name="tiers")
