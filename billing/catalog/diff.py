@@ -358,9 +358,10 @@ def _schedule_details(old: CommitmentSchedule | None, new: CommitmentSchedule | 
 
 
 def _bracket_details(old: Iterable[Bracket], new: Iterable[Bracket]) -> list[str]:
-    """Brackets are matched by term and min_credit; of the rest, one whose only change is
-    its term, then those of one term in credit order (when as many remain on each side),
-    read as changed; whatever is left was added or removed."""
+    """Brackets are matched by term and min_credit; of the rest, a bracket whose only change
+    is its term, then one of the same term and discount (its min_credit moved), then those
+    of one term in credit order (when as many remain on each side) are read as changed;
+    whatever is left was added or removed."""
     before = {(b.years, b.min_credit): b for b in old}
     after = {(b.years, b.min_credit): b for b in new}
     found: list[tuple[tuple[int, Decimal], str]] = []
@@ -369,20 +370,13 @@ def _bracket_details(old: Iterable[Bracket], new: Iterable[Bracket]) -> list[str
             found.append((key, _bracket_change(before[key], after[key])))
     removed = [before[key] for key in sorted(before.keys() - after.keys())]
     added = [after[key] for key in sorted(after.keys() - before.keys())]
-    for bracket in list(removed):
-        moved = next(
-            (
-                b
-                for b in added
-                if (b.min_credit, b.discount_percent)
-                == (bracket.min_credit, bracket.discount_percent)
-            ),
-            None,
-        )
-        if moved is not None:
-            removed.remove(bracket)
-            added.remove(moved)
-            found.append(((bracket.years, bracket.min_credit), _bracket_change(bracket, moved)))
+    for same in (_same_credit, _same_discount):
+        for bracket in list(removed):
+            match = next((b for b in added if same(bracket, b)), None)
+            if match is not None:
+                removed.remove(bracket)
+                added.remove(match)
+                found.append(((bracket.years, bracket.min_credit), _bracket_change(bracket, match)))
     for years in sorted({b.years for b in removed} & {b.years for b in added}):
         gone = [b for b in removed if b.years == years]
         came = [b for b in added if b.years == years]
@@ -394,6 +388,14 @@ def _bracket_details(old: Iterable[Bracket], new: Iterable[Bracket]) -> list[str
     found += [((b.years, b.min_credit), f"bracket removed: {_bracket_text(b)}") for b in removed]
     found += [((b.years, b.min_credit), f"bracket added: {_bracket_text(b)}") for b in added]
     return [text for _key, text in sorted(found)]
+
+
+def _same_credit(old: Bracket, new: Bracket) -> bool:
+    return (old.min_credit, old.discount_percent) == (new.min_credit, new.discount_percent)
+
+
+def _same_discount(old: Bracket, new: Bracket) -> bool:
+    return (old.years, old.discount_percent) == (new.years, new.discount_percent)
 
 
 def _bracket_change(old: Bracket, new: Bracket) -> str:
