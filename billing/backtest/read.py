@@ -75,7 +75,9 @@ def closed_records(connection: Connection, first: str, last: str) -> list[UsageR
     own = connection.execute(
         select(invoices.c.customer_id, invoices.c.period_start, lines.c.product, lines.c.amount)
         .join(lines, lines.c.invoice_id == invoices.c.id)
-        .where(invoices.c.id.in_([row.id for row in issued]))
+        .where(invoices.c.kind == InvoiceKind.USAGE)
+        .where(invoices.c.status != InvoiceStatus.VOID)
+        .where(invoices.c.period_start >= start, invoices.c.period_start < end)
         .where(lines.c.kind.in_([LineKind.USAGE, LineKind.DISCOUNT]))
     )
     for line in own:

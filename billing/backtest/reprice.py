@@ -172,9 +172,8 @@ def backtest(old: Catalog, new: Catalog, records: Iterable[UsageRecord]) -> Back
         new_total = after.total if after.total is not None else ZERO
         if record.pending:
             report.pending += 1
-        elif before.total != record.invoiced and not (
-            before.total is None and record.invoiced in (None, ZERO)
-        ):
+        elif old_total != (record.invoiced if record.invoiced is not None else ZERO):
+            # NOTE: a row billed nothing (no usage, only rejected events) has no line: 0.00
             report.mismatches.append(
                 Mismatch(
                     record.customer, record.month, record.product, record.invoiced, before.total

@@ -264,3 +264,24 @@ def test_the_cli_gates_a_merge_and_a_snapshot_gives_the_same_report(seeded, data
     assert markdown.returncode == 0, markdown.stderr
     shown = markdown.stdout.replace(str(rise), "NEW").replace(str(TIERS), "OLD")
     assert shown == GOLDEN.read_text()
+
+
+def test_a_row_that_billed_nothing_is_no_mismatch(catalog):
+    """A running total with no accepted units (only rejected events) has no invoice line:
+    re-priced at 0.00, it reproduces "nothing billed"."""
+    from billing.backtest.records import UsageRecord
+
+    empty = UsageRecord(
+        customer="dee",
+        period_start=SEPT,
+        product="session_replay",
+        accepted=D(0),
+        limit=None,
+        over_limit=D(0),
+        cap=None,
+        discount_percent=D(0),
+        invoiced=None,
+    )
+    report = backtest(catalog, catalog, [empty])
+    assert report.mismatches == []
+    assert report.customers["dee"].old == D("0.00")
