@@ -20,7 +20,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from billing.backtest.records import UsageRecord
 from billing.catalog import Catalog
 from billing.pricing.caps import max_quantity_within_cap
-from billing.pricing.charge import charge
+from billing.pricing.charge import charge_amount
 from billing.pricing.discounts import line_figures
 from billing.pricing.plan import PricePlan
 
@@ -40,44 +40,73 @@ class Priced:
     cap_quantity: Decimal | None
 
 
-def _plan(catalog: Catalog, product: str, start: dt.datetime) -> PricePlan | None:
-    if product not in catalog.products:
-        return None
-    return catalog.plan_for_period(product, start)
+class Prices:
+    """One catalogue's plans and cap inversions, each computed once per backtest: thousands
+    of records share a product's plan and a handful of cap amounts and discounts."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+        self._plans: dict[tuple[str, dt.datetime], PricePlan | None] = {}
+        self._bought: dict[tuple[int, Decimal, Decimal], Decimal | None] = {}
+
+    def plan(self, product: str, start: dt.datetime) -> PricePlan | None:
+        """The plan of the period starting at `start`; None when the product is absent."""
+        key = (product, start)
+        if key not in self._plans:
+            found = product in self.catalog.products
+            self._plans[key] = self.catalog.plan_for_period(product, start) if found else None
+        return self._plans[key]
+
+    def bought(self, plan: PricePlan, cap: Decimal, discount: Decimal) -> Decimal | None:
+        """What `cap` buys under `plan` at `discount` (max_quantity_within_cap)."""
+        key = (id(plan), cap, discount)
+        if key not in self._bought:
+            self._bought[key] = max_quantity_within_cap(plan, cap, discount)
+        return self._bought[key]
 
 
-def price_old(catalog: Catalog, record: UsageRecord) -> Priced:
+def price_old(catalog: Catalog | Prices, record: UsageRecord) -> Priced:
     """The record as the close priced it under `catalog` (the one its invoices used)."""
-    plan = _plan(catalog, record.product, record.period_start)
+    prices = catalog if isinstance(catalog, Prices) else Prices(catalog)
+    plan = prices.plan(record.product, record.period_start)
     billed = record.accepted if record.limit is None else min(record.accepted, record.limit)
     if plan is None:
         return Priced(billed, None, None)
     bought = None
     if record.cap is not None:
-        bought = max_quantity_within_cap(plan, record.cap, record.discount_percent)
+        bought = prices.bought(plan, record.cap, record.discount_percent)
         if bought is not None:
             billed = min(billed, bought)
     return Priced(billed, _total(plan, billed, record.discount_percent), bought)
 
 
-def price_new(catalog: Catalog, record: UsageRecord) -> Priced:
+def price_new(catalog: Catalog | Prices, record: UsageRecord) -> Priced:
     """The record priced under `catalog` (a proposed change), the cap buying what it buys
     at the new price (module docstring)."""
-    plan = _plan(catalog, record.product, record.period_start)
+    prices = catalog if isinstance(catalog, Prices) else Prices(catalog)
+    plan = prices.plan(record.product, record.period_start)
     demand = record.accepted + record.over_limit if record.cap is not None else record.accepted
     if plan is None:
         return Priced(demand, None, None)
     bought = None
     billed = demand
     if record.cap is not None:
-        bought = max_quantity_within_cap(plan, record.cap, record.discount_percent)
+        bought = prices.bought(plan, record.cap, record.discount_percent)
         if bought is not None:
             billed = min(demand, bought)
     return Priced(billed, _total(plan, billed, record.discount_percent), bought)
 
 
 def _total(plan: PricePlan, quantity: Decimal, discount: Decimal) -> Decimal:
-    return line_figures(charge(plan, quantity).amount, discount, plan.currency).total
+    return line_figures(charge_amount(plan, quantity), discount, plan.currency).total
+
+
+def _same_plan(old: Prices, new: Prices, record: UsageRecord) -> bool:
+    """Whether the record's period has the same tier table on both sides (the plan's
+    equality is its model, tiers, currency and package size). A record without over-limit
+    units then prices the same: same billed units, same cap inversion, same line."""
+    plan = old.plan(record.product, record.period_start)
+    return plan is not None and plan == new.plan(record.product, record.period_start)
 
 
 def percent(delta: Decimal, old: Decimal) -> Decimal | None:
@@ -164,10 +193,23 @@ def backtest(old: Catalog, new: Catalog, records: Iterable[UsageRecord]) -> Back
     products: dict[tuple[str, str], list[Decimal]] = defaultdict(lambda: [ZERO, ZERO])
     customers: dict[str, list[Decimal]] = defaultdict(lambda: [ZERO, ZERO])
     caps: dict[tuple[str, str], CapMove] = {}
+    old_prices, new_prices = Prices(old), Prices(new)
+    labels: dict[dt.datetime, str] = {}
+    unchanged: dict[tuple[str, dt.datetime], bool] = {}
     for record in records:
         report.records += 1
-        before = price_old(old, record)
-        after = price_new(new, record)
+        before = price_old(old_prices, record)
+        period = (record.product, record.period_start)
+        same = unchanged.get(period)
+        if same is None:
+            same = unchanged[period] = _same_plan(old_prices, new_prices, record)
+        if same and (record.cap is None or not record.over_limit):
+            after = before  # NOTE: an unchanged plan bills the same: most products of a diff
+        else:
+            after = price_new(new_prices, record)
+        month = labels.get(record.period_start) or labels.setdefault(
+            record.period_start, record.month
+        )
         old_total = before.total if before.total is not None else ZERO
         new_total = after.total if after.total is not None else ZERO
         if record.pending:
@@ -175,24 +217,22 @@ def backtest(old: Catalog, new: Catalog, records: Iterable[UsageRecord]) -> Back
         elif old_total != (record.invoiced if record.invoiced is not None else ZERO):
             # NOTE: a row billed nothing (no usage, only rejected events) has no line: 0.00
             report.mismatches.append(
-                Mismatch(
-                    record.customer, record.month, record.product, record.invoiced, before.total
-                )
+                Mismatch(record.customer, month, record.product, record.invoiced, before.total)
             )
         for sums in (
-            months[record.month],
-            products[(record.product, record.month)],
+            months[month],
+            products[(record.product, month)],
             customers[record.customer],
         ):
             sums[0] += old_total
             sums[1] += new_total
         if record.cap is not None and before.cap_quantity != after.cap_quantity:
             key = (record.customer, record.product)
-            if key not in caps or caps[key].month <= record.month:
+            if key not in caps or caps[key].month <= month:
                 caps[key] = CapMove(
                     record.customer,
                     record.product,
-                    record.month,
+                    month,
                     record.cap,
                     before.cap_quantity,
                     after.cap_quantity,

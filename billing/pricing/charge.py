@@ -43,6 +43,28 @@ def charge(plan: PricePlan, quantity: Decimal) -> ChargeResult:
     return _graduated(plan, quantity, quantity)
 
 
+def charge_amount(plan: PricePlan, quantity: Decimal) -> Decimal:
+    """`charge(plan, quantity).amount`, exact and equal to it, without building the tier
+    breakdown: for callers that price many quantities and need only the amounts (a backtest
+    re-prices every customer's periods twice). ValueError for a negative quantity."""
+    if quantity < 0:
+        raise ValueError(f"quantity must be non-negative, got {quantity}")
+    priced = quantity
+    if plan.model is Model.PACKAGE:
+        assert plan.package_size is not None
+        priced, remainder = EXACT.divmod(quantity, plan.package_size)
+        if remainder:
+            priced = EXACT.add(priced, 1)
+    if not priced:
+        return ZERO
+    index = bisect_left(plan.lowers, priced) - 1
+    if plan.model is Model.VOLUME:
+        tier = plan.tiers[index]
+        return EXACT.add(EXACT.multiply(tier.unit_price, priced), tier.flat_fee)
+    units = EXACT.subtract(priced, plan.lowers[index])
+    return EXACT.add(plan.segments[index].base, EXACT.multiply(plan.tiers[index].unit_price, units))
+
+
 def _graduated(plan: PricePlan, quantity: Decimal, priced: Decimal) -> ChargeResult:
     if not priced:
         return ChargeResult(plan.model, quantity, priced, (), ZERO)

@@ -57,3 +57,14 @@ def test_every_total_equals_the_sum_of_its_rounded_lines(entries, percent):
         assert line.subtotal == line.subtotal.quantize(D("0.01"))
         assert line.discount == line.discount.quantize(D("0.01"))
         assert line.total == line.subtotal - line.discount
+
+
+@given(plan=plans(), quantity=st.integers(min_value=0, max_value=10**7))
+def test_charge_amount_is_the_charge_without_its_breakdown(plan, quantity):
+    """`charge_amount` (the backtest's fast path) equals `charge(...).amount` exactly, for
+    every model, and the reference arithmetic."""
+    from billing.pricing.charge import charge_amount
+
+    amount = charge_amount(plan, D(quantity))
+    assert amount == charge(plan, D(quantity)).amount
+    assert Fraction(amount) == reference_charge(plan, quantity)
