@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import hashlib
 import re
 import tomllib
 from collections import Counter
@@ -50,6 +51,18 @@ def load_catalog(directory: Path | str) -> Catalog:
     if problems:
         raise CatalogError(problems)
     return _build(directory, products, discounts, settings or SettingsFile())
+
+
+def catalog_digest(directory: Path | str) -> str:
+    """SHA-256 (hex) over a tier directory's canonical form: every `*.toml` file directly in
+    it, by name, each as its name, a NUL, its text with CRLF read as LF, and a NUL. The same
+    files give the same digest on any machine and checkout (docs/pricing-changes.md,
+    "Verifiable invoices")."""
+    hashed = hashlib.sha256()
+    for path in sorted(Path(directory).glob("*.toml")):
+        hashed.update(path.name.encode() + b"\0")
+        hashed.update(path.read_bytes().replace(b"\r\n", b"\n") + b"\0")
+    return hashed.hexdigest()
 
 
 def validate_directory(directory: Path | str) -> list[Problem]:
@@ -421,4 +434,6 @@ def _build(
     currency = next(iter(products.values())).currency
     late = settings.late_usage
     policy = LatePolicy(late.policy == "amend", dt.timedelta(days=late.window_days))
-    return Catalog(str(directory), currency, products, schedule, policy)
+    return Catalog(
+        str(directory), currency, products, schedule, policy, digest=catalog_digest(directory)
+    )

@@ -111,6 +111,9 @@ class Catalog:
     products: Mapping[str, Product]
     schedule: CommitmentSchedule | None
     late_usage: LatePolicy = LatePolicy()
+    # SHA-256 of the tier files (loader.catalog_digest); each invoice records the one it
+    # was priced with
+    digest: str = ""
     # event name -> (product key, multiplier) of every product counting it, in key order
     _by_event: Mapping[str, tuple[tuple[Product, Decimal], ...]] = field(
         init=False, repr=False, compare=False

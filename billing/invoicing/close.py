@@ -12,6 +12,7 @@ finds `closed_through` already moved.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import secrets
 from dataclasses import dataclass
 from decimal import Decimal
@@ -40,7 +41,7 @@ from billing.invoicing.issue import Issued, issue_invoice
 from billing.invoicing.models import Invoice, InvoiceKind, InvoiceStatus, LineKind
 from billing.metering.store import read_breakdowns
 from billing.metering.usage import PeriodUsage, amended_usage, mark_invoiced, period_usage
-from billing.money import EXACT, ZERO, group_quantity
+from billing.money import EXACT, ZERO, format_amount, format_quantity, group_quantity
 from billing.pricing.caps import max_quantity_within_cap
 from billing.pricing.charge import charge
 
@@ -277,9 +278,31 @@ def issue_period_invoice(
         replaces=replaces,
         invoice_id=invoice_id,
         discount_percent=customer.discount_for(period.start),
+        catalog_digest=catalog.digest or None,
+        priced_inputs=priced_inputs(made, customer.discount_for(period.start), catalog.currency),
     )
     mark_invoiced(connection, customer.id, list(made.marks))
     return issued
+
+
+def priced_inputs(made: Draft, discount: Decimal, currency: str) -> str:
+    """What the invoice of `made` was priced with, as JSON (docs/pricing-changes.md,
+    "Verifiable invoices"): the period start, the percentage discount, the billed quantity
+    of each usage line by product, and the prepaid credit drawn (major units, as strings)."""
+    usage = [
+        {"product": line.product, "quantity": format_quantity(line.quantity)}
+        for line in made.lines
+        if line.kind == LineKind.USAGE
+    ]
+    return json.dumps(
+        {
+            "period_start": made.period.start.isoformat().replace("+00:00", "Z"),
+            "discount_percent": format_quantity(discount),
+            "usage": usage,
+            "credits_applied": format_amount(made.totals.credits_applied, currency),
+        },
+        sort_keys=True,
+    )
 
 
 def due_period(

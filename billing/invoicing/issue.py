@@ -45,6 +45,8 @@ def issue_invoice(
     replaces: str | None = None,
     invoice_id: str | None = None,
     discount_percent: Decimal | None = None,
+    catalog_digest: str | None = None,
+    priced_inputs: str | None = None,
 ) -> Issued:
     """A finalized, numbered invoice in the caller's transaction; its figures are sums of
     its rounded lines (invoicing/calculate.py). ValueError if a line is not rounded."""
@@ -76,6 +78,8 @@ def issue_invoice(
             "voided_by": None,
             "line_count": len(lines),
             "discount_percent": discount_percent,
+            "catalog_digest": catalog_digest,
+            "priced_inputs": priced_inputs,
         },
     )
     if lines:

@@ -6,7 +6,7 @@ import datetime as dt
 from decimal import Decimal
 from enum import StrEnum
 
-from sqlalchemy import UniqueConstraint
+from sqlalchemy import Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from billing.db import ExactDecimal, UTCDateTime
@@ -92,6 +92,11 @@ class Invoice(SQLModel, table=True):
     # when the payment event that set `status` happened (Stripe's `created`): older ones
     # never move it
     status_changed_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # what a period invoice was priced with, for `billing invoices verify`: the SHA-256 of
+    # the tier files (catalog/loader.catalog_digest) and the priced inputs (JSON: discount,
+    # billed quantity per product, credits drawn); None on other invoices and older ones
+    catalog_digest: str | None = Field(default=None, max_length=64)
+    priced_inputs: str | None = Field(default=None, sa_type=Text)
 
 
 class InvoiceLine(SQLModel, table=True):

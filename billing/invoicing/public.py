@@ -204,6 +204,12 @@ class InvoicePublic(InvoiceSummaryPublic):
     replaced_by_number: str | None = Field(
         description="a void invoice's re-issue: its number", examples=["INV-000043"]
     )
+    catalog_digest: str | None = Field(
+        default=None,
+        description="SHA-256 of the tier files a period invoice was priced with (`billing "
+        'invoices verify` re-derives it; docs/pricing-changes.md, "Verifiable invoices"); '
+        "null on commitment invoices and invoices issued before it was kept",
+    )
 
 
 class InvoiceListPublic(PublicModel):
@@ -373,6 +379,7 @@ def invoice_public(
             "replaces_number": None if replaces is None else replaces.number,
             "replaced_by": None if replaced_by is None else replaced_by.id,
             "replaced_by_number": None if replaced_by is None else replaced_by.number,
+            "catalog_digest": getattr(row, "catalog_digest", None),
         }
     )
 
