@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 from billing.backtest.reprice import Backtest, Move
+from billing.pricing.commitments import Bracket
 
 TOP = 5  # customers shown each way in the table and Markdown (JSON lists them all)
 
@@ -50,6 +51,16 @@ def backtest_json(report: Backtest) -> dict[str, Any]:
             }
             for cap in report.caps
         ],
+        "commitments": [
+            {
+                "customer": move.customer,
+                "monthly_old": _text(move.monthly_old),
+                "monthly_new": _text(move.monthly_new),
+                "bracket_old": _bracket(move.bracket_old),
+                "bracket_new": _bracket(move.bracket_new),
+            }
+            for move in report.commitments
+        ],
         "mismatches": [
             {
                 "customer": m.customer,
@@ -61,6 +72,25 @@ def backtest_json(report: Backtest) -> dict[str, Any]:
             for m in report.mismatches
         ],
     }
+
+
+def _bracket(bracket: Bracket | None) -> dict[str, Any] | None:
+    if bracket is None:
+        return None
+    return {
+        "years": bracket.years,
+        "min_credit": _text(bracket.min_credit),
+        "discount_percent": _text(bracket.discount_percent),
+    }
+
+
+def _bracket_text(bracket: Bracket | None) -> str:
+    if bracket is None:
+        return "pay as you go"
+    return (
+        f"{bracket.years}-year from {bracket.min_credit:f} "
+        f"({bracket.discount_percent.normalize():f}% off)"
+    )
 
 
 def as_json(changes: list[dict[str, Any]], report: Backtest | None, violations: list[str]) -> str:
@@ -118,6 +148,28 @@ def _rows(report: Backtest) -> list[tuple[str, list[list[str]], list[str]]]:
                 for c in report.caps
             ],
             ["customer", "product", "cap", "buys (old)", "buys (new)", "%"],
+        )
+    )
+    sections.append(
+        (
+            "Commitments whose recommended bracket changes",
+            [
+                [
+                    m.customer,
+                    f"{m.monthly_old}",
+                    f"{m.monthly_new}",
+                    _bracket_text(m.bracket_old),
+                    _bracket_text(m.bracket_new),
+                ]
+                for m in report.commitments
+            ],
+            [
+                "customer",
+                "monthly (old)",
+                "monthly (new)",
+                "recommended (old)",
+                "recommended (new)",
+            ],
         )
     )
     return sections

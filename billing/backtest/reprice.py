@@ -19,8 +19,10 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from billing.backtest.records import UsageRecord
 from billing.catalog import Catalog
+from billing.money import round_to_billing_unit
 from billing.pricing.caps import max_quantity_within_cap
 from billing.pricing.charge import charge_amount
+from billing.pricing.commitments import Bracket, CommitmentSchedule, commitment_options
 from billing.pricing.discounts import line_figures
 from billing.pricing.plan import PricePlan
 
@@ -38,6 +40,7 @@ class Priced:
     billed: Decimal
     total: Decimal | None
     cap_quantity: Decimal | None
+    subtotal: Decimal | None = None  # the line at list price (before the discount)
 
 
 class Prices:
@@ -77,7 +80,7 @@ def price_old(catalog: Catalog | Prices, record: UsageRecord) -> Priced:
         bought = prices.bought(plan, record.cap, record.discount_percent)
         if bought is not None:
             billed = min(billed, bought)
-    return Priced(billed, _total(plan, billed, record.discount_percent), bought)
+    return _priced(plan, billed, record.discount_percent, bought)
 
 
 def price_new(catalog: Catalog | Prices, record: UsageRecord) -> Priced:
@@ -94,11 +97,12 @@ def price_new(catalog: Catalog | Prices, record: UsageRecord) -> Priced:
         bought = prices.bought(plan, record.cap, record.discount_percent)
         if bought is not None:
             billed = min(demand, bought)
-    return Priced(billed, _total(plan, billed, record.discount_percent), bought)
+    return _priced(plan, billed, record.discount_percent, bought)
 
 
-def _total(plan: PricePlan, quantity: Decimal, discount: Decimal) -> Decimal:
-    return line_figures(charge_amount(plan, quantity), discount, plan.currency).total
+def _priced(plan: PricePlan, billed: Decimal, discount: Decimal, bought: Decimal | None) -> Priced:
+    figures = line_figures(charge_amount(plan, billed), discount, plan.currency)
+    return Priced(billed, figures.total, bought, figures.subtotal)
 
 
 def _same_plan(old: Prices, new: Prices, record: UsageRecord) -> bool:
@@ -154,6 +158,19 @@ class CapMove:
 
 
 @dataclass(frozen=True, slots=True)
+class CommitmentMove:
+    """A customer whose recommended commitment changes: the bracket the commitment options
+    recommend (docs/discounts.md) for its monthly usage at list price in the range, before
+    and after (None: paying as you go saves most). `monthly_old`/`monthly_new`: that usage."""
+
+    customer: str
+    monthly_old: Decimal
+    monthly_new: Decimal
+    bracket_old: Bracket | None
+    bracket_new: Bracket | None
+
+
+@dataclass(frozen=True, slots=True)
 class Mismatch:
     """History and code disagree: re-pricing under the old catalogue does not give what the
     invoices billed (`invoiced`; None: nothing billed it)."""
@@ -176,6 +193,7 @@ class Backtest:
     customers: dict[str, Move] = field(default_factory=dict)
     total: Move = field(default_factory=lambda: Move(ZERO, ZERO))
     caps: list[CapMove] = field(default_factory=list)
+    commitments: list[CommitmentMove] = field(default_factory=list)
     mismatches: list[Mismatch] = field(default_factory=list)
     records: int = 0
     pending: int = 0
@@ -196,6 +214,8 @@ def backtest(old: Catalog, new: Catalog, records: Iterable[UsageRecord]) -> Back
     old_prices, new_prices = Prices(old), Prices(new)
     labels: dict[dt.datetime, str] = {}
     unchanged: dict[tuple[str, dt.datetime], bool] = {}
+    at_list: dict[str, list[Decimal]] = defaultdict(lambda: [ZERO, ZERO])
+    seen_months: dict[str, set[str]] = defaultdict(set)
     for record in records:
         report.records += 1
         before = price_old(old_prices, record)
@@ -219,6 +239,9 @@ def backtest(old: Catalog, new: Catalog, records: Iterable[UsageRecord]) -> Back
             report.mismatches.append(
                 Mismatch(record.customer, month, record.product, record.invoiced, before.total)
             )
+        at_list[record.customer][0] += before.subtotal or ZERO
+        at_list[record.customer][1] += after.subtotal or ZERO
+        seen_months[record.customer].add(month)
         for sums in (
             months[month],
             products[(record.product, month)],
@@ -245,4 +268,33 @@ def backtest(old: Catalog, new: Catalog, records: Iterable[UsageRecord]) -> Back
         sum((m.new for m in report.months.values()), ZERO),
     )
     report.caps = sorted(caps.values(), key=lambda c: (c.customer, c.product))
+    report.commitments = _commitment_moves(old, new, at_list, seen_months)
     return report
+
+
+def _commitment_moves(
+    old: Catalog,
+    new: Catalog,
+    at_list: dict[str, list[Decimal]],
+    seen_months: dict[str, set[str]],
+) -> list[CommitmentMove]:
+    """Customers whose recommended bracket differs between the catalogues' schedules, for
+    their average monthly usage at list price over the months they have records in."""
+    moves = []
+    for customer in sorted(at_list):
+        count = Decimal(len(seen_months[customer]))
+        monthly_old, monthly_new = (
+            round_to_billing_unit(amount / count, old.currency) for amount in at_list[customer]
+        )
+        before = _recommended(old.schedule, monthly_old)
+        after = _recommended(new.schedule, monthly_new)
+        if before != after:
+            moves.append(CommitmentMove(customer, monthly_old, monthly_new, before, after))
+    return moves
+
+
+def _recommended(schedule: CommitmentSchedule | None, monthly: Decimal) -> Bracket | None:
+    if schedule is None:
+        return None
+    best = [o for o in commitment_options(schedule, monthly) if o.recommended]
+    return best[0].quote.bracket if best else None

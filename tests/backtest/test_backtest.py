@@ -285,3 +285,34 @@ def test_a_row_that_billed_nothing_is_no_mismatch(catalog):
     report = backtest(catalog, catalog, [empty])
     assert report.mismatches == []
     assert report.customers["dee"].old == D("0.00")
+
+
+def test_a_commitment_whose_recommended_bracket_changes_is_reported(catalog, tmp_path):
+    """500,000 recordings a month: 1,190.00 at list (14,280 a year) recommends the 3-year
+    bracket from 3,000 (20 % off); with the fifth tier (150,000 to 500,000) at 0.003 instead
+    of 0.002 it is 1,540.00 (18,480 a year), and the 3-year bracket from 20,000 (30 % off)
+    saves more."""
+    from billing.backtest.records import UsageRecord
+
+    record = UsageRecord(
+        customer="big",
+        period_start=SEPT,
+        product="session_replay",
+        accepted=D(500_000),
+        limit=None,
+        over_limit=D(0),
+        cap=None,
+        discount_percent=D(0),
+        invoiced=D("1190.00"),
+    )
+    dearer = load_catalog(edited(tmp_path, "dearer", '"0.002"', '"0.003"'))
+    report = backtest(catalog, dearer, [record])
+    [move] = report.commitments
+    assert (move.customer, move.monthly_old, move.monthly_new) == (
+        "big",
+        D("1190.00"),
+        D("1540.00"),
+    )
+    assert (move.bracket_old.years, move.bracket_old.min_credit) == (3, D(3000))
+    assert (move.bracket_new.years, move.bracket_new.min_credit) == (3, D(20000))
+    assert backtest(catalog, catalog, [record]).commitments == []
