@@ -22,7 +22,7 @@ from billing.catalog import Catalog
 from billing.money import round_to_billing_unit
 from billing.pricing.caps import max_quantity_within_cap
 from billing.pricing.charge import charge_amount
-from billing.pricing.commitments import Bracket, CommitmentSchedule, commitment_options
+from billing.pricing.commitments import Bracket, CommitmentSchedule, recommended_bracket
 from billing.pricing.discounts import line_figures
 from billing.pricing.plan import PricePlan
 
@@ -286,6 +286,8 @@ def _commitment_moves(
         monthly_old, monthly_new = (
             round_to_billing_unit(amount / count, old.currency) for amount in at_list[customer]
         )
+        if monthly_old == monthly_new and old.schedule == new.schedule:
+            continue  # the same usage under the same schedule: the same recommendation
         before = _recommended(old.schedule, monthly_old)
         after = _recommended(new.schedule, monthly_new)
         if before != after:
@@ -294,7 +296,4 @@ def _commitment_moves(
 
 
 def _recommended(schedule: CommitmentSchedule | None, monthly: Decimal) -> Bracket | None:
-    if schedule is None:
-        return None
-    best = [o for o in commitment_options(schedule, monthly) if o.recommended]
-    return best[0].quote.bracket if best else None
+    return None if schedule is None else recommended_bracket(schedule, monthly)

@@ -210,9 +210,39 @@ def commitment_options(
         return _commitment_options(schedule, monthly_usage)
 
 
+def recommended_bracket(schedule: CommitmentSchedule, monthly_usage: Decimal) -> Bracket | None:
+    """The bracket `commitment_options` recommends for this monthly usage (major units at
+    list price), or None when no commitment saves anything; the same choice, without
+    pricing every option's break-even (for callers that ask it for thousands of customers)."""
+    with localcontext(EXACT):
+        quotes, _ = _best_credits(schedule, monthly_usage)
+    best = _best(quotes)
+    return None if best is None else best.bracket
+
+
+def _best(quotes: list[CommitmentQuote]) -> CommitmentQuote | None:
+    best = None
+    for q in quotes:
+        if q.saving > 0 and (best is None or q.saving > best.saving):
+            best = q
+    return best
+
+
 def _commitment_options(
     schedule: CommitmentSchedule, monthly_usage: Decimal
 ) -> tuple[CommitmentOption, ...]:
+    quotes, outgrown = _best_credits(schedule, monthly_usage)
+    best = _best(quotes)
+    return tuple(
+        CommitmentOption(q, q is best, break_even(schedule, q.bracket), past)
+        for q, past in zip(quotes, outgrown, strict=True)
+    )
+
+
+def _best_credits(
+    schedule: CommitmentSchedule, monthly_usage: Decimal
+) -> tuple[list[CommitmentQuote], list[bool]]:
+    """Every bracket quoted at its best credit for this usage, and whether each is outgrown."""
     quotes: list[CommitmentQuote] = []
     outgrown: list[bool] = []
     step = billing_unit(schedule.currency)
@@ -236,11 +266,4 @@ def _commitment_options(
                 and following.saving > q.saving
             )
         quotes.extend(term)
-    best = None
-    for q in quotes:
-        if q.saving > 0 and (best is None or q.saving > best.saving):
-            best = q
-    return tuple(
-        CommitmentOption(q, q is best, break_even(schedule, q.bracket), past)
-        for q, past in zip(quotes, outgrown, strict=True)
-    )
+    return quotes, outgrown
