@@ -138,6 +138,9 @@ def dumps_snapshot(records: list[UsageRecord], header: dict[str, Any]) -> str:
 def loads_snapshot(text: str) -> list[UsageRecord]:
     """The records of a snapshot written by `dumps_snapshot`; SnapshotError naming the line."""
     records: list[UsageRecord] = []
+    declared: Any = None
+    if not text.strip():
+        raise SnapshotError("line 1: empty: not a usage snapshot")
     for number, raw in enumerate(text.splitlines(), start=1):
         if not raw.strip():
             continue
@@ -148,6 +151,11 @@ def loads_snapshot(text: str) -> list[UsageRecord]:
         if number == 1:
             if not isinstance(document, dict) or document.get("format") != FORMAT:
                 raise SnapshotError(f'line 1: not a usage snapshot (want "format": "{FORMAT}")')
+            declared = document.get("records")
             continue
         records.append(record_from_json(document, number))
+    if isinstance(declared, int) and declared != len(records):
+        raise SnapshotError(
+            f"the header says {declared} records, the file holds {len(records)}: truncated?"
+        )
     return records

@@ -3,8 +3,9 @@
 A record is priced the way the close priced it (billing/invoicing/close.py): billed units are
 min(accepted, limit) and never more than what the period's cap buys at its discount; the
 line total is the exact charge rounded half-up, minus its rounded discount. Under the new
-catalogue the cap buys a different quantity: the units the cap turned away (`over_limit`)
-count as demand, so billed = min(accepted + over_limit, what the cap buys at the new price).
+catalogue the cap buys a different quantity: when it bound at close, the units it turned away
+(`over_limit`) count as demand, so billed = min(accepted + over_limit, what the cap buys at
+the new price); a product whose plan is unchanged prices as before.
 Amounts are line totals after the percentage discount and before prepaid credit (credit
 pays a bill, it does not price it), in major units of the catalogue's currency.
 """
@@ -83,12 +84,18 @@ def price_old(catalog: Catalog | Prices, record: UsageRecord) -> Priced:
     return _priced(plan, billed, record.discount_percent, bought)
 
 
-def price_new(catalog: Catalog | Prices, record: UsageRecord) -> Priced:
-    """The record priced under `catalog` (a proposed change), the cap buying what it buys
-    at the new price (module docstring)."""
+def price_new(catalog: Catalog | Prices, record: UsageRecord, before: Priced) -> Priced:
+    """The record priced under `catalog` (a proposed change), `before` being its old side
+    (`price_old`). Units billed start from what the close billed: min(accepted, limit).
+    When the cap bound at close (it bought no more than was billed), the units it turned
+    away (`over_limit`) are demand too, and the cap buys what it buys at the new price; a
+    cap that did not bind (raised later in the period) turned nothing away at close."""
     prices = catalog if isinstance(catalog, Prices) else Prices(catalog)
     plan = prices.plan(record.product, record.period_start)
-    demand = record.accepted + record.over_limit if record.cap is not None else record.accepted
+    demand = record.accepted if record.limit is None else min(record.accepted, record.limit)
+    binding = before.cap_quantity is not None and before.billed >= before.cap_quantity
+    if binding:
+        demand = record.accepted + record.over_limit
     if plan is None:
         return Priced(demand, None, None)
     bought = None
@@ -107,8 +114,8 @@ def _priced(plan: PricePlan, billed: Decimal, discount: Decimal, bought: Decimal
 
 def _same_plan(old: Prices, new: Prices, record: UsageRecord) -> bool:
     """Whether the record's period has the same tier table on both sides (the plan's
-    equality is its model, tiers, currency and package size). A record without over-limit
-    units then prices the same: same billed units, same cap inversion, same line."""
+    equality is its model, tiers, currency and package size). The record then prices the
+    same: same billed units, same cap inversion, same line (`price_new`)."""
     plan = old.plan(record.product, record.period_start)
     return plan is not None and plan == new.plan(record.product, record.period_start)
 
@@ -223,10 +230,8 @@ def backtest(old: Catalog, new: Catalog, records: Iterable[UsageRecord]) -> Back
         same = unchanged.get(period)
         if same is None:
             same = unchanged[period] = _same_plan(old_prices, new_prices, record)
-        if same and (record.cap is None or not record.over_limit):
-            after = before  # NOTE: an unchanged plan bills the same: most products of a diff
-        else:
-            after = price_new(new_prices, record)
+        # NOTE: an unchanged plan bills the same (most products of a diff): priced once
+        after = before if same else price_new(new_prices, record, before)
         month = labels.get(record.period_start) or labels.setdefault(
             record.period_start, record.month
         )

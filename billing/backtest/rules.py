@@ -99,11 +99,17 @@ def violations(report: Backtest, rules: list[Rule]) -> list[str]:
                     found.append(f"{rule}: {customer} {_pct(move.delta_pct)} ({_move(move)})")
         elif rule.metric == "total_delta_pct":
             total = report.total
-            if total.delta_pct is not None and rule.holds(total.delta_pct):
+            if (total.delta_pct is not None or total.delta > 0) and rule.holds(total.delta_pct):
                 found.append(f"{rule}: total {_pct(total.delta_pct)} ({_move(total)})")
         else:
             for cap in report.caps:
-                if cap.drop_pct is not None and cap.drop_pct > 0 and rule.holds(cap.drop_pct):
+                # NOTE: a cap that bought without limit and now buys a quantity dropped by
+                # more than any percentage
+                unlimited_before = cap.quantity_old is None and cap.quantity_new is not None
+                dropped = cap.drop_pct is not None and cap.drop_pct > 0
+                if (dropped or unlimited_before) and rule.holds(
+                    None if unlimited_before else cap.drop_pct
+                ):
                     found.append(
                         f"{rule}: {cap.customer} {cap.product} cap {cap.cap} buys "
                         f"{cap.quantity_old} -> {cap.quantity_new} ({cap.drop_pct}% less)"

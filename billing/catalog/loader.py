@@ -54,15 +54,24 @@ def load_catalog(directory: Path | str) -> Catalog:
 
 
 def catalog_digest(directory: Path | str) -> str:
-    """SHA-256 (hex) over a tier directory's canonical form: every `*.toml` file directly in
-    it, by name, each as its name, a NUL, its text with CRLF read as LF, and a NUL. The same
-    files give the same digest on any machine and checkout (docs/pricing-changes.md,
-    "Verifiable invoices")."""
+    """SHA-256 (hex) over a tier directory's canonical form: every tier file in it (regular,
+    not hidden, ending in `.toml`), by name, each as its name, a NUL, its text with CRLF
+    read as LF, and a NUL. The same files give the same digest on any machine and checkout
+    (docs/pricing-changes.md, "Verifiable invoices")."""
     hashed = hashlib.sha256()
-    for path in sorted(Path(directory).glob("*.toml")):
+    for path in _tier_files(Path(directory)):
         hashed.update(path.name.encode() + b"\0")
         hashed.update(path.read_bytes().replace(b"\r\n", b"\n") + b"\0")
     return hashed.hexdigest()
+
+
+def _tier_files(directory: Path) -> list[Path]:
+    """The files a tier directory is made of: regular `*.toml` files, not hidden, by name."""
+    return sorted(
+        p
+        for p in directory.iterdir()
+        if p.is_file() and not p.name.startswith(".") and p.suffix == ".toml"
+    )
 
 
 def validate_directory(directory: Path | str) -> list[Problem]:
@@ -77,7 +86,7 @@ def _read(
     if not directory.is_dir():
         return [Problem(str(directory), "", "tier directory not found")], [], None, None
     every = [p for p in directory.iterdir() if p.is_file() and not p.name.startswith(".")]
-    files = sorted(p for p in every if p.suffix == ".toml")
+    files = _tier_files(directory)
     for odd in sorted(p for p in every if p.suffix.lower() == ".toml" and p.suffix != ".toml"):
         problems.append(Problem(odd.name, "", "tier files end in lowercase .toml: rename it"))
     products: list[ProductFile] = []

@@ -142,8 +142,13 @@ def _records(first: str, last: str, usage: Path | None) -> list[UsageRecord]:
             records = loads_snapshot(usage.read_text())
         except OSError as error:
             raise fail(f"--usage: cannot read {usage}: {error.strerror}") from None
+        except UnicodeDecodeError:
+            raise fail(f"--usage: {usage}: not UTF-8 text (a snapshot is JSON Lines)") from None
         except SnapshotError as error:
             raise fail(f"--usage: {usage}: {error}") from None
-        return [r for r in records if start <= r.period_start < end]
+        chosen = [r for r in records if start <= r.period_start < end]
+        if not chosen:
+            raise fail(f"--usage: {usage} has no record in {first}..{last}")
+        return chosen
     with open_session() as session:
         return closed_records(session.connection(), first, last)

@@ -102,7 +102,10 @@ def export(
     if output is None:
         typer.echo(text, nl=False)
     else:
-        output.write_text(text)
+        try:
+            output.write_text(text)
+        except OSError as error:
+            raise fail(f"--output: cannot write {output}: {error.strerror}", 1) from None
         typer.echo(f"{len(records)} records written to {output}", err=True)
 
 

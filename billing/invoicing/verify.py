@@ -22,7 +22,7 @@ from sqlalchemy import Connection, select
 from billing.catalog import Catalog
 from billing.db import table_of
 from billing.invoicing.calculate import LineIn, totals
-from billing.invoicing.models import Invoice, InvoiceLine, LineKind
+from billing.invoicing.models import Invoice, InvoiceLine, InvoiceStatus, LineKind
 from billing.invoicing.numbers import display_number
 from billing.invoicing.service import resolve_invoice_id
 from billing.money import format_amount, format_quantity
@@ -55,6 +55,11 @@ def verify_invoice(connection: Connection, catalog: Catalog, reference: str) -> 
     invoice_id = resolve_invoice_id(connection, reference)
     row = connection.execute(select(invoices).where(invoices.c.id == invoice_id)).one()
     verdict = Verdict(display_number(row.series, row.number), row.catalog_digest, catalog.digest)
+    if row.status == InvoiceStatus.VOID:
+        verdict.differences.append(
+            f"void: the invoice was voided ({row.void_reason or 'no reason given'}); its "
+            "re-issue, if any, is the one that bills the period"
+        )
     if row.priced_inputs is None:
         verdict.differences.append(
             "not verifiable: the invoice does not record what it was priced with (issued "

@@ -316,3 +316,55 @@ def test_a_commitment_whose_recommended_bracket_changes_is_reported(catalog, tmp
     assert (move.bracket_old.years, move.bracket_old.min_credit) == (3, D(3000))
     assert (move.bracket_new.years, move.bracket_new.min_credit) == (3, D(20000))
     assert backtest(catalog, catalog, [record]).commitments == []
+
+
+def _record(**changes):
+    from billing.backtest.records import UsageRecord
+
+    fields = {
+        "customer": "eve",
+        "period_start": OCT,
+        "product": "session_replay",
+        "accepted": D(15_000),
+        "limit": None,
+        "over_limit": D(0),
+        "cap": None,
+        "discount_percent": D(0),
+        "invoiced": D("50.00"),
+    }
+    return UsageRecord(**{**fields, **changes})
+
+
+def test_a_cap_raised_later_in_the_period_or_a_limit_without_a_cap_moves_nothing(catalog, tmp_path):
+    """Units refused under a 50.00 cap that was raised to 100.00 later in the period were
+    not turned away by the cap the period closed with: the same files bill the same. A
+    limit left from a cap set mid-period (no cap bound at close) bounds both sides."""
+    raised = _record(limit=D(27_500), over_limit=D(5_000), cap=D("100.00"))
+    assert backtest(catalog, catalog, [raised]).total.delta == D(0)
+    third = load_catalog(edited(tmp_path, "third", '"0.004"', '"0.0041"'))
+    limited = _record(accepted=D(16_000), limit=D(15_000))
+    report = backtest(catalog, third, [limited])
+    assert (report.total.old, report.total.new) == (D("50.00"), D("50.00"))  # tiers 1-2 only
+
+
+def test_a_truncated_or_empty_snapshot_is_refused():
+    from billing.backtest.records import SnapshotError
+
+    text = dumps_snapshot([_record(), _record(customer="fay")], {"records": 2, "from": "x"})
+    assert len(loads_snapshot(text)) == 2
+    with pytest.raises(SnapshotError, match="header says 2 records, the file holds 1"):
+        loads_snapshot("\n".join(text.splitlines()[:2]))
+    with pytest.raises(SnapshotError, match="empty"):
+        loads_snapshot("")
+
+
+def test_the_digest_covers_the_tier_files_the_loader_reads(tmp_path):
+    directory = tmp_path / "tiers"
+    shutil.copytree(TIERS, directory)
+    before = load_catalog(directory).digest
+    (directory / "old.toml").mkdir()  # a directory named like a tier file
+    (directory / ".#session_replay.toml").write_text("an editor's lock file")
+    assert load_catalog(directory).digest == before
+    path = directory / "session_replay.toml"
+    path.write_text(path.read_text().replace("\n", "\r\n"))  # a Windows checkout
+    assert load_catalog(directory).digest == before
