@@ -5,6 +5,7 @@ finish and commit."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import signal
 import socket
@@ -177,13 +178,16 @@ def test_sigterm_lets_the_batch_in_flight_finish_and_commit(tmp_path):
     ingest = billing_ok("keys", "create", "--role", "ingest", env=env)
     server = Server(TIERS, url)
     server.start()
+    # NOTE: dated by the real clock, as the served process judges it (acme's billing starts
+    # in the real clock's period: a fixed date would be refused once that month is over)
+    at = (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)).isoformat().replace("+00:00", "Z")
     events = [
         {
             "id": f"g{i}",
             "customer": "acme",
             "product": "product_analytics",
             "quantity": 1,
-            "timestamp": "2026-11-24T10:00:00Z",
+            "timestamp": at,
         }
         for i in range(5000)
     ]

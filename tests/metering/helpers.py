@@ -25,8 +25,13 @@ def recent(now=None):
 
 
 def add_customer(session, customer_id="cust_1", anchor=1, billing_start=None):
-    """A customer, committed; billed from `billing_start` (default: the start of the real
-    clock's period)."""
+    """A customer, committed; billed from `billing_start` (default: the start of the period
+    holding NOW, the tests' fixed clock, when the real clock is later: the events these
+    tests send are dated around NOW, and a default taken from the real clock alone refused
+    them as before_billing_start once the real month moved on)."""
+    if billing_start is None:
+        real = period_for(anchor, dt.datetime.now(dt.UTC)).start
+        billing_start = min(real, period_for(anchor, NOW).start)
     customer = customers_service.create_customer(
         connection=session.connection(),
         data=CustomerCreate(
