@@ -51,8 +51,10 @@
   function remember() {
     const address = "/pricing?" + query();
     history.replaceState(null, "", address);
+    // "Copied." stays true until the quote's address changes (a reprice of the same
+    // inputs, finishing after the click, must not erase it).
+    if (share.getAttribute("href") !== address) copyStatus.textContent = "";
     share.href = address;
-    copyStatus.textContent = "";
     return address;
   }
 
