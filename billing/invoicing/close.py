@@ -37,6 +37,7 @@ from billing.invoicing.calculate import (
     with_breakdowns,
     with_credits,
 )
+from billing.invoicing.carried import NOTHING, Carried, adjusted_by, carried
 from billing.invoicing.issue import Issued, issue_invoice
 from billing.invoicing.models import Invoice, InvoiceKind, InvoiceStatus, LineKind
 from billing.metering.store import read_breakdowns
@@ -112,6 +113,16 @@ def _within_cap(
     return _Priced(billed, row.accepted - billed)
 
 
+def _keeping_capped(priced: _Priced, held: Carried) -> _Priced:
+    """`priced` with the units standing invoices already show as capped kept capped: a line
+    is never taken back, so when the cap now buys more (say, a higher discount at a
+    re-issue), only units nobody has shown yet are billed. Billed plus capped stays the
+    accepted quantity."""
+    if held.capped <= priced.cut:
+        return priced
+    return _Priced(priced.billed - (held.capped - priced.cut), held.capped)
+
+
 def _capped_line(name: str, unit: str, product: str, cut: Decimal, period: Period) -> LineIn:
     return LineIn(
         kind=LineKind.CAPPED,
@@ -136,28 +147,47 @@ def draft(
     *,
     record: bool,
     invoice_id: str | None = None,
-    adjust: bool = True,
+    replacing: str | None = None,
 ) -> Draft:
     """The invoice of `period`, read straight through: billed usage (after caps), priced at
-    the plan of the period, discounted and rounded line by line; with `adjust`, adjustment
-    lines for late usage of earlier periods; then credit applied to the total. With
-    `record` (the caller holds the customer's lock), the usage rows are locked and the
-    credit draw is written to the ledger."""
+    the plan of the period, discounted and rounded line by line; adjustment lines for late
+    usage of earlier periods; then credit applied to the total. With `record` (the caller
+    holds the customer's lock), the usage rows are locked and the credit draw is written
+    to the ledger.
+
+    `replacing` (a voided invoice of this period) drafts its replacement, which carries the
+    same scope re-priced (docs/invoicing.md, "Voiding an unpaid invoice"): the period in
+    full, less what other standing invoices already billed of it as late usage (a negative
+    adjustment line), and the late usage of earlier periods the voided invoice adjusted,
+    nothing else (other late usage waits for the next close)."""
     currency = catalog.currency
     discount = customer.discount_for(period.start)
     usage: list[BilledUsage] = []
     capped: list[LineIn] = []
+    elsewhere: list[LineIn] = []
     marks: list[tuple[str, dt.datetime, Decimal, Decimal]] = []
     accepted: dict[str, Decimal] = {}
+    held = (
+        carried(connection, customer.id, period.start, excluding=replacing)
+        if replacing is not None
+        else {}
+    )
     for row in period_usage(connection, customer.id, period.start, lock=record):
         product = catalog.products.get(row.product)
         if product is None:
             continue
         accepted[row.product] = row.accepted
+        others = held.get(row.product, NOTHING)
         priced = _within_cap(connection, catalog, customer.id, row, period, discount)
+        priced = _keeping_capped(priced, others)
         marks.append((row.product, period.start, priced.billed, priced.cut))
-        if priced.cut > 0:
-            capped.append(_capped_line(product.name, product.unit, row.product, priced.cut, period))
+        if priced.cut > others.capped:
+            cut = priced.cut - others.capped
+            capped.append(_capped_line(product.name, product.unit, row.product, cut, period))
+        if others.units or others.amount:
+            elsewhere.append(
+                _billed_elsewhere(product.name, product.unit, row.product, others, period)
+            )
         if priced.billed <= 0:
             continue
         plan = catalog.plan_for_period(row.product, period.start)
@@ -170,7 +200,11 @@ def draft(
                 charge=charge(plan, priced.billed),
             )
         )
-    lines = [*usage_lines(usage, discount_percent=discount, currency=currency), *capped]
+    lines = [
+        *usage_lines(usage, discount_percent=discount, currency=currency),
+        *elsewhere,
+        *capped,
+    ]
     if any(catalog.products[p].dimensions for p in accepted):
         found = read_breakdowns(connection, customer.id, period.start)
         parts = {
@@ -183,11 +217,10 @@ def draft(
             if catalog.products[key].dimensions
         }
         lines = list(with_breakdowns(lines, parts, currency))
-    if adjust:
-        for row in amended_usage(connection, customer.id, period.start, lock=record):
-            made, mark = _adjustment(connection, catalog, customer, row)
-            lines.extend(made)
-            marks.append(mark)
+    for row in _late_rows(connection, customer.id, period.start, replacing, lock=record):
+        made, mark = _adjustment(connection, catalog, customer, row, excluding=replacing)
+        lines.extend(made)
+        marks.append(mark)
     applied = apply_credits(
         connection,
         customer_id=customer.id,
@@ -202,12 +235,58 @@ def draft(
     return Draft(customer.id, period, final, totals(final, currency), tuple(marks))
 
 
+def _billed_elsewhere(
+    name: str, unit: str, product: str, others: Carried, period: Period
+) -> LineIn:
+    """The negative adjustment of a replacement invoice: what other standing invoices
+    already billed of its period (late usage adjusted there), so the period is billed once."""
+    return LineIn(
+        kind=LineKind.ADJUSTMENT,
+        description=(
+            f"{name}, period {period.label}: -{group_quantity(others.units)} {unit}s "
+            "already billed as late usage on other invoices"
+        ),
+        quantity=-others.units,
+        unit_amount=-others.amount,
+        amount=-others.amount,
+        product=product,
+        corrects_period=period.start,
+    )
+
+
+def _late_rows(
+    connection: Connection,
+    customer_id: str,
+    before: dt.datetime,
+    replacing: str | None,
+    *,
+    lock: bool,
+) -> list[PeriodUsage]:
+    """The rows of earlier periods an invoice adjusts: every row with late usage at a
+    close; at a re-issue, the rows the voided invoice adjusted (whether or not they moved
+    since)."""
+    if replacing is None:
+        return amended_usage(connection, customer_id, before, lock=lock)
+    rows: list[PeriodUsage] = []
+    for product, start in adjusted_by(connection, replacing):
+        for row in period_usage(connection, customer_id, start, lock=lock):
+            if row.product == product:
+                rows.append(row)
+    return rows
+
+
 def _adjustment(
-    connection: Connection, catalog: Catalog, customer: CustomerRecord, row: PeriodUsage
+    connection: Connection,
+    catalog: Catalog,
+    customer: CustomerRecord,
+    row: PeriodUsage,
+    *,
+    excluding: str | None = None,
 ) -> tuple[list[LineIn], tuple[str, dt.datetime, Decimal, Decimal]]:
     """Late usage of a closed period: the exact difference between the period re-priced with
-    it and what was invoiced, at that period's plan, caps and discount (docs/invoicing.md,
-    "Late usage")."""
+    it and what the standing invoices carry of it (billing/invoicing/carried.py; `excluding`
+    the invoice being replaced), at that period's plan, caps and discount
+    (docs/invoicing.md, "Late usage")."""
     period = period_for(customer.anchor_day, row.period_start)
     product = catalog.products.get(row.product)
     if product is None:
@@ -216,12 +295,15 @@ def _adjustment(
         _ISSUED_DISCOUNT, {"customer": customer.id, "start": row.period_start}
     ).scalar()
     discount = issued if issued is not None else customer.discount_for(period.start)
-    priced = _within_cap(connection, catalog, customer.id, row, period, discount)
-    plan = catalog.plan_for_period(row.product, period.start)
-    amount = EXACT.subtract(
-        line_total(plan, priced.billed, discount), line_total(plan, row.invoiced, discount)
+    others = carried(connection, customer.id, row.period_start, excluding=excluding).get(
+        row.product, NOTHING
     )
-    units = EXACT.subtract(priced.billed, row.invoiced)
+    priced = _keeping_capped(
+        _within_cap(connection, catalog, customer.id, row, period, discount), others
+    )
+    plan = catalog.plan_for_period(row.product, period.start)
+    amount = EXACT.subtract(line_total(plan, priced.billed, discount), others.amount)
+    units = EXACT.subtract(priced.billed, others.units)
     lines: list[LineIn] = []
     if units or amount:
         sign = "+" if units >= 0 else "-"
@@ -239,10 +321,10 @@ def _adjustment(
                 corrects_period=period.start,
             )
         )
-    more_cut = EXACT.subtract(priced.cut, row.capped)
+    more_cut = EXACT.subtract(priced.cut, others.capped)
     if more_cut > 0:
         lines.append(_capped_line(product.name, product.unit, row.product, more_cut, period))
-    return lines, (row.product, row.period_start, priced.billed, max(priced.cut, row.capped))
+    return lines, (row.product, row.period_start, priced.billed, priced.cut)
 
 
 def issue_period_invoice(
@@ -254,8 +336,8 @@ def issue_period_invoice(
     replaces: str | None = None,
 ) -> Issued:
     """Draft the period's invoice, draw its credits and issue it, numbered (customer locked).
-    A re-issue (`replaces`) bills the period itself only: late usage of other periods waits
-    for the next close."""
+    A re-issue (`replaces`, a voided invoice of the period) carries the voided invoice's
+    scope re-priced (`draft`, `replacing`)."""
     invoice_id = "inv_" + secrets.token_hex(8)
     made = draft(
         connection,
@@ -265,7 +347,7 @@ def issue_period_invoice(
         now,
         record=True,
         invoice_id=invoice_id,
-        adjust=replaces is None,
+        replacing=replaces,
     )
     issued = issue_invoice(
         connection,

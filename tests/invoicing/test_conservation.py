@@ -1,9 +1,11 @@
 """Conservation, on SQLite and PostgreSQL: a random schedule of customers with various billing
 starts, events (backdated, late, in the future, duplicated, conflicting, malformed), cap and
-discount changes, commitments, and the close and commitments jobs in random order, with the
-clock stepping forward. Afterwards every accepted unit is on exactly one invoice line (usage,
-capped) or adjustment of the period it belongs to, every other event was answered duplicate,
-over_limit or rejected, and no period is billed above its cap.
+discount changes, commitments, voids of open usage invoices (re-issued or written off), and
+the close and commitments jobs in random order, with the clock stepping forward. Afterwards
+every accepted unit is on exactly one line (usage, capped) or adjustment of the period it
+belongs to, among the standing invoices (not void, or void without a replacement: written
+off), every other event was answered duplicate, over_limit or rejected, and no period is
+billed above its cap.
 
 The catalogue counts some events toward several products (docs/tier-files.md, "Sources"):
 identified events is an add-on over product analytics' events with a `person_mode` filter,
@@ -25,7 +27,7 @@ from typing import Any
 
 import pytest
 from freezegun import freeze_time
-from hypothesis import HealthCheck, event, given, note, settings
+from hypothesis import HealthCheck, event, example, given, note, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
@@ -33,6 +35,7 @@ from billing.catalog.loader import load_catalog
 from billing.catalog.models import LatePolicy
 from billing.commitments import service as commitments
 from billing.commitments.discounts import set_discount
+from billing.corrections.void import void
 from billing.customers import service as customers_service
 from billing.customers.models import CustomerCreate
 from billing.customers.periods import period_for
@@ -109,6 +112,8 @@ step_st = st.one_of(
     ),
     st.tuples(st.just("discount"), st.integers(0, 2), st.sampled_from([None, D(10), D(20), D(50)])),
     st.tuples(st.just("commit"), st.integers(0, 2)),
+    # void the customer's n-th open usage invoice, re-issued or not
+    st.tuples(st.just("void"), st.integers(0, 2), st.integers(0, 5), st.booleans()),
 )
 schedule_st = st.fixed_dictionaries(
     {
@@ -252,6 +257,27 @@ def bound(history: list[tuple[dt.datetime, D | None]], start: dt.datetime, end: 
     return None if any(c is None for c in caps) else max(caps)
 
 
+def _late_then_void(which: int, reissue: bool = True) -> dict[str, Any]:
+    """A schedule that found a double bill and a lost adjustment: January closed, late
+    January usage adjusted on February's invoice, then one of them voided."""
+    sent = {"customer": 0, "person_mode": None, "share": 100, "kind": "new"}
+    analytics = {**sent, "meter": ("product", "product_analytics")}
+    return {
+        "customers": [{"anchor": 1, "start_days_back": 0}],
+        "late": 20,
+        "steps": [
+            ("events", [{**analytics, "minutes_back": 0}]),
+            ("tick", 24 * 25),
+            ("close",),
+            ("events", [{**analytics, "minutes_back": 60 * 24 * 10}]),  # 25 January
+            ("tick", 24 * 25),
+            ("tick", 24),
+            ("close",),
+            ("void", 0, which, reissue),
+        ],
+    }
+
+
 @pytest.fixture(scope="module")
 def sourced_catalog(tmp_path_factory):
     """The shipped catalogue (feature flags count a local evaluation ten times) with
@@ -269,6 +295,9 @@ def sourced_catalog(tmp_path_factory):
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(schedule=schedule_st)
+@example(schedule=_late_then_void(0))  # re-issue January after February adjusted it
+@example(schedule=_late_then_void(1))  # re-issue February, which adjusted January
+@example(schedule=_late_then_void(1, reissue=False))  # write February off
 def test_every_accepted_unit_ends_on_exactly_one_line_whatever_the_schedule(
     engine, sourced_catalog, schedule
 ):
@@ -278,6 +307,7 @@ def test_every_accepted_unit_ends_on_exactly_one_line_whatever_the_schedule(
     late = schedule["late"]
     policy = LatePolicy(False) if late is None else LatePolicy(True, dt.timedelta(days=late))
     run = Run(engine, dataclasses.replace(catalog, late_usage=policy), prefix)
+    invoices, lines = table_of(Invoice), table_of(InvoiceLine)
     with freeze_time(T0), engine.begin() as connection:
         for number, spec in enumerate(schedule["customers"]):
             customer = f"{prefix}c{number}"
@@ -332,6 +362,32 @@ def test_every_accepted_unit_ends_on_exactly_one_line_whatever_the_schedule(
                         now=run.clock,
                     )
                 )
+            case ("void", index, which, reissue):
+                customer, _ = run.at(index)
+
+                def cancel(connection, customer=customer, which=which, reissue=reissue):
+                    open_ = list(
+                        connection.execute(
+                            select(invoices.c.id)
+                            .where(invoices.c.customer_id == customer)
+                            .where(invoices.c.kind == "usage")
+                            .where(invoices.c.status.in_(["finalized", "payment_failed"]))
+                            .order_by(invoices.c.number)
+                        ).scalars()
+                    )
+                    if open_:
+                        event(f"a void, {'re-issued' if reissue else 'written off'}")
+                        void(
+                            connection,
+                            run.catalog,
+                            open_[which % len(open_)],
+                            reason="test",
+                            actor="test",
+                            now=run.clock,
+                            reissue=reissue,
+                        )
+
+                run.change(cancel)
             case ("commit", index):
                 customer, _ = run.at(index)
                 run.change(
@@ -347,9 +403,10 @@ def test_every_accepted_unit_ends_on_exactly_one_line_whatever_the_schedule(
     run.job(run_commitments)
     run.job(close_due)
 
-    invoices, lines = table_of(Invoice), table_of(InvoiceLine)
     query = (
         select(
+            invoices.c.id,
+            invoices.c.status,
             invoices.c.customer_id,
             invoices.c.period_start,
             lines.c.kind,
@@ -360,10 +417,20 @@ def test_every_accepted_unit_ends_on_exactly_one_line_whatever_the_schedule(
         )
         .join(lines, lines.c.invoice_id == invoices.c.id)
         .where(invoices.c.customer_id.like(f"{prefix}%"), invoices.c.kind == "usage")
-        .where(invoices.c.status != "void")
     )
     with engine.connect() as connection:
-        found = list(connection.execute(query))
+        replaced = set(
+            connection.execute(select(invoices.c.replaces).where(invoices.c.replaces.is_not(None)))
+            .scalars()
+            .all()
+        )
+        # standing invoices: not void, or void without a replacement (written off: what
+        # they billed is never billed again, so their lines still hold their units)
+        found = [
+            row
+            for row in connection.execute(query)
+            if row.status != "void" or row.id not in replaced
+        ]
     note(f"lines: {[tuple(r) for r in found]!r}")
     sent = sorted((s.at, s.customer, s.meter, s.quantity) for s in run.accepted.values())
     note(f"accepted: {sent!r}")

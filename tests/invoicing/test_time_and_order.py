@@ -13,12 +13,14 @@ from sqlalchemy import select, update
 from billing.catalog.models import LatePolicy
 from billing.catalog.public import catalog_public
 from billing.commitments import service as commitments
+from billing.corrections.void import void
 from billing.credits import ledger
 from billing.customers import service as customers_service
 from billing.customers.models import Customer, CustomerCreate
 from billing.db import table_of
 from billing.errors import NoPriceInForce
 from billing.invoicing.models import Invoice, InvoiceLine
+from billing.invoicing.service import get_invoice, resolve_invoice_id
 from billing.metering import quota as quota_service
 from billing.metering import service as metering_service
 from billing.pipeline import close_due, run_commitments
@@ -138,6 +140,118 @@ def test_late_usage_is_refused_or_billed_as_an_adjustment_once(engine, session, 
         ("2026-10", "usage", "product_analytics", D("1100000"), D("5.00")),
         ("2026-11", "usage", "product_analytics", D("50"), D("0.00")),
         ("2026-10", "adjustment", "product_analytics", D("100000"), D("5.00")),
+    ]
+
+
+def _late_october(engine, session, catalog, amend):
+    """October billed 1,100,000 events (5.00) on INV-000001; 100,000 late October events
+    billed on November's INV-000002 as an adjustment (+5.00), beside November's 50."""
+    test_late_usage_is_refused_or_billed_as_an_adjustment_once(engine, session, catalog, amend)
+
+
+def _void(engine, catalog, number, reissue, now=at("2026-12-02 09:00")):
+    with freeze_time(now), engine.begin() as connection:
+        return void(
+            connection,
+            catalog,
+            resolve_invoice_id(connection, number),
+            reason="wrong address",
+            actor="finance",
+            now=now,
+            reissue=reissue,
+        )
+
+
+def _by_period(engine, customer):
+    """The amount every standing invoice bills of each period, summed."""
+    billed: dict[str, D] = {}
+    for month, kind, _, _, amount in lines_of(engine, customer):
+        if kind in ("usage", "discount", "adjustment"):
+            billed[month] = billed.get(month, D(0)) + amount
+    return billed
+
+
+def _january(engine, amend):
+    with freeze_time("2027-01-01 01:00"):
+        close_due(engine, amend, at("2027-01-01 01:00"), GRACE)
+
+
+def test_a_reissued_period_never_bills_again_what_a_later_invoice_adjusted(
+    engine, session, catalog, amend
+):
+    """Voiding October after its late usage was adjusted on November's invoice, and
+    re-issuing it: the replacement prices October in full (1,200,000: 10.00) less what
+    November already billed of it, so October is billed 10.00, not 15.00."""
+    _late_october(engine, session, catalog, amend)
+    _void(engine, amend, "INV-000001", reissue=True)
+    _january(engine, amend)
+    assert lines_of(engine, "cust_1") == [
+        ("2026-11", "usage", "product_analytics", D("50"), D("0.00")),
+        ("2026-10", "adjustment", "product_analytics", D("100000"), D("5.00")),
+        ("2026-10", "usage", "product_analytics", D("1200000"), D("10.00")),
+        ("2026-10", "adjustment", "product_analytics", D("-100000"), D("-5.00")),
+    ]
+    assert _by_period(engine, "cust_1")["2026-10"] == D("10.00")
+    with engine.connect() as connection:
+        replacement = get_invoice(
+            connection, resolve_invoice_id(connection, "INV-000003"), due_days=30
+        )
+    described = [line.description for line in replacement.lines]
+    assert "already billed as late usage on other invoices" in described[1]
+
+
+def test_a_reissued_invoice_keeps_the_late_usage_it_adjusted(engine, session, catalog, amend):
+    """Voiding November, which carried October's late usage, and re-issuing it: the
+    replacement carries the same adjustment (nothing lost), and no later close bills it
+    again; voiding and re-issuing October next still bills October once."""
+    _late_october(engine, session, catalog, amend)
+    _void(engine, amend, "INV-000002", reissue=True)
+    assert lines_of(engine, "cust_1") == [
+        ("2026-10", "usage", "product_analytics", D("1100000"), D("5.00")),
+        ("2026-11", "usage", "product_analytics", D("50"), D("0.00")),
+        ("2026-10", "adjustment", "product_analytics", D("100000"), D("5.00")),
+    ]
+    _january(engine, amend)
+    assert _by_period(engine, "cust_1") == {
+        "2026-10": D("10.00"),
+        "2026-11": D("0.00"),
+    }
+    _void(engine, amend, "INV-000001", reissue=True, now=at("2027-01-02 09:00"))
+    _january(engine, amend)
+    assert _by_period(engine, "cust_1")["2026-10"] == D("10.00")
+    late = [line for line in lines_of(engine, "cust_1") if line[:2] == ("2026-10", "adjustment")]
+    assert [line[3:] for line in late] == [(D("100000"), D("5.00")), (D("-100000"), D("-5.00"))]
+
+
+def test_a_void_without_reissue_writes_off_what_it_billed_late_usage_included(
+    engine, session, catalog, amend
+):
+    """A void without a replacement bills nothing of what the voided invoice billed, and no
+    later close bills it again: November's 50 and October's late 100,000 stay written off."""
+    _late_october(engine, session, catalog, amend)
+    _void(engine, amend, "INV-000002", reissue=False)
+    _january(engine, amend)
+    assert lines_of(engine, "cust_1") == [
+        ("2026-10", "usage", "product_analytics", D("1100000"), D("5.00")),
+    ]
+
+
+def test_a_reissue_before_the_next_close_takes_the_pending_late_usage(
+    engine, session, catalog, amend
+):
+    """October re-issued while its late usage still waits for the next close: the
+    replacement bills it, and the next close does not."""
+    add_customer(session)
+    starting(engine, "cust_1", at("2026-10-01 00:00"))
+    send(engine, catalog, [event("a", 1_100_000, at="2026-10-20T10:00:00Z")], at("2026-10-21"))
+    with freeze_time("2026-11-01 01:00"):
+        close_due(engine, catalog, at("2026-11-01 01:00"), GRACE)
+    send(engine, amend, [event("b", 100_000, at="2026-10-30T10:00:00Z")], at("2026-11-02"))
+    _void(engine, amend, "INV-000001", reissue=True, now=at("2026-11-03 09:00"))
+    with freeze_time("2026-12-01 01:00"):
+        close_due(engine, amend, at("2026-12-01 01:00"), GRACE)
+    assert lines_of(engine, "cust_1") == [
+        ("2026-10", "usage", "product_analytics", D("1200000"), D("10.00")),
     ]
 
 
