@@ -31,8 +31,11 @@ def quote(
     spend_caps: Mapping[str, Decimal] | None = None,
     commitment: tuple[Decimal, int] | None = None,
     include_options: bool = False,
+    customer: str | None = None,
 ) -> Quote:
-    """Price a month of usage with the versions in force on `at`."""
+    """Price a month of usage with the versions in force on `at`; for `customer` (a
+    customer id), with their overrides in force on `at` in place of the list prices
+    (docs/pricing-changes.md, "Customer overrides")."""
     caps = spend_caps or {}
     currency = catalog.currency
     for key, amount in caps.items():
@@ -42,7 +45,7 @@ def quote(
     plans: dict[str, PricePlan] = {}
     for name, products in (("usage", usage), ("spend_caps", caps)):
         for key in products:
-            plans[key] = _plan(catalog, key, at, field=f"{name}.{key}")
+            plans[key] = _plan(catalog, key, at, field=f"{name}.{key}", customer=customer)
     return build_quote(
         plans=plans,
         currency=catalog.currency,
@@ -96,11 +99,13 @@ def _check_minor(amount: Decimal, currency: str, field: str) -> None:
         )
 
 
-def _plan(catalog: Catalog, key: str, at: dt.date, *, field: str) -> PricePlan:
+def _plan(
+    catalog: Catalog, key: str, at: dt.date, *, field: str, customer: str | None
+) -> PricePlan:
     if key not in catalog.products:
         known = ", ".join(catalog.products)
         raise UnknownProduct(f"unknown product {key!r}; products: {known}", field=field)
-    return catalog.plan_at(key, at)
+    return catalog.plan_at(key, at, customer=customer)
 
 
 class QuoteTierPublic(PublicModel):

@@ -100,7 +100,7 @@ def terms_for(catalog: Catalog, account: Account, product: str, start: dt.dateti
     """The terms `product` is held to in the customer's period starting at `start`."""
     return QuotaTerms(
         product_name=catalog.products[product].name,
-        plan=catalog.plan_for_period(product, start),
+        plan=catalog.plan_for_period(product, start, account.id),
         cap=account.caps.get(product),
         discount_percent=account.discount_for(start),
     )

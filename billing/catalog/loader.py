@@ -20,15 +20,23 @@ import re
 import tomllib
 from collections import Counter
 from collections.abc import Iterable
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar, get_args
 
 from pydantic import BaseModel, ValidationError
 
-from billing.catalog.models import Catalog, LatePolicy, Product, ProductVersion, Source
-from billing.catalog.rules import discounts_rules, product_rules, sources_rules
-from billing.catalog.schema import DiscountsFile, ProductFile, SettingsFile
+from billing.catalog.models import (
+    Catalog,
+    LatePolicy,
+    Override,
+    Product,
+    ProductVersion,
+    Source,
+)
+from billing.catalog.rules import discounts_rules, override_rules, product_rules, sources_rules
+from billing.catalog.schema import DiscountsFile, OverrideFile, ProductFile, SettingsFile, TierSpec
 from billing.errors import CatalogError, Problem
 from billing.money import MINOR_UNITS
 from billing.pricing.commitments import Bracket, CommitmentSchedule
@@ -36,6 +44,7 @@ from billing.pricing.plan import PricePlan, Tier
 
 DISCOUNTS_FILE = "discounts.toml"
 SETTINGS_FILE = "settings.toml"
+OVERRIDES = "overrides"  # the folder of customer override files
 M = TypeVar("M", bound=BaseModel)
 _TOML_POSITION = re.compile(r"\(at line (\d+), column (\d+)\)")
 MAX_FILE_BYTES = 1024 * 1024  # the shipped files are about 1 KB
@@ -48,25 +57,35 @@ def load_catalog(directory: Path | str) -> Catalog:
     """Load and validate a tier directory; raise CatalogError with every problem."""
     directory = Path(directory)
     problems, products, discounts, settings = _read(directory)
+    overrides = _read_overrides(directory, products, problems)
     if problems:
-        raise CatalogError(problems)
-    return _build(directory, products, discounts, settings or SettingsFile())
+        raise CatalogError(_unique(problems))
+    catalog = _build(directory, products, discounts, settings or SettingsFile())
+    return replace(catalog, overrides=_built_overrides(catalog, overrides))
 
 
 def catalog_digest(directory: Path | str) -> str:
     """SHA-256 (hex) over a tier directory's canonical form: every tier file in it (regular,
-    not hidden, ending in `.toml`), by name, each as its name, a NUL, its text with CRLF
-    read as LF, and a NUL. The same files give the same digest on any machine and checkout
+    not hidden, ending in `.toml`), by name, then those of its `overrides/` folder by name
+    (named `overrides/<file>`), each as its name, a NUL, its text with CRLF read as LF, and
+    a NUL. The same files give the same digest on any machine and checkout
     (docs/pricing-changes.md, "Verifiable invoices")."""
     hashed = hashlib.sha256()
-    for path in _tier_files(Path(directory)):
-        hashed.update(path.name.encode() + b"\0")
+    directory = Path(directory)
+    for name, path in [
+        *((path.name, path) for path in _tier_files(directory)),
+        *((f"{OVERRIDES}/{path.name}", path) for path in _tier_files(directory / OVERRIDES)),
+    ]:
+        hashed.update(name.encode() + b"\0")
         hashed.update(path.read_bytes().replace(b"\r\n", b"\n") + b"\0")
     return hashed.hexdigest()
 
 
 def _tier_files(directory: Path) -> list[Path]:
-    """The files a tier directory is made of: regular `*.toml` files, not hidden, by name."""
+    """The files a tier directory (or its `overrides/` folder) is made of: regular `*.toml`
+    files, not hidden, by name; none when the folder does not exist."""
+    if not directory.is_dir():
+        return []
     return sorted(
         p
         for p in directory.iterdir()
@@ -75,8 +94,11 @@ def _tier_files(directory: Path) -> list[Path]:
 
 
 def validate_directory(directory: Path | str) -> list[Problem]:
-    """Every problem in a tier directory (empty when it is valid)."""
-    return _read(Path(directory))[0]
+    """Every problem in a tier directory (empty when it is valid), its customer overrides
+    included."""
+    problems, products, _, _ = _read(Path(directory))
+    _read_overrides(Path(directory), products, problems)
+    return _unique(problems)
 
 
 def _read(
@@ -121,13 +143,83 @@ def _read(
     return _unique(problems), products, discounts, settings
 
 
-def _parse(path: Path, problems: list[Problem]) -> dict[str, Any] | None:
+def _read_overrides(
+    directory: Path, products: list[ProductFile], problems: list[Problem]
+) -> list[OverrideFile]:
+    """The valid override files of `directory/overrides/` (docs/pricing-changes.md,
+    "Customer overrides"); each problem appended to `problems`, blamed on
+    `overrides/<file>`."""
+    known = {product.key: product for product in products}
+    found: list[OverrideFile] = []
+    folder = directory / OVERRIDES
+    if not folder.is_dir():
+        return found
+    for path in _tier_files(folder):
+        label = f"{OVERRIDES}/{path.name}"
+        raw = _parse(path, problems, label)
+        if raw is None:
+            continue
+        problems.extend(Problem(label, p, m) for p, m in override_rules(raw, path.stem, known))
+        override = _validate(OverrideFile, raw, label, problems)
+        if override is not None:
+            found.append(override)
+    return found
+
+
+def _built_overrides(
+    catalog: Catalog, files: list[OverrideFile]
+) -> dict[str, dict[str, tuple[Override, ...]]]:
+    """customer -> product -> Override, by effective_from, priced in the product's model,
+    currency and package size."""
+    built: dict[str, dict[str, list[Override]]] = {}
+    for spec in files:
+        for item in spec.products:
+            product = catalog.products[item.key]
+            plan = PricePlan(
+                model=product.model,
+                tiers=_tiers(item.tiers),
+                currency=product.currency,
+                package_size=product.package_size,
+            )
+            built.setdefault(spec.customer, {}).setdefault(item.key, []).append(
+                Override(
+                    spec.customer,
+                    item.key,
+                    item.effective_from,
+                    item.effective_to,
+                    plan,
+                    f"{OVERRIDES}/{spec.customer}.toml",
+                )
+            )
+    return {
+        customer: {
+            key: tuple(sorted(items, key=lambda o: o.effective_from)) for key, items in by.items()
+        }
+        for customer, by in built.items()
+    }
+
+
+def _tiers(specs: Iterable[TierSpec]) -> tuple[Tier, ...]:
+    return tuple(
+        Tier(
+            up_to=None if t.up_to == "inf" else Decimal(t.up_to),
+            unit_price=t.unit_price,
+            flat_fee=t.flat_fee or Decimal(0),
+        )
+        for t in specs
+    )
+
+
+def _parse(path: Path, problems: list[Problem], label: str | None = None) -> dict[str, Any] | None:
+    """The TOML data of a tier file, or None with its problems (blamed on `label`, the
+    file's name in the directory by default)."""
+    name = label or path.name
     try:
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
             problems.append(
                 Problem(
-                    path.name,
+                    name,
                     "",
                     f"the file is {size:,} bytes; a tier file is at most {MAX_FILE_BYTES:,} "
                     "bytes (1 MB)",
@@ -139,7 +231,7 @@ def _parse(path: Path, problems: list[Problem]) -> dict[str, Any] | None:
         text = text.removeprefix("\ufeff")
         odd = _pathological(text)
         if odd is not None:
-            problems.append(Problem(path.name, f"line {odd[0]}", f"cannot be read: {odd[1]}"))
+            problems.append(Problem(name, f"line {odd[0]}", f"cannot be read: {odd[1]}"))
             return None
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
@@ -147,10 +239,10 @@ def _parse(path: Path, problems: list[Problem]) -> dict[str, Any] | None:
         position = _TOML_POSITION.search(message)
         reason = _TOML_POSITION.sub("", message).strip()
         where = f"line {position[1]}, column {position[2]}" if position else ""
-        problems.append(Problem(path.name, where, f"not valid TOML: {reason}"))
+        problems.append(Problem(name, where, f"not valid TOML: {reason}"))
         return None
     except (OSError, UnicodeDecodeError) as error:
-        problems.append(Problem(path.name, "", f"cannot read the file: {error}"))
+        problems.append(Problem(name, "", f"cannot read the file: {error}"))
         return None
     except (ValueError, RecursionError, MemoryError) as error:
         # NOTE: what the checks above should have caught (an integer of more than 4,300
@@ -162,13 +254,13 @@ def _parse(path: Path, problems: list[Problem]) -> dict[str, Any] | None:
             if isinstance(error, RecursionError)
             else "too large to read"
         )
-        problems.append(Problem(path.name, "", f"not valid TOML: {reason}"))
+        problems.append(Problem(name, "", f"not valid TOML: {reason}"))
         return None
     outside = _out_of_range(raw)
     if outside is not None:
         problems.append(
             Problem(
-                path.name,
+                name,
                 outside,
                 "not valid TOML: an integer outside the 64-bit range TOML allows",
             )
@@ -399,14 +491,7 @@ def _build(
                 effective_from=version.effective_from,
                 plan=PricePlan(
                     model=spec.model,
-                    tiers=tuple(
-                        Tier(
-                            up_to=None if t.up_to == "inf" else Decimal(t.up_to),
-                            unit_price=t.unit_price,
-                            flat_fee=t.flat_fee or Decimal(0),
-                        )
-                        for t in version.tiers
-                    ),
+                    tiers=_tiers(version.tiers),
                     currency=spec.currency,
                     package_size=spec.package_size,
                 ),

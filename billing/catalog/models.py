@@ -90,6 +90,25 @@ class Product:
 
 
 @dataclass(frozen=True, slots=True)
+class Override:
+    """A customer's negotiated tier table for one product (docs/pricing-changes.md,
+    "Customer overrides"): in force from `effective_from` (inclusive) until `effective_to`
+    (exclusive; None: open-ended), in place of the product's versions; from the override's
+    file `file` (`overrides/<customer>.toml`)."""
+
+    customer: str
+    product: str
+    effective_from: dt.date
+    effective_to: dt.date | None
+    plan: PricePlan
+    file: str = ""
+
+    def in_force(self, day: dt.date) -> bool:
+        """Whether the override prices `day`."""
+        return self.effective_from <= day and (self.effective_to is None or day < self.effective_to)
+
+
+@dataclass(frozen=True, slots=True)
 class LatePolicy:
     """Events for a closed period: `amend` accepts them until `window` after the period's
     end (billed as an adjustment on the next invoice); otherwise they are `period_closed`."""
@@ -114,6 +133,8 @@ class Catalog:
     # SHA-256 of the tier files (loader.catalog_digest); each invoice records the one it
     # was priced with
     digest: str = ""
+    # customer id -> product key -> that customer's overrides of it, by effective_from
+    overrides: Mapping[str, Mapping[str, tuple[Override, ...]]] = field(default_factory=dict)
     # event name -> (product key, multiplier) of every product counting it, in key order
     _by_event: Mapping[str, tuple[tuple[Product, Decimal], ...]] = field(
         init=False, repr=False, compare=False
@@ -138,8 +159,22 @@ class Catalog:
             if product.selects(properties)
         ]
 
-    def plan_at(self, product: str, day: dt.date, *, field: str = "at") -> PricePlan:
-        """The price plan of `product` in force on `day` (docs/tier-files.md, "Versions").
+    def override_at(self, customer: str | None, product: str, day: dt.date) -> Override | None:
+        """The customer's override of `product` in force on `day`, if any (the latest
+        starting on or before it; overrides of one product never overlap)."""
+        if customer is None or not self.overrides:
+            return None
+        for override in reversed(self.overrides.get(customer, {}).get(product, ())):
+            if override.in_force(day):
+                return override
+        return None
+
+    def plan_at(
+        self, product: str, day: dt.date, *, field: str = "at", customer: str | None = None
+    ) -> PricePlan:
+        """The price plan of `product` in force on `day` (docs/tier-files.md, "Versions"),
+        for `customer` when given (their override in force that day wins: docs/
+        pricing-changes.md, "Customer overrides").
 
         The rule, everywhere (quotes, caps, ingestion, the close): the latest version whose
         `effective_from` is on or before `day`. Before a product's first version it has no
@@ -149,6 +184,9 @@ class Catalog:
         if found is None:
             known = ", ".join(self.products)
             raise UnknownProduct(f"unknown product {product!r}; products: {known}", field=field)
+        override = self.override_at(customer, product, day)
+        if override is not None:
+            return override.plan
         version = found.version_at(day)
         if version is None:
             first = found.versions[0].effective_from
@@ -163,12 +201,19 @@ class Catalog:
         before it are refused (no_price_in_force). KeyError for a key not in the catalogue."""
         return self.products[product].versions[0].effective_from
 
-    def plan_for_period(self, product: str, start: dt.datetime) -> PricePlan:
+    def plan_for_period(
+        self, product: str, start: dt.datetime, customer: str | None = None
+    ) -> PricePlan:
         """The plan a billing period starting at `start` is priced at: the version in force on
-        its first day; a product whose first version starts within the period (events before
-        that day are refused) is priced at that first version for the whole period.
+        its first day (for `customer` when given, their override in force that day wins); a
+        product whose first version starts within the period (events before that day are
+        refused) is priced at that first version for the whole period. KeyError for a key
+        not in the catalogue.
         """
         found = self.products[product]
+        override = self.override_at(customer, product, start.date())
+        if override is not None:
+            return override.plan
         version = found.version_at(start.date())
         return (version or found.versions[0]).plan
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -161,6 +161,58 @@ def _tier_rules(tiers: list[Any], path: str) -> Iterator[Found]:
         if previous is not None and up_to <= previous:
             yield where, f"up_to must be strictly increasing: {up_to} is not above {previous}"
         previous = up_to
+
+
+def override_rules(raw: dict[str, Any], stem: str, known: Iterable[str]) -> Iterator[Found]:
+    """Cross-value rules of one customer's override file (overrides/<customer>.toml): the
+    customer is the file's name, each product exists, its dates are in order, a product's
+    overrides never overlap, and its tiers follow the tier rules."""
+    customer = raw.get("customer")
+    if isinstance(customer, str) and customer != stem:
+        yield (
+            "customer",
+            f"customer {customer!r} must equal the file name {stem!r} (file {stem}.toml)",
+        )
+    products = raw.get("products")
+    if not isinstance(products, list):
+        return
+    keys = set(known)
+    spans: dict[str, list[tuple[dt.date, dt.date | None, int]]] = {}
+    for i, spec in enumerate(products):
+        if not isinstance(spec, dict):
+            continue
+        key = spec.get("key")
+        if isinstance(key, str) and key not in keys:
+            yield (
+                f"products[{i}].key",
+                f"unknown product {key!r}; products: {', '.join(sorted(keys))}",
+            )
+        start, end = spec.get("effective_from"), spec.get("effective_to")
+        start = start if _is_day(start) else None
+        end = end if _is_day(end) else None
+        if start is not None and end is not None and end <= start:
+            yield (
+                f"products[{i}].effective_to",
+                f"effective_to ({end}) must come after effective_from ({start})",
+            )
+        elif start is not None and isinstance(key, str):
+            for other_start, other_end, j in spans.get(key, []):
+                if (end is None or other_start < end) and (other_end is None or start < other_end):
+                    yield (
+                        f"products[{i}].effective_from",
+                        f"overlaps products[{j}] ({key} from {other_start}): one override of "
+                        "a product is in force at a time",
+                    )
+            spans.setdefault(key, []).append((start, end, i))
+        tiers = spec.get("tiers")
+        if isinstance(tiers, list) and not tiers:
+            yield f"products[{i}].tiers", 'an override needs at least one tier (the last is "inf")'
+        elif isinstance(tiers, list):
+            yield from _tier_rules(tiers, f"products[{i}].tiers")
+
+
+def _is_day(value: Any) -> bool:
+    return isinstance(value, dt.date) and not isinstance(value, dt.datetime)
 
 
 def discounts_rules(raw: dict[str, Any]) -> Iterator[Found]:

@@ -32,6 +32,8 @@ MAX_SOURCES = 20
 MAX_DIMENSIONS = 3
 MAX_DIMENSION_VALUES = 100_000
 DECIMAL_PATTERN = r"^[0-9]+(\.[0-9]{1,12})?$"
+CUSTOMER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"  # customers.models.ID_PATTERN
+MAX_OVERRIDES = 100  # product overrides in one customer's file
 
 
 def _decimal_string(
@@ -369,3 +371,26 @@ class SettingsFile(BaseModel):
         "unique_property); when listed, any other name there is an error (a typo caught "
         "before it selects nothing)",
     )
+
+
+class OverrideSpec(BaseModel):
+    """One product's negotiated tier table for one customer, in force from `effective_from`
+    (inclusive) until `effective_to` (exclusive; none: open-ended)."""
+
+    model_config = FROZEN
+    key: str = Field(pattern=SLUG_PATTERN, description="the product key it re-prices")
+    effective_from: EffectiveDate
+    effective_to: EffectiveDate | None = Field(
+        None, description="the first day it is no longer in force (exclusive)"
+    )
+    tiers: tuple[TierSpec, ...]
+
+
+class OverrideFile(BaseModel):
+    """pricing_tiers/overrides/<customer>.toml: one customer's negotiated prices."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, title="Customer override file")
+    customer: str = Field(
+        pattern=CUSTOMER_PATTERN, description="the customer id; equals the file stem"
+    )
+    products: tuple[OverrideSpec, ...] = Field(min_length=1, max_length=MAX_OVERRIDES)

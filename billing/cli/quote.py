@@ -25,8 +25,13 @@ def quote(
     at: Annotated[str | None, typer.Option(help="price date YYYY-MM-DD (default today)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the API's JSON")] = False,
     options: Annotated[bool, typer.Option("--options", help="price every bracket")] = False,
+    customer: Annotated[
+        str | None,
+        typer.Option(help="price at this customer's overrides (overrides/<customer>.toml)"),
+    ] = None,
 ) -> None:
-    """Price a month of usage, exactly as POST /v1/quote does."""
+    """Price a month of usage, exactly as POST /v1/quote does (with --customer, as
+    POST /v1/customers/{id}/quote does)."""
     catalog = load_tiers(tiers)
     try:
         parsed_usage = _pairs(usage, "usage", parse_quantity)
@@ -51,6 +56,7 @@ def quote(
             spend_caps=caps,
             commitment=commitment,
             include_options=options,
+            customer=customer,
         )
     except BillingError as error:
         raise fail(f"{error.field}: {error.message}" if error.field else error.message) from None

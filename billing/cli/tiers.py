@@ -17,7 +17,7 @@ from billing.backtest.reprice import backtest as run_backtest
 from billing.backtest.rules import RuleError, parse_rule, violations
 from billing.catalog import Catalog, load_catalog, validate_directory
 from billing.catalog.diff import change_as_json, diff_catalogs
-from billing.catalog.schema import DiscountsFile, ProductFile, SettingsFile
+from billing.catalog.schema import DiscountsFile, OverrideFile, ProductFile, SettingsFile
 from billing.cli.common import fail, open_session
 from billing.errors import CatalogError
 from billing.settings import get_settings
@@ -46,16 +46,20 @@ def tiers_validate(
 
 @app.command("schema")
 def tiers_schema(
-    kind: Annotated[str, typer.Argument(help="product, discounts or settings")] = "product",
+    kind: Annotated[
+        str, typer.Argument(help="product, discounts, settings or override")
+    ] = "product",
 ) -> None:
-    """Print the JSON Schema of a product file, of discounts.toml or of settings.toml."""
+    """Print the JSON Schema of a product file, of discounts.toml, of settings.toml or of a
+    customer's override file (overrides/<customer>.toml)."""
     models: dict[str, Any] = {
         "product": ProductFile,
         "discounts": DiscountsFile,
         "settings": SettingsFile,
+        "override": OverrideFile,
     }
     if kind not in models:
-        raise fail(f"kind must be product, discounts or settings, got {kind!r}")
+        raise fail(f"kind must be product, discounts, settings or override, got {kind!r}")
     typer.echo(json.dumps(TypeAdapter(models[kind]).json_schema(), indent=2))
 
 

@@ -37,11 +37,14 @@ class RunRate:
     periods: tuple[str, ...]  # the period labels it comes from
 
 
-def _list_charge(catalog: Catalog, start: dt.datetime, quantities: dict[str, Decimal]) -> Decimal:
+def _list_charge(
+    catalog: Catalog, customer_id: str, start: dt.datetime, quantities: dict[str, Decimal]
+) -> Decimal:
+    """The period's usage at the customer's list prices (their overrides included)."""
     total = ZERO
     for product, quantity in quantities.items():
         if product in catalog.products:
-            plan = catalog.plan_for_period(product, start)
+            plan = catalog.plan_for_period(product, start, customer_id)
             total = EXACT.add(total, charge(plan, quantity).amount)
     return total
 
@@ -80,7 +83,9 @@ def project(
     if ended:
         total = ZERO
         for period in ended:
-            total = EXACT.add(total, _list_charge(catalog, period.start, by_period[period.start]))
+            total = EXACT.add(
+                total, _list_charge(catalog, customer_id, period.start, by_period[period.start])
+            )
         monthly = divide_to_billing_unit(total, len(ended), catalog.currency)
         return RunRate(monthly, "last_90_days", tuple(p.label for p in ended))
     quantities = by_period.get(current.start)
@@ -90,5 +95,7 @@ def project(
     elapsed = max((now - current.start) // second, 1)
     length = (current.end - current.start) // second
     scaled = {p: at_pace(q, elapsed, length) for p, q in quantities.items()}
-    monthly = round_to_billing_unit(_list_charge(catalog, current.start, scaled), catalog.currency)
+    monthly = round_to_billing_unit(
+        _list_charge(catalog, customer_id, current.start, scaled), catalog.currency
+    )
     return RunRate(monthly, "current_period", (current.label,))

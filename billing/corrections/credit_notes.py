@@ -262,7 +262,8 @@ def _plans(
                 "by amount",
                 field=f"lines.{index}.quantity",
             )
-        plan = catalog.plan_for_period(line.product, start)
+        customer = str(getattr(invoice, "customer_id", "")) or None
+        plan = catalog.plan_for_period(line.product, start, customer)
         if round_to_billing_unit(charge(plan, line.quantity).amount, currency) != line.amount:
             raise InvalidCreditNoteLine(
                 f"the tier files no longer price line {line.position} as it was issued: "

@@ -106,7 +106,7 @@ def _within_cap(
     if row.cap_amount is not None:  # capped at the end of the period
         cap = cap_bound(connection, customer_id, row.product, period.start, period.end)
         if cap is not None:
-            plan = catalog.plan_for_period(row.product, period.start)
+            plan = catalog.plan_for_period(row.product, period.start, customer_id)
             most = max_quantity_within_cap(plan, cap, discount)
             if most is not None:
                 billed = min(billed, most)
@@ -190,7 +190,7 @@ def draft(
             )
         if priced.billed <= 0:
             continue
-        plan = catalog.plan_for_period(row.product, period.start)
+        plan = catalog.plan_for_period(row.product, period.start, customer.id)
         usage.append(
             BilledUsage(
                 product=row.product,
@@ -301,7 +301,7 @@ def _adjustment(
     priced = _keeping_capped(
         _within_cap(connection, catalog, customer.id, row, period, discount), others
     )
-    plan = catalog.plan_for_period(row.product, period.start)
+    plan = catalog.plan_for_period(row.product, period.start, customer.id)
     amount = EXACT.subtract(line_total(plan, priced.billed, discount), others.amount)
     units = EXACT.subtract(priced.billed, others.units)
     lines: list[LineIn] = []

@@ -47,10 +47,13 @@ def month_end(
     connection: Connection, catalog: Catalog, customer_id: str, now: dt.datetime
 ) -> MonthEndProjection:
     """Every product's projected quantity and amount for the customer's current period."""
-    return project(catalog, quota_service.quotas(connection, catalog, customer_id, now), now)
+    views = quota_service.quotas(connection, catalog, customer_id, now)
+    return project(catalog, views, now, customer_id)
 
 
-def project(catalog: Catalog, views: list[ProductQuota], now: dt.datetime) -> MonthEndProjection:
+def project(
+    catalog: Catalog, views: list[ProductQuota], now: dt.datetime, customer_id: str
+) -> MonthEndProjection:
     """The projection from quota views already read (one period's, every product)."""
     period = views[0].period
     elapsed = int((now - period.start).total_seconds())
@@ -64,7 +67,7 @@ def project(catalog: Catalog, views: list[ProductQuota], now: dt.datetime) -> Mo
         capped = view.limit_quantity is not None and quantity >= view.limit_quantity
         if view.limit_quantity is not None:
             quantity = min(quantity, view.limit_quantity)
-        plan = catalog.plan_for_period(view.product, period.start)
+        plan = catalog.plan_for_period(view.product, period.start, customer_id)
         amount = line_total(plan, quantity, view.discount_percent)
         lines.append(ProjectedLine(view.product, view.accepted, quantity, capped, amount))
     days = (Decimal(max(elapsed, 0)) / Decimal(86400)).quantize(Decimal("0.1"))

@@ -85,7 +85,8 @@ def verify_invoice(connection: Connection, catalog: Catalog, reference: str) -> 
         if product not in catalog.products:
             verdict.differences.append(f"{product}: not in the tier files {catalog.directory}")
             continue
-        expected = quote_line(product, catalog.plan_for_period(product, start), quantity, discount)
+        plan = catalog.plan_for_period(product, start, row.customer_id)
+        expected = quote_line(product, plan, quantity, discount)
         usage = [line for line in stored if line.kind == LineKind.USAGE and line.product == product]
         if len(usage) != 1:
             verdict.differences.append(f"{product}: {len(usage)} usage lines, expected 1")

@@ -93,14 +93,18 @@ def _percent_of(part: Decimal, whole: Decimal) -> str:
 
 
 def _usage_rows(
-    catalog: Catalog, caps: list[dict[str, Any]], projection: Any, period_start: dt.datetime
+    catalog: Catalog,
+    caps: list[dict[str, Any]],
+    projection: Any,
+    period_start: dt.datetime,
+    customer_id: str,
 ) -> list[dict[str, Any]]:
     """Each product's usage bar: accepted against the free allowance and the cap's limit."""
     projected = {line.product: line for line in projection.lines}
     rows = []
     for cap in caps:
         product = catalog.products[cap["product"]]
-        plan = catalog.plan_for_period(product.key, period_start)
+        plan = catalog.plan_for_period(product.key, period_start, customer_id)
         free = plan.free_allowance or Decimal(0)
         accepted = Decimal(cap["accepted_quantity"])
         limit = None if cap["limit_quantity"] is None else Decimal(cap["limit_quantity"])
@@ -134,7 +138,7 @@ def overview(
     connection = session.connection()
     at = now()
     views = quota_service.quotas(connection, catalog, _cid(user), at)  # read once, used twice
-    projection = project(catalog, views, at)
+    projection = project(catalog, views, at, _cid(user))
     period = projection.period
     caps: dict[str, Any] = {
         "start": period.start.isoformat(),
@@ -152,7 +156,7 @@ def overview(
         "customer": customer,
         "currency": catalog.currency,
         "period": caps,
-        "products": _usage_rows(catalog, caps["spend_caps"], projection, period.start),
+        "products": _usage_rows(catalog, caps["spend_caps"], projection, period.start, _cid(user)),
         "projected_total": format_amount(projection.total, catalog.currency),
         "elapsed_days": format_quantity(projection.elapsed_days),
         "alerts": [_shown(a) for a in alerts],

@@ -39,6 +39,7 @@ BODIES = {
     ("PUT", "/v1/customers/{customer_id}/spend-caps/{product}"): {"amount": "25.00"},
     ("PUT", "/v1/customers/{customer_id}/alert-settings"): {"thresholds": ["50", "90"]},
     ("POST", "/v1/customers/{customer_id}/commitment"): {"credit": "30000", "years": 1},
+    ("POST", "/v1/customers/{customer_id}/quote"): {"usage": {"session_replay": "20000"}},
     ("POST", "/v1/customers/{customer_id}/commitment/topup"): {"credit": "1000"},
     ("PUT", "/v1/customers/{customer_id}/discount"): {"percent": "10", "reason": "non-profit"},
     ("POST", "/v1/invoices/{invoice_id}/void"): {"reason": "issued by mistake"},

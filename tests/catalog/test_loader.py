@@ -10,7 +10,7 @@ import pytest
 from pydantic import TypeAdapter
 
 from billing.catalog import load_catalog, validate_directory
-from billing.catalog.schema import DiscountsFile, ProductFile, SettingsFile
+from billing.catalog.schema import DiscountsFile, OverrideFile, ProductFile, SettingsFile
 from billing.errors import CatalogError
 from billing.pricing import Model, charge
 from tests.conftest import TIERS
@@ -121,6 +121,7 @@ def test_a_missing_directory_and_an_empty_one_are_problems(tmp_path):
         (ProductFile, "product.schema.json"),
         (DiscountsFile, "discounts.schema.json"),
         (SettingsFile, "settings.schema.json"),
+        (OverrideFile, "override.schema.json"),
     ],
 )
 def test_the_published_json_schema_is_the_one_the_models_generate(model, file):

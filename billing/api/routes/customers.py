@@ -9,7 +9,8 @@ from fastapi import APIRouter, Query
 
 from billing.api.deps import AdminKey, CustomerAccess, ReaderKey, StaffKey, labelled_period
 from billing.api.exact_json import ExactJSONRoute
-from billing.api.schemas import ErrorOut
+from billing.api.routes.pricing import answer_quote
+from billing.api.schemas import ErrorOut, QuoteRequest
 from billing.customers import service as customers_service
 from billing.customers.models import CustomerCreate, CustomerPublic
 from billing.customers.periods import period_for
@@ -17,6 +18,7 @@ from billing.customers.service import CustomerRow
 from billing.http.deps import CatalogDep, SessionDep
 from billing.metering import service as metering_service
 from billing.metering.public import UsagePublic, usage_public
+from billing.quotes import QuotePublic
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"], route_class=ExactJSONRoute)
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -57,6 +59,16 @@ def list_customers(
 def get_customer(_: ReaderKey, customer: CustomerAccess) -> CustomerPublic:
     """One customer (admin, finance, or that customer's own key)."""
     return _public(customer)
+
+
+@router.post("/{customer_id}/quote", responses=ERRORS)
+def quote_for_customer(
+    _: ReaderKey, customer: CustomerAccess, body: QuoteRequest, catalog: CatalogDep
+) -> QuotePublic:
+    """Price a month of usage as POST /v1/quote does, at this customer's prices: their
+    overrides in force on `at` (overrides/<customer>.toml) in place of the list prices
+    (admin, finance, or that customer's own key)."""
+    return answer_quote(body, catalog, customer.id)
 
 
 @router.get("/{customer_id}/usage", response_model=UsagePublic, responses=ERRORS)

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from billing import quotes
 from billing.api.exact_json import ExactJSONRoute
 from billing.api.schemas import ErrorOut, QuoteRequest
+from billing.catalog import Catalog
 from billing.catalog.public import CatalogPublic, catalog_public
 from billing.errors import InvalidDate, RateLimited
 from billing.http.deps import CatalogDep
@@ -55,6 +56,11 @@ async def create_quote(body: QuoteRequest, catalog: CatalogDep) -> QuotePublic:
 
     Rate limited per client IP (BILLING_QUOTE_RATE_PER_MINUTE, 120 by default): over it,
     429 with Retry-After."""
+    return answer_quote(body, catalog)
+
+
+def answer_quote(body: QuoteRequest, catalog: Catalog, customer: str | None = None) -> QuotePublic:
+    """The quote a request asks for, at list prices or with `customer`'s overrides."""
     at = body.at or _today()
     commitment = (body.commitment.credit, body.commitment.years) if body.commitment else None
     result = quotes.quote(
@@ -65,6 +71,7 @@ async def create_quote(body: QuoteRequest, catalog: CatalogDep) -> QuotePublic:
         spend_caps=body.spend_caps,
         commitment=commitment,
         include_options=body.include_commitment_options,
+        customer=customer,
     )
     return quotes.quote_public(result, catalog=catalog, at=at)
 
