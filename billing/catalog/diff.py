@@ -36,6 +36,7 @@ PRODUCT_REMOVED = "product_removed"
 PRODUCT_CHANGED = "product_changed"
 BRACKETS_CHANGED = "brackets_changed"
 CURRENCY_CHANGED = "currency_changed"
+OVERRIDE_CHANGED = "override_changed"
 # NOTE: a plan of one unbounded tier has no width to step by; a million units is the scale
 # the shipped products are priced at.
 LONE_TIER_QUANTITY = Decimal(1_000_000)
@@ -66,9 +67,10 @@ class PricePoint:
 @dataclass(frozen=True, slots=True)
 class Change:
     """One change: `kind` (PRODUCT_ADDED, PRODUCT_REMOVED, PRODUCT_CHANGED,
-    BRACKETS_CHANGED, CURRENCY_CHANGED), the product key (None for the catalogue-wide kinds),
-    sentences saying what changed, and product prices old against new (empty for the
-    catalogue-wide kinds)."""
+    OVERRIDE_CHANGED, BRACKETS_CHANGED, CURRENCY_CHANGED), the product key (None for the
+    catalogue-wide kinds), sentences saying what changed (an override's first sentence
+    names its customer), and product prices old against new (for an override, the
+    customer's prices; empty for the catalogue-wide kinds)."""
 
     kind: str
     product: str | None
@@ -106,7 +108,55 @@ def diff_catalogs(old: Catalog, new: Catalog, *, at: dt.date) -> list[Change]:
         elif before is not None and after is not None and before != after:
             details = _product_details(before, after) or ["changed"]
             changes.append(Change(PRODUCT_CHANGED, key, tuple(details), _prices(before, after, at)))
+    changes.extend(_override_changes(old, new, at))
     return changes
+
+
+def _override_changes(old: Catalog, new: Catalog, at: dt.date) -> list[Change]:
+    """One OVERRIDE_CHANGED per customer and product whose overrides differ (added,
+    removed, other dates or tiers), by customer then product, priced with the customer's
+    plans in force on `at` on each side."""
+    changes: list[Change] = []
+    for customer in sorted(old.overrides.keys() | new.overrides.keys()):
+        before, after = old.overrides.get(customer, {}), new.overrides.get(customer, {})
+        for key in sorted(before.keys() | after.keys()):
+            was = {(o.effective_from, o.effective_to, o.plan) for o in before.get(key, ())}
+            now = {(o.effective_from, o.effective_to, o.plan) for o in after.get(key, ())}
+            if was == now:
+                continue
+            details = [f"override for customer {customer}"]
+            for start, end, plan in sorted(was - now, key=lambda o: o[0]):
+                details.append(f"removed: {_span(start, end)}: {_table(plan)}")
+            for start, end, plan in sorted(now - was, key=lambda o: o[0]):
+                details.append(f"added: {_span(start, end)}: {_table(plan)}")
+            points = []
+            old_plan = _customer_plan(old, key, at, customer)
+            new_plan = _customer_plan(new, key, at, customer)
+            quantities = sorted(
+                {
+                    *(representative_quantities(old_plan) if old_plan else []),
+                    *(representative_quantities(new_plan) if new_plan else []),
+                }
+            )
+            for quantity in quantities:
+                points.append(
+                    PricePoint(quantity, _price(old_plan, quantity), _price(new_plan, quantity))
+                )
+            changes.append(Change(OVERRIDE_CHANGED, key, tuple(details), tuple(points)))
+    return changes
+
+
+def _span(start: dt.date, end: dt.date | None) -> str:
+    return f"from {start} to {end} (exclusive)" if end else f"from {start}, open-ended"
+
+
+def _customer_plan(catalog: Catalog, key: str, at: dt.date, customer: str) -> PricePlan | None:
+    """The customer's plan of `key` on `at` (their override, else the list price), None
+    where the catalogue has no price for it then."""
+    if key not in catalog.products:
+        return None
+    override = catalog.override_at(customer, key, at)
+    return override.plan if override else _plan_at(catalog.products[key], at)
 
 
 def change_as_json(change: Change) -> dict[str, Any]:

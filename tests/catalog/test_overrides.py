@@ -127,3 +127,22 @@ def test_the_digest_covers_the_override_files(tmp_path):
     (empty / "overrides" / "acme.toml").write_text(ACME)
     assert catalog_digest(empty) != plain
     assert load_catalog(empty).digest == catalog_digest(empty)
+
+
+def test_tiers_diff_reports_an_override_with_the_customers_prices(tmp_path):
+    from billing.catalog.diff import OVERRIDE_CHANGED, diff_catalogs
+
+    old = load_catalog(TIERS)
+    new = load_catalog(with_overrides(tmp_path, acme=ACME))
+    [change] = diff_catalogs(old, new, at=dt.date(2026, 11, 1))
+    assert change.kind == OVERRIDE_CHANGED
+    assert change.product == "session_replay"
+    assert change.details == (
+        "override for customer acme",
+        "added: from 2026-10-01 to 2027-01-01 (exclusive): up to 5,000 at 0.00; "
+        "above 5,000 at 0.003",
+    )
+    # priced at the customer's plans: 15,000 recordings cost 50.00 at list, 30.00 for acme
+    at_15_000 = next(p for p in change.prices if p.quantity == D(15_000))
+    assert (at_15_000.old, at_15_000.new, at_15_000.delta) == (D("50.00"), D("30.00"), D("-20.00"))
+    assert diff_catalogs(new, new, at=dt.date(2026, 11, 1)) == []
