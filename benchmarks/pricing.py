@@ -326,10 +326,18 @@ async def load_test(port: int, workers: int) -> HttpResult:
 
 
 def measure_http(workers: int) -> HttpResult:
-    """Start `billing serve --workers N`, load it, and stop it whatever happens."""
+    """Start `billing serve --workers N`, load it, and stop it whatever happens. The server
+    has a database of its own (never the development or test one) and the public quote
+    limit off: the load comes from one address, and 120 quotes a minute would measure the
+    limiter, not the pricing."""
     port = free_port()
-    with tempfile.TemporaryFile() as log:
-        server = start_server(port, workers, log)
+    with tempfile.TemporaryFile() as log, tempfile.TemporaryDirectory() as directory:
+        env = {
+            "BILLING_DATABASE_URL": f"sqlite:///{directory}/bench.db",
+            "BILLING_QUOTE_RATE_PER_MINUTE": "0",
+            "BILLING_SCHEDULER": "0",
+        }
+        server = start_server(port, workers, log, env)
         try:
             wait_healthy(server, port, log)
             return run_async(load_test(port, workers))
