@@ -13,6 +13,11 @@ unjoined: fpdf2 shapes text only with the optional uharfbuzz, not installed.) A 
 the font has no glyph for (Chinese, Japanese, Korean...) would silently vanish from the
 page, so it is printed as "?" instead, and the buyer's customer id, always ASCII, is
 printed beside the name.
+
+A period invoice names the tier files it was priced with: the first 12 hex digits of their
+SHA-256 among the details, the whole digest and how to check it (`billing invoices verify`;
+docs/pricing-changes.md, "Verifiable invoices") under the closing lines. An invoice without
+a digest (a commitment invoice, or one issued before digests were kept) says nothing of it.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ MEDIA_TYPE = "application/pdf"
 COUNTED = frozenset([LineKind.USAGE, LineKind.CAPPED, LineKind.ADJUSTMENT, LineKind.COMMITMENT])
 GREY = (96, 96, 96)
 RED = (176, 0, 32)
+SHORT_DIGEST = 12  # hex digits of the tier files' digest shown among the details
 
 
 def filename(invoice: InvoicePublic) -> str:
@@ -170,6 +176,8 @@ def _facts(invoice: InvoicePublic) -> list[tuple[str, str]]:
         facts.append(("Replaces", f"{invoice.replaces_number} (void)"))
     if invoice.replaced_by_number:
         facts.append(("Replaced by", invoice.replaced_by_number))
+    if invoice.catalog_digest:
+        facts.append(("Priced with", f"tier files {invoice.catalog_digest[:SHORT_DIGEST]}…"))
     return facts
 
 
@@ -335,6 +343,29 @@ def _closing(pdf: _Document, invoice: InvoicePublic, seller: Party) -> None:
         pdf.text_line(f"Questions about this invoice: {seller.email}", size=9)
 
 
+def verification_lines(invoice: InvoicePublic) -> list[str]:
+    """What the invoice says about the tier files it was priced with: their whole SHA-256
+    and how to check it; nothing for an invoice without a digest."""
+    if not invoice.catalog_digest:
+        return []
+    return [
+        f"Tier files (SHA-256): {invoice.catalog_digest}",
+        f"Check it: billing invoices verify {invoice.number} re-derives this invoice from the "
+        "tier files with this digest.",
+    ]
+
+
+def _verification(pdf: _Document, invoice: InvoicePublic) -> None:
+    lines = verification_lines(invoice)
+    if not lines:
+        return
+    pdf.ln(4)
+    pdf.set_text_color(*GREY)
+    for line in lines:
+        pdf.text_line(line, size=8, height=4)
+    pdf.set_text_color(0, 0, 0)
+
+
 def render_invoice_pdf(invoice: InvoicePublic, *, seller: Party, buyer: Party) -> bytes:
     """The invoice as a PDF document (A4, one or more pages)."""
     pdf = _Document(invoice.number)
@@ -351,6 +382,7 @@ def render_invoice_pdf(invoice: InvoicePublic, *, seller: Party, buyer: Party) -
         _lines_table(pdf, invoice)
         _credit_notes(pdf, invoice)
         _closing(pdf, invoice, seller)
+        _verification(pdf, invoice)
         return bytes(pdf.output())
     finally:
         _close_fonts(pdf)

@@ -290,3 +290,21 @@ def test_the_seller_comes_from_settings_address_lines_split():
     text = text_of(render_invoice_pdf(invoice(), seller=seller, buyer=BUYER))
     assert "Nordwind GmbH\nHafenstraße 1\n20457 Hamburg\nGermany\nTax ID: DE123456789" in text
     assert "Questions about this invoice" not in text  # no seller email configured
+
+
+DIGEST = "151fce56ab3e" + "0123456789abcdef" * 3 + "0123"  # 64 hex digits
+
+
+def test_a_period_invoice_names_the_tier_files_it_was_priced_with_and_how_to_check():
+    text = text_of(render_invoice_pdf(invoice(catalog_digest=DIGEST), seller=SELLER, buyer=BUYER))
+    assert "Priced with tier files 151fce56ab3e…" in text  # among the details
+    assert f"Tier files (SHA-256): {DIGEST}" in text  # the whole digest, on one line
+    assert "Check it: billing invoices verify INV-000123" in text
+
+
+def test_an_invoice_without_a_digest_says_nothing_of_tier_files():
+    for shown in (invoice(), invoice(catalog_digest=None, kind="commitment", period_start=None)):
+        text = text_of(render_invoice_pdf(shown, seller=SELLER, buyer=BUYER))
+        assert "Priced with" not in text
+        assert "Tier files" not in text
+        assert "billing invoices verify" not in text

@@ -1,7 +1,7 @@
 """Invoice PDFs in real headless Chromium against `billing serve` on the demo data: a customer
 opens an invoice from the portal overview and downloads its PDF, finance does the same from
 the invoice list; each file is read back with pypdf and holds the invoice's number and the
-amount due the API answers."""
+amount due the API answers; the portal page and the PDF show the tier files' digest."""
 
 from __future__ import annotations
 
@@ -51,12 +51,21 @@ def test_a_customer_downloads_an_invoice_pdf_from_the_portal(browser, site: Site
     amounts = page.locator("tr[class^='line-'] > td.num:last-child").all_inner_texts()
     assert amounts
     assert all(re.fullmatch(r"-?[\d,]+\.\d\d", a.strip()) for a in amounts), amounts
+    # the tier files it was priced with: the whole digest, labelled, and how to check it
+    digest = shown["catalog_digest"]
+    assert re.fullmatch(r"[0-9a-f]{64}", digest)
+    label = "SHA-256 of the tier files this invoice was priced with"
+    expect(page.get_by_role("figure", name=label).locator("code")).to_have_text(digest)
+    check = page.locator("#catalog-digest-check")
+    expect(check).to_contain_text(f"Check it: billing invoices verify {newest['number']}")
     browser.shot("portal-invoice")
 
     name, text = downloaded_pdf(browser)
     assert name == f"{newest['number']}.pdf"
     assert newest["number"] in text
     assert f"Amount due (the sum of the lines) {due}" in text
+    assert f"Priced with tier files {digest[:12]}…" in text
+    assert f"Tier files (SHA-256): {digest}" in text
     assert "inv_" not in text
     assert browser.errors == []
 

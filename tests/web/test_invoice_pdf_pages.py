@@ -1,17 +1,19 @@
 """The invoice pages and their PDFs without a browser: the portal gives a customer its own
 invoices' PDFs only, finance any; the pages show the number, the due date or the day it was
-paid, what a void and its re-issue are to each other (by number), money to the cent, and a
-"Download PDF" link."""
+paid, what a void and its re-issue are to each other (by number), money to the cent, the
+digest of the tier files a period invoice was priced with, and a "Download PDF" link."""
 
 from __future__ import annotations
 
 import datetime as dt
 import io
 import re
+from decimal import Decimal
 
 from pypdf import PdfReader
 from sqlalchemy import text
 
+from billing.commitments import service as commitments
 from billing.invoicing import payments
 from billing.invoicing.pdf import money
 from tests.conftest import bearer
@@ -134,3 +136,39 @@ def test_a_paid_invoice_shows_the_day_it_was_paid(api, engine, seeded):
     assert f'<dd id="paid-on">{paid_at.date().isoformat()}</dd>' in page
     pdf = text_of(api.get(pdf_link(page)).content)
     assert f"Status Paid on {paid_at.date().isoformat()}" in pdf
+
+
+def test_the_invoice_page_and_pdf_show_the_tier_files_digest_and_how_to_check_it(
+    api, engine, catalog, seeded, keys
+):
+    _, number = only_invoice(engine, "acme")
+    shown = api.get(f"/v1/invoices/{number}", headers=bearer(keys["admin"])).json()
+    digest = shown["catalog_digest"]
+    assert digest == catalog.digest
+    assert re.fullmatch(r"[0-9a-f]{64}", digest)
+    sign_in(api, engine, "acme")
+    page = api.get(f"/portal/invoices/{number}").text
+    assert f'<code id="catalog-digest">{digest}</code>' in page
+    assert "SHA-256 of the tier files this invoice was priced with</figcaption>" in page
+    assert f"Check it: <code>billing invoices verify {number}</code>" in page
+    pdf = text_of(api.get(pdf_link(page)).content)
+    assert f"Priced with tier files {digest[:12]}…" in pdf
+    assert f"Tier files (SHA-256): {digest}" in pdf
+    assert f"Check it: billing invoices verify {number}" in pdf
+    sign_in(api, engine, None)
+    assert (
+        f'<code id="catalog-digest">{digest}</code>' in api.get(f"/finance/invoices/{number}").text
+    )
+
+    # A commitment invoice is priced by the commitment, not the tier files: nothing of them.
+    with engine.begin() as connection:
+        started = commitments.start(connection, catalog, "acme", Decimal(30000), 1, seeded)
+    [commitment_invoice] = started.invoices
+    sign_in(api, engine, "acme")
+    page = api.get(f"/portal/invoices/{commitment_invoice.number}").text
+    assert f"<h1>Invoice {commitment_invoice.number}</h1>" in page
+    assert "catalog-digest" not in page
+    assert "billing invoices verify" not in page
+    pdf = text_of(api.get(pdf_link(page)).content)
+    assert "Priced with" not in pdf
+    assert "Tier files" not in pdf
