@@ -9,7 +9,7 @@ is reached through psycopg 3 (`postgresql+psycopg://...`). The schema is owned b
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
 from functools import lru_cache
@@ -17,12 +17,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
     Connection,
     Engine,
     Numeric,
     String,
     Table,
     TypeDecorator,
+    any_,
+    bindparam,
     create_engine,
     event,
     inspect,
@@ -94,6 +98,17 @@ def table_of(model: type[SQLModel]) -> Table:
     if not isinstance(table, Table):
         raise TypeError(f"{model.__name__} is not a table model")
     return table
+
+
+def one_of(connection: Connection, column: ColumnElement[Any], values: Sequence[Any]) -> Any:
+    """`column IN values`, as PostgreSQL plans it best: one array parameter
+    (`= ANY(%s)`), so a statement repeated with any number of values stays one prepared
+    statement whose generic plan is as fast as a one-off plan (psycopg prepares a statement
+    after five uses; with `IN ($1 ... $n)` each n is another statement, and its generic
+    plan was ten times slower: docs/benchmarks.md). Elsewhere, `IN` of bound values."""
+    if connection.dialect.name == "postgresql":
+        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
+    return column.in_(list(values))
 
 
 def make_engine(url: str) -> Engine:

@@ -15,7 +15,7 @@ from billing.caps.models import SpendCap
 from billing.caps.quota import QuotaTerms
 from billing.catalog import Catalog
 from billing.customers.models import Customer
-from billing.db import table_of
+from billing.db import one_of, table_of
 from billing.pricing.discounts import percent_in_force
 
 CHUNK = 5000
@@ -69,7 +69,7 @@ def read_accounts(connection: Connection, ids: set[str]) -> dict[str, Account]:
     ordered = sorted(ids)
     for start in range(0, len(ordered), CHUNK):
         query = select(*columns).select_from(joined)
-        query = query.where(customer.c.id.in_(ordered[start : start + CHUNK]))
+        query = query.where(one_of(connection, customer.c.id, ordered[start : start + CHUNK]))
         for row in connection.execute(query):
             rows.setdefault(row.id, row)
             products = caps.setdefault(row.id, {})

@@ -26,7 +26,7 @@ from billing.catalog import Catalog
 from billing.catalog.models import NONE, OTHER, Product
 from billing.customers.models import Customer
 from billing.customers.periods import Period, is_closed, period_for
-from billing.db import table_of
+from billing.db import one_of, table_of
 from billing.metering import limited as limited_list
 from billing.metering import store
 from billing.metering.models import Usage
@@ -446,7 +446,7 @@ def _recheck_closed(
     if not ended:
         return candidates
     table = table_of(Customer)
-    query = select(table.c.id, table.c.closed_through).where(table.c.id.in_(ended))
+    query = select(table.c.id, table.c.closed_through).where(one_of(connection, table.c.id, ended))
     if connection.dialect.name == "postgresql":
         query = query.order_by(table.c.id).with_for_update(read=True)
     for row in connection.execute(query):

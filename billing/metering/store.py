@@ -29,7 +29,7 @@ from sqlalchemy import Connection, Table, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from billing.caps.quota import QuotaState
-from billing.db import table_of
+from billing.db import one_of, table_of
 from billing.metering.models import Usage, UsageBreakdown, UsageLatest, UsageUnique
 
 # customer, product (or event name), quantity, timestamp, properties (canonical JSON or None)
@@ -564,7 +564,7 @@ def known_values(connection: Connection, key: UsageKey, values: Sequence[str]) -
             table.c.customer_id == customer,
             table.c.product == product,
             table.c.period_start == start,
-            table.c.value.in_(unique[begin : begin + CHUNK]),
+            one_of(connection, table.c.value, unique[begin : begin + CHUNK]),
         )
         found.update(connection.execute(query).scalars())
     return found
