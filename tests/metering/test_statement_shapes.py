@@ -21,8 +21,6 @@ NOW = dt.datetime(2026, 11, 24, 12, tzinfo=dt.UTC)
 def test_batches_of_any_size_send_the_same_statements(engine, session, catalog, database_url):
     for number in range(5):
         add_customer(session, f"c{number}")
-    texts: list[set[str]] = []
-
     def batch(size: int, tag: str) -> set[str]:
         seen: set[str] = set()
 
@@ -52,5 +50,6 @@ def test_batches_of_any_size_send_the_same_statements(engine, session, catalog, 
 
     texts = [batch(2, "a"), batch(5, "b")]
     reads = [{s for s in seen if "FROM customer" in s} for seen in texts]
-    assert reads[0] and reads[0] == reads[1]
+    assert reads[0]
+    assert reads[0] == reads[1]
     assert all(" IN (" not in s for s in reads[0])
