@@ -21,6 +21,7 @@ NOW = dt.datetime(2026, 11, 24, 12, tzinfo=dt.UTC)
 def test_batches_of_any_size_send_the_same_statements(engine, session, catalog, database_url):
     for number in range(5):
         add_customer(session, f"c{number}")
+
     def batch(size: int, tag: str) -> set[str]:
         seen: set[str] = set()
 
