@@ -23,9 +23,10 @@ from billing.catalog import Catalog
 from billing.money import round_to_billing_unit
 from billing.pricing.caps import max_quantity_within_cap
 from billing.pricing.charge import charge_amount
-from billing.pricing.commitments import Bracket, CommitmentSchedule, recommended_bracket
+from billing.pricing.commitments import Bracket
 from billing.pricing.discounts import line_figures
 from billing.pricing.plan import PricePlan
+from billing.pricing.recommend import Recommender
 
 ZERO = Decimal(0)
 HUNDRED = Decimal(100)
@@ -286,19 +287,19 @@ def _commitment_moves(
     """Customers whose recommended bracket differs between the catalogues' schedules, for
     their average monthly usage at list price over the months they have records in."""
     moves = []
+    # NOTE: one Recommender per schedule: its per-bracket constants are worked out once
+    recommend_old = Recommender(old.schedule) if old.schedule is not None else None
+    recommend_new = Recommender(new.schedule) if new.schedule is not None else None
+    same_schedule = old.schedule == new.schedule
     for customer in sorted(at_list):
         count = Decimal(len(seen_months[customer]))
         monthly_old, monthly_new = (
             round_to_billing_unit(amount / count, old.currency) for amount in at_list[customer]
         )
-        if monthly_old == monthly_new and old.schedule == new.schedule:
+        if monthly_old == monthly_new and same_schedule:
             continue  # the same usage under the same schedule: the same recommendation
-        before = _recommended(old.schedule, monthly_old)
-        after = _recommended(new.schedule, monthly_new)
+        before = recommend_old(monthly_old) if recommend_old is not None else None
+        after = recommend_new(monthly_new) if recommend_new is not None else None
         if before != after:
             moves.append(CommitmentMove(customer, monthly_old, monthly_new, before, after))
     return moves
-
-
-def _recommended(schedule: CommitmentSchedule | None, monthly: Decimal) -> Bracket | None:
-    return None if schedule is None else recommended_bracket(schedule, monthly)
