@@ -82,17 +82,8 @@ def price_old(catalog: Catalog | Prices, record: UsageRecord) -> Priced:
     return Priced(*_old_line(prices, record))
 
 
-def price_new(catalog: Catalog | Prices, record: UsageRecord, before: Priced) -> Priced:
-    """The record priced under `catalog` (a proposed change), `before` being its old side
-    (`price_old`). Units billed start from what the close billed: min(accepted, limit).
-    When the cap bound at close (it bought no more than was billed), the units it turned
-    away (`over_limit`) are demand too, and the cap buys what it buys at the new price; a
-    cap that did not bind (raised later in the period) turned nothing away at close."""
-    prices = catalog if isinstance(catalog, Prices) else Prices(catalog)
-    return Priced(*_new_line(prices, record, before.billed, before.cap_quantity))
-
-
 def _old_line(prices: Prices, record: UsageRecord) -> _Line:
+    """`price_old`'s figures, as a `_Line`."""
     plan = prices.plan(record.product, record.period_start)
     billed = record.accepted if record.limit is None else min(record.accepted, record.limit)
     if plan is None:
@@ -107,9 +98,20 @@ def _old_line(prices: Prices, record: UsageRecord) -> _Line:
     return billed, total, bought, subtotal
 
 
+def price_new(catalog: Catalog | Prices, record: UsageRecord, before: Priced) -> Priced:
+    """The record priced under `catalog` (a proposed change), `before` being its old side
+    (`price_old`). Units billed start from what the close billed: min(accepted, limit).
+    When the cap bound at close (it bought no more than was billed), the units it turned
+    away (`over_limit`) are demand too, and the cap buys what it buys at the new price; a
+    cap that did not bind (raised later in the period) turned nothing away at close."""
+    prices = catalog if isinstance(catalog, Prices) else Prices(catalog)
+    return Priced(*_new_line(prices, record, before.billed, before.cap_quantity))
+
+
 def _new_line(
     prices: Prices, record: UsageRecord, billed_old: Decimal, bought_old: Decimal | None
 ) -> _Line:
+    """`price_new`'s figures, as a `_Line`, from the old side's billed units and cap quantity."""
     plan = prices.plan(record.product, record.period_start)
     demand = record.accepted if record.limit is None else min(record.accepted, record.limit)
     binding = bought_old is not None and billed_old >= bought_old
@@ -252,16 +254,16 @@ def backtest(old: Catalog, new: Catalog, records: Iterable[UsageRecord]) -> Back
     count = pending = 0
     for record in records:
         count += 1
-        billed, old_line, old_bought, old_subtotal = _old_line(old_prices, record)
+        billed, old_total, old_bought, old_subtotal = _old_line(old_prices, record)
         period = (record.product, record.period_start)
         same = unchanged.get(period)
         if same is None:
             same = unchanged[period] = _same_plan(old_prices, new_prices, record)
         # NOTE: an unchanged plan bills the same (most products of a diff): priced once
         if same:
-            new_line, new_bought, new_subtotal = old_line, old_bought, old_subtotal
+            new_total, new_bought, new_subtotal = old_total, old_bought, old_subtotal
         else:
-            _, new_line, new_bought, new_subtotal = _new_line(
+            _, new_total, new_bought, new_subtotal = _new_line(
                 new_prices, record, billed, old_bought
             )
         found = sums_of.get(period)
@@ -269,14 +271,14 @@ def backtest(old: Catalog, new: Catalog, records: Iterable[UsageRecord]) -> Back
             label = record.month
             found = sums_of[period] = (label, months[label], products[(record.product, label)])
         month, month_sums, product_sums = found
-        old_total = old_line if old_line is not None else ZERO
-        new_total = new_line if new_line is not None else ZERO
+        old_amount = old_total if old_total is not None else ZERO
+        new_amount = new_total if new_total is not None else ZERO
         if record.pending:
             pending += 1
-        elif old_total != (record.invoiced if record.invoiced is not None else ZERO):
+        elif old_amount != (record.invoiced if record.invoiced is not None else ZERO):
             # NOTE: a row billed nothing (no usage, only rejected events) has no line: 0.00
             report.mismatches.append(
-                Mismatch(record.customer, month, record.product, record.invoiced, old_line)
+                Mismatch(record.customer, month, record.product, record.invoiced, old_total)
             )
         sums = customers.get(record.customer)
         if sums is None:
@@ -284,12 +286,12 @@ def backtest(old: Catalog, new: Catalog, records: Iterable[UsageRecord]) -> Back
         sums.list_old += old_subtotal or ZERO
         sums.list_new += new_subtotal or ZERO
         sums.months.add(month)
-        month_sums[0] += old_total
-        month_sums[1] += new_total
-        product_sums[0] += old_total
-        product_sums[1] += new_total
-        sums.old += old_total
-        sums.new += new_total
+        month_sums[0] += old_amount
+        month_sums[1] += new_amount
+        product_sums[0] += old_amount
+        product_sums[1] += new_amount
+        sums.old += old_amount
+        sums.new += new_amount
         if record.cap is not None and old_bought != new_bought:
             key = (record.customer, record.product)
             if key not in caps or caps[key].month <= month:
