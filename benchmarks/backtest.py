@@ -30,7 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from billing.backtest.records import UsageRecord
-from billing.backtest.reprice import backtest, price_old
+from billing.backtest.reprice import Prices, backtest, price_old
 from billing.catalog import load_catalog
 from billing.pricing.charge import charge
 
@@ -57,6 +57,8 @@ def main() -> None:
     )[:6]
     rng = random.Random(7)
     records = []
+    # NOTE: one Prices for the setup's own pricing of `invoiced` (not timed): same figures
+    old_prices = Prices(old)
     for number in range(CUSTOMERS):
         for month in MONTHS:
             start = dt.datetime.strptime(month, "%Y-%m").replace(tzinfo=dt.UTC)
@@ -77,9 +79,8 @@ def main() -> None:
                     discount_percent=discount,
                     invoiced=None,
                 )
-                records.append(
-                    UsageRecord(**{**_fields(draft), "invoiced": price_old(old, draft).total})
-                )
+                invoiced = price_old(old_prices, draft).total
+                records.append(UsageRecord(**{**_fields(draft), "invoiced": invoiced}))
     periods = CUSTOMERS * len(MONTHS)
     print(
         f"Backtest benchmark: {CUSTOMERS:,} customers x {len(products)} products "

@@ -23,9 +23,10 @@ from billing.catalog import Catalog
 from billing.money import round_to_billing_unit
 from billing.pricing.caps import max_quantity_within_cap
 from billing.pricing.charge import charge_amount
-from billing.pricing.commitments import Bracket, CommitmentSchedule, recommended_bracket
-from billing.pricing.discounts import line_figures
+from billing.pricing.commitments import Bracket
+from billing.pricing.discounts import line_amounts
 from billing.pricing.plan import PricePlan
+from billing.pricing.recommend import Recommender
 
 ZERO = Decimal(0)
 HUNDRED = Decimal(100)
@@ -69,19 +70,32 @@ class Prices:
         return self._bought[key]
 
 
+# A record's figures on one side: billed units, line total, what the cap buys, subtotal
+# (the fields of Priced, in its order); a plain tuple, so the backtest's loop builds no
+# object per record.
+_Line = tuple[Decimal, Decimal | None, Decimal | None, Decimal | None]
+
+
 def price_old(catalog: Catalog | Prices, record: UsageRecord) -> Priced:
     """The record as the close priced it under `catalog` (the one its invoices used)."""
     prices = catalog if isinstance(catalog, Prices) else Prices(catalog)
+    return Priced(*_old_line(prices, record))
+
+
+def _old_line(prices: Prices, record: UsageRecord) -> _Line:
+    """`price_old`'s figures, as a `_Line`."""
     plan = prices.plan(record.product, record.period_start)
     billed = record.accepted if record.limit is None else min(record.accepted, record.limit)
     if plan is None:
-        return Priced(billed, None, None)
+        return billed, None, None, None
     bought = None
     if record.cap is not None:
         bought = prices.bought(plan, record.cap, record.discount_percent)
         if bought is not None:
             billed = min(billed, bought)
-    return _priced(plan, billed, record.discount_percent, bought)
+    discount = record.discount_percent
+    subtotal, total = line_amounts(charge_amount(plan, billed), discount, plan.currency)
+    return billed, total, bought, subtotal
 
 
 def price_new(catalog: Catalog | Prices, record: UsageRecord, before: Priced) -> Priced:
@@ -91,25 +105,29 @@ def price_new(catalog: Catalog | Prices, record: UsageRecord, before: Priced) ->
     away (`over_limit`) are demand too, and the cap buys what it buys at the new price; a
     cap that did not bind (raised later in the period) turned nothing away at close."""
     prices = catalog if isinstance(catalog, Prices) else Prices(catalog)
+    return Priced(*_new_line(prices, record, before.billed, before.cap_quantity))
+
+
+def _new_line(
+    prices: Prices, record: UsageRecord, billed_old: Decimal, bought_old: Decimal | None
+) -> _Line:
+    """`price_new`'s figures, as a `_Line`, from the old side's billed units and cap quantity."""
     plan = prices.plan(record.product, record.period_start)
     demand = record.accepted if record.limit is None else min(record.accepted, record.limit)
-    binding = before.cap_quantity is not None and before.billed >= before.cap_quantity
+    binding = bought_old is not None and billed_old >= bought_old
     if binding:
         demand = record.accepted + record.over_limit
     if plan is None:
-        return Priced(demand, None, None)
+        return demand, None, None, None
     bought = None
     billed = demand
     if record.cap is not None:
         bought = prices.bought(plan, record.cap, record.discount_percent)
         if bought is not None:
             billed = min(demand, bought)
-    return _priced(plan, billed, record.discount_percent, bought)
-
-
-def _priced(plan: PricePlan, billed: Decimal, discount: Decimal, bought: Decimal | None) -> Priced:
-    figures = line_figures(charge_amount(plan, billed), discount, plan.currency)
-    return Priced(billed, figures.total, bought, figures.subtotal)
+    discount = record.discount_percent
+    subtotal, total = line_amounts(charge_amount(plan, billed), discount, plan.currency)
+    return billed, total, bought, subtotal
 
 
 def _same_plan(old: Prices, new: Prices, record: UsageRecord) -> bool:
@@ -206,6 +224,17 @@ class Backtest:
     pending: int = 0
 
 
+class _CustomerSums:
+    """One customer's running sums: line totals old and new, the lines at list price old and
+    new (for the commitment check), and the months it has records in."""
+
+    __slots__ = ("list_new", "list_old", "months", "new", "old")
+
+    def __init__(self) -> None:
+        self.old = self.new = self.list_old = self.list_new = ZERO
+        self.months: set[str] = set()
+
+
 def backtest(old: Catalog, new: Catalog, records: Iterable[UsageRecord]) -> Backtest:
     """Re-price every record under `old` and `new` and sum the moves.
 
@@ -216,89 +245,94 @@ def backtest(old: Catalog, new: Catalog, records: Iterable[UsageRecord]) -> Back
     report = Backtest()
     months: dict[str, list[Decimal]] = defaultdict(lambda: [ZERO, ZERO])
     products: dict[tuple[str, str], list[Decimal]] = defaultdict(lambda: [ZERO, ZERO])
-    customers: dict[str, list[Decimal]] = defaultdict(lambda: [ZERO, ZERO])
+    customers: dict[str, _CustomerSums] = {}
     caps: dict[tuple[str, str], CapMove] = {}
     old_prices, new_prices = Prices(old), Prices(new)
-    labels: dict[dt.datetime, str] = {}
     unchanged: dict[tuple[str, dt.datetime], bool] = {}
-    at_list: dict[str, list[Decimal]] = defaultdict(lambda: [ZERO, ZERO])
-    seen_months: dict[str, set[str]] = defaultdict(set)
+    # NOTE: per (product, period start): its month and the sums of that month and product
+    sums_of: dict[tuple[str, dt.datetime], tuple[str, list[Decimal], list[Decimal]]] = {}
+    count = pending = 0
     for record in records:
-        report.records += 1
-        before = price_old(old_prices, record)
+        count += 1
+        billed, old_total, old_bought, old_subtotal = _old_line(old_prices, record)
         period = (record.product, record.period_start)
         same = unchanged.get(period)
         if same is None:
             same = unchanged[period] = _same_plan(old_prices, new_prices, record)
         # NOTE: an unchanged plan bills the same (most products of a diff): priced once
-        after = before if same else price_new(new_prices, record, before)
-        month = labels.get(record.period_start) or labels.setdefault(
-            record.period_start, record.month
-        )
-        old_total = before.total if before.total is not None else ZERO
-        new_total = after.total if after.total is not None else ZERO
+        if same:
+            new_total, new_bought, new_subtotal = old_total, old_bought, old_subtotal
+        else:
+            _, new_total, new_bought, new_subtotal = _new_line(
+                new_prices, record, billed, old_bought
+            )
+        found = sums_of.get(period)
+        if found is None:
+            label = record.month
+            found = sums_of[period] = (label, months[label], products[(record.product, label)])
+        month, month_sums, product_sums = found
+        old_amount = old_total if old_total is not None else ZERO
+        new_amount = new_total if new_total is not None else ZERO
         if record.pending:
-            report.pending += 1
-        elif old_total != (record.invoiced if record.invoiced is not None else ZERO):
+            pending += 1
+        elif old_amount != (record.invoiced if record.invoiced is not None else ZERO):
             # NOTE: a row billed nothing (no usage, only rejected events) has no line: 0.00
             report.mismatches.append(
-                Mismatch(record.customer, month, record.product, record.invoiced, before.total)
+                Mismatch(record.customer, month, record.product, record.invoiced, old_total)
             )
-        at_list[record.customer][0] += before.subtotal or ZERO
-        at_list[record.customer][1] += after.subtotal or ZERO
-        seen_months[record.customer].add(month)
-        for sums in (
-            months[month],
-            products[(record.product, month)],
-            customers[record.customer],
-        ):
-            sums[0] += old_total
-            sums[1] += new_total
-        if record.cap is not None and before.cap_quantity != after.cap_quantity:
+        sums = customers.get(record.customer)
+        if sums is None:
+            sums = customers[record.customer] = _CustomerSums()
+        sums.list_old += old_subtotal or ZERO
+        sums.list_new += new_subtotal or ZERO
+        sums.months.add(month)
+        month_sums[0] += old_amount
+        month_sums[1] += new_amount
+        product_sums[0] += old_amount
+        product_sums[1] += new_amount
+        sums.old += old_amount
+        sums.new += new_amount
+        if record.cap is not None and old_bought != new_bought:
             key = (record.customer, record.product)
             if key not in caps or caps[key].month <= month:
                 caps[key] = CapMove(
-                    record.customer,
-                    record.product,
-                    month,
-                    record.cap,
-                    before.cap_quantity,
-                    after.cap_quantity,
+                    record.customer, record.product, month, record.cap, old_bought, new_bought
                 )
+    report.records, report.pending = count, pending
     report.months = {m: Move(*sums) for m, sums in sorted(months.items())}
     report.by_product = {k: Move(*sums) for k, sums in sorted(products.items())}
-    report.customers = {c: Move(*sums) for c, sums in sorted(customers.items())}
+    ordered = sorted(customers.items())
+    report.customers = {c: Move(sums.old, sums.new) for c, sums in ordered}
     report.total = Move(
         sum((m.old for m in report.months.values()), ZERO),
         sum((m.new for m in report.months.values()), ZERO),
     )
     report.caps = sorted(caps.values(), key=lambda c: (c.customer, c.product))
-    report.commitments = _commitment_moves(old, new, at_list, seen_months)
+    report.commitments = _commitment_moves(old, new, ordered)
     return report
 
 
 def _commitment_moves(
-    old: Catalog,
-    new: Catalog,
-    at_list: dict[str, list[Decimal]],
-    seen_months: dict[str, set[str]],
+    old: Catalog, new: Catalog, customers: list[tuple[str, _CustomerSums]]
 ) -> list[CommitmentMove]:
     """Customers whose recommended bracket differs between the catalogues' schedules, for
-    their average monthly usage at list price over the months they have records in."""
+    their average monthly usage at list price over the months they have records in
+    (`customers` in order of their ids)."""
     moves = []
-    for customer in sorted(at_list):
-        count = Decimal(len(seen_months[customer]))
+    # NOTE: one Recommender per schedule: its per-bracket constants are worked out once
+    recommend_old = Recommender(old.schedule) if old.schedule is not None else None
+    recommend_new = Recommender(new.schedule) if new.schedule is not None else None
+    same_schedule = old.schedule == new.schedule
+    for customer, sums in customers:
+        count = Decimal(len(sums.months))
         monthly_old, monthly_new = (
-            round_to_billing_unit(amount / count, old.currency) for amount in at_list[customer]
+            round_to_billing_unit(amount / count, old.currency)
+            for amount in (sums.list_old, sums.list_new)
         )
-        if monthly_old == monthly_new and old.schedule == new.schedule:
+        if monthly_old == monthly_new and same_schedule:
             continue  # the same usage under the same schedule: the same recommendation
-        before = _recommended(old.schedule, monthly_old)
-        after = _recommended(new.schedule, monthly_new)
+        before = recommend_old(monthly_old) if recommend_old is not None else None
+        after = recommend_new(monthly_new) if recommend_new is not None else None
         if before != after:
             moves.append(CommitmentMove(customer, monthly_old, monthly_new, before, after))
     return moves
-
-
-def _recommended(schedule: CommitmentSchedule | None, monthly: Decimal) -> Bracket | None:
-    return None if schedule is None else recommended_bracket(schedule, monthly)

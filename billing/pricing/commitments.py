@@ -205,19 +205,10 @@ class CommitmentOption:
 def commitment_options(
     schedule: CommitmentSchedule, monthly_usage: Decimal
 ) -> tuple[CommitmentOption, ...]:
-    """Every bracket priced at its best credit for this usage; the largest saver recommended."""
+    """Every bracket priced at its best credit for this usage; the largest saver recommended
+    (billing/pricing/recommend.py makes the same choice without quoting every bracket)."""
     with localcontext(EXACT):
         return _commitment_options(schedule, monthly_usage)
-
-
-def recommended_bracket(schedule: CommitmentSchedule, monthly_usage: Decimal) -> Bracket | None:
-    """The bracket `commitment_options` recommends for this monthly usage (major units at
-    list price), or None when no commitment saves anything; the same choice, without
-    pricing every option's break-even (for callers that ask it for thousands of customers)."""
-    with localcontext(EXACT):
-        quotes, _ = _best_credits(schedule, monthly_usage)
-    best = _best(quotes)
-    return None if best is None else best.bracket
 
 
 def _best(quotes: list[CommitmentQuote]) -> CommitmentQuote | None:
