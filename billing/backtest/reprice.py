@@ -51,15 +51,19 @@ class Prices:
 
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
-        self._plans: dict[tuple[str, dt.datetime], PricePlan | None] = {}
+        self._plans: dict[tuple[str, dt.datetime, str | None], PricePlan | None] = {}
         self._bought: dict[tuple[int, Decimal, Decimal], Decimal | None] = {}
 
-    def plan(self, product: str, start: dt.datetime) -> PricePlan | None:
-        """The plan of the period starting at `start`; None when the product is absent."""
-        key = (product, start)
+    def plan(
+        self, product: str, start: dt.datetime, customer: str | None = None
+    ) -> PricePlan | None:
+        """The plan of the period starting at `start`, for `customer` (their override wins:
+        docs/pricing-changes.md, "Customer overrides"); None when the product is absent."""
+        who = customer if customer is not None and customer in self.catalog.overrides else None
+        key = (product, start, who)
         if key not in self._plans:
             found = product in self.catalog.products
-            self._plans[key] = self.catalog.plan_for_period(product, start) if found else None
+            self._plans[key] = self.catalog.plan_for_period(product, start, who) if found else None
         return self._plans[key]
 
     def bought(self, plan: PricePlan, cap: Decimal, discount: Decimal) -> Decimal | None:
@@ -84,7 +88,7 @@ def price_old(catalog: Catalog | Prices, record: UsageRecord) -> Priced:
 
 def _old_line(prices: Prices, record: UsageRecord) -> _Line:
     """`price_old`'s figures, as a `_Line`."""
-    plan = prices.plan(record.product, record.period_start)
+    plan = prices.plan(record.product, record.period_start, record.customer)
     billed = record.accepted if record.limit is None else min(record.accepted, record.limit)
     if plan is None:
         return billed, None, None, None
@@ -112,7 +116,7 @@ def _new_line(
     prices: Prices, record: UsageRecord, billed_old: Decimal, bought_old: Decimal | None
 ) -> _Line:
     """`price_new`'s figures, as a `_Line`, from the old side's billed units and cap quantity."""
-    plan = prices.plan(record.product, record.period_start)
+    plan = prices.plan(record.product, record.period_start, record.customer)
     demand = record.accepted if record.limit is None else min(record.accepted, record.limit)
     binding = bought_old is not None and billed_old >= bought_old
     if binding:
@@ -134,8 +138,10 @@ def _same_plan(old: Prices, new: Prices, record: UsageRecord) -> bool:
     """Whether the record's period has the same tier table on both sides (the plan's
     equality is its model, tiers, currency and package size). The record then prices the
     same: same billed units, same cap inversion, same line (`price_new`)."""
-    plan = old.plan(record.product, record.period_start)
-    return plan is not None and plan == new.plan(record.product, record.period_start)
+    plan = old.plan(record.product, record.period_start, record.customer)
+    return plan is not None and plan == new.plan(
+        record.product, record.period_start, record.customer
+    )
 
 
 def percent(delta: Decimal, old: Decimal) -> Decimal | None:
@@ -248,7 +254,10 @@ def backtest(old: Catalog, new: Catalog, records: Iterable[UsageRecord]) -> Back
     customers: dict[str, _CustomerSums] = {}
     caps: dict[tuple[str, str], CapMove] = {}
     old_prices, new_prices = Prices(old), Prices(new)
-    unchanged: dict[tuple[str, dt.datetime], bool] = {}
+    # NOTE: by product and period, and by customer only for customers with an override
+    # on either side (the others share the list plans)
+    unchanged: dict[tuple[str, dt.datetime, str | None], bool] = {}
+    overridden = old.overrides.keys() | new.overrides.keys()
     # NOTE: per (product, period start): its month and the sums of that month and product
     sums_of: dict[tuple[str, dt.datetime], tuple[str, list[Decimal], list[Decimal]]] = {}
     count = pending = 0
@@ -256,9 +265,10 @@ def backtest(old: Catalog, new: Catalog, records: Iterable[UsageRecord]) -> Back
         count += 1
         billed, old_total, old_bought, old_subtotal = _old_line(old_prices, record)
         period = (record.product, record.period_start)
-        same = unchanged.get(period)
+        plans = (*period, record.customer if record.customer in overridden else None)
+        same = unchanged.get(plans)
         if same is None:
-            same = unchanged[period] = _same_plan(old_prices, new_prices, record)
+            same = unchanged[plans] = _same_plan(old_prices, new_prices, record)
         # NOTE: an unchanged plan bills the same (most products of a diff): priced once
         if same:
             new_total, new_bought, new_subtotal = old_total, old_bought, old_subtotal

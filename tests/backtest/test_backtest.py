@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from billing.backtest.read import closed_records
-from billing.backtest.records import dumps_snapshot, loads_snapshot, pseudonym
+from billing.backtest.records import UsageRecord, dumps_snapshot, loads_snapshot, pseudonym
 from billing.backtest.reprice import backtest
 from billing.backtest.rules import RuleError, parse_rule, violations
 from billing.catalog import load_catalog
@@ -368,3 +368,37 @@ def test_the_digest_covers_the_tier_files_the_loader_reads(tmp_path):
     path = directory / "session_replay.toml"
     path.write_text(path.read_text().replace("\n", "\r\n"))  # a Windows checkout
     assert load_catalog(directory).digest == before
+
+
+def test_an_override_is_backtested_for_its_customer_only(catalog, tmp_path):
+    """Adding acme's negotiated price (0.003 beyond 5,000 recordings from October 2026)
+    moves acme's October from 70.00 to 45.00 and nobody else's; the side with the
+    override proves against invoices it billed (45.00)."""
+    from tests.catalog.test_overrides import ACME, with_overrides
+
+    negotiated = load_catalog(with_overrides(tmp_path, acme=ACME))
+    october = dt.datetime(2026, 10, 1, tzinfo=dt.UTC)
+
+    def record(customer, invoiced):
+        return UsageRecord(
+            customer=customer,
+            period_start=october,
+            product="session_replay",
+            accepted=D(20_000),
+            limit=None,
+            over_limit=D(0),
+            cap=None,
+            discount_percent=D(0),
+            invoiced=D(invoiced),
+        )
+
+    added = backtest(catalog, negotiated, [record("acme", "70.00"), record("other", "70.00")])
+    assert added.mismatches == []
+    assert (added.customers["acme"].old, added.customers["acme"].new) == (D("70.00"), D("45.00"))
+    assert (added.customers["other"].old, added.customers["other"].new) == (
+        D("70.00"),
+        D("70.00"),
+    )
+    removed = backtest(negotiated, catalog, [record("acme", "45.00"), record("other", "70.00")])
+    assert removed.mismatches == []
+    assert removed.customers["acme"].new == D("70.00")
