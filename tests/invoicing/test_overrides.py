@@ -134,3 +134,26 @@ def test_a_customer_quote_route_prices_at_the_customers_prices(engine, database_
         assert refused.status_code == 403
         anonymous = api.post("/v1/customers/acme/quote", json=body)
         assert anonymous.status_code == 401
+
+
+def test_the_portal_projection_prices_at_the_customers_prices(engine, session, negotiated):
+    """The month-end projection the portal shows (invoicing/projection.py): 20,000
+    recordings by the end of October cost acme 45.00 and other 70.00."""
+    from billing.invoicing.projection import month_end
+
+    _, catalog = negotiated
+    _customers(session)
+    events = [
+        {"id": c, "customer": c, "product": "session_replay", "quantity": 20_000}
+        for c in ("acme", "other")
+    ]
+    for event in events:
+        event["timestamp"] = "2026-10-30T23:00:00Z"
+    end = dt.datetime(2026, 10, 31, 23, 59, 59, tzinfo=dt.UTC)
+    ingest(session, catalog, events, now=end)
+    amounts = {}
+    for customer in ("acme", "other"):
+        projection = month_end(session.connection(), catalog, customer, end)
+        [line] = [line for line in projection.lines if line.product == "session_replay"]
+        amounts[customer] = line.amount
+    assert amounts == {"acme": D("45.00"), "other": D("70.00")}
