@@ -23,6 +23,7 @@ from billing.customers.service import lock_customer
 from billing.invoicing.close import close_next, due_customers, move_closed
 from billing.invoicing.issue import Issued
 from billing.money import ZERO
+from billing.notifications.events import cache_subscribers
 
 CUSTOMERS_PER_TRANSACTION = 200
 
@@ -90,6 +91,7 @@ def _run(
     for start in range(0, len(candidates), CUSTOMERS_PER_TRANSACTION):
         chunk = candidates[start : start + CUSTOMERS_PER_TRANSACTION]
         with engine.begin() as connection:
+            cache_subscribers(connection)  # one read of the webhook endpoints per chunk
             committed = commitments.customers_with_commitments(connection, chunk)
             for customer_id in chunk:
                 done = advance(

@@ -41,7 +41,7 @@ from billing.invoicing.carried import NOTHING, Carried, adjusted_by, carried
 from billing.invoicing.issue import Issued, issue_invoice
 from billing.invoicing.models import Invoice, InvoiceKind, InvoiceStatus, LineKind
 from billing.metering.store import read_breakdowns
-from billing.metering.usage import PeriodUsage, amended_usage, mark_invoiced, period_usage
+from billing.metering.usage import PeriodUsage, mark_invoiced, period_usage, usage_for_close
 from billing.money import EXACT, ZERO, format_amount, format_quantity, group_quantity
 from billing.pricing.caps import max_quantity_within_cap
 from billing.pricing.charge import charge
@@ -172,7 +172,8 @@ def draft(
         if replacing is not None
         else {}
     )
-    for row in period_usage(connection, customer.id, period.start, lock=record):
+    own, late = _usage_rows(connection, customer.id, period.start, replacing, lock=record)
+    for row in own:
         product = catalog.products.get(row.product)
         if product is None:
             continue
@@ -180,7 +181,12 @@ def draft(
         others = held.get(row.product, NOTHING)
         priced = _within_cap(connection, catalog, customer.id, row, period, discount)
         priced = _keeping_capped(priced, others)
-        marks.append((row.product, period.start, priced.billed, priced.cut))
+        if replacing is not None:
+            # NOTE: a re-issue may bill late usage still waiting (the row is amended): the
+            # row is marked so the next close does not adjust it. A first close needs no
+            # mark (its rows are not amended; adjustments sum the standing lines), and
+            # skipping it spares a statement per invoice.
+            marks.append((row.product, period.start, priced.billed, priced.cut))
         if priced.cut > others.capped:
             cut = priced.cut - others.capped
             capped.append(_capped_line(product.name, product.unit, row.product, cut, period))
@@ -217,7 +223,7 @@ def draft(
             if catalog.products[key].dimensions
         }
         lines = list(with_breakdowns(lines, parts, currency))
-    for row in _late_rows(connection, customer.id, period.start, replacing, lock=record):
+    for row in late:
         made, mark = _adjustment(connection, catalog, customer, row, excluding=replacing)
         lines.extend(made)
         marks.append(mark)
@@ -254,25 +260,26 @@ def _billed_elsewhere(
     )
 
 
-def _late_rows(
+def _usage_rows(
     connection: Connection,
     customer_id: str,
-    before: dt.datetime,
+    start: dt.datetime,
     replacing: str | None,
     *,
     lock: bool,
-) -> list[PeriodUsage]:
-    """The rows of earlier periods an invoice adjusts: every row with late usage at a
-    close; at a re-issue, the rows the voided invoice adjusted (whether or not they moved
-    since)."""
+) -> tuple[list[PeriodUsage], list[PeriodUsage]]:
+    """The period's own rows, and the rows of earlier periods its invoice adjusts: at a
+    close, every row with late usage (both read in one statement); at a re-issue, the rows
+    the voided invoice adjusted (whether or not they moved since)."""
     if replacing is None:
-        return amended_usage(connection, customer_id, before, lock=lock)
+        return usage_for_close(connection, customer_id, start, lock=lock)
+    own = period_usage(connection, customer_id, start, lock=lock)
     rows: list[PeriodUsage] = []
-    for product, start in adjusted_by(connection, replacing):
-        for row in period_usage(connection, customer_id, start, lock=lock):
+    for product, earlier in adjusted_by(connection, replacing):
+        for row in period_usage(connection, customer_id, earlier, lock=lock):
             if row.product == product:
                 rows.append(row)
-    return rows
+    return own, rows
 
 
 def _adjustment(

@@ -64,6 +64,10 @@ class Usage(SQLModel, table=True):
     alerts_fired: str = Field(default="", max_length=200)  # kinds, comma-separated
     # what invoices (usage lines and adjustments) have billed of this period so far: the next
     # close bills the difference when late usage moved the billed quantity (docs/invoicing.md)
+    # what invoices had billed and shown capped of the row when late usage of it was last
+    # adjusted or its period re-issued (0 until then): a record, never an input; what a
+    # period has been billed is summed from the standing invoices' lines
+    # (invoicing/carried.py)
     invoiced_quantity: Decimal = Field(default=Decimal(0), sa_type=ExactDecimal)
     capped_quantity: Decimal = Field(default=Decimal(0), sa_type=ExactDecimal)  # shown, not billed
     amended: bool = False  # moved since an invoice billed it (late usage): the next adjusts

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection, and_, bindparam, or_, select, update
 
 from billing.metering.store import usage_table
 
@@ -30,12 +30,16 @@ _READ = (
     .order_by(_USAGE.c.product)
 )
 _LOCK = _READ.with_for_update()
-# Rows of closed periods that moved since an invoice last billed them (late usage).
-_AMENDED = (
+# A period's own rows and the late rows of earlier ones, in one statement (the close).
+_FOR_CLOSE = (
     select(*_COLUMNS)
     .where(_USAGE.c.customer_id == bindparam("customer"))
-    .where(_USAGE.c.period_start < bindparam("before"))
-    .where(_USAGE.c.amended)
+    .where(
+        or_(
+            _USAGE.c.period_start == bindparam("start"),
+            and_(_USAGE.c.period_start < bindparam("start"), _USAGE.c.amended),
+        )
+    )
     .order_by(_USAGE.c.period_start, _USAGE.c.product)
 )
 _MARK = (
@@ -95,17 +99,21 @@ def period_usage(
     return [_record(row) for row in rows]
 
 
-def amended_usage(
-    connection: Connection, customer_id: str, before: dt.datetime, *, lock: bool
-) -> list[PeriodUsage]:
-    """Rows of periods starting before `before` (closed ones) moved since an invoice last
-    billed them, or never billed: late usage the next invoice must adjust for (locked with
-    `lock`, as `period_usage`)."""
-    query = _AMENDED
+def usage_for_close(
+    connection: Connection, customer_id: str, period_start: dt.datetime, *, lock: bool
+) -> tuple[list[PeriodUsage], list[PeriodUsage]]:
+    """The rows of the period starting at `period_start` (as `period_usage`), and the rows
+    of earlier (closed) periods moved since an invoice last billed them, or never billed:
+    late usage the period's invoice must adjust for; read (and with `lock`, locked) in one
+    statement, its own rows by product, then the late rows by period and product."""
+    query = _FOR_CLOSE
     if lock and connection.dialect.name == "postgresql":
         query = query.with_for_update()
-    rows = connection.execute(query, {"customer": customer_id, "before": before})
-    return [_record(row) for row in rows]
+    own: list[PeriodUsage] = []
+    late: list[PeriodUsage] = []
+    for row in connection.execute(query, {"customer": customer_id, "start": period_start}):
+        (own if row.period_start == period_start else late).append(_record(row))
+    return own, late
 
 
 def mark_invoiced(

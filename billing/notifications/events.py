@@ -56,22 +56,46 @@ def utc_text(at: dt.datetime) -> str:
     return at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+_CACHED = "billing.enabled_endpoints"
+_ENABLED = (
+    select(_ENDPOINTS.c.id, _ENDPOINTS.c.customer_id, _ENDPOINTS.c.events)
+    .where(_ENDPOINTS.c.status == "enabled")
+    .order_by(_ENDPOINTS.c.id)
+)
+
+
+def cache_subscribers(connection: Connection) -> None:
+    """Read the enabled endpoints once for the rest of the caller's transaction: the
+    events it emits then find their subscribers without a statement each (the close
+    emits one per invoice, and most deployments have a handful of endpoints or none). An
+    endpoint enabled by another transaction meanwhile is seen by the next one."""
+    rows = [(str(r.id), r.customer_id, r.events) for r in connection.execute(_ENABLED)]
+    connection.info[_CACHED] = (connection.get_transaction(), rows)
+
+
 def subscribed(connection: Connection, event_type: str, customer: str | None) -> list[str]:
     """The ids of the enabled endpoints that receive `event_type` for `customer`: the
     customer's own and every admin endpoint (customer None); an event of no customer goes
-    to admin endpoints only."""
-    query = select(_ENDPOINTS.c.id, _ENDPOINTS.c.events).where(_ENDPOINTS.c.status == "enabled")
-    if customer is None:
-        query = query.where(_ENDPOINTS.c.customer_id.is_(None))
+    to admin endpoints only. Read once per transaction after `cache_subscribers`."""
+    cached = connection.info.get(_CACHED)
+    if cached is not None and cached[0] is connection.get_transaction():
+        rows = cached[1]
     else:
-        query = query.where(
-            or_(_ENDPOINTS.c.customer_id.is_(None), _ENDPOINTS.c.customer_id == customer)
-        )
+        query = _ENABLED
+        if customer is None:
+            query = query.where(_ENDPOINTS.c.customer_id.is_(None))
+        else:
+            query = query.where(
+                or_(_ENDPOINTS.c.customer_id.is_(None), _ENDPOINTS.c.customer_id == customer)
+            )
+        rows = [(str(r.id), r.customer_id, r.events) for r in connection.execute(query)]
     wanted = []
-    for row in connection.execute(query.order_by(_ENDPOINTS.c.id)):
-        types = row.events.split(",")
+    for endpoint, owner, events in rows:
+        if owner is not None and owner != customer:
+            continue
+        types = events.split(",")
         if ALL in types or event_type in types:
-            wanted.append(str(row.id))
+            wanted.append(endpoint)
     return wanted
 
 
