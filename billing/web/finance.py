@@ -92,7 +92,7 @@ def _filters(form: dict[str, str]) -> reports.InvoiceFilter:
 
 @router.get("/finance/invoices", response_class=HTMLResponse)
 def invoices_page(
-    request: Request, reads: ReadEngineDep, user: FinanceUser, form: FilterForm
+    request: Request, user: FinanceUser, reads: ReadEngineDep, form: FilterForm
 ) -> HTMLResponse:
     """Invoices matching the filters (the first 500 shown; the CSV has them all)."""
     query = urlencode({k: v for k, v in form.items() if v})
@@ -129,7 +129,7 @@ def invoices_page(
 
 
 @router.get("/finance/invoices.csv")
-def invoices_csv(reads: ReadEngineDep, user: FinanceUser, form: FilterForm) -> Response:
+def invoices_csv(user: FinanceUser, reads: ReadEngineDep, form: FilterForm) -> Response:
     """Every invoice matching the filters, as CSV, streamed."""
     rows = reports.stream_invoices(reads, _filters(form))
     name = f"invoices-{form['from'] or 'all'}-{form['to'] or 'all'}.csv"
@@ -304,9 +304,9 @@ def _money(value: Decimal, catalog: Catalog) -> str:
 @router.get("/finance/revenue", response_class=HTMLResponse)
 def revenue_page(
     request: Request,
+    user: FinanceUser,
     session: ReadSessionDep,
     catalog: CatalogDep,
-    user: FinanceUser,
     from_: Annotated[str, Query(alias="from", max_length=7)] = "",
     to: Month = "",
     basis: Annotated[str, Query(max_length=10)] = "service",
@@ -388,7 +388,7 @@ def _figures(item: reports.Revenue, catalog: Catalog) -> dict[str, Any]:
 
 
 @router.get("/finance/caps", response_class=HTMLResponse)
-def caps_page(request: Request, session: ReadSessionDep, user: FinanceUser) -> HTMLResponse:
+def caps_page(request: Request, user: FinanceUser, session: ReadSessionDep) -> HTMLResponse:
     """Customer x product pairs limited by their cap in the current period."""
     catalog: Catalog = request.app.state.catalog
     rows = [

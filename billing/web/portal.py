@@ -130,7 +130,7 @@ def _usage_rows(
 
 @router.get("/portal", response_class=HTMLResponse)
 def overview(
-    request: Request, session: ReadSessionDep, catalog: CatalogDep, user: CustomerUser
+    request: Request, user: CustomerUser, session: ReadSessionDep, catalog: CatalogDep
 ) -> HTMLResponse:
     """This period's usage per product against its cap and free allowance, the projected
     month-end cost, alerts fired, the credit balance, and recent invoices."""

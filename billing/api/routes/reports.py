@@ -38,8 +38,8 @@ MonthQuery = Annotated[str | None, Query(pattern=r"^\d{4}-\d{2}$", description="
     },
 )
 def invoices_report(
-    reads: ReadEngineDep,
     _: StaffKey,
+    reads: ReadEngineDep,  # after the key: a refused caller never reaches the replica
     from_: Annotated[str | None, Query(alias="from", pattern=r"^\d{4}-\d{2}$")] = None,
     to: MonthQuery = None,
     status: Annotated[
