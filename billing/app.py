@@ -39,6 +39,7 @@ from billing.auth.cache import KeyCache
 from billing.catalog import Catalog, load_catalog
 from billing.db import make_engine
 from billing.http import errors
+from billing.http.replica import ReadEngines
 from billing.jobs import scheduler
 from billing.metering.limited import LimitedList
 from billing.metering.writer import IngestWriter
@@ -125,6 +126,7 @@ def create_app(
     catalog = catalog or load_catalog(settings.tiers_dir)
     engine = engine or make_engine(settings.database_url)
     writer = IngestWriter(engine, catalog)
+    reads = ReadEngines.from_settings(engine, settings)  # the read replica, when configured
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -134,6 +136,7 @@ def create_app(
         if jobs is not None:
             jobs.shutdown(wait=False)  # a job cut off rolls back; its next run resumes it
         writer.stop()  # answer what is queued before the process exits
+        reads.dispose()
 
     app = FastAPI(
         lifespan=lifespan,
@@ -146,6 +149,7 @@ def create_app(
     app.state.catalog = catalog
     app.state.settings = settings
     app.state.engine = engine
+    app.state.reads = reads
     app.state.ingest_writer = writer
     app.state.key_cache = KeyCache(settings.key_cache_seconds)
     app.state.limited_list = LimitedList(engine, settings.quota_cache_seconds)

@@ -19,6 +19,18 @@ class Settings(BaseSettings):
         "sqlite:///./billing.db", description="SQLAlchemy URL; PostgreSQL via postgresql+psycopg"
     )
     tiers_dir: Path = Field(Path("pricing_tiers"), description="directory of tier files")
+    replica_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL of a read replica of the database: the finance reports, the "
+        "finance invoice list and revenue pages and the portal overview read there (docs/"
+        'operations.md, "Read replica"); writes never do; unset: everything reads the primary',
+    )
+    replica_max_lag_seconds: float = Field(  # float-ok: seconds
+        30.0,
+        gt=0,
+        description="how far behind the primary the read replica may be; further behind (or "
+        "unreachable), its reads go to the primary",
+    )
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "info"

@@ -1,5 +1,6 @@
 """Request dependencies the API and the pages share, as Annotated aliases: the catalogue, the
-engine, and a database session that commits once per request."""
+engine, a database session that commits once per request, and the read replica's session
+for the read-only reports and pages (ReadSessionDep, ReadEngineDep)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from billing.catalog import Catalog
-from billing.db import session_scope
+from billing.db import read_only, session_scope
+from billing.http.replica import ReadEngines
 from billing.metering.limited import LimitedList
 
 
@@ -36,11 +38,38 @@ def get_session(engine: Annotated[Engine, Depends(get_engine)]) -> Iterator[Sess
         hook()
 
 
+def get_read_engine(request: Request) -> Engine:
+    """The engine a read-only report or page reads from: the read replica when it is
+    configured and within BILLING_REPLICA_MAX_LAG_SECONDS, else the primary. GET routes
+    only (tests/api/test_replica_routes.py): nothing is ever written through it."""
+    reads: ReadEngines = request.app.state.reads
+    return reads.for_reads()
+
+
+def get_read_session(
+    request: Request,
+    session: Annotated[Session, Depends(get_session, scope="function")],
+    engine: Annotated[Engine, Depends(get_read_engine)],
+) -> Iterator[Session]:
+    """A session for reads: the request's own session when reads go to the primary (as
+    without a replica), else a read-only transaction on the replica, rolled back at the end."""
+    if engine is request.app.state.engine:
+        yield session
+        return
+    with read_only(engine) as connection:
+        connection = connection.execution_options(postgresql_readonly=True)
+        with Session(bind=connection) as replica:
+            yield replica
+
+
 CatalogDep = Annotated[Catalog, Depends(get_catalog)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
 # NOTE: scope="function" commits when the route returns, before the answer is sent: a
 # client never reads a 2xx for a change that then failed to commit.
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+# The read-only reports and pages: the replica when configured and fresh (GET routes only).
+ReadEngineDep = Annotated[Engine, Depends(get_read_engine)]
+ReadSessionDep = Annotated[Session, Depends(get_read_session, scope="function")]
 AFTER_COMMIT = "after_commit"  # session.info key: what to run once the request committed
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 EVENTS = Counter(
     "billing_events_total",
@@ -28,6 +28,16 @@ HTTP_REQUESTS = Counter(
     "billing_http_requests_total", "HTTP requests by method and status class", ["method", "status"]
 )
 RATE_LIMITED = Counter("billing_rate_limited_total", "Requests refused by a rate limit", ["path"])
+REPLICA_FALLBACKS = Counter(
+    "billing_replica_fallbacks_total",
+    "Reads meant for the read replica sent to the primary, by reason (lagging, unreachable, "
+    "unchecked: the first check still running)",
+    ["reason"],
+)
+REPLICA_LAG = Gauge(
+    "billing_replica_lag_seconds",
+    "How far behind its primary the read replica was when last checked",
+)
 
 
 def record_ingest(answer: dict[str, Any], seconds: float) -> None:  # float-ok: seconds

@@ -25,7 +25,7 @@ from billing.errors import (
     UnknownAction,
     UnknownStatus,
 )
-from billing.http.deps import CatalogDep, SessionDep
+from billing.http.deps import CatalogDep, ReadEngineDep, ReadSessionDep, SessionDep
 from billing.http.downloads import download
 from billing.http.errors import status_of
 from billing.idempotency import service as idempotency
@@ -91,7 +91,9 @@ def _filters(form: dict[str, str]) -> reports.InvoiceFilter:
 
 
 @router.get("/finance/invoices", response_class=HTMLResponse)
-def invoices_page(request: Request, user: FinanceUser, form: FilterForm) -> HTMLResponse:
+def invoices_page(
+    request: Request, user: FinanceUser, reads: ReadEngineDep, form: FilterForm
+) -> HTMLResponse:
     """Invoices matching the filters (the first 500 shown; the CSV has them all)."""
     query = urlencode({k: v for k, v in form.items() if v})
     context: dict[str, Any] = {
@@ -115,7 +117,7 @@ def invoices_page(request: Request, user: FinanceUser, form: FilterForm) -> HTML
             status=status_of(error),
         )
     due: dict[str, Decimal] = {}
-    for row in reports.stream_invoices(request.app.state.engine, filters):
+    for row in reports.stream_invoices(reads, filters):
         if len(context["rows"]) < PAGE_ROWS:
             context["rows"].append(row)
         context["count"] += 1
@@ -127,9 +129,9 @@ def invoices_page(request: Request, user: FinanceUser, form: FilterForm) -> HTML
 
 
 @router.get("/finance/invoices.csv")
-def invoices_csv(request: Request, user: FinanceUser, form: FilterForm) -> Response:
+def invoices_csv(user: FinanceUser, reads: ReadEngineDep, form: FilterForm) -> Response:
     """Every invoice matching the filters, as CSV, streamed."""
-    rows = reports.stream_invoices(request.app.state.engine, _filters(form))
+    rows = reports.stream_invoices(reads, _filters(form))
     name = f"invoices-{form['from'] or 'all'}-{form['to'] or 'all'}.csv"
     return StreamingResponse(
         csv_lines(rows),
@@ -302,9 +304,9 @@ def _money(value: Decimal, catalog: Catalog) -> str:
 @router.get("/finance/revenue", response_class=HTMLResponse)
 def revenue_page(
     request: Request,
-    session: SessionDep,
-    catalog: CatalogDep,
     user: FinanceUser,
+    session: ReadSessionDep,
+    catalog: CatalogDep,
     from_: Annotated[str, Query(alias="from", max_length=7)] = "",
     to: Month = "",
     basis: Annotated[str, Query(max_length=10)] = "service",
@@ -386,7 +388,7 @@ def _figures(item: reports.Revenue, catalog: Catalog) -> dict[str, Any]:
 
 
 @router.get("/finance/caps", response_class=HTMLResponse)
-def caps_page(request: Request, session: SessionDep, user: FinanceUser) -> HTMLResponse:
+def caps_page(request: Request, user: FinanceUser, session: ReadSessionDep) -> HTMLResponse:
     """Customer x product pairs limited by their cap in the current period."""
     catalog: Catalog = request.app.state.catalog
     rows = [

@@ -33,7 +33,7 @@ from billing.errors import (
     NotFound,
     UnknownAction,
 )
-from billing.http.deps import CatalogDep, SessionDep
+from billing.http.deps import CatalogDep, ReadSessionDep, SessionDep
 from billing.http.downloads import download
 from billing.http.errors import status_of
 from billing.idempotency import service as idempotency
@@ -130,7 +130,7 @@ def _usage_rows(
 
 @router.get("/portal", response_class=HTMLResponse)
 def overview(
-    request: Request, session: SessionDep, catalog: CatalogDep, user: CustomerUser
+    request: Request, user: CustomerUser, session: ReadSessionDep, catalog: CatalogDep
 ) -> HTMLResponse:
     """This period's usage per product against its cap and free allowance, the projected
     month-end cost, alerts fired, the credit balance, and recent invoices."""

@@ -1,9 +1,9 @@
 """Liveness (/healthz), readiness (/readyz) and Prometheus metrics (/metrics).
 
 /healthz and /readyz's status answer anyone: load balancers probe them without a key.
-/readyz's details (database, migrations, jobs, scheduler, Stripe sync) and /metrics need an
-admin key or BILLING_METRICS_TOKEN as a bearer (`operator_access`); /metrics without one is
-401, /readyz without one answers its status alone."""
+/readyz's details (database, migrations, jobs, scheduler, Stripe sync, the read replica) and
+/metrics need an admin key or BILLING_METRICS_TOKEN as a bearer (`operator_access`); /metrics
+without one is 401, /readyz without one answers its status alone."""
 
 from __future__ import annotations
 
@@ -74,6 +74,10 @@ class ReadinessPublic(PublicModel):
     jobs: dict[str, Timestamp] = Field(description="the last start of each scheduled job")
     migrations: MigrationsPublic | None = None
     scheduler: str
+    replica: str = Field(
+        description="the read replica: off, ok, lagging or unreachable (then its reads go to "
+        "the primary; not a readiness problem)"
+    )
     status: str = Field(description="ready | not ready")
 
 
@@ -114,6 +118,8 @@ async def readyz(request: Request, details: OperatorAccess) -> JSONResponse:
     settings = state.settings
     answer["scheduler"] = "on" if settings.scheduler else "off (run by `billing worker`)"
     answer["stripe_sync"]["state"] = settings.stripe_sync_state
+    if details:  # a probe without credentials does not check the replica
+        answer["replica"] = await run_in_threadpool(state.reads.state)
     answer["status"] = "ready" if not answer["problems"] else "not ready"
     shown = answer if details else {"status": answer["status"]}
     return JSONResponse(shown, status_code=200 if not answer["problems"] else 503)

@@ -1,16 +1,17 @@
-"""Finance reports (finance or admin keys): invoices (JSON or streamed CSV), revenue, caps hit."""
+"""Finance reports (finance or admin keys): invoices (JSON or streamed CSV), revenue, caps hit.
+They read from the read replica when one is configured and fresh (ReadSessionDep)."""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
 from billing.api.deps import StaffKey
 from billing.api.schemas import ErrorOut
-from billing.http.deps import CatalogDep, SessionDep
+from billing.http.deps import CatalogDep, ReadEngineDep, ReadSessionDep
 from billing.reports import service as reports
 from billing.reports.public import (
     CapsReportPublic,
@@ -37,8 +38,8 @@ MonthQuery = Annotated[str | None, Query(pattern=r"^\d{4}-\d{2}$", description="
     },
 )
 def invoices_report(
-    request: Request,
     _: StaffKey,
+    reads: ReadEngineDep,  # after the key: a refused caller never reaches the replica
     from_: Annotated[str | None, Query(alias="from", pattern=r"^\d{4}-\d{2}$")] = None,
     to: MonthQuery = None,
     status: Annotated[
@@ -55,7 +56,7 @@ def invoices_report(
     """Invoices whose period starts in [from, to], oldest number first. CSV is streamed."""
     start, end = reports.months(from_, to)
     filters = reports.invoice_filter(start, end, status, customer, sync_status)
-    rows = reports.stream_invoices(request.app.state.engine, filters)
+    rows = reports.stream_invoices(reads, filters)
     if format == "csv":
         name = f"invoices-{from_ or 'all'}-{to or 'all'}.csv"
         return StreamingResponse(
@@ -69,7 +70,7 @@ def invoices_report(
 @router.get("/revenue", responses=ERRORS)
 def revenue_report(
     _: StaffKey,
-    session: SessionDep,
+    session: ReadSessionDep,
     catalog: CatalogDep,
     group_by: Literal["product", "customer", "month", "dimension"] = "product",
     from_: Annotated[str | None, Query(alias="from", pattern=r"^\d{4}-\d{2}$")] = None,
@@ -104,7 +105,7 @@ def revenue_report(
 
 
 @router.get("/caps", responses=ERRORS)
-def caps_report(_: StaffKey, session: SessionDep) -> CapsReportPublic:
+def caps_report(_: StaffKey, session: ReadSessionDep) -> CapsReportPublic:
     """Customer x product pairs limited by their cap in the current period."""
     return CapsReportPublic(
         caps_hit=reports.caps_hit(session.connection(), dt.datetime.now(dt.UTC))
