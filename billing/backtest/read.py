@@ -20,7 +20,8 @@ from billing.backtest.records import UsageRecord
 from billing.caps.service import cap_bound
 from billing.customers.service import read_customer
 from billing.db import table_of
-from billing.invoicing.models import Invoice, InvoiceKind, InvoiceLine, InvoiceStatus, LineKind
+from billing.invoicing.carried import standing
+from billing.invoicing.models import Invoice, InvoiceKind, InvoiceLine, LineKind
 from billing.metering.store import usage_table
 from billing.money import round_to_billing_unit
 
@@ -65,7 +66,7 @@ def closed_records(connection: Connection, first: str, last: str) -> list[UsageR
             invoices.c.currency,
         )
         .where(invoices.c.kind == InvoiceKind.USAGE)
-        .where(invoices.c.status != InvoiceStatus.VOID)
+        .where(standing(invoices))
         .where(invoices.c.period_start >= start, invoices.c.period_start < end)
     ).all()
     if not issued:
@@ -76,7 +77,7 @@ def closed_records(connection: Connection, first: str, last: str) -> list[UsageR
         select(invoices.c.customer_id, invoices.c.period_start, lines.c.product, lines.c.amount)
         .join(lines, lines.c.invoice_id == invoices.c.id)
         .where(invoices.c.kind == InvoiceKind.USAGE)
-        .where(invoices.c.status != InvoiceStatus.VOID)
+        .where(standing(invoices))
         .where(invoices.c.period_start >= start, invoices.c.period_start < end)
         .where(lines.c.kind.in_([LineKind.USAGE, LineKind.DISCOUNT]))
     )
@@ -85,7 +86,7 @@ def closed_records(connection: Connection, first: str, last: str) -> list[UsageR
     late = connection.execute(
         select(invoices.c.customer_id, lines.c.corrects_period, lines.c.product, lines.c.amount)
         .join(lines, lines.c.invoice_id == invoices.c.id)
-        .where(invoices.c.status != InvoiceStatus.VOID)
+        .where(standing(invoices))
         .where(lines.c.kind == LineKind.ADJUSTMENT)
         .where(lines.c.corrects_period >= start, lines.c.corrects_period < end)
     )
@@ -108,7 +109,7 @@ def closed_records(connection: Connection, first: str, last: str) -> list[UsageR
     records: list[UsageRecord] = []
     for row in rows:
         invoice = by_period.get((row.customer_id, row.period_start))
-        if invoice is None:  # not closed (or its invoice was voided and not re-issued)
+        if invoice is None:  # not closed
             continue
         cap = None
         if row.cap_amount is not None:

@@ -149,7 +149,10 @@ def _read_overrides(
     """The valid override files of `directory/overrides/` (docs/pricing-changes.md,
     "Customer overrides"); each problem appended to `problems`, blamed on
     `overrides/<file>`."""
-    known = {product.key: product for product in products}
+    known = {
+        product.key: min((v.effective_from for v in product.versions), default=None)
+        for product in products
+    }
     found: list[OverrideFile] = []
     folder = directory / OVERRIDES
     if not folder.is_dir():

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -163,10 +163,14 @@ def _tier_rules(tiers: list[Any], path: str) -> Iterator[Found]:
         previous = up_to
 
 
-def override_rules(raw: dict[str, Any], stem: str, known: Iterable[str]) -> Iterator[Found]:
+def override_rules(
+    raw: dict[str, Any], stem: str, known: Mapping[str, dt.date | None]
+) -> Iterator[Found]:
     """Cross-value rules of one customer's override file (overrides/<customer>.toml): the
-    customer is the file's name, each product exists, its dates are in order, a product's
-    overrides never overlap, and its tiers follow the tier rules."""
+    customer is the file's name, each product exists (`known`: product key -> the day its
+    first version starts) and the override starts on or after that day (before it the
+    product is not metered at all), its dates are in order, a product's overrides never
+    overlap, and its tiers follow the tier rules."""
     customer = raw.get("customer")
     if isinstance(customer, str) and customer != stem:
         yield (
@@ -190,6 +194,13 @@ def override_rules(raw: dict[str, Any], stem: str, known: Iterable[str]) -> Iter
         start, end = spec.get("effective_from"), spec.get("effective_to")
         start = start if _is_day(start) else None
         end = end if _is_day(end) else None
+        first = known.get(key) if isinstance(key, str) else None
+        if start is not None and first is not None and start < first:
+            yield (
+                f"products[{i}].effective_from",
+                f"{key} has no price before {first} (its first version): an override "
+                f"cannot start earlier, got {start}",
+            )
         if start is not None and end is not None and end <= start:
             yield (
                 f"products[{i}].effective_to",

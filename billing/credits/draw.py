@@ -48,7 +48,7 @@ def apply_credits(
     written (the upcoming invoice, a preview).
     """
     available = ledger.balance(connection, customer_id)
-    applied = min(available, total)
+    applied = max(ZERO, min(available, total))  # a total below zero draws nothing
     carried = EXACT.subtract(available, applied)
     if record and applied > 0:
         ledger.append(

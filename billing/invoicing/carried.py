@@ -17,7 +17,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import ColumnElement, Connection, and_, exists, or_, select
+from sqlalchemy import ColumnElement, Connection, Table, and_, exists, or_, select
 from sqlalchemy.orm import aliased
 
 from billing.db import table_of
@@ -26,7 +26,6 @@ from billing.money import EXACT, ZERO
 
 _INVOICES = table_of(Invoice)
 _LINES = table_of(InvoiceLine)
-_REPLACEMENT = aliased(_INVOICES)
 _BILLED = (LineKind.USAGE, LineKind.ADJUSTMENT)
 _PRICED = (LineKind.USAGE, LineKind.DISCOUNT, LineKind.ADJUSTMENT)
 
@@ -49,10 +48,12 @@ class Carried:
 NOTHING = Carried()
 
 
-def _standing() -> ColumnElement[bool]:
-    """The invoices that stand for their lines: not void, or void without a replacement."""
-    replaced = exists().where(_REPLACEMENT.c.replaces == _INVOICES.c.id)
-    return or_(_INVOICES.c.status != InvoiceStatus.VOID, ~replaced)
+def standing(invoices: Table = _INVOICES) -> ColumnElement[bool]:
+    """The condition on `invoices` (the invoice table, or an alias of it) that an invoice
+    stands for its lines: not void, or void without a replacement (written off)."""
+    replacement = aliased(_INVOICES)
+    replaced = exists().where(replacement.c.replaces == invoices.c.id)
+    return or_(invoices.c.status != InvoiceStatus.VOID, ~replaced)
 
 
 def carried(
@@ -80,7 +81,7 @@ def carried(
                 and_(_LINES.c.corrects_period.is_(None), _INVOICES.c.period_start == period_start),
             )
         )
-        .where(_standing())
+        .where(standing())
     )
     if excluding is not None:
         query = query.where(_INVOICES.c.id != excluding)

@@ -37,9 +37,9 @@ from billing.invoicing.calculate import (
     with_breakdowns,
     with_credits,
 )
-from billing.invoicing.carried import NOTHING, Carried, adjusted_by, carried
+from billing.invoicing.carried import NOTHING, Carried, adjusted_by, carried, standing
 from billing.invoicing.issue import Issued, issue_invoice
-from billing.invoicing.models import Invoice, InvoiceKind, InvoiceStatus, LineKind
+from billing.invoicing.models import Invoice, InvoiceKind, LineKind
 from billing.metering.store import read_breakdowns
 from billing.metering.usage import PeriodUsage, mark_invoiced, period_usage, usage_for_close
 from billing.money import EXACT, ZERO, format_amount, format_quantity, group_quantity
@@ -74,7 +74,7 @@ _ISSUED_DISCOUNT = (
     .where(_INVOICES.c.customer_id == bindparam("customer"))
     .where(_INVOICES.c.period_start == bindparam("start"))
     .where(_INVOICES.c.kind == InvoiceKind.USAGE)
-    .where(_INVOICES.c.status != InvoiceStatus.VOID)
+    .where(standing())  # a written-off period keeps the discount it was billed at
     .order_by(_INVOICES.c.issued_at.desc())
     .limit(1)
 )
@@ -190,13 +190,17 @@ def draft(
         if priced.cut > others.capped:
             cut = priced.cut - others.capped
             capped.append(_capped_line(product.name, product.unit, row.product, cut, period))
+        plan = catalog.plan_for_period(row.product, period.start, customer.id)
         if others.units or others.amount:
+            # NOTE: a replacement never gives back money another invoice billed: when that
+            # is more than the whole period now costs (a discount raised since), the
+            # product's net on the replacement is 0.00, never below (docs/invoicing.md)
+            back = min(others.amount, line_total(plan, priced.billed, discount))
             elsewhere.append(
-                _billed_elsewhere(product.name, product.unit, row.product, others, period)
+                _billed_elsewhere(product.name, product.unit, row.product, others, back, period)
             )
         if priced.billed <= 0:
             continue
-        plan = catalog.plan_for_period(row.product, period.start, customer.id)
         usage.append(
             BilledUsage(
                 product=row.product,
@@ -242,10 +246,12 @@ def draft(
 
 
 def _billed_elsewhere(
-    name: str, unit: str, product: str, others: Carried, period: Period
+    name: str, unit: str, product: str, others: Carried, back: Decimal, period: Period
 ) -> LineIn:
-    """The negative adjustment of a replacement invoice: what other standing invoices
-    already billed of its period (late usage adjusted there), so the period is billed once."""
+    """The negative adjustment of a replacement invoice: the units other standing invoices
+    already billed of its period (late usage adjusted there), so the period is billed
+    once, and `back`, the amount they billed (at most what the replacement bills of the
+    product: it never goes below 0.00)."""
     return LineIn(
         kind=LineKind.ADJUSTMENT,
         description=(
@@ -253,8 +259,8 @@ def _billed_elsewhere(
             "already billed as late usage on other invoices"
         ),
         quantity=-others.units,
-        unit_amount=-others.amount,
-        amount=-others.amount,
+        unit_amount=-back,
+        amount=-back,
         product=product,
         corrects_period=period.start,
     )
@@ -309,7 +315,10 @@ def _adjustment(
         _within_cap(connection, catalog, customer.id, row, period, discount), others
     )
     plan = catalog.plan_for_period(row.product, period.start, customer.id)
-    amount = EXACT.subtract(line_total(plan, priced.billed, discount), others.amount)
+    # NOTE: an adjustment bills late usage and never gives money back: when the period
+    # re-priced costs less than the standing invoices billed of it (a discount raised
+    # before a re-issue, say), it bills 0.00; a refund is a credit note, issued on purpose
+    amount = max(ZERO, EXACT.subtract(line_total(plan, priced.billed, discount), others.amount))
     units = EXACT.subtract(priced.billed, others.units)
     lines: list[LineIn] = []
     if units or amount:

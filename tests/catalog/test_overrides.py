@@ -146,3 +146,16 @@ def test_tiers_diff_reports_an_override_with_the_customers_prices(tmp_path):
     at_15_000 = next(p for p in change.prices if p.quantity == D(15_000))
     assert (at_15_000.old, at_15_000.new, at_15_000.delta) == (D("50.00"), D("30.00"), D("-20.00"))
     assert diff_catalogs(new, new, at=dt.date(2026, 11, 1)) == []
+
+
+def test_an_override_cannot_start_before_the_products_first_version(tmp_path):
+    early = ACME.replace("effective_from = 2026-10-01", "effective_from = 2023-06-01")
+    directory = with_overrides(tmp_path, acme=early)
+    found = {(p.file, p.path): p.message for p in validate_directory(directory)}
+    first = load_catalog(TIERS).first_price_day("session_replay")
+    assert found == {
+        ("overrides/acme.toml", "products[0].effective_from"): (
+            f"session_replay has no price before {first} (its first version): an override "
+            "cannot start earlier, got 2023-06-01"
+        )
+    }

@@ -257,9 +257,12 @@ def bound(history: list[tuple[dt.datetime, D | None]], start: dt.datetime, end: 
     return None if any(c is None for c in caps) else max(caps)
 
 
-def _late_then_void(which: int, reissue: bool = True) -> dict[str, Any]:
+def _late_then_void(
+    which: int, reissue: bool = True, discount: D | None = None
+) -> dict[str, Any]:
     """A schedule that found a double bill and a lost adjustment: January closed, late
-    January usage adjusted on February's invoice, then one of them voided."""
+    January usage adjusted on February's invoice, then (after a new `discount`, which
+    once made a replacement's total negative) one of them voided."""
     sent = {"customer": 0, "person_mode": None, "share": 100, "kind": "new"}
     analytics = {**sent, "meter": ("product", "product_analytics")}
     return {
@@ -273,6 +276,7 @@ def _late_then_void(which: int, reissue: bool = True) -> dict[str, Any]:
             ("tick", 24 * 25),
             ("tick", 24),
             ("close",),
+            *([("discount", 0, discount)] if discount is not None else []),
             ("void", 0, which, reissue),
         ],
     }
@@ -298,6 +302,7 @@ def sourced_catalog(tmp_path_factory):
 @example(schedule=_late_then_void(0))  # re-issue January after February adjusted it
 @example(schedule=_late_then_void(1))  # re-issue February, which adjusted January
 @example(schedule=_late_then_void(1, reissue=False))  # write February off
+@example(schedule=_late_then_void(0, discount=D(50)))  # re-issue January at 50 % off
 def test_every_accepted_unit_ends_on_exactly_one_line_whatever_the_schedule(
     engine, sourced_catalog, schedule
 ):
@@ -452,6 +457,15 @@ def test_every_accepted_unit_ends_on_exactly_one_line_whatever_the_schedule(
         period = period_for(anchors[sent.customer], sent.at).start
         for product, quantity in run.counted[sent.id]:
             expected[sent.customer, product, period] += quantity
+    # no invoice goes below zero, and credit is only ever drawn (never made up)
+    assert all(row.amount <= 0 for row in found if row.kind == "credits"), found
+    with engine.connect() as connection:
+        below = connection.execute(
+            select(invoices.c.id, invoices.c.total)
+            .where(invoices.c.customer_id.like(f"{prefix}%"))
+            .where(invoices.c.total < D(0))
+        ).all()
+    assert below == []
     # every accepted unit on exactly one line of its period: no more, no less
     assert {k: v for k, v in billed.items() if v} == {k: v for k, v in expected.items() if v}
     # no period billed above its cap (after its discount, with its adjustments)

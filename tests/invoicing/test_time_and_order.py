@@ -370,3 +370,62 @@ def test_a_product_without_a_price_in_force_is_listed_upcoming_and_refused_until
         ("s1", "no_price_in_force: surveys is priced from 2027-01-01")
     ]
     assert answer.accepted == 2
+
+
+def _discount(engine, customer, percent):
+    table = table_of(Customer)
+    with engine.begin() as connection:
+        connection.execute(
+            update(table).where(table.c.id == customer).values(discount_percent=D(percent))
+        )
+
+
+def _invoice(engine, number):
+    invoices, lines = table_of(Invoice), table_of(InvoiceLine)
+    with engine.connect() as connection:
+        found = resolve_invoice_id(connection, number)
+        row = connection.execute(select(invoices).where(invoices.c.id == found)).one()
+        shown = connection.execute(
+            select(lines.c.kind, lines.c.quantity, lines.c.amount)
+            .where(lines.c.invoice_id == found)
+            .order_by(lines.c.position)
+        ).all()
+    return row, [tuple(line) for line in shown]
+
+
+def test_a_replacement_never_gives_back_what_another_invoice_billed(
+    engine, session, catalog, amend
+):
+    """October billed 5.00, and its late usage 5.00 on November's invoice; a 60 % discount
+    since makes all of October cost 4.00: its replacement bills 10.00 - 6.00 and takes
+    back 4.00 of what November billed, not 5.00 (a net below zero, with a made-up credits
+    line, was the result): a refund is a credit note on November's invoice."""
+    _late_october(engine, session, catalog, amend)
+    _discount(engine, "cust_1", "60")
+    _void(engine, amend, "INV-000001", reissue=True)
+    row, lines = _invoice(engine, "INV-000003")
+    assert lines == [
+        ("usage", D("1200000"), D("10.00")),
+        ("discount", D("1"), D("-6.00")),
+        ("adjustment", D("-100000"), D("-4.00")),
+    ]
+    assert (row.total, row.credits_applied, row.amount_due) == (D("0.00"), D("0.00"), D("0.00"))
+
+
+def test_a_written_off_period_keeps_its_discount_for_late_usage(engine, session, catalog, amend):
+    """October billed 2.50 at 50 % off, voided without re-issue (written off); the discount
+    removed; 100,000 late October events: the adjustment prices them at the discount the
+    written-off invoice billed (2.50), not today's (7.50 billed written-off units again)."""
+    add_customer(session)
+    starting(engine, "cust_1", at("2026-10-01 00:00"))
+    _discount(engine, "cust_1", "50")
+    send(engine, catalog, [event("a", 1_100_000, at="2026-10-20T10:00:00Z")], at("2026-10-21"))
+    with freeze_time("2026-11-01 01:00"):
+        close_due(engine, catalog, at("2026-11-01 01:00"), GRACE)
+    _void(engine, amend, "INV-000001", reissue=False, now=at("2026-11-01 09:00"))
+    _discount(engine, "cust_1", "0")
+    send(engine, amend, [event("b", 100_000, at="2026-10-30T10:00:00Z")], at("2026-11-02"))
+    with freeze_time("2026-12-01 01:00"):
+        close_due(engine, amend, at("2026-12-01 01:00"), GRACE)
+    late = [line for line in lines_of(engine, "cust_1") if line[1] == "adjustment"]
+    assert late == [("2026-10", "adjustment", "product_analytics", D("100000"), D("2.50"))]
