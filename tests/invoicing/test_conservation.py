@@ -257,9 +257,7 @@ def bound(history: list[tuple[dt.datetime, D | None]], start: dt.datetime, end: 
     return None if any(c is None for c in caps) else max(caps)
 
 
-def _late_then_void(
-    which: int, reissue: bool = True, discount: D | None = None
-) -> dict[str, Any]:
+def _late_then_void(which: int, reissue: bool = True, discount: D | None = None) -> dict[str, Any]:
     """A schedule that found a double bill and a lost adjustment: January closed, late
     January usage adjusted on February's invoice, then (after a new `discount`, which
     once made a replacement's total negative) one of them voided."""
