@@ -8,12 +8,14 @@ Run it from any directory:
 It prints figures and asserts nothing about speed. Every phase is bounded in time and in
 work, so the whole run stops by itself in under ten minutes (the 5-million-event memory
 phase is most of it; `--only dimensions` takes about a minute and a half). All HTTP traffic goes to
-servers this script starts on 127.0.0.1; they are stopped, the PostgreSQL schema it
+servers this script starts on 127.0.0.1; they are stopped, the PostgreSQL database it
 creates is dropped and its temporary SQLite files and tier directory are deleted, whatever
 happens.
 
-For each engine (SQLite in a temporary file; PostgreSQL in a fresh schema of the database
-at BILLING_TEST_POSTGRES_URL, skipped with a reason when it cannot be reached):
+For each engine (SQLite in a temporary file; PostgreSQL in a fresh database `bench_<random>`
+created and dropped through the `postgres` maintenance database of the server at
+BILLING_TEST_POSTGRES_URL, never in the tests' database; skipped with a reason when it
+cannot be reached):
 
 1. Prepare: migrate, create CUSTOMERS customers and an ingest key.
 2. Start `billing serve` (one worker) on a free port and wait for /healthz.
@@ -77,6 +79,7 @@ from harness import (
     uvloop,
     wait_healthy,
 )
+from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
 from billing.auth.models import Role
@@ -321,18 +324,22 @@ def postgres_unreachable(url: str) -> str | None:
 
 
 @contextmanager
-def postgres_schema(url: str) -> Iterator[tuple[str, str]]:
-    """A fresh schema; yield (its name, a URL whose search_path is it). Dropped afterwards."""
-    schema = f"bench_{uuid.uuid4().hex[:12]}"
-    conninfo = postgres_conninfo(url)
-    with psycopg.connect(conninfo, autocommit=True) as connection:
-        connection.execute(f'CREATE SCHEMA "{schema}"')
-    separator = "&" if "?" in url else "?"
+def postgres_database(url: str) -> Iterator[tuple[str, str]]:
+    """A fresh database `bench_<random>` on the server of `url`, created and dropped through
+    the `postgres` maintenance database (never the database `url` names, which may be the
+    tests' own); yield (its name, a URL of it). Dropped afterwards, connections and all."""
+    name = f"bench_{uuid.uuid4().hex[:12]}"
+    base = make_url(url)
+    maintenance = postgres_conninfo(
+        base.set(database="postgres").render_as_string(hide_password=False)
+    )
+    with psycopg.connect(maintenance, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
     try:
-        yield schema, f"{url}{separator}options=-csearch_path%3D{schema}"
+        yield name, base.set(database=name).render_as_string(hide_password=False)
     finally:
-        with psycopg.connect(conninfo, autocommit=True) as connection:
-            connection.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        with psycopg.connect(maintenance, autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def raw_sqlite(rows: list[tuple[Any, ...]], path: Path) -> float:  # float-ok
@@ -368,9 +375,9 @@ def _naive(at: dt.datetime) -> str:
     return at.astimezone(dt.UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
-def raw_postgres(rows: list[tuple[Any, ...]], url: str, schema: str) -> float:  # float-ok
+def raw_postgres(rows: list[tuple[Any, ...]], url: str) -> float:  # float-ok
     """Rows/s of COPY ... FROM STDIN into a bare table, committed."""
-    table = f'"{schema}".raw_event'
+    table = "raw_event"
     columns = ", ".join(f'"{c}"' for c in EVENT_COLUMNS)
     with psycopg.connect(postgres_conninfo(url)) as connection:
         connection.execute(f"DROP TABLE IF EXISTS {table}")
@@ -823,9 +830,9 @@ def sqlite_breakdown_storage(path: Path) -> Storage:
         connection.close()
 
 
-def postgres_breakdown_storage(url: str, schema: str) -> Storage:
+def postgres_breakdown_storage(url: str) -> Storage:
     """Rows of usage_breakdown, and pg_total_relation_size (table, index, TOAST)."""
-    table = f'"{schema}".usage_breakdown'
+    table = "usage_breakdown"
     with psycopg.connect(postgres_conninfo(url)) as connection:
         found = connection.execute(
             f"SELECT (SELECT count(*) FROM {table}), pg_total_relation_size(%s::regclass)",
@@ -1098,13 +1105,13 @@ def run_postgres(only: str | None) -> EngineRun | str:
     reason = postgres_unreachable(POSTGRES_URL)
     if reason is not None:
         return f"PostgreSQL at {POSTGRES_URL} is not reachable ({reason})"
-    with postgres_schema(POSTGRES_URL) as (schema, url):
-        say(f"(schema {schema}, dropped at the end)")
+    with postgres_database(POSTGRES_URL) as (database, url):
+        say(f"(database {database}, dropped at the end)")
         return run_engine(
             "PostgreSQL",
             url,
-            lambda rows: raw_postgres(rows, POSTGRES_URL, schema),
-            lambda: postgres_breakdown_storage(POSTGRES_URL, schema),
+            lambda rows: raw_postgres(rows, url),
+            lambda: postgres_breakdown_storage(url),
             only,
         )
 
