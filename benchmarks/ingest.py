@@ -8,11 +8,11 @@ Run it from any directory:
     .venv/bin/python benchmarks/ingest.py --quick            (everything, scaled down: a smoke run)
 
 It prints figures and asserts nothing about speed. Every phase is bounded in time and in
-work (`Sizes`), so the whole run stops by itself in about a quarter of an hour (the
-memory phase is five minutes of it; `--only shapes` takes about three minutes, `--quick`
-about two). All HTTP traffic goes to servers this script starts on 127.0.0.1; they are
-stopped, the PostgreSQL database it creates is dropped and its temporary SQLite files and
-tier directory are deleted, whatever happens.
+work (`Sizes`), so the whole run stops by itself in under ten minutes (seven on the
+development machine, the memory phase four of them; `--only shapes` takes about two
+minutes, `--quick` about one). All HTTP traffic goes to servers this script starts on
+127.0.0.1; they are stopped, the PostgreSQL database it creates is dropped and its
+temporary SQLite files and tier directory are deleted, whatever happens.
 
 Each engine gets a database of its own, never the tests': SQLite in a temporary file;
 PostgreSQL in a fresh database `bench_<random>` created (and dropped at the end) through
@@ -33,7 +33,7 @@ with a reason when it cannot be reached.
       keep-alive connections, then 10,000 of them again (whole batches taken evenly):
       every one answered as a duplicate. Raw: the replay with INSERT OR IGNORE /
       ON CONFLICT DO NOTHING into the table holding them.
-   b. Batches of 10,000: 10 of them, then 4 sent again.
+   b. Batches of 10,000: 20 of them, then 6 sent again.
    c. Single events: one event per POST from SINGLE_CONNECTIONS connections for a few
       seconds (after a warm-up) with one server worker, then on a server with
       `--workers 2`. Raw: one row per transaction from one connection.
@@ -168,8 +168,8 @@ class Sizes:
     lotus_events: int = 100_000  # unique events in batches of 100 (Lotus' published workload)
     lotus_duplicates: int = 10_000  # then these again, in batches of 100
     small_warm_up: int = 20  # batches of 100 before the clock starts
-    big_batches: int = 10  # batches of 10,000, new
-    big_replays: int = 4  # of those, sent again
+    big_batches: int = 20  # batches of 10,000, new
+    big_replays: int = 6  # of those, sent again
     shape_seconds: float = 120.0  # float-ok: no new request after this, per measurement
     single_warm_up: float = 1.0  # float-ok: seconds
     single_seconds: float = 5.0  # float-ok: seconds
