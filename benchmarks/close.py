@@ -25,7 +25,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from harness import REPO, TIERS_DIR
-from ingest import POSTGRES_URL, postgres_schema, postgres_unreachable
+from ingest import POSTGRES_URL, postgres_database, postgres_unreachable
 from sqlalchemy import insert
 from sqlmodel import Session
 
@@ -172,7 +172,7 @@ def main() -> None:
         results["SQLite"] = run("SQLite", f"sqlite:///{Path(tmp) / 'close.db'}")
     reason = postgres_unreachable(POSTGRES_URL)
     if reason is None:
-        with postgres_schema(POSTGRES_URL) as (_, url):
+        with postgres_database(POSTGRES_URL) as (_, url):
             results["PostgreSQL"] = run("PostgreSQL", url)
     else:
         say(f"PostgreSQL: skipped ({reason})")

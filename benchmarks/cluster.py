@@ -2,7 +2,7 @@
 counted twice, billed over a cap, invoiced twice, or sent to Stripe twice?
 
 Starts `billing serve` x REPLICAS (no scheduler) and `billing worker` x WORKERS (every job,
-on short intervals, so they contend) on a fresh PostgreSQL schema; CLIENTS threads spread
+on short intervals, so they contend) on a fresh PostgreSQL database; CLIENTS threads spread
 batches of events over the replicas for SECONDS (10 % of each batch re-sends events already
 acknowledged; 1 % are invalid; some customers are capped and go over). At 40 % of the run
 one API replica and one worker are SIGKILLed and restarted; a batch whose answer was lost
@@ -47,7 +47,7 @@ from harness import (
     tail,
     wait_healthy,
 )
-from ingest import POSTGRES_URL, postgres_schema, postgres_unreachable
+from ingest import POSTGRES_URL, postgres_database, postgres_unreachable
 from sqlalchemy import bindparam, create_engine, text
 
 sys.path.insert(0, str(REPO))
@@ -479,7 +479,7 @@ def main() -> int:
     if problem:
         print(f"cluster: needs PostgreSQL at BILLING_TEST_POSTGRES_URL ({problem})")
         return 2
-    with postgres_schema(POSTGRES_URL) as (_, url):
+    with postgres_database(POSTGRES_URL) as (_, url):
         ok = run(args, url)
     print("\nPASS" if ok else "\nFAIL")
     return 0 if ok else 1

@@ -1,44 +1,63 @@
-"""Ingestion benchmarks: POST /v1/events over real HTTP, against a raw bulk insert baseline.
+"""Ingestion benchmarks: POST /v1/events over real HTTP, against raw inserts of the same size.
 
 Run it from any directory:
 
     .venv/bin/python benchmarks/ingest.py                    (or `make bench`)
-    .venv/bin/python benchmarks/ingest.py --only dimensions  (steps 1 and 6 alone)
+    .venv/bin/python benchmarks/ingest.py --only shapes      (steps 1-3 alone)
+    .venv/bin/python benchmarks/ingest.py --only dimensions  (steps 1 and 5 alone)
+    .venv/bin/python benchmarks/ingest.py --quick            (everything, scaled down: a smoke run)
 
 It prints figures and asserts nothing about speed. Every phase is bounded in time and in
-work, so the whole run stops by itself in under ten minutes (the 5-million-event memory
-phase is most of it; `--only dimensions` takes about a minute and a half). All HTTP traffic goes to
-servers this script starts on 127.0.0.1; they are stopped, the PostgreSQL schema it
-creates is dropped and its temporary SQLite files and tier directory are deleted, whatever
-happens.
+work (`Sizes`), so the whole run stops by itself in under ten minutes (seven on the
+development machine, the memory phase four of them; `--only shapes` takes about two
+minutes, `--quick` about one). All HTTP traffic goes to servers this script starts on
+127.0.0.1; they are stopped, the PostgreSQL database it creates is dropped and its
+temporary SQLite files and tier directory are deleted, whatever happens.
 
-For each engine (SQLite in a temporary file; PostgreSQL in a fresh schema of the database
-at BILLING_TEST_POSTGRES_URL, skipped with a reason when it cannot be reached):
+Each engine gets a database of its own, never the tests': SQLite in a temporary file;
+PostgreSQL in a fresh database `bench_<random>` created (and dropped at the end) through
+the `postgres` maintenance database of the server at BILLING_TEST_POSTGRES_URL, skipped
+with a reason when it cannot be reached.
 
-1. Prepare: migrate, create CUSTOMERS customers and an ingest key.
-2. Start `billing serve` (one worker) on a free port and wait for /healthz.
-3. Batches: POST /v1/events with BATCH events each (unique random ids, customers and
-   products spread, integer quantities, timestamps about a minute ago) from two keep-alive
-   connections; bodies are serialized before the clock starts. Every answer must be a 200
-   with all events accepted.
-4. Baseline: the same rows bulk-inserted into a bare table with only a primary key, with
-   sqlite3 `executemany` in one transaction (WAL, synchronous=NORMAL) or psycopg COPY.
-5. Single events: one event per POST from SINGLE_CONNECTIONS keep-alive connections.
-6. Dimensions: a copy of the tier directory in which product_analytics gains
+1. Prepare: migrate, create SHAPE_CUSTOMERS (1,000) customers and an ingest key.
+2. Realistic shapes, on `billing serve` (one worker). Events go round-robin over the 1,000
+   customers and three products; every event has a timestamp of its own, spread over the
+   current period (`Stamps`), and a `project` property (product_analytics ships with that
+   dimension; each customer has 1 to 5 projects). Bodies are serialized before the clock
+   starts; every answer must be a 200 with every event accepted (or, for a replay, every
+   event a duplicate). Each shape is followed by its raw baseline: the same rows committed
+   in transactions of the same size into a bare table with only a primary key (sqlite3
+   `executemany` per transaction, WAL, synchronous=NORMAL; psycopg COPY per transaction),
+   the median of SIZES.raw_runs runs, each into an empty table.
+   a. The Lotus-equivalent workload: 100,000 unique events in batches of 100 from two
+      keep-alive connections, then 10,000 of them again (whole batches taken evenly):
+      every one answered as a duplicate. Raw: the replay with INSERT OR IGNORE /
+      ON CONFLICT DO NOTHING into the table holding them.
+   b. Batches of 10,000: 20 of them, then 6 sent again.
+   c. Single events: one event per POST from SINGLE_CONNECTIONS connections for a few
+      seconds (after a warm-up) with one server worker, then on a server with
+      `--workers 2`. Raw: one row per transaction from one connection.
+   Goals (issue 20): engine/raw >= 0.15 for batches of 100 and >= 0.25 for batches of
+   10,000; duplicates at least as fast as new events of the same size; single events
+   >= 1,000 requests/s with two workers.
+3. Caps (not with `--only`): batches of 10,000 over CUSTOMERS (20) customers with a cap on
+   every product against batches without, in alternating rounds. Goal: >= 0.8.
+4. Then, on SQLite only (not with `--only`), the server's memory while ingesting
+   SIZES.memory_events events in batches of 10,000 (bodies made lazily, RSS sampled from
+   /proc/<pid>/status): scaled down when the rate of step 2b says it would not fit in the
+   phase's budget, and said so in the output.
+5. Dimensions: a copy of the tier directory in which product_analytics gains
    `dimensions = ["project", "model"]` and `max_dimension_values = 1000`, and a server of
-   its own on it (same database). Batches of BATCH events with properties (40 projects x 8
-   models, so up to 320 combinations per customer for product_analytics, plus an `sdk`
-   property no product uses) against the same batches without, in DIMENSIONS_ROUNDS
-   alternating rounds (tables of the same size for both); every answer must be a 200 with
-   all events accepted. Then the storage of `usage_breakdown` per row (one row per
-   customer, product, period and distinct combination of values: pg_total_relation_size
-   on PostgreSQL, the dbstat virtual table on SQLite) and the server's RSS before the
-   first batch with properties and after the last, per distinct value. Rounds stop being
-   started after DIMENSIONS_SECONDS.
-
-Then, on SQLite only, the server's memory while ingesting MEMORY_EVENTS events (bodies made
-lazily, RSS sampled from /proc/<pid>/status): scaled down when the rate measured in step 3
-says it would not fit in MEMORY_SECONDS, and said so in the output.
+   its own on it (same database). Batches of BATCH events over CUSTOMERS (20) customers
+   with properties (40 projects x 8 models, so up to 320 combinations per customer for
+   product_analytics, plus an `sdk` property no product uses) against the same batches
+   without, in alternating rounds (tables of the same size for both); every answer must be
+   a 200 with all events accepted. Then the storage of `usage_breakdown` per row (one row
+   per customer, product, period and distinct combination of values: pg_total_relation_size
+   on PostgreSQL, the dbstat virtual table on SQLite) and the server's RSS before the first
+   batch with properties and after the last, per distinct value. Rounds stop being started
+   after SIZES.dimensions_seconds.
+(Steps 2, 3 and 5 run per engine, SQLite first; step 4 runs last.)
 """
 
 from __future__ import annotations
@@ -46,13 +65,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import functools
 import json
 import math
 import os
 import random
 import shutil
 import sqlite3
-import statistics
 import sys
 import tempfile
 import threading
@@ -60,7 +79,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -77,6 +96,7 @@ from harness import (
     uvloop,
     wait_healthy,
 )
+from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
 from billing.auth.models import Role
@@ -92,23 +112,19 @@ POSTGRES_URL = os.environ.get(
     "BILLING_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 
-CUSTOMERS = 20
+CUSTOMERS = 20  # the customers of the caps, dimensions and memory phases
+SHAPE_CUSTOMERS = 1_000  # all created; the realistic shapes spread events over all of them
+SHAPE_PROJECTS = 5  # customer c sends `project` values p0 .. p(c % 5): 1 to 5 projects each
 PRODUCTS = ("product_analytics", "session_replay", "feature_flags")
 BATCH = 10_000
-STAMPS = 1_000  # distinct timestamps, 1 ms apart, ending a minute ago
+MIN_SPREAD = dt.timedelta(minutes=10)  # when the current period began less long ago
 
-# Batches: a warm-up batch, then at most BATCHES batches or BATCH_SECONDS, whichever first.
 BATCH_CONNECTIONS = 2
-CAPS_ROUNDS = 3
-CAPS_BATCHES = 5
 CAPS_AMOUNT = Decimal(1_000_000)  # on every product: enforced on every batch, never reached
 GOAL_CAPS = 0.8
-RAW_RUNS = 3  # the baseline varies run to run on a shared VM: its median is the reference
-BATCHES = {"SQLite": 30, "PostgreSQL": 20}
-BATCH_SECONDS = 30.0
 # Dimensions: alternating rounds of batches with and without properties, on a server whose
 # product_analytics keeps usage per (project, model). New rounds stop after
-# DIMENSIONS_SECONDS (at least one always runs); each call of measure_batches is capped too.
+# SIZES.dimensions_seconds (at least one always runs); each call of measure_batches is capped.
 DIMENSIONS = ("project", "model")
 MAX_DIMENSION_VALUES = 1000
 PROJECTS = 40
@@ -122,34 +138,68 @@ MODELS = (
     "mistral-large",
     "gemini-flash",
 )
-DIMENSIONS_ROUNDS = 3
-DIMENSIONS_BATCHES = 5
-DIMENSIONS_SECONDS = 60.0  # float-ok: seconds, per engine
 GOAL_DIMENSIONS = 0.8  # float-ok: a ratio of rates
 RSS_NEAR_ZERO = 100  # bytes of RSS growth per distinct value that still count as "none"
-# Single events: a warm-up, then a fixed window.
+BATCH_SECONDS = 30.0  # float-ok: seconds, the cap of one call of measure_batches
+# Single events: a warm-up, then a fixed window, from SINGLE_CONNECTIONS connections.
 SINGLE_CONNECTIONS = 16
-SINGLE_WARMUP_SECONDS = 1.0
-SINGLE_SECONDS = 5.0
 SINGLE_MAX_REQUESTS = 100_000
-# Memory: MEMORY_EVENTS on SQLite, scaled down to what fits in MEMORY_SECONDS. The plan
-# assumes MEMORY_SLOWDOWN of the step-3 rate: with random ids the table's indexes outgrow
-# SQLite's page cache and every batch gets slower (about 0.7 when first measured). New
-# batches stop MEMORY_OVERRUN seconds after the budget, whatever the plan said.
-MEMORY_EVENTS = 5_000_000
-MEMORY_SECONDS = 300.0
+# Memory: SIZES.memory_events on SQLite, scaled down to what fits in its budget. The plan
+# assumes MEMORY_SLOWDOWN of the rate of batches of 10,000: with random ids the table's
+# indexes outgrow SQLite's page cache and every batch gets slower (about 0.7 when first
+# measured). New batches stop MEMORY_OVERRUN seconds after the budget, whatever the plan said.
 MEMORY_SLOWDOWN = 0.7
 MEMORY_OVERRUN = 10.0
-# The whole run: the memory phase gets less than MEMORY_SECONDS when this would be exceeded.
-# (The dimensions phases are given their own time, not taken from the memory phase's.)
-TOTAL_SECONDS = 400.0 + 2 * DIMENSIONS_SECONDS  # float-ok: seconds
 RSS_INTERVAL = 0.05
 
 GRACE_SECONDS = 60.0  # for requests in flight when a phase's window closes
 
-GOAL_RATIO = {"SQLite": 0.25, "PostgreSQL": 0.15}
-GOAL_SINGLE_PER_SECOND = 1_000
+# Goals of the realistic shapes (issue 20), each against a raw baseline of the same size.
+GOAL_RAW_RATIO = {100: 0.15, 10_000: 0.25}  # float-ok: engine / raw, per batch size
+GOAL_DUPLICATES = 1.0  # float-ok: duplicates/s over new events/s, same batch size
+GOAL_SINGLE_PER_SECOND = 1_000  # with `billing serve --workers 2`
 GOAL_PEAK_RSS_MB = 300
+
+
+@dataclass
+class Sizes:
+    """How much each phase does; `--quick` scales every figure down for a smoke run."""
+
+    lotus_events: int = 100_000  # unique events in batches of 100 (Lotus' published workload)
+    lotus_duplicates: int = 10_000  # then these again, in batches of 100
+    small_warm_up: int = 20  # batches of 100 before the clock starts
+    big_batches: int = 20  # batches of 10,000, new
+    big_replays: int = 6  # of those, sent again
+    shape_seconds: float = 120.0  # float-ok: no new request after this, per measurement
+    single_warm_up: float = 1.0  # float-ok: seconds
+    single_seconds: float = 5.0  # float-ok: seconds
+    raw_runs: int = 3  # the baseline varies run to run on a shared VM: the median counts
+    raw_seconds: float = 60.0  # float-ok: no new raw transaction after this, per run
+    raw_single_seconds: float = 3.0  # float-ok: one commit per row for this long
+    caps_rounds: int = 3
+    caps_batches: int = 5
+    dimensions_rounds: int = 3
+    dimensions_batches: int = 5
+    dimensions_seconds: float = 60.0  # float-ok: seconds, per engine
+    memory_events: int = 5_000_000
+    memory_seconds: float = 300.0  # float-ok: seconds
+    # The whole run: the memory phase gets less than memory_seconds when this would be
+    # exceeded (the other phases are bounded by their own caps, not taken from its time).
+    total_seconds: float = 900.0  # float-ok: seconds
+
+    def scale_down(self) -> None:
+        """The `--quick` figures: every phase once, small, in a minute or two per engine."""
+        self.lotus_events, self.lotus_duplicates, self.small_warm_up = 5_000, 1_000, 5
+        self.big_batches, self.big_replays, self.shape_seconds = 2, 1, 20.0
+        self.single_warm_up, self.single_seconds = 0.5, 1.0
+        self.raw_runs, self.raw_seconds, self.raw_single_seconds = 1, 10.0, 1.0
+        self.caps_rounds = self.caps_batches = 1
+        self.dimensions_rounds = self.dimensions_batches = 1
+        self.dimensions_seconds = 15.0
+        self.memory_events, self.memory_seconds, self.total_seconds = 30_000, 15.0, 15.0
+
+
+SIZES = Sizes()
 
 EVENT_COLUMNS = (
     "id",
@@ -160,6 +210,7 @@ EVENT_COLUMNS = (
     "period_start",
     "status",
     "received_at",
+    "properties",
 )
 
 
@@ -193,53 +244,93 @@ def customer_id(number: int) -> str:
     return f"bench_{number:03d}"
 
 
-class EventSource:
-    """Events with unique random ids (like UUIDs), customers and products round-robin.
+class Stamps:
+    """Distinct timestamps spread over the current period (anchor day 1), each given once.
 
-    With `properties`, each event also carries a project, a model and an sdk. The k-th event
-    of a (customer, product) pair (k = n // 60: customers go round 20 and products 3) gets
-    project k % 40 and model (k // 40) % 8, so a pair goes through all 320 combinations.
-    (Taking both from n itself would give a pair only 2: n % 8 follows from n % 40, and
-    n % 40 from n % 120, of which a pair sees two values.)
+    The n-th is the period's start plus (n x STRIDE) mod SPAN microseconds, SPAN being the
+    time from the period's start to a minute ago and STRIDE prime to it (about 0.618 of it):
+    no two events of a run share a timestamp, and consecutive ones land far apart in the
+    period, as a fleet of clients' buffered events do. Less than MIN_SPREAD into a period,
+    they spread over the last MIN_SPREAD instead (some in the previous period).
     """
 
-    def __init__(self, seed: int) -> None:
+    def __init__(self) -> None:
+        end = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
+        self.period = period_for(1, end)
+        self.start = min(self.period.start, end - MIN_SPREAD)
+        self.span = (end - self.start) // dt.timedelta(microseconds=1)
+        stride = self.span * 618 // 1000 | 1
+        while math.gcd(stride, self.span) != 1:
+            stride += 2
+        self.stride = stride
+        self.count = 0
+
+    def next(self) -> Stamp:
+        n = self.count
+        self.count += 1
+        if n >= self.span:
+            raise RuntimeError(f"more than {self.span:,} events: timestamps would repeat")
+        at = self.start + dt.timedelta(microseconds=n * self.stride % self.span)
+        start = self.period.start if at >= self.period.start else period_for(1, at).start
+        return Stamp(text=at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), at=at, period_start=start)
+
+
+@functools.cache
+def stamps() -> Stamps:
+    """One sequence for the whole run: every event sent has a timestamp of its own."""
+    return Stamps()
+
+
+class EventSource:
+    """Events with unique random ids (like UUIDs), customers and products round-robin over
+    `customers` customers and PRODUCTS, each with a timestamp of its own (`Stamps`).
+
+    With `projects` (the realistic shapes), each event carries a `project` property (the
+    dimension product_analytics ships with): customer c has 1 + c % SHAPE_PROJECTS projects
+    and each event names one of them at random.
+
+    With `properties` (the dimensions phase), each event carries a project, a model and an
+    sdk instead. The k-th event of a (customer, product) pair (k = n // 60: customers go round
+    20 and products 3) gets project k % 40 and model (k // 40) % 8, so a pair goes through
+    all 320 combinations. (Taking both from n itself would give a pair only 2: n % 8 follows
+    from n % 40, and n % 40 from n % 120, of which a pair sees two values.)
+    """
+
+    def __init__(self, seed: int, customers: int = CUSTOMERS, projects: bool = False) -> None:
         self.random = random.Random(seed)
         self.count = 0
-        last = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(minutes=1)
-        self.stamps = [_stamp(last - dt.timedelta(milliseconds=ms)) for ms in range(STAMPS)]
+        self.customers = customers
+        self.projects = projects
+        self.stamps = stamps()
 
     def take(self, size: int, properties: bool = False) -> list[Event]:
         events = []
-        pairs = CUSTOMERS * len(PRODUCTS)
+        pairs = self.customers * len(PRODUCTS)
         for _ in range(size):
             n = self.count
             self.count += 1
             k = n // pairs
+            customer = n % self.customers
+            shown: dict[str, str] | None = None
+            if properties:
+                shown = {
+                    "project": f"p{k % PROJECTS}",
+                    "model": MODELS[(k // PROJECTS) % len(MODELS)],
+                    "sdk": "js",
+                }
+            elif self.projects:
+                shown = {"project": f"p{self.random.randrange(1 + customer % SHAPE_PROJECTS)}"}
             events.append(
                 Event(
                     id=f"{self.random.getrandbits(128):032x}",
-                    customer=customer_id(n % CUSTOMERS),
+                    customer=customer_id(customer),
                     product=PRODUCTS[n % len(PRODUCTS)],
                     quantity=1 + n % 10,
-                    stamp=self.stamps[n % STAMPS],
-                    properties=(
-                        {
-                            "project": f"p{k % PROJECTS}",
-                            "model": MODELS[(k // PROJECTS) % len(MODELS)],
-                            "sdk": "js",
-                        }
-                        if properties
-                        else None
-                    ),
+                    stamp=self.stamps.next(),
+                    properties=shown,
                 )
             )
         return events
-
-
-def _stamp(at: dt.datetime) -> Stamp:
-    text = at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return Stamp(text=text, at=at, period_start=period_for(1, at).start)
 
 
 def batch_body(events: list[Event]) -> bytes:
@@ -267,6 +358,9 @@ def rows_as_stored(batches: list[list[Event]], received_at: dt.datetime) -> list
     rows = []
     for batch in batches:
         for e in sorted(batch, key=lambda e: e.id):
+            properties = None
+            if e.properties is not None:
+                properties = json.dumps(e.properties, separators=(",", ":"), sort_keys=True)
             rows.append(
                 (
                     e.id,
@@ -277,6 +371,7 @@ def rows_as_stored(batches: list[list[Event]], received_at: dt.datetime) -> list
                     e.stamp.period_start,
                     "accepted",
                     received_at,
+                    properties,
                 )
             )
     return rows
@@ -286,12 +381,12 @@ def rows_as_stored(batches: list[list[Event]], received_at: dt.datetime) -> list
 
 
 def prepare(url: str) -> str:
-    """Migrate `url`, create the customers and an ingest key; return the key in clear."""
+    """Migrate `url`, create SHAPE_CUSTOMERS customers and an ingest key; return the key."""
     upgrade(url)
     engine = make_engine(url)
     try:
         with Session(engine, expire_on_commit=False) as session:
-            for number in range(CUSTOMERS):
+            for number in range(SHAPE_CUSTOMERS):
                 data = CustomerCreate(id=customer_id(number), name=f"Benchmark {number}")
                 customers_service.create_customer(
                     connection=session.connection(), data=data, currency="USD"
@@ -321,46 +416,122 @@ def postgres_unreachable(url: str) -> str | None:
 
 
 @contextmanager
-def postgres_schema(url: str) -> Iterator[tuple[str, str]]:
-    """A fresh schema; yield (its name, a URL whose search_path is it). Dropped afterwards."""
-    schema = f"bench_{uuid.uuid4().hex[:12]}"
-    conninfo = postgres_conninfo(url)
-    with psycopg.connect(conninfo, autocommit=True) as connection:
-        connection.execute(f'CREATE SCHEMA "{schema}"')
-    separator = "&" if "?" in url else "?"
+def postgres_database(url: str) -> Iterator[tuple[str, str]]:
+    """A fresh database `bench_<random>` on the server of `url`, created and dropped through
+    the `postgres` maintenance database (never the database `url` names, which may be the
+    tests' own); yield (its name, a URL of it). Dropped afterwards, connections and all."""
+    name = f"bench_{uuid.uuid4().hex[:12]}"
+    base = make_url(url)
+    maintenance = postgres_conninfo(
+        base.set(database="postgres").render_as_string(hide_password=False)
+    )
+    with psycopg.connect(maintenance, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
     try:
-        yield schema, f"{url}{separator}options=-csearch_path%3D{schema}"
+        yield name, base.set(database=name).render_as_string(hide_password=False)
     finally:
-        with psycopg.connect(conninfo, autocommit=True) as connection:
-            connection.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        with psycopg.connect(maintenance, autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def raw_sqlite(rows: list[tuple[Any, ...]], path: Path) -> float:  # float-ok
-    """Rows/s of one executemany transaction into a bare table (same pragmas as the app)."""
-    columns = ", ".join(f'"{c}"' for c in EVENT_COLUMNS)
-    stored = [
-        (i, c, p, str(q), _naive(t), _naive(s), st, _naive(r)) for i, c, p, q, t, s, st, r in rows
-    ]
-    for used in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
-        used.unlink(missing_ok=True)
-    connection = sqlite3.connect(path, isolation_level=None)
-    try:
+RAW_TABLE = (
+    "CREATE TABLE raw_event (id VARCHAR(200) NOT NULL PRIMARY KEY, "
+    "customer_id VARCHAR(64) NOT NULL, product VARCHAR(64) NOT NULL, "
+    "quantity {quantity} NOT NULL, timestamp {time} NOT NULL, "
+    "period_start {time} NOT NULL, status VARCHAR(16) NOT NULL, "
+    "received_at {time} NOT NULL, properties TEXT)"
+)
+RAW_COLUMNS = ", ".join(f'"{c}"' for c in EVENT_COLUMNS)
+
+
+@dataclass(frozen=True)
+class RawRun:
+    rows: int  # committed
+    seconds: float  # float-ok: seconds
+    cut_short: bool  # SIZES.raw_seconds (or the caller's cap) stopped it
+
+    @property
+    def per_second(self) -> float:  # float-ok: rows/s
+        return self.rows / self.seconds if self.seconds else 0.0  # float-ok: rows/s
+
+
+class Raw:
+    """The baseline: the same rows into a bare table (a primary key, nothing else), one
+    transaction per `batch` rows, committed. `fresh` starts from an empty table; `again`
+    sends rows the table already holds, skipping them as duplicates."""
+
+    def reset(self) -> None:
+        raise NotImplementedError
+
+    def commit_batches(
+        self,
+        rows: list[tuple[Any, ...]],
+        batch: int,
+        ignore: bool,
+        seconds: float,  # float-ok
+    ) -> RawRun:
+        raise NotImplementedError
+
+    def fresh(self, rows: list[tuple[Any, ...]], batch: int, seconds: float) -> RawRun:  # float-ok
+        self.reset()
+        return self.commit_batches(rows, batch, False, seconds)
+
+    def again(self, rows: list[tuple[Any, ...]], batch: int, seconds: float) -> RawRun:  # float-ok
+        return self.commit_batches(rows, batch, True, seconds)
+
+
+class RawSqlite(Raw):
+    """sqlite3 `executemany` in one transaction per batch (WAL, synchronous=NORMAL, as the
+    app); duplicates with INSERT OR IGNORE."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def connect(self) -> sqlite3.Connection:
+        connection = sqlite3.connect(self.path, isolation_level=None)
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute("PRAGMA synchronous=NORMAL")
-        connection.execute(
-            "CREATE TABLE event (id VARCHAR(200) NOT NULL PRIMARY KEY, "
-            "customer_id VARCHAR(64) NOT NULL, product VARCHAR(64) NOT NULL, "
-            "quantity VARCHAR(64) NOT NULL, timestamp DATETIME NOT NULL, "
-            "period_start DATETIME NOT NULL, status VARCHAR(16) NOT NULL, "
-            "received_at DATETIME NOT NULL)"
-        )
-        start = time.perf_counter()
-        connection.execute("BEGIN")
-        connection.executemany(f"INSERT INTO event ({columns}) VALUES (?,?,?,?,?,?,?,?)", stored)
-        connection.execute("COMMIT")
-        return len(rows) / (time.perf_counter() - start)
-    finally:
-        connection.close()
+        return connection
+
+    def reset(self) -> None:
+        path = self.path
+        for used in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+            used.unlink(missing_ok=True)
+        connection = self.connect()
+        try:
+            connection.execute(RAW_TABLE.format(quantity="VARCHAR(64)", time="DATETIME"))
+        finally:
+            connection.close()
+
+    def commit_batches(
+        self,
+        rows: list[tuple[Any, ...]],
+        batch: int,
+        ignore: bool,
+        seconds: float,  # float-ok
+    ) -> RawRun:
+        stored = [
+            (i, c, p, str(q), _naive(t), _naive(s), st, _naive(r), props)
+            for i, c, p, q, t, s, st, r, props in rows
+        ]
+        verb = "INSERT OR IGNORE" if ignore else "INSERT"
+        statement = f"{verb} INTO raw_event ({RAW_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)"
+        connection = self.connect()
+        try:
+            start = time.perf_counter()
+            deadline = start + seconds
+            done = 0
+            for at in range(0, len(stored), batch):
+                if at and time.perf_counter() >= deadline:
+                    break
+                chunk = stored[at : at + batch]
+                connection.execute("BEGIN")
+                connection.executemany(statement, chunk)
+                connection.execute("COMMIT")
+                done += len(chunk)
+            return RawRun(done, time.perf_counter() - start, done < len(stored))
+        finally:
+            connection.close()
 
 
 def _naive(at: dt.datetime) -> str:
@@ -368,29 +539,47 @@ def _naive(at: dt.datetime) -> str:
     return at.astimezone(dt.UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
-def raw_postgres(rows: list[tuple[Any, ...]], url: str, schema: str) -> float:  # float-ok
-    """Rows/s of COPY ... FROM STDIN into a bare table, committed."""
-    table = f'"{schema}".raw_event'
-    columns = ", ".join(f'"{c}"' for c in EVENT_COLUMNS)
-    with psycopg.connect(postgres_conninfo(url)) as connection:
-        connection.execute(f"DROP TABLE IF EXISTS {table}")
-        connection.execute(
-            f"CREATE TABLE {table} (id VARCHAR(200) PRIMARY KEY, "
-            "customer_id VARCHAR(64) NOT NULL, product VARCHAR(64) NOT NULL, "
-            "quantity NUMERIC(38, 12) NOT NULL, timestamp TIMESTAMPTZ NOT NULL, "
-            "period_start TIMESTAMPTZ NOT NULL, status VARCHAR(16) NOT NULL, "
-            "received_at TIMESTAMPTZ NOT NULL)"
-        )
-        connection.commit()
-        start = time.perf_counter()
-        with (
-            connection.cursor() as cursor,
-            cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy,
-        ):
-            for row in rows:
-                copy.write_row(row)
-        connection.commit()
-        return len(rows) / (time.perf_counter() - start)
+class RawPostgres(Raw):
+    """psycopg, one transaction per batch: COPY FROM STDIN for a batch of new rows (a plain
+    INSERT for one row); duplicates with executemany of INSERT ... ON CONFLICT DO NOTHING."""
+
+    def __init__(self, url: str) -> None:
+        self.conninfo = postgres_conninfo(url)
+
+    def reset(self) -> None:
+        with psycopg.connect(self.conninfo) as connection:
+            connection.execute("DROP TABLE IF EXISTS raw_event")
+            connection.execute(RAW_TABLE.format(quantity="NUMERIC(38, 12)", time="TIMESTAMPTZ"))
+
+    def commit_batches(
+        self,
+        rows: list[tuple[Any, ...]],
+        batch: int,
+        ignore: bool,
+        seconds: float,  # float-ok
+    ) -> RawRun:
+        marks = ", ".join(["%s"] * len(EVENT_COLUMNS))
+        insert = f"INSERT INTO raw_event ({RAW_COLUMNS}) VALUES ({marks})"
+        with psycopg.connect(self.conninfo) as connection:
+            start = time.perf_counter()
+            deadline = start + seconds
+            done = 0
+            for at in range(0, len(rows), batch):
+                if at and time.perf_counter() >= deadline:
+                    break
+                chunk = rows[at : at + batch]
+                with connection.cursor() as cursor:
+                    if ignore:
+                        cursor.executemany(f"{insert} ON CONFLICT (id) DO NOTHING", chunk)
+                    elif len(chunk) == 1:
+                        cursor.execute(insert, chunk[0])
+                    else:
+                        with cursor.copy(f"COPY raw_event ({RAW_COLUMNS}) FROM STDIN") as copy:
+                            for row in chunk:
+                                copy.write_row(row)
+                connection.commit()
+                done += len(chunk)
+            return RawRun(done, time.perf_counter() - start, done < len(rows))
 
 
 # --- server -------------------------------------------------------------------------------
@@ -447,6 +636,9 @@ class Load:
     accepted: int = 0
     latencies: list[float] = field(default_factory=list)  # float-ok
     problems: list[str] = field(default_factory=list)
+    # the outcome every event of a request must have: "accepted", or "duplicates" for a
+    # replay; `accepted` adds up the events answered with it
+    counted: str = "accepted"
 
     def next_request(self) -> bytes | None:
         if time.perf_counter() >= self.deadline:
@@ -462,13 +654,13 @@ class Load:
             answer = json.loads(body)
         except ValueError:
             answer = {}
-        accepted = answer.get("accepted") if isinstance(answer, dict) else None
-        if isinstance(accepted, int):
-            self.accepted += accepted
-        if status == 200 and accepted == self.expected:
+        counted = answer.get(self.counted) if isinstance(answer, dict) else None
+        if isinstance(counted, int):
+            self.accepted += counted
+        if status == 200 and counted == self.expected:
             self.ok += 1
         else:
-            self.problems.append(f"status {status}, accepted {accepted}: {body[:200]!r}")
+            self.problems.append(f"status {status}, {self.counted} {counted}: {body[:200]!r}")
 
 
 async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
@@ -552,6 +744,37 @@ class BatchResult:
     problems: int
 
 
+def send_batches(
+    server: Server,
+    key: str,
+    batches: list[list[Event]],
+    *,
+    counted: str = "accepted",
+    seconds: float = BATCH_SECONDS,  # float-ok: seconds
+    connections: int = BATCH_CONNECTIONS,
+) -> tuple[BatchResult, list[list[Event]]]:
+    """POST `batches` (serialized before the clock starts) from `connections` keep-alive
+    connections, no new one after `seconds`; every event of each must be answered `counted`.
+    Also return the batches sent."""
+    size = len(batches[0]) if batches else 0
+    requests = [events_request(server.port, key, batch_body(batch)) for batch in batches]
+    load = Load(iter(requests), size, time.perf_counter() + seconds, counted=counted)
+    del requests
+    elapsed = run_load(server.port, load, connections)
+    report_problems(load)
+    p50, p99 = (latency * 1000 for latency in percentiles(load.latencies))
+    result = BatchResult(
+        batches=load.sent,
+        events=load.accepted,
+        seconds=elapsed,
+        per_second=load.accepted / elapsed,
+        p50_ms=p50,
+        p99_ms=p99,
+        problems=len(load.problems),
+    )
+    return result, batches[: load.sent]
+
+
 def measure_batches(
     server: Server,
     key: str,
@@ -561,28 +784,12 @@ def measure_batches(
     properties: bool = False,
     seconds: float = BATCH_SECONDS,  # float-ok
 ) -> tuple[BatchResult, list[list[Event]]]:
-    """A warm-up batch, then up to `count` pre-serialized batches (no new one is sent after
-    `seconds`), events with properties or not; also return the batches."""
-    warm_up = [events_request(server.port, key, batch_body(source.take(BATCH, properties)))]
-    warm = Load(iter(warm_up), BATCH, time.perf_counter() + seconds)
-    run_load(server.port, warm, 1)
-    report_problems(warm)
+    """A warm-up batch of BATCH events, then up to `count` such batches (no new one is sent
+    after `seconds`), events with properties or not; also return the batches."""
+    warm, _ = send_batches(server, key, [source.take(BATCH, properties)], seconds=seconds)
     batches = [source.take(BATCH, properties) for _ in range(count)]
-    requests = [events_request(server.port, key, batch_body(batch)) for batch in batches]
-    load = Load(iter(requests), BATCH, time.perf_counter() + seconds)
-    seconds = run_load(server.port, load, BATCH_CONNECTIONS)
-    report_problems(load)
-    p50, p99 = (seconds * 1000 for seconds in percentiles(load.latencies))
-    result = BatchResult(
-        batches=load.sent,
-        events=load.accepted,
-        seconds=seconds,
-        per_second=load.accepted / seconds,
-        p50_ms=p50,
-        p99_ms=p99,
-        problems=len(warm.problems) + len(load.problems),
-    )
-    return result, batches[: load.sent]
+    result, sent = send_batches(server, key, batches, seconds=seconds)
+    return replace(result, problems=result.problems + warm.problems), sent
 
 
 @dataclass(frozen=True)
@@ -594,18 +801,27 @@ class SingleResult:
     problems: int
 
 
-def single_requests(server: Server, key: str, source: EventSource) -> Iterator[bytes]:
+def single_requests(
+    server: Server, key: str, source: EventSource, sent: list[Event] | None = None
+) -> Iterator[bytes]:
+    """One request per event, made on demand; the events go to `sent` too (if given)."""
     while True:
-        yield events_request(server.port, key, batch_body(source.take(1)))
+        events = source.take(1)
+        if sent is not None:
+            sent.extend(events)
+        yield events_request(server.port, key, batch_body(events))
 
 
-def measure_single(server: Server, key: str, source: EventSource) -> SingleResult:
-    """One event per POST from SINGLE_CONNECTIONS connections: a warm-up, then a window."""
-    requests = single_requests(server, key, source)
-    warm = Load(requests, 1, time.perf_counter() + SINGLE_WARMUP_SECONDS)
+def measure_single(
+    server: Server, key: str, source: EventSource, sent: list[Event] | None = None
+) -> SingleResult:
+    """One event per POST from SINGLE_CONNECTIONS connections: a warm-up, then a window.
+    The events of the window are added to `sent` (if given)."""
+    warm = Load(single_requests(server, key, source), 1, time.perf_counter() + SIZES.single_warm_up)
     run_load(server.port, warm, SINGLE_CONNECTIONS)
+    requests = single_requests(server, key, source, sent)
     capped = (r for _, r in zip(range(SINGLE_MAX_REQUESTS), requests, strict=False))
-    load = Load(capped, 1, time.perf_counter() + SINGLE_SECONDS)
+    load = Load(capped, 1, time.perf_counter() + SIZES.single_seconds)
     seconds = run_load(server.port, load, SINGLE_CONNECTIONS)
     report_problems(load)
     p50, p99 = (seconds * 1000 for seconds in percentiles(load.latencies))
@@ -670,14 +886,14 @@ class MemoryResult:
 def memory_plan(rate: float, budget: float) -> tuple[int, str | None]:  # float-ok
     """Events to send for the memory phase, and why it was scaled down (None when it was not)."""
     expected = rate * MEMORY_SLOWDOWN
-    estimate = MEMORY_EVENTS / expected
+    estimate = SIZES.memory_events / expected
     if estimate <= budget:
-        return MEMORY_EVENTS, None
+        return SIZES.memory_events, None
     batches = max(1, int(expected * budget) // BATCH)
     reason = (
-        f"SCALED DOWN from {MEMORY_EVENTS:,} to {batches * BATCH:,} events: step 3 measured "
+        f"SCALED DOWN from {SIZES.memory_events:,} to {batches * BATCH:,} events: step 2b measured "
         f"{rate:,.0f} events/s on SQLite; assuming {MEMORY_SLOWDOWN:.0%} of it on a growing "
-        f"table ({expected:,.0f}/s), {MEMORY_EVENTS:,} events would take ~{estimate:,.0f} s, "
+        f"table ({expected:,.0f}/s), {SIZES.memory_events:,} events would take ~{estimate:,.0f} s, "
         f"over this phase's {budget:.0f} s budget"
     )
     return batches * BATCH, reason
@@ -721,7 +937,7 @@ def measure_memory(url: str, events: int, budget: float) -> MemoryResult:  # flo
     )
 
 
-# --- per engine ---------------------------------------------------------------------------
+# --- caps and dimensions ------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -765,10 +981,10 @@ def measure_caps(server: Server, key: str, url: str, source: EventSource) -> Cap
     """
     seconds = {False: 0.0, True: 0.0}
     events = {False: 0, True: 0}
-    for _ in range(CAPS_ROUNDS):
+    for _ in range(SIZES.caps_rounds):
         for capped in (False, True):
             set_caps(url, CAPS_AMOUNT if capped else None)
-            result, _ = measure_batches(server, key, source, CAPS_BATCHES)
+            result, _ = measure_batches(server, key, source, SIZES.caps_batches)
             seconds[capped] += result.seconds
             events[capped] += result.events
     set_caps(url, None)
@@ -800,11 +1016,19 @@ def dimension_tiers() -> Iterator[Path]:
 
 @dataclass(frozen=True)
 class Storage:
-    """The usage_breakdown table after the dimensions rounds."""
+    """The usage_breakdown table (or what the dimensions rounds added to it)."""
 
     rows: int
     bytes: int | None  # table and its index; None when it cannot be measured
     how: str  # how it was measured, or why it could not be
+
+    def since(self, before: Storage) -> Storage:
+        """What was added after `before` (the rows the shapes phase left are not counted)."""
+        added = None
+        if self.bytes is not None and before.bytes is not None:
+            added = self.bytes - before.bytes
+        how = self.how if not before.rows else f"{self.how}; growth since the rounds began"
+        return Storage(self.rows - before.rows, added, how)
 
 
 def sqlite_breakdown_storage(path: Path) -> Storage:
@@ -823,9 +1047,9 @@ def sqlite_breakdown_storage(path: Path) -> Storage:
         connection.close()
 
 
-def postgres_breakdown_storage(url: str, schema: str) -> Storage:
+def postgres_breakdown_storage(url: str) -> Storage:
     """Rows of usage_breakdown, and pg_total_relation_size (table, index, TOAST)."""
-    table = f'"{schema}".usage_breakdown'
+    table = "usage_breakdown"
     with psycopg.connect(postgres_conninfo(url)) as connection:
         found = connection.execute(
             f"SELECT (SELECT count(*) FROM {table}), pg_total_relation_size(%s::regclass)",
@@ -896,16 +1120,18 @@ def total(results: list[BatchResult]) -> BatchResult:
 def measure_dimensions(
     url: str, key: str, source: EventSource, storage: Callable[[], Storage]
 ) -> DimensionsResult:
-    """Step 6: batches without and with properties in alternating rounds, on a server whose
-    product_analytics keeps usage per dimension value; then storage and RSS."""
-    deadline = time.perf_counter() + DIMENSIONS_SECONDS
+    """Step 5: batches without and with properties in alternating rounds, on a server whose
+    product_analytics keeps usage per dimension value; then storage (what the rounds added)
+    and RSS."""
+    existing = storage()
+    deadline = time.perf_counter() + SIZES.dimensions_seconds
     runs: dict[bool, list[BatchResult]] = {False: [], True: []}
     rounds = 0
     cut_short = False
     with dimension_tiers() as tiers, running_server(url, tiers=tiers) as server:
         say(f"   dimensions server pid {server.pid} on port {server.port}, tiers {tiers}")
         idle = before = proc_status_kb(server.pid, "VmRSS") or 0
-        while rounds < DIMENSIONS_ROUNDS:
+        while rounds < SIZES.dimensions_rounds:
             left = deadline - time.perf_counter()
             if rounds and left <= 0:
                 cut_short = True
@@ -917,16 +1143,16 @@ def measure_dimensions(
                     server,
                     key,
                     source,
-                    DIMENSIONS_BATCHES,
+                    SIZES.dimensions_batches,
                     properties=properties,
                     # float-ok: seconds
                     seconds=max(1.0, min(BATCH_SECONDS, deadline - time.perf_counter())),
                 )
                 runs[properties].append(result)
-                cut_short = cut_short or result.batches < DIMENSIONS_BATCHES
+                cut_short = cut_short or result.batches < SIZES.dimensions_batches
             rounds += 1
         after = proc_status_kb(server.pid, "VmRSS") or 0
-        stored = storage()
+        stored = storage().since(existing)
     return DimensionsResult(
         rounds=rounds,
         without=total(runs[False]),
@@ -942,7 +1168,7 @@ def measure_dimensions(
 def dimensions_phase(
     url: str, key: str, source: EventSource, storage: Callable[[], Storage]
 ) -> DimensionsResult:
-    """Step 6, with its figures printed."""
+    """Step 5, with its figures printed."""
     say(
         f"   dimensions: product_analytics by {', '.join(DIMENSIONS)} "
         f"(max {MAX_DIMENSION_VALUES:,} values), {PROJECTS} projects x {len(MODELS)} models"
@@ -951,13 +1177,13 @@ def dimensions_phase(
     w, wo = d.with_properties, d.without
     say(
         f"   batches of {BATCH:,} with properties ({d.rounds} alternating rounds of "
-        f"{DIMENSIONS_BATCHES}): {w.per_second:,.0f} events/s ({w.events:,} events, "
+        f"{SIZES.dimensions_batches}): {w.per_second:,.0f} events/s ({w.events:,} events, "
         f"{w.seconds:.1f} s) vs {wo.per_second:,.0f} without ({wo.events:,} events, "
         f"{wo.seconds:.1f} s): {d.ratio:.2f} (goal >= {GOAL_DIMENSIONS})  "
         f"mismatches {d.problems}"
     )
     if d.cut_short:
-        say(f"   (CUT SHORT by this phase's {DIMENSIONS_SECONDS:.0f} s cap)")
+        say(f"   (CUT SHORT by this phase's {SIZES.dimensions_seconds:.0f} s cap)")
     per_row = d.bytes_per_row
     if d.storage.rows == 0:
         say("   usage_breakdown: NO ROWS: the server did not keep usage by dimension")
@@ -995,91 +1221,272 @@ def dimensions_phase(
     return d
 
 
+# --- realistic shapes ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ShapeLine:
+    """One shape of traffic: the engine's rate, the raw baseline's at the same batch size,
+    and its goal."""
+
+    label: str
+    size: int  # events per request (per raw transaction)
+    engine: BatchResult  # per_second counts events (or duplicates) answered as expected
+    raw: RawRun | None
+    goal: str
+    met: bool | None  # None: shown for reference, the goal is another line's
+    note: str = ""
+
+    @property
+    def ratio(self) -> float:  # float-ok: engine / raw
+        if self.raw is None or not self.raw.per_second:
+            return math.nan
+        return self.engine.per_second / self.raw.per_second
+
+
+@dataclass(frozen=True)
+class ShapesResult:
+    lines: list[ShapeLine]
+    lotus_new: BatchResult
+    lotus_duplicates: BatchResult
+
+    def line(self, label: str) -> ShapeLine:
+        return next(line for line in self.lines if line.label == label)
+
+
+def median_raw(runs: list[RawRun]) -> RawRun:
+    """The run with the median rate (the lower middle one for an even count)."""
+    ordered = sorted(runs, key=lambda run: run.per_second)
+    return ordered[(len(ordered) - 1) // 2]
+
+
+def raw_fresh(raw: Raw, rows: list[tuple[Any, ...]], size: int) -> RawRun:
+    """SIZES.raw_runs runs of the rows into an empty bare table; the median. The table is
+    left holding the last run's rows, for `raw.again`."""
+    return median_raw([raw.fresh(rows, size, SIZES.raw_seconds) for _ in range(SIZES.raw_runs)])
+
+
+def raw_again(raw: Raw, rows: list[tuple[Any, ...]], size: int) -> RawRun:
+    return median_raw([raw.again(rows, size, SIZES.raw_seconds) for _ in range(SIZES.raw_runs)])
+
+
+def batch_line(label: str, size: int, engine: BatchResult, raw: RawRun) -> ShapeLine:
+    goal = GOAL_RAW_RATIO[size]
+    line = ShapeLine(label, size, engine, raw, f"engine/raw >= {goal}", False)
+    return replace(line, met=line.ratio >= goal)
+
+
+def duplicate_line(
+    label: str, size: int, engine: BatchResult, raw: RawRun, new: BatchResult
+) -> ShapeLine:
+    ratio = engine.per_second / new.per_second if new.per_second else math.nan
+    return ShapeLine(
+        label,
+        size,
+        engine,
+        raw,
+        f"dup/new >= {GOAL_DUPLICATES}",
+        ratio >= GOAL_DUPLICATES,
+        note=f"dup/new {ratio:.2f}",
+    )
+
+
+def say_line(line: ShapeLine) -> None:
+    e, r = line.engine, line.raw
+    raw = f"{r.per_second:>9,.0f}" if r is not None else f"{'-':>9}"
+    say(
+        f"   {line.label:<34} {e.per_second:>9,.0f} {raw}   {line.ratio:>6.3f}   "
+        + (
+            line.goal
+            if line.met is None
+            else f"{line.goal} ({line.note + ': ' if line.note else ''}{met(line.met)})"
+        )
+    )
+    details = [f"{e.events:,} in {e.seconds:.1f} s"]
+    if not math.isnan(e.p50_ms):
+        details.append(f"p50 {e.p50_ms:,.1f} ms, p99 {e.p99_ms:,.1f} ms per request")
+    if r is not None:
+        details.append(
+            f"raw {r.rows:,} rows in {r.seconds:.2f} s"
+            + (" (its time cap: fewer rows than the engine's)" if r.cut_short else "")
+        )
+    if e.problems:
+        details.append(f"MISMATCHES {e.problems}")
+    say(f"   {'':<34} ({'; '.join(details)})")
+
+
+def say_header() -> None:
+    say(f"   {'shape':<34} {'engine/s':>9} {'raw/s':>9}   {'ratio':>6}   goal")
+
+
+def warm_up(server: Server, key: str, source: EventSource, size: int, count: int) -> None:
+    """`count` batches of `size` events, not measured (connections, caches, the JIT-less
+    interpreter's first paths); answers are still checked."""
+    result, _ = send_batches(server, key, [source.take(size) for _ in range(count)])
+    if result.problems:
+        say(f"   (warm-up: {result.problems} MISMATCHES)")
+
+
+def replay_of(sent: list[list[Event]], events: int) -> list[list[Event]]:
+    """About `events` events of `sent` again, whole batches taken evenly across it."""
+    wanted = max(1, events // len(sent[0])) if sent else 0
+    step = max(1, len(sent) // wanted) if wanted else 1
+    return sent[::step][:wanted]
+
+
+def measure_shapes_one_worker(
+    server: Server, key: str, source: EventSource, raw: Raw
+) -> tuple[list[ShapeLine], BatchResult, BatchResult]:
+    """Batches of 100 (the Lotus-equivalent workload and its duplicates), then batches of
+    10,000 and a replay of some, each followed by its raw baseline; one server worker."""
+    lines = []
+    seconds = SIZES.shape_seconds
+    warm_up(server, key, source, 100, SIZES.small_warm_up)
+    new_small = [source.take(100) for _ in range(SIZES.lotus_events // 100)]
+    lotus_new, sent = send_batches(server, key, new_small, seconds=seconds)
+    del new_small
+    replay = replay_of(sent, SIZES.lotus_duplicates)
+    lotus_dup, _ = send_batches(server, key, replay, counted="duplicates", seconds=seconds)
+    now = dt.datetime.now(dt.UTC)
+    raw_new = raw_fresh(raw, rows_as_stored(sent, now), 100)
+    raw_dup = raw_again(raw, rows_as_stored(replay, now), 100)
+    del sent, replay
+    lines.append(batch_line("batches of 100, new", 100, lotus_new, raw_new))
+    lines.append(duplicate_line("batches of 100, replayed", 100, lotus_dup, raw_dup, lotus_new))
+    for line in lines:
+        say_line(line)
+
+    warm_up(server, key, source, BATCH, 1)
+    new_big = [source.take(BATCH) for _ in range(SIZES.big_batches)]
+    big_new, sent = send_batches(server, key, new_big, seconds=seconds)
+    del new_big
+    replay = replay_of(sent, SIZES.big_replays * BATCH)
+    big_dup, _ = send_batches(server, key, replay, counted="duplicates", seconds=seconds)
+    raw_new = raw_fresh(raw, rows_as_stored(sent, now), BATCH)
+    raw_dup = raw_again(raw, rows_as_stored(replay, now), BATCH)
+    del sent, replay
+    lines.append(batch_line(f"batches of {BATCH:,}, new", BATCH, big_new, raw_new))
+    lines.append(
+        duplicate_line(f"batches of {BATCH:,}, replayed", BATCH, big_dup, raw_dup, big_new)
+    )
+    for line in lines[2:]:
+        say_line(line)
+    return lines, lotus_new, lotus_dup
+
+
+def single_line(label: str, single: SingleResult, raw: RawRun, workers: int) -> ShapeLine:
+    engine = BatchResult(
+        batches=single.requests,
+        events=single.requests,
+        seconds=single.requests / single.per_second if single.per_second else 0.0,  # float-ok
+        per_second=single.per_second,
+        p50_ms=single.p50_ms,
+        p99_ms=single.p99_ms,
+        problems=single.problems,
+    )
+    if workers != 2:
+        return ShapeLine(label, 1, engine, raw, "(the goal is with 2 workers)", None)
+    goal = f"requests/s >= {GOAL_SINGLE_PER_SECOND:,}"
+    return ShapeLine(label, 1, engine, raw, goal, single.per_second >= GOAL_SINGLE_PER_SECOND)
+
+
+def say_lotus(lotus_new: BatchResult, lotus_dup: BatchResult) -> None:
+    scaled = "" if SIZES.lotus_events == Sizes.lotus_events else " (SCALED DOWN: --quick)"
+    say(
+        f"   Lotus-equivalent{scaled}: {lotus_new.events:,} unique events for "
+        f"{SHAPE_CUSTOMERS:,} customers in batches of 100: {lotus_new.per_second:,.0f} events/s "
+        f"({lotus_new.seconds:.1f} s); then {lotus_dup.events:,} duplicates: "
+        f"{lotus_dup.per_second:,.0f} events/s ({lotus_dup.seconds:.1f} s)"
+    )
+
+
+# --- per engine ---------------------------------------------------------------------------
+
+
 @dataclass(frozen=True)
 class EngineResult:
     name: str
-    batches: BatchResult
-    raw_per_second: float  # float-ok
-    single: SingleResult
-    single_two_workers: SingleResult
-    caps: CapsResult
+    shapes: ShapesResult
+    caps: CapsResult | None  # None with --only shapes
 
     @property
-    def ratio(self) -> float:  # float-ok
-        return self.batches.per_second / self.raw_per_second
+    def big_batches_per_second(self) -> float:  # float-ok: events/s
+        return self.shapes.line(f"batches of {BATCH:,}, new").engine.per_second
 
 
 def run_engine(
-    name: str, url: str, raw: Any, storage: Callable[[], Storage], only: str | None
-) -> tuple[EngineResult | None, DimensionsResult]:
-    """Steps 1-6 on one database (1 and 6 with `only` "dimensions"); `raw(rows)` times the
-    baseline bulk insert of `rows`, `storage()` measures usage_breakdown."""
+    name: str,
+    url: str,
+    raw: Raw,
+    storage: Callable[[], Storage],
+    only: str | None,
+) -> tuple[EngineResult | None, DimensionsResult | None]:
+    """Prepare one database, then the realistic shapes (and caps), then the dimensions
+    phase; `only` keeps one of them. `raw` times the baselines, `storage()` measures
+    usage_breakdown."""
     say(f"{name}")
+    started = time.perf_counter()
     key = prepare(url)
-    result = measure_engine(name, url, key, raw) if only is None else None
-    dimensions = dimensions_phase(url, key, EventSource(seed=5 if name == "SQLite" else 6), storage)
+    say(f"   prepared {SHAPE_CUSTOMERS:,} customers in {time.perf_counter() - started:.1f} s")
+    result = measure_engine(name, url, key, raw, only) if only != "dimensions" else None
+    dimensions = None
+    if only in (None, "dimensions"):
+        source = EventSource(seed=5 if name == "SQLite" else 6)
+        dimensions = dimensions_phase(url, key, source, storage)
     say()
     return result, dimensions
 
 
-def measure_engine(name: str, url: str, key: str, raw: Any) -> EngineResult:
-    """Steps 2-5 on one prepared database."""
-    source = EventSource(seed=1 if name == "SQLite" else 2)
-    with running_server(url) as server:
-        say(f"   server pid {server.pid} on port {server.port}")
-        batch, sent = measure_batches(server, key, source, BATCHES[name])
-        say(
-            f"   batches of {BATCH:,} over HTTP: {batch.events:,} events in {batch.batches} "
-            f"batches, {batch.seconds:.1f} s: {batch.per_second:>9,.0f} events/s  "
-            f"p50 {batch.p50_ms:,.0f} ms  p99 {batch.p99_ms:,.0f} ms  mismatches {batch.problems}"
-        )
-        if batch.batches < BATCHES[name]:
-            say(
-                f"   (stopped at {batch.batches} of {BATCHES[name]} batches: "
-                f"the {BATCH_SECONDS:.0f} s cap)"
-            )
-        rows = rows_as_stored(sent, dt.datetime.now(dt.UTC))
-        del sent
-        raw_rates = [raw(rows) for _ in range(RAW_RUNS)]
-        raw_rate = statistics.median(raw_rates)
-        say(
-            f"   raw bulk insert of the same {len(rows):,} rows: {raw_rate:>9,.0f} rows/s "
-            f"(median of {', '.join(f'{rate:,.0f}' for rate in raw_rates)})"
-        )
-        del rows
-        ratio = batch.per_second / raw_rate
-        say(f"   API / raw: {ratio:.3f} (goal >= {GOAL_RATIO[name]})")
-        caps = measure_caps(server, key, url, source)
-        say(
-            f"   batches with a cap on every product ({CAPS_ROUNDS} alternating rounds of "
-            f"{CAPS_BATCHES}): {caps.with_per_second:,.0f} events/s vs "
-            f"{caps.without_per_second:,.0f} without: {caps.ratio:.2f} (goal >= {GOAL_CAPS})"
-        )
-        single = measure_single(server, key, source)
-        say(
-            f"   single events, {SINGLE_CONNECTIONS} connections, {SINGLE_SECONDS:.0f} s: "
-            f"{single.per_second:>7,.0f} requests/s  p50 {single.p50_ms:.1f} ms  "
-            f"p99 {single.p99_ms:.1f} ms  mismatches {single.problems}"
-        )
-    with running_server(url, workers=2) as server:
-        single_two = measure_single(server, key, source)
-        say(
-            f"   single events, 2 server workers, {SINGLE_CONNECTIONS} connections, "
-            f"{SINGLE_SECONDS:.0f} s: {single_two.per_second:>7,.0f} requests/s  "
-            f"p50 {single_two.p50_ms:.1f} ms  p99 {single_two.p99_ms:.1f} ms  "
-            f"mismatches {single_two.problems}"
-        )
-    return EngineResult(
-        name=name,
-        batches=batch,
-        raw_per_second=raw_rate,
-        single=single,
-        single_two_workers=single_two,
-        caps=caps,
+def measure_engine(name: str, url: str, key: str, raw: Raw, only: str | None) -> EngineResult:
+    """The realistic shapes on one prepared database (and the caps, unless `only`)."""
+    source = EventSource(
+        seed=1 if name == "SQLite" else 2, customers=SHAPE_CUSTOMERS, projects=True
     )
+    say(
+        f"   realistic shapes: {SHAPE_CUSTOMERS:,} customers round-robin, a timestamp of its "
+        f"own per event (over the current period), a `project` property on every event"
+    )
+    say_header()
+    caps = None
+    with running_server(url) as server:
+        lines, lotus_new, lotus_dup = measure_shapes_one_worker(server, key, source, raw)
+        one_sent: list[Event] = []
+        single = measure_single(server, key, source, one_sent)
+        if only is None:
+            caps = measure_caps(server, key, url, EventSource(seed=7 if name == "SQLite" else 8))
+    with running_server(url, workers=2) as server:
+        two_sent: list[Event] = []
+        single_two = measure_single(server, key, source, two_sent)
+    now = dt.datetime.now(dt.UTC)
+    raw_single = median_raw(
+        [
+            raw.fresh(rows_as_stored([two_sent], now), 1, SIZES.raw_single_seconds)
+            for _ in range(SIZES.raw_runs)
+        ]
+    )
+    del one_sent, two_sent
+    singles = [
+        single_line(f"single events, 1 worker, {SINGLE_CONNECTIONS} conns", single, raw_single, 1),
+        single_line(
+            f"single events, 2 workers, {SINGLE_CONNECTIONS} conns", single_two, raw_single, 2
+        ),
+    ]
+    for line in singles:
+        say_line(line)
+    say("   (raw: one row per transaction, from one connection, for the single events)")
+    say_lotus(lotus_new, lotus_dup)
+    if caps is not None:
+        say(
+            f"   batches of {BATCH:,} with a cap on every product ({SIZES.caps_rounds} alternating "
+            f"rounds of {SIZES.caps_batches}, {CUSTOMERS} customers): "
+            f"{caps.with_per_second:,.0f} events/s vs {caps.without_per_second:,.0f} without: "
+            f"{caps.ratio:.2f} (goal >= {GOAL_CAPS})"
+        )
+    shapes = ShapesResult(lines + singles, lotus_new, lotus_dup)
+    return EngineResult(name=name, shapes=shapes, caps=caps)
 
 
-EngineRun = tuple[EngineResult | None, DimensionsResult]
+EngineRun = tuple[EngineResult | None, DimensionsResult | None]
 
 
 def run_sqlite(workdir: Path, only: str | None) -> EngineRun:
@@ -1087,7 +1494,7 @@ def run_sqlite(workdir: Path, only: str | None) -> EngineRun:
     return run_engine(
         "SQLite",
         f"sqlite:///{path}",
-        lambda rows: raw_sqlite(rows, workdir / "raw.db"),
+        RawSqlite(workdir / "raw.db"),
         lambda: sqlite_breakdown_storage(path),
         only,
     )
@@ -1098,13 +1505,13 @@ def run_postgres(only: str | None) -> EngineRun | str:
     reason = postgres_unreachable(POSTGRES_URL)
     if reason is not None:
         return f"PostgreSQL at {POSTGRES_URL} is not reachable ({reason})"
-    with postgres_schema(POSTGRES_URL) as (schema, url):
-        say(f"(schema {schema}, dropped at the end)")
+    with postgres_database(POSTGRES_URL) as (database, url):
+        say(f"(database {database}, dropped at the end)")
         return run_engine(
             "PostgreSQL",
             url,
-            lambda rows: raw_postgres(rows, POSTGRES_URL, schema),
-            lambda: postgres_breakdown_storage(POSTGRES_URL, schema),
+            RawPostgres(url),
+            lambda: postgres_breakdown_storage(url),
             only,
         )
 
@@ -1124,32 +1531,17 @@ def summary(
 ) -> None:
     say("summary")
     for r in results:
-        goal = GOAL_RATIO[r.name]
-        say(
-            f"   {r.name}: API {r.batches.per_second:,.0f} events/s "
-            f"(p50 {r.batches.p50_ms:,.0f} ms, p99 {r.batches.p99_ms:,.0f} ms per {BATCH:,}), "
-            f"raw {r.raw_per_second:,.0f} rows/s"
-        )
-        say(f"      API / raw {r.ratio:.3f}: goal >= {goal}: {met(r.ratio >= goal)}")
-        say(
-            f"      single events {r.single.per_second:,.0f} requests/s "
-            f"(p50 {r.single.p50_ms:.1f} ms, p99 {r.single.p99_ms:.1f} ms): "
-            f"goal >= {GOAL_SINGLE_PER_SECOND:,}/s: "
-            f"{met(r.single.per_second >= GOAL_SINGLE_PER_SECOND)} with 1 worker"
-        )
-        two = r.single_two_workers
-        say(
-            f"      single events, 2 workers {two.per_second:,.0f} requests/s "
-            f"(p50 {two.p50_ms:.1f} ms, p99 {two.p99_ms:.1f} ms): "
-            f"goal >= {GOAL_SINGLE_PER_SECOND:,}/s: {met(two.per_second >= GOAL_SINGLE_PER_SECOND)}"
-        )
-        say(
-            f"      with caps on every product {r.caps.with_per_second:,.0f} events/s vs "
-            f"{r.caps.without_per_second:,.0f} without: {r.caps.ratio:.2f}: "
-            f"goal >= {GOAL_CAPS}: {met(r.caps.ratio >= GOAL_CAPS)}"
-        )
-        if r.batches.problems or r.single.problems or two.problems:
-            say(f"      MISMATCHES: {r.batches.problems} batch, {r.single.problems} single")
+        say(f"   {r.name}: realistic shapes ({SHAPE_CUSTOMERS:,} customers, distinct timestamps)")
+        say_header()
+        for line in r.shapes.lines:
+            say_line(line)
+        say_lotus(r.shapes.lotus_new, r.shapes.lotus_duplicates)
+        if r.caps is not None:
+            say(
+                f"      with caps on every product {r.caps.with_per_second:,.0f} events/s vs "
+                f"{r.caps.without_per_second:,.0f} without: {r.caps.ratio:.2f}: "
+                f"goal >= {GOAL_CAPS}: {met(r.caps.ratio >= GOAL_CAPS)}"
+            )
     for name, d in dimensions.items():
         say(
             f"   {name} dimensions: with properties {d.with_properties.per_second:,.0f} "
@@ -1167,7 +1559,7 @@ def summary(
         say(f"   PostgreSQL: skipped: {skipped}")
     if memory is not None:
         peak = max(memory.peak_rss_mb, memory.hwm_mb)
-        scaled = "" if memory.events >= MEMORY_EVENTS else " (SCALED DOWN, see above)"
+        scaled = "" if memory.events >= SIZES.memory_events else " (SCALED DOWN, see above)"
         say(
             f"   SQLite memory: {memory.events:,} events{scaled} in {memory.seconds:.0f} s, "
             f"peak RSS {memory.peak_rss_mb:,.0f} MB sampled / {memory.hwm_mb:,.0f} MB VmHWM: "
@@ -1200,19 +1592,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument(
         "--only",
-        choices=["dimensions"],
-        help="run only this phase (step 6, after step 1, on each engine); default: all",
+        choices=["shapes", "dimensions"],
+        help="run only this phase (after preparing each engine's database); default: all",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="scale every phase down (a smoke run of a minute or two per engine)",
     )
     return parser.parse_args(argv)
 
 
 def main() -> None:
-    only: str | None = parse_args().only
+    args = parse_args()
+    only: str | None = args.only
+    if args.quick:
+        SIZES.scale_down()
     started = time.perf_counter()
     say(f"Ingestion benchmark, {os.cpu_count()} CPU(s), Python {sys.version.split()[0]}")
     say(
-        f"{CUSTOMERS} customers, products {', '.join(PRODUCTS)}; batches of {BATCH:,} from "
-        f"{BATCH_CONNECTIONS} keep-alive connections; client on {'uvloop' if uvloop else 'asyncio'}"
+        f"products {', '.join(PRODUCTS)}; batches from {BATCH_CONNECTIONS} keep-alive "
+        f"connections, single events from {SINGLE_CONNECTIONS}; client on "
+        f"{'uvloop' if uvloop else 'asyncio'}" + ("; --quick: SCALED DOWN" if args.quick else "")
     )
     say(f"note: the load generator shares the machine's {os.cpu_count()} CPU(s) with the server")
     say()
@@ -1222,9 +1623,11 @@ def main() -> None:
     memory: MemoryResult | None = None
     with tempfile.TemporaryDirectory(prefix="billing-bench-") as tmp:
         workdir = Path(tmp)
-        sqlite_result, dimensions["SQLite"] = run_sqlite(workdir, only)
+        sqlite_result, sqlite_dimensions = run_sqlite(workdir, only)
         if sqlite_result is not None:
             results.append(sqlite_result)
+        if sqlite_dimensions is not None:
+            dimensions["SQLite"] = sqlite_dimensions
         for used in workdir.iterdir():  # free the disk for the memory phase
             used.unlink()
         postgres = run_postgres(only)
@@ -1233,13 +1636,15 @@ def main() -> None:
             say(f"PostgreSQL: skipped: {postgres}")
             say()
         else:
-            postgres_result, dimensions["PostgreSQL"] = postgres
+            postgres_result, postgres_dimensions = postgres
             if postgres_result is not None:
                 results.append(postgres_result)
-        if sqlite_result is not None:
-            left = TOTAL_SECONDS - (time.perf_counter() - started)
-            budget = max(10.0, min(MEMORY_SECONDS, left))
-            memory = memory_phase(workdir, sqlite_result.batches.per_second, budget)
+            if postgres_dimensions is not None:
+                dimensions["PostgreSQL"] = postgres_dimensions
+        if sqlite_result is not None and only is None:
+            left = SIZES.total_seconds - (time.perf_counter() - started)
+            budget = max(min(10.0, SIZES.memory_seconds), min(SIZES.memory_seconds, left))
+            memory = memory_phase(workdir, sqlite_result.big_batches_per_second, budget)
     summary(results, dimensions, skipped, memory)
     say(f"   total run time {time.perf_counter() - started:.0f} s")
 
