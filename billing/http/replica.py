@@ -39,7 +39,11 @@ def replica_lag(engine: Engine) -> float:  # float-ok: seconds
     if engine.dialect.name != "postgresql":
         return 0.0  # float-ok: seconds
     with engine.connect() as connection:
-        connection.execute(text(f"SET LOCAL statement_timeout = {LAG_TIMEOUT_MS}"))
+        # SET LOCAL, with the value bound (set_config's third argument: this transaction)
+        connection.execute(
+            text("SELECT set_config('statement_timeout', :ms, true)"),
+            {"ms": str(LAG_TIMEOUT_MS)},
+        )
         lag = connection.execute(LAG_SQL).scalar_one()
     return max(float(lag), 0.0)  # float-ok: seconds
 
