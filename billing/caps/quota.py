@@ -130,15 +130,21 @@ class QuotaState:
 def reprice(state: QuotaState, terms: QuotaTerms) -> QuotaState:
     """The state with its limit in line with `terms` (the same state if already in line).
 
-    The state remembers the cap and discount its limit was computed from, so a change made
-    since (a new cap, a discount, a new period's first event) is applied exactly once.
+    A capped period's limit is worked out again from its terms each time (`limit_for`):
+    with the same cap, discount and plan it is the limit already stored (the limit is
+    max(what the cap buys, what was already accepted within the old limit)), and a change
+    made since is applied at once — a new cap or discount, a new period's first event, or
+    a new plan for the period (a customer override deployed after the period began:
+    docs/pricing-changes.md). An uncapped period that stays uncapped is not touched.
     """
-    discount = terms.discount_percent if terms.cap is not None else None
-    if state.cap_amount == terms.cap and state.cap_discount == discount:
+    if terms.cap is None and state.cap_amount is None:
         return state
+    discount = terms.discount_percent if terms.cap is not None else None
     limit = limit_for(
         terms.plan, terms.cap, terms.discount_percent, state.accepted, state.limit_quantity
     )
+    if (state.cap_amount, state.cap_discount, state.limit_quantity) == (terms.cap, discount, limit):
+        return state
     return replace(state, limit_quantity=limit, cap_amount=terms.cap, cap_discount=discount)
 
 

@@ -157,3 +157,43 @@ def test_the_portal_projection_prices_at_the_customers_prices(engine, session, n
         [line] = [line for line in projection.lines if line.product == "session_replay"]
         amounts[customer] = line.amount
     assert amounts == {"acme": D("45.00"), "other": D("70.00")}
+
+
+def test_an_override_deployed_after_the_period_began_moves_the_cap_limit_at_once(
+    engine, session, catalog, negotiated
+):
+    """acme's deal starts on 1 October but is deployed on the 10th: the 30.00 cap bought
+    11,000 recordings at list until then, and buys 15,000 from the next batch on (the
+    limit was kept until the cap or discount moved, refusing what the deal pays for)."""
+    _, with_deal = negotiated
+    add_customer(session, "acme", billing_start=OCT)
+    quota_service.set_cap(
+        connection=session.connection(),
+        catalog=catalog,  # deployed without the override yet
+        customer_id="acme",
+        product="session_replay",
+        amount=D(30),
+        actor="test",
+        now=OCT,
+    )
+    session.commit()
+
+    def send(event_id, quantity, tiers):
+        event = {
+            "id": event_id,
+            "customer": "acme",
+            "product": "session_replay",
+            "quantity": quantity,
+            "timestamp": "2026-10-09T00:00:00Z",
+        }
+        return ingest(session, tiers, [event], now=MID_OCT)
+
+    assert send("a", 11_000, catalog).accepted == 1  # the whole limit at list
+    assert send("b", 1, catalog).accepted == 0  # over it
+    assert send("c", 4_000, with_deal).accepted == 1  # the deal's limit: 15,000
+    [view] = [
+        v
+        for v in quota_service.quotas(session.connection(), with_deal, "acme", MID_OCT)
+        if v.product == "session_replay"
+    ]
+    assert view.limit_quantity == D(15_000)
