@@ -1,7 +1,9 @@
 """What a credit note credits, line by line. Pure: no I/O (docs/invoicing.md, "Credit notes").
 
 An invoice line can be credited until its net amount is used up: a usage line's net is its
-amount less its discount line; a commitment line's is its amount (less, for a running
+amount less its discount line (and, on a re-issued invoice, less what other invoices billed
+of its period: its negative adjustment line; such a line is credited by amount only); a
+commitment line's is its amount (less, for a running
 commitment, the credit already used: see corrections/credit_notes.py). A request credits a
 line by `amount` (money), by `quantity` (units fewer: the line re-priced by the pricing core
 with `quantity` fewer units than it has left, at the invoice's plan and discount, and the
@@ -61,6 +63,9 @@ class Creditable:
     description: str
     amount_left: Decimal
     quantity_left: Decimal
+    # False for a usage line part of whose units other invoices billed (a re-issue's
+    # negative adjustment): re-pricing a quantity of it is not what this invoice charged
+    by_quantity: bool = True
 
 
 def creditable_lines(
@@ -69,6 +74,7 @@ def creditable_lines(
     """The creditable lines of an invoice (usage and commitment lines) and what is left of
     each after the notes already issued (`credited`: their lines)."""
     net: dict[int, Decimal] = {}
+    elsewhere: set[int] = set()
     found: dict[int, InvoiceLineView] = {}
     last_usage: dict[str | None, int] = {}
     for line in lines:
@@ -80,6 +86,11 @@ def creditable_lines(
         elif line.kind == LineKind.DISCOUNT and line.product in last_usage:
             position = last_usage[line.product]
             net[position] = EXACT.add(net[position], line.amount)
+        elif line.kind == LineKind.ADJUSTMENT and line.quantity < 0 and line.product in last_usage:
+            # a replacement's units billed elsewhere: its usage line charged this much less
+            position = last_usage[line.product]
+            net[position] = EXACT.add(net[position], line.amount)
+            elsewhere.add(position)
     amount_used: dict[int, Decimal] = {}
     quantity_used: dict[int, Decimal] = {}
     for note_line in credited:
@@ -97,6 +108,7 @@ def creditable_lines(
             description=line.description,
             amount_left=EXACT.subtract(net[position], amount_used.get(position, ZERO)),
             quantity_left=EXACT.subtract(line.quantity, quantity_used.get(position, ZERO)),
+            by_quantity=position not in elsewhere,
         )
         for position, line in found.items()
     }
@@ -193,6 +205,12 @@ def _by_quantity(
     if line.kind != LineKind.USAGE or line.product is None:
         raise InvalidCreditNoteLine(
             f"line {line.position} is not a usage line: credit it by amount",
+            field=f"{field}.quantity",
+        )
+    if not line.by_quantity:
+        raise InvalidCreditNoteLine(
+            f"line {line.position}: other invoices billed part of its units (late usage): "
+            "credit it by amount",
             field=f"{field}.quantity",
         )
     if quantity <= 0 or quantity > line.quantity_left:

@@ -13,13 +13,15 @@ from sqlalchemy import select, update
 from billing.catalog.models import LatePolicy
 from billing.catalog.public import catalog_public
 from billing.commitments import service as commitments
+from billing.corrections.calculate import LineRequest
+from billing.corrections.credit_notes import create_credit_note
 from billing.corrections.void import void
 from billing.credits import ledger
 from billing.customers import service as customers_service
 from billing.customers.models import Customer, CustomerCreate
 from billing.db import table_of
-from billing.errors import NoPriceInForce
-from billing.invoicing.models import Invoice, InvoiceLine
+from billing.errors import CreditExceedsInvoice, InvalidCreditNoteLine, NoPriceInForce
+from billing.invoicing.models import CreditNoteOutcome, Invoice, InvoiceLine
 from billing.invoicing.service import get_invoice, resolve_invoice_id
 from billing.metering import quota as quota_service
 from billing.metering import service as metering_service
@@ -429,3 +431,27 @@ def test_a_written_off_period_keeps_its_discount_for_late_usage(engine, session,
         close_due(engine, amend, at("2026-12-01 01:00"), GRACE)
     late = [line for line in lines_of(engine, "cust_1") if line[1] == "adjustment"]
     assert late == [("2026-10", "adjustment", "product_analytics", D("100000"), D("2.50"))]
+
+
+def test_a_replacement_is_credited_no_more_than_it_charged(engine, session, catalog, amend):
+    """The replacement above nets 0.00 for October's analytics (10.00 - 6.00 - 4.00 billed
+    on November's invoice): a credit note finds nothing left on its usage line, and a
+    quantity is refused (its units are partly billed elsewhere)."""
+    test_a_replacement_never_gives_back_what_another_invoice_billed(engine, session, catalog, amend)
+    with engine.begin() as connection:
+        replacement = resolve_invoice_id(connection, "INV-000003")
+        for request, error in (
+            (LineRequest(line=1, amount=D("1.00")), CreditExceedsInvoice),
+            (LineRequest(line=1, quantity=D(1000)), InvalidCreditNoteLine),
+        ):
+            with pytest.raises(error):
+                create_credit_note(
+                    connection,
+                    amend,
+                    replacement,
+                    reason="goodwill",
+                    lines=[request],
+                    outcome=CreditNoteOutcome.REDUCE_DUE,
+                    actor="finance",
+                    now=at("2026-12-03 09:00"),
+                )
