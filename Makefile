@@ -39,6 +39,7 @@ bench: install
 	$(BIN)/python benchmarks/ingest.py
 	$(BIN)/python benchmarks/quota.py
 	$(BIN)/python benchmarks/close.py
+	$(BIN)/python benchmarks/scaling.py
 
 # Three API replicas and two workers on PostgreSQL under load, with crashes; PASS/FAIL table.
 cluster-demo: install
