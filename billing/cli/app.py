@@ -14,6 +14,7 @@ from billing.cli import (
     db,
     demo,
     email,
+    events,
     invoices,
     keys,
     portal_link,
@@ -30,6 +31,7 @@ app.command()(server.serve)
 app.command()(server.worker)
 app.command("portal-link")(portal_link.portal_link)
 app.add_typer(usage.app, name="usage")
+app.add_typer(events.app, name="events")
 app.command()(demo.demo)
 app.command()(quote.quote)
 app.add_typer(tiers.app, name="tiers")
