@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, delete, func, select
+from sqlalchemy import Engine, delete, select
 
 from billing.customers.models import Customer
 from billing.db import one_of, table_of
@@ -64,15 +64,12 @@ def as_line(row: Any) -> dict[str, Any]:
 def archivable(before: dt.datetime) -> Any:
     """The query of events archivable with cut-off `before` (UTC): of a period that
     starts before it and is closed (it starts before its customer's `closed_through`)."""
-    closed = (
-        select(_CUSTOMERS.c.closed_through)
-        .where(_CUSTOMERS.c.id == _EVENTS.c.customer_id)
-        .scalar_subquery()
-    )
     return (
         select(_EVENTS)
+        .join(_CUSTOMERS, _CUSTOMERS.c.id == _EVENTS.c.customer_id)
         .where(_EVENTS.c.period_start < before)
-        .where(_EVENTS.c.period_start < func.coalesce(closed, _EVENTS.c.period_start))
+        .where(_CUSTOMERS.c.closed_through.is_not(None))
+        .where(_EVENTS.c.period_start < _CUSTOMERS.c.closed_through)
         .order_by(_EVENTS.c.id)
     )
 
