@@ -25,11 +25,12 @@ from sqlalchemy import (
     String,
     Table,
     TypeDecorator,
-    any_,
     bindparam,
     create_engine,
     event,
+    func,
     inspect,
+    select,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import DateTime
@@ -101,13 +102,16 @@ def table_of(model: type[SQLModel]) -> Table:
 
 
 def one_of(connection: Connection, column: ColumnElement[Any], values: Sequence[Any]) -> Any:
-    """`column IN values`, as PostgreSQL plans it best: one array parameter
-    (`= ANY(%s)`), so a statement repeated with any number of values stays one prepared
-    statement whose generic plan is as fast as a one-off plan (psycopg prepares a statement
-    after five uses; with `IN ($1 ... $n)` each n is another statement, and its generic
-    plan was ten times slower: docs/benchmarks.md). Elsewhere, `IN` of bound values."""
+    """`column IN values`, as PostgreSQL plans it best: `IN (SELECT unnest(%s))` of one array
+    parameter. The statement has one text whatever the number of values, so the driver's
+    prepared statement is reused (psycopg prepares after five uses; with `IN ($1 ... $n)`
+    each n is another statement), and its generic plan joins the values by the column's
+    index: a generic plan of `column = ANY($1)` compared every row with the whole array
+    (2.4 ms against 0.4 ms for 100 customer ids among 1,000: docs/benchmarks.md).
+    Elsewhere, `IN` of bound values."""
     if connection.dialect.name == "postgresql":
-        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
+        array = bindparam(None, list(values), type_=ARRAY(column.type))
+        return column.in_(select(func.unnest(array)))
     return column.in_(list(values))
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ARRAY, Connection, Text, bindparam, func, select
+from sqlalchemy import Connection, select
 
 from billing.caps.models import SpendCap
 from billing.caps.quota import QuotaTerms
@@ -69,24 +69,8 @@ def read_accounts(connection: Connection, ids: set[str]) -> dict[str, Account]:
     ordered = sorted(ids)
     for start in range(0, len(ordered), CHUNK):
         chunk = ordered[start : start + CHUNK]
-        if connection.dialect.name == "postgresql":
-            # NOTE: the ids as a table joined by primary key: the driver prepares the
-            # statement after five uses, and a generic plan of `id = ANY($1)` tests every
-            # row against the whole array (2.4 ms for 100 ids among 1,000 customers,
-            # against 0.3 ms this way: docs/benchmarks.md, "Ingestion")
-            keys = (
-                func.unnest(bindparam("ids", chunk, type_=ARRAY(Text)))
-                .table_valued("id")
-                .render_derived(name="k")
-            )
-            query = select(*columns).select_from(
-                keys.join(customer, customer.c.id == keys.c.id).outerjoin(
-                    cap, cap.c.customer_id == customer.c.id
-                )
-            )
-        else:
-            query = select(*columns).select_from(joined)
-            query = query.where(one_of(connection, customer.c.id, chunk))
+        query = select(*columns).select_from(joined)
+        query = query.where(one_of(connection, customer.c.id, chunk))
         for row in connection.execute(query):
             rows.setdefault(row.id, row)
             products = caps.setdefault(row.id, {})

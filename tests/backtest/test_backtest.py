@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from billing.backtest.read import closed_records
-from billing.backtest.records import UsageRecord, dumps_snapshot, loads_snapshot, pseudonym
+from billing.backtest.records import dumps_snapshot, loads_snapshot, pseudonym
 from billing.backtest.reprice import backtest
 from billing.backtest.rules import RuleError, parse_rule, violations
 from billing.catalog import load_catalog
@@ -377,20 +377,9 @@ def test_an_override_is_backtested_for_its_customer_only(catalog, tmp_path):
     from tests.catalog.test_overrides import ACME, with_overrides
 
     negotiated = load_catalog(with_overrides(tmp_path, acme=ACME))
-    october = dt.datetime(2026, 10, 1, tzinfo=dt.UTC)
 
     def record(customer, invoiced):
-        return UsageRecord(
-            customer=customer,
-            period_start=october,
-            product="session_replay",
-            accepted=D(20_000),
-            limit=None,
-            over_limit=D(0),
-            cap=None,
-            discount_percent=D(0),
-            invoiced=D(invoiced),
-        )
+        return _record(customer=customer, accepted=D(20_000), invoiced=D(invoiced))
 
     added = backtest(catalog, negotiated, [record("acme", "70.00"), record("other", "70.00")])
     assert added.mismatches == []

@@ -42,6 +42,21 @@ def _customers(session):
         add_customer(session, customer, billing_start=OCT)
 
 
+def _recordings(session, catalog, stamp, now):
+    """20,000 recordings for acme and for other, stamped `stamp`, ingested at `now`."""
+    events = [
+        {
+            "id": c,
+            "customer": c,
+            "product": "session_replay",
+            "quantity": 20_000,
+            "timestamp": stamp,
+        }
+        for c in ("acme", "other")
+    ]
+    ingest(session, catalog, events, now=now)
+
+
 def test_a_cap_buys_the_quantity_of_the_customers_own_price(engine, session, negotiated):
     _, catalog = negotiated
     _customers(session)
@@ -80,13 +95,7 @@ def test_a_cap_buys_the_quantity_of_the_customers_own_price(engine, session, neg
 def test_the_close_bills_the_override_and_verify_needs_it(engine, session, negotiated):
     _, catalog = negotiated
     _customers(session)
-    events = [
-        {"id": c, "customer": c, "product": "session_replay", "quantity": 20_000}
-        for c in ("acme", "other")
-    ]
-    for event in events:
-        event["timestamp"] = "2026-10-09T00:00:00Z"
-    ingest(session, catalog, events, now=MID_OCT)
+    _recordings(session, catalog, "2026-10-09T00:00:00Z", MID_OCT)
     close_due(engine, catalog, dt.datetime(2026, 11, 2, tzinfo=dt.UTC), dt.timedelta(hours=1))
     with engine.connect() as connection:
         [acme] = list_invoices(connection, "acme")
@@ -143,14 +152,8 @@ def test_the_portal_projection_prices_at_the_customers_prices(engine, session, n
 
     _, catalog = negotiated
     _customers(session)
-    events = [
-        {"id": c, "customer": c, "product": "session_replay", "quantity": 20_000}
-        for c in ("acme", "other")
-    ]
-    for event in events:
-        event["timestamp"] = "2026-10-30T23:00:00Z"
     end = dt.datetime(2026, 10, 31, 23, 59, 59, tzinfo=dt.UTC)
-    ingest(session, catalog, events, now=end)
+    _recordings(session, catalog, "2026-10-30T23:00:00Z", end)
     amounts = {}
     for customer in ("acme", "other"):
         projection = month_end(session.connection(), catalog, customer, end)
