@@ -1,10 +1,10 @@
 """On PostgreSQL the statements ingestion repeats for every batch have one text whatever the
-batch's size: a list of customers or values is one array parameter
-(`IN (SELECT unnest(...))`), never `IN ($1 ... $n)`, so the driver's prepared statement
-(and its generic plan) is reused rather than one per batch size (issue 20; docs/benchmarks.md). The customers a batch
-names are read with `IN (SELECT unnest(...))` of that array, joined by primary key: a
-generic plan of `id = ANY($1)` compared every customer row with the whole array (2.4 ms
-against 0.4 ms for 100 of 1,000 customers)."""
+batch's size: a list of customers or values is one array parameter sent as
+`IN (SELECT unnest(...))`, never `IN ($1 ... $n)`, so the driver's prepared statement (and
+its generic plan) is reused rather than one per batch size (issue 20; docs/benchmarks.md);
+that generic plan joins the values by primary key, where one of `id = ANY($1)` compared
+every customer row with the whole array (2.4 ms against 0.4 ms for 100 of 1,000
+customers)."""
 
 from __future__ import annotations
 
