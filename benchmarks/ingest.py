@@ -78,7 +78,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
@@ -463,6 +463,15 @@ class Raw:
     def reset(self) -> None:
         raise NotImplementedError
 
+    def stored(self, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        """The rows as this driver takes them."""
+        return rows
+
+    def connected(self) -> AbstractContextManager[Callable[[list[tuple[Any, ...]], bool], None]]:
+        """A connection, as a function committing one batch (skipping duplicates with
+        `ignore`) in its own transaction."""
+        raise NotImplementedError
+
     def commit_batches(
         self,
         rows: list[tuple[Any, ...]],
@@ -470,7 +479,19 @@ class Raw:
         ignore: bool,
         seconds: float,  # float-ok
     ) -> RawRun:
-        raise NotImplementedError
+        """Commit `rows` `batch` at a time until they are done or `seconds` have passed."""
+        stored = self.stored(rows)
+        with self.connected() as commit:
+            start = time.perf_counter()
+            deadline = start + seconds
+            done = 0
+            for at in range(0, len(stored), batch):
+                if at and time.perf_counter() >= deadline:
+                    break
+                chunk = stored[at : at + batch]
+                commit(chunk, ignore)
+                done += len(chunk)
+            return RawRun(done, time.perf_counter() - start, done < len(stored))
 
     def fresh(self, rows: list[tuple[Any, ...]], batch: int, seconds: float) -> RawRun:  # float-ok
         self.reset()
@@ -503,33 +524,26 @@ class RawSqlite(Raw):
         finally:
             connection.close()
 
-    def commit_batches(
-        self,
-        rows: list[tuple[Any, ...]],
-        batch: int,
-        ignore: bool,
-        seconds: float,  # float-ok
-    ) -> RawRun:
-        stored = [
+    def stored(self, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        return [
             (i, c, p, str(q), _naive(t), _naive(s), st, _naive(r), props)
             for i, c, p, q, t, s, st, r, props in rows
         ]
-        verb = "INSERT OR IGNORE" if ignore else "INSERT"
-        statement = f"{verb} INTO raw_event ({RAW_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)"
+
+    @contextmanager
+    def connected(self) -> Iterator[Callable[[list[tuple[Any, ...]], bool], None]]:
+        insert = f"INTO raw_event ({RAW_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)"
         connection = self.connect()
+
+        def commit(chunk: list[tuple[Any, ...]], ignore: bool) -> None:
+            connection.execute("BEGIN")
+            connection.executemany(
+                f"INSERT OR IGNORE {insert}" if ignore else f"INSERT {insert}", chunk
+            )
+            connection.execute("COMMIT")
+
         try:
-            start = time.perf_counter()
-            deadline = start + seconds
-            done = 0
-            for at in range(0, len(stored), batch):
-                if at and time.perf_counter() >= deadline:
-                    break
-                chunk = stored[at : at + batch]
-                connection.execute("BEGIN")
-                connection.executemany(statement, chunk)
-                connection.execute("COMMIT")
-                done += len(chunk)
-            return RawRun(done, time.perf_counter() - start, done < len(stored))
+            yield commit
         finally:
             connection.close()
 
@@ -551,23 +565,13 @@ class RawPostgres(Raw):
             connection.execute("DROP TABLE IF EXISTS raw_event")
             connection.execute(RAW_TABLE.format(quantity="NUMERIC(38, 12)", time="TIMESTAMPTZ"))
 
-    def commit_batches(
-        self,
-        rows: list[tuple[Any, ...]],
-        batch: int,
-        ignore: bool,
-        seconds: float,  # float-ok
-    ) -> RawRun:
+    @contextmanager
+    def connected(self) -> Iterator[Callable[[list[tuple[Any, ...]], bool], None]]:
         marks = ", ".join(["%s"] * len(EVENT_COLUMNS))
         insert = f"INSERT INTO raw_event ({RAW_COLUMNS}) VALUES ({marks})"
         with psycopg.connect(self.conninfo) as connection:
-            start = time.perf_counter()
-            deadline = start + seconds
-            done = 0
-            for at in range(0, len(rows), batch):
-                if at and time.perf_counter() >= deadline:
-                    break
-                chunk = rows[at : at + batch]
+
+            def commit(chunk: list[tuple[Any, ...]], ignore: bool) -> None:
                 with connection.cursor() as cursor:
                     if ignore:
                         cursor.executemany(f"{insert} ON CONFLICT (id) DO NOTHING", chunk)
@@ -578,8 +582,8 @@ class RawPostgres(Raw):
                             for row in chunk:
                                 copy.write_row(row)
                 connection.commit()
-                done += len(chunk)
-            return RawRun(done, time.perf_counter() - start, done < len(rows))
+
+            yield commit
 
 
 # --- server -------------------------------------------------------------------------------
