@@ -10,7 +10,7 @@ from billing.email.models import EmailOutbox
 from billing.idempotency.models import IdempotencyKey
 from billing.invoicing.models import CreditNote, CreditNoteLine, Invoice, InvoiceLine, InvoiceSeries
 from billing.jobs.models import JobRun
-from billing.metering.models import Event, Usage
+from billing.metering.models import Event, EventKey, Usage
 from billing.notifications.models import NotificationEvent, WebhookDelivery, WebhookEndpoint
 from billing.stripe_sync.models import CreditNoteSync, InvoiceSync, StripeCustomer, StripeEvent
 from billing.web.models import WebLink, WebSecret, WebSession
@@ -26,6 +26,7 @@ __all__ = [
     "Customer",
     "EmailOutbox",
     "Event",
+    "EventKey",
     "IdempotencyKey",
     "Invoice",
     "InvoiceLine",

@@ -31,6 +31,31 @@ class Settings(BaseSettings):
         description="how far behind the primary the read replica may be; further behind (or "
         "unreachable), its reads go to the primary",
     )
+    # --- raw events: partitions and retention (docs/operations.md) -------------------------
+    events_partitions_ahead: int = Field(
+        3,
+        ge=0,
+        le=24,
+        description="how many months after the current one have their event partition made "
+        "ahead by the partition_events job (PostgreSQL)",
+    )
+    events_keep_months: int | None = Field(
+        None,
+        ge=0,
+        description="when set, the partition_events job archives the raw events of closed "
+        "periods starting before this many whole months before the current one (never inside "
+        "the late-usage window); unset: raw events are kept",
+    )
+    events_retention: Literal["export", "drop"] = Field(
+        "export",
+        description="what archiving does with raw events: export them as JSON Lines to "
+        "BILLING_EVENTS_ARCHIVE_DIR, then delete them; or drop them without an export",
+    )
+    events_archive_dir: Path | None = Field(
+        None,
+        description="where the partition_events job writes its archives (events-before-"
+        "YYYY-MM-<time>.jsonl); needed when BILLING_EVENTS_KEEP_MONTHS is set with export",
+    )
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "info"
@@ -204,6 +229,16 @@ class Settings(BaseSettings):
         description="where notices to the operators go by email (a webhook endpoint disabled "
         "after failing); unset: the log and the webhook_endpoint.disabled event only",
     )
+
+    @model_validator(mode="after")
+    def _archive_has_a_place(self) -> Settings:
+        exporting = self.events_keep_months is not None and self.events_retention == "export"
+        if exporting and self.events_archive_dir is None:
+            raise ValueError(
+                "BILLING_EVENTS_ARCHIVE_DIR must be set when BILLING_EVENTS_KEEP_MONTHS is set "
+                "and BILLING_EVENTS_RETENTION is export (or set it to drop)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _smtp_complete(self) -> Settings:

@@ -1,21 +1,30 @@
 """`billing events archive`: export the raw events of long-invoiced periods as JSON Lines,
-then delete them (docs/operations.md, "Retention: archiving raw events")."""
+then delete them (docs/operations.md, "Retention: archiving raw events"); `billing events
+partitions`: make the event table's monthly partitions ahead (docs/operations.md,
+"Partitions")."""
 
 from __future__ import annotations
 
 import datetime as dt
-import json
-import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from billing.backtest.read import month_start
 from billing.cli.common import TiersOption, fail, load_tiers, migrated_engine
-from billing.metering.archive import archive_events, latest_cut_off
+from billing.metering import partitions
+from billing.metering.archive import (
+    JsonLinesFile,
+    archive_events,
+    kept_months_cut_off,
+    latest_cut_off,
+)
+from billing.settings import get_settings
 
-app = typer.Typer(help="Raw events: archive those of long-invoiced periods.")
+app = typer.Typer(
+    help="Raw events: archive those of long-invoiced periods; make monthly partitions."
+)
 
 
 @app.command("archive")
@@ -49,8 +58,7 @@ def archive(
     else:
         if keep_months is None or keep_months < 0:
             raise fail("keep-months: a whole number of months, 0 or more")
-        months = now.year * 12 + now.month - 1 - keep_months
-        cut = dt.datetime(months // 12, months % 12 + 1, 1, tzinfo=dt.UTC)
+        cut = kept_months_cut_off(now, keep_months)
     window = load_tiers(tiers).late_usage.window
     latest = latest_cut_off(now, window)
     if cut > latest:
@@ -59,21 +67,40 @@ def archive(
             f"late usage (window {window.days} days); the latest cut-off today is "
             f"{latest:%Y-%m}"
         )
-    if output.exists():
-        raise fail(f"output: {output} exists; an archive is written to a new file")
+    try:
+        archive = JsonLinesFile(output)
+    except FileExistsError as error:
+        raise fail(f"output: {error}") from None
     engine = migrated_engine()
-    with output.open("x", encoding="utf-8") as handle:
-
-        def write(lines: list[dict[str, Any]]) -> None:
-            for line in lines:
-                handle.write(json.dumps(line, separators=(",", ":"), ensure_ascii=False))
-                handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-
-        done = archive_events(engine, before=cut, write=write, delete_after=not dry_run)
+    try:
+        done = archive_events(engine, before=cut, write=archive.write, delete_after=not dry_run)
+    finally:
+        archive.close()
     verb = "would archive" if dry_run else "archived"
     typer.echo(
         f"{verb} {done.events} events of {done.periods} customer-product periods starting "
         f"before {cut:%Y-%m} to {output}"
     )
+
+
+@app.command("partitions")
+def partitions_command(
+    ahead: Annotated[
+        int | None,
+        typer.Option(help="months after the current one (default BILLING_EVENTS_PARTITIONS_AHEAD)"),
+    ] = None,
+) -> None:
+    """Make the event table's monthly partitions for this month and the months ahead
+    (PostgreSQL; what the partition_events job does), then list the months partitioned."""
+    engine = migrated_engine()
+    count = get_settings().events_partitions_ahead if ahead is None else ahead
+    if count < 0:
+        raise fail("ahead: a number of months, 0 or more")
+    with engine.begin() as connection:
+        if not partitions.partitioned(connection):
+            typer.echo("SQLite does not partition the event table: nothing to do")
+            return
+        created = partitions.create_ahead(connection, dt.datetime.now(dt.UTC), count)
+        held = partitions.months(connection)
+    typer.echo(f"created {len(created)}: {', '.join(f'{m:%Y-%m}' for m in created) or '-'}")
+    typer.echo(f"partitioned months: {', '.join(f'{m:%Y-%m}' for m in held) or '-'}")

@@ -8,7 +8,10 @@
 - sync_stripe: push finalized invoices to Stripe, every BILLING_STRIPE_SYNC_EVERY_SECONDS
   (300 s), only when BILLING_STRIPE_API_KEY is set.
 - send_email: send due usage-alert and invoice emails, every 30 s, only when
-  BILLING_SMTP_HOST is set.
+  BILLING_SMTP_HOST is set;
+- partition_events: make the event table's monthly partitions ahead (PostgreSQL,
+  BILLING_EVENTS_PARTITIONS_AHEAD) and, when BILLING_EVENTS_KEEP_MONTHS is set, archive the
+  raw events of long-closed periods; hourly.
 
 A run does its work as at `as_of` (None: the clock, which is what the scheduler passes; the
 command twins pass `--as-of` for replays) and returns a report whose `str()` is the one-line
@@ -28,6 +31,8 @@ from billing.commitments import service as commitments
 from billing.email.outbox import SendReport
 from billing.idempotency import service as idempotency
 from billing.jobs.context import JobContext
+from billing.metering import partitions
+from billing.metering.archive import Retained, retain
 from billing.notices.sending import send_due as send_due_email
 from billing.notifications import delivery as event_delivery
 from billing.pipeline import CloseReport, close_due, run_commitments
@@ -147,6 +152,38 @@ def _email_off(settings: Settings) -> str | None:
     return None if settings.smtp_host else f"Email is {settings.email_state}"
 
 
+@dataclass(frozen=True)
+class PartitionRun:
+    """What a run of partition_events did: the months whose partition it made (first days),
+    and the retention it ran (None: BILLING_EVENTS_KEEP_MONTHS is not set)."""
+
+    created: tuple[dt.date, ...]
+    retained: Retained | None
+
+    def __str__(self) -> str:
+        made = ", ".join(f"{month:%Y-%m}" for month in self.created)
+        summary = f"{len(self.created)} event partitions made" + (f" ({made})" if made else "")
+        return summary if self.retained is None else f"{summary}; {self.retained}"
+
+
+def _partition_events(context: JobContext, as_of: dt.datetime | None) -> PartitionRun:
+    settings, now = context.settings, _now(as_of)
+    with context.engine.begin() as connection:
+        created = partitions.create_ahead(connection, now, settings.events_partitions_ahead)
+    retained = None
+    if settings.events_keep_months is not None:
+        retained = retain(
+            context.engine,
+            now=now,
+            keep_months=settings.events_keep_months,
+            window=context.catalog.late_usage.window,
+            directory=settings.events_archive_dir
+            if settings.events_retention == "export"
+            else None,
+        )
+    return PartitionRun(tuple(created), retained)
+
+
 HOUR = 3600  # seconds
 EMAIL_EVERY = 30  # seconds
 
@@ -174,6 +211,8 @@ SEND_EMAIL = Job(
     name="send_email", interval=lambda s: EMAIL_EVERY, run=_send_email, off_reason=_email_off
 )
 
+PARTITION_EVENTS = Job(name="partition_events", interval=lambda s: HOUR, run=_partition_events)
+
 JOBS: tuple[Job[object], ...] = (
     CLOSE_PERIODS,
     DELIVER_ALERTS,
@@ -182,4 +221,5 @@ JOBS: tuple[Job[object], ...] = (
     SYNC_STRIPE,
     PURGE_IDEMPOTENCY_KEYS,
     SEND_EMAIL,
+    PARTITION_EVENTS,
 )

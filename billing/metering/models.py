@@ -12,15 +12,25 @@ from billing.db import ExactDecimal, UTCDateTime
 
 
 class Event(SQLModel, table=True):
-    """A raw event, kept for audit and re-aggregation; keyed by id for deduplication only.
-    `product` is what it was sent as metering: a product's key, or an event name."""
+    """A raw event, kept for audit and re-aggregation. `product` is what it was sent as
+    metering: a product's key, or an event name.
 
+    Keyed by customer, then the start of the billing period it counts in, then its id: the
+    customer first so the table can be distributed by customer, the period so that on
+    PostgreSQL the table is partitioned by the month its period starts in (declarative
+    range partitioning, one partition a month and a default one: metering/partitions.py;
+    docs/operations.md, "Partitions"). That an id is stored once across customers and
+    months is `EventKey`'s job.
+    """
+
+    __table_args__ = {"postgresql_partition_by": "RANGE (period_start)"}
+
+    customer_id: str = Field(primary_key=True, foreign_key="customer.id", max_length=64)
+    period_start: dt.datetime = Field(primary_key=True, sa_type=UTCDateTime)
     id: str = Field(primary_key=True, max_length=200)
-    customer_id: str = Field(foreign_key="customer.id", max_length=64)
     product: str = Field(max_length=64)
     quantity: Decimal = Field(sa_type=ExactDecimal)
     timestamp: dt.datetime = Field(sa_type=UTCDateTime)
-    period_start: dt.datetime = Field(sa_type=UTCDateTime)
     status: str = Field(default="accepted", max_length=16)  # accepted | over_limit
     received_at: dt.datetime = Field(sa_type=UTCDateTime)
     # its properties, as compact JSON with sorted keys (docs/metering.md, "Properties")
@@ -28,6 +38,21 @@ class Event(SQLModel, table=True):
     # over_limit: the products whose cap refused it, comma-separated (an event may count
     # toward several products: docs/tier-files.md, "Sources")
     over_limit_products: str | None = Field(default=None, max_length=1400)
+
+
+class EventKey(SQLModel, table=True):
+    """The ids of the stored raw events, unique across customers and months: an id seen
+    before with the same content is a duplicate, with other content a conflict, whatever
+    customer or month it names (docs/metering.md). Written in the same statement as the
+    event; deleted with it when it is archived (a re-sent archived event is refused
+    `period_closed` by then). A global table: on a cluster distributed by customer it is
+    distributed by its own id (docs/operations.md, "Distribute by customer")."""
+
+    __tablename__ = "event_key"
+
+    id: str = Field(primary_key=True, max_length=200)
+    customer_id: str = Field(max_length=64)
+    period_start: dt.datetime = Field(sa_type=UTCDateTime)
 
 
 class Usage(SQLModel, table=True):

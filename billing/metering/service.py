@@ -351,7 +351,14 @@ def ingest(
         for event in candidates:
             if event.id in over and len(over[event.id]) == len(selections[event.index]):
                 result.counted_by_none(event)
-    store.mark_over_limit(connection, over)
+        store.mark_over_limit(
+            connection,
+            {
+                (event.customer, keys[0][2], event.id): over[event.id]
+                for event, keys in zip(candidates, candidate_keys, strict=True)
+                if event.id in over
+            },
+        )
     store.write_usage(connection, moved, now)
     if breakdowns:
         limits = {

@@ -36,9 +36,10 @@ from billing.metering.models import Usage, UsageBreakdown, UsageLatest, UsageUni
 Stored = tuple[str, str, Decimal, dt.datetime, str | None]
 Row = tuple[str, str, str, Decimal, dt.datetime, dt.datetime, str | None]  # id .. properties
 UsageKey = tuple[str, str, dt.datetime]  # customer, product, period start
+EventRef = tuple[str, dt.datetime, str]  # customer, period start, id: an event's key
 CHUNK = 5000
 USAGE_CHUNK = 500  # rows per multi-row VALUES on SQLite (8 parameters each)
-_READ = "id, customer_id, product, quantity, timestamp, properties"
+_READ = "e.id, e.customer_id, e.product, e.quantity, e.timestamp, e.properties"
 _COLUMNS = (
     "id, customer_id, product, quantity, timestamp, period_start, properties, status, received_at"
 )
@@ -72,11 +73,16 @@ class _SqliteTimes(dict[dt.datetime, str]):
 
 
 def read_stored(connection: Connection, ids: Sequence[str]) -> dict[str, Stored]:
-    """The stored content of those of `ids` that exist."""
+    """The stored content of those of `ids` that exist (found through `event_key`, which
+    holds each stored id with the customer and period that key its event)."""
     found: dict[str, Stored] = {}
     if connection.dialect.name == "postgresql":
         stored = _pg_binary(
-            connection, f"SELECT {_READ} FROM event WHERE id = ANY(%b::varchar[])", (list(ids),)
+            connection,
+            f"SELECT {_READ} FROM event_key AS k JOIN event AS e "
+            "ON e.customer_id = k.customer_id AND e.period_start = k.period_start "
+            "AND e.id = k.id WHERE k.id = ANY(%b::varchar[])",
+            (list(ids),),
         )
         for row in stored:
             found[row[0]] = (row[1], row[2], row[3], row[4].astimezone(dt.UTC), row[5])
@@ -85,7 +91,10 @@ def read_stored(connection: Connection, ids: Sequence[str]) -> dict[str, Stored]
         chunk = ids[start : start + CHUNK]
         marks = ",".join("?" * len(chunk))
         rows = connection.exec_driver_sql(
-            f"SELECT {_READ} FROM event WHERE id IN ({marks})", tuple(chunk)
+            f"SELECT {_READ} FROM event_key AS k JOIN event AS e "
+            "ON e.customer_id = k.customer_id AND e.period_start = k.period_start "
+            f"AND e.id = k.id WHERE k.id IN ({marks})",
+            tuple(chunk),
         )
         for row in rows:
             at = dt.datetime.fromisoformat(row[4]).replace(tzinfo=dt.UTC)
@@ -101,14 +110,19 @@ def insert_events(
         return set()
     if connection.dialect.name == "postgresql":
         columns = list(zip(*rows, strict=True))
+        # the ids new to event_key are the events to store, in the same statement
         inserted = _pg_binary(
             connection,
-            f"INSERT INTO event ({_COLUMNS}) "
-            "SELECT u.*, 'accepted', %s FROM unnest("
+            "WITH u AS (SELECT * FROM unnest("
             "%b::varchar[], %b::varchar[], %b::varchar[], %t::numeric[], "
-            "%b::timestamptz[], %b::timestamptz[], %b::text[]) AS u "
-            "ON CONFLICT (id) DO NOTHING RETURNING id",
-            (received_at, *(list(column) for column in columns)),
+            "%b::timestamptz[], %b::timestamptz[], %b::text[]) "
+            "AS u(id, customer_id, product, quantity, timestamp, period_start, properties)), "
+            "k AS (INSERT INTO event_key (id, customer_id, period_start) "
+            "SELECT id, customer_id, period_start FROM u "
+            "ON CONFLICT (id) DO NOTHING RETURNING id) "
+            f"INSERT INTO event ({_COLUMNS}) SELECT u.*, 'accepted', %s FROM u JOIN k USING (id) "
+            "RETURNING id",
+            (*(list(column) for column in columns), received_at),
         )
         return {row[0] for row in inserted}
     try:
@@ -127,6 +141,10 @@ def _sqlite_insert(connection: Connection, rows: Sequence[Row], received_at: dt.
     if not rows:
         return
     received, text = sqlite_datetime(received_at), _SqliteTimes()
+    connection.exec_driver_sql(
+        "INSERT INTO event_key (id, customer_id, period_start) VALUES (?, ?, ?)",
+        [(event_id, customer, text[start]) for event_id, customer, _, _, _, start, _ in rows],
+    )
     connection.exec_driver_sql(
         f"INSERT INTO event ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, 'accepted', ?)",
         [
@@ -340,24 +358,31 @@ def write_usage(connection: Connection, rows: dict[UsageKey, UsageRow], now: dt.
     )
 
 
-def mark_over_limit(connection: Connection, refused: dict[str, list[str]]) -> None:
-    """Record that these just-inserted events were over their period's limit: event id ->
-    the products whose cap refused it (comma-separated in `over_limit_products`)."""
+def mark_over_limit(connection: Connection, refused: dict[EventRef, list[str]]) -> None:
+    """Record that these just-inserted events were over their period's limit: (customer,
+    period start, event id) -> the products whose cap refused it (comma-separated in
+    `over_limit_products`). The event's full key finds its row in its month's partition."""
     if not refused:
         return
-    ids = list(refused)
-    products = [",".join(refused[i]) for i in ids]
+    refs = list(refused)
+    products = [",".join(refused[ref]) for ref in refs]
     if connection.dialect.name == "postgresql":
         _pg_binary(
             connection,
             "UPDATE event SET status = 'over_limit', over_limit_products = u.products "
-            "FROM unnest(%b::varchar[], %b::varchar[]) AS u(id, products) WHERE event.id = u.id",
-            (ids, products),
+            "FROM unnest(%b::varchar[], %b::timestamptz[], %b::varchar[], %b::varchar[]) "
+            "AS u(customer_id, period_start, id, products) WHERE event.customer_id = "
+            "u.customer_id AND event.period_start = u.period_start AND event.id = u.id",
+            (*(list(column) for column in zip(*refs, strict=True)), products),
         )
         return
     connection.exec_driver_sql(
-        "UPDATE event SET status = 'over_limit', over_limit_products = ? WHERE id = ?",
-        list(zip(products, ids, strict=True)),
+        "UPDATE event SET status = 'over_limit', over_limit_products = ? "
+        "WHERE customer_id = ? AND period_start = ? AND id = ?",
+        [
+            (names, customer, sqlite_datetime(start), event_id)
+            for (customer, start, event_id), names in zip(refs, products, strict=True)
+        ],
     )
 
 

@@ -8,6 +8,7 @@ from sqlmodel import SQLModel
 
 import billing.models  # noqa: F401  (registers every table on SQLModel.metadata)
 from billing.db import make_engine
+from billing.metering.partitions import include_name
 
 config = context.config
 target_metadata = SQLModel.metadata
@@ -43,6 +44,7 @@ def _run(connection: object) -> None:
         target_metadata=target_metadata,
         render_as_batch=True,
         compare_type=True,
+        include_name=include_name,
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -60,6 +60,7 @@ def test_the_scheduler_runs_every_job_of_the_registry_on_the_interval_its_settin
         "sync_stripe": dt.timedelta(seconds=11),
         "purge_idempotency_keys": dt.timedelta(hours=1),
         "send_email": dt.timedelta(seconds=30),
+        "partition_events": dt.timedelta(hours=1),
     }
     assert all(job.max_instances == 1 and job.coalesce for job in jobs.values())
 
@@ -73,6 +74,7 @@ def test_without_a_stripe_key_the_sync_job_is_off_and_the_log_says_so(caplog):
         "deliver_events",
         "run_commitments",
         "purge_idempotency_keys",
+        "partition_events",
     ]
     assert "Stripe sync is off: BILLING_STRIPE_API_KEY is not set" in caplog.messages
     assert not registry.SYNC_STRIPE.enabled(settings(stripe_api_key=None))

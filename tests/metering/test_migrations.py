@@ -24,6 +24,7 @@ from sqlmodel import SQLModel
 
 import billing.models  # noqa: F401
 from billing.db import alembic_config, current_revision
+from billing.metering.partitions import include_name
 
 
 def unbounded_text_is_text(context, inspected_column, metadata_column, inspected, declared):
@@ -42,7 +43,8 @@ def differences(engine: Engine, metadata: MetaData) -> list[str]:
     `metadata`, one `kind table.column` line per change."""
     with engine.connect() as connection:
         context = MigrationContext.configure(
-            connection, opts={"compare_type": unbounded_text_is_text}
+            connection,
+            opts={"compare_type": unbounded_text_is_text, "include_name": include_name},
         )
         found = compare_metadata(context, metadata)
     lines = []
