@@ -89,9 +89,7 @@ def test_the_migration_makes_this_month_and_three_ahead(engine):
 
 
 @ONLY_POSTGRES
-def test_a_month_made_late_takes_its_events_out_of_the_default_partition(
-    engine, session, catalog
-):
+def test_a_month_made_late_takes_its_events_out_of_the_default_partition(engine, session, catalog):
     add_customer(session, "cust_1", billing_start=SEPT)
     ingest(session, catalog, [_event("s1", "2026-09-10T08:00:00Z")], now=AFTER)
     assert _held(engine, "event_default") == {"s1"}  # no September partition yet
@@ -152,15 +150,15 @@ def test_a_month_still_holding_an_open_period_is_archived_row_by_row(engine, ses
 
 
 @ONLY_POSTGRES
-def test_a_partition_is_never_dropped_with_events_that_were_not_exported(
-    engine, session, catalog
-):
+def test_a_partition_is_never_dropped_with_events_that_were_not_exported(engine, session, catalog):
     _september_closed(engine, session, catalog)
     with engine.begin() as connection:
         partitions.create_ahead(connection, SEPT, ahead=0)
-    with pytest.raises(DBAPIError, match="holds 2 events, 1 were exported"):
-        with engine.begin() as connection:
-            partitions.drop_month(connection, dt.date(2026, 9, 1), exported=1)
+    with (
+        pytest.raises(DBAPIError, match="holds 2 events, 1 were exported"),
+        engine.begin() as connection,
+    ):
+        partitions.drop_month(connection, dt.date(2026, 9, 1), exported=1)
     assert _held(engine, "event_2026_09") == {"s1", "s2"}
 
 
