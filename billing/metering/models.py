@@ -23,7 +23,11 @@ class Event(SQLModel, table=True):
     months is `EventKey`'s job.
     """
 
-    __table_args__ = {"postgresql_partition_by": "RANGE (period_start)"}
+    # WITHOUT ROWID on SQLite: the rows live in the key's b-tree, one b-tree per insert
+    __table_args__ = {
+        "postgresql_partition_by": "RANGE (period_start)",
+        "sqlite_with_rowid": False,
+    }
 
     customer_id: str = Field(primary_key=True, foreign_key="customer.id", max_length=64)
     period_start: dt.datetime = Field(primary_key=True, sa_type=UTCDateTime)
@@ -49,6 +53,7 @@ class EventKey(SQLModel, table=True):
     distributed by its own id (docs/operations.md, "Distribute by customer")."""
 
     __tablename__ = "event_key"
+    __table_args__ = {"sqlite_with_rowid": False}
 
     id: str = Field(primary_key=True, max_length=200)
     customer_id: str = Field(max_length=64)

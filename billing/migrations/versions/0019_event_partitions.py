@@ -12,7 +12,9 @@
   out of the default partition if it holds any (metering/partitions.py calls it, ahead of
   time: this migration for this month and the next three, then the `partition_events`
   job); `drop_event_partition(first_day date, exported bigint)` drops an archived month.
-  On SQLite the table is rebuilt with the new key (SQLite has no partitioning).
+  On SQLite the table is rebuilt with the new key (SQLite has no partitioning), both tables
+  WITHOUT ROWID: a row lives in its key's b-tree, so an insert writes one b-tree, not a
+  table and its key's index.
 
 The copy rewrites the event table once: on a large table, run the upgrade off-peak.
 
@@ -134,6 +136,7 @@ def upgrade() -> None:
         sa.Column("id", sa.String(200), primary_key=True),
         sa.Column("customer_id", sa.String(64), nullable=False),
         sa.Column("period_start", UTCDateTime(), nullable=False),
+        sqlite_with_rowid=False,
     )
     op.execute(
         "INSERT INTO event_key (id, customer_id, period_start) "
@@ -158,7 +161,7 @@ def upgrade() -> None:
             "+ ahead * interval '1 month')::date) FROM generate_series(0, 3) AS ahead"
         )
     else:
-        _event_table("event")
+        _event_table("event", sqlite_with_rowid=False)
     op.execute(
         "INSERT INTO event (customer_id, period_start, id, product, quantity, timestamp, "
         "status, received_at, properties, over_limit_products) "
