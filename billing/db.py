@@ -9,6 +9,7 @@ is reached through psycopg 3 (`postgresql+psycopg://...`). The schema is owned b
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
@@ -28,6 +29,7 @@ from sqlalchemy import (
     bindparam,
     create_engine,
     event,
+    exc,
     func,
     inspect,
     select,
@@ -131,9 +133,37 @@ def make_engine(url: str) -> Engine:
         )
         _configure_sqlite(engine)
         return engine
-    return create_engine(
-        url, pool_pre_ping=True, pool_size=10, max_overflow=20, hide_parameters=True
-    )
+    engine = create_engine(url, pool_size=10, max_overflow=20, hide_parameters=True)
+    _ping_when_idle(engine)
+    return engine
+
+
+PING_AFTER_IDLE_SECONDS = 1.0  # float-ok: seconds
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Ping a pooled PostgreSQL connection on checkout when it has been idle for
+    PING_AFTER_IDLE_SECONDS or more; a dead one is replaced before it is used (SQLAlchemy's
+    "pessimistic disconnect handling" with a custom checkout event). Pinging on every
+    checkout (`pool_pre_ping`) is one more round trip for each request, a tenth of a
+    single-event request; a connection used within the last second has just been seen to
+    work, and when the database goes away under it, the error invalidates the whole pool.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        since = record.info.get("idle_since")
+        if since is None or time.monotonic() - since < PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as error:
+            # the pool discards this connection and checks out another (up to three tries)
+            raise exc.DisconnectionError(str(error)) from error
 
 
 def _configure_sqlite(engine: Engine) -> None:
