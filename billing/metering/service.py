@@ -359,7 +359,7 @@ def ingest(
                 if event.id in over
             },
         )
-    store.write_usage(connection, moved, now)
+    parts = store.BreakdownWrites()
     if breakdowns:
         limits = {
             product: (
@@ -368,7 +368,8 @@ def ingest(
             )
             for _, product, _ in breakdowns
         }
-        store.add_breakdowns(connection, breakdowns, limits)
+        parts = store.plan_breakdowns(connection, breakdowns, limits)
+    store.write_usage(connection, moved, now, parts)
     result.limits_changed = any(
         moved[key].quota.limited != row.quota.limited for key, row in running.items()
     )

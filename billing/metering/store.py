@@ -298,17 +298,29 @@ def lock_usage(
     return found
 
 
-def write_usage(connection: Connection, rows: dict[UsageKey, UsageRow], now: dt.datetime) -> None:
-    """Store the rows this transaction locked with `lock_usage` and moved."""
+def write_usage(
+    connection: Connection,
+    rows: dict[UsageKey, UsageRow],
+    now: dt.datetime,
+    breakdowns: BreakdownWrites | None = None,
+) -> None:
+    """Store the rows this transaction locked with `lock_usage` and moved, and the
+    breakdowns `plan_breakdowns` planned for them. On PostgreSQL it is one statement (the
+    breakdowns' writes as data-modifying WITH clauses of the running totals' update): a
+    round trip fewer for every batch. Each is one statement for many rows (a batch of
+    10,000 events may move hundreds of parts), never a statement per row."""
+    breakdowns = breakdowns or BreakdownWrites()
     if not rows:
+        _write_breakdowns(connection, breakdowns.updates, breakdowns.inserts)
         return
     keys = sorted(rows)
     values = [(*key, *_stored(rows[key])) for key in keys]
     if connection.dialect.name == "postgresql":
         columns = [list(column) for column in zip(*values, strict=True)]
+        prefix, first = _pg_breakdown_writes(breakdowns)
         _pg_binary(
             connection,
-            "UPDATE usage AS u SET quantity = v.q, events = v.e, duplicates = v.d, "
+            prefix + "UPDATE usage AS u SET quantity = v.q, events = v.e, duplicates = v.d, "
             "rejected = v.r, period_end = v.pe, cap_amount = v.ca, cap_discount = v.cd, "
             "limit_quantity = v.lq, limited = v.l, over_limit_events = v.oe, "
             "over_limit_quantity = v.oq, alerts_fired = v.af, amended = u.amended OR v.am, "
@@ -319,9 +331,10 @@ def write_usage(connection: Connection, rows: dict[UsageKey, UsageRow], now: dt.
             "%b::varchar[], %b::bool[]) "
             "AS v(c, p, s, q, e, d, r, pe, ca, cd, lq, l, oe, oq, af, am) "
             "WHERE u.customer_id = v.c AND u.product = v.p AND u.period_start = v.s",
-            (now, *columns),
+            (*first, now, *columns),
         )
         return
+    _write_breakdowns(connection, breakdowns.updates, breakdowns.inserts)
     text, updated = _SqliteTimes(), sqlite_datetime(now)
 
     def exact(value: Decimal | None) -> str | None:
@@ -396,16 +409,34 @@ def usage_table() -> Table:
 Breakdowns = dict[UsageKey, dict[str, tuple[Decimal, int]]]
 
 
-def add_breakdowns(
+# Where a stored part is, to update it: its rowid on SQLite; its key on PostgreSQL.
+_PartRef = int | tuple[str, str, dt.datetime, str]
+# A stored part: quantity (text as SQLite returns it, made Decimal only when updated),
+# events, where it is.
+_Part = tuple[Decimal | str, int, _PartRef]
+
+
+@dataclass(frozen=True, slots=True)
+class BreakdownWrites:
+    """What adding a batch to the usage breakdowns writes, for `write_usage`: the new totals
+    of stored parts (quantity, events, where) and the new parts (customer, product, period
+    start, dimensions JSON, quantity, events)."""
+
+    updates: list[tuple[Decimal, int, _PartRef]] = field(default_factory=list)
+    inserts: list[tuple[str, str, dt.datetime, str, Decimal, int]] = field(default_factory=list)
+
+
+def plan_breakdowns(
     connection: Connection, parts: Breakdowns, limits: dict[str, tuple[int, str]]
-) -> None:
-    """Add accepted quantities to the usage breakdowns (the running totals of those keys are
-    locked by the caller). `limits`: product -> (max distinct values, its "(other)" key). A
-    value not stored yet for its customer, product and period is kept while fewer than the
-    maximum are; beyond, it folds into "(other)": never an error, never lost. Quantities
-    are added in Python (exact), not in SQL (SQLite would add them as floats)."""
+) -> BreakdownWrites:
+    """What adding accepted quantities to the usage breakdowns writes (the running totals of
+    those keys are locked by the caller; `write_usage` writes it with them). `limits`:
+    product -> (max distinct values, its "(other)" key). A value not stored yet for its
+    customer, product and period is kept while fewer than the maximum are; beyond, it folds
+    into "(other)": never an error, never lost. Quantities are added in Python (exact), not
+    in SQL (SQLite would add them as floats)."""
     if not parts:
-        return
+        return BreakdownWrites()
     others = {product: other for product, (_, other) in limits.items()}
     kept_now, stored = _read_breakdowns_of(connection, parts, others)
     inserts: list[tuple[str, str, dt.datetime, str, Decimal, int]] = []
@@ -431,16 +462,7 @@ def add_breakdowns(
                 updates.append((Decimal(old_quantity) + quantity, old_events + events, ref))
             else:
                 inserts.append((customer, product, start, name, quantity, events))
-    # NOTE: one statement each, executed for many rows (a batch of 10,000 events may move
-    # hundreds of parts): never a statement per part
-    _write_breakdowns(connection, updates, inserts)
-
-
-# Where a stored part is, to update it: its rowid on SQLite; its key on PostgreSQL.
-_PartRef = int | tuple[str, str, dt.datetime, str]
-# A stored part: quantity (text as SQLite returns it, made Decimal only when updated),
-# events, where it is.
-_Part = tuple[Decimal | str, int, _PartRef]
+    return BreakdownWrites(updates, inserts)
 
 
 def _read_breakdowns_of(
@@ -455,30 +477,29 @@ def _read_breakdowns_of(
     stored: dict[UsageKey, dict[str, _Part]] = {key: {} for key in keys}
     kept: dict[UsageKey, int] = {}
     if connection.dialect.name == "postgresql":
+        # one round trip: the kept counts (rows whose dimensions are NULL) and the parts
         c, p, s = (list(column) for column in zip(*keys, strict=True))
-        counts = _pg_binary(
+        wc, wp, ws, wd = (list(column) for column in zip(*wanted, strict=True))
+        rows = _pg_binary(
             connection,
-            "SELECT b.customer_id, b.product, b.period_start, count(*) "
+            "SELECT b.customer_id, b.product, b.period_start, NULL, NULL::numeric, count(*) "
             "FROM usage_breakdown AS b JOIN unnest(%b::varchar[], %b::varchar[], "
             "%b::timestamptz[], %b::varchar[]) AS k(c, p, s, o) "
             "ON b.customer_id = k.c AND b.product = k.p AND b.period_start = k.s "
-            "WHERE b.dimensions <> k.o GROUP BY 1, 2, 3",
-            (c, p, s, [others[product] for product in p]),
-        )
-        for customer, product, start, count in counts:
-            kept[(customer, product, start.astimezone(dt.UTC))] = count
-        c, p, s, d = (list(column) for column in zip(*wanted, strict=True))
-        rows = _pg_binary(
-            connection,
+            "WHERE b.dimensions <> k.o GROUP BY 1, 2, 3 "
+            "UNION ALL "
             "SELECT b.customer_id, b.product, b.period_start, b.dimensions, b.quantity, "
             "b.events FROM usage_breakdown AS b JOIN unnest(%b::varchar[], %b::varchar[], "
             "%b::timestamptz[], %b::varchar[]) AS k(c, p, s, d) ON b.customer_id = k.c "
             "AND b.product = k.p AND b.period_start = k.s AND b.dimensions = k.d",
-            (c, p, s, d),
+            (c, p, s, [others[product] for product in p], wc, wp, ws, wd),
         )
         for customer, product, start, name, quantity, events in rows:
             key = (customer, product, start.astimezone(dt.UTC))
-            stored[key][name] = (quantity, events, (*key, name))
+            if name is None:
+                kept[key] = events
+            else:
+                stored[key][name] = (quantity, events, (*key, name))
         return kept, stored
     # NOTE: `customer_id IN (...)` searches the primary key's index (a row-value IN over all
     # three columns made SQLite scan the table); other products and periods are skipped here
@@ -515,6 +536,40 @@ def _read_breakdowns_of(
     return kept, stored
 
 
+_UPDATE_PARTS = (
+    "UPDATE usage_breakdown AS b SET quantity = v.q, events = v.n "
+    "FROM unnest(%b::varchar[], %b::varchar[], %b::timestamptz[], %b::varchar[], "
+    "%t::numeric[], %b::int8[]) AS v(c, p, s, d, q, n) WHERE b.customer_id = v.c "
+    "AND b.product = v.p AND b.period_start = v.s AND b.dimensions = v.d"
+)
+_INSERT_PARTS = (
+    "INSERT INTO usage_breakdown (customer_id, product, period_start, dimensions, "
+    "quantity, events) SELECT * FROM unnest(%b::varchar[], %b::varchar[], "
+    "%b::timestamptz[], %b::varchar[], %t::numeric[], %b::int8[])"
+)
+
+
+def _pg_update_parameters(updates: list[tuple[Decimal, int, _PartRef]]) -> tuple[Any, ...]:
+    keys = [ref for _, _, ref in updates]
+    assert all(isinstance(ref, tuple) for ref in keys)
+    c, p, s, d = (list(column) for column in zip(*keys, strict=True))
+    return (c, p, s, d, [q for q, _, _ in updates], [n for _, n, _ in updates])
+
+
+def _pg_breakdown_writes(writes: BreakdownWrites) -> tuple[str, tuple[Any, ...]]:
+    """The WITH clauses that write `writes` inside another statement, and their parameters
+    (which come first in it)."""
+    clauses: list[str] = []
+    parameters: tuple[Any, ...] = ()
+    if writes.updates:
+        clauses.append("parts_updated AS (" + _UPDATE_PARTS + ")")
+        parameters += _pg_update_parameters(writes.updates)
+    if writes.inserts:
+        clauses.append("parts_inserted AS (" + _INSERT_PARTS + ")")
+        parameters += tuple(list(column) for column in zip(*writes.inserts, strict=True))
+    return ("WITH " + ", ".join(clauses) + " " if clauses else ""), parameters
+
+
 def _write_breakdowns(
     connection: Connection,
     updates: list[tuple[Decimal, int, _PartRef]],
@@ -524,23 +579,11 @@ def _write_breakdowns(
     ones (`inserts`: customer, product, period start, dimensions JSON, quantity, events)."""
     if connection.dialect.name == "postgresql":
         if updates:
-            keys = [ref for _, _, ref in updates]
-            assert all(isinstance(ref, tuple) for ref in keys)
-            c, p, s, d = (list(column) for column in zip(*keys, strict=True))
-            _pg_binary(
-                connection,
-                "UPDATE usage_breakdown AS b SET quantity = v.q, events = v.n "
-                "FROM unnest(%b::varchar[], %b::varchar[], %b::timestamptz[], %b::varchar[], "
-                "%t::numeric[], %b::int8[]) AS v(c, p, s, d, q, n) WHERE b.customer_id = v.c "
-                "AND b.product = v.p AND b.period_start = v.s AND b.dimensions = v.d",
-                (c, p, s, d, [q for q, _, _ in updates], [n for _, n, _ in updates]),
-            )
+            _pg_binary(connection, _UPDATE_PARTS, _pg_update_parameters(updates))
         if inserts:
             _pg_binary(
                 connection,
-                "INSERT INTO usage_breakdown (customer_id, product, period_start, dimensions, "
-                "quantity, events) SELECT * FROM unnest(%b::varchar[], %b::varchar[], "
-                "%b::timestamptz[], %b::varchar[], %t::numeric[], %b::int8[])",
+                _INSERT_PARTS,
                 tuple(list(column) for column in zip(*inserts, strict=True)),
             )
         return
