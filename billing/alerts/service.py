@@ -74,6 +74,7 @@ def fire_due_alerts(
             )
             connection.execute(
                 insert(outbox_table).values(
+                    customer_id=account.id,
                     alert_id=alert_id,
                     url=account.webhook_url,
                     body=body,
