@@ -156,6 +156,8 @@ def test_the_migrated_schema_keys_lead_with_the_customer(engine: Engine):
     SQLite a table numbered by rowid keeps `id INTEGER PRIMARY KEY` (migration 0019)."""
     reflected = sa.MetaData()
     reflected.reflect(engine)
+    unknown = set(reflected.tables) - set(PER_CUSTOMER) - set(GLOBAL) - {"alembic_version"}
+    assert sorted(unknown) == []
     assert rule_breaches(reflected, rowid=engine.dialect.name == "sqlite") == []
 
 
