@@ -43,6 +43,11 @@ if TYPE_CHECKING:
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
+# NOTE: the integer id of a per-customer table keyed (customer_id, id): its own sequence on
+# PostgreSQL (SERIAL); on SQLite the column stays the table's rowid, `id INTEGER PRIMARY KEY`,
+# as SQLite numbers no column of a composite key (migration 0019 says more).
+AUTOINCREMENT: dict[str, Any] = {"autoincrement": True}
+
 
 class ExactDecimal(TypeDecorator[Decimal]):
     """A Decimal stored exactly: NUMERIC(38, 12) on PostgreSQL, text on SQLite."""

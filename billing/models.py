@@ -8,7 +8,14 @@ from billing.credits.models import CreditEntry
 from billing.customers.models import Customer
 from billing.email.models import EmailOutbox
 from billing.idempotency.models import IdempotencyKey
-from billing.invoicing.models import CreditNote, CreditNoteLine, Invoice, InvoiceLine, InvoiceSeries
+from billing.invoicing.models import (
+    CreditNote,
+    CreditNoteLine,
+    DocumentNumber,
+    Invoice,
+    InvoiceLine,
+    InvoiceSeries,
+)
 from billing.jobs.models import JobRun
 from billing.metering.models import Event, EventKey, Usage
 from billing.notifications.models import NotificationEvent, WebhookDelivery, WebhookEndpoint
@@ -24,6 +31,7 @@ __all__ = [
     "CreditNoteLine",
     "CreditNoteSync",
     "Customer",
+    "DocumentNumber",
     "EmailOutbox",
     "Event",
     "EventKey",

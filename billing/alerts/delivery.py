@@ -65,11 +65,9 @@ class DeliveryReport:
 def _claim(engine: Engine, now: dt.datetime) -> list[Any]:
     outbox = table_of(Outbox)
     customer = table_of(Customer)
-    alert = table_of(Alert)
     query = (
         select(outbox, customer.c.webhook_secret)
-        .join(alert, alert.c.id == outbox.c.alert_id)
-        .join(customer, customer.c.id == alert.c.customer_id)
+        .join(customer, customer.c.id == outbox.c.customer_id)
         .where(outbox.c.status == "pending", outbox.c.next_attempt_at <= now)
         .order_by(outbox.c.next_attempt_at, outbox.c.id)
         .limit(BATCH)
@@ -79,7 +77,8 @@ def _claim(engine: Engine, now: dt.datetime) -> list[Any]:
         for row in connection.execute(query).all():
             moved = connection.execute(
                 update(outbox)
-                .where(outbox.c.id == row.id, outbox.c.next_attempt_at == row.next_attempt_at)
+                .where(outbox.c.customer_id == row.customer_id, outbox.c.id == row.id)
+                .where(outbox.c.next_attempt_at == row.next_attempt_at)
                 .where(outbox.c.status == "pending")
                 .values(next_attempt_at=now + LEASE)
             )
@@ -104,12 +103,14 @@ def _record(engine: Engine, row: Any, outcome: Outcome, now: dt.datetime) -> str
     with engine.begin() as connection:
         connection.execute(
             update(outbox)
-            .where(outbox.c.id == row.id)
+            .where(outbox.c.customer_id == row.customer_id, outbox.c.id == row.id)
             .values(status=status, attempts=attempts, **values)
         )
         if status != "pending":
             connection.execute(
-                update(alert).where(alert.c.id == row.alert_id).values(delivery=status)
+                update(alert)
+                .where(alert.c.customer_id == row.customer_id, alert.c.id == row.alert_id)
+                .values(delivery=status)
             )
     return status
 

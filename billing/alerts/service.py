@@ -74,6 +74,7 @@ def fire_due_alerts(
             )
             connection.execute(
                 insert(outbox_table).values(
+                    customer_id=account.id,
                     alert_id=alert_id,
                     url=account.webhook_url,
                     body=body,
@@ -175,7 +176,11 @@ def list_alerts(
     what the customer may see, or with `detail` (admin and finance keys) what went wrong."""
     alert_table = table_of(Alert)
     outbox_table = table_of(Outbox)
-    joined = alert_table.outerjoin(outbox_table, outbox_table.c.alert_id == alert_table.c.id)
+    joined = alert_table.outerjoin(
+        outbox_table,
+        (outbox_table.c.customer_id == alert_table.c.customer_id)
+        & (outbox_table.c.alert_id == alert_table.c.id),
+    )
     error = outbox_table.c.last_error if detail else outbox_table.c.public_error
     query = (
         select(

@@ -5,9 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
+from sqlalchemy import PrimaryKeyConstraint
 from sqlmodel import Field, SQLModel
 
-from billing.db import ExactDecimal, UTCDateTime
+from billing.db import AUTOINCREMENT, ExactDecimal, UTCDateTime
 
 
 class SpendCap(SQLModel, table=True):
@@ -23,9 +24,10 @@ class SpendCapChange(SQLModel, table=True):
     """Who changed a cap, when, from what to what, and what it did to the current period."""
 
     __tablename__ = "spend_cap_change"
+    __table_args__ = (PrimaryKeyConstraint("customer_id", "id"),)
 
-    id: int | None = Field(default=None, primary_key=True)
-    customer_id: str = Field(foreign_key="customer.id", max_length=64, index=True)
+    id: int | None = Field(default=None, primary_key=True, sa_column_kwargs=AUTOINCREMENT)
+    customer_id: str = Field(primary_key=True, foreign_key="customer.id", max_length=64, index=True)
     product: str = Field(max_length=64)
     old_amount: Decimal | None = Field(default=None, sa_type=ExactDecimal)
     new_amount: Decimal | None = Field(default=None, sa_type=ExactDecimal)

@@ -64,14 +64,15 @@ def ledger_events(
             connection,
             event_type,
             customer=customer_id,
-            data=_entry_data(connection, entry.id, currency),
+            data=_entry_data(connection, customer_id, entry.id, currency),
             now=now,
         )
 
 
-def _entry_data(connection: Connection, entry_id: int, currency: str) -> Any:
+def _entry_data(connection: Connection, customer_id: str, entry_id: int, currency: str) -> Any:
     def build() -> dict[str, Any]:
-        row = connection.execute(select(_ENTRIES).where(_ENTRIES.c.id == entry_id)).one()
+        key = (_ENTRIES.c.customer_id == customer_id) & (_ENTRIES.c.id == entry_id)
+        row = connection.execute(select(_ENTRIES).where(key)).one()
         return credit_entry_public(row, currency).model_dump(mode="json", by_alias=True)
 
     return build

@@ -6,7 +6,7 @@ import datetime as dt
 from decimal import Decimal
 from enum import StrEnum
 
-from sqlalchemy import Index, text
+from sqlalchemy import Index, PrimaryKeyConstraint, text
 from sqlmodel import Field, SQLModel
 
 from billing.db import ExactDecimal, UTCDateTime
@@ -22,6 +22,8 @@ class Commitment(SQLModel, table=True):
     """A prepaid term: annual credit, bracket, price, and how far its schedule has run."""
 
     __table_args__ = (
+        PrimaryKeyConstraint("customer_id", "id"),
+        Index("ix_commitment_id", "id"),
         # At most one running commitment per customer, whatever races to start one.
         Index(
             "uq_commitment_active",
@@ -33,7 +35,7 @@ class Commitment(SQLModel, table=True):
     )
 
     id: str = Field(primary_key=True, max_length=32)  # cmt_...
-    customer_id: str = Field(foreign_key="customer.id", max_length=64, index=True)
+    customer_id: str = Field(primary_key=True, foreign_key="customer.id", max_length=64)
     status: str = Field(max_length=16)  # a CommitmentStatus
     years: int
     credit: Decimal = Field(sa_type=ExactDecimal)  # per contract year; top-ups are grants

@@ -6,9 +6,10 @@ import datetime as dt
 from decimal import Decimal
 from enum import StrEnum
 
+from sqlalchemy import ForeignKeyConstraint, PrimaryKeyConstraint
 from sqlmodel import Field, SQLModel
 
-from billing.db import ExactDecimal, UTCDateTime
+from billing.db import AUTOINCREMENT, ExactDecimal, UTCDateTime
 
 
 class EntryKind(StrEnum):
@@ -29,10 +30,16 @@ class CreditEntry(SQLModel, table=True):
     """One movement of a customer's credit balance; the balance is the sum of amounts."""
 
     __tablename__ = "credit_entry"
+    __table_args__ = (
+        PrimaryKeyConstraint("customer_id", "id"),
+        ForeignKeyConstraint(
+            ["customer_id", "commitment_id"], ["commitment.customer_id", "commitment.id"]
+        ),
+    )
 
-    id: int | None = Field(default=None, primary_key=True)
-    customer_id: str = Field(foreign_key="customer.id", max_length=64, index=True)
-    commitment_id: str | None = Field(default=None, foreign_key="commitment.id", max_length=32)
+    id: int | None = Field(default=None, primary_key=True, sa_column_kwargs=AUTOINCREMENT)
+    customer_id: str = Field(primary_key=True, foreign_key="customer.id", max_length=64, index=True)
+    commitment_id: str | None = Field(default=None, max_length=32)
     kind: str = Field(max_length=16)  # an EntryKind
     amount: Decimal = Field(sa_type=ExactDecimal)  # signed change of the available balance
     balance_after: Decimal = Field(sa_type=ExactDecimal)

@@ -71,8 +71,8 @@ def write_note(
     """Number and write a credit note in the caller's transaction; its total is the sum of
     its lines."""
     total = EXACT.plus(sum((line.amount for line in lines), ZERO))
-    number = next_number(connection, SERIES)
     note_id = "cn_" + secrets.token_hex(8)
+    number = next_number(connection, SERIES, customer_id=customer_id, document_id=note_id)
     connection.execute(
         insert(_NOTES),
         {
@@ -94,6 +94,7 @@ def write_note(
         insert(_LINES),
         [
             {
+                "customer_id": customer_id,
                 "credit_note_id": note_id,
                 "position": position,
                 "invoice_line": line.invoice_line,

@@ -51,8 +51,8 @@ def issue_invoice(
     """A finalized, numbered invoice in the caller's transaction; its figures are sums of
     its rounded lines (invoicing/calculate.py). ValueError if a line is not rounded."""
     figures = totals(lines, currency)
-    number = next_number(connection)
     invoice_id = invoice_id or "inv_" + secrets.token_hex(8)
+    number = next_number(connection, customer_id=customer_id, document_id=invoice_id)
     connection.execute(
         _INSERT_INVOICE,
         {
@@ -87,6 +87,7 @@ def issue_invoice(
             _INSERT_LINES,
             [
                 {
+                    "customer_id": customer_id,
                     "invoice_id": invoice_id,
                     "position": position,
                     "kind": line.kind,

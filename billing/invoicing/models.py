@@ -6,10 +6,10 @@ import datetime as dt
 from decimal import Decimal
 from enum import StrEnum
 
-from sqlalchemy import Text, UniqueConstraint
+from sqlalchemy import ForeignKeyConstraint, Index, PrimaryKeyConstraint, Text
 from sqlmodel import Field, SQLModel
 
-from billing.db import ExactDecimal, UTCDateTime
+from billing.db import AUTOINCREMENT, ExactDecimal, UTCDateTime
 
 
 class InvoiceStatus(StrEnum):
@@ -59,14 +59,29 @@ class InvoiceSeries(SQLModel, table=True):
     next_number: int
 
 
+class DocumentNumber(SQLModel, table=True):
+    """Every number taken from a series, once: the global uniqueness of legal numbering.
+    Invoices and credit notes are keyed by customer (docs/operations.md, "Distribute by
+    customer"), so (series, number) is unique here, written in the document's transaction."""
+
+    __tablename__ = "document_number"
+
+    series: str = Field(primary_key=True, max_length=16)
+    number: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    customer_id: str = Field(foreign_key="customer.id", max_length=64)
+    document_id: str = Field(max_length=32)  # inv_... or cn_...
+
+
 class Invoice(SQLModel, table=True):
     """Immutable once written: only its status moves, as InvoiceStatus allows (service and
     trigger); its figures and lines never change."""
 
-    __table_args__ = (UniqueConstraint("series", "number", name="uq_invoice_number"),)
+    # NOTE: the key leads with the customer (docs/operations.md, "Distribute by customer");
+    # ix_invoice_id serves the lookups by id alone (API, Stripe, triggers).
+    __table_args__ = (PrimaryKeyConstraint("customer_id", "id"), Index("ix_invoice_id", "id"))
 
     id: str = Field(primary_key=True, max_length=32)  # inv_...
-    customer_id: str = Field(foreign_key="customer.id", max_length=64, index=True)
+    customer_id: str = Field(primary_key=True, foreign_key="customer.id", max_length=64)
     kind: str = Field(max_length=16)  # an InvoiceKind
     status: str = Field(max_length=16)  # an InvoiceStatus
     series: str = Field(max_length=16)
@@ -101,9 +116,14 @@ class Invoice(SQLModel, table=True):
 
 class InvoiceLine(SQLModel, table=True):
     __tablename__ = "invoice_line"
+    __table_args__ = (
+        PrimaryKeyConstraint("customer_id", "id"),
+        ForeignKeyConstraint(["customer_id", "invoice_id"], ["invoice.customer_id", "invoice.id"]),
+    )
 
-    id: int | None = Field(default=None, primary_key=True)
-    invoice_id: str = Field(foreign_key="invoice.id", max_length=32, index=True)
+    id: int | None = Field(default=None, primary_key=True, sa_column_kwargs=AUTOINCREMENT)
+    customer_id: str = Field(primary_key=True, max_length=64)  # the invoice's
+    invoice_id: str = Field(max_length=32, index=True)
     position: int
     kind: str = Field(max_length=16)  # a LineKind
     product: str | None = Field(default=None, max_length=64)
@@ -127,13 +147,17 @@ class CreditNote(SQLModel, table=True):
     """A correction of an issued invoice, immutable once written, numbered CN-000001..."""
 
     __tablename__ = "credit_note"
-    __table_args__ = (UniqueConstraint("series", "number", name="uq_credit_note_number"),)
+    __table_args__ = (
+        PrimaryKeyConstraint("customer_id", "id"),
+        ForeignKeyConstraint(["customer_id", "invoice_id"], ["invoice.customer_id", "invoice.id"]),
+        Index("ix_credit_note_id", "id"),
+    )
 
     id: str = Field(primary_key=True, max_length=32)  # cn_...
     series: str = Field(max_length=16)
     number: int
-    invoice_id: str = Field(foreign_key="invoice.id", max_length=32, index=True)
-    customer_id: str = Field(foreign_key="customer.id", max_length=64, index=True)
+    invoice_id: str = Field(max_length=32, index=True)
+    customer_id: str = Field(primary_key=True, foreign_key="customer.id", max_length=64)
     currency: str = Field(max_length=3)
     reason: str = Field(max_length=500)
     outcome: str = Field(max_length=16)  # a CreditNoteOutcome
@@ -147,9 +171,16 @@ class CreditNoteLine(SQLModel, table=True):
     """What a credit note credits from one invoice line."""
 
     __tablename__ = "credit_note_line"
+    __table_args__ = (
+        PrimaryKeyConstraint("customer_id", "id"),
+        ForeignKeyConstraint(
+            ["customer_id", "credit_note_id"], ["credit_note.customer_id", "credit_note.id"]
+        ),
+    )
 
-    id: int | None = Field(default=None, primary_key=True)
-    credit_note_id: str = Field(foreign_key="credit_note.id", max_length=32, index=True)
+    id: int | None = Field(default=None, primary_key=True, sa_column_kwargs=AUTOINCREMENT)
+    customer_id: str = Field(primary_key=True, max_length=64)  # the credit note's
+    credit_note_id: str = Field(max_length=32, index=True)
     position: int
     invoice_line: int  # the position of the credited line on the invoice
     description: str = Field(max_length=500)

@@ -98,12 +98,17 @@ def _enqueue(engine: Engine, now: dt.datetime) -> None:
     pending row, once."""
     with engine.begin() as connection:
         new = connection.execute(
-            select(_NOTES.c.id)
-            .join(_INVOICE_SYNC, _INVOICE_SYNC.c.invoice_id == _NOTES.c.invoice_id)
+            select(_NOTES.c.id, _NOTES.c.customer_id)
+            .join(
+                _INVOICE_SYNC,
+                (_INVOICE_SYNC.c.customer_id == _NOTES.c.customer_id)
+                & (_INVOICE_SYNC.c.invoice_id == _NOTES.c.invoice_id),
+            )
             .where(_NOTES.c.id.not_in(select(_NOTE_SYNC.c.credit_note_id)))
         )
         rows = [
             {
+                "customer_id": row.customer_id,
                 "credit_note_id": row.id,
                 "status": SyncStatus.PENDING,
                 "attempts": 0,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from enum import StrEnum
 
+from sqlalchemy import ForeignKeyConstraint, PrimaryKeyConstraint
 from sqlmodel import Field, SQLModel
 
 from billing.db import UTCDateTime
@@ -38,8 +39,13 @@ class InvoiceSync(SQLModel, table=True):
     """pending -> synced -> paid | payment_failed | voided; or sync_failed / mismatch (loud)."""
 
     __tablename__ = "invoice_sync"
+    __table_args__ = (
+        PrimaryKeyConstraint("customer_id", "invoice_id"),
+        ForeignKeyConstraint(["customer_id", "invoice_id"], ["invoice.customer_id", "invoice.id"]),
+    )
 
-    invoice_id: str = Field(primary_key=True, foreign_key="invoice.id", max_length=32)
+    customer_id: str = Field(primary_key=True, max_length=64)  # the invoice's
+    invoice_id: str = Field(primary_key=True, max_length=32, index=True)
     status: str = Field(max_length=16, index=True)  # a SyncStatus
     stripe_invoice_id: str | None = Field(default=None, max_length=255, index=True)
     attempts: int = 0
@@ -69,8 +75,15 @@ class CreditNoteSync(SQLModel, table=True):
     synced; or sync_failed / mismatch (loud, with `last_error`). The note itself is immutable."""
 
     __tablename__ = "credit_note_sync"
+    __table_args__ = (
+        PrimaryKeyConstraint("customer_id", "credit_note_id"),
+        ForeignKeyConstraint(
+            ["customer_id", "credit_note_id"], ["credit_note.customer_id", "credit_note.id"]
+        ),
+    )
 
-    credit_note_id: str = Field(primary_key=True, foreign_key="credit_note.id", max_length=32)
+    customer_id: str = Field(primary_key=True, max_length=64)  # the credit note's
+    credit_note_id: str = Field(primary_key=True, max_length=32, index=True)
     status: str = Field(max_length=16, index=True)  # pending | synced | sync_failed | mismatch
     stripe_credit_note_id: str | None = Field(default=None, max_length=255)
     attempts: int = 0

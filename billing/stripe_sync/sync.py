@@ -117,12 +117,13 @@ def _enqueue(engine: Engine, now: dt.datetime) -> None:
         known = select(_SYNC.c.invoice_id)
         # NOTE: amounts are compared in Python: on SQLite they are stored as exact text.
         new = connection.execute(
-            select(_INVOICES.c.id, _INVOICES.c.amount_due)
+            select(_INVOICES.c.id, _INVOICES.c.customer_id, _INVOICES.c.amount_due)
             .where(_INVOICES.c.status == "finalized")
             .where(_INVOICES.c.id.not_in(known))
         )
         rows = [
             {
+                "customer_id": row.customer_id,
                 "invoice_id": row.id,
                 "status": SyncStatus.PENDING,
                 "attempts": 0,
