@@ -216,3 +216,47 @@ def test_an_id_is_stored_once_across_customers_and_months(engine, session, catal
     assert (again.accepted, [r.error for r in again.rejected]) == (0, ["conflict"])
     with engine.connect() as connection:
         assert connection.execute(select(func.count()).select_from(table_of(Event))).scalar() == 1
+
+
+@ONLY_POSTGRES
+def test_a_month_made_while_its_events_arrive_loses_none(engine, session, catalog):
+    """Ingestion into a month without a partition (its events go to the default one) goes on
+    while the month's partition is made: every accepted event ends in the new partition,
+    once; the move waits for ingestion and ingestion for the move, neither fails."""
+    import threading
+
+    from billing.metering import service as metering_service
+
+    add_customer(session, "cust_1", billing_start=SEPT)
+    accepted: list[int] = []
+    failures: list[BaseException] = []
+
+    def send() -> None:
+        try:
+            for round_ in range(30):
+                events = [
+                    _event(f"r{round_}-{n}", f"2026-09-{1 + n % 28:02d}T08:00:00Z", 1)
+                    for n in range(20)
+                ]
+                with engine.begin() as connection:
+                    answer = metering_service.ingest(
+                        connection=connection, catalog=catalog, raw_events=events, now=AFTER
+                    )
+                accepted.append(answer.accepted)
+                if round_ == 5:
+                    some_in_default.set()
+        except BaseException as error:  # reported below
+            failures.append(error)
+
+    some_in_default = threading.Event()
+    sender = threading.Thread(target=send)
+    sender.start()
+    assert some_in_default.wait(30)  # the month's first events are in the default partition
+    with engine.begin() as connection:
+        made = partitions.create_ahead(connection, SEPT, ahead=0)
+    sender.join()
+    assert failures == []
+    assert made == [dt.date(2026, 9, 1)]
+    assert sum(accepted) == 30 * 20
+    assert len(_held(engine, "event_2026_09")) == 30 * 20
+    assert _held(engine, "event_default") == set()

@@ -49,7 +49,7 @@ BEGIN
     IF date_trunc('month', first_day)::date <> first_day THEN
         RAISE EXCEPTION 'not the first day of a month: %', first_day;
     END IF;
-    -- one creator at a time; ingestion waits while the default partition's rows move
+    -- one creator (or dropper) at a time
     PERFORM pg_advisory_xact_lock(hashtext('create_event_partition'));
     IF EXISTS (
         SELECT 1 FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
@@ -57,7 +57,10 @@ BEGIN
     ) THEN
         RETURN false;
     END IF;
-    LOCK TABLE event_default IN EXCLUSIVE MODE;
+    -- writers of events wait here, and those mid-transaction are waited for: an insert
+    -- routed to the default partition before the new one is attached would break the
+    -- default partition's new bounds (reads go on)
+    LOCK TABLE event IN SHARE ROW EXCLUSIVE MODE;
     IF EXISTS (
         SELECT 1 FROM event_default WHERE period_start >= low AND period_start < high
     ) THEN
@@ -98,7 +101,7 @@ BEGIN
     ) THEN
         RAISE EXCEPTION 'event has no partition %', name;
     END IF;
-    EXECUTE format('LOCK TABLE %I IN EXCLUSIVE MODE', name);
+    LOCK TABLE event IN SHARE ROW EXCLUSIVE MODE;  -- no writer of events meanwhile
     EXECUTE format('SELECT count(*) FROM %I', name) INTO held;
     IF held <> exported THEN
         RAISE EXCEPTION 'partition % holds % events, % were exported', name, held, exported;
