@@ -142,3 +142,25 @@ def test_the_command_writes_a_new_file_and_refuses_a_recent_cut_off(
     events = table_of(Event)
     with engine.connect() as connection:
         assert connection.execute(select(func.count()).select_from(events)).scalar() == 1
+
+
+def test_chunks_follow_the_key_and_export_each_event_once(engine, session, catalog, monkeypatch):
+    """Chunks of 2 over three customers' events (keyset pagination on customer, period
+    start, id): every archivable event exported once, in key order, then deleted."""
+    import billing.metering.archive as archive
+
+    monkeypatch.setattr(archive, "CHUNK", 2)
+    for customer in ("cust_a", "cust_b", "cust_c"):
+        add_customer(session, customer, billing_start=SEPT)
+    sent = [
+        {**_event(f"{customer[-1]}{n}", f"2026-09-{10 + n}T08:00:00Z", 5), "customer": customer}
+        for customer in ("cust_c", "cust_a", "cust_b")
+        for n in range(3)
+    ]
+    ingest(session, catalog, sent, now=dt.datetime(2026, 10, 6, tzinfo=dt.UTC))
+    close_due(engine, catalog, dt.datetime(2026, 10, 2, tzinfo=dt.UTC), dt.timedelta(hours=1))
+    written: list[dict] = []
+    done = archive_events(engine, before=OCT, write=written.extend)
+    assert done.events == 9
+    assert [line["id"] for line in written] == [f"{c}{n}" for c in "abc" for n in range(3)]
+    assert _state(engine)[2] == set()
