@@ -19,8 +19,9 @@ from sqlalchemy import Connection, Engine
 
 from billing.catalog import Catalog
 from billing.commitments import service as commitments
-from billing.customers.service import lock_customer
-from billing.invoicing.close import close_next, due_customers, move_closed
+from billing.credits.ledger import cache_without_entries
+from billing.customers.service import CustomerRecord, lock_customer, lock_customers
+from billing.invoicing.close import close_next, due_customers, move_closed, move_closed_all
 from billing.invoicing.issue import Issued
 from billing.money import ZERO
 from billing.notifications.events import cache_subscribers
@@ -44,13 +45,19 @@ def advance(
     grace: dt.timedelta,
     *,
     has_commitment: bool = True,
+    locked: CustomerRecord | None = None,
+    moves: dict[str, dt.datetime] | None = None,
 ) -> Advanced:
     """Run one customer's pipeline as far as `now` allows, in the caller's transaction.
 
     `has_commitment=False` (the caller knows there is none running) skips the commitment
-    steps. NotFound for an unknown customer.
+    steps; `locked`: the customer as the caller read it under its lock in this
+    transaction (else it is locked here); `moves`: where a customer without commitment
+    leaves its new `closed_through`, for the caller to write with the others' before it
+    commits (`move_closed_all`; nothing in this transaction reads it back meanwhile: the
+    loop below carries it). NotFound for an unknown customer.
     """
-    customer = lock_customer(connection, customer_id)
+    customer = locked if locked is not None else lock_customer(connection, customer_id)
     closed = customer.closed_through
     done = Advanced()
     while True:
@@ -64,7 +71,10 @@ def advance(
         invoice, period = step
         done.issued.append(invoice)
         closed = period.end
-        move_closed(connection, customer_id, closed)
+        if moves is not None and not has_commitment:
+            moves[customer_id] = closed
+        else:  # a commitment's steps read the customer again
+            move_closed(connection, customer_id, closed)
 
 
 @dataclass
@@ -91,8 +101,15 @@ def _run(
     for start in range(0, len(candidates), CUSTOMERS_PER_TRANSACTION):
         chunk = candidates[start : start + CUSTOMERS_PER_TRANSACTION]
         with engine.begin() as connection:
-            cache_subscribers(connection)  # one read of the webhook endpoints per chunk
+            # NOTE: one statement each per chunk, not per customer: the chunk's customers
+            # locked (in id order), their webhook endpoints, their commitments, which of
+            # them never had credit (their balance is zero without a read), and at the end
+            # their new closed_through
+            locked = lock_customers(connection, chunk)
+            cache_subscribers(connection)
             committed = commitments.customers_with_commitments(connection, chunk)
+            cache_without_entries(connection, chunk)
+            moves: dict[str, dt.datetime] = {}
             for customer_id in chunk:
                 done = advance(
                     connection,
@@ -101,12 +118,15 @@ def _run(
                     now,
                     grace,
                     has_commitment=customer_id in committed,
+                    locked=locked.get(customer_id),
+                    moves=moves,
                 )
                 if done.issued:
                     report.customers += 1
                     report.invoices += len(done.issued)
                     report.amount_due += sum((i.amount_due for i in done.issued), ZERO)
                 report.moved.extend(done.moved)
+            move_closed_all(connection, moves)
     return report
 
 

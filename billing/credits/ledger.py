@@ -37,7 +37,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, insert, select
 
 from billing.credits.models import CreditEntry, EntryKind
-from billing.db import table_of
+from billing.db import one_of, table_of
 from billing.money import EXACT, ZERO
 
 # NOTE: statements built once: a period close runs them for every customer.
@@ -64,8 +64,37 @@ class Balance:
         return EXACT.subtract(self.total, self.from_credit_notes)
 
 
+_WITH_ENTRIES = "credits.ledger.without_entries"
+
+
+def cache_without_entries(connection: Connection, customer_ids: list[str]) -> None:
+    """Read once, for the rest of the caller's transaction, which of `customer_ids` have no
+    ledger entry at all: their balance is then zero without a statement each (the close
+    draws credit for every invoice, and most customers never had any). The caller holds
+    these customers' locks (customers.service.lock_customers), which every writer of
+    their ledger takes first, so no entry appears meanwhile but through `append`, which
+    drops the customer from the set."""
+    found = select(_ENTRIES.c.customer_id).distinct()
+    found = found.where(one_of(connection, _ENTRIES.c.customer_id, customer_ids))
+    having = set(connection.execute(found).scalars())
+    empty = {customer for customer in customer_ids if customer not in having}
+    connection.info[_WITH_ENTRIES] = (connection.get_transaction(), empty)
+
+
+def _known_empty(connection: Connection, customer_id: str) -> bool:
+    cached = connection.info.get(_WITH_ENTRIES)
+    return (
+        cached is not None
+        and cached[0] is connection.get_transaction()
+        and customer_id in cached[1]
+    )
+
+
 def balances(connection: Connection, customer_id: str) -> Balance:
-    """The customer's balance by pool, as left by the latest entry."""
+    """The customer's balance by pool, as left by the latest entry (zero without a read
+    for a customer `cache_without_entries` found without entries in this transaction)."""
+    if _known_empty(connection, customer_id):
+        return Balance(ZERO, ZERO)
     row = connection.execute(_BALANCE, {"customer": customer_id}).first()
     return Balance(ZERO, ZERO) if row is None else Balance(row[0], row[1])
 
@@ -119,6 +148,8 @@ def append(
         raise ValueError(
             f"credit balance of {customer_id} would leave {after} with {notes} from credit notes"
         )
+    if _known_empty(connection, customer_id):
+        connection.info[_WITH_ENTRIES][1].discard(customer_id)  # it has one now
     entry_id = connection.execute(
         _APPEND,
         {

@@ -438,6 +438,15 @@ def move_closed(connection: Connection, customer_id: str, through: dt.datetime) 
     connection.execute(_MOVE_CLOSED, {"customer": customer_id, "through": through})
 
 
+def move_closed_all(connection: Connection, moves: dict[str, dt.datetime]) -> None:
+    """`move_closed` for many customers (customer -> through), in one executemany."""
+    if moves:
+        connection.execute(
+            _MOVE_CLOSED,
+            [{"customer": customer, "through": through} for customer, through in moves.items()],
+        )
+
+
 def close_customer(
     connection: Connection,
     catalog: Catalog,
