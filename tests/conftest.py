@@ -171,7 +171,21 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     yield from _postgres_schema(request.getfixturevalue("postgres_url"))
 
 
-def _postgres_schema(base_url: str) -> Iterator[str]:
+def database_at(request: pytest.FixtureRequest, tmp_path: Path, revision: str) -> Iterator[str]:
+    """For a migration test on data: a database migrated only up to `revision`, on the
+    engine of `request.param` ("sqlite": a file of its own; "postgres": a schema of its
+    own, dropped afterwards)."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'old.db'}"
+        from billing.db import upgrade
+
+        upgrade(url, revision)
+        yield url
+        return
+    yield from _postgres_schema(request.getfixturevalue("postgres_url"), revision)
+
+
+def _postgres_schema(base_url: str, revision: str = "head") -> Iterator[str]:
     import uuid
 
     from sqlalchemy import create_engine, text
@@ -185,7 +199,7 @@ def _postgres_schema(base_url: str) -> Iterator[str]:
     separator = "&" if "?" in base_url else "?"
     url = f"{base_url}{separator}options=-csearch_path%3D{schema}"
     try:
-        upgrade(url)
+        upgrade(url, revision)
         yield url
     finally:
         with admin.connect() as connection:

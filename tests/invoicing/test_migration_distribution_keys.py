@@ -4,13 +4,13 @@ the numbers already issued land in `document_number`, the immutability triggers 
 and the downgrade gives back the rows as they were."""
 
 import datetime as dt
-import uuid
 
 import pytest
 import sqlalchemy as sa
 from alembic import command
 
 from billing.db import alembic_config, upgrade
+from tests.conftest import database_at
 from tests.metering.test_migration_orphans import insert
 
 AT = dt.datetime(2026, 10, 15, tzinfo=dt.UTC)
@@ -19,24 +19,7 @@ CHILDREN = ("invoice_line", "invoice_sync", "credit_note_line", "credit_note_syn
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def url_at_0019(request, tmp_path):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'old.db'}"
-        upgrade(url, "0019")
-        yield url
-        return
-    base = request.getfixturevalue("postgres_url")
-    schema = f"m_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    url = f"{base}{'&' if '?' in base else '?'}options=-csearch_path%3D{schema}"
-    try:
-        upgrade(url, "0019")
-        yield url
-    finally:
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    yield from database_at(request, tmp_path, "0019")
 
 
 def _stored(url: str) -> dict[str, list[tuple]]:

@@ -5,7 +5,6 @@ first event; the September row is marked late, and the next close bills it once 
 adjustment, while October's already invoiced usage is not billed again."""
 
 import datetime as dt
-import uuid
 from decimal import Decimal as D
 
 import pytest
@@ -15,6 +14,7 @@ from freezegun import freeze_time
 from billing.db import make_engine, table_of, upgrade
 from billing.invoicing.models import Invoice, InvoiceLine
 from billing.pipeline import close_due
+from tests.conftest import database_at
 
 GRACE = dt.timedelta(hours=1)
 
@@ -25,24 +25,7 @@ def at(text):
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def url_at_0009(request, tmp_path):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'old.db'}"
-        upgrade(url, "0009")
-        yield url
-        return
-    base = request.getfixturevalue("postgres_url")
-    schema = f"m_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    url = f"{base}{'&' if '?' in base else '?'}options=-csearch_path%3D{schema}"
-    try:
-        upgrade(url, "0009")
-        yield url
-    finally:
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    yield from database_at(request, tmp_path, "0009")
 
 
 def _filler(column: sa.Column) -> object:

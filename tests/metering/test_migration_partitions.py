@@ -4,7 +4,6 @@ event_key; on PostgreSQL each in its month's partition. A re-sent one is still a
 and the downgrade gives the same rows back."""
 
 import datetime as dt
-import uuid
 from decimal import Decimal as D
 
 import pytest
@@ -14,6 +13,7 @@ from alembic import command
 from billing.db import alembic_config, make_engine, upgrade
 from billing.metering import partitions
 from billing.metering import service as metering_service
+from tests.conftest import database_at
 from tests.metering.helpers import NOW
 
 ROWS = [  # id, customer, period start, quantity
@@ -25,24 +25,7 @@ ROWS = [  # id, customer, period start, quantity
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def url_at_0018(request, tmp_path):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'old.db'}"
-        upgrade(url, "0018")
-        yield url
-        return
-    base = request.getfixturevalue("postgres_url")
-    schema = f"m_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    url = f"{base}{'&' if '?' in base else '?'}options=-csearch_path%3D{schema}"
-    try:
-        upgrade(url, "0018")
-        yield url
-    finally:
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    yield from database_at(request, tmp_path, "0018")
 
 
 def _events(engine):
