@@ -115,7 +115,15 @@ $$
 """
 
 
-def _event_table(name: str, **options: Any) -> None:
+_KEY = ["customer_id", "period_start", "id"]
+# the event table's columns, in both shapes of it (copied by name between them)
+_COLUMNS = (
+    "customer_id, period_start, id, product, quantity, timestamp, status, received_at, "
+    "properties, over_limit_products"
+)
+
+
+def _event_table(name: str, key: list[str], **options: Any) -> None:
     op.create_table(
         name,
         sa.Column("customer_id", sa.String(64), sa.ForeignKey("customer.id"), nullable=False),
@@ -128,9 +136,15 @@ def _event_table(name: str, **options: Any) -> None:
         sa.Column("received_at", UTCDateTime(), nullable=False),
         sa.Column("properties", sa.Text(), nullable=True),
         sa.Column("over_limit_products", sa.String(1400), nullable=True),
-        sa.PrimaryKeyConstraint("customer_id", "period_start", "id", name=f"{name}_pkey"),
+        sa.PrimaryKeyConstraint(*key, name=f"{name}_pkey"),
         **options,
     )
+
+
+def _copy_events(source: str) -> None:
+    """Copy every event of table `source` (one of this migration's two constant names) into
+    `event`."""
+    op.execute("INSERT INTO event (" + _COLUMNS + ") SELECT " + _COLUMNS + " FROM " + source)
 
 
 def upgrade() -> None:
@@ -149,7 +163,7 @@ def upgrade() -> None:
     op.rename_table("event", "event_unkeyed")
     if postgres:
         op.execute("ALTER INDEX event_pkey RENAME TO event_unkeyed_pkey")
-        _event_table("event", postgresql_partition_by="RANGE (period_start)")
+        _event_table("event", _KEY, postgresql_partition_by="RANGE (period_start)")
         op.execute("CREATE TABLE event_default PARTITION OF event DEFAULT")
         op.execute(_CREATE_PARTITION)
         op.execute(_DROP_PARTITION)
@@ -164,13 +178,8 @@ def upgrade() -> None:
             "+ ahead * interval '1 month')::date) FROM generate_series(0, 3) AS ahead"
         )
     else:
-        _event_table("event", sqlite_with_rowid=False)
-    op.execute(
-        "INSERT INTO event (customer_id, period_start, id, product, quantity, timestamp, "
-        "status, received_at, properties, over_limit_products) "
-        "SELECT customer_id, period_start, id, product, quantity, timestamp, status, "
-        "received_at, properties, over_limit_products FROM event_unkeyed"
-    )
+        _event_table("event", _KEY, sqlite_with_rowid=False)
+    _copy_events("event_unkeyed")
     op.drop_table("event_unkeyed")
 
 
@@ -179,25 +188,8 @@ def downgrade() -> None:
     op.rename_table("event", "event_keyed")
     if postgres:
         op.execute("ALTER INDEX event_pkey RENAME TO event_keyed_pkey")
-    op.create_table(
-        "event",
-        sa.Column("id", sa.String(200), primary_key=True),
-        sa.Column("customer_id", sa.String(64), sa.ForeignKey("customer.id"), nullable=False),
-        sa.Column("product", sa.String(64), nullable=False),
-        sa.Column("quantity", ExactDecimal(), nullable=False),
-        sa.Column("timestamp", UTCDateTime(), nullable=False),
-        sa.Column("period_start", UTCDateTime(), nullable=False),
-        sa.Column("status", sa.String(16), nullable=False),
-        sa.Column("received_at", UTCDateTime(), nullable=False),
-        sa.Column("properties", sa.Text(), nullable=True),
-        sa.Column("over_limit_products", sa.String(1400), nullable=True),
-    )
-    op.execute(
-        "INSERT INTO event (customer_id, period_start, id, product, quantity, timestamp, "
-        "status, received_at, properties, over_limit_products) "
-        "SELECT customer_id, period_start, id, product, quantity, timestamp, status, "
-        "received_at, properties, over_limit_products FROM event_keyed"
-    )
+    _event_table("event", ["id"])  # keyed by id alone, as before
+    _copy_events("event_keyed")
     op.drop_table("event_keyed")  # on PostgreSQL its partitions go with it
     if postgres:
         op.execute("DROP FUNCTION create_event_partition(date)")
