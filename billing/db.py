@@ -122,6 +122,21 @@ def one_of(connection: Connection, column: ColumnElement[Any], values: Sequence[
     return column.in_(list(values))
 
 
+def remember(connection: Connection, key: str, value: Any) -> None:
+    """Keep `value` under `key` for the rest of the connection's current transaction (a read
+    made once per transaction, say once per chunk of a close): `recalled` gives it back in
+    this transaction only, never in a later one on the same pooled connection."""
+    connection.info[key] = (connection.get_transaction(), value)
+
+
+def recalled(connection: Connection, key: str) -> Any | None:
+    """What `remember` kept under `key` in this transaction, or None."""
+    kept = connection.info.get(key)
+    if kept is None or kept[0] is not connection.get_transaction():
+        return None
+    return kept[1]
+
+
 def make_engine(url: str) -> Engine:
     """An engine for `url`, with the SQLite pragmas and transaction mode set. Every engine
     of the service, the CLI and the migrations is made here.

@@ -37,7 +37,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, insert, select
 
 from billing.credits.models import CreditEntry, EntryKind
-from billing.db import one_of, table_of
+from billing.db import one_of, recalled, remember, table_of
 from billing.money import EXACT, ZERO
 
 # NOTE: statements built once: a period close runs them for every customer.
@@ -78,16 +78,12 @@ def cache_without_entries(connection: Connection, customer_ids: list[str]) -> No
     found = found.where(one_of(connection, _ENTRIES.c.customer_id, customer_ids))
     having = set(connection.execute(found).scalars())
     empty = {customer for customer in customer_ids if customer not in having}
-    connection.info[_WITH_ENTRIES] = (connection.get_transaction(), empty)
+    remember(connection, _WITH_ENTRIES, empty)
 
 
 def _known_empty(connection: Connection, customer_id: str) -> bool:
-    cached = connection.info.get(_WITH_ENTRIES)
-    return (
-        cached is not None
-        and cached[0] is connection.get_transaction()
-        and customer_id in cached[1]
-    )
+    empty = recalled(connection, _WITH_ENTRIES)
+    return empty is not None and customer_id in empty
 
 
 def balances(connection: Connection, customer_id: str) -> Balance:
@@ -148,8 +144,9 @@ def append(
         raise ValueError(
             f"credit balance of {customer_id} would leave {after} with {notes} from credit notes"
         )
-    if _known_empty(connection, customer_id):
-        connection.info[_WITH_ENTRIES][1].discard(customer_id)  # it has one now
+    empty = recalled(connection, _WITH_ENTRIES)
+    if empty is not None:
+        empty.discard(customer_id)  # it has one now
     entry_id = connection.execute(
         _APPEND,
         {

@@ -108,12 +108,12 @@ def _bounds(month: dt.date) -> tuple[dt.datetime, dt.datetime]:
 def whole_months(connection: Connection, before: dt.datetime) -> list[dt.date]:
     """The partitioned months (PostgreSQL) that start before `before` and whose events are
     all of closed periods: archived by dropping the partition (first days, oldest first)."""
-    return [
-        month
-        for month in partitions.months(connection)
-        if _bounds(month)[1] <= before
-        and not connection.execute(_open_in(*_bounds(month))).scalar()
-    ]
+    whole = []
+    for month in partitions.months(connection):
+        low, high = _bounds(month)
+        if high <= before and not connection.execute(_open_in(low, high)).scalar():
+            whole.append(month)
+    return whole
 
 
 def archive_events(

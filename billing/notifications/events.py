@@ -22,7 +22,7 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, or_, select
 
-from billing.db import table_of
+from billing.db import recalled, remember, table_of
 from billing.notifications.models import NotificationEvent, WebhookDelivery, WebhookEndpoint
 
 # Every type an endpoint may subscribe to, with what it reports (docs/webhooks.md).
@@ -70,17 +70,15 @@ def cache_subscribers(connection: Connection) -> None:
     emits one per invoice, and most deployments have a handful of endpoints or none). An
     endpoint enabled by another transaction meanwhile is seen by the next one."""
     rows = [(str(r.id), r.customer_id, r.events) for r in connection.execute(_ENABLED)]
-    connection.info[_CACHED] = (connection.get_transaction(), rows)
+    remember(connection, _CACHED, rows)
 
 
 def subscribed(connection: Connection, event_type: str, customer: str | None) -> list[str]:
     """The ids of the enabled endpoints that receive `event_type` for `customer`: the
     customer's own and every admin endpoint (customer None); an event of no customer goes
     to admin endpoints only. Read once per transaction after `cache_subscribers`."""
-    cached = connection.info.get(_CACHED)
-    if cached is not None and cached[0] is connection.get_transaction():
-        rows = cached[1]
-    else:
+    rows = recalled(connection, _CACHED)
+    if rows is None:
         query = _ENABLED
         if customer is None:
             query = query.where(_ENDPOINTS.c.customer_id.is_(None))
