@@ -34,7 +34,7 @@ from sqlalchemy import (
     inspect,
     select,
 )
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.types import DateTime
 from sqlmodel import Session, SQLModel
 
@@ -135,6 +135,17 @@ def recalled(connection: Connection, key: str) -> Any | None:
     if kept is None or kept[0] is not connection.get_transaction():
         return None
     return kept[1]
+
+
+def in_memory(url: str) -> bool:
+    """Whether `url` names an in-memory SQLite database (`sqlite://`, `sqlite:///:memory:`,
+    or `mode=memory`). Such a database lives in one connection and is gone when it closes:
+    each thread of a served process would see its own, empty one."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return False
+    database = parsed.database or ""
+    return database in ("", ":memory:") or parsed.query.get("mode") == "memory"
 
 
 def make_engine(url: str) -> Engine:

@@ -27,8 +27,13 @@ class Server:
     """`billing serve` as a real process on a fixed port: start, kill -9, restart, stop."""
 
     def __init__(
-        self, tiers: Path = TIERS, database_url: str = "sqlite://", workers: int = 1
+        self, tiers: Path = TIERS, database_url: str | None = None, workers: int = 1
     ) -> None:
+        # no URL: a SQLite file of its own, removed in stop() (`billing serve` refuses an
+        # in-memory database)
+        self.directory = tempfile.TemporaryDirectory() if database_url is None else None
+        if self.directory is not None:
+            database_url = f"sqlite:///{self.directory.name}/billing.db"
         self.port = free_port()
         self.workers = workers
         self.base = f"http://127.0.0.1:{self.port}"
@@ -84,6 +89,8 @@ class Server:
             self.log.seek(0)
             self.output = self.log.read().decode()  # what it printed, kept for the test
         self.log.close()
+        if self.directory is not None:
+            self.directory.cleanup()
 
 
 def billing_cli(
@@ -114,7 +121,7 @@ def cli_database(url: str, **settings: str) -> dict[str, str]:
 
 
 @contextmanager
-def running_server(tiers: Path = TIERS, database_url: str = "sqlite://") -> Iterator[str]:
+def running_server(tiers: Path = TIERS, database_url: str | None = None) -> Iterator[str]:
     """Yield the base URL of a served app; stop it afterwards."""
     server = Server(tiers, database_url)
     try:

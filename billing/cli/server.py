@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
-from billing.cli.common import TiersOption, load_tiers
-from billing.db import alembic_config, current_revision, make_engine, upgrade
+from billing.cli.common import TiersOption, fail, load_tiers
+from billing.db import alembic_config, current_revision, in_memory, make_engine, upgrade
 from billing.settings import get_settings
 
 
@@ -27,6 +27,7 @@ def serve(
         get_settings.cache_clear()
     load_tiers(tiers)
     settings = get_settings()
+    _refuse_in_memory(settings.database_url, "serve")
     if settings.migrate_on_start:
         upgrade(settings.database_url)
     else:
@@ -76,6 +77,7 @@ def worker(tiers: TiersOption = None) -> None:
 
     catalog = load_tiers(tiers)
     settings = get_settings()
+    _refuse_in_memory(settings.database_url, "worker")
     configure(settings.log_level, settings.log_format)
     if settings.migrate_on_start:
         upgrade(settings.database_url)
@@ -91,6 +93,18 @@ def worker(tiers: TiersOption = None) -> None:
         pass
     finally:
         engine.dispose()
+
+
+def _refuse_in_memory(url: str, command: str) -> None:
+    """Exit 1 on an in-memory SQLite database: the migrations made before start would be
+    gone, and each request and job thread would open its own empty database."""
+    if in_memory(url):
+        raise fail(
+            f"`billing {command}` needs a database that outlives one connection; "
+            f"BILLING_DATABASE_URL={url} is an in-memory SQLite database: use a file "
+            "(sqlite:///./billing.db) or PostgreSQL",
+            1,
+        )
 
 
 def _check_schema(url: str) -> None:

@@ -1,5 +1,7 @@
 """The installed `billing serve`, quoted over real HTTP on a free port."""
 
+import os
+
 import pytest
 
 from tests.catalog.test_loader import INVALID
@@ -28,3 +30,14 @@ def test_the_service_refuses_to_start_on_an_invalid_tier_directory():
     assert "3 problem(s)" in result.stderr
     assert "thing.toml: colour: unknown key 'colour'" in result.stderr
     assert "versions[0].tiers[1].up_to: up_to must be strictly increasing" in result.stderr
+
+
+@pytest.mark.parametrize("command", ["serve", "worker"])
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:", "sqlite:///file:x?mode=memory"])
+def test_serve_and_worker_refuse_an_in_memory_database(command, url):
+    # each thread of the process would open its own empty database (and SQLAlchemy's pool
+    # for one closes another thread's connection under it: the server died with SIGSEGV)
+    result = billing_cli(command, env={**os.environ, "BILLING_DATABASE_URL": url}, timeout=30)
+    assert result.returncode == 1
+    assert f"BILLING_DATABASE_URL={url} is an in-memory SQLite database" in result.stderr
+    assert "sqlite:///./billing.db" in result.stderr
