@@ -20,9 +20,18 @@ from sqlalchemy import Connection, Engine
 from billing.catalog import Catalog
 from billing.commitments import service as commitments
 from billing.credits.ledger import cache_without_entries
+from billing.customers.periods import Period
 from billing.customers.service import CustomerRecord, lock_customer, lock_customers
-from billing.invoicing.close import close_next, due_customers, move_closed, move_closed_all
-from billing.invoicing.issue import Issued
+from billing.invoicing.close import (
+    close_next,
+    due_customers,
+    due_period,
+    move_closed,
+    move_closed_all,
+)
+from billing.invoicing.issue import InvoiceWrites, Issued, Queued
+from billing.metering.store import read_breakdowns_ahead
+from billing.metering.usage import read_for_close
 from billing.money import ZERO
 from billing.notifications.events import cache_subscribers
 
@@ -33,7 +42,7 @@ CUSTOMERS_PER_TRANSACTION = 200
 class Advanced:
     """What advancing one customer did: invoices issued, commitment steps taken."""
 
-    issued: list[Issued] = field(default_factory=list)
+    issued: list[Issued | Queued] = field(default_factory=list)
     moved: list[commitments.Outcome] = field(default_factory=list)
 
 
@@ -47,6 +56,7 @@ def advance(
     has_commitment: bool = True,
     locked: CustomerRecord | None = None,
     moves: dict[str, dt.datetime] | None = None,
+    writes: InvoiceWrites | None = None,
 ) -> Advanced:
     """Run one customer's pipeline as far as `now` allows, in the caller's transaction.
 
@@ -55,7 +65,10 @@ def advance(
     transaction (else it is locked here); `moves`: where a customer without commitment
     leaves its new `closed_through`, for the caller to write with the others' before it
     commits (`move_closed_all`; nothing in this transaction reads it back meanwhile: the
-    loop below carries it). NotFound for an unknown customer.
+    loop below carries it); `writes`: where a customer without commitment queues its
+    invoices, for the caller to write with the others' before it commits (the queue is
+    written here first when a later period of the customer is due: its close reads what
+    the earlier invoice billed). NotFound for an unknown customer.
     """
     customer = locked if locked is not None else lock_customer(connection, customer_id)
     closed = customer.closed_through
@@ -65,7 +78,15 @@ def advance(
             outcome = commitments.run_for_customer(connection, catalog, customer_id, now)
             if outcome is not None and (outcome.invoices or outcome.entries):
                 done.moved.append(outcome)
-        step = close_next(connection, catalog, customer, closed, now, grace)
+        queue = writes if not has_commitment else None
+        if queue is None:
+            step: tuple[Issued | Queued, Period] | None = close_next(
+                connection, catalog, customer, closed, now, grace
+            )
+        else:
+            if done.issued and len(queue) and due_period(customer, closed, now, grace):
+                queue.write(connection)  # a later period: its late usage reads this invoice
+            step = close_next(connection, catalog, customer, closed, now, grace, writes=queue)
         if step is None:
             return done
         invoice, period = step
@@ -109,6 +130,10 @@ def _run(
             cache_subscribers(connection)
             committed = commitments.customers_with_commitments(connection, chunk)
             cache_without_entries(connection, chunk)
+            # and the usage (and breakdowns) of the period each customer without commitment
+            # closes, read ahead; their invoices queued and written together at the end
+            _read_ahead(connection, catalog, locked, committed, now, grace)
+            writes = InvoiceWrites()
             moves: dict[str, dt.datetime] = {}
             for customer_id in chunk:
                 done = advance(
@@ -120,14 +145,39 @@ def _run(
                     has_commitment=customer_id in committed,
                     locked=locked.get(customer_id),
                     moves=moves,
+                    writes=writes,
                 )
                 if done.issued:
                     report.customers += 1
                     report.invoices += len(done.issued)
                     report.amount_due += sum((i.amount_due for i in done.issued), ZERO)
                 report.moved.extend(done.moved)
+            writes.write(connection)
             move_closed_all(connection, moves)
     return report
+
+
+def _read_ahead(
+    connection: Connection,
+    catalog: Catalog,
+    locked: dict[str, CustomerRecord],
+    committed: set[str],
+    now: dt.datetime,
+    grace: dt.timedelta,
+) -> None:
+    """Read (and lock) in one statement the running totals of the period each locked customer
+    without commitment closes next, and their breakdowns when a product has dimensions:
+    each customer's close then reads them without a statement of its own."""
+    starts: dict[str, dt.datetime] = {}
+    for customer_id, customer in locked.items():
+        if customer_id in committed:
+            continue
+        period = due_period(customer, customer.closed_through, now, grace)
+        if period is not None:
+            starts[customer_id] = period.start
+    read_for_close(connection, starts, lock=True)
+    if any(product.dimensions for product in catalog.products.values()):
+        read_breakdowns_ahead(connection, starts)
 
 
 def close_due(

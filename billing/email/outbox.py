@@ -27,7 +27,7 @@ from __future__ import annotations
 import datetime as dt
 import email.policy
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -36,7 +36,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select, update
 
-from billing.db import table_of
+from billing.db import insert_many, table_of
 from billing.email.models import EmailOutbox
 from billing.email.smtp import Outcome, envelope_sender, send
 from billing.settings import Settings
@@ -96,6 +96,32 @@ def enqueue(
             "next_attempt_at": now,
             "created_at": now,
         },
+    )
+
+
+def enqueue_many(
+    connection: Connection,
+    emails: Sequence[tuple[str | None, EmailKind, str]],
+    *,
+    now: dt.datetime,
+) -> None:
+    """`enqueue` for many emails, (customer, kind, reference) each, in one statement (a
+    period close queues one per invoice owing money: billing/invoicing/issue.py)."""
+    insert_many(
+        connection,
+        _OUTBOX,
+        [
+            {
+                "customer_id": customer_id,
+                "kind": kind.value,
+                "reference": reference,
+                "status": EmailStatus.PENDING.value,
+                "attempts": 0,
+                "next_attempt_at": now,
+                "created_at": now,
+            }
+            for customer_id, kind, reference in emails
+        ],
     )
 
 

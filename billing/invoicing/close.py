@@ -16,6 +16,7 @@ import json
 import secrets
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import overload
 
 from sqlalchemy import Connection, bindparam, or_, select, update
 
@@ -38,7 +39,7 @@ from billing.invoicing.calculate import (
     with_credits,
 )
 from billing.invoicing.carried import NOTHING, Carried, adjusted_by, carried, standing
-from billing.invoicing.issue import Issued, issue_invoice
+from billing.invoicing.issue import InvoiceWrites, Issued, Queued, issue_invoice
 from billing.invoicing.models import Invoice, InvoiceKind, LineKind
 from billing.metering.store import read_breakdowns
 from billing.metering.usage import PeriodUsage, mark_invoiced, period_usage, usage_for_close
@@ -365,6 +366,7 @@ def issue_period_invoice(
         invoice_id=invoice_id,
         replacing=replaces,
     )
+    discount = customer.discount_for(period.start)
     issued = issue_invoice(
         connection,
         customer_id=customer.id,
@@ -375,12 +377,41 @@ def issue_period_invoice(
         period=(period.start, period.end),
         replaces=replaces,
         invoice_id=invoice_id,
-        discount_percent=customer.discount_for(period.start),
+        discount_percent=discount,
         catalog_digest=catalog.digest or None,
-        priced_inputs=priced_inputs(made, customer.discount_for(period.start), catalog.currency),
+        priced_inputs=priced_inputs(made, discount, catalog.currency),
     )
     mark_invoiced(connection, customer.id, list(made.marks))
     return issued
+
+
+def queue_period_invoice(
+    connection: Connection,
+    catalog: Catalog,
+    customer: CustomerRecord,
+    period: Period,
+    now: dt.datetime,
+    writes: InvoiceWrites,
+) -> Queued:
+    """`issue_period_invoice` (a first close, not a re-issue) with the invoice queued in
+    `writes`: numbered and written with the others of the queue when the caller writes it.
+    Its credit draw and usage marks are written now, in the caller's transaction."""
+    invoice_id = "inv_" + secrets.token_hex(8)
+    made = draft(connection, catalog, customer, period, now, record=True, invoice_id=invoice_id)
+    discount = customer.discount_for(period.start)
+    queued = writes.add(
+        customer_id=customer.id,
+        currency=catalog.currency,
+        lines=made.lines,
+        now=now,
+        period=(period.start, period.end),
+        invoice_id=invoice_id,
+        discount_percent=discount,
+        catalog_digest=catalog.digest or None,
+        priced_inputs=priced_inputs(made, discount, catalog.currency),
+    )
+    mark_invoiced(connection, customer.id, list(made.marks))
+    return queued
 
 
 def priced_inputs(made: Draft, discount: Decimal, currency: str) -> str:
@@ -417,6 +448,7 @@ def due_period(
     return period
 
 
+@overload
 def close_next(
     connection: Connection,
     catalog: Catalog,
@@ -424,12 +456,42 @@ def close_next(
     closed_through: dt.datetime | None,
     now: dt.datetime,
     grace: dt.timedelta,
-) -> tuple[Issued, Period] | None:
+    *,
+    writes: None = None,
+) -> tuple[Issued, Period] | None: ...
+
+
+@overload
+def close_next(
+    connection: Connection,
+    catalog: Catalog,
+    customer: CustomerRecord,
+    closed_through: dt.datetime | None,
+    now: dt.datetime,
+    grace: dt.timedelta,
+    *,
+    writes: InvoiceWrites,
+) -> tuple[Queued, Period] | None: ...
+
+
+def close_next(
+    connection: Connection,
+    catalog: Catalog,
+    customer: CustomerRecord,
+    closed_through: dt.datetime | None,
+    now: dt.datetime,
+    grace: dt.timedelta,
+    *,
+    writes: InvoiceWrites | None = None,
+) -> tuple[Issued | Queued, Period] | None:
     """Close the customer's next period if it is due (the caller holds the customer's lock
-    and moves `closed_through`); the invoice and the period, or None."""
+    and moves `closed_through`); the invoice (queued in `writes` when given:
+    `queue_period_invoice`) and the period, or None."""
     period = due_period(customer, closed_through, now, grace)
     if period is None:
         return None
+    if writes is not None:
+        return queue_period_invoice(connection, catalog, customer, period, now, writes), period
     return issue_period_invoice(connection, catalog, customer, period, now), period
 
 

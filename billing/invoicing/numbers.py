@@ -13,9 +13,15 @@ customers.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy import Connection, text
 
+from billing.db import insert_many, table_of
+from billing.invoicing.models import DocumentNumber
+
 SERIES = "INV"
+_DOCUMENT_NUMBERS = table_of(DocumentNumber)
 
 
 def display_number(series: str, number: int) -> str:
@@ -42,6 +48,33 @@ def next_number(
     return int(taken)
 
 
+def take_numbers(
+    connection: Connection, documents: Sequence[tuple[str, str]], series: str = SERIES
+) -> list[int]:
+    """Take the next len(`documents`) numbers of `series` in one step, consecutive, one per
+    document (customer id, document id) in the order given, each recorded in
+    `document_number`: two statements whatever the count (the period close numbers a
+    chunk of invoices at once). The series stays locked until the transaction ends, as with
+    `next_number`."""
+    if not documents:
+        return []
+    values = {"series": series, "count": len(documents)}
+    first = connection.execute(_BUMP_BY, values).scalar()
+    if first is None:  # the series' first documents
+        connection.execute(_FIRST, values)
+        first = connection.execute(_BUMP_BY, values).scalar_one()
+    numbers = list(range(int(first), int(first) + len(documents)))
+    insert_many(
+        connection,
+        _DOCUMENT_NUMBERS,
+        [
+            {"series": series, "number": number, "customer_id": customer, "document_id": doc}
+            for number, (customer, doc) in zip(numbers, documents, strict=True)
+        ],
+    )
+    return numbers
+
+
 # NOTE: statements built once: building one per invoice cost more than running it.
 _BUMP = text(
     "UPDATE invoice_series SET next_number = next_number + 1 WHERE series = :series "
@@ -53,6 +86,10 @@ _BUMP_AND_RECORD = text(
     "RETURNING next_number - 1 AS number) "
     "INSERT INTO document_number (series, number, customer_id, document_id) "
     "SELECT :series, number, :customer, :document FROM taken RETURNING number"
+)
+_BUMP_BY = text(
+    "UPDATE invoice_series SET next_number = next_number + :count WHERE series = :series "
+    "RETURNING next_number - :count"
 )
 _RECORD = text(
     "INSERT INTO document_number (series, number, customer_id, document_id) "

@@ -20,7 +20,7 @@ creates missing rows and returns the others, locked), insert events, write the t
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -29,7 +29,7 @@ from sqlalchemy import Connection, Table, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from billing.caps.quota import QuotaState
-from billing.db import one_of, table_of
+from billing.db import one_of, recalled, remember, table_of
 from billing.metering.models import Usage, UsageBreakdown, UsageLatest, UsageUnique
 
 # customer, product (or event name), quantity, timestamp, properties (canonical JSON or None)
@@ -601,20 +601,55 @@ def _write_breakdowns(
         )
 
 
+StoredBreakdowns = dict[str, list[tuple[str, Decimal, int]]]
+_BREAKDOWNS_AHEAD = "store.read_breakdowns_ahead"
+
+
 def read_breakdowns(
     connection: Connection, customer_id: str, period_start: dt.datetime
-) -> dict[str, list[tuple[str, Decimal, int]]]:
+) -> StoredBreakdowns:
     """A customer's breakdowns in a period: product -> [(dimensions JSON, quantity, events)],
-    largest quantity first, then by value."""
+    largest quantity first, then by value. Without a statement when `read_breakdowns_ahead`
+    read them in this transaction (once: a second read goes to the database)."""
+    kept = recalled(connection, _BREAKDOWNS_AHEAD)
+    if kept is not None and kept.get(customer_id, (None,))[0] == period_start:
+        found: StoredBreakdowns = kept.pop(customer_id)[1]
+        return found
     table = table_of(UsageBreakdown)
     query = select(table).where(
         table.c.customer_id == customer_id, table.c.period_start == period_start
     )
-    found: dict[str, list[tuple[str, Decimal, int]]] = {}
+    return _sorted_breakdowns(connection.execute(query))
+
+
+def read_breakdowns_ahead(connection: Connection, starts: Mapping[str, dt.datetime]) -> None:
+    """Read ahead, in one statement, the breakdowns `read_breakdowns` answers for many
+    customers (customer id -> period start), for the rest of the transaction (the period
+    close reads a chunk of customers at once)."""
+    if not starts:
+        return
+    table = table_of(UsageBreakdown)
+    query = select(table).where(
+        one_of(connection, table.c.customer_id, sorted(starts)),
+        table.c.period_start.in_(sorted(set(starts.values()))),
+    )
+    rows: dict[str, list[Any]] = {customer: [] for customer in starts}
     for row in connection.execute(query):
+        if row.period_start == starts[row.customer_id]:
+            rows[row.customer_id].append(row)
+    remember(
+        connection,
+        _BREAKDOWNS_AHEAD,
+        {c: (starts[c], _sorted_breakdowns(found)) for c, found in rows.items()},
+    )
+
+
+def _sorted_breakdowns(rows: Iterable[Any]) -> StoredBreakdowns:
+    found: StoredBreakdowns = {}
+    for row in rows:
         found.setdefault(row.product, []).append((row.dimensions, row.quantity, row.events))
-    for rows in found.values():
-        rows.sort(key=lambda r: (-r[1], r[0]))
+    for values in found.values():
+        values.sort(key=lambda r: (-r[1], r[0]))
     return found
 
 

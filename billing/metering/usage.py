@@ -4,12 +4,14 @@ limit, and what invoices have billed of it so far (docs/invoicing.md, "Late usag
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, or_, select, update
 
+from billing.db import one_of, recalled, remember
 from billing.metering.store import usage_table
 
 # NOTE: statements built once: a period close runs them for every customer.
@@ -105,7 +107,11 @@ def usage_for_close(
     """The rows of the period starting at `period_start` (as `period_usage`), and the rows
     of earlier (closed) periods moved since an invoice last billed them, or never billed:
     late usage the period's invoice must adjust for; read (and with `lock`, locked) in one
-    statement, its own rows by product, then the late rows by period and product."""
+    statement, its own rows by product, then the late rows by period and product; none when
+    `read_for_close` read them ahead in this transaction."""
+    ahead = _read_ahead(connection, customer_id, period_start, lock)
+    if ahead is not None:
+        return ahead
     query = _FOR_CLOSE
     if lock and connection.dialect.name == "postgresql":
         query = query.with_for_update()
@@ -114,6 +120,63 @@ def usage_for_close(
     for row in connection.execute(query, {"customer": customer_id, "start": period_start}):
         (own if row.period_start == period_start else late).append(_record(row))
     return own, late
+
+
+_READ_AHEAD = "usage.read_for_close"
+
+
+def read_for_close(
+    connection: Connection, starts: Mapping[str, dt.datetime], *, lock: bool
+) -> None:
+    """Read ahead, in one statement, what `usage_for_close` answers for many customers
+    (customer id -> the start of the period it closes): each customer's next
+    `usage_for_close` of that period in this transaction then answers from it, once,
+    without a statement of its own (the period close reads a chunk of customers at once).
+    With `lock` (PostgreSQL) the rows are locked in (customer, period start, product) order,
+    the order a customer's own read locks them in; a few rows beyond those answered may be
+    locked too (another customer's period start), all of customers the caller has locked."""
+    if not starts:
+        return
+    latest = max(starts.values())
+    query = (
+        select(_USAGE.c.customer_id, _USAGE.c.amended, *_COLUMNS)
+        .where(one_of(connection, _USAGE.c.customer_id, sorted(starts)))
+        .where(
+            or_(
+                _USAGE.c.period_start.in_(sorted(set(starts.values()))),
+                and_(_USAGE.c.period_start < latest, _USAGE.c.amended),
+            )
+        )
+        .order_by(_USAGE.c.customer_id, _USAGE.c.period_start, _USAGE.c.product)
+    )
+    if lock and connection.dialect.name == "postgresql":
+        query = query.with_for_update()
+    found: dict[str, tuple[dt.datetime, list[PeriodUsage], list[PeriodUsage]]] = {
+        customer: (start, [], []) for customer, start in starts.items()
+    }
+    for row in connection.execute(query):
+        start, own, late = found[row.customer_id]
+        if row.period_start == start:
+            own.append(_record(row))
+        elif row.period_start < start and row.amended:
+            late.append(_record(row))
+    remember(connection, _READ_AHEAD, (lock, found))
+
+
+def _read_ahead(
+    connection: Connection, customer_id: str, period_start: dt.datetime, lock: bool
+) -> tuple[list[PeriodUsage], list[PeriodUsage]] | None:
+    """What `read_for_close` read for this customer and period in this transaction (taken:
+    a second read goes to the database), or None."""
+    kept = recalled(connection, _READ_AHEAD)
+    if kept is None or (lock and not kept[0]):
+        return None
+    found = kept[1]
+    entry = found.get(customer_id)
+    if entry is None or entry[0] != period_start:
+        return None
+    del found[customer_id]
+    return entry[1], entry[2]
 
 
 def mark_invoiced(
