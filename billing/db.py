@@ -131,7 +131,9 @@ def insert_many(connection: Connection, table: Table, rows: Sequence[dict[str, A
     (and its strings more to quote) than the database took to run it. Elsewhere
     SQLAlchemy's "insertmanyvalues" (multi-row VALUES of up to the engine's
     `insertmanyvalues_page_size`, 1,000, rows each). Each value goes through its column
-    type's bind processing, as in any insert. Nothing for no rows."""
+    type's bind processing, and a column left out gets its default, as in any insert
+    (ValueError for a left-out column whose default is computed in Python). Nothing for no
+    rows."""
     if not rows:
         return
     names = tuple(rows[0])
@@ -140,12 +142,27 @@ def insert_many(connection: Connection, table: Table, rows: Sequence[dict[str, A
         # NOTE: with RETURNING, SQLAlchemy batches an executemany into multi-row VALUES
         connection.execute(insert(table).returning(first), list(rows))
         return
+    # NOTE: a column left out gets its Python-side default, as SQLAlchemy's insert gives it
+    defaults = {
+        column.name: column.default
+        for column in table.columns
+        if column.name not in names and column.default is not None
+    }
+    for name, default in defaults.items():
+        if not default.is_scalar:
+            raise ValueError(f"insert_many: give {table.name}.{name} (its default is computed)")
+    names = (*names, *defaults)
     dialect = connection.dialect
     arrays: list[list[Any]] = []
     textual: list[bool] = []
     for name in names:
-        process = table.c[name].type.bind_processor(dialect)
-        values = [row[name] for row in rows]
+        # NOTE: the type as adapted to the dialect, as SQLAlchemy binds it (the bare
+        # TypeDecorator's processor would turn an exact Decimal into a float)
+        process = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+        if name in defaults:
+            values = [defaults[name].arg] * len(rows)  # type: ignore[attr-defined]
+        else:
+            values = [row[name] for row in rows]
         arrays.append(values if process is None else [process(value) for value in values])
         # psycopg dumps Decimals faster as text, and a list of only NULLs has no binary type
         textual.append(
