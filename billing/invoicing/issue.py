@@ -96,7 +96,7 @@ class Queued:
 
 class InvoiceWrites:
     """Invoices of one transaction written together (the period close: docs/invoicing.md,
-    "Closing periods"): `add` queues an invoice as `issue_invoice` would write it, `write`
+    "Numbering without gaps"): `add` queues an invoice as `issue_invoice` would write it, `write`
     numbers every queued invoice and writes them, whatever their count, in one statement
     each: the numbers (and one for their `document_number` rows), the invoices, their
     lines and their emails; then their `invoice.finalized` events. Numbers follow the order
