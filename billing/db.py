@@ -9,6 +9,7 @@ is reached through psycopg 3 (`postgresql+psycopg://...`). The schema is owned b
 from __future__ import annotations
 
 import datetime as dt
+import re
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -174,6 +175,12 @@ def insert_many(connection: Connection, table: Table, rows: Sequence[dict[str, A
     connection.exec_driver_sql(statement, tuple(arrays))
 
 
+# NOTE: an array is cast to its column's type without length or precision ("VARCHAR(500)"
+# -> "VARCHAR"): an explicit cast would silently cut a string too long for its column, where
+# the insert's own assignment refuses it, as any insert does
+_LENGTH = re.compile(r"\(\d+(, *\d+)?\)")
+
+
 @lru_cache(maxsize=256)
 def _unnest_insert(
     table: Table, names: tuple[str, ...], textual: tuple[bool, ...], dialect: Dialect
@@ -186,7 +193,7 @@ def _unnest_insert(
     arrays = [
         sql.SQL("{}::{}[]").format(
             sql.Placeholder(format="t" if text else "b"),
-            sql.SQL(table.c[name].type.compile(dialect=dialect)),
+            sql.SQL(_LENGTH.sub("", table.c[name].type.compile(dialect=dialect))),
         )
         for name, text in zip(names, textual, strict=True)
     ]

@@ -171,17 +171,20 @@ def _read_ahead(
 ) -> None:
     """Read (and lock) in one statement the running totals of the period each locked customer
     without commitment closes next, and their breakdowns when a product has dimensions:
-    each customer's close then reads them without a statement of its own."""
+    each customer's close then reads them without a statement of its own. The rows of
+    customers with a commitment are locked in the same statement, not kept (their close
+    reads them after their commitment's steps): every customer's rows are locked in
+    customer order, the order ingestion locks them in, so the two never deadlock."""
     starts: dict[str, dt.datetime] = {}
     for customer_id, customer in locked.items():
-        if customer_id in committed:
-            continue
         period = due_period(customer, customer.closed_through, now, grace)
         if period is not None:
             starts[customer_id] = period.start
-    read_for_close(connection, starts, lock=True)
+    read_for_close(connection, starts, lock=True, lock_only=committed)
     if any(product.dimensions for product in catalog.products.values()):
-        read_breakdowns_ahead(connection, starts)
+        read_breakdowns_ahead(
+            connection, {c: start for c, start in starts.items() if c not in committed}
+        )
 
 
 def close_due(

@@ -7,7 +7,9 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
+import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import DataError
 
 from billing.db import insert_many, table_of
 from billing.email.models import EmailOutbox
@@ -91,3 +93,23 @@ def test_exact_decimals_keep_every_digit(engine, session):
     with engine.connect() as connection:  # the columns left out got their defaults
         left_out = connection.execute(select(table.c.duplicates, table.c.amended)).all()
     assert [tuple(row) for row in left_out] == [(0, False)] * 3
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_a_string_too_long_for_its_column_is_refused_not_cut(engine):
+    # as a plain insert refuses it: an array cast to VARCHAR(64)[] would cut it silently
+    row = {
+        "customer_id": None,
+        "kind": "invoice",
+        "reference": "r" * 65,  # reference is VARCHAR(64)
+        "status": "pending",
+        "attempts": 0,
+        "next_attempt_at": dt.datetime(2026, 10, 1, tzinfo=dt.UTC),
+        "created_at": dt.datetime(2026, 10, 1, tzinfo=dt.UTC),
+    }
+    table = table_of(EmailOutbox)
+    with pytest.raises(DataError, match="too long"), engine.begin() as connection:
+        insert_many(connection, table, [row])
+    with engine.connect() as connection:
+        assert connection.execute(select(table.c.id)).all() == []

@@ -4,7 +4,7 @@ limit, and what invoices have billed of it so far (docs/invoicing.md, "Late usag
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -126,7 +126,11 @@ _READ_AHEAD = "usage.read_for_close"
 
 
 def read_for_close(
-    connection: Connection, starts: Mapping[str, dt.datetime], *, lock: bool
+    connection: Connection,
+    starts: Mapping[str, dt.datetime],
+    *,
+    lock: bool,
+    lock_only: Collection[str] = (),
 ) -> None:
     """Read ahead, in one statement, what `usage_for_close` answers for many customers
     (customer id -> the start of the period it closes): each customer's next
@@ -134,7 +138,9 @@ def read_for_close(
     without a statement of its own (the period close reads a chunk of customers at once).
     With `lock` (PostgreSQL) the rows are locked in (customer, period start, product) order,
     the order a customer's own read locks them in; a few rows beyond those answered may be
-    locked too (another customer's period start), all of customers the caller has locked."""
+    locked too (another customer's period start), all of customers the caller has locked.
+    Customers in `lock_only` have their rows locked in the same statement (so every
+    customer's rows are locked in customer order) but read again by their own close."""
     if not starts:
         return
     latest = max(starts.values())
@@ -160,6 +166,8 @@ def read_for_close(
             own.append(_record(row))
         elif row.period_start < start and row.amended:
             late.append(_record(row))
+    for customer in lock_only:
+        found.pop(customer, None)
     remember(connection, _READ_AHEAD, (lock, found))
 
 
