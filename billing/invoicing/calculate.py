@@ -24,6 +24,7 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from billing.catalog.models import NONE
@@ -39,6 +40,7 @@ from billing.money import (
 from billing.pricing.allocate import largest_remainder
 from billing.pricing.charge import ChargeResult
 from billing.pricing.discounts import line_figures
+from billing.pricing.plan import TierCharge
 
 _ONE = Decimal(1)
 
@@ -160,19 +162,25 @@ def with_credits(lines: Sequence[LineIn], applied: Decimal) -> tuple[LineIn, ...
 
 
 def breakdown(result: ChargeResult) -> str:
-    """The tier breakdown of a charge as stored on its line (exact amounts, as text)."""
+    """The tier breakdown of a charge as stored on its line (exact amounts, as text): a JSON
+    list of one object per tier used, the same text as `json.dumps` of the list."""
+    return "[" + ",".join(_tier_json(tier) for tier in result.tiers) + "]"
+
+
+@lru_cache(maxsize=4096)
+def _tier_json(tier: TierCharge) -> str:
+    """One tier of a breakdown as JSON. Cached: every customer who passed a tier has the
+    same text for it (a close writes a few tiers per line, for thousands of lines), and
+    equal Decimals format alike (`format_quantity`), so the cache never mixes values."""
     return json.dumps(
-        [
-            {
-                "from": format_quantity(t.lower),
-                "up_to": None if t.up_to is None else format_quantity(t.up_to),
-                "quantity": format_quantity(t.quantity),
-                "unit_price": format_quantity(t.unit_price),
-                "flat_fee": format_quantity(t.flat_fee),
-                "amount": format_quantity(t.amount),
-            }
-            for t in result.tiers
-        ],
+        {
+            "from": format_quantity(tier.lower),
+            "up_to": None if tier.up_to is None else format_quantity(tier.up_to),
+            "quantity": format_quantity(tier.quantity),
+            "unit_price": format_quantity(tier.unit_price),
+            "flat_fee": format_quantity(tier.flat_fee),
+            "amount": format_quantity(tier.amount),
+        },
         separators=(",", ":"),
     )
 
