@@ -449,6 +449,7 @@ SYNC_ORDER = (
     "sync_failed",
     "mismatch",
     "void_refused",
+    "held",
     "pending",
     "payment_failed",
     "synced",

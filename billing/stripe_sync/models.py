@@ -22,6 +22,9 @@ class SyncStatus(StrEnum):
     # we voided it, Stripe refused to void it (it was paid there meanwhile): shown to finance,
     # never retried; correct it with a credit note
     VOID_REFUSED = "void_refused"
+    # it re-issues an invoice that is `void_refused` (paid in Stripe): never sent, so the
+    # customer is not asked to pay the period twice; shown to finance with the reason
+    HELD = "held"
     SYNC_FAILED = "sync_failed"  # Stripe refused it: shown to finance with its message
     # Stripe's total or amount due differed from ours: the draft deleted (or the open invoice
     # voided), loud, never silently fixed; last_error has both figures

@@ -344,12 +344,13 @@ def sync_due(
     NOTE: voids go first, and an invoice that replaces a voided one waits until Stripe has
     voided the one it replaces, so a customer is never asked to pay both (docs/stripe.md,
     "Voids"). A void Stripe refuses (the invoice was paid there meanwhile) is `void_refused`,
-    shown to finance and never retried.
+    shown to finance and never retried, and its replacement is `held`, never sent.
     """
     at = now or dt.datetime.now(dt.UTC)
     _enqueue(engine, at)
     report = SyncReport()
     _void_in_stripe(engine, client, at, report)
+    _hold_replacements_of_paid(engine, at, report)
     with engine.begin() as connection:
         awaiting_void = (
             select(_SYNC.c.invoice_id)
@@ -397,6 +398,34 @@ def sync_due(
     report.credit_notes = sync_credit_notes(engine, client, at)
     record_sync(report)
     return report
+
+
+_HELD_REASON = (
+    "re-issues an invoice Stripe refused to void (the customer paid it there): not sent, so "
+    'the period is not collected twice; settle it by hand (docs/stripe.md, "Voids")'
+)
+
+
+def _hold_replacements_of_paid(engine: Engine, at: dt.datetime, report: SyncReport) -> None:
+    """Hold, never send, each invoice that re-issues a `void_refused` one: the customer paid
+    the period in Stripe on the invoice it replaces, and a second invoice in Stripe would ask
+    them to pay it again (docs/stripe.md, "Voids"). Each is `held`, logged once."""
+    paid_elsewhere = select(_SYNC.c.invoice_id).where(_SYNC.c.status == SyncStatus.VOID_REFUSED)
+    with engine.begin() as connection:
+        held = connection.execute(
+            update(_SYNC)
+            .where(_SYNC.c.status == SyncStatus.PENDING)
+            .where(
+                _SYNC.c.invoice_id.in_(
+                    select(_INVOICES.c.id).where(_INVOICES.c.replaces.in_(paid_elsewhere))
+                )
+            )
+            .values(status=SyncStatus.HELD, last_error=_HELD_REASON, updated_at=at)
+            .returning(_SYNC.c.invoice_id)
+        ).scalars()
+        for invoice_id in held:
+            logger.error("stripe sync of %s held: %s", invoice_id, _HELD_REASON)
+            report.failed += 1
 
 
 def _void_in_stripe(

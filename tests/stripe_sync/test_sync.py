@@ -284,6 +284,32 @@ def test_a_replacement_is_sent_only_once_stripe_voided_the_invoice_it_replaces(
     assert open_ == [second]  # one invoice to pay, never two
 
 
+def test_the_replacement_of_an_invoice_paid_in_stripe_is_held_never_sent(
+    engine, stripe_api, closed, catalog
+):
+    """Paid in Stripe before our void with re-issue reached it: Stripe refuses the void, and
+    the replacement is held, never sent, so the customer is not asked to pay the period
+    twice (found by tests/stripe_sync/test_money_after_the_invoice.py)."""
+    client = make_client("sk_test_emulator", stripe_api.base)
+    sync_due(engine, client, AFTER)
+    [remote] = stripe_api.invoices_of(closed.id)
+    with engine.begin() as connection:
+        _, replacement = void(
+            connection, catalog, closed.id, reason="typo", actor="test", now=AFTER, reissue=True
+        )
+    client.v1.invoices.pay(remote["id"])  # paid before our void reached Stripe
+    for minutes in (1, 2, 60):
+        sync_due(engine, client, AFTER + dt.timedelta(minutes=minutes))
+        assert stripe_api.invoices_of(replacement.id) == []
+    with engine.connect() as connection:
+        states = {row.invoice_id: row for row in connection.execute(select(InvoiceSync.__table__))}
+    assert states[closed.id].status == "void_refused"
+    assert states[replacement.id].status == "held"
+    assert "paid it there" in states[replacement.id].last_error
+    collecting = [i for i in stripe_api.invoices.values() if i["status"] in ("open", "paid")]
+    assert collecting == [remote]  # the period is collected once
+
+
 def test_a_void_stripe_refuses_is_shown_once_and_never_retried(engine, stripe_api, closed, catalog):
     """Paid in Stripe after we voided it: Stripe refuses the void; the row says so, and later
     runs do not try again."""
