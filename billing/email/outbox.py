@@ -85,18 +85,22 @@ def enqueue(
     """Record, in the caller's transaction, that `customer_id` (None: the operators, at
     BILLING_ADMIN_EMAIL) is to be emailed about `reference`; it is due at `now`. At most
     once per (kind, reference)."""
-    connection.execute(
-        _ENQUEUE,
-        {
-            "customer_id": customer_id,
-            "kind": kind.value,
-            "reference": reference,
-            "status": EmailStatus.PENDING.value,
-            "attempts": 0,
-            "next_attempt_at": now,
-            "created_at": now,
-        },
-    )
+    connection.execute(_ENQUEUE, _due(customer_id, kind, reference, now))
+
+
+def _due(
+    customer_id: str | None, kind: EmailKind, reference: str, now: dt.datetime
+) -> dict[str, Any]:
+    """The outbox row of an email to send, due at `now`."""
+    return {
+        "customer_id": customer_id,
+        "kind": kind.value,
+        "reference": reference,
+        "status": EmailStatus.PENDING.value,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+    }
 
 
 def enqueue_many(
@@ -107,22 +111,7 @@ def enqueue_many(
 ) -> None:
     """`enqueue` for many emails, (customer, kind, reference) each, in one statement (a
     period close queues one per invoice owing money: billing/invoicing/issue.py)."""
-    insert_many(
-        connection,
-        _OUTBOX,
-        [
-            {
-                "customer_id": customer_id,
-                "kind": kind.value,
-                "reference": reference,
-                "status": EmailStatus.PENDING.value,
-                "attempts": 0,
-                "next_attempt_at": now,
-                "created_at": now,
-            }
-            for customer_id, kind, reference in emails
-        ],
-    )
+    insert_many(connection, _OUTBOX, [_due(*email, now) for email in emails])
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -16,7 +16,7 @@ import json
 import secrets
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import overload
+from typing import Any, overload
 
 from sqlalchemy import Connection, bindparam, or_, select, update
 
@@ -366,20 +366,8 @@ def issue_period_invoice(
         invoice_id=invoice_id,
         replacing=replaces,
     )
-    discount = customer.discount_for(period.start)
     issued = issue_invoice(
-        connection,
-        customer_id=customer.id,
-        kind=InvoiceKind.USAGE,
-        currency=catalog.currency,
-        lines=made.lines,
-        now=now,
-        period=(period.start, period.end),
-        replaces=replaces,
-        invoice_id=invoice_id,
-        discount_percent=discount,
-        catalog_digest=catalog.digest or None,
-        priced_inputs=priced_inputs(made, discount, catalog.currency),
+        connection, **_invoice_of(made, catalog, customer, now, invoice_id), replaces=replaces
     )
     mark_invoiced(connection, customer.id, list(made.marks))
     return issued
@@ -398,20 +386,28 @@ def queue_period_invoice(
     Its credit draw and usage marks are written now, in the caller's transaction."""
     invoice_id = "inv_" + secrets.token_hex(8)
     made = draft(connection, catalog, customer, period, now, record=True, invoice_id=invoice_id)
-    discount = customer.discount_for(period.start)
-    queued = writes.add(
-        customer_id=customer.id,
-        currency=catalog.currency,
-        lines=made.lines,
-        now=now,
-        period=(period.start, period.end),
-        invoice_id=invoice_id,
-        discount_percent=discount,
-        catalog_digest=catalog.digest or None,
-        priced_inputs=priced_inputs(made, discount, catalog.currency),
-    )
+    queued = writes.add(**_invoice_of(made, catalog, customer, now, invoice_id))
     mark_invoiced(connection, customer.id, list(made.marks))
     return queued
+
+
+def _invoice_of(
+    made: Draft, catalog: Catalog, customer: CustomerRecord, now: dt.datetime, invoice_id: str
+) -> dict[str, Any]:
+    """The usage invoice of a draft, as `issue_invoice` and `InvoiceWrites.add` take it."""
+    discount = customer.discount_for(made.period.start)
+    return {
+        "customer_id": customer.id,
+        "kind": InvoiceKind.USAGE,
+        "currency": catalog.currency,
+        "lines": made.lines,
+        "now": now,
+        "period": (made.period.start, made.period.end),
+        "invoice_id": invoice_id,
+        "discount_percent": discount,
+        "catalog_digest": catalog.digest or None,
+        "priced_inputs": priced_inputs(made, discount, catalog.currency),
+    }
 
 
 def priced_inputs(made: Draft, discount: Decimal, currency: str) -> str:

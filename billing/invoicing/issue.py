@@ -114,6 +114,7 @@ class InvoiceWrites:
         self,
         *,
         customer_id: str,
+        kind: InvoiceKind,
         currency: str,
         lines: Sequence[LineIn],
         now: dt.datetime,
@@ -123,11 +124,11 @@ class InvoiceWrites:
         catalog_digest: str | None,
         priced_inputs: str | None,
     ) -> Queued:
-        """Queue a usage invoice (the arguments of `issue_invoice`). ValueError if a line is
-        not rounded."""
+        """Queue an invoice (the arguments of `issue_invoice`, without a re-issue's
+        `replaces`). ValueError if a line is not rounded."""
         row, line_rows = _rows(
             customer_id=customer_id,
-            kind=InvoiceKind.USAGE,
+            kind=kind,
             currency=currency,
             lines=lines,
             now=now,
