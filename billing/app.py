@@ -125,7 +125,7 @@ def create_app(
     settings = settings or get_settings()
     catalog = catalog or load_catalog(settings.tiers_dir)
     engine = engine or make_engine(settings.database_url)
-    writer = IngestWriter(engine, catalog)
+    writer = IngestWriter(engine, catalog, writers=settings.ingest_writers)
     reads = ReadEngines.from_settings(engine, settings)  # the read replica, when configured
 
     @asynccontextmanager

@@ -17,6 +17,7 @@ from decimal import Decimal
 
 from sqlalchemy import Connection, Engine
 
+from billing.caps.service import read_cap_history_ahead
 from billing.catalog import Catalog
 from billing.commitments import service as commitments
 from billing.credits.ledger import cache_without_entries
@@ -170,7 +171,8 @@ def _read_ahead(
     grace: dt.timedelta,
 ) -> None:
     """Read (and lock) in one statement the running totals of the period each locked customer
-    without commitment closes next, and their breakdowns when a product has dimensions:
+    without commitment closes next; in two, their caps' history (for the cap bound of a
+    capped line); and their breakdowns when a product has dimensions:
     each customer's close then reads them without a statement of its own. The rows of
     customers with a commitment are locked in the same statement, not kept (their close
     reads them after their commitment's steps): every customer's rows are locked in
@@ -181,6 +183,7 @@ def _read_ahead(
         if period is not None:
             starts[customer_id] = period.start
     read_for_close(connection, starts, lock=True, lock_only=committed)
+    read_cap_history_ahead(connection, [c for c in starts if c not in committed])
     if any(product.dimensions for product in catalog.products.values()):
         read_breakdowns_ahead(
             connection, {c: start for c, start in starts.items() if c not in committed}

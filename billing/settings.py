@@ -87,6 +87,14 @@ class Settings(BaseSettings):
         description="proxies whose X-Forwarded-For/-Proto are trusted (uvicorn's "
         "--forwarded-allow-ips); unset: none",
     )
+    ingest_writers: int | None = Field(
+        None,
+        ge=1,
+        le=16,
+        description="threads per process that write grouped ingestion requests (under 1,000 "
+        "events), each in transactions of its own; unset: 2 on PostgreSQL (one group's Python "
+        "work runs while another waits for the database), 1 on SQLite (one writer at a time)",
+    )
     migrate_on_start: bool = Field(
         True, description="`billing serve` applies migrations before starting (off in production)"
     )

@@ -8,6 +8,8 @@ the same transaction. Every change is audited: who, when, old -> new, effect.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from functools import partial
 from typing import Any
@@ -18,7 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from billing.caps.models import SpendCap, SpendCapChange
 from billing.caps.quota import ProductQuota
 from billing.catalog import Catalog
-from billing.db import table_of
+from billing.db import one_of, recalled, remember, table_of
 from billing.errors import InvalidAmount, NotFound
 from billing.money import billing_digits, format_amount, fraction_digits, group_quantity
 
@@ -53,6 +55,7 @@ def store_cap(
     now: dt.datetime,
 ) -> None:
     """Store a product's cap (in the catalogue's currency), or remove it with None."""
+    _forget_history(connection, customer_id)
     table = table_of(SpendCap)
     if amount is None:
         connection.execute(
@@ -83,6 +86,7 @@ def record_change(
     now: dt.datetime,
 ) -> None:
     """Add a change to the audit trail."""
+    _forget_history(connection, customer_id)
     connection.execute(
         insert(table_of(SpendCapChange)).values(
             customer_id=customer_id,
@@ -136,6 +140,54 @@ def cap_changes(connection: Connection, customer_id: str) -> list[Any]:
     return list(connection.execute(query))
 
 
+_HISTORY_AHEAD = "caps.history_ahead"
+_CAPS = table_of(SpendCap)
+_CHANGES = table_of(SpendCapChange)
+_MOVES = (_CHANGES.c.old_amount, _CHANGES.c.new_amount, _CHANGES.c.changed_at)
+
+
+@dataclass(slots=True)
+class _HistoryAhead:
+    """The caps and cap changes of some customers, read ahead for one transaction: current
+    amount and changes (oldest first) by (customer, product)."""
+
+    customers: set[str]
+    current: dict[tuple[str, str], Decimal]
+    moves: dict[tuple[str, str], list[Any]]
+
+
+def read_cap_history_ahead(connection: Connection, customer_ids: Sequence[str]) -> None:
+    """Read, in two statements, the caps and cap changes of `customer_ids`, for the rest of
+    the transaction: `cap_bound` then answers for them without statements of its own (the
+    close asks it for every capped product of every customer of a chunk). Writing a cap or
+    a change (`store_cap`, `record_change`) drops its customer from what is kept."""
+    if not customer_ids:
+        return
+    current = {
+        (row.customer_id, row.product): row.amount
+        for row in connection.execute(
+            select(_CAPS.c.customer_id, _CAPS.c.product, _CAPS.c.amount).where(
+                one_of(connection, _CAPS.c.customer_id, list(customer_ids))
+            )
+        )
+    }
+    moves: dict[tuple[str, str], list[Any]] = {}
+    query = (
+        select(_CHANGES.c.customer_id, _CHANGES.c.product, *_MOVES)
+        .where(one_of(connection, _CHANGES.c.customer_id, list(customer_ids)))
+        .order_by(_CHANGES.c.changed_at, _CHANGES.c.id)
+    )
+    for row in connection.execute(query):
+        moves.setdefault((row.customer_id, row.product), []).append(row)
+    remember(connection, _HISTORY_AHEAD, _HistoryAhead(set(customer_ids), current, moves))
+
+
+def _forget_history(connection: Connection, customer_id: str) -> None:
+    kept: _HistoryAhead | None = recalled(connection, _HISTORY_AHEAD)
+    if kept is not None:
+        kept.customers.discard(customer_id)
+
+
 def cap_bound(
     connection: Connection, customer_id: str, product: str, start: dt.datetime, end: dt.datetime
 ) -> Decimal | None:
@@ -146,20 +198,23 @@ def cap_bound(
     (docs/spend-caps.md, "At close"): a cap lowered within the period still lets the usage
     accrued under the higher one be billed, a removed discount does not.
     """
-    current = connection.execute(
-        select(table_of(SpendCap).c.amount).where(
-            table_of(SpendCap).c.customer_id == customer_id,
-            table_of(SpendCap).c.product == product,
+    kept: _HistoryAhead | None = recalled(connection, _HISTORY_AHEAD)
+    if kept is not None and customer_id in kept.customers:
+        current = kept.current.get((customer_id, product))
+        moves = kept.moves.get((customer_id, product), [])
+    else:
+        current = connection.execute(
+            select(_CAPS.c.amount).where(
+                _CAPS.c.customer_id == customer_id, _CAPS.c.product == product
+            )
+        ).scalar()
+        moves = list(
+            connection.execute(
+                select(*_MOVES)
+                .where(_CHANGES.c.customer_id == customer_id, _CHANGES.c.product == product)
+                .order_by(_CHANGES.c.changed_at, _CHANGES.c.id)
+            )
         )
-    ).scalar()
-    changes = table_of(SpendCapChange)
-    moves = list(
-        connection.execute(
-            select(changes.c.old_amount, changes.c.new_amount, changes.c.changed_at)
-            .where(changes.c.customer_id == customer_id, changes.c.product == product)
-            .order_by(changes.c.changed_at, changes.c.id)
-        )
-    )
     before = [m for m in moves if m.changed_at <= start]
     if before:
         at_start = before[-1].new_amount

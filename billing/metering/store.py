@@ -260,11 +260,35 @@ def lock_usage(
     `keys` must be sorted: every transaction locks in the same order, so concurrent batches
     wait for each other instead of deadlocking. Returns the rows as they stand, locked
     until the transaction ends (PostgreSQL row locks; SQLite's single writer).
+
+    On PostgreSQL the existing rows are locked first (one SELECT ... FOR UPDATE in key
+    order), then the missing ones are created (one upsert, in key order): two batches that
+    both create a period's first rows while locking others may still wait on each other
+    in a cycle, which PostgreSQL breaks by aborting one (`ingest_batch` runs it again).
     """
     if not keys:
         return {}
     if connection.dialect.name == "postgresql":
+        # NOTE: rows that exist (nearly all, past a period's first events) are locked with
+        # FOR UPDATE, which writes no new row version; creating them with an upsert that
+        # touched every row cost each running total two row versions per batch (this lock
+        # and the write), and the table's updates their HOT path. Only the missing keys,
+        # if any, take the upsert, which creates them or, if a concurrent batch created
+        # them since, locks them.
         customers, products, starts = (list(column) for column in zip(*keys, strict=True))
+        rows = _pg_binary(
+            connection,
+            f"SELECT {_STATE} FROM usage AS u JOIN unnest(%b::varchar[], %b::varchar[], "
+            "%b::timestamptz[]) AS k(c, p, s) ON u.customer_id = k.c AND u.product = k.p "
+            "AND u.period_start = k.s ORDER BY u.customer_id, u.product, u.period_start "
+            "FOR UPDATE OF u",
+            (customers, products, starts),
+        )
+        found = {(r[0], r[1], r[2].astimezone(dt.UTC)): usage_row(r[3:]) for r in rows}
+        if len(found) == len(keys):
+            return found
+        missing = [key for key in keys if key not in found]
+        customers, products, starts = (list(column) for column in zip(*missing, strict=True))
         rows = _pg_binary(
             connection,
             "INSERT INTO usage (customer_id, product, period_start, quantity, events, "
@@ -276,11 +300,12 @@ def lock_usage(
             f"DO UPDATE SET updated_at = EXCLUDED.updated_at RETURNING {_STATE}",
             (now, customers, products, starts),
         )
-        return {(r[0], r[1], r[2].astimezone(dt.UTC)): usage_row(r[3:]) for r in rows}
+        found.update({(r[0], r[1], r[2].astimezone(dt.UTC)): usage_row(r[3:]) for r in rows})
+        return found
     text = _SqliteTimes()
     by_text = {(c, p, text[start]): (c, p, start) for c, p, start in keys}
     updated = sqlite_datetime(now)
-    found: dict[UsageKey, UsageRow] = {}
+    created: dict[UsageKey, UsageRow] = {}
     for begin in range(0, len(keys), USAGE_CHUNK):
         chunk = keys[begin : begin + USAGE_CHUNK]
         values = ",".join(["(?, ?, ?, '0', 0, 0, 0, ?, 0, 0, '0', '')"] * len(chunk))
@@ -294,8 +319,8 @@ def lock_usage(
             tuple(params),
         )
         for r in returned:
-            found[by_text[(r[0], r[1], r[2])]] = usage_row(r[3:])
-    return found
+            created[by_text[(r[0], r[1], r[2])]] = usage_row(r[3:])
+    return created
 
 
 def write_usage(

@@ -1,12 +1,20 @@
 """Group commit: concurrent ingestion requests share one transaction.
 
 A request with one event costs about as many statements and one commit as a request with
-thousands, so under load the service queues incoming batches and one writer thread per
-process takes everything waiting (up to MAX_GROUP events), ingests it in a single
-transaction, and answers each request with its own part of the result, after the commit.
-Ids repeated across the requests of a group are handled exactly as within one batch: the
-first is stored, the others are duplicates or conflicts. If a group fails as a whole, each
-of its requests is tried alone, so one request can never fail another.
+thousands, so under load the service queues incoming batches and a writer thread takes
+everything waiting (up to MAX_GROUP events), ingests it in a single transaction, and
+answers each request with its own part of the result, after the commit. Ids repeated
+across the requests of a group are handled exactly as within one batch: the first is
+stored, the others are duplicates or conflicts. If a group fails as a whole, each of its
+requests is tried alone, so one request can never fail another.
+
+A process has `writers` such threads (BILLING_INGEST_WRITERS; by default 2 on PostgreSQL,
+1 on SQLite). With one, a group's Python work (validation, caps, the statements' arguments)
+and its waits for the database take turns, and each leaves a core idle; with two, one
+group is worked on while the other waits. Their transactions lock the running totals in
+one order (metering/service.py), so two groups sharing a customer wait for each other
+instead of deadlocking; an id sent in both is stored once (`event_key`), the other a
+duplicate or a conflict, as when two processes receive it.
 """
 
 from __future__ import annotations
@@ -33,15 +41,31 @@ class _Job:
     future: Future[dict[str, Any]] = field(default_factory=Future)
 
 
-class IngestWriter:
-    """One writer thread per process; `submit` returns a future of the request's answer."""
+def default_writers(engine: Engine) -> int:
+    """Writer threads when BILLING_INGEST_WRITERS is unset: 2 on PostgreSQL, whose
+    transactions run side by side; 1 on SQLite, which has one writer at a time."""
+    return 2 if engine.dialect.name == "postgresql" else 1
 
-    def __init__(self, engine: Engine, catalog: Catalog, max_group: int = MAX_GROUP) -> None:
+
+class IngestWriter:
+    """`writers` writer threads per process (default: `default_writers`), started on the
+    first `submit`, which returns a future of the request's answer."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        catalog: Catalog,
+        max_group: int = MAX_GROUP,
+        writers: int | None = None,
+    ) -> None:
         self._engine = engine
         self._catalog = catalog
         self._max_group = max_group
+        self._writers = writers if writers is not None else default_writers(engine)
+        if self._writers < 1:
+            raise ValueError(f"writers must be at least 1, not {self._writers}")
         self._queue: queue.Queue[_Job | None] = queue.Queue()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
 
     def submit(self, events: list[Any]) -> Future[dict[str, Any]]:
@@ -52,18 +76,23 @@ class IngestWriter:
         return job.future
 
     def stop(self, timeout: float = 30) -> None:  # float-ok: seconds
-        """Finish what is queued, then stop the thread."""
+        """Finish what is queued, then stop the threads (each waited for up to `timeout`)."""
         with self._lock:
-            thread, self._thread = self._thread, None
-        if thread is not None:
-            self._queue.put(None)
+            threads, self._threads = self._threads, []
+        for _ in threads:
+            self._queue.put(None)  # one stop mark each, queued after every waiting job
+        for thread in threads:
             thread.join(timeout)
 
     def _ensure_started(self) -> None:
         with self._lock:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="ingest-writer", daemon=True)
-                self._thread.start()
+            if not self._threads:
+                self._threads = [
+                    threading.Thread(target=self._run, name=f"ingest-writer-{n}", daemon=True)
+                    for n in range(1, self._writers + 1)
+                ]
+                for thread in self._threads:
+                    thread.start()
 
     def _run(self) -> None:
         carry: _Job | None = None

@@ -1,20 +1,22 @@
 """The close's cost is its statements on PostgreSQL (a round trip each: issue 20). Counted,
 not timed: a chunk of customers (up to CUSTOMERS_PER_TRANSACTION) costs the same fixed
 statements whether it makes 3 invoices or 12, each statement once: the customers' locks,
-which of them ever had credit, their webhook endpoints, their usage and breakdowns read
-ahead, the invoice numbers and their document_number rows, the invoices, their lines,
+which of them ever had credit, their webhook endpoints, their usage, cap history and
+breakdowns read ahead, the invoice numbers and their document_number rows, the invoices, their lines,
 their emails, and the customers' new closed_through."""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
+from decimal import Decimal
 
 import pytest
 from sqlalchemy import event as sa_event
 
 from billing.notifications import endpoints
 from billing.pipeline import close_due
+from tests.caps.helpers import set_cap
 from tests.metering.helpers import add_customer, ingest
 
 OCT = dt.datetime(2026, 10, 1, tzinfo=dt.UTC)
@@ -37,6 +39,15 @@ def _closed(engine, session, catalog, customers: range, *, endpoint: bool) -> Co
         for product in ("product_analytics", "session_replay", "surveys")
     ]
     ingest(session, catalog, events, now=dt.datetime(2026, 10, 11, tzinfo=dt.UTC))
+    for number in customers[::2]:  # every other customer capped: a cap bound per line
+        set_cap(
+            session.connection(),
+            catalog,
+            f"c{number:02}",
+            "session_replay",
+            Decimal("1000"),
+            dt.datetime(2026, 10, 12, tzinfo=dt.UTC),
+        )
     if endpoint:
         endpoints.create(
             session.connection(),
@@ -84,11 +95,14 @@ def test_a_chunk_of_the_close_costs_the_same_statements_for_3_invoices_or_12(
         "INSERT INTO document_number",
         "SELECT usage.customer_id, usage.amended,",
         "SELECT usage_breakdown.customer_id, usage_breakdown.product,",
+        "SELECT spend_cap.customer_id, spend_cap.product,",
+        "SELECT spend_cap_change.customer_id, spend_cap_change.product,",
     ):
         assert more[written] == 1, (written, more)
-    # the candidates, then per chunk: 5 reads before any invoice, 2 reads ahead, 2 for the
-    # numbers, 3 writes of invoices, lines and emails, and the customers' closed_through
-    assert sum(more.values()) == 13, more
+    # the candidates, then per chunk: 5 reads before any invoice, 4 reads ahead (usage, cap
+    # history in two, breakdowns), 2 for the numbers, 3 writes of invoices, lines and
+    # emails, and the customers' closed_through
+    assert sum(more.values()) == 15, more
 
 
 @pytest.mark.postgres

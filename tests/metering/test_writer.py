@@ -1,6 +1,13 @@
 """Group commit: queued requests share one transaction and each gets its own answer."""
 
-from billing.metering.writer import IngestWriter, _Job
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import func, select
+
+from billing.db import table_of
+from billing.metering.models import Event, Usage
+from billing.metering.writer import IngestWriter, _Job, default_writers
 from tests.metering.helpers import add_customer, event, recent
 
 
@@ -10,7 +17,7 @@ def test_requests_queued_together_are_one_group_answered_separately(engine, cata
     first = [event("a", 1, at=at), event("b", 2, at=at)]
     second = [event("b", 2, at=at), event("c", -1, at=at), event("d", 4, at=at)]
     third = [event("a", 9, at=at)]
-    writer = IngestWriter(engine, catalog)
+    writer = IngestWriter(engine, catalog, writers=1)  # a second thread could take a job
     futures = []
     # Queue all three before the writer thread starts, so it takes them as one group.
     for events in (first, second, third):
@@ -45,3 +52,46 @@ def test_a_stopped_writer_answers_what_was_queued(engine, catalog, session):
     futures = [writer.submit([event(f"e{i}", at=at)]) for i in range(50)]
     writer.stop()
     assert sum(f.result(timeout=30)["accepted"] for f in futures) == 50
+
+
+def test_writers_default_to_two_on_postgresql_and_one_on_sqlite(engine, catalog):
+    expected = 2 if engine.dialect.name == "postgresql" else 1
+    assert default_writers(engine) == expected
+    assert IngestWriter(engine, catalog)._writers == expected
+    with pytest.raises(ValueError, match="at least 1"):
+        IngestWriter(engine, catalog, writers=0)
+
+
+@pytest.mark.parametrize("writers", [2, 4])
+def test_several_writers_store_each_id_once_and_count_it_once(engine, catalog, session, writers):
+    """Requests sent at once to several writer threads, every id in two requests (with the
+    same content): each id is accepted once and answered a duplicate once, whichever thread
+    stores it first, and the running totals hold each event once."""
+    customers = ["cust_1", "cust_2", "cust_3"]
+    for customer in customers:
+        add_customer(session, customer)
+    at = recent().isoformat()
+
+    def sent(n: int) -> dict:
+        return event(f"e{n}", 1 + n % 7, customer=customers[n % 3], at=at)
+
+    requests = [[sent(n) for n in range(start, start + 5)] for start in range(0, 300, 5)]
+    requests += [[sent(n) for n in range(start, start + 5)] for start in range(150, 450, 5)]
+    writer = IngestWriter(engine, catalog, writers=writers)
+    futures = [writer.submit(events) for events in requests]
+    answers = [future.result(timeout=60) for future in futures]
+    writer.stop()
+
+    assert all(a["rejected"] == [] and a["over_limit"] == [] for a in answers)
+    assert sum(a["accepted"] for a in answers) == 450
+    assert sum(a["duplicates"] for a in answers) == 150
+    with engine.connect() as connection:
+        stored = connection.execute(select(func.count()).select_from(table_of(Event))).scalar()
+        usage = table_of(Usage)
+        totals = connection.execute(
+            select(
+                func.sum(usage.c.quantity), func.sum(usage.c.events), func.sum(usage.c.duplicates)
+            )
+        ).one()
+    assert stored == 450
+    assert totals == (Decimal(sum(1 + n % 7 for n in range(450))), 450, 150)
