@@ -2,8 +2,8 @@
 not timed: a chunk of customers (up to CUSTOMERS_PER_TRANSACTION) costs the same fixed
 statements whether it makes 3 invoices or 12, each statement once: the customers' locks,
 which of them ever had credit, their webhook endpoints, their usage, cap history and
-breakdowns read ahead, the invoice numbers and their document_number rows, the invoices, their lines,
-their emails, and the customers' new closed_through."""
+breakdowns read ahead, the invoice numbers and their document_number rows, the invoices,
+their lines, their emails, and the customers' new closed_through."""
 
 from __future__ import annotations
 
