@@ -219,19 +219,26 @@ def with_breakdowns(
             made.append(line)
             continue
         amounts = largest_remainder(line.amount, weights, billing_unit(currency))
-        detail = {
-            "tiers": read_detail(line.detail)[0],
-            "breakdown": [
-                {
-                    "dimensions": dimensions,
-                    "quantity": format_quantity(quantity),
-                    "amount": format_quantity(amount),
-                }
-                for (dimensions, quantity), amount in zip(named, amounts, strict=True)
-            ],
-        }
-        made.append(replace(line, detail=json.dumps(detail, separators=(",", ":"))))
+        split = [
+            {
+                "dimensions": dimensions,
+                "quantity": format_quantity(quantity),
+                "amount": format_quantity(amount),
+            }
+            for (dimensions, quantity), amount in zip(named, amounts, strict=True)
+        ]
+        made.append(replace(line, detail=_with_split(line.detail, split)))
     return tuple(made)
+
+
+def _with_split(tiers: str, split: list[dict[str, Any]]) -> str:
+    """{"tiers": ..., "breakdown": ...} as `json.dumps` writes it compactly, the tier list
+    spliced in as the text `breakdown` made (equal to json.dumps of it: a property test
+    holds it), not parsed and written again for every line of a close."""
+    return '{"tiers":' + (tiers or "null") + ',"breakdown":' + _COMPACT.encode(split) + "}"
+
+
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
 
 
 def read_detail(detail: str) -> tuple[list[Any] | None, list[Any] | None]:
