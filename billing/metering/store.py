@@ -261,47 +261,44 @@ def lock_usage(
     wait for each other instead of deadlocking. Returns the rows as they stand, locked
     until the transaction ends (PostgreSQL row locks; SQLite's single writer).
 
-    On PostgreSQL the existing rows are locked first (one SELECT ... FOR UPDATE in key
-    order), then the missing ones are created (one upsert, in key order): two batches that
-    both create a period's first rows while locking others may still wait on each other
-    in a cycle, which PostgreSQL breaks by aborting one (`ingest_batch` runs it again).
+    On PostgreSQL one statement does it, either way in the order of `keys`: when every row
+    exists (as seen when the statement starts), `SELECT ... FOR UPDATE`, which writes no
+    row version; otherwise, and only then, an upsert of all of them, which creates the
+    missing rows and locks the others (waiting for a row another transaction is creating).
+    Locking the existing rows first and creating the others in a second statement would
+    take locks out of that order, and two transactions could then wait on each other.
     """
     if not keys:
         return {}
     if connection.dialect.name == "postgresql":
-        # NOTE: rows that exist (nearly all, past a period's first events) are locked with
-        # FOR UPDATE, which writes no new row version; creating them with an upsert that
-        # touched every row cost each running total two row versions per batch (this lock
-        # and the write), and the table's updates their HOT path. Only the missing keys,
-        # if any, take the upsert, which creates them or, if a concurrent batch created
-        # them since, locks them.
-        customers, products, starts = (list(column) for column in zip(*keys, strict=True))
+        # NOTE: nearly every batch finds its rows (all but a period's first events): the
+        # lock then writes nothing. The upsert this replaced wrote a row version of every
+        # running total it locked, so each batch cost a row two versions (lock and write).
+        columns = [list(column) for column in zip(*keys, strict=True)]
         rows = _pg_binary(
             connection,
-            f"SELECT {_STATE} FROM usage AS u JOIN unnest(%b::varchar[], %b::varchar[], "
-            "%b::timestamptz[]) AS k(c, p, s) ON u.customer_id = k.c AND u.product = k.p "
-            "AND u.period_start = k.s ORDER BY u.customer_id, u.product, u.period_start "
-            "FOR UPDATE OF u",
-            (customers, products, starts),
+            "WITH k AS (SELECT * FROM unnest(%b::varchar[], %b::varchar[], %b::timestamptz[]) "
+            "WITH ORDINALITY AS k(c, p, s, n)) "
+            f"SELECT {_STATE} FROM usage AS u JOIN k ON u.customer_id = k.c "
+            "AND u.product = k.p AND u.period_start = k.s "
+            "WHERE (SELECT count(*) FROM usage AS e JOIN k ON e.customer_id = k.c "
+            "AND e.product = k.p AND e.period_start = k.s) = %s "
+            "ORDER BY k.n FOR UPDATE OF u",
+            (*columns, len(keys)),
         )
-        found = {(r[0], r[1], r[2].astimezone(dt.UTC)): usage_row(r[3:]) for r in rows}
-        if len(found) == len(keys):
-            return found
-        missing = [key for key in keys if key not in found]
-        customers, products, starts = (list(column) for column in zip(*missing, strict=True))
-        rows = _pg_binary(
-            connection,
-            "INSERT INTO usage (customer_id, product, period_start, quantity, events, "
-            "duplicates, rejected, updated_at, limited, over_limit_events, "
-            "over_limit_quantity, alerts_fired) "
-            "SELECT k.c, k.p, k.s, 0, 0, 0, 0, %s, false, 0, 0, '' "
-            "FROM unnest(%b::varchar[], %b::varchar[], %b::timestamptz[]) AS k(c, p, s) "
-            "ON CONFLICT (customer_id, product, period_start) "
-            f"DO UPDATE SET updated_at = EXCLUDED.updated_at RETURNING {_STATE}",
-            (now, customers, products, starts),
-        )
-        found.update({(r[0], r[1], r[2].astimezone(dt.UTC)): usage_row(r[3:]) for r in rows})
-        return found
+        if not rows:  # some row is missing: nothing was locked
+            rows = _pg_binary(
+                connection,
+                "INSERT INTO usage (customer_id, product, period_start, quantity, events, "
+                "duplicates, rejected, updated_at, limited, over_limit_events, "
+                "over_limit_quantity, alerts_fired) "
+                "SELECT k.c, k.p, k.s, 0, 0, 0, 0, %s, false, 0, 0, '' "
+                "FROM unnest(%b::varchar[], %b::varchar[], %b::timestamptz[]) AS k(c, p, s) "
+                "ON CONFLICT (customer_id, product, period_start) "
+                f"DO UPDATE SET updated_at = EXCLUDED.updated_at RETURNING {_STATE}",
+                (now, *columns),
+            )
+        return {(r[0], r[1], r[2].astimezone(dt.UTC)): usage_row(r[3:]) for r in rows}
     text = _SqliteTimes()
     by_text = {(c, p, text[start]): (c, p, start) for c, p, start in keys}
     updated = sqlite_datetime(now)

@@ -12,9 +12,10 @@ A process has `writers` such threads (BILLING_INGEST_WRITERS; by default 2 on Po
 1 on SQLite). With one, a group's Python work (validation, caps, the statements' arguments)
 and its waits for the database take turns, and each leaves a core idle; with two, one
 group is worked on while the other waits. Their transactions lock the running totals in
-one order (metering/service.py), so two groups sharing a customer wait for each other
-instead of deadlocking; an id sent in both is stored once (`event_key`), the other a
-duplicate or a conflict, as when two processes receive it.
+one order (metering/service.py, store.lock_usage), so two groups sharing a customer wait
+for each other; a deadlock PostgreSQL still reports is retried (`ingest_batch`). An id
+sent in both is stored once (`event_key`), the other a duplicate or a conflict, as when
+two processes receive it.
 """
 
 from __future__ import annotations
@@ -121,6 +122,16 @@ class IngestWriter:
             self._process([carry])
 
     def _process(self, group: list[_Job]) -> None:
+        # NOTE: each future is marked running first, after which it can no longer be
+        # cancelled; a request cancelled before (its client went away) is dropped: it was
+        # never answered, so nothing of it was acknowledged
+        group = [
+            job
+            for job in group
+            if job.future.running() or job.future.set_running_or_notify_cancel()
+        ]
+        if not group:
+            return
         events = [event for job in group for event in job.events]
         try:
             result = ingest_batch(engine=self._engine, catalog=self._catalog, raw_events=events)

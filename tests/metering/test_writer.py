@@ -95,3 +95,25 @@ def test_several_writers_store_each_id_once_and_count_it_once(engine, catalog, s
         ).one()
     assert stored == 450
     assert totals == (Decimal(sum(1 + n % 7 for n in range(450))), 450, 150)
+
+
+def test_a_cancelled_request_is_dropped_and_the_others_answered(engine, catalog, session):
+    """A request whose client went away (its future cancelled before the writer took it)
+    is not ingested: it was never answered, so nothing of it was acknowledged. The rest of
+    its group is answered and the writer keeps working."""
+    add_customer(session)
+    at = recent().isoformat()
+    writer = IngestWriter(engine, catalog, writers=1)
+    jobs = [_Job([event(f"e{n}", at=at)]) for n in range(3)]
+    assert jobs[1].future.cancel()
+    for job in jobs:
+        writer._queue.put(job)
+    writer._ensure_started()
+    answers = [jobs[0].future.result(timeout=30), jobs[2].future.result(timeout=30)]
+    later = writer.submit([event("e9", at=at)]).result(timeout=30)
+    writer.stop()
+    assert [a["accepted"] for a in answers] == [1, 1]
+    assert later["accepted"] == 1
+    with engine.connect() as connection:
+        ids = connection.execute(select(table_of(Event).c.id)).scalars().all()
+    assert sorted(ids) == ["e0", "e2", "e9"]

@@ -14,6 +14,11 @@ whole, with the message the per-line trigger gave. UPDATE and DELETE of a line s
 refused by the row trigger `invoice_line_immutable`. SQLite keeps its per-line trigger
 (`invoice_line_no_growth`): it runs in-process, where a row trigger costs little.
 
+Invoices and lines are looked up by (customer_id, id), their key (migration 0020). Citus
+runs no statement trigger on a distributed table: a cluster distributing `invoice_line`
+puts the per-line trigger back, as this migration's downgrade does (docs/operations.md,
+"Distribute by customer"); `invoice_immutable()` still checks an inserted line.
+
 Revision ID: 0021
 Revises: 0020
 Create Date: 2026-12-01
@@ -34,14 +39,16 @@ BEGIN
     IF EXISTS (
         SELECT 1
         FROM (
-            SELECT invoice_id, min(position) AS lowest, max(position) AS highest
-            FROM new_lines GROUP BY invoice_id
+            SELECT customer_id, invoice_id, min(position) AS lowest, max(position) AS highest
+            FROM new_lines GROUP BY customer_id, invoice_id
         ) AS added
-        JOIN invoice AS i ON i.id = added.invoice_id
+        JOIN invoice AS i ON i.customer_id = added.customer_id AND i.id = added.invoice_id
         WHERE added.lowest < 1
            OR added.highest > i.line_count
-           OR (SELECT count(*) FROM invoice_line AS l WHERE l.invoice_id = added.invoice_id)
-              > i.line_count
+           OR (
+               SELECT count(*) FROM invoice_line AS l
+               WHERE l.customer_id = added.customer_id AND l.invoice_id = added.invoice_id
+           ) > i.line_count
     ) THEN
         RAISE EXCEPTION 'invoices are immutable: INSERT on invoice_line refused';
     END IF;
