@@ -69,7 +69,13 @@ def _now(as_of: dt.datetime | None) -> dt.datetime:
 
 def _close_periods(context: JobContext, as_of: dt.datetime | None) -> CloseReport:
     settings = context.settings
-    return close_due(context.engine, context.catalog, _now(as_of), settings.close_grace)
+    return close_due(
+        context.engine,
+        context.catalog,
+        _now(as_of),
+        settings.close_grace,
+        processes=settings.close_processes,
+    )
 
 
 def _deliver_alerts(context: JobContext, as_of: dt.datetime | None) -> DeliveryReport:
