@@ -166,7 +166,8 @@ def run(name: str, url: str, processes: str = "default") -> tuple[float, float]:
     invoices, seconds, rss = close(url, processes)
     rate = invoices / seconds
     say(
-        f"   closed {invoices:,} invoices in {seconds:.1f} s ({processes} processes): "
+        f"   closed {invoices:,} invoices in {seconds:.1f} s "
+        f"({'1 process' if processes == '1' else processes + ' processes'}): "
         f"{rate:,.0f} invoices/s, peak RSS {rss:,.0f} MB"
     )
     if invoices != CUSTOMERS:
