@@ -124,6 +124,24 @@ def one_of(connection: Connection, column: ColumnElement[Any], values: Sequence[
     return column.in_(list(values))
 
 
+def pg_binary(connection: Connection, sql: str, params: tuple[Any, ...]) -> list[Any]:
+    """Run one statement (psycopg's `%s`/`%b`/`%t` placeholders) on the connection's own
+    psycopg connection, in its transaction; the rows as psycopg returns them, read in binary
+    (PostgreSQL only).
+
+    Array parameters are marked %b (binary): psycopg then skips its per-element text
+    quoting, three to ten times faster for strings and timestamps. Numeric arrays are
+    the exception (%t): psycopg dumps Decimals faster as text. Rows skip SQLAlchemy's result
+    processing: a timestamptz comes back in the session's time zone, a NUMERIC as the
+    Decimal the column holds.
+    """
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    with driver.cursor(binary=True) as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall() if cursor.description else []
+
+
 def insert_many(connection: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
     """Insert `rows` (dicts of the same keys) into `table` in one statement. On PostgreSQL
     each column goes as one array parameter (`INSERT ... SELECT * FROM unnest(...)`), in

@@ -30,6 +30,7 @@ from sqlalchemy.exc import IntegrityError
 
 from billing.caps.quota import QuotaState
 from billing.db import one_of, recalled, remember, table_of
+from billing.db import pg_binary as _pg_binary
 from billing.metering.models import Usage, UsageBreakdown, UsageLatest, UsageUnique
 
 # customer, product (or event name), quantity, timestamp, properties (canonical JSON or None)
@@ -43,20 +44,6 @@ _READ = "e.id, e.customer_id, e.product, e.quantity, e.timestamp, e.properties"
 _COLUMNS = (
     "id, customer_id, product, quantity, timestamp, period_start, properties, status, received_at"
 )
-
-
-def _pg_binary(connection: Connection, sql: str, params: tuple[Any, ...]) -> list[Any]:
-    """Run one statement on the session's own psycopg connection, results in binary.
-
-    Array parameters are marked %b (binary): psycopg then skips its per-element text
-    quoting, three to ten times faster for strings and timestamps. Numeric arrays are
-    the exception (%t): psycopg dumps Decimals faster as text.
-    """
-    driver = connection.connection.driver_connection
-    assert driver is not None
-    with driver.cursor(binary=True) as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchall() if cursor.description else []
 
 
 def sqlite_datetime(value: dt.datetime) -> str:

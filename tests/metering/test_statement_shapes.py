@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from sqlalchemy import event as sa_event
 
 from billing.metering import service as metering_service
 from tests.metering.helpers import add_customer
@@ -22,38 +21,36 @@ NOW = dt.datetime(2026, 11, 24, 12, tzinfo=dt.UTC)
 @pytest.mark.postgres
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 def test_batches_of_any_size_send_the_same_statements(engine, session, catalog, database_url):
-    for number in range(5):
+    """Batches of seven sizes on one connection: psycopg prepares a statement it has run
+    five times, so the customers' read, sent by the driver itself, is prepared once, with
+    one text (PostgreSQL's own list of the session's prepared statements shows it)."""
+    for number in range(10):
         add_customer(session, f"c{number}")
-
-    def batch(size: int, tag: str) -> set[str]:
-        seen: set[str] = set()
-
-        def record(conn, cursor, statement, parameters, context, executemany):
-            seen.add(statement)
-
-        events = [
-            {
-                "id": f"{tag}{n}",
-                "customer": f"c{n % 5}",
-                "product": "product_analytics",
-                "quantity": 1,
-                "timestamp": (NOW - dt.timedelta(seconds=n + 1)).isoformat(),
-            }
-            for n in range(size)
-        ]
-        sa_event.listen(engine, "before_cursor_execute", record)
-        try:
-            with engine.begin() as connection:
+    sizes = (2, 5, 7, 3, 9, 4, 6)
+    with engine.connect() as connection:
+        for tag, size in enumerate(sizes):
+            events = [
+                {
+                    "id": f"{tag}-{n}",
+                    "customer": f"c{n % 10}",
+                    "product": "product_analytics",
+                    "quantity": 1,
+                    "timestamp": (NOW - dt.timedelta(seconds=n + 1)).isoformat(),
+                }
+                for n in range(size)
+            ]
+            with connection.begin():
                 answer = metering_service.ingest(
                     connection=connection, catalog=catalog, raw_events=events, now=NOW
                 )
-        finally:
-            sa_event.remove(engine, "before_cursor_execute", record)
-        assert answer.accepted == size
-        return seen
-
-    texts = [batch(2, "a"), batch(5, "b")]
-    reads = [{s for s in seen if "customer.billing_anchor_day" in s} for seen in texts]
-    assert reads[0]
-    assert reads[0] == reads[1]
-    assert all("IN (SELECT unnest(" in s for s in reads[0])
+            assert answer.accepted == size
+        prepared = (
+            connection.exec_driver_sql("SELECT statement FROM pg_prepared_statements")
+            .scalars()
+            .all()
+        )
+    reads = [text for text in prepared if "JOIN spend_cap" in text]
+    assert len(reads) == 1, prepared
+    assert "IN (SELECT unnest($1" in reads[0], reads[0]
+    # no statement a batch repeats lists its values one placeholder each
+    assert not any("IN ($" in text for text in prepared), prepared
