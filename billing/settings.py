@@ -93,7 +93,9 @@ class Settings(BaseSettings):
         le=16,
         description="threads per process that write grouped ingestion requests (under 1,000 "
         "events), each in transactions of its own; unset: 2 on PostgreSQL (one group's Python "
-        "work runs while another waits for the database), 1 on SQLite (one writer at a time)",
+        "work runs while another waits for the database) when `billing serve` runs one worker "
+        "process, 1 with several (their writers already run side by side) and on SQLite (one "
+        "writer at a time)",
     )
     migrate_on_start: bool = Field(
         True, description="`billing serve` applies migrations before starting (off in production)"

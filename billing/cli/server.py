@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import MutableMapping
 from typing import Annotated
 
 import typer
@@ -25,6 +26,7 @@ def serve(
     if tiers is not None:
         os.environ["BILLING_TIERS_DIR"] = str(tiers)
         get_settings.cache_clear()
+    workers_environment(workers, os.environ)  # the worker processes read it
     load_tiers(tiers)
     settings = get_settings()
     _refuse_in_memory(settings.database_url, "serve")
@@ -50,6 +52,17 @@ def serve(
         # SIGTERM: stop accepting, let requests in flight finish (and their batches commit)
         timeout_graceful_shutdown=30,
     )
+
+
+def workers_environment(workers: int, environ: MutableMapping[str, str]) -> None:
+    """Settings `billing serve --workers N` gives its worker processes, unless `environ`
+    sets them: with several workers, one ingestion writer each (BILLING_INGEST_WRITERS=1).
+
+    NOTE: each worker process groups its own requests; with two writers in each, four
+    smaller groups commit side by side where two larger ones did: more statements and
+    commits for the same events (docs/benchmarks.md)."""
+    if workers > 1:
+        environ.setdefault("BILLING_INGEST_WRITERS", "1")
 
 
 def _banner(host: str, port: int, workers: int) -> None:
