@@ -221,7 +221,9 @@ def close_due(
     one, and at least PARALLEL_FROM_CHUNKS transactions to run, the transactions run side
     by side in this process and `processes - 1` spawned ones (billing/parallel.py); a
     chunk's customers are still numbered in id order, consecutive chunks in the order they
-    commit. On SQLite the close always runs in this process."""
+    commit. On SQLite the close always runs in this process. A script of yours that calls
+    this with more than one process starts its work under `if __name__ == "__main__":`
+    (multiprocessing's rule for spawned processes, which import the caller's main module)."""
     with engine.begin() as connection:
         candidates = due_customers(connection, now, grace)
     chunks = [
