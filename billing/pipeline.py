@@ -130,46 +130,59 @@ def _run(
     now: dt.datetime,
     grace: dt.timedelta,
 ) -> CloseReport:
+    """The pipeline for `candidates`, CUSTOMERS_PER_TRANSACTION customers per transaction, in
+    this process."""
     report = CloseReport()
     for start in range(0, len(candidates), CUSTOMERS_PER_TRANSACTION):
         chunk = candidates[start : start + CUSTOMERS_PER_TRANSACTION]
-        with engine.begin() as connection:
-            # NOTE: one statement each per chunk, not per customer: the chunk's customers
-            # locked (in id order), their webhook endpoints, their commitments, which of
-            # them never had credit (their balance is zero without a read), and at the end
-            # their new closed_through
-            locked = lock_customers(connection, chunk)
-            cache_subscribers(connection)
-            committed = commitments.customers_with_commitments(connection, chunk)
-            cache_without_entries(connection, chunk)
-            # and the usage (and breakdowns) of the period each customer without commitment
-            # closes, read ahead; their invoices queued and written together at the end
-            _read_ahead(connection, catalog, locked, committed, now, grace)
-            writes = InvoiceWrites()
-            moves: dict[str, dt.datetime] = {}
-            for customer_id in chunk:
-                if customer_id in committed and len(writes):
-                    # numbers follow the order customers are closed in: the queue is
-                    # numbered before this customer's invoices, issued one by one
-                    writes.write(connection)
-                done = advance(
-                    connection,
-                    catalog,
-                    customer_id,
-                    now,
-                    grace,
-                    has_commitment=customer_id in committed,
-                    locked=locked.get(customer_id),
-                    moves=moves,
-                    writes=writes,
-                )
-                if done.issued:
-                    report.customers += 1
-                    report.invoices += len(done.issued)
-                    report.amount_due += sum((i.amount_due for i in done.issued), ZERO)
-                report.moved.extend(done.moved)
-            writes.write(connection)
-            move_closed_all(connection, moves)
+        report.add(_close_chunk(engine, (catalog, now, grace), chunk))
+    return report
+
+
+def _close_chunk(
+    engine: Engine, context: tuple[Catalog, dt.datetime, dt.timedelta], chunk: list[str]
+) -> CloseReport:
+    """One transaction of the pipeline: `chunk`'s customers (module-level: a spawned process
+    of `run_chunks` runs it too)."""
+    catalog, now, grace = context
+    report = CloseReport()
+    with engine.begin() as connection:
+        # NOTE: one statement each per chunk, not per customer: the chunk's customers
+        # locked (in id order), their webhook endpoints, their commitments, which of
+        # them never had credit (their balance is zero without a read), and at the end
+        # their new closed_through
+        locked = lock_customers(connection, chunk)
+        cache_subscribers(connection)
+        committed = commitments.customers_with_commitments(connection, chunk)
+        cache_without_entries(connection, chunk)
+        # and the usage (and breakdowns) of the period each customer without commitment
+        # closes, read ahead; their invoices queued and written together at the end
+        _read_ahead(connection, catalog, locked, committed, now, grace)
+        writes = InvoiceWrites()
+        moves: dict[str, dt.datetime] = {}
+        for customer_id in chunk:
+            if customer_id in committed and len(writes):
+                # numbers follow the order customers are closed in: the queue is
+                # numbered before this customer's invoices, issued one by one
+                writes.write(connection)
+            done = advance(
+                connection,
+                catalog,
+                customer_id,
+                now,
+                grace,
+                has_commitment=customer_id in committed,
+                locked=locked.get(customer_id),
+                moves=moves,
+                writes=writes,
+            )
+            if done.issued:
+                report.customers += 1
+                report.invoices += len(done.issued)
+                report.amount_due += sum((i.amount_due for i in done.issued), ZERO)
+            report.moved.extend(done.moved)
+        writes.write(connection)
+        move_closed_all(connection, moves)
     return report
 
 
@@ -239,13 +252,6 @@ def close_due(
     for part in parts:
         report.add(part)
     return report
-
-
-def _close_chunk(
-    engine: Engine, context: tuple[Catalog, dt.datetime, dt.timedelta], chunk: list[str]
-) -> CloseReport:
-    catalog, now, grace = context
-    return _run(engine, catalog, chunk, now, grace)
 
 
 def run_commitments(
