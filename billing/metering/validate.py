@@ -235,9 +235,13 @@ def _well_formed(
     """
     event_id, customer, product = raw.get("id"), raw.get("customer"), raw.get("product")
     quantity, stamp = raw.get("quantity"), raw.get("timestamp")
-    at = seen_times.get(stamp) if type(stamp) is str else None
+    if type(stamp) is not str:
+        return None
+    # NOTE: real timestamps are nearly all distinct: one not seen yet is parsed here, or
+    # every such event would be checked twice (here, then by parse_event's full checks)
+    at = seen_times.get(stamp) or _cached_timestamp(stamp, seen_times)
     if (
-        at is not None
+        type(at) is dt.datetime
         and type(event_id) is str
         and 0 < len(event_id) <= MAX_ID_LENGTH
         and not event_id.isspace()
