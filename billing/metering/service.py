@@ -163,8 +163,8 @@ def ingest(
     """Validate, deduplicate and store a batch; update running usage. The caller commits.
 
     Steps, each one statement whatever the batch size (store.py): read the customers and
-    their caps, lock the running totals the batch touches, insert the new events, write
-    the totals. Spend caps are decided between the insert and the write, on locked rows.
+    their caps, insert the new events, lock the running totals the batch touches, write
+    the totals. Spend caps are decided between the lock and the write, on locked rows.
     """
     result = IngestResult()
     parsed: list[ParsedEvent] = []
@@ -268,11 +268,11 @@ def ingest(
         connection, catalog, customers, candidates, periods_of, now, reject
     )
     candidate_keys = [keys_of(e) for e in candidates]
-    # NOTE: rows are locked and written in one global order (customers, usage keys, then
-    # event ids, each sorted), so concurrent batches with shared keys or ids wait for each
-    # other instead of deadlocking.
-    every_key = {key for keys in candidate_keys for key in keys}
-    running = store.lock_usage(connection, sorted({*tallies, *every_key}), now)
+    # NOTE: rows are locked and written in one global order (customers, event ids, then
+    # usage keys, each sorted), so concurrent batches with shared ids or keys wait for each
+    # other instead of deadlocking. The events go in before the running totals are locked:
+    # batches touching the same totals (large ones touch most) then store their events side
+    # by side, and hold the totals only while admitting and writing them.
     order = sorted(range(len(candidates)), key=lambda i: candidates[i].id)
     rows = [
         (e.id, e.customer, e.product, e.quantity, e.timestamp, start, e.stored_properties)
@@ -282,6 +282,8 @@ def ingest(
     stored: dict[str, store.Stored] = {}
     if len(inserted) < len(candidates):  # stored before: by an earlier batch or a racing one
         stored = store.read_stored(connection, [e.id for e in candidates if e.id not in inserted])
+    every_key = {key for keys in candidate_keys for key in keys}
+    running = store.lock_usage(connection, sorted({*tallies, *every_key}), now)
     # stored now, in batch order, per usage row: the event and its quantity there (times
     # the source's multiplier)
     runs: dict[UsageKey, list[tuple[ParsedEvent, Decimal]]] = defaultdict(list)

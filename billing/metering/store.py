@@ -13,8 +13,8 @@ and produce exactly what the `Event` and `Usage` models' column types would stor
                 RETURNING tells which ids a concurrent request stored first.
 
 Round trips are what single-event requests pay for, so a batch costs the same few
-statements whatever its size: read customers, lock the running totals (one upsert that
-creates missing rows and returns the others, locked), insert events, write the totals.
+statements whatever its size: read customers, insert events, lock the running totals
+(`lock_usage`), write the totals.
 """
 
 from __future__ import annotations
