@@ -7,13 +7,18 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 from decimal import Decimal
+from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from billing.caps.quota import QuotaState
+from billing.customers.periods import period_for
+from billing.metering import service as metering_service
 from billing.metering import store
-from tests.metering.helpers import add_customer
+from tests.metering.helpers import add_customer, recent
 
 START = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
 NOW = dt.datetime(2026, 11, 24, tzinfo=dt.UTC)
@@ -91,3 +96,76 @@ def test_a_second_transaction_waits_for_the_rows_and_sees_them_committed(engine,
     assert seen[X].quota.accepted == seen[Y].quota.accepted == Decimal(5)
     assert seen[X].totals.events == seen[Y].totals.events == 1
     assert seen[Z].quota.accepted == 0
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_a_batch_stores_its_events_before_it_waits_for_the_running_totals(engine, session, catalog):
+    """Ids first, then usage keys: a batch whose running totals another transaction holds
+    has its events inserted while it waits (batches sharing totals insert side by side),
+    and once the totals are free it counts them exactly once."""
+    add_customer(session, "c1")
+    at = recent()
+    key = ("c1", "product_analytics", period_for(1, at).start)
+    with engine.begin() as connection:
+        store.lock_usage(connection, [key], NOW)
+    holder = engine.connect()
+    holder.begin()
+    store.lock_usage(holder, [key], NOW)
+    stamp = at.isoformat().replace("+00:00", "Z")
+    batch = [
+        {
+            "id": f"side-{n}",
+            "customer": "c1",
+            "product": "product_analytics",
+            "quantity": 2,
+            "timestamp": stamp,
+        }
+        for n in range(3)
+    ]
+    answers: list = []
+    thread = threading.Thread(
+        target=lambda: answers.append(
+            metering_service.ingest_batch(engine=engine, catalog=catalog, raw_events=batch)
+        )
+    )
+    thread.start()
+    try:
+        waiting = _waiting_backend(engine)
+        with engine.connect() as watcher:
+            held = watcher.execute(
+                text(
+                    "SELECT c.relname FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+                    "WHERE l.pid = :pid AND l.mode = 'RowExclusiveLock'"
+                ),
+                {"pid": waiting.pid},
+            ).scalars()
+            assert "event_key" in set(held)  # its events are in, uncommitted
+        assert "FOR UPDATE" in waiting.query  # and it waits in the lock of the totals
+    finally:
+        holder.rollback()
+        holder.close()
+        thread.join(30)
+    assert not thread.is_alive()
+    assert (answers[0].accepted, answers[0].duplicates) == (3, 0)
+    with engine.connect() as connection:
+        row = store.lock_usage(connection, [key], NOW)[key]
+    assert (row.quota.accepted, row.totals.events) == (Decimal(6), 3)
+
+
+def _waiting_backend(engine, seconds: float = 10) -> Any:  # float-ok: seconds
+    """The backend of this database waiting for a row lock (pid, query), once there is one."""
+    deadline = time.monotonic() + seconds
+    with engine.connect() as watcher:
+        while time.monotonic() < deadline:
+            found = watcher.execute(
+                text(
+                    "SELECT pid, query FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND wait_event_type = 'Lock' AND wait_event = 'transactionid'"
+                )
+            ).first()
+            if found is not None:
+                return found
+            watcher.rollback()
+            time.sleep(0.02)
+    raise AssertionError("no backend waited for the running totals")
