@@ -284,6 +284,7 @@ def ingest(
         stored = store.read_stored(connection, [e.id for e in candidates if e.id not in inserted])
     every_key = {key for keys in candidate_keys for key in keys}
     running = store.lock_usage(connection, sorted({*tallies, *every_key}), now)
+    _read_moved_terms(connection, customers, running)
     # stored now, in batch order, per usage row: the event and its quantity there (times
     # the source's multiplier)
     runs: dict[UsageKey, list[tuple[ParsedEvent, Decimal]]] = defaultdict(list)
@@ -376,6 +377,34 @@ def ingest(
         moved[key].quota.limited != row.quota.limited for key, row in running.items()
     )
     return result
+
+
+def _read_moved_terms(
+    connection: Connection, customers: dict[str, Account], running: dict[UsageKey, store.UsageRow]
+) -> None:
+    """Read again, into `customers`, the accounts whose caps or discount changed since they
+    were read at the start of the batch.
+
+    A cap or discount change locks the running totals of the customer's current period
+    and records its terms on them (metering/quota.py, `apply_terms`), so once the batch
+    holds them a change either committed first or waits for the batch. A row of an open
+    period whose recorded cap and discount differ from the account read earlier was
+    repriced by a change committed in between (or is a capped product's first row of a
+    period): its account is read again, now that the change is committed, and the batch is
+    admitted under the terms in force, never under ones a committed change replaced. Rows
+    of closed periods keep the terms they closed with, and are not compared.
+    """
+    moved = set()
+    for (customer_id, product, start), row in running.items():
+        account = customers[customer_id]
+        if is_closed(account.closed_through, start) or customer_id in moved:
+            continue
+        cap = account.caps.get(product)
+        discount = account.discount_for(start) if cap is not None else None
+        if (row.quota.cap_amount, row.quota.cap_discount) != (cap, discount):
+            moved.add(customer_id)
+    if moved:
+        customers.update(read_accounts(connection, moved))
 
 
 def _admit(

@@ -1,8 +1,10 @@
 """Customers, events and ingestion for service tests."""
 
 import datetime as dt
+import time
+from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import text, update
 from sqlmodel import Session
 
 from billing.auth.models import Role
@@ -88,3 +90,23 @@ def ingest_key(engine, customers=("cust_1",)):
         key, _ = create_key(connection=session.connection(), role=Role.INGEST)
         session.commit()
     return key
+
+
+def waiting_backend(engine, holder: int, seconds: float = 10) -> Any:  # float-ok: seconds
+    """The backend waiting for a lock the backend `holder` (a pid) holds, as (pid, query),
+    once there is one."""
+    deadline = time.monotonic() + seconds
+    with engine.connect() as watcher:
+        while time.monotonic() < deadline:
+            found = watcher.execute(
+                text(
+                    "SELECT pid, query FROM pg_stat_activity "
+                    "WHERE :holder = ANY(pg_blocking_pids(pid))"
+                ),
+                {"holder": holder},
+            ).first()
+            if found is not None:
+                return found
+            watcher.rollback()
+            time.sleep(0.02)
+    raise AssertionError(f"no backend waited for a lock of backend {holder}")

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-import time
 from decimal import Decimal
-from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -18,7 +16,7 @@ from billing.caps.quota import QuotaState
 from billing.customers.periods import period_for
 from billing.metering import service as metering_service
 from billing.metering import store
-from tests.metering.helpers import add_customer, recent
+from tests.metering.helpers import add_customer, recent, waiting_backend
 
 START = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
 NOW = dt.datetime(2026, 11, 24, tzinfo=dt.UTC)
@@ -112,6 +110,7 @@ def test_a_batch_stores_its_events_before_it_waits_for_the_running_totals(engine
     holder = engine.connect()
     holder.begin()
     store.lock_usage(holder, [key], NOW)
+    holder_pid = holder.execute(text("SELECT pg_backend_pid()")).scalar_one()
     stamp = at.isoformat().replace("+00:00", "Z")
     batch = [
         {
@@ -131,7 +130,7 @@ def test_a_batch_stores_its_events_before_it_waits_for_the_running_totals(engine
     )
     thread.start()
     try:
-        waiting = _waiting_backend(engine)
+        waiting = waiting_backend(engine, holder_pid)
         with engine.connect() as watcher:
             held = watcher.execute(
                 text(
@@ -151,21 +150,3 @@ def test_a_batch_stores_its_events_before_it_waits_for_the_running_totals(engine
     with engine.connect() as connection:
         row = store.lock_usage(connection, [key], NOW)[key]
     assert (row.quota.accepted, row.totals.events) == (Decimal(6), 3)
-
-
-def _waiting_backend(engine, seconds: float = 10) -> Any:  # float-ok: seconds
-    """The backend of this database waiting for a row lock (pid, query), once there is one."""
-    deadline = time.monotonic() + seconds
-    with engine.connect() as watcher:
-        while time.monotonic() < deadline:
-            found = watcher.execute(
-                text(
-                    "SELECT pid, query FROM pg_stat_activity WHERE datname = current_database() "
-                    "AND wait_event_type = 'Lock' AND wait_event = 'transactionid'"
-                )
-            ).first()
-            if found is not None:
-                return found
-            watcher.rollback()
-            time.sleep(0.02)
-    raise AssertionError("no backend waited for the running totals")
