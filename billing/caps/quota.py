@@ -127,6 +127,15 @@ class QuotaState:
         return billed_quantity(self.accepted, self.limit_quantity)
 
 
+def recorded_terms(
+    cap: Decimal | None, discount_percent: Decimal
+) -> tuple[Decimal | None, Decimal | None]:
+    """What a state records of the terms its limit was worked out under, as
+    (`cap_amount`, `cap_discount`): the discount only with a cap (an uncapped limit does
+    not depend on it)."""
+    return cap, (discount_percent if cap is not None else None)
+
+
 def reprice(state: QuotaState, terms: QuotaTerms) -> QuotaState:
     """The state with its limit in line with `terms` (the same state if already in line).
 
@@ -139,7 +148,7 @@ def reprice(state: QuotaState, terms: QuotaTerms) -> QuotaState:
     """
     if terms.cap is None and state.cap_amount is None:
         return state
-    discount = terms.discount_percent if terms.cap is not None else None
+    _, discount = recorded_terms(terms.cap, terms.discount_percent)
     limit = limit_for(
         terms.plan, terms.cap, terms.discount_percent, state.accepted, state.limit_quantity
     )

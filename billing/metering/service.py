@@ -21,7 +21,14 @@ from sqlalchemy.exc import OperationalError
 
 from billing.alerts.service import fire_due_alerts
 from billing.caps.accounts import Account, read_accounts, terms_for
-from billing.caps.quota import Admission, QuotaState, admit, admit_latest, reprice
+from billing.caps.quota import (
+    Admission,
+    QuotaState,
+    admit,
+    admit_latest,
+    recorded_terms,
+    reprice,
+)
 from billing.catalog import Catalog
 from billing.catalog.models import NONE, OTHER, Product
 from billing.customers.models import Customer
@@ -399,9 +406,8 @@ def _read_moved_terms(
         account = customers[customer_id]
         if is_closed(account.closed_through, start) or customer_id in moved:
             continue
-        cap = account.caps.get(product)
-        discount = account.discount_for(start) if cap is not None else None
-        if (row.quota.cap_amount, row.quota.cap_discount) != (cap, discount):
+        recorded = recorded_terms(account.caps.get(product), account.discount_for(start))
+        if (row.quota.cap_amount, row.quota.cap_discount) != recorded:
             moved.add(customer_id)
     if moved:
         customers.update(read_accounts(connection, moved))
