@@ -40,6 +40,12 @@ from billing.metering.models import Usage
 from billing.metering.validate import ParsedEvent, PropertiesSeen, Rejection, parse_event
 
 FUTURE_TOLERANCE = dt.timedelta(minutes=5)
+# NOTE: a batch holds a share lock on the customers whose events fall in a period that has
+# ended or ends within this long of the batch's `now`, so a period close (which locks the
+# customer for update) either finished before the batch read `closed_through` or waits for
+# the batch to commit. Periods further ahead are written unlocked, and a batch still running
+# when one of them is within half of this of its end is run again (`ingest_batch`).
+CLOSE_HORIZON = dt.timedelta(minutes=5)
 CHUNK = 5000
 UsageKey = store.UsageKey
 
@@ -56,6 +62,9 @@ class IngestResult:
     rejected: list[Rejection] = field(default_factory=list)
     outcomes: dict[int, str] = field(default_factory=dict)  # index -> accepted | duplicate
     limits_changed: bool = False  # a product became limited (or stopped being) this batch
+    # the earliest end of a period whose running totals were written without the customer's
+    # share lock (CLOSE_HORIZON); None when there were none
+    unlocked_until: dt.datetime | None = None
 
     @property
     def over_limit(self) -> list[str]:
@@ -138,17 +147,40 @@ RETRIES = 5
 RETRYABLE = {"40P01", "40001"}  # PostgreSQL: deadlock detected, serialization failure
 
 
-def ingest_batch(*, engine: Engine, catalog: Catalog, raw_events: Sequence[Any]) -> IngestResult:
-    """Ingest a batch in a transaction of its own, committed before this returns."""
+class _PeriodEndNear(Exception):
+    """A batch ran until a period it wrote unlocked was about to end: rolled back, run again."""
+
+
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def ingest_batch(
+    *,
+    engine: Engine,
+    catalog: Catalog,
+    raw_events: Sequence[Any],
+    clock: Callable[[], dt.datetime] = _utc_now,
+) -> IngestResult:
+    """Ingest a batch in a transaction of its own, committed before this returns.
+
+    `clock` (aware UTC) gives each attempt its `now`, and is read again before the commit:
+    an attempt still running within half of CLOSE_HORIZON of the end of a period it wrote
+    without the customer's share lock is rolled back and run again with a new `now`, so a
+    period close that may start meanwhile never misses events this batch acknowledges.
+    Raises the database's error when it is not a retryable one or after RETRIES attempts,
+    and RuntimeError when RETRIES attempts each ran that long."""
     for attempt in range(1, RETRIES + 1):
         try:
             with engine.begin() as connection:
                 result = ingest(
-                    connection=connection,
-                    catalog=catalog,
-                    raw_events=raw_events,
-                    now=dt.datetime.now(dt.UTC),
+                    connection=connection, catalog=catalog, raw_events=raw_events, now=clock()
                 )
+                until = result.unlocked_until
+                if until is not None and clock() + CLOSE_HORIZON / 2 >= until:
+                    if attempt == RETRIES:
+                        raise RuntimeError(f"{RETRIES} attempts each outran CLOSE_HORIZON")
+                    raise _PeriodEndNear
             if result.limits_changed:
                 limited_list.changed()  # committed: GET /v1/quota/limited re-reads
             return result
@@ -161,6 +193,8 @@ def ingest_batch(*, engine: Engine, catalog: Catalog, raw_events: Sequence[Any])
             if getattr(driver_error, "sqlstate", None) not in RETRYABLE or attempt == RETRIES:
                 raise
             time.sleep(0.01 * attempt)  # float-ok: seconds
+        except _PeriodEndNear:
+            continue
     raise AssertionError("unreachable")
 
 
@@ -380,6 +414,11 @@ def ingest(
         }
         parts = store.plan_breakdowns(connection, breakdowns, limits)
     store.write_usage(connection, moved, now, parts)
+    near = now + CLOSE_HORIZON
+    result.unlocked_until = min(
+        (end for row in moved.values() if (end := row.period_end) is not None and end > near),
+        default=None,
+    )
     result.limits_changed = any(
         moved[key].quota.limited != row.quota.limited for key, row in running.items()
     )
@@ -482,15 +521,18 @@ def _recheck_closed(
     now: dt.datetime,
     reject: Any,
 ) -> list[ParsedEvent]:
-    """Events for periods that have ended: re-read `closed_through` under a share lock.
+    """Events for periods that have ended, or end within CLOSE_HORIZON of `now`: re-read
+    `closed_through` under a share lock, held to the commit.
 
     A period close locks the customer row for update, so this waits for a close in
-    progress and then sees where it got to: a late event is either in the invoice, or
-    refused `period_closed`, or (late usage policy `amend`, within its window) stored into
-    its closed period for the next invoice to adjust; never stored into an invoiced period
-    unseen. Events of periods still running (nearly all) skip this.
+    progress and then sees where it got to, and a close starting later waits for this
+    batch: a late event is either in the invoice, or refused `period_closed`, or (late
+    usage policy `amend`, within its window) stored into its closed period for the next
+    invoice to adjust; never stored into an invoiced period unseen. Events of periods
+    further from their end (nearly all) skip this; `ingest_batch` covers them.
     """
-    ended = sorted({e.customer for e in candidates if period_of(e).end <= now})
+    near = now + CLOSE_HORIZON
+    ended = sorted({e.customer for e in candidates if period_of(e).end <= near})
     if not ended:
         return candidates
     table = table_of(Customer)
