@@ -141,7 +141,9 @@ class Settings(BaseSettings):
     )
     close_grace: dt.timedelta = Field(
         dt.timedelta(hours=1),
-        description="how long after a period ends it is closed (seconds, or ISO 8601 like PT1H)",
+        ge=dt.timedelta(0),
+        description="how long after a period ends it is closed (seconds, or ISO 8601 like PT1H; "
+        "not negative: a period is never closed before it ends)",
     )
     close_processes: int | None = Field(
         None,

@@ -44,8 +44,11 @@ FUTURE_TOLERANCE = dt.timedelta(minutes=5)
 # ended or ends within this long of the batch's `now`, so a period close (which locks the
 # customer for update) either finished before the batch read `closed_through` or waits for
 # the batch to commit. Periods further ahead are written unlocked, and a batch still running
-# when one of them is within half of this of its end is run again (`ingest_batch`).
-CLOSE_HORIZON = dt.timedelta(minutes=5)
+# when one of them is within half of this of its end is run again (`ingest_batch`). Short:
+# a customer's batches share the lock, and a change that locks the customer (a discount, a
+# commitment, a void) may wait for a pause between them (PostgreSQL grants a share lock
+# ahead of a queued update).
+CLOSE_HORIZON = dt.timedelta(minutes=1)
 CHUNK = 5000
 UsageKey = store.UsageKey
 
@@ -168,9 +171,11 @@ def ingest_batch(
     an attempt still running within half of CLOSE_HORIZON of the end of a period it wrote
     without the customer's share lock is rolled back and run again with a new `now`, so a
     period close that may start meanwhile never misses events this batch acknowledges.
-    Raises the database's error when it is not a retryable one or after RETRIES attempts,
-    and RuntimeError when RETRIES attempts each ran that long."""
-    for attempt in range(1, RETRIES + 1):
+    Raises the database's error when it is not a retryable one (deadlock, serialization
+    failure) or after RETRIES attempts aborted by one, and RuntimeError when RETRIES
+    attempts each ran that long."""
+    aborted = outrun = 0
+    while True:
         try:
             with engine.begin() as connection:
                 result = ingest(
@@ -178,8 +183,6 @@ def ingest_batch(
                 )
                 until = result.unlocked_until
                 if until is not None and clock() + CLOSE_HORIZON / 2 >= until:
-                    if attempt == RETRIES:
-                        raise RuntimeError(f"{RETRIES} attempts each outran CLOSE_HORIZON")
                     raise _PeriodEndNear
             if result.limits_changed:
                 limited_list.changed()  # committed: GET /v1/quota/limited re-reads
@@ -189,13 +192,20 @@ def ingest_batch(
             # idempotent, so running it again is safe and the client never sees the abort.
             # The statements that take the locks run on psycopg's own cursor (store.py), whose
             # errors SQLAlchemy does not wrap: both kinds are caught.
+            aborted += 1
             driver_error = getattr(error, "orig", error)
-            if getattr(driver_error, "sqlstate", None) not in RETRYABLE or attempt == RETRIES:
+            if getattr(driver_error, "sqlstate", None) not in RETRYABLE or aborted == RETRIES:
                 raise
-            time.sleep(0.01 * attempt)  # float-ok: seconds
+            time.sleep(0.01 * aborted)  # float-ok: seconds
         except _PeriodEndNear:
-            continue
-    raise AssertionError("unreachable")
+            # NOTE: the next attempt's `now` is within CLOSE_HORIZON of that period's end, so
+            # it takes the share lock: a second attempt settles, unless it too runs longer
+            # than CLOSE_HORIZON / 2
+            outrun += 1
+            if outrun == RETRIES:
+                raise RuntimeError(
+                    f"{RETRIES} attempts each ran longer than {CLOSE_HORIZON / 2}"
+                ) from None
 
 
 def ingest(

@@ -8,6 +8,7 @@ from decimal import Decimal as D
 
 import pytest
 from freezegun import freeze_time
+from pydantic import ValidationError
 from sqlalchemy import select, update
 
 from billing.catalog.models import LatePolicy
@@ -27,6 +28,8 @@ from billing.metering import quota as quota_service
 from billing.metering import service as metering_service
 from billing.pipeline import close_due, run_commitments
 from billing.quotes import quote
+from billing.settings import Settings
+from tests.conftest import TIERS
 from tests.metering.helpers import add_customer, event
 
 GRACE = dt.timedelta(hours=1)
@@ -268,6 +271,14 @@ def test_a_close_never_runs_ahead_of_the_clock(engine, session, catalog):
             engine, catalog, [event("a", 5, at="2026-10-20T11:00:00Z")], at("2026-10-20 12:00")
         )
         assert answer.accepted == 1
+
+
+def test_the_close_grace_is_never_negative():
+    """A negative grace would close a period before it ends, while its events still arrive."""
+    with pytest.raises(ValidationError, match="close_grace"):
+        Settings(tiers_dir=TIERS, database_url="sqlite://", close_grace=-dt.timedelta(minutes=10))
+    settings = Settings(tiers_dir=TIERS, database_url="sqlite://", close_grace=dt.timedelta(0))
+    assert settings.close_grace == dt.timedelta(0)
 
 
 def test_the_bill_is_the_same_whichever_job_runs_first(engine, session, catalog):

@@ -113,9 +113,9 @@ def _race(engine, catalog, clock, at: str) -> metering_service.IngestResult:
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 def test_a_batch_read_just_before_its_period_ends_is_on_the_invoice(engine, session, catalog):
     add_customer(session)
-    # the batch's clock reads a minute before October ends: within the horizon, so the batch
-    # holds its customer, and the close waits for it to commit
-    answer = _race(engine, catalog, lambda: END - dt.timedelta(minutes=1), "2026-10-31T23:58:00Z")
+    # the batch's clock reads 30 seconds before October ends: within the horizon, so the
+    # batch holds its customer, and the close waits for it to commit
+    answer = _race(engine, catalog, lambda: END - dt.timedelta(seconds=30), "2026-10-31T23:59:00Z")
     assert answer.accepted == 1
     assert _october_quantity(engine) == D(1100)
 
