@@ -53,6 +53,12 @@ CHUNK = 5000
 UsageKey = store.UsageKey
 
 
+def _held(period_end: dt.datetime, now: dt.datetime) -> bool:
+    """Whether a batch at `now` holds the customer's share lock for events of a period
+    ending at `period_end` (it has ended, or ends within CLOSE_HORIZON)."""
+    return period_end <= now + CLOSE_HORIZON
+
+
 @dataclass(slots=True)
 class IngestResult:
     """What became of each event of a batch, by its index."""
@@ -424,10 +430,9 @@ def ingest(
         }
         parts = store.plan_breakdowns(connection, breakdowns, limits)
     store.write_usage(connection, moved, now, parts)
-    near = now + CLOSE_HORIZON
+    ends = {row.period_end for row in moved.values()}  # a few distinct ends per batch
     result.unlocked_until = min(
-        (end for row in moved.values() if (end := row.period_end) is not None and end > near),
-        default=None,
+        (end for end in ends if end is not None and not _held(end, now)), default=None
     )
     result.limits_changed = any(
         moved[key].quota.limited != row.quota.limited for key, row in running.items()
@@ -541,8 +546,7 @@ def _recheck_closed(
     invoice to adjust; never stored into an invoiced period unseen. Events of periods
     further from their end (nearly all) skip this; `ingest_batch` covers them.
     """
-    near = now + CLOSE_HORIZON
-    ended = sorted({e.customer for e in candidates if period_of(e).end <= near})
+    ended = sorted({e.customer for e in candidates if _held(period_of(e).end, now)})
     if not ended:
         return candidates
     table = table_of(Customer)

@@ -1,6 +1,7 @@
 """Customers, events and ingestion for service tests."""
 
 import datetime as dt
+import threading
 import time
 from typing import Any
 
@@ -92,12 +93,16 @@ def ingest_key(engine, customers=("cust_1",)):
     return key
 
 
-def waiting_backend(engine, holder: int, seconds: float = 10) -> Any:  # float-ok: seconds
+def waiting_backend(
+    engine, holder: int, seconds: float = 10, *, unless: threading.Thread | None = None
+) -> Any:  # float-ok: seconds
     """The backend waiting for a lock the backend `holder` (a pid) holds, as (pid, query),
-    once there is one."""
+    once there is one; None when the thread `unless` finishes first."""
     deadline = time.monotonic() + seconds
     with engine.connect() as watcher:
         while time.monotonic() < deadline:
+            if unless is not None and not unless.is_alive():
+                return None
             found = watcher.execute(
                 text(
                     "SELECT pid, query FROM pg_stat_activity "

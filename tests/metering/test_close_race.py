@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-import time
 from decimal import Decimal as D
 
 import pytest
@@ -46,25 +45,6 @@ def _october_quantity(engine) -> D:
         return sum((row.quantity for row in connection.execute(query)), D(0))
 
 
-def _wait_for_close(engine, close: threading.Thread, batch: int) -> None:
-    """Until the close has finished, or waits for a lock the batch (backend `batch`) holds."""
-    deadline = time.monotonic() + 20
-    with engine.connect() as watcher:
-        while close.is_alive() and time.monotonic() < deadline:
-            waiting = watcher.execute(
-                text(
-                    "SELECT count(*) FROM pg_stat_activity "
-                    "WHERE :batch = ANY(pg_blocking_pids(pid))"
-                ),
-                {"batch": batch},
-            ).scalar_one()
-            if waiting:
-                return
-            watcher.rollback()
-            time.sleep(0.02)
-    assert not close.is_alive(), "the close neither finished nor waited for the batch"
-
-
 def _race(engine, catalog, clock, at: str) -> metering_service.IngestResult:
     """October bills 1,000 events already stored; a batch of 100 more, dated `at` in October,
     reads its customers, then waits to store its event while October is closed."""
@@ -97,7 +77,8 @@ def _race(engine, catalog, clock, at: str) -> metering_service.IngestResult:
     try:
         batch_pid = waiting_backend(engine, holder_pid).pid  # read its customer, waits for "b"
         close.start()
-        _wait_for_close(engine, close, batch_pid)
+        # the close finishes, or waits for the batch
+        waiting_backend(engine, batch_pid, 20, unless=close)
         holder.rollback()  # "b" is the batch's to store
     finally:
         holder.close()
