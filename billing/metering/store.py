@@ -29,7 +29,7 @@ from sqlalchemy import Connection, Table, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from billing.caps.quota import QuotaState
-from billing.db import one_of, recalled, remember, table_of
+from billing.db import json_columns, json_rows, one_of, recalled, remember, table_of
 from billing.db import pg_binary as _pg_binary
 from billing.metering.models import Usage, UsageBreakdown, UsageLatest, UsageUnique
 
@@ -89,6 +89,19 @@ def read_stored(connection: Connection, ids: Sequence[str]) -> dict[str, Stored]
     return found
 
 
+_EVENT_FIELDS = (
+    ("id", "varchar"),
+    ("customer_id", "varchar"),
+    ("product", "varchar"),
+    ("quantity", "numeric"),
+    ("timestamp", "timestamptz"),
+    ("period_start", "timestamptz"),
+    ("properties", "text"),
+)
+_EVENT_KINDS = tuple(kind for _, kind in _EVENT_FIELDS)
+_EVENT_ROWS = json_rows("u", _EVENT_FIELDS)
+
+
 def insert_events(
     connection: Connection, rows: Sequence[Row], received_at: dt.datetime
 ) -> set[str]:
@@ -100,16 +113,13 @@ def insert_events(
         # the ids new to event_key are the events to store, in the same statement
         inserted = _pg_binary(
             connection,
-            "WITH u AS (SELECT * FROM unnest("
-            "%b::varchar[], %b::varchar[], %b::varchar[], %t::numeric[], "
-            "%b::timestamptz[], %b::timestamptz[], %b::text[]) "
-            "AS u(id, customer_id, product, quantity, timestamp, period_start, properties)), "
+            f"WITH u AS MATERIALIZED (SELECT * FROM {_EVENT_ROWS}), "
             "k AS (INSERT INTO event_key (id, customer_id, period_start) "
             "SELECT id, customer_id, period_start FROM u "
             "ON CONFLICT (id) DO NOTHING RETURNING id) "
             f"INSERT INTO event ({_COLUMNS}) SELECT u.*, 'accepted', %s FROM u JOIN k USING (id) "
             "RETURNING id",
-            (*(list(column) for column in columns), received_at),
+            (*json_columns(_EVENT_KINDS, columns), received_at),
         )
         return {row[0] for row in inserted}
     try:
@@ -239,6 +249,10 @@ def _stored(row: UsageRow) -> tuple[Any, ...]:
     )
 
 
+_KEY_FIELDS = (("c", "varchar"), ("p", "varchar"), ("s", "timestamptz"))  # a UsageKey
+_KEY_KINDS = tuple(kind for _, kind in _KEY_FIELDS)
+
+
 def lock_usage(
     connection: Connection, keys: Sequence[UsageKey], now: dt.datetime
 ) -> dict[UsageKey, UsageRow]:
@@ -261,11 +275,10 @@ def lock_usage(
         # NOTE: nearly every batch finds its rows (all but a period's first events): the
         # lock then writes nothing. The upsert this replaced wrote a row version of every
         # running total it locked, so each batch cost a row two versions (lock and write).
-        columns = [list(column) for column in zip(*keys, strict=True)]
+        columns = json_columns(_KEY_KINDS, list(zip(*keys, strict=True)))
         rows = _pg_binary(
             connection,
-            "WITH k AS (SELECT * FROM unnest(%b::varchar[], %b::varchar[], %b::timestamptz[]) "
-            "WITH ORDINALITY AS k(c, p, s, n)) "
+            f"WITH k AS MATERIALIZED (SELECT * FROM {json_rows('k', _KEY_FIELDS, ordinality='n')}) "
             f"SELECT {_STATE} FROM usage AS u JOIN k ON u.customer_id = k.c "
             "AND u.product = k.p AND u.period_start = k.s "
             "WHERE (SELECT count(*) FROM usage AS e JOIN k ON e.customer_id = k.c "
@@ -280,7 +293,7 @@ def lock_usage(
                 "duplicates, rejected, updated_at, limited, over_limit_events, "
                 "over_limit_quantity, alerts_fired) "
                 "SELECT k.c, k.p, k.s, 0, 0, 0, 0, %s, false, 0, 0, '' "
-                "FROM unnest(%b::varchar[], %b::varchar[], %b::timestamptz[]) AS k(c, p, s) "
+                f"FROM {json_rows('k', _KEY_FIELDS)} "
                 "ON CONFLICT (customer_id, product, period_start) "
                 f"DO UPDATE SET updated_at = EXCLUDED.updated_at RETURNING {_STATE}",
                 (now, *columns),
@@ -307,6 +320,28 @@ def lock_usage(
     return created
 
 
+_USAGE_FIELDS = (
+    ("c", "varchar"),
+    ("p", "varchar"),
+    ("s", "timestamptz"),
+    ("q", "numeric"),
+    ("e", "int8"),
+    ("d", "int8"),
+    ("r", "int8"),
+    ("pe", "timestamptz"),
+    ("ca", "numeric"),
+    ("cd", "numeric"),
+    ("lq", "numeric"),
+    ("l", "bool"),
+    ("oe", "int8"),
+    ("oq", "numeric"),
+    ("af", "varchar"),
+    ("am", "bool"),
+)
+_USAGE_KINDS = tuple(kind for _, kind in _USAGE_FIELDS)
+_USAGE_ROWS = json_rows("v", _USAGE_FIELDS)
+
+
 def write_usage(
     connection: Connection,
     rows: dict[UsageKey, UsageRow],
@@ -325,7 +360,7 @@ def write_usage(
     keys = sorted(rows)
     values = [(*key, *_stored(rows[key])) for key in keys]
     if connection.dialect.name == "postgresql":
-        columns = [list(column) for column in zip(*values, strict=True)]
+        columns = list(zip(*values, strict=True))
         prefix, first = _pg_breakdown_writes(breakdowns)
         _pg_binary(
             connection,
@@ -333,14 +368,9 @@ def write_usage(
             "rejected = v.r, period_end = v.pe, cap_amount = v.ca, cap_discount = v.cd, "
             "limit_quantity = v.lq, limited = v.l, over_limit_events = v.oe, "
             "over_limit_quantity = v.oq, alerts_fired = v.af, amended = u.amended OR v.am, "
-            "updated_at = %s "
-            "FROM unnest(%b::varchar[], %b::varchar[], %b::timestamptz[], %t::numeric[], "
-            "%b::int8[], %b::int8[], %b::int8[], %b::timestamptz[], %t::numeric[], "
-            "%t::numeric[], %t::numeric[], %b::bool[], %b::int8[], %t::numeric[], "
-            "%b::varchar[], %b::bool[]) "
-            "AS v(c, p, s, q, e, d, r, pe, ca, cd, lq, l, oe, oq, af, am) "
+            f"updated_at = %s FROM {_USAGE_ROWS} "
             "WHERE u.customer_id = v.c AND u.product = v.p AND u.period_start = v.s",
-            (*first, now, *columns),
+            (*first, now, *json_columns(_USAGE_KINDS, columns)),
         )
         return
     _write_breakdowns(connection, breakdowns.updates, breakdowns.inserts)
@@ -474,6 +504,15 @@ def plan_breakdowns(
     return BreakdownWrites(updates, inserts)
 
 
+_PART_KEY_KINDS = ("varchar", "varchar", "timestamptz", "varchar")
+_PART_KEYS_WITH_OTHER = json_rows(
+    "k", [("c", "varchar"), ("p", "varchar"), ("s", "timestamptz"), ("o", "varchar")]
+)
+_PART_KEYS = json_rows(
+    "k", [("c", "varchar"), ("p", "varchar"), ("s", "timestamptz"), ("d", "varchar")]
+)
+
+
 def _read_breakdowns_of(
     connection: Connection, parts: Breakdowns, others: dict[str, str]
 ) -> tuple[dict[UsageKey, int], dict[UsageKey, dict[str, _Part]]]:
@@ -487,21 +526,21 @@ def _read_breakdowns_of(
     kept: dict[UsageKey, int] = {}
     if connection.dialect.name == "postgresql":
         # one round trip: the kept counts (rows whose dimensions are NULL) and the parts
-        c, p, s = (list(column) for column in zip(*keys, strict=True))
-        wc, wp, ws, wd = (list(column) for column in zip(*wanted, strict=True))
+        c, p, s = zip(*keys, strict=True)
         rows = _pg_binary(
             connection,
             "SELECT b.customer_id, b.product, b.period_start, NULL, NULL::numeric, count(*) "
-            "FROM usage_breakdown AS b JOIN unnest(%b::varchar[], %b::varchar[], "
-            "%b::timestamptz[], %b::varchar[]) AS k(c, p, s, o) "
+            f"FROM usage_breakdown AS b JOIN {_PART_KEYS_WITH_OTHER} "
             "ON b.customer_id = k.c AND b.product = k.p AND b.period_start = k.s "
             "WHERE b.dimensions <> k.o GROUP BY 1, 2, 3 "
             "UNION ALL "
             "SELECT b.customer_id, b.product, b.period_start, b.dimensions, b.quantity, "
-            "b.events FROM usage_breakdown AS b JOIN unnest(%b::varchar[], %b::varchar[], "
-            "%b::timestamptz[], %b::varchar[]) AS k(c, p, s, d) ON b.customer_id = k.c "
+            f"b.events FROM usage_breakdown AS b JOIN {_PART_KEYS} ON b.customer_id = k.c "
             "AND b.product = k.p AND b.period_start = k.s AND b.dimensions = k.d",
-            (c, p, s, [others[product] for product in p], wc, wp, ws, wd),
+            (
+                *json_columns(_PART_KEY_KINDS, (c, p, s, [others[product] for product in p])),
+                *json_columns(_PART_KEY_KINDS, list(zip(*wanted, strict=True))),
+            ),
         )
         for customer, product, start, name, quantity, events in rows:
             key = (customer, product, start.astimezone(dt.UTC))
@@ -545,24 +584,34 @@ def _read_breakdowns_of(
     return kept, stored
 
 
+_PART_FIELDS = (
+    ("c", "varchar"),
+    ("p", "varchar"),
+    ("s", "timestamptz"),
+    ("d", "varchar"),
+    ("q", "numeric"),
+    ("n", "int8"),
+)
+_PART_KINDS = tuple(kind for _, kind in _PART_FIELDS)
 _UPDATE_PARTS = (
     "UPDATE usage_breakdown AS b SET quantity = v.q, events = v.n "
-    "FROM unnest(%b::varchar[], %b::varchar[], %b::timestamptz[], %b::varchar[], "
-    "%t::numeric[], %b::int8[]) AS v(c, p, s, d, q, n) WHERE b.customer_id = v.c "
-    "AND b.product = v.p AND b.period_start = v.s AND b.dimensions = v.d"
+    f"FROM {json_rows('v', _PART_FIELDS)} "
+    "WHERE b.customer_id = v.c AND b.product = v.p AND b.period_start = v.s "
+    "AND b.dimensions = v.d"
 )
 _INSERT_PARTS = (
     "INSERT INTO usage_breakdown (customer_id, product, period_start, dimensions, "
-    "quantity, events) SELECT * FROM unnest(%b::varchar[], %b::varchar[], "
-    "%b::timestamptz[], %b::varchar[], %t::numeric[], %b::int8[])"
+    f"quantity, events) SELECT * FROM {json_rows('v', _PART_FIELDS)}"
 )
 
 
 def _pg_update_parameters(updates: list[tuple[Decimal, int, _PartRef]]) -> tuple[Any, ...]:
     keys = [ref for _, _, ref in updates]
     assert all(isinstance(ref, tuple) for ref in keys)
-    c, p, s, d = (list(column) for column in zip(*keys, strict=True))
-    return (c, p, s, d, [q for q, _, _ in updates], [n for _, n, _ in updates])
+    c, p, s, d = zip(*keys, strict=True)
+    return json_columns(
+        _PART_KINDS, (c, p, s, d, [q for q, _, _ in updates], [n for _, n, _ in updates])
+    )
 
 
 def _pg_breakdown_writes(writes: BreakdownWrites) -> tuple[str, tuple[Any, ...]]:
@@ -575,7 +624,7 @@ def _pg_breakdown_writes(writes: BreakdownWrites) -> tuple[str, tuple[Any, ...]]
         parameters += _pg_update_parameters(writes.updates)
     if writes.inserts:
         clauses.append("parts_inserted AS (" + _INSERT_PARTS + ")")
-        parameters += tuple(list(column) for column in zip(*writes.inserts, strict=True))
+        parameters += json_columns(_PART_KINDS, list(zip(*writes.inserts, strict=True)))
     return ("WITH " + ", ".join(clauses) + " " if clauses else ""), parameters
 
 
@@ -593,7 +642,7 @@ def _write_breakdowns(
             _pg_binary(
                 connection,
                 _INSERT_PARTS,
-                tuple(list(column) for column in zip(*inserts, strict=True)),
+                json_columns(_PART_KINDS, list(zip(*inserts, strict=True))),
             )
         return
     if updates:
