@@ -339,27 +339,39 @@ def ingest(
     stored: dict[str, store.Stored] = {}
     if len(inserted) < len(candidates):  # stored before: by an earlier batch or a racing one
         stored = store.read_stored(connection, [e.id for e in candidates if e.id not in inserted])
-    every_key = {key for keys in candidate_keys for key in keys}
-    running = store.lock_usage(connection, sorted({*tallies, *every_key}), now)
-    _read_moved_terms(connection, customers, running)
     # stored now, in batch order, per usage row: the event and its quantity there (times
-    # the source's multiplier)
+    # the source's multiplier). NOTE: worked out before the running totals are locked, so
+    # that a batch holds them (and makes concurrent batches wait) only while it admits.
     runs: dict[UsageKey, list[tuple[ParsedEvent, Decimal]]] = defaultdict(list)
+    counts_once = {
+        key for key, product in catalog.products.items() if product.aggregation == "count"
+    }
+    outcomes = result.outcomes
     for event, keys in zip(candidates, candidate_keys, strict=True):
         if event.id in inserted:
-            for key, (product, multiplier) in zip(keys, selections[event.index], strict=True):
-                if catalog.products[product].aggregation == "count":
-                    quantity = multiplier  # each event counts once (times its multiplier)
-                else:
-                    quantity = event.quantity if multiplier == 1 else event.quantity * multiplier
-                runs[key].append((event, quantity))
-            result.accept(event)
+            selected = selections[event.index]
+            if len(selected) == 1 and selected[0][1] == 1 and selected[0][0] not in counts_once:
+                runs[keys[0]].append((event, event.quantity))  # the common case
+            else:
+                for key, (product, multiplier) in zip(keys, selected, strict=True):
+                    if product in counts_once:
+                        quantity = multiplier  # each event counts once (times its multiplier)
+                    elif multiplier == 1:
+                        quantity = event.quantity
+                    else:
+                        quantity = event.quantity * multiplier
+                    runs[key].append((event, quantity))
+            outcomes[event.index] = "accepted"
         elif event.same_content(*stored[event.id]):
             result.duplicate(event)
             for key in keys:
                 tallies[key].duplicates += 1
         else:
             reject(event, "conflict", count=True)
+    result.accepted += len(inserted)
+    every_key = {key for keys in candidate_keys for key in keys}
+    running = store.lock_usage(connection, sorted({*tallies, *every_key}), now)
+    _read_moved_terms(connection, customers, running)
     over: dict[str, list[str]] = {}  # event id -> products whose cap refused it
     moved: dict[UsageKey, store.UsageRow] = {}
     breakdowns: store.Breakdowns = {}

@@ -181,10 +181,11 @@ class UsageRow:
     amended: bool = False  # this write moves a closed period (late usage): the next close adjusts
 
 
-_STATE = (
-    "customer_id, product, period_start, quantity, events, duplicates, rejected, cap_amount, "
-    "cap_discount, limit_quantity, over_limit_events, over_limit_quantity, alerts_fired"
+_STATE_VALUES = (
+    "quantity, events, duplicates, rejected, cap_amount, cap_discount, limit_quantity, "
+    "over_limit_events, over_limit_quantity, alerts_fired"
 )
+_STATE = "customer_id, product, period_start, " + _STATE_VALUES
 
 
 def _decimal(value: Any) -> Decimal | None:
@@ -279,25 +280,27 @@ def lock_usage(
         rows = _pg_binary(
             connection,
             f"WITH k AS MATERIALIZED (SELECT * FROM {json_rows('k', _KEY_FIELDS, ordinality='n')}) "
-            f"SELECT {_STATE} FROM usage AS u JOIN k ON u.customer_id = k.c "
+            f"SELECT {_STATE_VALUES} FROM usage AS u JOIN k ON u.customer_id = k.c "
             "AND u.product = k.p AND u.period_start = k.s "
             "WHERE (SELECT count(*) FROM usage AS e JOIN k ON e.customer_id = k.c "
             "AND e.product = k.p AND e.period_start = k.s) = %s "
             "ORDER BY k.n FOR UPDATE OF u",
             (*columns, len(keys)),
         )
-        if not rows:  # some row is missing: nothing was locked
-            rows = _pg_binary(
-                connection,
-                "INSERT INTO usage (customer_id, product, period_start, quantity, events, "
-                "duplicates, rejected, updated_at, limited, over_limit_events, "
-                "over_limit_quantity, alerts_fired) "
-                "SELECT k.c, k.p, k.s, 0, 0, 0, 0, %s, false, 0, 0, '' "
-                f"FROM {json_rows('k', _KEY_FIELDS)} "
-                "ON CONFLICT (customer_id, product, period_start) "
-                f"DO UPDATE SET updated_at = EXCLUDED.updated_at RETURNING {_STATE}",
-                (now, *columns),
-            )
+        if rows:  # all of them, a row per key (the primary key) in the order of `keys`
+            return dict(zip(keys, map(usage_row, rows), strict=True))
+        # some row is missing: nothing was locked
+        rows = _pg_binary(
+            connection,
+            "INSERT INTO usage (customer_id, product, period_start, quantity, events, "
+            "duplicates, rejected, updated_at, limited, over_limit_events, "
+            "over_limit_quantity, alerts_fired) "
+            "SELECT k.c, k.p, k.s, 0, 0, 0, 0, %s, false, 0, 0, '' "
+            f"FROM {json_rows('k', _KEY_FIELDS)} "
+            "ON CONFLICT (customer_id, product, period_start) "
+            f"DO UPDATE SET updated_at = EXCLUDED.updated_at RETURNING {_STATE}",
+            (now, *columns),
+        )
         return {(r[0], r[1], r[2].astimezone(dt.UTC)): usage_row(r[3:]) for r in rows}
     text = _SqliteTimes()
     by_text = {(c, p, text[start]): (c, p, start) for c, p, start in keys}
