@@ -47,8 +47,12 @@ _COLUMNS = (
 
 
 def sqlite_datetime(value: dt.datetime) -> str:
-    """An aware datetime as UTCDateTime stores it on SQLite."""
-    return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    """An aware datetime as UTCDateTime stores it on SQLite: UTC, "YYYY-MM-DD HH:MM:SS.ffffff"
+    (SQLAlchemy's SQLite DATETIME format; the year has four digits, as strftime's %Y does not
+    write years before 1000)."""
+    if value.tzinfo is not dt.UTC:
+        value = value.astimezone(dt.UTC)
+    return value.isoformat(" ", "microseconds")[:26]
 
 
 class _SqliteTimes(dict[dt.datetime, str]):
