@@ -132,7 +132,8 @@ def pg_binary(connection: Connection, sql: str, params: tuple[Any, ...]) -> list
 
     Array parameters are marked %b (binary): psycopg then skips its per-element text
     quoting, three to ten times faster for strings and timestamps. Numeric arrays are
-    the exception (%t): psycopg dumps Decimals faster as text. Rows skip SQLAlchemy's result
+    the exception (%t): psycopg dumps Decimals faster as text. Columns of thousands of
+    values go faster still as JSON (`json_rows`). Rows skip SQLAlchemy's result
     processing: a timestamptz comes back in the session's time zone, a NUMERIC as the
     Decimal the column holds.
     """
@@ -170,8 +171,9 @@ def json_rows(
     names one more column: each row's position, from 1 (`WITH ORDINALITY`).
 
     Why not array parameters: psycopg dumps an array element by element in Python, where
-    `json.dumps` writes a whole column in C: 4 to 8 times less of the server's CPU per
-    batch of 10,000 events (docs/benchmarks.md), and PostgreSQL reads JSON as fast."""
+    `json.dumps` writes a whole column in C. The arguments of a batch of 10,000 events'
+    insert cost half the CPU, those of 3,000 running totals' write a fifth, and PostgreSQL
+    reads the JSON as fast (docs/benchmarks.md, "2026-12-02, third session")."""
     unnest = ", ".join("json_array_elements_text(%s::json)" for _ in columns)
     raw = ", ".join(f"j{index}" for index in range(len(columns)))
     shown = ", ".join(

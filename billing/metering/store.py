@@ -8,9 +8,11 @@ and produce exactly what the `Event` and `Usage` models' column types would stor
                 IMMEDIATE (db.py), so no other writer runs between our statements; a batch
                 is inserted in one try inside a savepoint, and only when an id is already
                 stored (a retry) are the stored ids read and the rest inserted.
-    PostgreSQL  one statement per step with array parameters (unnest / = ANY), so psycopg
-                does not re-parse thousands of placeholders; ON CONFLICT DO NOTHING ...
-                RETURNING tells which ids a concurrent request stored first.
+    PostgreSQL  one statement per step, its columns of values as JSON arrays (db.py,
+                `json_rows`: json.dumps writes a column in C, where psycopg dumps an array
+                parameter element by element) or, for a few values, array parameters;
+                never thousands of placeholders. ON CONFLICT DO NOTHING ... RETURNING
+                tells which ids a concurrent request stored first.
 
 Round trips are what single-event requests pay for, so a batch costs the same few
 statements whatever its size: read customers, insert events, lock the running totals
