@@ -161,20 +161,32 @@ _JSON_READ = {
 
 
 def json_rows(
-    alias: str, columns: Sequence[tuple[str, str]], *, ordinality: str | None = None
+    alias: str,
+    columns: Sequence[tuple[str, str]],
+    *,
+    ordinality: str | None = None,
+    keyed: bool = True,
 ) -> str:
     """A row source for PostgreSQL's FROM clause, `(SELECT ...) AS alias`, whose columns
     (name, type) are read from as many `%s` parameters, each a JSON array of one column's
     values in row order, as `json_columns` encodes them. Types: varchar, text, int8, bool,
     numeric (exact: the Decimal's text), timestamptz (exact: microseconds since 1970 UTC,
-    years 1 to 9999). JSON null is NULL. `ordinality`
-    names one more column: each row's position, from 1 (`WITH ORDINALITY`).
+    years 1 to 9999). JSON null is NULL. `ordinality` names one more column: each row's
+    position, from 1 (`WITH ORDINALITY`). `keyed`: the rows are joined to a table by its
+    key (the note below); False reads them faster where they are not (rows to insert).
 
     Why not array parameters: psycopg dumps an array element by element in Python, where
     `json.dumps` writes a whole column in C. The arguments of a batch of 10,000 events'
     insert cost half the CPU, those of 3,000 running totals' write a fifth, and PostgreSQL
     reads the JSON as fast (docs/benchmarks.md, "2026-12-02, third session")."""
-    unnest = ", ".join("json_array_elements_text(%s::json)" for _ in columns)
+    # NOTE: each column made an array and unnested: the planner takes a function over a
+    # JSON document for 100 rows, and joined to a table by its key it then read the whole
+    # table instead of its index (1.4 ms against 0.07 for one event among 3,000 running
+    # totals), where it takes an array parameter for 10 (docs/benchmarks.md)
+    read = "json_array_elements_text(%s::json)"
+    if keyed:
+        read = f"unnest(ARRAY(SELECT {read}))"
+    unnest = ", ".join(read for _ in columns)
     raw = ", ".join(f"j{index}" for index in range(len(columns)))
     shown = ", ".join(
         _JSON_READ[kind].format(f"j{index}") + f" AS {name}"

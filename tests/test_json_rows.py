@@ -54,7 +54,8 @@ QUANTITIES = [
 ]
 
 
-def test_columns_come_back_as_they_went_in(engine):
+@pytest.mark.parametrize("keyed", [True, False], ids=["keyed", "not keyed"])
+def test_columns_come_back_as_they_went_in(engine, keyed):
     rows = [
         (
             text,
@@ -69,7 +70,8 @@ def test_columns_come_back_as_they_went_in(engine):
     with engine.begin() as connection:
         found = pg_binary(
             connection,
-            f"SELECT n, s, t, i, b, q, at FROM {json_rows('r', FIELDS, ordinality='n')} ORDER BY n",
+            f"SELECT n, s, t, i, b, q, at FROM "
+            f"{json_rows('r', FIELDS, ordinality='n', keyed=keyed)} ORDER BY n",
             json_columns(KINDS, list(zip(*rows, strict=True))),
         )
     assert [row[0] for row in found] == list(range(1, len(rows) + 1))

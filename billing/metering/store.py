@@ -105,7 +105,7 @@ _EVENT_FIELDS = (
     ("properties", "text"),
 )
 _EVENT_KINDS = tuple(kind for _, kind in _EVENT_FIELDS)
-_EVENT_ROWS = json_rows("u", _EVENT_FIELDS)
+_EVENT_ROWS = json_rows("u", _EVENT_FIELDS, keyed=False)  # joined to nothing by key
 
 
 def insert_events(
