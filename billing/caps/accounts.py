@@ -118,8 +118,8 @@ def _typed_sqlite(row: Sequence[Any]) -> tuple[Any, ...]:
     return (
         customer_id,
         anchor,
-        None if closed is None else dt.datetime.fromisoformat(closed).replace(tzinfo=dt.UTC),
-        None if start_at is None else dt.datetime.fromisoformat(start_at).replace(tzinfo=dt.UTC),
+        _sqlite_utc(closed),
+        _sqlite_utc(start_at),
         None if percent is None else Decimal(percent),
         None if until is None else dt.date.fromisoformat(until),
         text,
@@ -128,6 +128,17 @@ def _typed_sqlite(row: Sequence[Any]) -> tuple[Any, ...]:
         product,
         None if cap is None else Decimal(cap),
     )
+
+
+def _sqlite_utc(text: str | None) -> dt.datetime | None:
+    """A UTCDateTime column's SQLite text as the type reads it: naive text is UTC; text
+    with an offset (written by hand) is converted to UTC."""
+    if text is None:
+        return None
+    parsed = dt.datetime.fromisoformat(text)
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=dt.UTC)
+    return parsed.astimezone(dt.UTC)
 
 
 def _utc(value: dt.datetime | None) -> dt.datetime | None:
