@@ -200,13 +200,16 @@ def json_rows(
     )
 
 
-def json_columns(kinds: Sequence[str], columns: Sequence[Sequence[Any]]) -> tuple[str, ...]:
-    """The parameters of `json_rows` for those column types: each column as a JSON array.
-    Decimal values (numeric) go as their text, aware datetimes (timestamptz) as whole
-    microseconds since 1970-01-01 UTC; None is null. TypeError for a naive datetime."""
+def json_columns(
+    fields: Sequence[tuple[str, str]], columns: Sequence[Sequence[Any]]
+) -> tuple[str, ...]:
+    """The parameters of `json_rows` over the same `fields` (name, type): each of `columns`
+    as a JSON array. Decimal values (numeric) go as their text, aware datetimes
+    (timestamptz) as whole microseconds since 1970-01-01 UTC; None is null. TypeError for a
+    naive datetime; ValueError when `columns` and `fields` differ in number."""
     encode = _JSON.encode
     out = []
-    for kind, column in zip(kinds, columns, strict=True):
+    for (_, kind), column in zip(fields, columns, strict=True):
         if kind == "numeric":
             column = [None if value is None else str(value) for value in column]
         elif kind == "timestamptz":

@@ -33,7 +33,7 @@ FIELDS = [
     ("q", "numeric"),
     ("at", "timestamptz"),
 ]
-KINDS = [kind for _, kind in FIELDS]
+NUMERIC = [("q", "numeric")]
 INSTANTS = [
     dt.datetime(1, 1, 1, tzinfo=dt.UTC),
     dt.datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=dt.UTC),
@@ -72,7 +72,7 @@ def test_columns_come_back_as_they_went_in(engine, keyed):
             connection,
             f"SELECT n, s, t, i, b, q, at FROM "
             f"{json_rows('r', FIELDS, ordinality='n', keyed=keyed)} ORDER BY n",
-            json_columns(KINDS, list(zip(*rows, strict=True))),
+            json_columns(FIELDS, list(zip(*rows, strict=True))),
         )
     assert [row[0] for row in found] == list(range(1, len(rows) + 1))
     for (_, *got), sent in zip(found, rows, strict=True):
@@ -87,8 +87,8 @@ def test_numerics_keep_their_exact_value(engine):
     with engine.begin() as connection:
         found = pg_binary(
             connection,
-            f"SELECT q::text FROM {json_rows('r', [('q', 'numeric')], ordinality='n')} ORDER BY n",
-            json_columns(["numeric"], [values]),
+            f"SELECT q::text FROM {json_rows('r', NUMERIC, ordinality='n')} ORDER BY n",
+            json_columns(NUMERIC, [values]),
         )
     assert [Decimal(row[0]) for row in found] == values
 
@@ -97,9 +97,11 @@ def test_no_rows_and_naive_datetimes(engine):
     with engine.begin() as connection:
         assert (
             pg_binary(
-                connection, f"SELECT * FROM {json_rows('r', FIELDS)}", json_columns(KINDS, [[]] * 6)
+                connection,
+                f"SELECT * FROM {json_rows('r', FIELDS)}",
+                json_columns(FIELDS, [[]] * 6),
             )
             == []
         )
     with pytest.raises(TypeError):
-        json_columns(["timestamptz"], [[dt.datetime(2026, 1, 1)]])
+        json_columns([("at", "timestamptz")], [[dt.datetime(2026, 1, 1)]])

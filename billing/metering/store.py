@@ -104,7 +104,6 @@ _EVENT_FIELDS = (
     ("period_start", "timestamptz"),
     ("properties", "text"),
 )
-_EVENT_KINDS = tuple(kind for _, kind in _EVENT_FIELDS)
 _EVENT_ROWS = json_rows("u", _EVENT_FIELDS, keyed=False)  # joined to nothing by key
 
 
@@ -125,7 +124,7 @@ def insert_events(
             "ON CONFLICT (id) DO NOTHING RETURNING id) "
             f"INSERT INTO event ({_COLUMNS}) SELECT u.*, 'accepted', %s FROM u JOIN k USING (id) "
             "RETURNING id",
-            (*json_columns(_EVENT_KINDS, columns), received_at),
+            (*json_columns(_EVENT_FIELDS, columns), received_at),
         )
         return {row[0] for row in inserted}
     try:
@@ -261,7 +260,8 @@ def _stored(row: UsageRow) -> tuple[Any, ...]:
 
 
 _KEY_FIELDS = (("c", "varchar"), ("p", "varchar"), ("s", "timestamptz"))  # a UsageKey
-_KEY_KINDS = tuple(kind for _, kind in _KEY_FIELDS)
+_KEYS_IN_ORDER = json_rows("k", _KEY_FIELDS, ordinality="n")
+_KEYS = json_rows("k", _KEY_FIELDS)
 
 
 def lock_usage(
@@ -286,10 +286,10 @@ def lock_usage(
         # NOTE: nearly every batch finds its rows (all but a period's first events): the
         # lock then writes nothing. The upsert this replaced wrote a row version of every
         # running total it locked, so each batch cost a row two versions (lock and write).
-        columns = json_columns(_KEY_KINDS, list(zip(*keys, strict=True)))
+        columns = json_columns(_KEY_FIELDS, list(zip(*keys, strict=True)))
         rows = _pg_binary(
             connection,
-            f"WITH k AS MATERIALIZED (SELECT * FROM {json_rows('k', _KEY_FIELDS, ordinality='n')}) "
+            f"WITH k AS MATERIALIZED (SELECT * FROM {_KEYS_IN_ORDER}) "
             f"SELECT {_STATE_VALUES} FROM usage AS u JOIN k ON u.customer_id = k.c "
             "AND u.product = k.p AND u.period_start = k.s "
             "WHERE (SELECT count(*) FROM usage AS e JOIN k ON e.customer_id = k.c "
@@ -306,7 +306,7 @@ def lock_usage(
             "duplicates, rejected, updated_at, limited, over_limit_events, "
             "over_limit_quantity, alerts_fired) "
             "SELECT k.c, k.p, k.s, 0, 0, 0, 0, %s, false, 0, 0, '' "
-            f"FROM {json_rows('k', _KEY_FIELDS)} "
+            f"FROM {_KEYS} "
             "ON CONFLICT (customer_id, product, period_start) "
             f"DO UPDATE SET updated_at = EXCLUDED.updated_at RETURNING {_STATE}",
             (now, *columns),
@@ -351,7 +351,6 @@ _USAGE_FIELDS = (
     ("af", "varchar"),
     ("am", "bool"),
 )
-_USAGE_KINDS = tuple(kind for _, kind in _USAGE_FIELDS)
 _USAGE_ROWS = json_rows("v", _USAGE_FIELDS)
 
 
@@ -383,7 +382,7 @@ def write_usage(
             "over_limit_quantity = v.oq, alerts_fired = v.af, amended = u.amended OR v.am, "
             f"updated_at = %s FROM {_USAGE_ROWS} "
             "WHERE u.customer_id = v.c AND u.product = v.p AND u.period_start = v.s",
-            (*first, now, *json_columns(_USAGE_KINDS, columns)),
+            (*first, now, *json_columns(_USAGE_FIELDS, columns)),
         )
         return
     _write_breakdowns(connection, breakdowns.updates, breakdowns.inserts)
@@ -517,13 +516,11 @@ def plan_breakdowns(
     return BreakdownWrites(updates, inserts)
 
 
-_PART_KEY_KINDS = ("varchar", "varchar", "timestamptz", "varchar")
-_PART_KEYS_WITH_OTHER = json_rows(
-    "k", [("c", "varchar"), ("p", "varchar"), ("s", "timestamptz"), ("o", "varchar")]
-)
-_PART_KEYS = json_rows(
-    "k", [("c", "varchar"), ("p", "varchar"), ("s", "timestamptz"), ("d", "varchar")]
-)
+_PART_KEY_FIELDS = (("c", "varchar"), ("p", "varchar"), ("s", "timestamptz"), ("d", "varchar"))
+# the same keys, each with its product's "(other)" part
+_PART_OTHER_FIELDS = (*_PART_KEY_FIELDS[:3], ("o", "varchar"))
+_PART_KEYS_WITH_OTHER = json_rows("k", _PART_OTHER_FIELDS)
+_PART_KEYS = json_rows("k", _PART_KEY_FIELDS)
 
 
 def _read_breakdowns_of(
@@ -551,8 +548,8 @@ def _read_breakdowns_of(
             f"b.events FROM usage_breakdown AS b JOIN {_PART_KEYS} ON b.customer_id = k.c "
             "AND b.product = k.p AND b.period_start = k.s AND b.dimensions = k.d",
             (
-                *json_columns(_PART_KEY_KINDS, (c, p, s, [others[product] for product in p])),
-                *json_columns(_PART_KEY_KINDS, list(zip(*wanted, strict=True))),
+                *json_columns(_PART_OTHER_FIELDS, (c, p, s, [others[product] for product in p])),
+                *json_columns(_PART_KEY_FIELDS, list(zip(*wanted, strict=True))),
             ),
         )
         for customer, product, start, name, quantity, events in rows:
@@ -605,7 +602,6 @@ _PART_FIELDS = (
     ("q", "numeric"),
     ("n", "int8"),
 )
-_PART_KINDS = tuple(kind for _, kind in _PART_FIELDS)
 _UPDATE_PARTS = (
     "UPDATE usage_breakdown AS b SET quantity = v.q, events = v.n "
     f"FROM {json_rows('v', _PART_FIELDS)} "
@@ -623,7 +619,7 @@ def _pg_update_parameters(updates: list[tuple[Decimal, int, _PartRef]]) -> tuple
     assert all(isinstance(ref, tuple) for ref in keys)
     c, p, s, d = zip(*keys, strict=True)
     return json_columns(
-        _PART_KINDS, (c, p, s, d, [q for q, _, _ in updates], [n for _, n, _ in updates])
+        _PART_FIELDS, (c, p, s, d, [q for q, _, _ in updates], [n for _, n, _ in updates])
     )
 
 
@@ -637,7 +633,7 @@ def _pg_breakdown_writes(writes: BreakdownWrites) -> tuple[str, tuple[Any, ...]]
         parameters += _pg_update_parameters(writes.updates)
     if writes.inserts:
         clauses.append("parts_inserted AS (" + _INSERT_PARTS + ")")
-        parameters += json_columns(_PART_KINDS, list(zip(*writes.inserts, strict=True)))
+        parameters += json_columns(_PART_FIELDS, list(zip(*writes.inserts, strict=True)))
     return ("WITH " + ", ".join(clauses) + " " if clauses else ""), parameters
 
 
@@ -655,7 +651,7 @@ def _write_breakdowns(
             _pg_binary(
                 connection,
                 _INSERT_PARTS,
-                json_columns(_PART_KINDS, list(zip(*inserts, strict=True))),
+                json_columns(_PART_FIELDS, list(zip(*inserts, strict=True))),
             )
         return
     if updates:
