@@ -46,6 +46,7 @@ from billing.metering.writer import IngestWriter
 from billing.observability.http import RequestContext
 from billing.observability.ratelimit import RateLimiter
 from billing.settings import Settings, get_settings
+from billing.sqlite_wal import WalCheckpointer, uses_wal_file
 from billing.web import finance, pages, portal, portal_webhooks, signin_pages
 
 STATIC_DIR = Path(__file__).resolve().parent / "web" / "static"
@@ -127,15 +128,24 @@ def create_app(
     engine = engine or make_engine(settings.database_url)
     writer = IngestWriter(engine, catalog, writers=settings.ingest_writers)
     reads = ReadEngines.from_settings(engine, settings)  # the read replica, when configured
+    checkpointer = (
+        WalCheckpointer(engine, settings.sqlite_checkpoint_seconds)
+        if settings.sqlite_checkpoint_seconds and uses_wal_file(engine)
+        else None
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         jobs = scheduler.start(engine, catalog, settings) if settings.scheduler else None
+        if checkpointer is not None:
+            checkpointer.start()
         yield
         app.state.draining = True  # /readyz answers 503 from now on
         if jobs is not None:
             jobs.shutdown(wait=False)  # a job cut off rolls back; its next run resumes it
         writer.stop()  # answer what is queued before the process exits
+        if checkpointer is not None:
+            checkpointer.stop()
         reads.dispose()
 
     app = FastAPI(
@@ -151,6 +161,7 @@ def create_app(
     app.state.engine = engine
     app.state.reads = reads
     app.state.ingest_writer = writer
+    app.state.wal_checkpointer = checkpointer
     app.state.key_cache = KeyCache(settings.key_cache_seconds)
     app.state.limited_list = LimitedList(engine, settings.quota_cache_seconds)
     app.state.quote_limiter = RateLimiter(settings.quote_rate_per_minute)

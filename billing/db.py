@@ -380,6 +380,14 @@ def _ping_when_idle(engine: Engine) -> None:
             raise exc.DisconnectionError(str(error)) from error
 
 
+# The log size (pages) at which a connection that commits checkpoints SQLite's write-ahead
+# log itself, inside its commit (SQLite's default is 1,000). `billing serve` checkpoints from
+# a thread of its own (billing/sqlite_wal.py), well before; this is the bound when it falls
+# behind or does not run (the CLI, the migrations).
+WAL_AUTOCHECKPOINT_PAGES = 10_000
+_AUTOCHECKPOINT = f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES:d}"
+
+
 def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -390,6 +398,7 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(_AUTOCHECKPOINT)
         cursor.close()
 
     @event.listens_for(engine, "begin")

@@ -97,6 +97,13 @@ class Settings(BaseSettings):
         "process, 1 with several (their writers already run side by side) and on SQLite (one "
         "writer at a time)",
     )
+    sqlite_checkpoint_seconds: float = Field(  # float-ok: seconds
+        0.25,
+        ge=0,
+        description="on SQLite, how often `billing serve` checkpoints the write-ahead log from "
+        "a thread of its own, so that no commit does it (0: off; the committing connection "
+        "then checkpoints past 10,000 pages of log)",
+    )
     migrate_on_start: bool = Field(
         True, description="`billing serve` applies migrations before starting (off in production)"
     )
