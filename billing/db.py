@@ -380,12 +380,16 @@ def _ping_when_idle(engine: Engine) -> None:
             raise exc.DisconnectionError(str(error)) from error
 
 
-# The log size (pages) at which a connection that commits checkpoints SQLite's write-ahead
+# The log size (pages) past which a connection that commits checkpoints SQLite's write-ahead
 # log itself, inside its commit (SQLite's default is 1,000). `billing serve` checkpoints from
-# a thread of its own (billing/sqlite_wal.py), well before; this is the bound when it falls
-# behind or does not run (the CLI, the migrations).
+# a thread of its own (billing/sqlite_wal.py); this is the bound when commits never pause
+# long enough for it, or it does not run (the CLI, the migrations).
 WAL_AUTOCHECKPOINT_PAGES = 10_000
+# The size (bytes) the log file is truncated back to once it restarts: above the bound's
+# 10,000 pages of 4 KiB and their frame headers (41 MB), so a log is not cut every time.
+JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024
 _AUTOCHECKPOINT = f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES:d}"
+_JOURNAL_LIMIT = f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT:d}"
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -399,6 +403,7 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute(_AUTOCHECKPOINT)
+        cursor.execute(_JOURNAL_LIMIT)
         cursor.close()
 
     @event.listens_for(engine, "begin")

@@ -11,6 +11,10 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# The shortest interval between checkpoints of SQLite's write-ahead log (billing/sqlite_wal.py):
+# shorter would only spin on an idle log.
+SQLITE_CHECKPOINT_MIN_SECONDS = 0.01  # float-ok: seconds
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="BILLING_", extra="ignore")
@@ -100,9 +104,10 @@ class Settings(BaseSettings):
     sqlite_checkpoint_seconds: float = Field(  # float-ok: seconds
         0.25,
         ge=0,
+        le=60,
         description="on SQLite, how often `billing serve` checkpoints the write-ahead log from "
-        "a thread of its own, so that no commit does it (0: off; the committing connection "
-        "then checkpoints past 10,000 pages of log)",
+        "a thread of its own (0, or 0.01 to 60; 0: off, and commits checkpoint it past "
+        "10,000 pages of log, as they do when they never pause long enough for the thread)",
     )
     migrate_on_start: bool = Field(
         True, description="`billing serve` applies migrations before starting (off in production)"
@@ -256,6 +261,16 @@ class Settings(BaseSettings):
         description="where notices to the operators go by email (a webhook endpoint disabled "
         "after failing); unset: the log and the webhook_endpoint.disabled event only",
     )
+
+    @model_validator(mode="after")
+    def _checkpoints_spaced(self) -> Settings:
+        if 0 < self.sqlite_checkpoint_seconds < SQLITE_CHECKPOINT_MIN_SECONDS:
+            raise ValueError(
+                "BILLING_SQLITE_CHECKPOINT_SECONDS must be 0 (off) or at least "
+                f"{SQLITE_CHECKPOINT_MIN_SECONDS}, "
+                f"got {self.sqlite_checkpoint_seconds}"
+            )
+        return self
 
     @model_validator(mode="after")
     def _archive_has_a_place(self) -> Settings:

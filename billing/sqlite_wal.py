@@ -3,38 +3,54 @@
 In WAL mode every commit appends the pages it changed to the log, and a checkpoint copies
 the log's pages back into the database file (and syncs it). By default the connection
 that commits past 1,000 pages of log runs the checkpoint itself, inside its commit: with
-ingestion, that is the writer thread every group waits for, and a checkpoint copies the
-same pages again and again (random event ids touch most leaf pages of the event tables).
-SQLite's documentation suggests the alternative used here: "an application can turn off
-the automatic checkpoint and run checkpoints in a separate thread"
+ingestion, that is the writer thread every group of requests waits for, and each
+checkpoint copies pages that the next commits change again (random event ids touch most
+leaf pages of the event tables). SQLite's documentation gives the alternative used here:
+checkpoints run by the application "in a separate thread or process"
 (https://www.sqlite.org/wal.html, "Application-Initiated Checkpoints").
 
-So `billing serve` checkpoints from a `WalCheckpointer` thread every
-BILLING_SQLITE_CHECKPOINT_SECONDS, a PASSIVE checkpoint (it never waits for, nor blocks,
-readers and writers), and every connection of ours keeps the automatic checkpoint only as
-a bound, at `db.WAL_AUTOCHECKPOINT_PAGES`: if the thread falls behind (or is off, as in the
-CLI), the log is still checkpointed by the committing connection once it holds that many
-pages (40 MB of 4 KiB pages). Measured in docs/benchmarks.md ("2026-12-02, fourth session").
+So `billing serve` runs a `WalCheckpointer`: a PASSIVE checkpoint every
+BILLING_SQLITE_CHECKPOINT_SECONDS, on a connection of its own, which copies what the log
+holds at that moment without waiting for or blocking readers and writers. Connections
+still checkpoint in their commit, but only past `db.WAL_AUTOCHECKPOINT_PAGES` (10,000)
+pages of log, where SQLite's default is 1,000. The two together:
+
+- When commits pause (most of the time), the thread's checkpoint copies the whole log and
+  the next commit restarts it from its beginning: no commit copies anything.
+- When commits never pause (a saturated writer), a PASSIVE checkpoint never catches up
+  with the log's end, and the log is restarted only by a commit's own checkpoint at the
+  bound; that checkpoint copies just the pages appended since the thread's last one, and
+  runs a tenth as often as SQLite's default would. The log may overshoot the bound while
+  the thread's checkpoint holds the checkpoint lock (the commit's is skipped, and tried
+  again at the next commit).
+
+`db.JOURNAL_SIZE_LIMIT` truncates the log file back to that size once it restarts.
+Measured in docs/benchmarks.md ("2026-12-02, fourth session").
 """
 
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from sqlalchemy import Engine
 
 from billing.db import in_memory
+from billing.settings import SQLITE_CHECKPOINT_MIN_SECONDS
 
 logger = logging.getLogger(__name__)
+
+MIN_INTERVAL = SQLITE_CHECKPOINT_MIN_SECONDS
 
 
 class Checkpoint(NamedTuple):
     """What one `PRAGMA wal_checkpoint(PASSIVE)` did (https://www.sqlite.org/pragma.html
     #pragma_wal_checkpoint): `busy` is 1 when another checkpoint (another process's) was
     running; `log_pages` the pages in the log, `checkpointed` how many of them are now in
-    the database file (fewer while a reader still uses older pages); both -1 when busy."""
+    the database file (fewer while a reader still uses older pages, or while a commit
+    appended more); both -1 when busy."""
 
     busy: int
     log_pages: int
@@ -48,43 +64,43 @@ def uses_wal_file(engine: Engine) -> bool:
 
 
 class WalCheckpointer:
-    """A daemon thread that checkpoints `engine`'s log every `interval` seconds, through a
-    pooled connection it takes for each checkpoint and gives back. `start` and `stop` are
-    idempotent; a failed checkpoint is logged and the next one is tried on time. ValueError
-    for an engine that is not a SQLite file (`uses_wal_file`) or an interval not above 0."""
+    """A daemon thread that checkpoints `engine`'s log every `interval` seconds (at least
+    MIN_INTERVAL), on a SQLite connection of its own, opened by `start` with the engine's
+    connect arguments and closed by `stop` (never one of the pool's: requests never wait
+    for it, nor it for them). `start` and `stop` are idempotent. A failed checkpoint is
+    logged with its traceback when it follows a successful one (or is the first), counted
+    in `failures` otherwise, and the next is tried on time; a success after failures is
+    logged too. ValueError for an engine that is not a SQLite file (`uses_wal_file`) or
+    too short an interval."""
 
     def __init__(self, engine: Engine, interval: float) -> None:  # float-ok: seconds
         if not uses_wal_file(engine):
             raise ValueError(f"{engine.url!r} is not a SQLite database in a file")
-        if not interval > 0:
-            raise ValueError(f"interval must be above 0 seconds, not {interval}")
+        if not interval >= MIN_INTERVAL:
+            raise ValueError(f"interval must be at least {MIN_INTERVAL} s, not {interval}")
         self._engine = engine
         self._interval = interval
-        self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
         self._lock = threading.Lock()
         self.last: Checkpoint | None = None  # the latest checkpoint's outcome
-        self.checkpoints = 0  # checkpoints run, busy ones included
-        self.failures = 0
+        self.checkpoints = 0  # checkpoints run by the thread, busy ones included
+        self.failures = 0  # failed ones, in all
 
-    def checkpoint(self) -> Checkpoint:
-        """Run one PASSIVE checkpoint now; raises what the database raises."""
-        connection = self._engine.raw_connection()
-        try:
-            cursor = connection.cursor()
-            try:
-                cursor.execute("PRAGMA wal_checkpoint(PASSIVE)")
-                row = cursor.fetchone()
-                assert row is not None  # the pragma answers a row, busy or not
-                busy, log_pages, checkpointed = row
-            finally:
-                cursor.close()
-        finally:
-            connection.close()  # back to the pool
-        done = Checkpoint(int(busy), int(log_pages), int(checkpointed))
-        self.last = done
-        self.checkpoints += 1
-        return done
+    def connect(self) -> Any:
+        """A new DB-API connection to the engine's database, made as the engine makes its
+        own (its URL and connect arguments), without the pool or its event hooks."""
+        dialect = self._engine.dialect
+        args, kwargs = dialect.create_connect_args(self._engine.url)
+        connection = dialect.connect(*args, **kwargs)
+        connection.isolation_level = None  # no implicit BEGIN: a pragma is all it runs
+        return connection
+
+    @staticmethod
+    def checkpoint(connection: sqlite3.Connection) -> Checkpoint:
+        """Run one PASSIVE checkpoint on `connection`; raises what sqlite3 raises."""
+        row = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        return Checkpoint(int(row[0]), int(row[1]), int(row[2]))
 
     @property
     def running(self) -> bool:
@@ -94,26 +110,47 @@ class WalCheckpointer:
         with self._lock:
             if self._thread is not None:
                 return
-            self._stopping.clear()
+            connection = self.connect()
+            stopping = self._stopping = threading.Event()  # its own: see stop()
             self._thread = threading.Thread(
-                target=self._run, name="sqlite-wal-checkpoint", daemon=True
+                target=self._run,
+                args=(connection, stopping),
+                name="sqlite-wal-checkpoint",
+                daemon=True,
             )
             self._thread.start()
 
     def stop(self, timeout: float = 30) -> None:  # float-ok: seconds
         """Stop the thread after the checkpoint under way, if any (waited for up to
-        `timeout`)."""
+        `timeout`; a thread still running then stops at its next turn, and closes its
+        connection, even if `start` runs another)."""
         with self._lock:
             thread, self._thread = self._thread, None
+            stopping = self._stopping
         if thread is None:
             return
-        self._stopping.set()
+        stopping.set()
         thread.join(timeout)
 
-    def _run(self) -> None:
-        while not self._stopping.wait(self._interval):
-            try:
-                self.checkpoint()
-            except Exception:  # the next one may work: a log not checkpointed only grows
-                self.failures += 1
-                logger.exception("checkpoint of the SQLite write-ahead log failed")
+    def _run(self, connection: sqlite3.Connection, stopping: threading.Event) -> None:
+        failing = False
+        try:
+            while not stopping.wait(self._interval):
+                try:
+                    self.last = self.checkpoint(connection)
+                except Exception:  # the next may work; meanwhile commits past the bound do it
+                    self.failures += 1
+                    if not failing:
+                        logger.exception("checkpoint of the SQLite write-ahead log failed")
+                    failing = True
+                else:
+                    if failing:
+                        logger.warning(
+                            "checkpoints of the SQLite write-ahead log work again "
+                            "(%d failed in all)",
+                            self.failures,
+                        )
+                    failing = False
+                self.checkpoints += 1
+        finally:
+            connection.close()

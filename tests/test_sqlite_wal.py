@@ -70,7 +70,9 @@ def test_a_commit_leaves_the_log_to_the_checkpointer(wal_engine: Engine, path: P
     # the commit wrote its pages to the log only: with SQLite's default bound (1,000
     # pages) the committing connection would have copied them into the file
     assert path.stat().st_size == before
-    done = WalCheckpointer(wal_engine, 1).checkpoint()
+    connection = WalCheckpointer(wal_engine, 1).connect()
+    done = WalCheckpointer.checkpoint(connection)
+    connection.close()
     assert done.busy == 0
     assert done.log_pages >= PAGES
     assert done.checkpointed == done.log_pages  # no reader held older pages back
@@ -81,18 +83,19 @@ def test_a_commit_leaves_the_log_to_the_checkpointer(wal_engine: Engine, path: P
 
 def test_a_reader_keeps_its_pages_until_it_ends(wal_engine: Engine) -> None:
     fill(wal_engine, 10)
-    checkpointer = WalCheckpointer(wal_engine, 1)
-    checkpointer.checkpoint()
+    own = WalCheckpointer(wal_engine, 1).connect()
+    WalCheckpointer.checkpoint(own)
     with wal_engine.connect().execution_options(sqlite_begin="DEFERRED") as reader:
         read = reader.begin()  # a read transaction, held open on its snapshot
         assert reader.execute(text("SELECT count(*) FROM filler")).scalar_one() == 20
         fill(wal_engine, 10)
-        held = checkpointer.checkpoint()
+        held = WalCheckpointer.checkpoint(own)
         assert held.checkpointed < held.log_pages  # PASSIVE: it did not wait for the reader
         assert reader.execute(text("SELECT count(*) FROM filler")).scalar_one() == 20
         read.commit()
-    freed = checkpointer.checkpoint()
+    freed = WalCheckpointer.checkpoint(own)
     assert freed.checkpointed == freed.log_pages
+    own.close()
 
 
 def test_the_thread_checkpoints_until_stopped(wal_engine: Engine, path: Path) -> None:
@@ -105,6 +108,8 @@ def test_the_thread_checkpoints_until_stopped(wal_engine: Engine, path: Path) ->
         fill(wal_engine)
         assert wait_for(lambda: path.stat().st_size > before)
         assert checkpointer.failures == 0
+        assert checkpointer.last is not None
+        assert checkpointer.last.busy == 0
     finally:
         checkpointer.stop()
         checkpointer.stop()
@@ -126,8 +131,9 @@ def test_only_for_sqlite_files(tmp_path: Path) -> None:
     postgres.dispose()
     file = make_engine(f"sqlite:///{tmp_path / 'f.db'}")
     assert uses_wal_file(file)
-    with pytest.raises(ValueError, match="above 0"):
-        WalCheckpointer(file, 0)
+    for interval in (0, 0.001):
+        with pytest.raises(ValueError, match=r"at least 0\.01"):
+            WalCheckpointer(file, interval)
     file.dispose()
 
 
@@ -153,3 +159,33 @@ def test_served_app_runs_the_thread_while_it_serves(
         fill(wal_engine)
         assert wait_for(lambda: (checkpointer.last or (0, 0, 0)).log_pages >= PAGES)
     assert not checkpointer.running
+
+
+def test_the_log_stays_bounded_when_commits_never_pause(wal_engine: Engine, path: Path) -> None:
+    """A PASSIVE checkpoint never catches up with a writer that commits without a pause;
+    the commits' own checkpoint past the bound restarts the log, and the file is cut back
+    to the journal size limit."""
+    size = page_size(wal_engine)
+    log = path.with_name(path.name + "-wal")
+    frame = size + 24  # a page and its frame header (https://www.sqlite.org/fileformat.html)
+    checkpointer = WalCheckpointer(wal_engine, 0.01)
+    checkpointer.start()
+    largest = 0
+    try:
+        for _ in range(WAL_AUTOCHECKPOINT_PAGES * 5 // 2 // 250):
+            fill(wal_engine, 250)
+            largest = max(largest, log.stat().st_size)
+    finally:
+        checkpointer.stop()
+    assert largest > WAL_AUTOCHECKPOINT_PAGES * frame // 2  # it did grow past the thread
+    assert largest <= 2 * WAL_AUTOCHECKPOINT_PAGES * frame
+    assert checkpointer.checkpoints > 0
+    with wal_engine.connect() as connection:
+        stored = connection.execute(text("SELECT count(*) FROM filler")).scalar_one()
+    assert stored == WAL_AUTOCHECKPOINT_PAGES * 5 // 2 // 250 * 500
+
+
+@pytest.mark.parametrize("seconds", [0.001, -1, 61])
+def test_settings_refuse_intervals_out_of_range(seconds) -> None:
+    with pytest.raises(ValueError, match=r"sqlite_checkpoint_seconds|BILLING_SQLITE_CHECKPOINT"):
+        Settings(tiers_dir=TIERS, sqlite_checkpoint_seconds=seconds)
