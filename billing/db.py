@@ -37,7 +37,7 @@ from sqlalchemy import (
     inspect,
     select,
 )
-from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.engine import URL, Dialect, make_url
 from sqlalchemy.types import DateTime
 from sqlmodel import Session, SQLModel
 
@@ -91,12 +91,22 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
-        if value is None:
-            return None
-        parsed: dt.datetime = dt.datetime.fromisoformat(value) if isinstance(value, str) else value
-        if parsed.tzinfo is None:
-            return parsed.replace(tzinfo=dt.UTC)
-        return parsed.astimezone(dt.UTC)
+        return stored_utc(value)
+
+
+def stored_utc(value: str | dt.datetime | None) -> dt.datetime | None:
+    """A `UTCDateTime` column's value as the driver returns it, read as the type reads it:
+    aware, in UTC. SQLite's text without an offset (how the type stores it) is UTC; text
+    with one (written by hand) and psycopg's datetimes (in the session's zone) are
+    converted. For reads that skip SQLAlchemy's result processing."""
+    if value is None:
+        return None
+    parsed = dt.datetime.fromisoformat(value) if isinstance(value, str) else value
+    if parsed.tzinfo is dt.UTC:
+        return parsed
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=dt.UTC)
+    return parsed.astimezone(dt.UTC)
 
 
 def table_of(model: type[SQLModel]) -> Table:
@@ -320,7 +330,7 @@ def recalled(connection: Connection, key: str) -> Any | None:
     return kept[1]
 
 
-def in_memory(url: str) -> bool:
+def in_memory(url: str | URL) -> bool:
     """Whether `url` names an in-memory SQLite database (`sqlite://`, `sqlite:///:memory:`,
     or `mode=memory`). Such a database lives in one connection and is gone when it closes:
     each thread of a served process would see its own, empty one."""

@@ -42,8 +42,6 @@ from billing.settings import SQLITE_CHECKPOINT_MIN_SECONDS
 
 logger = logging.getLogger(__name__)
 
-MIN_INTERVAL = SQLITE_CHECKPOINT_MIN_SECONDS
-
 
 class Checkpoint(NamedTuple):
     """What one `PRAGMA wal_checkpoint(PASSIVE)` did (https://www.sqlite.org/pragma.html
@@ -59,25 +57,26 @@ class Checkpoint(NamedTuple):
 
 def uses_wal_file(engine: Engine) -> bool:
     """Whether `engine` is a SQLite database in a file (in-memory ones have no log)."""
-    url = engine.url.render_as_string(hide_password=False)
-    return engine.dialect.name == "sqlite" and not in_memory(url)
+    return engine.dialect.name == "sqlite" and not in_memory(engine.url)
 
 
 class WalCheckpointer:
     """A daemon thread that checkpoints `engine`'s log every `interval` seconds (at least
-    MIN_INTERVAL), on a SQLite connection of its own, opened by `start` with the engine's
-    connect arguments and closed by `stop` (never one of the pool's: requests never wait
-    for it, nor it for them). `start` and `stop` are idempotent. A failed checkpoint is
-    logged with its traceback when it follows a successful one (or is the first), counted
-    in `failures` otherwise, and the next is tried on time; a success after failures is
-    logged too. ValueError for an engine that is not a SQLite file (`uses_wal_file`) or
-    too short an interval."""
+    SQLITE_CHECKPOINT_MIN_SECONDS), on a SQLite connection of its own (`connect`), opened by
+    `start` and closed by `stop`: never one of the pool's, so requests never wait for it,
+    nor it for them. `start` and `stop` are idempotent. A failed checkpoint is logged with
+    its traceback when it follows a successful one (or is the first), counted in `failures`
+    otherwise, and the next is tried on time; a success after failures is logged too.
+    ValueError for an engine that is not a SQLite file (`uses_wal_file`) or too short an
+    interval."""
 
     def __init__(self, engine: Engine, interval: float) -> None:  # float-ok: seconds
         if not uses_wal_file(engine):
             raise ValueError(f"{engine.url!r} is not a SQLite database in a file")
-        if not interval >= MIN_INTERVAL:
-            raise ValueError(f"interval must be at least {MIN_INTERVAL} s, not {interval}")
+        if not interval >= SQLITE_CHECKPOINT_MIN_SECONDS:
+            raise ValueError(
+                f"interval must be at least {SQLITE_CHECKPOINT_MIN_SECONDS} s, not {interval}"
+            )
         self._engine = engine
         self._interval = interval
         self._thread: threading.Thread | None = None
@@ -88,8 +87,10 @@ class WalCheckpointer:
         self.failures = 0  # failed ones, in all
 
     def connect(self) -> Any:
-        """A new DB-API connection to the engine's database, made as the engine makes its
-        own (its URL and connect arguments), without the pool or its event hooks."""
+        """A new DB-API connection to the engine's database, from the engine's URL as its
+        dialect reads it (check_same_thread off for a file), without the pool, its event
+        hooks (pragmas) or the engine's own connect arguments: a PASSIVE checkpoint sets
+        none of them and never waits on a lock."""
         dialect = self._engine.dialect
         args, kwargs = dialect.create_connect_args(self._engine.url)
         connection = dialect.connect(*args, **kwargs)

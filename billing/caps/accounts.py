@@ -13,7 +13,7 @@ from sqlalchemy import Connection
 
 from billing.caps.quota import QuotaTerms
 from billing.catalog import Catalog
-from billing.db import pg_binary
+from billing.db import pg_binary, stored_utc
 from billing.pricing.discounts import percent_in_force
 
 CHUNK = 5000
@@ -81,8 +81,8 @@ def read_accounts(connection: Connection, ids: set[str]) -> dict[str, Account]:
         found[customer_id] = Account(
             id=customer_id,
             anchor_day=anchor,
-            closed_through=_utc(closed),
-            billing_start=_utc(start_at),
+            closed_through=stored_utc(closed),
+            billing_start=stored_utc(start_at),
             discount_percent=percent,
             discount_until=until,
             thresholds=thresholds[text],
@@ -112,14 +112,15 @@ _READ_SQLITE = (
 
 
 def _typed_sqlite(row: Sequence[Any]) -> tuple[Any, ...]:
-    """A row of `_READ_SQLITE` as the columns' types read it: UTCDateTime (stored naive UTC
-    text) aware, ExactDecimal (text) Decimal, the date a date, the flag a bool."""
+    """A row of `_READ_SQLITE` as the columns' types read it: ExactDecimal (text) Decimal,
+    the date a date, the flag a bool; UTCDateTime's text is left to `stored_utc`, which
+    `read_accounts` applies to both engines' rows."""
     customer_id, anchor, closed, start_at, percent, until, text, free, webhook, product, cap = row
     return (
         customer_id,
         anchor,
-        _sqlite_utc(closed),
-        _sqlite_utc(start_at),
+        closed,
+        start_at,
         None if percent is None else Decimal(percent),
         None if until is None else dt.date.fromisoformat(until),
         text,
@@ -128,24 +129,6 @@ def _typed_sqlite(row: Sequence[Any]) -> tuple[Any, ...]:
         product,
         None if cap is None else Decimal(cap),
     )
-
-
-def _sqlite_utc(text: str | None) -> dt.datetime | None:
-    """A UTCDateTime column's SQLite text as the type reads it: naive text is UTC; text
-    with an offset (written by hand) is converted to UTC."""
-    if text is None:
-        return None
-    parsed = dt.datetime.fromisoformat(text)
-    if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=dt.UTC)
-    return parsed.astimezone(dt.UTC)
-
-
-def _utc(value: dt.datetime | None) -> dt.datetime | None:
-    """A timestamp as UTCDateTime reads it: aware, in UTC (psycopg gives the session's zone)."""
-    if value is None or value.tzinfo is dt.UTC:
-        return value
-    return value.astimezone(dt.UTC)
 
 
 def terms_for(catalog: Catalog, account: Account, product: str, start: dt.datetime) -> QuotaTerms:
